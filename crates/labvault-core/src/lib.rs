@@ -1,0 +1,2 @@
+//! The encrypted local vault.
+#![forbid(unsafe_code)]
