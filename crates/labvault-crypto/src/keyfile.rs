@@ -1,0 +1,525 @@
+//! The vault key file: small, versioned JSON holding the Argon2id parameters and salt and
+//! the root key wrapped twice (by the passphrase KEK and by the recovery-key KEK).
+//!
+//! Nothing in it is secret on its own; everything that matters is authenticated: both
+//! wrapped copies bind the vault id and their purpose as AES-GCM associated data, so
+//! swapping the wrapped keys (between the two slots or between vaults) fails to unlock.
+
+use std::time::{Duration, Instant};
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::recovery::RecoveryKey;
+use crate::secret::{
+    hkdf_32, unwrap, wrap, Passphrase, RootKey, WrappedKey, PURPOSE_ROOT_PASSPHRASE,
+    PURPOSE_ROOT_RECOVERY,
+};
+use crate::CryptoError;
+
+/// Current key file format version.
+pub const KEY_FILE_VERSION: u32 = 1;
+const FORMAT_TAG: &str = "labvault-keyfile";
+const KDF_ALGORITHM: &str = "argon2id-v19";
+const SALT_LEN: usize = 16;
+const RECOVERY_KEK_INFO: &[u8] = b"labvault/v1/recovery-kek";
+
+/// Argon2id cost parameters. Stored in the key file, checked against [`KdfParams::FLOOR`]
+/// and [`KdfParams::CEILING`] before any work is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub m_cost_kib: u32,
+    /// Passes over memory.
+    pub t_cost: u32,
+    /// Lanes.
+    pub p_cost: u32,
+}
+
+impl KdfParams {
+    /// Minimum accepted (OWASP's Argon2id baseline: 19 MiB, 2 passes, 1 lane), so a
+    /// hostile key file cannot make brute force cheap. Tests use it to stay fast.
+    pub const FLOOR: KdfParams = KdfParams {
+        m_cost_kib: 19 * 1024,
+        t_cost: 2,
+        p_cost: 1,
+    };
+    /// Maximum accepted (2 GiB, 20 passes, 16 lanes), so a hostile key file cannot
+    /// make unlocking exhaust memory or hang.
+    pub const CEILING: KdfParams = KdfParams {
+        m_cost_kib: 2 * 1024 * 1024,
+        t_cost: 20,
+        p_cost: 16,
+    };
+
+    /// Measures this machine and picks parameters taking about `target` (LabVault uses
+    /// ~0.5-1 s at vault creation), clamped to [FLOOR, CEILING].
+    ///
+    /// Memory is fixed at 64 MiB (or 256 MiB when that still fits the target with 2 passes);
+    /// passes are scaled to the target. One lane, because the argon2 crate runs lanes
+    /// sequentially, so extra lanes would only add time without adding attacker cost.
+    pub fn calibrate(target: Duration) -> KdfParams {
+        let probe = KdfParams {
+            m_cost_kib: 64 * 1024,
+            t_cost: 2,
+            p_cost: 1,
+        };
+        let t0 = Instant::now();
+        let _ = derive_kek(b"calibration", &[0u8; SALT_LEN], probe);
+        let per_pass = (t0.elapsed() / 2).max(Duration::from_micros(100));
+        let mut m = probe.m_cost_kib;
+        // If 4x the memory at 2 passes still fits the target, prefer memory hardness.
+        if per_pass * 8 <= target {
+            m *= 4;
+        }
+        let per_pass_m = per_pass * (m / probe.m_cost_kib);
+        let t = (target.as_secs_f64() / per_pass_m.as_secs_f64()).round() as u32;
+        KdfParams {
+            m_cost_kib: m,
+            t_cost: t,
+            p_cost: 1,
+        }
+        .clamped()
+    }
+
+    fn clamped(self) -> KdfParams {
+        KdfParams {
+            m_cost_kib: self
+                .m_cost_kib
+                .clamp(Self::FLOOR.m_cost_kib, Self::CEILING.m_cost_kib),
+            t_cost: self.t_cost.clamp(Self::FLOOR.t_cost, Self::CEILING.t_cost),
+            p_cost: self.p_cost.clamp(Self::FLOOR.p_cost, Self::CEILING.p_cost),
+        }
+    }
+
+    /// Rejects parameters outside [FLOOR, CEILING] (from a key file or a caller).
+    pub fn check_bounds(&self) -> Result<(), CryptoError> {
+        let f = Self::FLOOR;
+        let c = Self::CEILING;
+        let check = |name: &str, v: u32, lo: u32, hi: u32| {
+            if v < lo || v > hi {
+                Err(CryptoError::KdfOutOfBounds(format!(
+                    "{name} = {v} is outside the accepted range {lo}..={hi}"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        check("m_cost_kib", self.m_cost_kib, f.m_cost_kib, c.m_cost_kib)?;
+        check("t_cost", self.t_cost, f.t_cost, c.t_cost)?;
+        check("p_cost", self.p_cost, f.p_cost, c.p_cost)?;
+        // Argon2 requires at least 8 KiB of memory per lane.
+        if self.m_cost_kib < 8 * self.p_cost {
+            return Err(CryptoError::KdfOutOfBounds(
+                "m_cost_kib must be at least 8 * p_cost".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Passphrase → Argon2id → 256-bit key-encryption key.
+fn derive_kek(passphrase: &[u8], salt: &[u8], p: KdfParams) -> Zeroizing<[u8; 32]> {
+    let params = Params::new(p.m_cost_kib, p.t_cost, p.p_cost, Some(32))
+        .expect("parameters were bounds-checked");
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    let mut out = Zeroizing::new([0u8; 32]);
+    argon
+        .hash_password_into(passphrase, salt, out.as_mut())
+        .expect("salt length and output length are valid");
+    out
+}
+
+/// Recovery key → HKDF-SHA256 → KEK. No Argon2: the recovery key has 256 bits of entropy.
+fn recovery_kek(r: &RecoveryKey, vault_id: &str) -> Zeroizing<[u8; 32]> {
+    hkdf_32(&r.0, Some(vault_id.as_bytes()), &[RECOVERY_KEK_INFO])
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KdfJson {
+    algorithm: String,
+    m_cost_kib: u32,
+    t_cost: u32,
+    p_cost: u32,
+    salt: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFileJson {
+    format: String,
+    version: u32,
+    vault_id: String,
+    kdf: KdfJson,
+    root_key_wrapped_by_passphrase: String,
+    root_key_wrapped_by_recovery_key: String,
+}
+
+/// The parsed, validated key file. Contains only non-secret (wrapped) material.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyFile {
+    vault_id: String,
+    kdf: KdfParams,
+    salt: [u8; SALT_LEN],
+    wrapped_by_passphrase: WrappedKey,
+    wrapped_by_recovery: WrappedKey,
+}
+
+impl KeyFile {
+    /// Creates a new vault identity: random vault id, root key and recovery key.
+    /// The recovery key is returned once, to be shown to the user, and never stored.
+    pub fn create(
+        passphrase: &Passphrase,
+        kdf: KdfParams,
+    ) -> Result<(KeyFile, RootKey, RecoveryKey), CryptoError> {
+        kdf.check_bounds()?;
+        let mut id = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut id);
+        let vault_id = hex::encode(id);
+        let root = RootKey::generate();
+        let recovery = RecoveryKey::generate();
+        let mut salt = [0u8; SALT_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut salt);
+        let kek = derive_kek(passphrase.as_bytes(), &salt, kdf);
+        let wrapped_by_passphrase =
+            wrap(&kek, &root.0, PURPOSE_ROOT_PASSPHRASE, vault_id.as_bytes());
+        let rkek = recovery_kek(&recovery, &vault_id);
+        let wrapped_by_recovery = wrap(&rkek, &root.0, PURPOSE_ROOT_RECOVERY, vault_id.as_bytes());
+        Ok((
+            KeyFile {
+                vault_id,
+                kdf,
+                salt,
+                wrapped_by_passphrase,
+                wrapped_by_recovery,
+            },
+            root,
+            recovery,
+        ))
+    }
+
+    /// Runs Argon2id with the stored parameters; any failure is `WrongPassphrase`, nothing more.
+    pub fn unlock_with_passphrase(&self, p: &Passphrase) -> Result<RootKey, CryptoError> {
+        let kek = derive_kek(p.as_bytes(), &self.salt, self.kdf);
+        unwrap(
+            &kek,
+            &self.wrapped_by_passphrase,
+            PURPOSE_ROOT_PASSPHRASE,
+            self.vault_id.as_bytes(),
+        )
+        .map(|k| RootKey(*k))
+        .map_err(|_| CryptoError::WrongPassphrase)
+    }
+
+    /// Unlocks with the written-down recovery key (after a forgotten passphrase).
+    pub fn unlock_with_recovery_key(&self, r: &RecoveryKey) -> Result<RootKey, CryptoError> {
+        let kek = recovery_kek(r, &self.vault_id);
+        unwrap(
+            &kek,
+            &self.wrapped_by_recovery,
+            PURPOSE_ROOT_RECOVERY,
+            self.vault_id.as_bytes(),
+        )
+        .map(|k| RootKey(*k))
+        .map_err(|_| CryptoError::WrongRecoveryKey)
+    }
+
+    /// Changing the passphrase re-wraps the root key only (new salt, new params); no data
+    /// is re-encrypted and the recovery key keeps working. `root` must be this vault's
+    /// unlocked root key.
+    pub fn with_new_passphrase(
+        &self,
+        root: &RootKey,
+        new: &Passphrase,
+        kdf: KdfParams,
+    ) -> Result<KeyFile, CryptoError> {
+        kdf.check_bounds()?;
+        let mut salt = [0u8; SALT_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut salt);
+        let kek = derive_kek(new.as_bytes(), &salt, kdf);
+        Ok(KeyFile {
+            vault_id: self.vault_id.clone(),
+            kdf,
+            salt,
+            wrapped_by_passphrase: wrap(
+                &kek,
+                &root.0,
+                PURPOSE_ROOT_PASSPHRASE,
+                self.vault_id.as_bytes(),
+            ),
+            wrapped_by_recovery: self.wrapped_by_recovery.clone(),
+        })
+    }
+
+    /// Random 128-bit vault id (32 lowercase hex chars); also the OS keyring entry name.
+    pub fn vault_id(&self) -> &str {
+        &self.vault_id
+    }
+
+    /// The Argon2id parameters this key file uses.
+    pub fn kdf_params(&self) -> KdfParams {
+        self.kdf
+    }
+
+    /// Pretty JSON, for humans inspecting a vault directory.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let j = KeyFileJson {
+            format: FORMAT_TAG.into(),
+            version: KEY_FILE_VERSION,
+            vault_id: self.vault_id.clone(),
+            kdf: KdfJson {
+                algorithm: KDF_ALGORITHM.into(),
+                m_cost_kib: self.kdf.m_cost_kib,
+                t_cost: self.kdf.t_cost,
+                p_cost: self.kdf.p_cost,
+                salt: B64.encode(self.salt),
+            },
+            root_key_wrapped_by_passphrase: B64.encode(self.wrapped_by_passphrase.as_bytes()),
+            root_key_wrapped_by_recovery_key: B64.encode(self.wrapped_by_recovery.as_bytes()),
+        };
+        let mut v = serde_json::to_vec_pretty(&j).expect("serializing plain structs");
+        v.push(b'\n');
+        v
+    }
+
+    /// Parses and validates, cheapest checks first: JSON and format tag, version, field
+    /// shapes, then KDF bounds (before any KDF work could be triggered).
+    pub fn from_bytes(b: &[u8]) -> Result<KeyFile, CryptoError> {
+        let corrupt = |m: String| CryptoError::CorruptKeyFile(m);
+        let v: serde_json::Value =
+            serde_json::from_slice(b).map_err(|e| corrupt(format!("not valid JSON ({e})")))?;
+        if v.get("format").and_then(|f| f.as_str()) != Some(FORMAT_TAG) {
+            return Err(corrupt("not a LabVault key file (missing format tag)".into()));
+        }
+        let version = v
+            .get("version")
+            .and_then(|x| x.as_u64())
+            .ok_or_else(|| corrupt("missing or invalid version".into()))?;
+        if version > u64::from(KEY_FILE_VERSION) {
+            return Err(CryptoError::UnsupportedVersion(
+                u32::try_from(version).unwrap_or(u32::MAX),
+            ));
+        }
+        if version != u64::from(KEY_FILE_VERSION) {
+            return Err(corrupt(format!("invalid version {version}")));
+        }
+        let j: KeyFileJson =
+            serde_json::from_value(v).map_err(|e| corrupt(format!("malformed fields ({e})")))?;
+        if j.kdf.algorithm != KDF_ALGORITHM {
+            return Err(corrupt(format!("unknown KDF algorithm {:?}", j.kdf.algorithm)));
+        }
+        if j.vault_id.len() != 32 || !j.vault_id.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(corrupt("vault_id is not 32 hex characters".into()));
+        }
+        let kdf = KdfParams {
+            m_cost_kib: j.kdf.m_cost_kib,
+            t_cost: j.kdf.t_cost,
+            p_cost: j.kdf.p_cost,
+        };
+        kdf.check_bounds()?;
+        let salt: [u8; SALT_LEN] = B64
+            .decode(&j.kdf.salt)
+            .ok()
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| corrupt("kdf salt is not 16 base64-encoded bytes".into()))?;
+        let wk = |name: &str, s: &str| -> Result<WrappedKey, CryptoError> {
+            let raw = B64
+                .decode(s)
+                .map_err(|_| corrupt(format!("{name} is not valid base64")))?;
+            WrappedKey::from_bytes(raw).map_err(|e| corrupt(format!("{name}: {e}")))
+        };
+        Ok(KeyFile {
+            wrapped_by_passphrase: wk(
+                "root_key_wrapped_by_passphrase",
+                &j.root_key_wrapped_by_passphrase,
+            )?,
+            wrapped_by_recovery: wk(
+                "root_key_wrapped_by_recovery_key",
+                &j.root_key_wrapped_by_recovery_key,
+            )?,
+            vault_id: j.vault_id,
+            kdf,
+            salt,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pp(s: &str) -> Passphrase {
+        Passphrase::new(s.to_owned())
+    }
+
+    fn edit(kf: &KeyFile, f: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+        let mut v: serde_json::Value = serde_json::from_slice(&kf.to_bytes()).unwrap();
+        f(&mut v);
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    #[test]
+    fn create_unlock_round_trip_via_bytes() {
+        let (kf, root, rec) = KeyFile::create(&pp("correct horse"), KdfParams::FLOOR).unwrap();
+        let kf2 = KeyFile::from_bytes(&kf.to_bytes()).unwrap();
+        assert_eq!(kf, kf2);
+        assert_eq!(kf2.unlock_with_passphrase(&pp("correct horse")).unwrap().0, root.0);
+        assert_eq!(kf2.unlock_with_recovery_key(&rec).unwrap().0, root.0);
+        let parsed = RecoveryKey::parse(&rec.to_display_string()).unwrap();
+        assert_eq!(kf2.unlock_with_recovery_key(&parsed).unwrap().0, root.0);
+        assert_eq!(kf2.vault_id().len(), 32);
+        assert_eq!(kf2.kdf_params(), KdfParams::FLOOR);
+    }
+
+    #[test]
+    fn wrong_passphrase_says_only_that() {
+        let (kf, _, _) = KeyFile::create(&pp("a"), KdfParams::FLOOR).unwrap();
+        let e = kf.unlock_with_passphrase(&pp("b")).unwrap_err();
+        assert!(matches!(e, CryptoError::WrongPassphrase));
+        assert_eq!(e.to_string(), "wrong passphrase");
+    }
+
+    #[test]
+    fn wrong_recovery_key() {
+        let (kf, _, _) = KeyFile::create(&pp("a"), KdfParams::FLOOR).unwrap();
+        let other = RecoveryKey::generate();
+        assert_eq!(
+            kf.unlock_with_recovery_key(&other).unwrap_err().code(),
+            "wrong_recovery_key"
+        );
+    }
+
+    #[test]
+    fn change_passphrase_rewraps_only() {
+        let (kf, root, rec) = KeyFile::create(&pp("old"), KdfParams::FLOOR).unwrap();
+        let kf2 = kf.with_new_passphrase(&root, &pp("new"), KdfParams::FLOOR).unwrap();
+        assert_eq!(kf2.vault_id(), kf.vault_id());
+        assert_eq!(kf2.unlock_with_passphrase(&pp("new")).unwrap().0, root.0);
+        assert!(matches!(
+            kf2.unlock_with_passphrase(&pp("old")),
+            Err(CryptoError::WrongPassphrase)
+        ));
+        assert_eq!(kf2.unlock_with_recovery_key(&rec).unwrap().0, root.0);
+        // Same root => same catalog key => catalog and blobs stay readable.
+        assert_eq!(
+            *kf2.unlock_with_passphrase(&pp("new"))
+                .unwrap()
+                .catalog_key()
+                .sqlcipher_key_pragma_value(),
+            *root.catalog_key().sqlcipher_key_pragma_value()
+        );
+    }
+
+    #[test]
+    fn corrupt_and_foreign_files() {
+        for bad in [
+            &b""[..],
+            b"not json",
+            b"{}",
+            b"[1,2]",
+            br#"{"format":"something-else","version":1}"#,
+            br#"{"format":"labvault-keyfile"}"#,
+            br#"{"format":"labvault-keyfile","version":1}"#,
+            br#"{"format":"labvault-keyfile","version":0}"#,
+        ] {
+            let e = KeyFile::from_bytes(bad).unwrap_err();
+            assert_eq!(e.code(), "corrupt_key_file", "{:?}", String::from_utf8_lossy(bad));
+        }
+        let (kf, _, _) = KeyFile::create(&pp("a"), KdfParams::FLOOR).unwrap();
+        let truncated = &kf.to_bytes()[..40];
+        assert_eq!(KeyFile::from_bytes(truncated).unwrap_err().code(), "corrupt_key_file");
+        let b = edit(&kf, |v| v["kdf"]["salt"] = "AAAA".into());
+        assert_eq!(KeyFile::from_bytes(&b).unwrap_err().code(), "corrupt_key_file");
+        let b = edit(&kf, |v| v["root_key_wrapped_by_passphrase"] = "!!".into());
+        assert_eq!(KeyFile::from_bytes(&b).unwrap_err().code(), "corrupt_key_file");
+        let b = edit(&kf, |v| v["extra"] = 1.into());
+        assert_eq!(KeyFile::from_bytes(&b).unwrap_err().code(), "corrupt_key_file");
+        let b = edit(&kf, |v| v["kdf"]["algorithm"] = "pbkdf2".into());
+        assert_eq!(KeyFile::from_bytes(&b).unwrap_err().code(), "corrupt_key_file");
+    }
+
+    #[test]
+    fn newer_version_is_unsupported() {
+        let (kf, _, _) = KeyFile::create(&pp("a"), KdfParams::FLOOR).unwrap();
+        let b = edit(&kf, |v| v["version"] = 99.into());
+        assert!(matches!(
+            KeyFile::from_bytes(&b),
+            Err(CryptoError::UnsupportedVersion(99))
+        ));
+    }
+
+    #[test]
+    fn kdf_params_out_of_bounds_rejected_before_any_work() {
+        let (kf, _, _) = KeyFile::create(&pp("a"), KdfParams::FLOOR).unwrap();
+        for (field, val) in [
+            ("m_cost_kib", 8u64),
+            ("m_cost_kib", 4 * 1024 * 1024 * 1024),
+            ("m_cost_kib", 3 * 1024 * 1024),
+            ("t_cost", 1),
+            ("t_cost", 1000),
+            ("p_cost", 0),
+            ("p_cost", 64),
+        ] {
+            let b = edit(&kf, |v| v["kdf"][field] = val.into());
+            let e = KeyFile::from_bytes(&b).unwrap_err();
+            // u32 overflow is a malformed field, the rest are bound violations.
+            if val > u64::from(u32::MAX) {
+                assert_eq!(e.code(), "corrupt_key_file");
+            } else {
+                assert_eq!(e.code(), "kdf_out_of_bounds", "{field}={val}");
+            }
+        }
+        assert!(KeyFile::create(
+            &pp("a"),
+            KdfParams {
+                t_cost: 1,
+                ..KdfParams::FLOOR
+            }
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn swapped_wrapped_keys_do_not_unlock() {
+        let (kf, _, rec) = KeyFile::create(&pp("a"), KdfParams::FLOOR).unwrap();
+        let b = edit(&kf, |v| {
+            let p = v["root_key_wrapped_by_passphrase"].clone();
+            v["root_key_wrapped_by_passphrase"] = v["root_key_wrapped_by_recovery_key"].clone();
+            v["root_key_wrapped_by_recovery_key"] = p;
+        });
+        let swapped = KeyFile::from_bytes(&b).unwrap();
+        assert_eq!(
+            swapped.unlock_with_passphrase(&pp("a")).unwrap_err().code(),
+            "wrong_passphrase"
+        );
+        assert_eq!(
+            swapped.unlock_with_recovery_key(&rec).unwrap_err().code(),
+            "wrong_recovery_key"
+        );
+        // Wrapped key of another vault (same passphrase) does not unlock this one: the
+        // vault id is bound.
+        let (other, _, _) = KeyFile::create(&pp("a"), KdfParams::FLOOR).unwrap();
+        let ob: serde_json::Value = serde_json::from_slice(&other.to_bytes()).unwrap();
+        let b = edit(&kf, |v| {
+            v["root_key_wrapped_by_passphrase"] = ob["root_key_wrapped_by_passphrase"].clone();
+            v["kdf"] = ob["kdf"].clone();
+        });
+        let franken = KeyFile::from_bytes(&b).unwrap();
+        assert!(matches!(
+            franken.unlock_with_passphrase(&pp("a")),
+            Err(CryptoError::WrongPassphrase)
+        ));
+    }
+
+    #[test]
+    fn calibrate_is_clamped() {
+        let p = KdfParams::calibrate(Duration::from_millis(1));
+        assert!(p.check_bounds().is_ok());
+        assert_eq!(p.t_cost, KdfParams::FLOOR.t_cost);
+    }
+}
