@@ -37,6 +37,8 @@ const KIND_FINAL: u8 = 1;
 const SUBKEY_INFO: &[u8] = b"labvault/blob/v1/chunk-key";
 /// Target plaintext bytes per parallel batch.
 const BATCH_BYTES: usize = 8 << 20;
+/// Cap so tiny chunk sizes (test vectors) do not create huge job lists.
+const MAX_BATCH_CHUNKS: usize = 1024;
 
 /// What the vault records in its catalog after storing a blob.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,7 +120,11 @@ impl Header {
     }
 
     fn cipher(&self, key: &DataKey) -> ChunkCipher {
-        let sub = hkdf_32(&key.0, Some(&self.bytes[32..64]), &[SUBKEY_INFO, &self.bytes[16..32]]);
+        let sub = hkdf_32(
+            &key.0,
+            Some(&self.bytes[32..64]),
+            &[SUBKEY_INFO, &self.bytes[16..32]],
+        );
         let mut prefix = [0u8; 7];
         prefix.copy_from_slice(&self.bytes[64..71]);
         ChunkCipher {
@@ -206,8 +212,9 @@ fn threads() -> usize {
         .unwrap_or(1)
 }
 
+/// Chunks per batch: ~8 MiB of plaintext, at most 1024 chunks, at least one per core.
 fn batch_chunks(cs: usize) -> usize {
-    (BATCH_BYTES / cs).max(threads()).max(1)
+    (BATCH_BYTES / cs).min(MAX_BATCH_CHUNKS).max(threads())
 }
 
 /// Runs `f(chunk_slot, item)` for every item, spread over all cores in contiguous runs;
@@ -387,43 +394,29 @@ pub fn decrypt_blob<R: Read, W: Write>(
     let mut index: u64 = 0;
     let mut done = false;
     while !done {
-        // Parse up to nb frames: (ciphertext length incl. tag, is_last).
+        // Parse up to nb frames: (ciphertext length incl. tag, is_last). A framing error is
+        // held back until the frames before it have been verified, so errors are reported
+        // in stream order (a tampered chunk before a truncation is reported as tampered).
         let mut frames: Vec<(usize, bool)> = Vec::with_capacity(nb);
+        let mut pending: Option<CryptoError> = None;
         while frames.len() < nb && !done {
             let i = index + frames.len() as u64;
             let off = frames.len() * slot;
-            let mut kind = [0u8; 1];
-            if read_full(&mut input, &mut kind)? == 0 {
-                return Err(CryptoError::Truncated);
-            }
-            let len = match kind[0] {
-                KIND_CHUNK => slot,
-                KIND_FINAL => {
-                    let mut l = [0u8; 4];
-                    if read_full(&mut input, &mut l)? < 4 {
-                        return Err(CryptoError::Truncated);
-                    }
-                    let l = u32::from_be_bytes(l) as usize;
-                    if !(TAG_LEN..=slot).contains(&l) {
-                        return Err(CryptoError::Tampered { chunk: i });
-                    }
-                    done = true;
-                    l
+            match read_frame(&mut input, i, slot, &mut buf[off..off + slot]) {
+                Ok((len, last)) => {
+                    frames.push((len, last));
+                    done = last;
                 }
-                _ => return Err(CryptoError::Tampered { chunk: i }),
-            };
-            if i > u64::from(u32::MAX) {
-                return Err(CryptoError::Tampered { chunk: i });
+                Err(e) => {
+                    pending = Some(e);
+                    break;
+                }
             }
-            if read_full(&mut input, &mut buf[off..off + len])? < len {
-                return Err(CryptoError::Truncated);
-            }
-            frames.push((len, done));
         }
         if done {
             let mut extra = [0u8; 1];
             if read_full(&mut input, &mut extra)? != 0 {
-                return Err(CryptoError::TrailingData);
+                pending = Some(CryptoError::TrailingData);
             }
         }
         struct Job<'a> {
@@ -465,12 +458,51 @@ pub fn decrypt_blob<R: Read, W: Write>(
         }
         index += jobs.len() as u64;
         progress(pt_len);
+        if let Some(e) = pending {
+            return Err(e);
+        }
     }
     output.flush()?;
     Ok(DecryptSummary {
         plaintext_len: pt_len,
         sha256: hasher.finalize().into(),
     })
+}
+
+/// Reads one frame into `dst` (capacity `slot` = chunk size + tag); returns its
+/// ciphertext length (including tag) and whether it is the final chunk.
+fn read_frame<R: Read>(
+    input: &mut R,
+    i: u64,
+    slot: usize,
+    dst: &mut [u8],
+) -> Result<(usize, bool), CryptoError> {
+    let mut kind = [0u8; 1];
+    if read_full(input, &mut kind)? == 0 {
+        return Err(CryptoError::Truncated);
+    }
+    if i > u64::from(u32::MAX) {
+        return Err(CryptoError::Tampered { chunk: i });
+    }
+    let (len, last) = match kind[0] {
+        KIND_CHUNK => (slot, false),
+        KIND_FINAL => {
+            let mut l = [0u8; 4];
+            if read_full(input, &mut l)? < 4 {
+                return Err(CryptoError::Truncated);
+            }
+            let l = u32::from_be_bytes(l) as usize;
+            if !(TAG_LEN..=slot).contains(&l) {
+                return Err(CryptoError::Tampered { chunk: i });
+            }
+            (l, true)
+        }
+        _ => return Err(CryptoError::Tampered { chunk: i }),
+    };
+    if read_full(input, &mut dst[..len])? < len {
+        return Err(CryptoError::Truncated);
+    }
+    Ok((len, last))
 }
 
 /// Random access for previews (HTTP range requests): verifies the final chunk (which

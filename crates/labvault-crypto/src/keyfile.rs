@@ -294,7 +294,9 @@ impl KeyFile {
         let v: serde_json::Value =
             serde_json::from_slice(b).map_err(|e| corrupt(format!("not valid JSON ({e})")))?;
         if v.get("format").and_then(|f| f.as_str()) != Some(FORMAT_TAG) {
-            return Err(corrupt("not a LabVault key file (missing format tag)".into()));
+            return Err(corrupt(
+                "not a LabVault key file (missing format tag)".into(),
+            ));
         }
         let version = v
             .get("version")
@@ -311,7 +313,10 @@ impl KeyFile {
         let j: KeyFileJson =
             serde_json::from_value(v).map_err(|e| corrupt(format!("malformed fields ({e})")))?;
         if j.kdf.algorithm != KDF_ALGORITHM {
-            return Err(corrupt(format!("unknown KDF algorithm {:?}", j.kdf.algorithm)));
+            return Err(corrupt(format!(
+                "unknown KDF algorithm {:?}",
+                j.kdf.algorithm
+            )));
         }
         if j.vault_id.len() != 32 || !j.vault_id.bytes().all(|c| c.is_ascii_hexdigit()) {
             return Err(corrupt("vault_id is not 32 hex characters".into()));
@@ -368,7 +373,10 @@ mod tests {
         let (kf, root, rec) = KeyFile::create(&pp("correct horse"), KdfParams::FLOOR).unwrap();
         let kf2 = KeyFile::from_bytes(&kf.to_bytes()).unwrap();
         assert_eq!(kf, kf2);
-        assert_eq!(kf2.unlock_with_passphrase(&pp("correct horse")).unwrap().0, root.0);
+        assert_eq!(
+            kf2.unlock_with_passphrase(&pp("correct horse")).unwrap().0,
+            root.0
+        );
         assert_eq!(kf2.unlock_with_recovery_key(&rec).unwrap().0, root.0);
         let parsed = RecoveryKey::parse(&rec.to_display_string()).unwrap();
         assert_eq!(kf2.unlock_with_recovery_key(&parsed).unwrap().0, root.0);
@@ -397,7 +405,9 @@ mod tests {
     #[test]
     fn change_passphrase_rewraps_only() {
         let (kf, root, rec) = KeyFile::create(&pp("old"), KdfParams::FLOOR).unwrap();
-        let kf2 = kf.with_new_passphrase(&root, &pp("new"), KdfParams::FLOOR).unwrap();
+        let kf2 = kf
+            .with_new_passphrase(&root, &pp("new"), KdfParams::FLOOR)
+            .unwrap();
         assert_eq!(kf2.vault_id(), kf.vault_id());
         assert_eq!(kf2.unlock_with_passphrase(&pp("new")).unwrap().0, root.0);
         assert!(matches!(
@@ -428,19 +438,39 @@ mod tests {
             br#"{"format":"labvault-keyfile","version":0}"#,
         ] {
             let e = KeyFile::from_bytes(bad).unwrap_err();
-            assert_eq!(e.code(), "corrupt_key_file", "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                e.code(),
+                "corrupt_key_file",
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let (kf, _, _) = KeyFile::create(&pp("a"), KdfParams::FLOOR).unwrap();
         let truncated = &kf.to_bytes()[..40];
-        assert_eq!(KeyFile::from_bytes(truncated).unwrap_err().code(), "corrupt_key_file");
+        assert_eq!(
+            KeyFile::from_bytes(truncated).unwrap_err().code(),
+            "corrupt_key_file"
+        );
         let b = edit(&kf, |v| v["kdf"]["salt"] = "AAAA".into());
-        assert_eq!(KeyFile::from_bytes(&b).unwrap_err().code(), "corrupt_key_file");
+        assert_eq!(
+            KeyFile::from_bytes(&b).unwrap_err().code(),
+            "corrupt_key_file"
+        );
         let b = edit(&kf, |v| v["root_key_wrapped_by_passphrase"] = "!!".into());
-        assert_eq!(KeyFile::from_bytes(&b).unwrap_err().code(), "corrupt_key_file");
+        assert_eq!(
+            KeyFile::from_bytes(&b).unwrap_err().code(),
+            "corrupt_key_file"
+        );
         let b = edit(&kf, |v| v["extra"] = 1.into());
-        assert_eq!(KeyFile::from_bytes(&b).unwrap_err().code(), "corrupt_key_file");
+        assert_eq!(
+            KeyFile::from_bytes(&b).unwrap_err().code(),
+            "corrupt_key_file"
+        );
         let b = edit(&kf, |v| v["kdf"]["algorithm"] = "pbkdf2".into());
-        assert_eq!(KeyFile::from_bytes(&b).unwrap_err().code(), "corrupt_key_file");
+        assert_eq!(
+            KeyFile::from_bytes(&b).unwrap_err().code(),
+            "corrupt_key_file"
+        );
     }
 
     #[test]

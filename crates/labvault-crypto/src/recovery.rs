@@ -190,7 +190,9 @@ mod tests {
         let s = RecoveryKey([1; 32]).to_display_string();
         assert!(RecoveryKey::parse(&s[..s.len() - 1]).is_err());
         assert!(RecoveryKey::parse(&format!("{}A", &*s)).is_err());
-        assert!(RecoveryKey::parse(&s.replacen(|c: char| c.is_ascii_alphanumeric(), "U", 1)).is_err());
+        assert!(
+            RecoveryKey::parse(&s.replacen(|c: char| c.is_ascii_alphanumeric(), "U", 1)).is_err()
+        );
         assert!(RecoveryKey::parse("").is_err());
         assert_eq!(
             RecoveryKey::parse("hello").unwrap_err().code(),

@@ -362,7 +362,10 @@ mod tests {
         let b = root.catalog_key().sqlcipher_key_pragma_value();
         assert_eq!(*a, *b);
         assert!(a.starts_with("x'") && a.ends_with('\'') && a.len() == 67);
-        assert_ne!(*a, *RootKey([8; 32]).catalog_key().sqlcipher_key_pragma_value());
+        assert_ne!(
+            *a,
+            *RootKey([8; 32]).catalog_key().sqlcipher_key_pragma_value()
+        );
     }
 
     #[test]

@@ -1,0 +1,448 @@
+//! Committed test vectors for blob format v1 (`tests/vectors/blob-v1.json`).
+//!
+//! `vectors_decrypt_as_committed` checks every committed vector against the decoder
+//! (valid ones decrypt to the given plaintext, negative ones fail with the exact error
+//! code and chunk); `vectors_do_not_drift` regenerates them with the deterministic
+//! entry point and demands byte equality with the committed file.
+//! Regenerate after an intentional format change with:
+//! `LABVAULT_REGEN_VECTORS=1 cargo test -p labvault-crypto --test vectors`
+
+use labvault_crypto::{decrypt_blob, encrypt_blob_with_header_randomness, CryptoError, DataKey};
+use serde_json::{json, Value};
+
+const CS: u32 = 64;
+const KEY: [u8; 32] = {
+    let mut k = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        k[i] = i as u8;
+        i += 1;
+    }
+    k
+};
+const OTHER_KEY: [u8; 32] = [0xEE; 32];
+const FILE_ID: [u8; 16] = *b"labvault-vector1";
+const OTHER_FILE_ID: [u8; 16] = *b"labvault-vector2";
+const SALT: [u8; 32] = [0x5A; 32];
+const PREFIX: [u8; 7] = [1, 2, 3, 4, 5, 6, 7];
+const HDR: usize = 71;
+const FRAME: usize = 64 + 17;
+
+fn path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/blob-v1.json")
+}
+
+fn plaintext(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + 3) as u8).collect()
+}
+
+fn encrypt(file_id: &[u8; 16], salt: &[u8; 32], pt: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encrypt_blob_with_header_randomness(
+        &DataKey::from_bytes_for_test_vectors(KEY),
+        file_id,
+        CS,
+        salt,
+        &PREFIX,
+        pt,
+        &mut out,
+        &mut |_| {},
+    )
+    .unwrap();
+    out
+}
+
+fn case(name: &str, why: &str, pt: &[u8], blob: &[u8], expect: Value) -> Value {
+    case_with(name, why, &KEY, &FILE_ID, pt, blob, expect)
+}
+
+fn case_with(
+    name: &str,
+    why: &str,
+    key: &[u8; 32],
+    fid: &[u8; 16],
+    pt: &[u8],
+    blob: &[u8],
+    expect: Value,
+) -> Value {
+    json!({
+        "name": name,
+        "description": why,
+        "key": hex::encode(key),
+        "file_id": hex::encode(fid),
+        "plaintext": if expect == "ok" { Value::String(hex::encode(pt)) } else { Value::Null },
+        "blob": hex::encode(blob),
+        "expect": expect,
+    })
+}
+
+fn err(code: &str, chunk: Option<u64>) -> Value {
+    match chunk {
+        Some(c) => json!({"error": code, "chunk": c}),
+        None => json!({"error": code}),
+    }
+}
+
+/// Builds every vector from fixed inputs; pure function of the format implementation.
+fn generate() -> Value {
+    let mut cases = Vec::new();
+    for (name, len, why) in [
+        (
+            "empty",
+            0,
+            "empty plaintext: a single final chunk holding only a tag",
+        ),
+        ("one_byte", 1, "1-byte plaintext"),
+        (
+            "exactly_one_chunk",
+            64,
+            "plaintext of exactly one chunk: that chunk is final",
+        ),
+        (
+            "chunk_plus_one",
+            65,
+            "one full chunk + a 1-byte final chunk",
+        ),
+        (
+            "multi_chunk",
+            200,
+            "three full chunks + an 8-byte final chunk",
+        ),
+        (
+            "multi_chunk_full_final",
+            192,
+            "three full chunks, the third one final",
+        ),
+    ] {
+        let pt = plaintext(len);
+        cases.push(case(
+            name,
+            why,
+            &pt,
+            &encrypt(&FILE_ID, &SALT, &pt),
+            json!("ok"),
+        ));
+    }
+
+    // Negative vectors derive from `base`: 200 bytes = frames F0 F1 F2 (81 bytes each) + final (29).
+    let base = encrypt(&FILE_ID, &SALT, &plaintext(200));
+    let f = |i: usize| HDR + i * FRAME;
+    let fin = f(3);
+    let mut neg = |name: &str, why: &str, blob: Vec<u8>, expect: Value| {
+        cases.push(case(name, why, &[], &blob, expect));
+    };
+
+    let mut b = base.clone();
+    b[f(2) - 1] ^= 0x01;
+    neg(
+        "bad_tag",
+        "last tag byte of chunk 1 flipped",
+        b,
+        err("tampered", Some(1)),
+    );
+
+    let mut b = base.clone();
+    b[f(0) + 10] ^= 0x40;
+    neg(
+        "flipped_ciphertext_bit",
+        "a ciphertext bit of chunk 0 flipped",
+        b,
+        err("tampered", Some(0)),
+    );
+
+    neg(
+        "truncated_at_chunk_boundary",
+        "cut after chunk 1 (chunks 2 and final missing)",
+        base[..f(2)].to_vec(),
+        err("truncated", None),
+    );
+    neg(
+        "truncated_mid_chunk",
+        "cut 40 bytes into chunk 1",
+        base[..f(1) + 40].to_vec(),
+        err("truncated", None),
+    );
+    neg(
+        "truncated_mid_final_chunk",
+        "cut 10 bytes before the end",
+        base[..base.len() - 10].to_vec(),
+        err("truncated", None),
+    );
+    neg(
+        "header_only",
+        "only the 71-byte header",
+        base[..HDR].to_vec(),
+        err("truncated", None),
+    );
+    neg(
+        "truncated_header",
+        "cut inside the header",
+        base[..40].to_vec(),
+        err("truncated", None),
+    );
+
+    let mut b = base.clone();
+    b[f(0)..f(1)].copy_from_slice(&base[f(1)..f(2)]);
+    b[f(1)..f(2)].copy_from_slice(&base[f(0)..f(1)]);
+    neg(
+        "reordered_chunks",
+        "chunks 0 and 1 swapped",
+        b,
+        err("tampered", Some(0)),
+    );
+
+    let other = encrypt(&OTHER_FILE_ID, &[0xA5; 32], &plaintext(200));
+    let mut b = base.clone();
+    b[f(1)..f(2)].copy_from_slice(&other[f(1)..f(2)]);
+    neg(
+        "spliced_chunk",
+        "chunk 1 replaced by chunk 1 of another blob under the same data key",
+        b,
+        err("tampered", Some(1)),
+    );
+
+    let same_fid_other_salt = encrypt(&FILE_ID, &[0x11; 32], &plaintext(200));
+    let mut b = base.clone();
+    b[f(2)..f(3)].copy_from_slice(&same_fid_other_salt[f(2)..f(3)]);
+    neg(
+        "spliced_chunk_same_file_id",
+        "chunk 2 from another encryption of the same file id, key and plaintext",
+        b,
+        err("tampered", Some(2)),
+    );
+
+    neg(
+        "missing_final_chunk",
+        "final chunk dropped, everything else intact",
+        base[..fin].to_vec(),
+        err("truncated", None),
+    );
+
+    let mut b = base.clone();
+    b.extend_from_slice(&base[fin..]);
+    neg(
+        "repeated_final_chunk",
+        "final chunk appended a second time",
+        b,
+        err("trailing_data", None),
+    );
+
+    let mut b = base.clone();
+    b.extend_from_slice(b"\x00\x01\x02");
+    neg(
+        "trailing_bytes",
+        "three bytes after the final chunk",
+        b,
+        err("trailing_data", None),
+    );
+
+    // Mark non-final chunk 2 as final and drop the real final chunk: the last-chunk flag
+    // is in nonce and AAD, so this must not verify.
+    let mut b = base[..f(2)].to_vec();
+    b.push(1);
+    b.extend_from_slice(&(FRAME as u32 - 1).to_be_bytes());
+    b.extend_from_slice(&base[f(2) + 1..f(3)]);
+    neg(
+        "chunk_marked_final",
+        "chunk 2 relabelled as the final chunk, real final dropped",
+        b,
+        err("tampered", Some(2)),
+    );
+
+    let mut b = base.clone();
+    b[fin] = 0;
+    neg(
+        "final_chunk_marked_non_final",
+        "kind byte of the final chunk set to 0",
+        b,
+        err("truncated", None),
+    );
+
+    let mut b = base.clone();
+    b[f(1)] = 7;
+    neg(
+        "unknown_chunk_kind",
+        "kind byte of chunk 1 set to 7",
+        b,
+        err("tampered", Some(1)),
+    );
+
+    let mut b = base.clone();
+    b[40] ^= 0x01;
+    neg(
+        "flipped_header_salt_bit",
+        "one bit of the header salt flipped",
+        b,
+        err("tampered", Some(0)),
+    );
+
+    let mut b = base.clone();
+    b[66] ^= 0x80;
+    neg(
+        "flipped_header_nonce_prefix_bit",
+        "one bit of the nonce prefix flipped",
+        b,
+        err("tampered", Some(0)),
+    );
+
+    let mut b = base.clone();
+    b[15] ^= 0x40; // chunk size 64 -> 0: out of range
+    neg(
+        "flipped_header_chunk_size_bit",
+        "chunk size bit flipped to an invalid size",
+        b,
+        err("invalid_header", None),
+    );
+
+    let mut b = base.clone();
+    b[15] = 65; // chunk size 64 -> 65: valid size, framing breaks / AAD mismatch
+    neg(
+        "header_chunk_size_changed",
+        "chunk size changed to another valid value",
+        b,
+        err("tampered", Some(0)),
+    );
+
+    let mut b = base.clone();
+    b[9] = 2;
+    neg(
+        "unknown_version",
+        "version field set to 2",
+        b,
+        err("unsupported_version", None),
+    );
+
+    let mut b = base.clone();
+    b[11] = 9;
+    neg(
+        "unknown_algorithm",
+        "algorithm id set to 9",
+        b,
+        err("invalid_header", None),
+    );
+
+    let mut b = base.clone();
+    b[1] = b'X';
+    neg(
+        "bad_magic",
+        "magic bytes altered",
+        b,
+        err("not_a_blob", None),
+    );
+    neg(
+        "not_a_blob",
+        "arbitrary text",
+        b"hello, world".to_vec(),
+        err("not_a_blob", None),
+    );
+
+    let mut b = base.clone();
+    b[16..32].copy_from_slice(&OTHER_FILE_ID);
+    neg(
+        "header_file_id_rewritten",
+        "header file id rewritten to the file id the reader expects",
+        b,
+        err("tampered", Some(0)),
+    );
+
+    cases.push(case_with(
+        "wrong_file_id",
+        "intact blob, decrypted expecting another file id",
+        &KEY,
+        &OTHER_FILE_ID,
+        &[],
+        &base,
+        err("file_id_mismatch", None),
+    ));
+    cases.push(case_with(
+        "wrong_key",
+        "intact blob, decrypted with another data key",
+        &OTHER_KEY,
+        &FILE_ID,
+        &[],
+        &base,
+        err("tampered", Some(0)),
+    ));
+
+    // The file-id rewrite case must be checked against the rewritten id.
+    for c in cases.iter_mut() {
+        if c["name"] == "header_file_id_rewritten" {
+            c["file_id"] = json!(hex::encode(OTHER_FILE_ID));
+        }
+    }
+
+    json!({
+        "format": "labvault blob format v1 test vectors",
+        "spec": "docs/blob-format-v1.md",
+        "chunk_size": CS,
+        "salt": hex::encode(SALT),
+        "nonce_prefix": hex::encode(PREFIX),
+        "note": "Generated deterministically (fixed salt and nonce prefix) by crates/labvault-crypto/tests/vectors.rs; never reuse a salt/prefix in production.",
+        "cases": cases,
+    })
+}
+
+fn committed() -> Value {
+    let text = std::fs::read_to_string(path()).expect("committed vectors file");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn vectors_do_not_drift() {
+    let generated = generate();
+    if std::env::var_os("LABVAULT_REGEN_VECTORS").is_some() {
+        let mut s = serde_json::to_string_pretty(&generated).unwrap();
+        s.push('\n');
+        std::fs::write(path(), s).unwrap();
+    }
+    assert_eq!(
+        committed(),
+        generated,
+        "blob-v1.json differs from what the implementation produces: the format drifted"
+    );
+}
+
+#[test]
+fn vectors_decrypt_as_committed() {
+    let v = committed();
+    let cases = v["cases"].as_array().unwrap();
+    assert!(cases.len() >= 30, "vector set unexpectedly small");
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let key: [u8; 32] = hex::decode(c["key"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let fid: [u8; 16] = hex::decode(c["file_id"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let blob = hex::decode(c["blob"].as_str().unwrap()).unwrap();
+        let mut out = Vec::new();
+        let r = decrypt_blob(
+            &DataKey::from_bytes_for_test_vectors(key),
+            &fid,
+            &blob[..],
+            &mut out,
+            &mut |_| {},
+        );
+        if c["expect"] == "ok" {
+            let pt = hex::decode(c["plaintext"].as_str().unwrap()).unwrap();
+            assert_eq!(r.unwrap().plaintext_len, pt.len() as u64, "{name}");
+            assert_eq!(out, pt, "{name}");
+        } else {
+            let e = r.expect_err(name);
+            assert_eq!(
+                e.code(),
+                c["expect"]["error"].as_str().unwrap(),
+                "{name}: {e}"
+            );
+            if let Some(chunk) = c["expect"]["chunk"].as_u64() {
+                assert!(
+                    matches!(e, CryptoError::Tampered { chunk: k } if k == chunk),
+                    "{name}: {e:?}"
+                );
+            }
+        }
+    }
+}
