@@ -1,1 +1,99 @@
-fn main() {}
+//! `labvault`: the command-line front end of the encrypted LabVault vault.
+//!
+//! Adding a subcommand group: write `src/<name>_cmd.rs` with a clap `Subcommand`/`Args` type and a
+//! `pub fn run(ctx: &Ctx, cmd: ...) -> anyhow::Result<()>`, then add `mod <name>_cmd;`, one
+//! variant to [`Command`] and one arm to [`dispatch`].
+
+mod commands;
+mod ctx;
+mod exit;
+mod progress;
+
+use clap::{Parser, Subcommand};
+use ctx::{Ctx, GlobalOpts};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "labvault",
+    version,
+    about = "LabVault: an encrypted local workspace for research data",
+    after_help = exit::EXIT_CODES_HELP
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalOpts,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a new vault and show its recovery key (once).
+    Init(commands::InitArgs),
+    /// Change the vault passphrase (re-wraps keys; no file is re-encrypted).
+    Passwd,
+    /// Set a new passphrase using the recovery key.
+    Recover,
+    /// Remember the vault key in the OS keyring on this device.
+    Remember,
+    /// Remove the vault key from the OS keyring on this device.
+    Forget,
+    /// Create and list projects.
+    #[command(subcommand)]
+    Project(commands::ProjectCmd),
+    /// Import files and directories into a project area.
+    Import(commands::ImportArgs),
+    /// List and search items.
+    Ls(commands::LsArgs),
+    /// Export an item (or a whole area) to a directory.
+    Export(commands::ExportArgs),
+    /// Rename an item or move it to another area.
+    Mv(commands::MvArgs),
+    /// Soft-delete items (restorable).
+    Rm(commands::ItemsArgs),
+    /// Restore soft-deleted items.
+    Restore(commands::ItemsArgs),
+    /// Erase items for good (cryptographic erasure).
+    Purge(commands::PurgeArgs),
+    /// Check every blob and the catalog.
+    Verify(commands::VerifyArgs),
+    /// Counts and sizes per project, area and state.
+    Stats(commands::JsonArg),
+}
+
+fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Init(a) => commands::init(ctx, a),
+        Command::Passwd => commands::passwd(ctx),
+        Command::Recover => commands::recover(ctx),
+        Command::Remember => commands::remember(ctx),
+        Command::Forget => commands::forget(ctx),
+        Command::Project(c) => commands::project(ctx, c),
+        Command::Import(a) => commands::import(ctx, a),
+        Command::Ls(a) => commands::ls(ctx, a),
+        Command::Export(a) => commands::export(ctx, a),
+        Command::Mv(a) => commands::mv(ctx, a),
+        Command::Rm(a) => commands::rm(ctx, a),
+        Command::Restore(a) => commands::restore(ctx, a),
+        Command::Purge(a) => commands::purge(ctx, a),
+        Command::Verify(a) => commands::verify(ctx, a),
+        Command::Stats(a) => commands::stats(ctx, a),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LABVAULT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let ctx = Ctx::new(cli.global);
+    match dispatch(&ctx, cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => exit::report(&e),
+    }
+}

@@ -1,0 +1,362 @@
+//! Item queries and lifecycle operations: list/search, find, move, soft delete, restore, purge,
+//! stats.
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::model::{Area, DataType, ItemInfo, ItemState, ListFilter, StatRow};
+use crate::names;
+use crate::vault::{ms_to_ts, ts_to_ms, Vault};
+use rusqlite::types::ToSql;
+use rusqlite::{params, OptionalExtension, Row};
+use std::fs;
+
+pub(crate) const ITEM_SELECT: &str = "SELECT i.id, p.name, p.id, i.area, i.path, v.size, v.sha256, i.state,
+        i.media_type, i.data_type, i.current_version, i.created_by, i.created_at, i.updated_at,
+        i.deleted_at, i.erased_at, i.erase_reason
+    FROM items i
+    JOIN projects p ON p.id = i.project_id
+    JOIN item_versions v ON v.item_id = i.id AND v.version = i.current_version";
+
+fn parse_col<T: std::str::FromStr<Err = Error>>(r: &Row<'_>, i: usize) -> rusqlite::Result<T> {
+    let s: String = r.get(i)?;
+    s.parse::<T>().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+pub(crate) fn item_from_row(r: &Row<'_>) -> rusqlite::Result<ItemInfo> {
+    Ok(ItemInfo {
+        id: r.get(0)?,
+        project: r.get(1)?,
+        project_id: r.get(2)?,
+        area: parse_col::<Area>(r, 3)?,
+        path: r.get(4)?,
+        size: r.get::<_, i64>(5)? as u64,
+        sha256: r.get(6)?,
+        state: parse_col::<ItemState>(r, 7)?,
+        media_type: r.get(8)?,
+        data_type: parse_col::<DataType>(r, 9)?,
+        version: r.get(10)?,
+        created_by: r.get(11)?,
+        created_at: ms_to_ts(r.get(12)?),
+        updated_at: ms_to_ts(r.get(13)?),
+        deleted_at: r.get::<_, Option<i64>>(14)?.map(ms_to_ts),
+        erased_at: r.get::<_, Option<i64>>(15)?.map(ms_to_ts),
+        erase_reason: r.get(16)?,
+    })
+}
+
+/// How error messages name an item: `project/area/path`.
+pub(crate) fn label(item: &ItemInfo) -> String {
+    format!("item {}/{}/{}", item.project, item.area, item.path)
+}
+
+impl Vault {
+    /// Lists items matching `filter`, ordered by project, area, path.
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<ItemInfo>> {
+        let mut sql = format!("{ITEM_SELECT} WHERE 1=1");
+        let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+        if let Some(p) = &filter.project {
+            let p = self.project(p)?;
+            args.push(Box::new(p.id));
+            sql += &format!(" AND i.project_id = ?{}", args.len());
+        }
+        if let Some(a) = filter.area {
+            args.push(Box::new(a.as_str()));
+            sql += &format!(" AND i.area = ?{}", args.len());
+        }
+        if let Some(pre) = &filter.path_prefix {
+            args.push(Box::new(pre.clone()));
+            sql += &format!(
+                " AND substr(i.path, 1, length(?{n})) = ?{n}",
+                n = args.len()
+            );
+        }
+        if let Some(sub) = &filter.path_contains {
+            args.push(Box::new(sub.to_lowercase()));
+            sql += &format!(" AND instr(lower(i.path), ?{}) > 0", args.len());
+        }
+        if !filter.all_states {
+            args.push(Box::new(filter.state.unwrap_or(ItemState::Active).as_str()));
+            sql += &format!(" AND i.state = ?{}", args.len());
+        }
+        if let Some(d) = filter.data_type {
+            args.push(Box::new(d.as_str()));
+            sql += &format!(" AND i.data_type = ?{}", args.len());
+        }
+        if let Some(m) = &filter.media_type {
+            args.push(Box::new(m.clone()));
+            sql += &format!(" AND i.media_type = ?{}", args.len());
+        }
+        sql += " ORDER BY p.name, i.area, i.path, i.created_at";
+        let mut st = self.catalog.conn().prepare(&sql)?;
+        let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
+        let rows = st.query_map(refs.as_slice(), item_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// One item by id, in any state.
+    pub fn item(&self, id: &str) -> Result<ItemInfo> {
+        self.catalog
+            .conn()
+            .query_row(&format!("{ITEM_SELECT} WHERE i.id = ?1"), [id], item_from_row)
+            .optional()?
+            .ok_or_else(|| Error::NotFound(format!("item {id}")))
+    }
+
+    /// Resolves what a user typed (an item id, or a logical path, optionally prefixed with its
+    /// area as `area/path`) to one item in one of `states`. With several matches (soft-deleted
+    /// copies of one path), the most recently changed wins; a path in several areas is
+    /// ambiguous and refused.
+    pub fn find_item(
+        &self,
+        project: Option<&str>,
+        area: Option<Area>,
+        spec: &str,
+        states: &[ItemState],
+    ) -> Result<ItemInfo> {
+        if let Ok(item) = self.item(spec) {
+            if project.is_none_or(|p| p == item.project || p == item.project_id) {
+                if states.contains(&item.state) {
+                    return Ok(item);
+                }
+                return Err(wrong_state(&item, states));
+            }
+        }
+        let Some(project) = project else {
+            return Err(Error::InvalidArgument(format!(
+                "{spec:?} is not an item id; give the project to find it by path"
+            )));
+        };
+        let mut candidates: Vec<(Option<Area>, String)> = vec![(area, spec.to_string())];
+        if area.is_none() {
+            if let Some((first, rest)) = spec.split_once('/') {
+                if let Ok(a) = first.parse::<Area>() {
+                    candidates.push((Some(a), rest.to_string()));
+                }
+            }
+        }
+        for (a, path) in candidates {
+            let filter = ListFilter {
+                project: Some(project.to_string()),
+                area: a,
+                all_states: true,
+                ..Default::default()
+            };
+            let mut matches: Vec<ItemInfo> = self
+                .list(&filter)?
+                .into_iter()
+                .filter(|i| i.path == path)
+                .collect();
+            if matches.is_empty() {
+                continue;
+            }
+            let any = matches[0].clone();
+            matches.retain(|i| states.contains(&i.state));
+            if matches.is_empty() {
+                return Err(wrong_state(&any, states));
+            }
+            let areas: std::collections::BTreeSet<Area> = matches.iter().map(|i| i.area).collect();
+            if areas.len() > 1 {
+                return Err(Error::InvalidArgument(format!(
+                    "{path:?} exists in several areas ({}); say which with --area or area/path",
+                    areas
+                        .iter()
+                        .map(|a| a.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            matches.sort_by_key(|i| {
+                std::cmp::Reverse(i.deleted_at.or(i.erased_at).unwrap_or(i.updated_at))
+            });
+            return Ok(matches.swap_remove(0));
+        }
+        Err(Error::NotFound(format!(
+            "item {spec:?} in project {project:?}"
+        )))
+    }
+
+    /// Renames and/or moves an item to another area of its project. The item keeps its id,
+    /// versions and blobs; only catalog rows change.
+    pub(crate) fn move_item_unaudited(
+        &mut self,
+        item_id: &str,
+        new_area: Option<Area>,
+        new_path: Option<&str>,
+    ) -> Result<ItemInfo> {
+        let item = self.item(item_id)?;
+        if item.state != ItemState::Active {
+            return Err(wrong_state(&item, &[ItemState::Active]));
+        }
+        let area = new_area.unwrap_or(item.area);
+        let path = match new_path {
+            Some(p) => names::validate_logical_path(p)?,
+            None => item.path.clone(),
+        };
+        let now = ts_to_ms(self.now());
+        self.catalog.write(|tx| {
+            let clash: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM items WHERE project_id = ?1 AND area = ?2 AND path = ?3 AND state = 'active' AND id != ?4",
+                    params![item.project_id, area.as_str(), path, item.id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if clash.is_some() {
+                return Err(Error::AlreadyExists(format!(
+                    "an active item at {}/{}/{}",
+                    item.project, area, path
+                )));
+            }
+            tx.execute(
+                "UPDATE items SET area = ?1, path = ?2, media_type = ?3, updated_at = ?4 WHERE id = ?5",
+                params![area.as_str(), path, crate::model::guess_media_type(&path), now, item.id],
+            )?;
+            Ok(())
+        })?;
+        self.item(item_id)
+    }
+
+    /// Soft-deletes an item: hidden from listings, restorable until purged.
+    pub(crate) fn soft_delete_unaudited(&mut self, item_id: &str) -> Result<ItemInfo> {
+        let item = self.item(item_id)?;
+        if item.state != ItemState::Active {
+            return Err(wrong_state(&item, &[ItemState::Active]));
+        }
+        let now = ts_to_ms(self.now());
+        self.catalog.write(|tx| {
+            tx.execute(
+                "UPDATE items SET state = 'soft_deleted', deleted_at = ?1 WHERE id = ?2",
+                params![now, item.id],
+            )?;
+            Ok(())
+        })?;
+        self.item(item_id)
+    }
+
+    /// Restores a soft-deleted item, refusing if another active item took its path meanwhile.
+    pub(crate) fn restore_unaudited(&mut self, item_id: &str) -> Result<ItemInfo> {
+        let item = self.item(item_id)?;
+        if item.state != ItemState::SoftDeleted {
+            return Err(wrong_state(&item, &[ItemState::SoftDeleted]));
+        }
+        self.catalog.write(|tx| {
+            let clash: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM items WHERE project_id = ?1 AND area = ?2 AND path = ?3 AND state = 'active'",
+                    params![item.project_id, item.area.as_str(), item.path],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if clash.is_some() {
+                return Err(Error::AlreadyExists(format!(
+                    "an active item at {}/{}/{} (move it away first)",
+                    item.project, item.area, item.path
+                )));
+            }
+            tx.execute(
+                "UPDATE items SET state = 'active', deleted_at = NULL WHERE id = ?1",
+                params![item.id],
+            )?;
+            Ok(())
+        })?;
+        self.item(item_id)
+    }
+
+    /// Cryptographically erases an item (all its versions): the wrapped data keys are
+    /// overwritten then deleted with `secure_delete` on, the WAL is checkpointed and truncated,
+    /// and only then are the blobs removed. The item row stays, marked `erased` with when and
+    /// why. A copy of an old blob is undecryptable afterwards because its data key exists
+    /// nowhere any more.
+    pub(crate) fn purge_unaudited(&mut self, item_id: &str, reason: &str) -> Result<ItemInfo> {
+        let item = self.item(item_id)?;
+        if item.state == ItemState::Erased {
+            return Err(Error::Erased(label(&item)));
+        }
+        let now = ts_to_ms(self.now());
+        let blob_ids: Vec<String> = self.catalog.write(|tx| {
+            let mut st = tx.prepare(
+                "SELECT blob_id FROM item_versions WHERE item_id = ?1 AND blob_id IS NOT NULL",
+            )?;
+            let ids = st
+                .query_map([&item.id], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            drop(st);
+            // Overwrite in place first so no page keeps the old bytes, then drop them.
+            tx.execute(
+                "UPDATE item_versions SET wrapped_data_key = zeroblob(length(wrapped_data_key))
+                 WHERE item_id = ?1 AND wrapped_data_key IS NOT NULL",
+                [&item.id],
+            )?;
+            tx.execute(
+                "UPDATE item_versions SET wrapped_data_key = NULL, blob_id = NULL WHERE item_id = ?1",
+                [&item.id],
+            )?;
+            tx.execute(
+                "UPDATE items SET state = 'erased', erased_at = ?1, erase_reason = ?2 WHERE id = ?3",
+                params![now, reason, item.id],
+            )?;
+            Ok(ids)
+        })?;
+        self.catalog.checkpoint_truncate()?;
+        // After the commit: a crash here leaves orphan blobs (with no key anywhere), which the
+        // next unlock removes.
+        let mut shards = std::collections::BTreeSet::new();
+        for id in &blob_ids {
+            let p = fsutil::blob_path(&self.dir, id);
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io_path("removing blob", &p, e)),
+            }
+            if let Some(parent) = p.parent() {
+                shards.insert(parent.to_path_buf());
+            }
+        }
+        for s in shards {
+            fsutil::fsync_dir(&s)?;
+        }
+        self.item(item_id)
+    }
+
+    /// Counts and plaintext bytes per project, area and state.
+    pub fn stats(&self) -> Result<Vec<StatRow>> {
+        let mut st = self.catalog.conn().prepare(
+            "SELECT p.name, i.area, i.state, count(*),
+                    coalesce(sum(CASE WHEN i.state = 'erased' THEN 0 ELSE v.size END), 0)
+             FROM items i
+             JOIN projects p ON p.id = i.project_id
+             JOIN item_versions v ON v.item_id = i.id AND v.version = i.current_version
+             GROUP BY p.name, i.area, i.state
+             ORDER BY p.name, i.area, i.state",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(StatRow {
+                project: r.get(0)?,
+                area: parse_col::<Area>(r, 1)?,
+                state: parse_col::<ItemState>(r, 2)?,
+                items: r.get::<_, i64>(3)? as u64,
+                bytes: r.get::<_, i64>(4)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}
+
+/// The error for an operation on an item in the wrong lifecycle state.
+pub(crate) fn wrong_state(item: &ItemInfo, wanted: &[ItemState]) -> Error {
+    if item.state == ItemState::Erased {
+        return Error::Erased(label(item));
+    }
+    Error::InvalidArgument(format!(
+        "{} is {}, this needs it to be {}",
+        label(item),
+        item.state,
+        wanted
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" or ")
+    ))
+}

@@ -1,0 +1,138 @@
+//! Validation of project names and logical item paths.
+//!
+//! Names reach the catalog only, never the file system (blob file names are random ids), but they
+//! come back out on export, so anything that could escape the destination directory (`..`,
+//! absolute paths, NUL) or that some file systems cannot hold (> 255 bytes per component) is
+//! refused up front with `invalid_name`, before anything is changed.
+
+use crate::error::{Error, Result};
+use std::ffi::OsStr;
+
+/// Longest accepted name component, in bytes (the common file-system limit).
+pub const MAX_COMPONENT_BYTES: usize = 255;
+/// Longest accepted logical path, in bytes (PATH_MAX on Linux).
+pub const MAX_PATH_BYTES: usize = 4096;
+
+fn invalid(name: &str, reason: &str) -> Error {
+    Error::InvalidName {
+        name: name.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Checks one path component (a file or directory name).
+pub fn validate_component(c: &str) -> Result<()> {
+    if c.is_empty() {
+        return Err(invalid(c, "empty name"));
+    }
+    if c == "." || c == ".." {
+        return Err(invalid(c, "`.` and `..` are not allowed"));
+    }
+    if c.contains('/') {
+        return Err(invalid(c, "`/` is not allowed in a name"));
+    }
+    if c.contains('\\') {
+        return Err(invalid(c, "`\\` is not allowed in a name"));
+    }
+    if c.contains('\0') {
+        return Err(invalid(c, "NUL is not allowed in a name"));
+    }
+    if c.chars().any(|ch| ch.is_control()) {
+        return Err(invalid(c, "control characters are not allowed in a name"));
+    }
+    if c.len() > MAX_COMPONENT_BYTES {
+        return Err(invalid(
+            c,
+            &format!(
+                "name is {} bytes long, the limit is {MAX_COMPONENT_BYTES}",
+                c.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a project name: one component, not only whitespace.
+pub fn validate_project_name(name: &str) -> Result<()> {
+    validate_component(name)?;
+    if name.trim().is_empty() {
+        return Err(invalid(name, "project name is blank"));
+    }
+    Ok(())
+}
+
+/// Normalises and checks a logical path (`a/b/c.csv`): relative, `/`-separated, every component
+/// valid. Leading/trailing slashes and empty components from `//` are refused rather than
+/// silently fixed, so what the user typed is what gets stored.
+pub fn validate_logical_path(path: &str) -> Result<String> {
+    if path.is_empty() {
+        return Err(invalid(path, "empty path"));
+    }
+    if path.len() > MAX_PATH_BYTES {
+        return Err(invalid(
+            &path[..64.min(path.len())],
+            &format!("path is longer than {MAX_PATH_BYTES} bytes"),
+        ));
+    }
+    if path.starts_with('/') {
+        return Err(invalid(path, "absolute paths are not allowed"));
+    }
+    for c in path.split('/') {
+        validate_component(c).map_err(|e| match e {
+            Error::InvalidName { reason, .. } => invalid(path, &reason),
+            other => other,
+        })?;
+    }
+    Ok(path.to_string())
+}
+
+/// Converts an OS file name to a checked component; non-UTF-8 names are refused (the vault
+/// stores names as UTF-8 and must be able to give back exactly what it took in).
+pub fn component_from_os(name: &OsStr) -> Result<String> {
+    match name.to_str() {
+        Some(s) => {
+            validate_component(s)?;
+            Ok(s.to_string())
+        }
+        None => Err(invalid(
+            &name.to_string_lossy(),
+            "file name is not valid UTF-8",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_escapes_and_oddities() {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/..",
+            "../x",
+            "/abs",
+            "a//b",
+            "a/",
+            "nul\0byte",
+            "back\\slash",
+        ] {
+            assert!(validate_logical_path(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(validate_logical_path(&"x".repeat(256)).is_err());
+        assert!(validate_logical_path(&"x".repeat(255)).is_ok());
+        assert_eq!(validate_logical_path("a/b c/d.csv").unwrap(), "a/b c/d.csv");
+        assert!(validate_project_name("   ").is_err());
+        assert!(validate_project_name("a/b").is_err());
+        assert!(validate_project_name("Cell imaging 2026").is_ok());
+    }
+
+    #[test]
+    fn non_utf8_is_refused() {
+        use std::os::unix::ffi::OsStrExt;
+        let e = component_from_os(OsStr::from_bytes(b"bad\xff.csv")).unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::InvalidName);
+    }
+}

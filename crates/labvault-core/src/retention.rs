@@ -1,0 +1,675 @@
+//! Retention in the vault: policies per vault and project, legal holds, the enforcement run and
+//! the status report. The rules themselves (periods, validation, lifecycle) are
+//! `labvault_governance::retention`, shared with the tenant server; this module stores them and
+//! applies them to items, one item per transaction, each step audited.
+
+use crate::audit::ResourceOf;
+use crate::error::{Error, Result};
+use crate::model::{ItemInfo, ItemState};
+use crate::vault::{ms_to_ts, ts_to_ms, Vault};
+use labvault_governance::audit::{actions, resources, Outcome};
+use labvault_governance::retention::{
+    self as gov, DataType, DisplayState, ItemLifecycle, LifecycleState, LifecycleStep, PlanTier,
+    PolicyOverride, RetentionPolicy,
+};
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use time::{Duration, OffsetDateTime};
+
+/// The plan a vault has until someone sets one.
+pub const DEFAULT_PLAN: PlanTier = PlanTier::Professional;
+/// `erase_reason` of items erased because their grace period ended.
+pub const REASON_RETENTION: &str = "retention: grace period ended";
+
+/// What a legal hold is on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HoldTarget {
+    /// One item (by id).
+    Item(String),
+    /// A whole project (by name or id): every item in it.
+    Project(String),
+}
+
+/// An active legal hold.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct HoldInfo {
+    /// Hold id.
+    pub id: String,
+    /// `item` or `project`.
+    pub target_kind: String,
+    /// Item or project id.
+    pub target_id: String,
+    /// Why (case number, request).
+    pub reason: String,
+    /// When it was set.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Who set it.
+    pub created_by: String,
+}
+
+/// Stored policy settings: the vault's plan and overrides, and each project's overrides.
+#[derive(Clone, Debug, Serialize)]
+pub struct PolicySettings {
+    /// The plan tier.
+    pub plan: PlanTier,
+    /// Vault-wide overrides of the defaults.
+    pub vault: PolicyOverride,
+    /// Effective vault policy.
+    pub effective: RetentionPolicy,
+    /// Per-project overrides and effective policies, by project id.
+    pub projects: Vec<ProjectPolicy>,
+}
+
+/// One project's policy.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProjectPolicy {
+    /// Project id.
+    pub project_id: String,
+    /// Project name.
+    pub project: String,
+    /// Its overrides (may be empty).
+    pub overrides: PolicyOverride,
+    /// The policy in effect for its items.
+    pub effective: RetentionPolicy,
+}
+
+/// What a retention run did.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct RetentionRunReport {
+    /// Items checked.
+    pub checked: u64,
+    /// Items moved to soft-deleted because they expired.
+    pub expired: u64,
+    /// Items cryptographically erased because their grace ended.
+    pub erased: u64,
+    /// Steps refused because of a legal hold.
+    pub held: u64,
+    /// Steps that failed (the item is retried next run).
+    pub failed: u64,
+}
+
+/// Retention facts of one item.
+#[derive(Clone, Debug, Serialize)]
+pub struct ItemRetention {
+    /// Item id.
+    pub item_id: String,
+    /// Project id.
+    pub project_id: String,
+    /// Project name.
+    pub project: String,
+    /// Area.
+    pub area: String,
+    /// Logical path.
+    pub path: String,
+    /// Data type.
+    pub data_type: DataType,
+    /// Its retention period (e.g. `7y`).
+    pub period: String,
+    /// Plaintext bytes of the current version (0 once erased).
+    pub size: u64,
+    /// Created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// End of retention.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// active, on_hold, soft_deleted, erased.
+    pub state: DisplayState,
+    /// Next lifecycle step.
+    pub next_step: Option<LifecycleStep>,
+    /// When.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_step_at: Option<OffsetDateTime>,
+}
+
+/// Counts and bytes in one state.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct StateCount {
+    /// Items.
+    pub items: u64,
+    /// Plaintext bytes.
+    pub bytes: u64,
+}
+
+/// Per-project summary.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ProjectRetentionSummary {
+    /// Project id.
+    pub project_id: String,
+    /// Project name.
+    pub project: String,
+    /// Active (not held).
+    pub active: StateCount,
+    /// On hold.
+    pub on_hold: StateCount,
+    /// Soft-deleted (not held).
+    pub soft_deleted: StateCount,
+    /// Erased.
+    pub erased: StateCount,
+    /// Items whose next step is due within 7 days (overdue included; held items excluded).
+    pub due_7d: u64,
+    /// Within 30 days.
+    pub due_30d: u64,
+}
+
+/// [`Vault::retention_status`].
+#[derive(Clone, Debug, Serialize)]
+pub struct RetentionStatus {
+    /// Evaluated at.
+    #[serde(with = "time::serde::rfc3339")]
+    pub now: OffsetDateTime,
+    /// Every item.
+    pub items: Vec<ItemRetention>,
+    /// Per project.
+    pub projects: Vec<ProjectRetentionSummary>,
+}
+
+fn policy_err(e: gov::PolicyError) -> Error {
+    Error::InvalidPolicy(e.to_string())
+}
+
+fn lifecycle_state(s: &str) -> LifecycleState {
+    match s {
+        "soft_deleted" => LifecycleState::SoftDeleted,
+        "erased" => LifecycleState::Erased,
+        _ => LifecycleState::Active,
+    }
+}
+
+fn data_type(s: &str) -> DataType {
+    s.parse().unwrap_or(DataType::ResearchData)
+}
+
+impl Vault {
+    // ----- policies -------------------------------------------------------------------------
+
+    fn stored_overrides(&self, scope: &str) -> Result<Option<(Option<String>, PolicyOverride)>> {
+        let row: Option<(Option<String>, String)> = self
+            .catalog
+            .conn()
+            .query_row(
+                "SELECT plan, overrides FROM retention_policies WHERE scope = ?1",
+                [scope],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(plan, json)| {
+            serde_json::from_str(&json)
+                .map(|ov| (plan, ov))
+                .map_err(|e| Error::CorruptCatalog(format!("retention policy {scope}: {e}")))
+        })
+        .transpose()
+    }
+
+    fn vault_policy_parts(&self) -> Result<(PlanTier, PolicyOverride)> {
+        Ok(match self.stored_overrides("vault")? {
+            None => (DEFAULT_PLAN, PolicyOverride::default()),
+            Some((plan, ov)) => (
+                plan.as_deref()
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(policy_err)?
+                    .unwrap_or(DEFAULT_PLAN),
+                ov,
+            ),
+        })
+    }
+
+    fn effective(plan: PlanTier, vault: &PolicyOverride, project: Option<&PolicyOverride>) -> Result<RetentionPolicy> {
+        let merged = match project {
+            Some(p) => vault.merged_with(p),
+            None => vault.clone(),
+        };
+        RetentionPolicy::defaults(plan).apply(&merged).map_err(policy_err)
+    }
+
+    /// The policy in effect for `project` (name or id), or the vault-wide one.
+    pub fn retention_policy(&self, project: Option<&str>) -> Result<RetentionPolicy> {
+        let (plan, vault) = self.vault_policy_parts()?;
+        match project {
+            None => Self::effective(plan, &vault, None),
+            Some(p) => {
+                let p = self.project(p)?;
+                let ov = self.stored_overrides(&p.id)?.map(|x| x.1).unwrap_or_default();
+                Self::effective(plan, &vault, Some(&ov))
+            }
+        }
+    }
+
+    /// Every stored policy setting, and what is in effect where.
+    pub fn retention_policies(&self) -> Result<PolicySettings> {
+        let (plan, vault) = self.vault_policy_parts()?;
+        let effective = Self::effective(plan, &vault, None)?;
+        let mut projects = Vec::new();
+        for p in self.list_projects()? {
+            let ov = self.stored_overrides(&p.id)?.map(|x| x.1).unwrap_or_default();
+            projects.push(ProjectPolicy {
+                effective: Self::effective(plan, &vault, Some(&ov))?,
+                project_id: p.id,
+                project: p.name,
+                overrides: ov,
+            });
+        }
+        Ok(PolicySettings { plan, vault, effective, projects })
+    }
+
+    /// Changes the policy of the vault (`project = None`; may also change the plan) or of one
+    /// project: `changes` are layered over what is stored. Refused with `invalid_policy`
+    /// (nothing changed) when any resulting policy breaks a rule, e.g. audit logs below 6 years.
+    /// Audited as `retention.policy`.
+    pub fn set_retention_policy(
+        &mut self,
+        project: Option<&str>,
+        plan: Option<PlanTier>,
+        changes: &PolicyOverride,
+    ) -> Result<RetentionPolicy> {
+        let resource = match project {
+            Some(p) => match self.project(p) {
+                Ok(p) => resources::project(&p.id),
+                Err(_) => format!("project/{p}"),
+            },
+            None => resources::VAULT.to_string(),
+        };
+        let detail = serde_json::to_string(changes).unwrap_or_default();
+        let detail = match plan {
+            Some(p) => format!("plan={} {detail}", p.as_str()),
+            None => detail,
+        };
+        self.audited(actions::RETENTION_POLICY, ResourceOf::Fixed(resource), detail, false, |v| {
+            v.set_retention_policy_unaudited(project, plan, changes)
+        })
+    }
+
+    fn set_retention_policy_unaudited(
+        &mut self,
+        project: Option<&str>,
+        plan: Option<PlanTier>,
+        changes: &PolicyOverride,
+    ) -> Result<RetentionPolicy> {
+        let (cur_plan, vault) = self.vault_policy_parts()?;
+        let now = ts_to_ms(self.now());
+        let actor = self.actor.clone();
+        match project {
+            None => {
+                let new_plan = plan.unwrap_or(cur_plan);
+                let new_vault = vault.merged_with(changes);
+                let eff = Self::effective(new_plan, &new_vault, None)?;
+                // Every project's layered policy must stay valid too.
+                for p in self.list_projects()? {
+                    let ov = self.stored_overrides(&p.id)?.map(|x| x.1).unwrap_or_default();
+                    Self::effective(new_plan, &new_vault, Some(&ov)).map_err(|e| {
+                        Error::InvalidPolicy(format!("project {:?}: {e}", p.name))
+                    })?;
+                }
+                let json = serde_json::to_string(&new_vault).map_err(|e| Error::Internal(e.to_string()))?;
+                self.catalog.write(|tx| {
+                    tx.execute(
+                        "INSERT INTO retention_policies(scope, plan, overrides, updated_at, updated_by)
+                         VALUES ('vault', ?1, ?2, ?3, ?4)
+                         ON CONFLICT(scope) DO UPDATE SET plan = ?1, overrides = ?2, updated_at = ?3, updated_by = ?4",
+                        params![new_plan.as_str(), json, now, actor],
+                    )?;
+                    Ok(())
+                })?;
+                Ok(eff)
+            }
+            Some(p) => {
+                if plan.is_some() {
+                    return Err(Error::InvalidPolicy(
+                        "the plan tier belongs to the vault; set it without --project".into(),
+                    ));
+                }
+                let p = self.project(p)?;
+                let cur = self.stored_overrides(&p.id)?.map(|x| x.1).unwrap_or_default();
+                let new_ov = cur.merged_with(changes);
+                let eff = Self::effective(cur_plan, &vault, Some(&new_ov))?;
+                let json = serde_json::to_string(&new_ov).map_err(|e| Error::Internal(e.to_string()))?;
+                self.catalog.write(|tx| {
+                    tx.execute(
+                        "INSERT INTO retention_policies(scope, plan, overrides, updated_at, updated_by)
+                         VALUES (?1, NULL, ?2, ?3, ?4)
+                         ON CONFLICT(scope) DO UPDATE SET overrides = ?2, updated_at = ?3, updated_by = ?4",
+                        params![p.id, json, now, actor],
+                    )?;
+                    Ok(())
+                })?;
+                Ok(eff)
+            }
+        }
+    }
+
+    // ----- holds ----------------------------------------------------------------------------
+
+    /// Puts an item or a whole project on legal hold: from now on it is never soft-deleted,
+    /// expired or purged, and every attempt is refused with `on_hold` (and audited as denied).
+    pub fn hold_set(&mut self, target: &HoldTarget, reason: &str) -> Result<HoldInfo> {
+        let resource = self.hold_resource(target);
+        self.audited(actions::RETENTION_HOLD, ResourceOf::Fixed(resource), reason.to_string(), false, |v| {
+            v.hold_set_unaudited(target, reason)
+        })
+    }
+
+    fn hold_resource(&self, target: &HoldTarget) -> String {
+        match target {
+            HoldTarget::Item(id) => match self.item(id) {
+                Ok(i) => resources::item(&i.project_id, &i.id),
+                Err(_) => format!("item/{id}"),
+            },
+            HoldTarget::Project(p) => match self.project(p) {
+                Ok(p) => resources::project(&p.id),
+                Err(_) => format!("project/{p}"),
+            },
+        }
+    }
+
+    fn hold_target_id(&self, target: &HoldTarget) -> Result<(&'static str, String)> {
+        Ok(match target {
+            HoldTarget::Item(id) => {
+                let i = self.item(id)?;
+                if i.state == ItemState::Erased {
+                    return Err(Error::Erased(format!("item {}", i.id)));
+                }
+                ("item", i.id)
+            }
+            HoldTarget::Project(p) => ("project", self.project(p)?.id),
+        })
+    }
+
+    fn hold_set_unaudited(&mut self, target: &HoldTarget, reason: &str) -> Result<HoldInfo> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.len() > 1000 || reason.chars().any(char::is_control) {
+            return Err(Error::InvalidArgument(
+                "a legal hold needs a reason (1 to 1000 characters, no control characters)".into(),
+            ));
+        }
+        let (kind, target_id) = self.hold_target_id(target)?;
+        let now = self.now();
+        let info = HoldInfo {
+            id: uuid::Uuid::new_v4().to_string(),
+            target_kind: kind.to_string(),
+            target_id,
+            reason: reason.to_string(),
+            created_at: ms_to_ts(ts_to_ms(now)),
+            created_by: self.actor.clone(),
+        };
+        self.catalog.write(|tx| {
+            tx.execute(
+                "INSERT INTO holds(id, target_kind, target_id, reason, created_at, created_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![info.id, info.target_kind, info.target_id, info.reason, ts_to_ms(now), info.created_by],
+            )?;
+            Ok(())
+        })?;
+        Ok(info)
+    }
+
+    /// Releases every active hold on the target; returns how many were released
+    /// (`not_found` when there was none).
+    pub fn hold_clear(&mut self, target: &HoldTarget) -> Result<u64> {
+        let resource = self.hold_resource(target);
+        self.audited(actions::RETENTION_RELEASE, ResourceOf::Fixed(resource), String::new(), false, |v| {
+            let (_, target_id) = match target {
+                HoldTarget::Item(id) => ("item", v.item(id)?.id),
+                HoldTarget::Project(p) => ("project", v.project(p)?.id),
+            };
+            let now = ts_to_ms(v.now());
+            let actor = v.actor.clone();
+            let n = v.catalog.write(|tx| {
+                let n = tx.execute(
+                    "UPDATE holds SET released_at = ?1, released_by = ?2
+                     WHERE target_id = ?3 AND released_at IS NULL",
+                    params![now, actor, target_id],
+                )?;
+                if n == 0 {
+                    return Err(Error::NotFound(format!("an active legal hold on {target_id}")));
+                }
+                Ok(n as u64)
+            })?;
+            Ok(n)
+        })
+    }
+
+    /// Active holds.
+    pub fn holds(&self) -> Result<Vec<HoldInfo>> {
+        let mut st = self.catalog.conn().prepare(
+            "SELECT id, target_kind, target_id, reason, created_at, created_by FROM holds
+             WHERE released_at IS NULL ORDER BY created_at, id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(HoldInfo {
+                id: r.get(0)?,
+                target_kind: r.get(1)?,
+                target_id: r.get(2)?,
+                reason: r.get(3)?,
+                created_at: ms_to_ts(r.get(4)?),
+                created_by: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// The reason of an active hold on the item or its project, if any.
+    pub fn hold_reason(&self, item: &ItemInfo) -> Result<Option<String>> {
+        Ok(self
+            .catalog
+            .conn()
+            .query_row(
+                "SELECT reason FROM holds WHERE released_at IS NULL AND target_id IN (?1, ?2)
+                 ORDER BY created_at LIMIT 1",
+                params![item.id, item.project_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// `Err(on_hold)` when the item may not be deleted, expired or purged.
+    pub(crate) fn ensure_not_held(&self, item_id: &str) -> Result<()> {
+        let Ok(item) = self.item(item_id) else {
+            return Ok(()); // the operation itself reports not_found
+        };
+        match self.hold_reason(&item)? {
+            Some(reason) => Err(Error::OnHold(format!(
+                "{}/{}/{} (hold: {reason})",
+                item.project, item.area, item.path
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    // ----- enforcement ----------------------------------------------------------------------
+
+    /// Applies the lifecycle to every item as of the vault clock's "now": expired items are
+    /// soft-deleted, soft-deleted items past their grace are cryptographically erased. Each
+    /// step is its own transaction with its own audit event, guarded by the item's state, so a
+    /// run that is interrupted resumes where it stopped and never repeats a step; held items
+    /// are skipped and the refused step recorded as denied. Runs at unlock and on demand.
+    pub fn run_retention(&mut self, progress: &mut dyn FnMut(u64, u64)) -> Result<RetentionRunReport> {
+        let now = self.now();
+        let (plan, vault) = self.vault_policy_parts()?;
+        let mut policies: HashMap<String, RetentionPolicy> = HashMap::new();
+        let held = self.held_ids()?;
+        let rows: Vec<(String, String, String, i64, String, Option<i64>)> = {
+            let mut st = self.catalog.conn().prepare(
+                "SELECT id, project_id, data_type, created_at, state, deleted_at FROM items
+                 WHERE state IN ('active','soft_deleted') ORDER BY created_at, id",
+            )?;
+            let r = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?;
+            r.collect::<rusqlite::Result<_>>()?
+        };
+        let total = rows.len() as u64;
+        let mut report = RetentionRunReport::default();
+        for (n, (id, project_id, dt, created, state, deleted)) in rows.into_iter().enumerate() {
+            report.checked += 1;
+            if !policies.contains_key(&project_id) {
+                let ov = self.stored_overrides(&project_id)?.map(|x| x.1).unwrap_or_default();
+                policies.insert(project_id.clone(), Self::effective(plan, &vault, Some(&ov))?);
+            }
+            let policy = &policies[&project_id];
+            let on_hold = held.contains(&id) || held.contains(&project_id);
+            let life = ItemLifecycle {
+                data_type: data_type(&dt),
+                created_at: ms_to_ts(created),
+                state: lifecycle_state(&state),
+                deleted_at: deleted.map(ms_to_ts),
+                on_hold,
+            };
+            let status = gov::evaluate(&life, policy, now);
+            let resource = resources::item(&project_id, &id);
+            if status.blocked_by_hold && status.next_step_at.is_some_and(|t| t <= now) {
+                let action = match status.next_step {
+                    Some(LifecycleStep::Erase) => actions::RETENTION_ERASE,
+                    _ => actions::RETENTION_EXPIRE,
+                };
+                self.record(action, resource, Outcome::Denied, "on_hold".into())?;
+                report.held += 1;
+            } else if status.due {
+                let r = match status.next_step {
+                    Some(LifecycleStep::Expire) => self.expire_item(&id, resource).map(|changed| {
+                        if changed {
+                            report.expired += 1
+                        }
+                    }),
+                    Some(LifecycleStep::Erase) => self.erase_item(&id, resource).map(|_| report.erased += 1),
+                    None => Ok(()),
+                };
+                if let Err(e) = r {
+                    if matches!(e.code(), crate::ErrorCode::NoSpace | crate::ErrorCode::VaultBusy) {
+                        return Err(e);
+                    }
+                    tracing::warn!(item = %id, code = e.code().as_str(), "retention step failed; retried next run");
+                    report.failed += 1;
+                }
+            }
+            progress(n as u64 + 1, total);
+        }
+        let detail = format!(
+            "checked={} expired={} erased={} held={} failed={}",
+            report.checked, report.expired, report.erased, report.held, report.failed
+        );
+        self.record(actions::RETENTION_RUN, resources::VAULT.into(), Outcome::Success, detail)?;
+        Ok(report)
+    }
+
+    fn held_ids(&self) -> Result<HashSet<String>> {
+        let mut st = self
+            .catalog
+            .conn()
+            .prepare("SELECT target_id FROM holds WHERE released_at IS NULL")?;
+        let r = st.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(r.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Soft-deletes an expired item (state-guarded: false if someone else moved it first).
+    fn expire_item(&mut self, id: &str, resource: String) -> Result<bool> {
+        let now = ts_to_ms(self.now());
+        self.audited(actions::RETENTION_EXPIRE, ResourceOf::Fixed(resource), "expired".into(), false, |v| {
+            let id = id.to_string();
+            v.catalog.write(move |tx| {
+                let n = tx.execute(
+                    "UPDATE items SET state = 'soft_deleted', deleted_at = ?1 WHERE id = ?2 AND state = 'active'",
+                    params![now, id],
+                )?;
+                Ok(n == 1)
+            })
+        })
+    }
+
+    /// Cryptographically erases an item whose grace ended.
+    fn erase_item(&mut self, id: &str, resource: String) -> Result<()> {
+        self.audited(actions::RETENTION_ERASE, ResourceOf::Fixed(resource), "grace_period_ended".into(), false, |v| {
+            v.purge_unaudited(id, REASON_RETENTION).map(|_| ())
+        })
+    }
+
+    // ----- status ---------------------------------------------------------------------------
+
+    /// Retention status of every item (of one project, if given) and a summary per project.
+    pub fn retention_status(&self, project: Option<&str>) -> Result<RetentionStatus> {
+        let now = self.now();
+        let project_id = project.map(|p| self.project(p)).transpose()?.map(|p| p.id);
+        let (plan, vault) = self.vault_policy_parts()?;
+        let mut policies: HashMap<String, RetentionPolicy> = HashMap::new();
+        let held = self.held_ids()?;
+        let mut st = self.catalog.conn().prepare(
+            "SELECT i.id, i.project_id, p.name, i.area, i.path, i.data_type, i.created_at, i.state,
+                    i.deleted_at, CASE WHEN i.state = 'erased' THEN 0 ELSE v.size END
+             FROM items i
+             JOIN projects p ON p.id = i.project_id
+             JOIN item_versions v ON v.item_id = i.id AND v.version = i.current_version
+             WHERE (?1 IS NULL OR i.project_id = ?1)
+             ORDER BY p.name, i.area, i.path, i.created_at",
+        )?;
+        let mut rows = st.query([&project_id])?;
+        let mut items = Vec::new();
+        let mut summaries: BTreeMap<(String, String), ProjectRetentionSummary> = BTreeMap::new();
+        let in7 = now + Duration::days(7);
+        let in30 = now + Duration::days(30);
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let pid: String = r.get(1)?;
+            let pname: String = r.get(2)?;
+            if !policies.contains_key(&pid) {
+                let ov = self.stored_overrides(&pid)?.map(|x| x.1).unwrap_or_default();
+                policies.insert(pid.clone(), Self::effective(plan, &vault, Some(&ov))?);
+            }
+            let policy = &policies[&pid];
+            let dt = data_type(&r.get::<_, String>(5)?);
+            let life = ItemLifecycle {
+                data_type: dt,
+                created_at: ms_to_ts(r.get(6)?),
+                state: lifecycle_state(&r.get::<_, String>(7)?),
+                deleted_at: r.get::<_, Option<i64>>(8)?.map(ms_to_ts),
+                on_hold: held.contains(&id) || held.contains(&pid),
+            };
+            let size = r.get::<_, i64>(9)? as u64;
+            let s = gov::evaluate(&life, policy, now);
+            let sum = summaries
+                .entry((pname.clone(), pid.clone()))
+                .or_insert_with(|| ProjectRetentionSummary {
+                    project_id: pid.clone(),
+                    project: pname.clone(),
+                    ..Default::default()
+                });
+            let bucket = match s.state {
+                DisplayState::Active => &mut sum.active,
+                DisplayState::OnHold => &mut sum.on_hold,
+                DisplayState::SoftDeleted => &mut sum.soft_deleted,
+                DisplayState::Erased => &mut sum.erased,
+            };
+            bucket.items += 1;
+            bucket.bytes += size;
+            if !s.blocked_by_hold {
+                if let Some(at) = s.next_step_at {
+                    if at <= in7 {
+                        sum.due_7d += 1;
+                    }
+                    if at <= in30 {
+                        sum.due_30d += 1;
+                    }
+                }
+            }
+            items.push(ItemRetention {
+                item_id: id,
+                project_id: pid,
+                project: pname,
+                area: r.get(3)?,
+                path: r.get(4)?,
+                data_type: dt,
+                period: policy.period(dt).to_string(),
+                size,
+                created_at: life.created_at,
+                expires_at: s.expires_at,
+                state: s.state,
+                next_step: s.next_step,
+                next_step_at: s.next_step_at,
+            });
+        }
+        Ok(RetentionStatus {
+            now,
+            items,
+            projects: summaries.into_values().collect(),
+        })
+    }
+}

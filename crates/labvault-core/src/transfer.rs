@@ -1,0 +1,1034 @@
+//! Moving bytes in and out: import (files and directory trees), export (items and areas) and
+//! verify. All streaming through blob format v1, constant memory whatever the file size.
+//!
+//! Crash-safety protocol for import (per file): encrypt into `tmp/<blob id>.tmp`, fsync, rename
+//! to `blobs/<xx>/<blob id>`, fsync the directory, and only then commit the catalog transaction
+//! that references the blob. A file is reported as imported only after that commit. Anything a
+//! crash leaves behind is unreferenced and removed at the next unlock.
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::fsutil::{self, random_hex};
+use crate::items::label;
+use crate::model::{guess_media_type, Area, DataType, ItemInfo, ItemState, ListFilter};
+use crate::names;
+use crate::vault::{ts_to_ms, Vault, BLOBS_DIR, TMP_DIR};
+use labvault_crypto::{
+    decrypt_blob, encrypt_blob, CryptoError, DataKey, WrappedKey, DEFAULT_CHUNK_SIZE,
+};
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Progress and outcome notifications from [`Vault::import`].
+#[derive(Debug)]
+pub enum ImportEvent<'a> {
+    /// Planning done: this much will be read.
+    Started {
+        /// Files to import.
+        files_total: u64,
+        /// Their total size.
+        bytes_total: u64,
+    },
+    /// Bytes of one file encrypted so far.
+    Progress {
+        /// Logical path being imported.
+        path: &'a str,
+        /// Bytes of this file done.
+        file_done: u64,
+        /// Size of this file.
+        file_total: u64,
+        /// Bytes of the whole import done.
+        overall_done: u64,
+        /// Size of the whole import.
+        overall_total: u64,
+    },
+    /// A file is committed: it survives any crash from now on.
+    FileDone(&'a ImportedFile),
+    /// A file was skipped; the import goes on with the others.
+    FileFailed(&'a ImportFailure),
+}
+
+/// Progress of [`Vault::export_item`] / [`Vault::export_area`] / [`Vault::verify`].
+#[derive(Debug, Clone)]
+pub struct TransferProgress<'a> {
+    /// The item's logical path.
+    pub path: &'a str,
+    /// Bytes of this item done.
+    pub file_done: u64,
+    /// Size of this item.
+    pub file_total: u64,
+    /// Bytes done overall.
+    pub overall_done: u64,
+    /// Total bytes overall.
+    pub overall_total: u64,
+}
+
+/// Options for [`Vault::import`].
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Data type for every imported item; default by area.
+    pub data_type: Option<DataType>,
+    /// Logical directory inside the area to import under (e.g. `run-7`).
+    pub dest_prefix: Option<String>,
+}
+
+/// A committed import of one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportedFile {
+    /// Where it came from.
+    pub source: PathBuf,
+    /// Item id.
+    pub item_id: String,
+    /// Logical path in the area.
+    pub path: String,
+    /// Version created (1 = new item, >1 = new version of an existing path).
+    pub version: u32,
+    /// Plaintext size.
+    pub size: u64,
+    /// Plaintext SHA-256, hex.
+    pub sha256: String,
+}
+
+/// A file that was not imported, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportFailure {
+    /// The source file (lossy display for non-UTF-8 names).
+    pub source: PathBuf,
+    /// Stable error code.
+    pub code: ErrorCode,
+    /// Human-readable reason naming the file.
+    pub message: String,
+}
+
+/// Outcome of an import that ran to the end (fatal errors and cancellation are `Err`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    /// Files imported.
+    pub imported: Vec<ImportedFile>,
+    /// Files skipped.
+    pub failed: Vec<ImportFailure>,
+}
+
+/// Options for exports.
+#[derive(Debug, Clone, Default)]
+pub struct ExportOptions {
+    /// Replace existing files at the destination (default: refuse with `already_exists`).
+    pub overwrite: bool,
+}
+
+/// One problem found by [`Vault::verify`].
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyProblem {
+    /// Stable code (`tampered`, `truncated`, `not_found` for a missing blob, `corrupt_catalog`, ...).
+    pub code: ErrorCode,
+    /// The item concerned, if any.
+    pub item_id: Option<String>,
+    /// Its project.
+    pub project: Option<String>,
+    /// Its area.
+    pub area: Option<Area>,
+    /// Its path.
+    pub path: Option<String>,
+    /// Its version.
+    pub version: Option<u32>,
+    /// What is wrong, naming the item or file.
+    pub message: String,
+}
+
+/// Outcome of [`Vault::verify`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    /// Blob versions decrypted and hashed.
+    pub blobs_checked: u64,
+    /// Plaintext bytes checked.
+    pub bytes_checked: u64,
+    /// Everything wrong; empty means the vault is intact.
+    pub problems: Vec<VerifyProblem>,
+}
+
+impl VerifyReport {
+    /// True when nothing is wrong.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Maps a blob-processing error to a vault error naming `what`.
+pub(crate) fn blob_err(e: CryptoError, what: &str) -> Error {
+    let what = what.to_string();
+    match e {
+        CryptoError::Tampered { chunk } => Error::Tampered {
+            what,
+            detail: format!("chunk {chunk} failed authentication"),
+        },
+        CryptoError::Truncated => Error::Truncated {
+            what,
+            detail: "its blob ends before the final chunk".into(),
+        },
+        CryptoError::TrailingData => Error::Tampered {
+            what,
+            detail: "data after the final chunk".into(),
+        },
+        CryptoError::NotABlob => Error::Tampered {
+            what,
+            detail: "its blob is not a LabVault blob".into(),
+        },
+        CryptoError::FileIdMismatch => Error::Tampered {
+            what,
+            detail: "its blob belongs to another file".into(),
+        },
+        CryptoError::InvalidHeader(m) => Error::Tampered {
+            what,
+            detail: format!("invalid blob header: {m}"),
+        },
+        CryptoError::UnsupportedVersion(v) => {
+            Error::UnsupportedVersion(format!("{what}: blob format version {v}"))
+        }
+        CryptoError::KeyUnwrapFailed { .. } | CryptoError::InvalidWrappedKey(_) => Error::Tampered {
+            what,
+            detail: "its wrapped data key failed authentication".into(),
+        },
+        CryptoError::Io(io) => Error::io(what, io),
+        other => Error::Internal(format!("{what}: {other}")),
+    }
+}
+
+/// Reader wrapper: stops on cancellation and remembers its own errors, so a failure can be
+/// attributed to the source (not the vault disk) and named.
+struct SourceReader<'a, R> {
+    inner: R,
+    cancel: &'a AtomicBool,
+    cancelled: bool,
+    error: Option<io::Error>,
+}
+
+impl<R: Read> Read for SourceReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            self.cancelled = true;
+            return Err(io::Error::other("cancelled"));
+        }
+        self.inner.read(buf).inspect_err(|e| {
+            self.error = Some(io::Error::new(e.kind(), e.to_string()));
+        })
+    }
+}
+
+/// Writer wrapper, same idea on the output side (ENOSPC at the destination).
+struct SinkWriter<'a, W> {
+    inner: W,
+    cancel: &'a AtomicBool,
+    cancelled: bool,
+    error: Option<io::Error>,
+}
+
+impl<W: Write> Write for SinkWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            self.cancelled = true;
+            return Err(io::Error::other("cancelled"));
+        }
+        self.inner.write(buf).inspect_err(|e| {
+            self.error = Some(io::Error::new(e.kind(), e.to_string()));
+        })
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().inspect_err(|e| {
+            self.error = Some(io::Error::new(e.kind(), e.to_string()));
+        })
+    }
+}
+
+/// One planned file of an import.
+struct Planned {
+    source: PathBuf,
+    path: String,
+    size: u64,
+}
+
+fn fail(source: &Path, e: Error) -> ImportFailure {
+    ImportFailure {
+        source: source.to_path_buf(),
+        code: e.code(),
+        message: format!("{}: {e}", source.display()),
+    }
+}
+
+/// Removes a temp file on drop unless disarmed: nothing half-written survives an error path.
+struct TempGuard(Option<PathBuf>);
+
+impl TempGuard {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+impl Vault {
+    /// Imports files and whole directory trees into `project`/`area`. Each file is committed
+    /// on its own (and reported with [`ImportEvent::FileDone`]); a file that cannot be imported
+    /// (invalid or non-UTF-8 name, vanished source, symlink) is reported and skipped. Running out
+    /// of space, a vault I/O failure or `cancel` stop the import with an error; files committed
+    /// before stay imported. Re-importing an existing path adds a new version.
+    pub(crate) fn import_unaudited(
+        &mut self,
+        project: &str,
+        area: Area,
+        sources: &[PathBuf],
+        opts: &ImportOptions,
+        progress: &mut dyn FnMut(&ImportEvent<'_>),
+        cancel: &AtomicBool,
+    ) -> Result<ImportReport> {
+        let project = self.project(project)?;
+        let prefix = match &opts.dest_prefix {
+            Some(p) if !p.is_empty() => Some(names::validate_logical_path(p)?),
+            _ => None,
+        };
+        let data_type = opts.data_type.unwrap_or(area.default_data_type());
+        let mut report = ImportReport::default();
+        let mut plan = Vec::new();
+        for src in sources {
+            plan_source(src, prefix.as_deref(), &mut plan, &mut report.failed);
+        }
+        for f in &report.failed {
+            progress(&ImportEvent::FileFailed(f));
+        }
+        let failed_at_plan = report.failed.len();
+        let overall_total: u64 = plan.iter().map(|p| p.size).sum();
+        progress(&ImportEvent::Started {
+            files_total: plan.len() as u64,
+            bytes_total: overall_total,
+        });
+        let pkey = self.project_key(&project.id)?;
+        let mut overall_done = 0u64;
+        for p in &plan {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
+            match self.import_one(
+                &project.id,
+                &pkey,
+                area,
+                data_type,
+                p,
+                overall_done,
+                overall_total,
+                progress,
+                cancel,
+            ) {
+                Ok(done) => {
+                    progress(&ImportEvent::FileDone(&done));
+                    report.imported.push(done);
+                }
+                Err(e)
+                    if matches!(
+                        e.code(),
+                        ErrorCode::SourceVanished
+                            | ErrorCode::InvalidName
+                            | ErrorCode::AlreadyExists
+                    ) || matches!(&e, Error::Io { context, .. } if context.starts_with("reading source")) =>
+                {
+                    let f = fail(&p.source, e);
+                    progress(&ImportEvent::FileFailed(&f));
+                    report.failed.push(f);
+                }
+                Err(e) => return Err(e),
+            }
+            overall_done += p.size;
+        }
+        debug_assert!(report.failed.len() >= failed_at_plan);
+        Ok(report)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn import_one(
+        &mut self,
+        project_id: &str,
+        pkey: &labvault_crypto::ProjectKey,
+        area: Area,
+        data_type: DataType,
+        p: &Planned,
+        overall_done: u64,
+        overall_total: u64,
+        progress: &mut dyn FnMut(&ImportEvent<'_>),
+        cancel: &AtomicBool,
+    ) -> Result<ImportedFile> {
+        let src_name = p.source.display().to_string();
+        let src = match File::open(&p.source) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::SourceVanished {
+                    path: src_name,
+                    detail: "it no longer exists".into(),
+                })
+            }
+            Err(e) => return Err(Error::io(format!("reading source {src_name}"), e)),
+        };
+        let mut file_id = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut file_id);
+        let blob_id = hex::encode(file_id);
+        let tmp_path = self.dir.join(TMP_DIR).join(format!("{blob_id}.tmp"));
+        let mut guard = TempGuard(Some(tmp_path.clone()));
+        let out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)
+            .map_err(|e| Error::io_path("creating", &tmp_path, e))?;
+        let dkey = DataKey::generate();
+        let mut reader = SourceReader {
+            inner: src,
+            cancel,
+            cancelled: false,
+            error: None,
+        };
+        let mut writer = SinkWriter {
+            inner: BufWriter::with_capacity(1 << 20, out),
+            cancel,
+            cancelled: false,
+            error: None,
+        };
+        let path = p.path.as_str();
+        let res = encrypt_blob(
+            &dkey,
+            &file_id,
+            DEFAULT_CHUNK_SIZE,
+            &mut reader,
+            &mut writer,
+            &mut |done| {
+                progress(&ImportEvent::Progress {
+                    path,
+                    file_done: done,
+                    file_total: p.size,
+                    overall_done: overall_done + done.min(p.size),
+                    overall_total,
+                })
+            },
+        );
+        let summary = match res {
+            Ok(s) => s,
+            Err(e) => {
+                if reader.cancelled || writer.cancelled {
+                    return Err(Error::Cancelled);
+                }
+                if let Some(re) = reader.error.take() {
+                    return Err(Error::io(format!("reading source {src_name}"), re));
+                }
+                if let Some(we) = writer.error.take() {
+                    return Err(Error::io_path("writing", &tmp_path, we));
+                }
+                return Err(blob_err(e, &src_name));
+            }
+        };
+        let out = writer
+            .inner
+            .into_inner()
+            .map_err(|e| Error::io_path("writing", &tmp_path, e.into_error()))?;
+        out.sync_all()
+            .map_err(|e| Error::io_path("syncing", &tmp_path, e))?;
+        drop(out);
+        // The source must be what we planned to read, and still be there: a file that shrank,
+        // grew or vanished under us is not imported half-way.
+        let now_len = fs::metadata(&p.source).map(|m| m.len());
+        if summary.plaintext_len != p.size || now_len.as_ref().ok() != Some(&p.size) {
+            return Err(Error::SourceVanished {
+                path: src_name,
+                detail: match now_len {
+                    Err(_) => "it was removed while being read".into(),
+                    Ok(n) => format!(
+                        "its size changed while being read (expected {} bytes, read {}, now {n})",
+                        p.size, summary.plaintext_len
+                    ),
+                },
+            });
+        }
+        let final_path = fsutil::blob_path(&self.dir, &blob_id);
+        let shard = final_path.parent().expect("blob path has a shard dir");
+        if !shard.exists() {
+            fs::create_dir_all(shard).map_err(|e| Error::io_path("creating", shard, e))?;
+            fsutil::fsync_dir(&self.dir.join(BLOBS_DIR))?;
+        }
+        fs::rename(&tmp_path, &final_path)
+            .map_err(|e| Error::io_path("storing blob", &final_path, e))?;
+        guard.0 = Some(final_path.clone());
+        fsutil::fsync_dir(shard)?;
+
+        let wrapped = pkey.wrap_data_key(&dkey, &file_id);
+        let sha = hex::encode(summary.sha256);
+        let now = ts_to_ms(self.now());
+        let actor = self.actor.clone();
+        let (item_id, version) = self.catalog.write(|tx| {
+            let existing: Option<(String, u32)> = tx
+                .query_row(
+                    "SELECT id, current_version FROM items
+                     WHERE project_id = ?1 AND area = ?2 AND path = ?3 AND state = 'active'",
+                    params![project_id, area.as_str(), path],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let (item_id, version) = match existing {
+                Some((id, v)) => {
+                    tx.execute(
+                        "UPDATE items SET current_version = ?1, updated_at = ?2 WHERE id = ?3",
+                        params![v + 1, now, id],
+                    )?;
+                    (id, v + 1)
+                }
+                None => {
+                    let id = uuid::Uuid::new_v4().to_string();
+                    tx.execute(
+                        "INSERT INTO items(id, project_id, area, path, media_type, data_type, created_by,
+                            created_at, updated_at, state, current_version)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, 'active', 1)",
+                        params![
+                            id,
+                            project_id,
+                            area.as_str(),
+                            path,
+                            guess_media_type(path),
+                            data_type.as_str(),
+                            actor,
+                            now
+                        ],
+                    )?;
+                    (id, 1)
+                }
+            };
+            tx.execute(
+                "INSERT INTO item_versions(item_id, version, blob_id, wrapped_data_key, size, sha256,
+                    created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    item_id,
+                    version,
+                    blob_id,
+                    wrapped.as_bytes(),
+                    summary.plaintext_len as i64,
+                    sha,
+                    now,
+                    actor
+                ],
+            )?;
+            Ok((item_id, version))
+        })?;
+        guard.disarm();
+        Ok(ImportedFile {
+            source: p.source.clone(),
+            item_id,
+            path: p.path.clone(),
+            version,
+            size: summary.plaintext_len,
+            sha256: sha,
+        })
+    }
+
+    /// Exports one active item into directory `dest_dir` under its file name. The plaintext is
+    /// written to a temp file beside the final one and renamed into place only after the final
+    /// chunk verified and the SHA-256 matched; on any failure no output file is left.
+    pub(crate) fn export_item_unaudited(
+        &mut self,
+        item_id: &str,
+        dest_dir: &Path,
+        opts: &ExportOptions,
+        progress: &mut dyn FnMut(&TransferProgress<'_>),
+        cancel: &AtomicBool,
+    ) -> Result<PathBuf> {
+        let item = self.item(item_id)?;
+        if item.state != ItemState::Active {
+            return Err(crate::items::wrong_state(&item, &[ItemState::Active]));
+        }
+        let name = item.path.rsplit('/').next().unwrap_or(&item.path).to_string();
+        names::validate_component(&name)?;
+        let total = item.size;
+        self.export_to(&item, &dest_dir.join(name), opts, 0, total, progress, cancel)
+    }
+
+    /// Exports every active item of `project`/`area` under `dest_dir`, recreating the logical
+    /// directory structure. Stops at the first failure (files already exported stay; the one
+    /// that failed leaves nothing).
+    pub(crate) fn export_area_unaudited(
+        &mut self,
+        project: &str,
+        area: Area,
+        dest_dir: &Path,
+        opts: &ExportOptions,
+        progress: &mut dyn FnMut(&TransferProgress<'_>),
+        cancel: &AtomicBool,
+    ) -> Result<Vec<PathBuf>> {
+        let items = self.list(&ListFilter {
+            project: Some(project.to_string()),
+            area: Some(area),
+            ..Default::default()
+        })?;
+        let total: u64 = items.iter().map(|i| i.size).sum();
+        let mut done = 0u64;
+        let mut out = Vec::new();
+        for item in &items {
+            let rel = names::validate_logical_path(&item.path)?;
+            let target = dest_dir.join(&rel);
+            out.push(self.export_to(item, &target, opts, done, total, progress, cancel)?);
+            done += item.size;
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn export_to(
+        &mut self,
+        item: &ItemInfo,
+        target: &Path,
+        opts: &ExportOptions,
+        overall_done: u64,
+        overall_total: u64,
+        progress: &mut dyn FnMut(&TransferProgress<'_>),
+        cancel: &AtomicBool,
+    ) -> Result<PathBuf> {
+        let what = label(item);
+        if !opts.overwrite && fs::symlink_metadata(target).is_ok() {
+            return Err(Error::AlreadyExists(format!("{}", target.display())));
+        }
+        let dir = target
+            .parent()
+            .ok_or_else(|| Error::InvalidArgument("export destination has no directory".into()))?;
+        fs::create_dir_all(dir).map_err(|e| Error::io_path("creating", dir, e))?;
+        let (blob_id, wrapped, sha) = self.version_key(item)?;
+        let file_id = file_id_of(&blob_id)?;
+        let pkey = self.project_key(&item.project_id)?;
+        let dkey = pkey
+            .unwrap_data_key(&wrapped, &file_id)
+            .map_err(|e| blob_err(e, &what))?;
+        let blob_path = fsutil::blob_path(&self.dir, &blob_id);
+        let blob = File::open(&blob_path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::NotFound(format!("the blob of {what}"))
+            } else {
+                Error::io_path("reading blob of", &blob_path, e)
+            }
+        })?;
+        let tmp = dir.join(format!(".labvault-export-{}.part", random_hex(8)));
+        let mut guard = TempGuard(Some(tmp.clone()));
+        let out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| Error::io_path("creating", &tmp, e))?;
+        let never = AtomicBool::new(false);
+        let mut reader = SourceReader {
+            inner: io::BufReader::with_capacity(1 << 20, blob),
+            cancel: &never,
+            cancelled: false,
+            error: None,
+        };
+        let mut writer = SinkWriter {
+            inner: BufWriter::with_capacity(1 << 20, out),
+            cancel,
+            cancelled: false,
+            error: None,
+        };
+        let path = item.path.as_str();
+        let res = decrypt_blob(&dkey, &file_id, &mut reader, &mut writer, &mut |done| {
+            progress(&TransferProgress {
+                path,
+                file_done: done,
+                file_total: item.size,
+                overall_done: overall_done + done.min(item.size),
+                overall_total,
+            })
+        });
+        let summary = match res {
+            Ok(s) => s,
+            Err(e) => {
+                if writer.cancelled {
+                    return Err(Error::Cancelled);
+                }
+                if let Some(we) = writer.error.take() {
+                    return Err(Error::io(format!("writing {}", target.display()), we));
+                }
+                if let Some(re) = reader.error.take() {
+                    return Err(Error::io(format!("reading the blob of {what}"), re));
+                }
+                return Err(blob_err(e, &what));
+            }
+        };
+        if hex::encode(summary.sha256) != sha || summary.plaintext_len != item.size {
+            return Err(Error::Tampered {
+                what,
+                detail: "decrypted content does not match the recorded SHA-256".into(),
+            });
+        }
+        let out = writer
+            .inner
+            .into_inner()
+            .map_err(|e| Error::io(format!("writing {}", target.display()), e.into_error()))?;
+        out.sync_all()
+            .map_err(|e| Error::io(format!("writing {}", target.display()), e))?;
+        drop(out);
+        if opts.overwrite {
+            fs::rename(&tmp, target).map_err(|e| Error::io_path("writing", target, e))?;
+        } else {
+            // Link-then-unlink refuses to clobber a file that appeared meanwhile.
+            match fs::hard_link(&tmp, target) {
+                Ok(()) => {
+                    let _ = fs::remove_file(&tmp);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(Error::AlreadyExists(format!("{}", target.display())))
+                }
+                Err(_) => {
+                    fs::rename(&tmp, target).map_err(|e| Error::io_path("writing", target, e))?
+                }
+            }
+        }
+        guard.disarm();
+        fsutil::fsync_dir(dir)?;
+        Ok(target.to_path_buf())
+    }
+
+    /// Blob id, wrapped data key and SHA-256 of an item's current version.
+    fn version_key(&self, item: &ItemInfo) -> Result<(String, WrappedKey, String)> {
+        let row: Option<(Option<String>, Option<Vec<u8>>, String)> = self
+            .catalog
+            .conn()
+            .query_row(
+                "SELECT blob_id, wrapped_data_key, sha256 FROM item_versions WHERE item_id = ?1 AND version = ?2",
+                params![item.id, item.version],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        match row {
+            Some((Some(b), Some(w), sha)) => {
+                let w = WrappedKey::from_bytes(w).map_err(|e| blob_err(e, &label(item)))?;
+                Ok((b, w, sha))
+            }
+            Some(_) => Err(Error::Erased(label(item))),
+            None => Err(Error::CorruptCatalog(format!(
+                "{} has no version {}",
+                label(item),
+                item.version
+            ))),
+        }
+    }
+
+    /// Checks the whole vault: catalog integrity, every live blob version decrypts and matches
+    /// its SHA-256, no row points at a missing blob, no blob is orphaned. Changes nothing;
+    /// problems are reported (each naming its item), not fixed.
+    pub(crate) fn verify_unaudited(
+        &mut self,
+        progress: &mut dyn FnMut(&TransferProgress<'_>),
+        cancel: &AtomicBool,
+    ) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        let check: String = self
+            .catalog
+            .conn()
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            report.problems.push(VerifyProblem {
+                code: ErrorCode::CorruptCatalog,
+                item_id: None,
+                project: None,
+                area: None,
+                path: None,
+                version: None,
+                message: format!("catalog integrity check failed: {check}"),
+            });
+        }
+        struct V {
+            item: ItemInfo,
+            version: u32,
+            blob_id: String,
+            wrapped: Vec<u8>,
+            size: u64,
+            sha: String,
+        }
+        let items: std::collections::HashMap<String, ItemInfo> = self
+            .list(&ListFilter {
+                all_states: true,
+                ..Default::default()
+            })?
+            .into_iter()
+            .map(|i| (i.id.clone(), i))
+            .collect();
+        let mut versions = Vec::new();
+        {
+            let mut st = self.catalog.conn().prepare(
+                "SELECT item_id, version, blob_id, wrapped_data_key, size, sha256 FROM item_versions
+                 WHERE blob_id IS NOT NULL ORDER BY item_id, version",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let item_id: String = r.get(0)?;
+                let Some(item) = items.get(&item_id) else {
+                    continue;
+                };
+                let wrapped: Option<Vec<u8>> = r.get(3)?;
+                versions.push(V {
+                    item: item.clone(),
+                    version: r.get(1)?,
+                    blob_id: r.get(2)?,
+                    wrapped: wrapped.unwrap_or_default(),
+                    size: r.get::<_, i64>(4)? as u64,
+                    sha: r.get(5)?,
+                });
+            }
+        }
+        let total: u64 = versions.iter().map(|v| v.size).sum();
+        let mut done = 0u64;
+        let mut pkeys = std::collections::HashMap::new();
+        for v in &versions {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
+            let what = format!("{} (version {})", label(&v.item), v.version);
+            let problem = |e: Error| VerifyProblem {
+                code: e.code(),
+                item_id: Some(v.item.id.clone()),
+                project: Some(v.item.project.clone()),
+                area: Some(v.item.area),
+                path: Some(v.item.path.clone()),
+                version: Some(v.version),
+                message: e.to_string(),
+            };
+            if !pkeys.contains_key(&v.item.project_id) {
+                let k = self.project_key(&v.item.project_id)?;
+                pkeys.insert(v.item.project_id.clone(), k);
+            }
+            let pkey = &pkeys[&v.item.project_id];
+            let res = (|| -> Result<()> {
+                let file_id = file_id_of(&v.blob_id)?;
+                let wrapped =
+                    WrappedKey::from_bytes(v.wrapped.clone()).map_err(|e| blob_err(e, &what))?;
+                let dkey = pkey
+                    .unwrap_data_key(&wrapped, &file_id)
+                    .map_err(|e| blob_err(e, &what))?;
+                let bp = fsutil::blob_path(&self.dir, &v.blob_id);
+                let f = File::open(&bp).map_err(|e| {
+                    if e.kind() == io::ErrorKind::NotFound {
+                        Error::NotFound(format!("the blob of {what}"))
+                    } else {
+                        Error::io_path("reading blob", &bp, e)
+                    }
+                })?;
+                let path = v.item.path.as_str();
+                let s = decrypt_blob(
+                    &dkey,
+                    &file_id,
+                    io::BufReader::with_capacity(1 << 20, f),
+                    io::sink(),
+                    &mut |d| {
+                        progress(&TransferProgress {
+                            path,
+                            file_done: d,
+                            file_total: v.size,
+                            overall_done: done + d.min(v.size),
+                            overall_total: total,
+                        })
+                    },
+                )
+                .map_err(|e| blob_err(e, &what))?;
+                if hex::encode(s.sha256) != v.sha || s.plaintext_len != v.size {
+                    return Err(Error::Tampered {
+                        what: what.clone(),
+                        detail: "content does not match the recorded SHA-256".into(),
+                    });
+                }
+                Ok(())
+            })();
+            match res {
+                Ok(()) => {
+                    report.blobs_checked += 1;
+                    report.bytes_checked += v.size;
+                }
+                Err(Error::Cancelled) => return Err(Error::Cancelled),
+                Err(e) => report.problems.push(problem(e)),
+            }
+            done += v.size;
+        }
+        // Items whose current version row is missing would not even be listed.
+        let dangling: i64 = self.catalog.conn().query_row(
+            "SELECT count(*) FROM items i WHERE NOT EXISTS
+               (SELECT 1 FROM item_versions v WHERE v.item_id = i.id AND v.version = i.current_version)",
+            [],
+            |r| r.get(0),
+        )?;
+        if dangling > 0 {
+            report.problems.push(VerifyProblem {
+                code: ErrorCode::CorruptCatalog,
+                item_id: None,
+                project: None,
+                area: None,
+                path: None,
+                version: None,
+                message: format!("{dangling} item(s) have no current version row"),
+            });
+        }
+        let referenced = self.referenced_blobs()?;
+        for (name, path) in self.blob_files()? {
+            if !referenced.contains(&name) {
+                report.problems.push(VerifyProblem {
+                    code: ErrorCode::CorruptCatalog,
+                    item_id: None,
+                    project: None,
+                    area: None,
+                    path: None,
+                    version: None,
+                    message: format!(
+                        "orphan blob {} is referenced by no catalog row",
+                        path.display()
+                    ),
+                });
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// The blob format's file id is the blob id's 16 random bytes.
+fn file_id_of(blob_id: &str) -> Result<[u8; 16]> {
+    let mut id = [0u8; 16];
+    hex::decode_to_slice(blob_id, &mut id)
+        .map_err(|_| Error::CorruptCatalog(format!("malformed blob id {blob_id:?}")))?;
+    Ok(id)
+}
+
+/// Expands one import source into planned files (recursing into directories in name order),
+/// collecting per-file refusals instead of stopping.
+fn plan_source(
+    src: &Path,
+    prefix: Option<&str>,
+    plan: &mut Vec<Planned>,
+    failed: &mut Vec<ImportFailure>,
+) {
+    let meta = match fs::metadata(src) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            failed.push(fail(
+                src,
+                Error::SourceVanished {
+                    path: src.display().to_string(),
+                    detail: "it does not exist".into(),
+                },
+            ));
+            return;
+        }
+        Err(e) => {
+            failed.push(fail(src, Error::io_path("reading source", src, e)));
+            return;
+        }
+    };
+    let name = match src.file_name() {
+        Some(n) => match names::component_from_os(n) {
+            Ok(n) => n,
+            Err(e) => {
+                failed.push(fail(src, e));
+                return;
+            }
+        },
+        None => {
+            // `.` or `/`: import the directory's contents without a name of its own.
+            String::new()
+        }
+    };
+    let base = match (prefix, name.is_empty()) {
+        (Some(p), false) => format!("{p}/{name}"),
+        (Some(p), true) => p.to_string(),
+        (None, _) => name,
+    };
+    if meta.is_file() {
+        if base.is_empty() {
+            failed.push(fail(
+                src,
+                Error::InvalidName {
+                    name: src.display().to_string(),
+                    reason: "no file name".into(),
+                },
+            ));
+            return;
+        }
+        match names::validate_logical_path(&base) {
+            Ok(path) => plan.push(Planned {
+                source: src.to_path_buf(),
+                path,
+                size: meta.len(),
+            }),
+            Err(e) => failed.push(fail(src, e)),
+        }
+    } else if meta.is_dir() {
+        walk_dir(src, &base, plan, failed);
+    } else {
+        failed.push(fail(
+            src,
+            Error::InvalidArgument(format!(
+                "{} is not a regular file or directory",
+                src.display()
+            )),
+        ));
+    }
+}
+
+fn walk_dir(dir: &Path, base: &str, plan: &mut Vec<Planned>, failed: &mut Vec<ImportFailure>) {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            failed.push(fail(dir, Error::io_path("reading source", dir, e)));
+            return;
+        }
+    };
+    let mut entries: Vec<_> = rd.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        let name = match names::component_from_os(&e.file_name()) {
+            Ok(n) => n,
+            Err(err) => {
+                failed.push(fail(&p, err));
+                continue;
+            }
+        };
+        let logical = if base.is_empty() {
+            name
+        } else {
+            format!("{base}/{name}")
+        };
+        let ft = match fs::symlink_metadata(&p) {
+            Ok(m) => m,
+            Err(err) => {
+                failed.push(fail(&p, Error::io_path("reading source", &p, err)));
+                continue;
+            }
+        };
+        if ft.file_type().is_symlink() {
+            failed.push(fail(
+                &p,
+                Error::InvalidArgument(format!(
+                    "{} is a symbolic link; links inside directories are not followed",
+                    p.display()
+                )),
+            ));
+        } else if ft.is_dir() {
+            walk_dir(&p, &logical, plan, failed);
+        } else if ft.is_file() {
+            match names::validate_logical_path(&logical) {
+                Ok(path) => plan.push(Planned {
+                    source: p,
+                    path,
+                    size: ft.len(),
+                }),
+                Err(err) => failed.push(fail(&p, err)),
+            }
+        } else {
+            failed.push(fail(
+                &p,
+                Error::InvalidArgument(format!("{} is not a regular file", p.display())),
+            ));
+        }
+    }
+}
