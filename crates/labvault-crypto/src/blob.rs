@@ -282,87 +282,79 @@ pub fn encrypt_blob_with_header_randomness<R: Read, W: Write>(
     let mut pt_len = 0u64;
     let mut hasher = Sha256::new();
 
+    // Two batch buffers: while the cores seal batch k, this thread hashes batch k, writes
+    // the sealed batch k-1 and reads batch k+1, so I/O and hashing overlap encryption.
     let nb = batch_chunks(cs);
-    let mut plain = vec![0u8; nb * cs];
-    let mut sealed = vec![0u8; nb * cs];
+    let mut bufs = [EncBatch::new(nb, cs), EncBatch::new(nb, cs)];
     let mut carry: Option<u8> = None;
     let mut index: u64 = 0;
-    let mut done = false;
-    while !done {
-        // Fill the batch (re-inserting the byte peeked at the end of the previous one).
-        let mut n = 0;
-        if let Some(b) = carry.take() {
-            plain[0] = b;
-            n = 1;
-        }
-        n += read_full(&mut input, &mut plain[n..])?;
-        if n == plain.len() {
-            let mut peek = [0u8; 1];
-            if read_full(&mut input, &mut peek)? == 1 {
-                carry = Some(peek[0]);
-            } else {
-                done = true;
-            }
-        } else {
-            done = true;
-        }
-        let chunks = if n == 0 { 1 } else { n.div_ceil(cs) };
-        if index + chunks as u64 > u64::from(u32::MAX) + 1 {
-            return Err(CryptoError::InvalidHeader(
-                "input too large for this chunk size (more than 2^32 chunks)".into(),
-            ));
-        }
-        // Jobs: (index, is_last, plaintext slice, output slot, tag).
-        struct Job<'a> {
-            index: u64,
-            last: bool,
-            src: &'a [u8],
-            dst: &'a mut [u8],
-            tag: [u8; TAG_LEN],
-        }
-        let mut jobs: Vec<Job> = Vec::with_capacity(chunks);
+    let (first, second) = bufs.split_at_mut(1);
+    let (mut cur, mut other) = (&mut first[0], &mut second[0]);
+    cur.fill(&mut input, &mut carry, &mut index, cs)?;
+    loop {
+        let cur_eof = cur.eof;
+        let mut io_res: Result<(), CryptoError> = Ok(());
         {
-            let mut dst_rest: &mut [u8] = &mut sealed[..];
-            for i in 0..chunks {
-                let start = i * cs;
-                let end = (start + cs).min(n);
-                let (d, rest) = dst_rest.split_at_mut(end - start);
-                dst_rest = rest;
-                jobs.push(Job {
-                    index: index + i as u64,
-                    last: done && i == chunks - 1,
-                    src: &plain[start..end],
-                    dst: d,
-                    tag: [0; TAG_LEN],
-                });
-            }
+            let EncBatch {
+                plain,
+                sealed,
+                tags,
+                n,
+                chunks,
+                first_index,
+                eof,
+                ..
+            } = &mut *cur;
+            let plain: &[u8] = &plain[..*n];
+            let mut jobs: Vec<EncJob> = sealed
+                .chunks_mut(cs)
+                .zip(tags.iter_mut())
+                .take(*chunks)
+                .enumerate()
+                .map(|(i, (dst, tag))| {
+                    let start = i * cs;
+                    let end = (start + cs).min(plain.len());
+                    EncJob {
+                        index: *first_index + i as u64,
+                        last: *eof && i + 1 == *chunks,
+                        src: &plain[start..end],
+                        dst: &mut dst[..end - start],
+                        tag,
+                    }
+                })
+                .collect();
+            let (hasher, other, output, input) =
+                (&mut hasher, &mut *other, &mut output, &mut input);
+            let (ct_len, carry, index, io_res) = (&mut ct_len, &mut carry, &mut index, &mut io_res);
+            par_each(
+                &mut jobs,
+                |j| {
+                    j.dst.copy_from_slice(j.src);
+                    *j.tag = cipher.seal(j.index, j.last, j.dst);
+                },
+                move || {
+                    hasher.update(plain);
+                    *io_res = (|| {
+                        if other.pending_write {
+                            *ct_len += other.write_to(output, cs)?;
+                        }
+                        if !cur_eof {
+                            other.fill(input, carry, index, cs)?;
+                        }
+                        Ok(())
+                    })();
+                },
+            );
         }
-        let data = &plain[..n];
-        let hasher_ref = &mut hasher;
-        par_each(
-            &mut jobs,
-            |j| {
-                j.dst.copy_from_slice(j.src);
-                j.tag = cipher.seal(j.index, j.last, j.dst);
-            },
-            || hasher_ref.update(data),
-        );
-        for j in &jobs {
-            if j.last {
-                output.write_all(&[KIND_FINAL])?;
-                output.write_all(&((j.dst.len() + TAG_LEN) as u32).to_be_bytes())?;
-                ct_len += 5;
-            } else {
-                output.write_all(&[KIND_CHUNK])?;
-                ct_len += 1;
-            }
-            output.write_all(j.dst)?;
-            output.write_all(&j.tag)?;
-            ct_len += (j.dst.len() + TAG_LEN) as u64;
-        }
-        index += chunks as u64;
-        pt_len += n as u64;
+        io_res?;
+        cur.pending_write = true;
+        pt_len += cur.n as u64;
         progress(pt_len);
+        if cur_eof {
+            ct_len += cur.write_to(&mut output, cs)?;
+            break;
+        }
+        std::mem::swap(&mut cur, &mut other);
     }
     output.flush()?;
     Ok(EncryptSummary {
@@ -370,6 +362,112 @@ pub fn encrypt_blob_with_header_randomness<R: Read, W: Write>(
         sha256: hasher.finalize().into(),
         ciphertext_len: ct_len,
     })
+}
+
+/// One chunk to seal: plaintext source, ciphertext destination, tag slot.
+struct EncJob<'a> {
+    index: u64,
+    last: bool,
+    src: &'a [u8],
+    dst: &'a mut [u8],
+    tag: &'a mut [u8; TAG_LEN],
+}
+
+/// A batch of up to `nb` chunks: plaintext as read, sealed output, tags, and where the
+/// batch sits in the stream.
+struct EncBatch {
+    plain: Vec<u8>,
+    sealed: Vec<u8>,
+    tags: Vec<[u8; TAG_LEN]>,
+    n: usize,
+    chunks: usize,
+    first_index: u64,
+    /// This batch holds the final chunk.
+    eof: bool,
+    /// Sealed but not yet written.
+    pending_write: bool,
+}
+
+impl EncBatch {
+    fn new(nb: usize, cs: usize) -> EncBatch {
+        EncBatch {
+            plain: vec![0u8; nb * cs],
+            sealed: vec![0u8; nb * cs],
+            tags: vec![[0u8; TAG_LEN]; nb],
+            n: 0,
+            chunks: 0,
+            first_index: 0,
+            eof: false,
+            pending_write: false,
+        }
+    }
+
+    /// Reads the next batch. A full batch peeks one more byte (kept in `carry` for the
+    /// next batch) to learn whether its last chunk is the final chunk of the stream.
+    fn fill<R: Read>(
+        &mut self,
+        input: &mut R,
+        carry: &mut Option<u8>,
+        next_index: &mut u64,
+        cs: usize,
+    ) -> Result<(), CryptoError> {
+        let mut n = 0;
+        if let Some(b) = carry.take() {
+            self.plain[0] = b;
+            n = 1;
+        }
+        n += read_full(input, &mut self.plain[n..])?;
+        let eof = if n == self.plain.len() {
+            let mut peek = [0u8; 1];
+            if read_full(input, &mut peek)? == 1 {
+                *carry = Some(peek[0]);
+                false
+            } else {
+                true
+            }
+        } else {
+            true
+        };
+        // n == 0 only for an empty stream (a carried byte makes every later batch non-empty).
+        let chunks = if n == 0 { 1 } else { n.div_ceil(cs) };
+        if *next_index + chunks as u64 > u64::from(u32::MAX) + 1 {
+            return Err(CryptoError::InvalidHeader(
+                "input too large for this chunk size (more than 2^32 chunks)".into(),
+            ));
+        }
+        self.n = n;
+        self.chunks = chunks;
+        self.first_index = *next_index;
+        *next_index += chunks as u64;
+        self.eof = eof;
+        self.pending_write = false;
+        Ok(())
+    }
+
+    /// Writes the sealed frames in order; returns the number of bytes written.
+    fn write_to<W: Write>(&mut self, out: &mut W, cs: usize) -> Result<u64, CryptoError> {
+        let mut written = 0u64;
+        for i in 0..self.chunks {
+            let len = if self.n == 0 {
+                0
+            } else {
+                (self.n - i * cs).min(cs)
+            };
+            if self.eof && i + 1 == self.chunks {
+                out.write_all(&[KIND_FINAL])?;
+                out.write_all(&((len + TAG_LEN) as u32).to_be_bytes())?;
+                written += 5;
+            } else {
+                out.write_all(&[KIND_CHUNK])?;
+                written += 1;
+            }
+            out.write_all(&self.sealed[i * cs..i * cs + len])?;
+            out.write_all(&self.tags[i])?;
+            written += (len + TAG_LEN) as u64;
+        }
+        self.pending_write = false;
+        Ok(written)
+    }
 }
 
 /// Decrypts a v1 blob, writing plaintext only for chunks that verified. Any error means
