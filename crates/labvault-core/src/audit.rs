@@ -176,11 +176,19 @@ impl AuditHook {
     }
 }
 
-fn draft(ctx: &AuditCtx, action: &str, resource: String, result: Outcome, detail: String) -> Result<EventDraft> {
+fn draft(
+    ctx: &AuditCtx,
+    action: &str,
+    resource: String,
+    result: Outcome,
+    detail: String,
+) -> Result<EventDraft> {
     let action = Action::new(action).map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(EventDraft::new(ctx.clock.now(), ctx.actor.clone(), action, resource, result)
-        .user_agent(ctx.user_agent.clone())
-        .detail(detail))
+    Ok(
+        EventDraft::new(ctx.clock.now(), ctx.actor.clone(), action, resource, result)
+            .user_agent(ctx.user_agent.clone())
+            .detail(detail),
+    )
 }
 
 /// The head of `device_id`'s chain as stored.
@@ -217,7 +225,11 @@ pub(crate) fn append(
     append_draft(conn, &ctx.device_id, d)
 }
 
-pub(crate) fn append_draft(conn: &Connection, device_id: &str, d: EventDraft) -> Result<AuditEvent> {
+pub(crate) fn append_draft(
+    conn: &Connection,
+    device_id: &str,
+    d: EventDraft,
+) -> Result<AuditEvent> {
     let mut h = head(conn, device_id)?;
     let ev = h.append(d);
     insert(conn, &ev)?;
@@ -259,7 +271,8 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<(i64, AuditEvent)> {
     };
     let hash32 = |i: usize| -> rusqlite::Result<[u8; 32]> {
         let b: Vec<u8> = r.get(i)?;
-        b.try_into().map_err(|_| conv(i, "hash is not 32 bytes".into()))
+        b.try_into()
+            .map_err(|_| conv(i, "hash is not 32 bytes".into()))
     };
     let ev = AuditEvent {
         device_id: r.get(1)?,
@@ -319,7 +332,10 @@ impl AuditFilter {
             args.push(Box::new(u.clone()));
             w += &format!(" AND user = ?{}", args.len());
         }
-        for (col, p) in [("action", &self.action_prefix), ("resource", &self.resource_prefix)] {
+        for (col, p) in [
+            ("action", &self.action_prefix),
+            ("resource", &self.resource_prefix),
+        ] {
             if let Some(p) = p {
                 args.push(Box::new(p.clone()));
                 // An index range: every string starting with p sorts in [p, p || U+10FFFF).
@@ -411,7 +427,10 @@ impl Vault {
             _ => "vault".to_string(),
         };
         match &out {
-            Ok(_) if committed == 0 => self.record(action, fixed, Outcome::Success, detail)?,
+            // A repeat frame (import) records one event per committed write, nothing otherwise.
+            Ok(_) if committed == 0 && !repeat => {
+                self.record(action, fixed, Outcome::Success, detail)?
+            }
             Ok(_) => {}
             Err(_) if committed > 0 => {}
             Err(e) => {
@@ -420,8 +439,12 @@ impl Vault {
                     _ => Outcome::Failure,
                 };
                 // Best effort: the operation's own error is what the caller needs to see.
-                if let Err(rec) = self.record(action, fixed, result, e.code().as_str().to_string()) {
-                    tracing::warn!(code = rec.code().as_str(), "could not record a failure audit event");
+                if let Err(rec) = self.record(action, fixed, result, e.code().as_str().to_string())
+                {
+                    tracing::warn!(
+                        code = rec.code().as_str(),
+                        "could not record a failure audit event"
+                    );
                 }
             }
         }
@@ -429,7 +452,13 @@ impl Vault {
     }
 
     /// Records one event in its own transaction.
-    pub(crate) fn record(&mut self, action: &str, resource: String, result: Outcome, detail: String) -> Result<()> {
+    pub(crate) fn record(
+        &mut self,
+        action: &str,
+        resource: String,
+        result: Outcome,
+        detail: String,
+    ) -> Result<()> {
         let ctx = self.audit_ctx();
         let frame = self.catalog.audit.frame.take();
         let r = self
@@ -442,7 +471,12 @@ impl Vault {
     /// Audit events matching `filter`, newest first, `limit` (1..=10,000) at a time; pass the
     /// returned cursor to continue. Keyset paging on (timestamp, insertion order), so every page
     /// costs the same however deep it is.
-    pub fn audit_query(&self, filter: &AuditFilter, limit: usize, cursor: Option<&str>) -> Result<AuditPage> {
+    pub fn audit_query(
+        &self,
+        filter: &AuditFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<AuditPage> {
         let limit = limit.clamp(1, MAX_PAGE);
         let mut args: Vec<Box<dyn ToSql>> = Vec::new();
         let mut sql = format!("SELECT {EVENT_COLS} FROM audit_events");
@@ -499,30 +533,42 @@ impl Vault {
         Ok(self
             .catalog
             .conn()
-            .query_row("SELECT count(*) FROM audit_events", [], |r| r.get::<_, i64>(0))? as u64)
+            .query_row("SELECT count(*) FROM audit_events", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
     }
 
     /// Re-verifies every device chain in the catalog (streaming) and records `audit.verify`.
     /// A break is reported as [`Error::Tampered`] naming the device and the first bad seq.
     pub fn audit_verify(&mut self, progress: &mut dyn FnMut(u64, u64)) -> Result<Vec<ChainReport>> {
-        self.audited(actions::AUDIT_VERIFY, ResourceOf::Fixed("audit".into()), String::new(), false, |v| {
-            v.audit_verify_unaudited(progress)
-        })
+        self.audited(
+            actions::AUDIT_VERIFY,
+            ResourceOf::Fixed("audit".into()),
+            String::new(),
+            false,
+            |v| v.audit_verify_unaudited(progress),
+        )
     }
 
-    fn audit_verify_unaudited(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<Vec<ChainReport>> {
+    fn audit_verify_unaudited(
+        &self,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Vec<ChainReport>> {
         let total = self.audit_count()?;
         let mut reports = Vec::new();
         let mut current: Option<ChainVerifier> = None;
         let mut done = 0u64;
         let tampered = |e: labvault_governance::ChainError| Error::Tampered {
             what: format!("the audit trail of device {}", e.device_id),
-            detail: format!("first bad event: seq {} ({})", e.first_bad_seq, e.kind.as_str()),
+            detail: format!(
+                "first bad event: seq {} ({})",
+                e.first_bad_seq,
+                e.kind.as_str()
+            ),
         };
-        let mut st = self
-            .catalog
-            .conn()
-            .prepare(&format!("SELECT {EVENT_COLS} FROM audit_events ORDER BY device_id, seq"))?;
+        let mut st = self.catalog.conn().prepare(&format!(
+            "SELECT {EVENT_COLS} FROM audit_events ORDER BY device_id, seq"
+        ))?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
             let (_, ev) = event_from_row(r)?;
@@ -533,7 +579,10 @@ impl Vault {
                 if let Some(c) = current.take() {
                     reports.push(c.finish().map_err(tampered)?);
                 }
-                current = Some(ChainVerifier::for_device(ev.device_id.clone(), VerifyMode::Complete));
+                current = Some(ChainVerifier::for_device(
+                    ev.device_id.clone(),
+                    VerifyMode::Complete,
+                ));
             }
             if let Some(c) = current.as_mut() {
                 c.push(ev).map_err(tampered)?;
@@ -567,9 +616,13 @@ impl Vault {
             },
             !filter.is_empty()
         );
-        self.audited(actions::AUDIT_EXPORT, ResourceOf::Fixed("audit".into()), detail, false, |v| {
-            v.audit_export_unaudited(filter, format, out, progress)
-        })
+        self.audited(
+            actions::AUDIT_EXPORT,
+            ResourceOf::Fixed("audit".into()),
+            detail,
+            false,
+            |v| v.audit_export_unaudited(filter, format, out, progress),
+        )
     }
 
     fn audit_export_unaudited(

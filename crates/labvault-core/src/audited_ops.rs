@@ -7,7 +7,9 @@
 use crate::audit::ResourceOf;
 use crate::error::Result;
 use crate::model::{Area, ItemInfo, ProjectInfo};
-use crate::transfer::{ExportOptions, ImportEvent, ImportOptions, ImportReport, TransferProgress, VerifyReport};
+use crate::transfer::{
+    ExportOptions, ImportEvent, ImportOptions, ImportReport, TransferProgress, VerifyReport,
+};
 use crate::vault::{Unlock, Vault, VaultOptions};
 use labvault_crypto::Passphrase;
 use labvault_governance::audit::{actions, resources, Outcome};
@@ -38,7 +40,12 @@ impl Vault {
         opts: VaultOptions,
     ) -> Result<(Vault, Zeroizing<String>)> {
         let (mut v, rk) = Vault::create_unaudited(dir, passphrase, opts)?;
-        v.record(actions::VAULT_CREATE, resources::VAULT.into(), Outcome::Success, String::new())?;
+        v.record(
+            actions::VAULT_CREATE,
+            resources::VAULT.into(),
+            Outcome::Success,
+            String::new(),
+        )?;
         Ok((v, rk))
     }
 
@@ -51,23 +58,44 @@ impl Vault {
             Unlock::RecoveryKey(_) => "recovery_key",
             Unlock::Keyring => "keyring",
         };
-        let journal_ctx = (opts.actor.clone(), opts.user_agent.clone(), opts.clock.clone());
+        let journal_ctx = (
+            opts.actor.clone(),
+            opts.user_agent.clone(),
+            opts.clock.clone(),
+        );
         let mut v = match Vault::unlock_unaudited(dir, how, opts) {
             Ok(v) => v,
             Err(e) => {
-                crate::journal::note_failed_unlock(dir, &journal_ctx.0, &journal_ctx.1, journal_ctx.2.now(), method, &e);
+                crate::journal::note_failed_unlock(
+                    dir,
+                    &journal_ctx.0,
+                    &journal_ctx.1,
+                    journal_ctx.2.now(),
+                    method,
+                    &e,
+                );
                 return Err(e);
             }
         };
         crate::journal::ingest(&mut v)?;
-        v.record(actions::AUTH_UNLOCK, resources::VAULT.into(), Outcome::Success, format!("method={method}"))?;
+        v.record(
+            actions::AUTH_UNLOCK,
+            resources::VAULT.into(),
+            Outcome::Success,
+            format!("method={method}"),
+        )?;
         v.run_retention(&mut |_, _| {})?;
         Ok(v)
     }
 
     /// Locks the vault after recording `auth.lock`.
     pub fn lock(mut self) {
-        if let Err(e) = self.record(actions::AUTH_LOCK, resources::VAULT.into(), Outcome::Success, String::new()) {
+        if let Err(e) = self.record(
+            actions::AUTH_LOCK,
+            resources::VAULT.into(),
+            Outcome::Success,
+            String::new(),
+        ) {
             tracing::warn!(code = e.code().as_str(), "could not record the lock event");
         }
         self.lock_unaudited();
@@ -75,23 +103,35 @@ impl Vault {
 
     /// Changes the passphrase (`auth.passwd`).
     pub fn change_passphrase(&mut self, new: &Passphrase) -> Result<()> {
-        self.audited(actions::AUTH_PASSWD, ResourceOf::Fixed(resources::VAULT.into()), String::new(), false, |v| {
-            v.change_passphrase_unaudited(new)
-        })
+        self.audited(
+            actions::AUTH_PASSWD,
+            ResourceOf::Fixed(resources::VAULT.into()),
+            String::new(),
+            false,
+            |v| v.change_passphrase_unaudited(new),
+        )
     }
 
     /// Stores the root key in the OS keyring (`auth.remember`).
     pub fn remember_on_device(&mut self) -> Result<()> {
-        self.audited(actions::AUTH_REMEMBER, ResourceOf::Fixed(resources::VAULT.into()), String::new(), false, |v| {
-            v.remember_on_device_unaudited()
-        })
+        self.audited(
+            actions::AUTH_REMEMBER,
+            ResourceOf::Fixed(resources::VAULT.into()),
+            String::new(),
+            false,
+            |v| v.remember_on_device_unaudited(),
+        )
     }
 
     /// Creates a project (`project.create`, resource = the new project).
     pub fn create_project(&mut self, name: &str) -> Result<ProjectInfo> {
-        self.audited(actions::PROJECT_CREATE, ResourceOf::LastProject, String::new(), false, |v| {
-            v.create_project_unaudited(name)
-        })
+        self.audited(
+            actions::PROJECT_CREATE,
+            ResourceOf::LastProject,
+            String::new(),
+            false,
+            |v| v.create_project_unaudited(name),
+        )
     }
 
     /// Imports files (`data.import`, one event per file committed, in that file's transaction,
@@ -106,12 +146,29 @@ impl Vault {
         cancel: &AtomicBool,
     ) -> Result<ImportReport> {
         let resource = self.project_resource(project);
-        let out = self.audited(actions::DATA_IMPORT, ResourceOf::LastItemVersion, format!("area={area}"), true, |v| {
-            v.import_unaudited(project, area, sources, opts, progress, cancel)
-        });
+        let out = self.audited(
+            actions::DATA_IMPORT,
+            ResourceOf::LastItemVersion,
+            format!("area={area}"),
+            true,
+            |v| v.import_unaudited(project, area, sources, opts, progress, cancel),
+        );
         if let Ok(report) = &out {
+            if report.imported.is_empty() && report.failed.is_empty() {
+                self.record(
+                    actions::DATA_IMPORT,
+                    resource.clone(),
+                    Outcome::Success,
+                    "files=0".into(),
+                )?;
+            }
             for f in &report.failed {
-                self.record(actions::DATA_IMPORT, resource.clone(), Outcome::Failure, f.code.as_str().to_string())?;
+                self.record(
+                    actions::DATA_IMPORT,
+                    resource.clone(),
+                    Outcome::Failure,
+                    f.code.as_str().to_string(),
+                )?;
             }
         }
         out
@@ -127,9 +184,13 @@ impl Vault {
         cancel: &AtomicBool,
     ) -> Result<PathBuf> {
         let r = self.item_resource(item_id);
-        self.audited(actions::DATA_EXPORT, ResourceOf::Fixed(r), String::new(), false, |v| {
-            v.export_item_unaudited(item_id, dest_dir, opts, progress, cancel)
-        })
+        self.audited(
+            actions::DATA_EXPORT,
+            ResourceOf::Fixed(r),
+            String::new(),
+            false,
+            |v| v.export_item_unaudited(item_id, dest_dir, opts, progress, cancel),
+        )
     }
 
     /// Exports a whole area (`data.export` on the project).
@@ -144,45 +205,74 @@ impl Vault {
         cancel: &AtomicBool,
     ) -> Result<Vec<PathBuf>> {
         let r = self.project_resource(project);
-        self.audited(actions::DATA_EXPORT, ResourceOf::Fixed(r), format!("area={area}"), false, |v| {
-            v.export_area_unaudited(project, area, dest_dir, opts, progress, cancel)
-        })
+        self.audited(
+            actions::DATA_EXPORT,
+            ResourceOf::Fixed(r),
+            format!("area={area}"),
+            false,
+            |v| v.export_area_unaudited(project, area, dest_dir, opts, progress, cancel),
+        )
     }
 
     /// Renames/moves an item (`data.rename`).
-    pub fn move_item(&mut self, item_id: &str, new_area: Option<Area>, new_path: Option<&str>) -> Result<ItemInfo> {
+    pub fn move_item(
+        &mut self,
+        item_id: &str,
+        new_area: Option<Area>,
+        new_path: Option<&str>,
+    ) -> Result<ItemInfo> {
         let r = self.item_resource(item_id);
-        self.audited(actions::DATA_RENAME, ResourceOf::Fixed(r), String::new(), false, |v| {
-            v.move_item_unaudited(item_id, new_area, new_path)
-        })
+        self.audited(
+            actions::DATA_RENAME,
+            ResourceOf::Fixed(r),
+            String::new(),
+            false,
+            |v| v.move_item_unaudited(item_id, new_area, new_path),
+        )
     }
 
     /// Soft-deletes an item (`data.delete`); refused with `on_hold` (audited as denied) under a
     /// legal hold.
     pub fn soft_delete(&mut self, item_id: &str) -> Result<ItemInfo> {
         let r = self.item_resource(item_id);
-        self.audited(actions::DATA_DELETE, ResourceOf::Fixed(r), String::new(), false, |v| {
-            v.ensure_not_held(item_id)?;
-            v.soft_delete_unaudited(item_id)
-        })
+        self.audited(
+            actions::DATA_DELETE,
+            ResourceOf::Fixed(r),
+            String::new(),
+            false,
+            |v| {
+                v.ensure_not_held(item_id)?;
+                v.soft_delete_unaudited(item_id)
+            },
+        )
     }
 
     /// Restores a soft-deleted item (`data.restore`).
     pub fn restore(&mut self, item_id: &str) -> Result<ItemInfo> {
         let r = self.item_resource(item_id);
-        self.audited(actions::DATA_RESTORE, ResourceOf::Fixed(r), String::new(), false, |v| {
-            v.restore_unaudited(item_id)
-        })
+        self.audited(
+            actions::DATA_RESTORE,
+            ResourceOf::Fixed(r),
+            String::new(),
+            false,
+            |v| v.restore_unaudited(item_id),
+        )
     }
 
     /// Immediate cryptographic erasure on request (right to deletion; skips the grace period):
     /// `data.purge`, refused with `on_hold` under a legal hold.
     pub fn purge(&mut self, item_id: &str, reason: &str) -> Result<ItemInfo> {
         let r = self.item_resource(item_id);
-        self.audited(actions::DATA_PURGE, ResourceOf::Fixed(r), reason.to_string(), false, |v| {
-            v.ensure_not_held(item_id)?;
-            v.purge_unaudited(item_id, reason)
-        })
+        self.audited(
+            actions::DATA_PURGE,
+            ResourceOf::Fixed(r),
+            reason.to_string(),
+            false,
+            |v| {
+                v.ensure_not_held(item_id)?;
+                v.purge_unaudited(item_id, reason)
+            },
+        )
     }
 
     /// Verifies blobs and catalog (`data.verify`; result `failure` when problems are found).
@@ -197,7 +287,12 @@ impl Vault {
             Ok(rep) => (Outcome::Failure, format!("problems={}", rep.problems.len())),
             Err(e) => (Outcome::Failure, e.code().as_str().to_string()),
         };
-        self.record(actions::DATA_VERIFY, resources::VAULT.into(), result, detail)?;
+        self.record(
+            actions::DATA_VERIFY,
+            resources::VAULT.into(),
+            result,
+            detail,
+        )?;
         out
     }
 }

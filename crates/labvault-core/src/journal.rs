@@ -94,14 +94,21 @@ pub(crate) fn ingest(v: &mut Vault) -> Result<u64> {
     let ctx = v.audit_ctx();
     let n = todo.len() as u64;
     if let Some(last) = todo.last() {
-        let action = Action::new(actions::AUTH_UNLOCK).map_err(|e| Error::Internal(e.to_string()))?;
+        let action =
+            Action::new(actions::AUTH_UNLOCK).map_err(|e| Error::Internal(e.to_string()))?;
         v.catalog.write(|tx| {
             for e in todo {
                 let ts = labvault_governance::audit::from_unix_micros(e.ts_us)
                     .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-                let d = EventDraft::new(ts, "unauthenticated", action.clone(), resources::VAULT, Outcome::Failure)
-                    .user_agent(ctx.user_agent.clone())
-                    .detail(format!("{} method={} journaled", e.code, e.method));
+                let d = EventDraft::new(
+                    ts,
+                    "unauthenticated",
+                    action.clone(),
+                    resources::VAULT,
+                    Outcome::Failure,
+                )
+                .user_agent(ctx.user_agent.clone())
+                .detail(format!("{} method={} journaled", e.code, e.method));
                 crate::audit::append_draft(tx, &ctx.device_id, d)?;
             }
             tx.execute(

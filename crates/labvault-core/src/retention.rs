@@ -217,12 +217,18 @@ impl Vault {
         })
     }
 
-    fn effective(plan: PlanTier, vault: &PolicyOverride, project: Option<&PolicyOverride>) -> Result<RetentionPolicy> {
+    fn effective(
+        plan: PlanTier,
+        vault: &PolicyOverride,
+        project: Option<&PolicyOverride>,
+    ) -> Result<RetentionPolicy> {
         let merged = match project {
             Some(p) => vault.merged_with(p),
             None => vault.clone(),
         };
-        RetentionPolicy::defaults(plan).apply(&merged).map_err(policy_err)
+        RetentionPolicy::defaults(plan)
+            .apply(&merged)
+            .map_err(policy_err)
     }
 
     /// The policy in effect for `project` (name or id), or the vault-wide one.
@@ -232,7 +238,10 @@ impl Vault {
             None => Self::effective(plan, &vault, None),
             Some(p) => {
                 let p = self.project(p)?;
-                let ov = self.stored_overrides(&p.id)?.map(|x| x.1).unwrap_or_default();
+                let ov = self
+                    .stored_overrides(&p.id)?
+                    .map(|x| x.1)
+                    .unwrap_or_default();
                 Self::effective(plan, &vault, Some(&ov))
             }
         }
@@ -244,7 +253,10 @@ impl Vault {
         let effective = Self::effective(plan, &vault, None)?;
         let mut projects = Vec::new();
         for p in self.list_projects()? {
-            let ov = self.stored_overrides(&p.id)?.map(|x| x.1).unwrap_or_default();
+            let ov = self
+                .stored_overrides(&p.id)?
+                .map(|x| x.1)
+                .unwrap_or_default();
             projects.push(ProjectPolicy {
                 effective: Self::effective(plan, &vault, Some(&ov))?,
                 project_id: p.id,
@@ -252,7 +264,12 @@ impl Vault {
                 overrides: ov,
             });
         }
-        Ok(PolicySettings { plan, vault, effective, projects })
+        Ok(PolicySettings {
+            plan,
+            vault,
+            effective,
+            projects,
+        })
     }
 
     /// Changes the policy of the vault (`project = None`; may also change the plan) or of one
@@ -277,9 +294,13 @@ impl Vault {
             Some(p) => format!("plan={} {detail}", p.as_str()),
             None => detail,
         };
-        self.audited(actions::RETENTION_POLICY, ResourceOf::Fixed(resource), detail, false, |v| {
-            v.set_retention_policy_unaudited(project, plan, changes)
-        })
+        self.audited(
+            actions::RETENTION_POLICY,
+            ResourceOf::Fixed(resource),
+            detail,
+            false,
+            |v| v.set_retention_policy_unaudited(project, plan, changes),
+        )
     }
 
     fn set_retention_policy_unaudited(
@@ -298,12 +319,15 @@ impl Vault {
                 let eff = Self::effective(new_plan, &new_vault, None)?;
                 // Every project's layered policy must stay valid too.
                 for p in self.list_projects()? {
-                    let ov = self.stored_overrides(&p.id)?.map(|x| x.1).unwrap_or_default();
-                    Self::effective(new_plan, &new_vault, Some(&ov)).map_err(|e| {
-                        Error::InvalidPolicy(format!("project {:?}: {e}", p.name))
-                    })?;
+                    let ov = self
+                        .stored_overrides(&p.id)?
+                        .map(|x| x.1)
+                        .unwrap_or_default();
+                    Self::effective(new_plan, &new_vault, Some(&ov))
+                        .map_err(|e| Error::InvalidPolicy(format!("project {:?}: {e}", p.name)))?;
                 }
-                let json = serde_json::to_string(&new_vault).map_err(|e| Error::Internal(e.to_string()))?;
+                let json = serde_json::to_string(&new_vault)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
                 self.catalog.write(|tx| {
                     tx.execute(
                         "INSERT INTO retention_policies(scope, plan, overrides, updated_at, updated_by)
@@ -322,10 +346,14 @@ impl Vault {
                     ));
                 }
                 let p = self.project(p)?;
-                let cur = self.stored_overrides(&p.id)?.map(|x| x.1).unwrap_or_default();
+                let cur = self
+                    .stored_overrides(&p.id)?
+                    .map(|x| x.1)
+                    .unwrap_or_default();
                 let new_ov = cur.merged_with(changes);
                 let eff = Self::effective(cur_plan, &vault, Some(&new_ov))?;
-                let json = serde_json::to_string(&new_ov).map_err(|e| Error::Internal(e.to_string()))?;
+                let json =
+                    serde_json::to_string(&new_ov).map_err(|e| Error::Internal(e.to_string()))?;
                 self.catalog.write(|tx| {
                     tx.execute(
                         "INSERT INTO retention_policies(scope, plan, overrides, updated_at, updated_by)
@@ -346,9 +374,13 @@ impl Vault {
     /// expired or purged, and every attempt is refused with `on_hold` (and audited as denied).
     pub fn hold_set(&mut self, target: &HoldTarget, reason: &str) -> Result<HoldInfo> {
         let resource = self.hold_resource(target);
-        self.audited(actions::RETENTION_HOLD, ResourceOf::Fixed(resource), reason.to_string(), false, |v| {
-            v.hold_set_unaudited(target, reason)
-        })
+        self.audited(
+            actions::RETENTION_HOLD,
+            ResourceOf::Fixed(resource),
+            reason.to_string(),
+            false,
+            |v| v.hold_set_unaudited(target, reason),
+        )
     }
 
     fn hold_resource(&self, target: &HoldTarget) -> String {
@@ -398,7 +430,14 @@ impl Vault {
             tx.execute(
                 "INSERT INTO holds(id, target_kind, target_id, reason, created_at, created_by)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![info.id, info.target_kind, info.target_id, info.reason, ts_to_ms(now), info.created_by],
+                params![
+                    info.id,
+                    info.target_kind,
+                    info.target_id,
+                    info.reason,
+                    ts_to_ms(now),
+                    info.created_by
+                ],
             )?;
             Ok(())
         })?;
@@ -409,26 +448,34 @@ impl Vault {
     /// (`not_found` when there was none).
     pub fn hold_clear(&mut self, target: &HoldTarget) -> Result<u64> {
         let resource = self.hold_resource(target);
-        self.audited(actions::RETENTION_RELEASE, ResourceOf::Fixed(resource), String::new(), false, |v| {
-            let (_, target_id) = match target {
-                HoldTarget::Item(id) => ("item", v.item(id)?.id),
-                HoldTarget::Project(p) => ("project", v.project(p)?.id),
-            };
-            let now = ts_to_ms(v.now());
-            let actor = v.actor.clone();
-            let n = v.catalog.write(|tx| {
-                let n = tx.execute(
-                    "UPDATE holds SET released_at = ?1, released_by = ?2
+        self.audited(
+            actions::RETENTION_RELEASE,
+            ResourceOf::Fixed(resource),
+            String::new(),
+            false,
+            |v| {
+                let (_, target_id) = match target {
+                    HoldTarget::Item(id) => ("item", v.item(id)?.id),
+                    HoldTarget::Project(p) => ("project", v.project(p)?.id),
+                };
+                let now = ts_to_ms(v.now());
+                let actor = v.actor.clone();
+                let n = v.catalog.write(|tx| {
+                    let n = tx.execute(
+                        "UPDATE holds SET released_at = ?1, released_by = ?2
                      WHERE target_id = ?3 AND released_at IS NULL",
-                    params![now, actor, target_id],
-                )?;
-                if n == 0 {
-                    return Err(Error::NotFound(format!("an active legal hold on {target_id}")));
-                }
-                Ok(n as u64)
-            })?;
-            Ok(n)
-        })
+                        params![now, actor, target_id],
+                    )?;
+                    if n == 0 {
+                        return Err(Error::NotFound(format!(
+                            "an active legal hold on {target_id}"
+                        )));
+                    }
+                    Ok(n as u64)
+                })?;
+                Ok(n)
+            },
+        )
     }
 
     /// Active holds.
@@ -485,7 +532,10 @@ impl Vault {
     /// step is its own transaction with its own audit event, guarded by the item's state, so a
     /// run that is interrupted resumes where it stopped and never repeats a step; held items
     /// are skipped and the refused step recorded as denied. Runs at unlock and on demand.
-    pub fn run_retention(&mut self, progress: &mut dyn FnMut(u64, u64)) -> Result<RetentionRunReport> {
+    pub fn run_retention(
+        &mut self,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<RetentionRunReport> {
         let now = self.now();
         let (plan, vault) = self.vault_policy_parts()?;
         let mut policies: HashMap<String, RetentionPolicy> = HashMap::new();
@@ -495,7 +545,16 @@ impl Vault {
                 "SELECT id, project_id, data_type, created_at, state, deleted_at FROM items
                  WHERE state IN ('active','soft_deleted') ORDER BY created_at, id",
             )?;
-            let r = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?;
+            let r = st.query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?;
             r.collect::<rusqlite::Result<_>>()?
         };
         let total = rows.len() as u64;
@@ -503,8 +562,14 @@ impl Vault {
         for (n, (id, project_id, dt, created, state, deleted)) in rows.into_iter().enumerate() {
             report.checked += 1;
             if !policies.contains_key(&project_id) {
-                let ov = self.stored_overrides(&project_id)?.map(|x| x.1).unwrap_or_default();
-                policies.insert(project_id.clone(), Self::effective(plan, &vault, Some(&ov))?);
+                let ov = self
+                    .stored_overrides(&project_id)?
+                    .map(|x| x.1)
+                    .unwrap_or_default();
+                policies.insert(
+                    project_id.clone(),
+                    Self::effective(plan, &vault, Some(&ov))?,
+                );
             }
             let policy = &policies[&project_id];
             let on_hold = held.contains(&id) || held.contains(&project_id);
@@ -531,11 +596,16 @@ impl Vault {
                             report.expired += 1
                         }
                     }),
-                    Some(LifecycleStep::Erase) => self.erase_item(&id, resource).map(|_| report.erased += 1),
+                    Some(LifecycleStep::Erase) => {
+                        self.erase_item(&id, resource).map(|_| report.erased += 1)
+                    }
                     None => Ok(()),
                 };
                 if let Err(e) = r {
-                    if matches!(e.code(), crate::ErrorCode::NoSpace | crate::ErrorCode::VaultBusy) {
+                    if matches!(
+                        e.code(),
+                        crate::ErrorCode::NoSpace | crate::ErrorCode::VaultBusy
+                    ) {
                         return Err(e);
                     }
                     tracing::warn!(item = %id, code = e.code().as_str(), "retention step failed; retried next run");
@@ -548,7 +618,12 @@ impl Vault {
             "checked={} expired={} erased={} held={} failed={}",
             report.checked, report.expired, report.erased, report.held, report.failed
         );
-        self.record(actions::RETENTION_RUN, resources::VAULT.into(), Outcome::Success, detail)?;
+        self.record(
+            actions::RETENTION_RUN,
+            resources::VAULT.into(),
+            Outcome::Success,
+            detail,
+        )?;
         Ok(report)
     }
 
@@ -578,9 +653,13 @@ impl Vault {
 
     /// Cryptographically erases an item whose grace ended.
     fn erase_item(&mut self, id: &str, resource: String) -> Result<()> {
-        self.audited(actions::RETENTION_ERASE, ResourceOf::Fixed(resource), "grace_period_ended".into(), false, |v| {
-            v.purge_unaudited(id, REASON_RETENTION).map(|_| ())
-        })
+        self.audited(
+            actions::RETENTION_ERASE,
+            ResourceOf::Fixed(resource),
+            "grace_period_ended".into(),
+            false,
+            |v| v.purge_unaudited(id, REASON_RETENTION).map(|_| ()),
+        )
     }
 
     // ----- status ---------------------------------------------------------------------------
@@ -611,7 +690,10 @@ impl Vault {
             let pid: String = r.get(1)?;
             let pname: String = r.get(2)?;
             if !policies.contains_key(&pid) {
-                let ov = self.stored_overrides(&pid)?.map(|x| x.1).unwrap_or_default();
+                let ov = self
+                    .stored_overrides(&pid)?
+                    .map(|x| x.1)
+                    .unwrap_or_default();
                 policies.insert(pid.clone(), Self::effective(plan, &vault, Some(&ov))?);
             }
             let policy = &policies[&pid];

@@ -711,6 +711,11 @@ impl ChainVerifier {
         self
     }
 
+    /// The device whose chain this verifier checks (once known).
+    pub fn device_id(&self) -> Option<&str> {
+        self.device_id.as_deref()
+    }
+
     fn err(&self, seq: u64, kind: ChainErrorKind) -> ChainError {
         ChainError {
             device_id: self.device_id.clone().unwrap_or_default(),
