@@ -101,7 +101,8 @@ impl Catalog {
         drop(stmt);
         conn.execute_batch(
             "PRAGMA cipher_memory_security = ON;
-             PRAGMA temp_store = MEMORY;",
+             PRAGMA temp_store = MEMORY;
+             PRAGMA cipher_log_level = NONE;",
         )?;
         // First real read: fails with NOTADB on a wrong key or a non-database file.
         let probe: rusqlite::Result<i64> =

@@ -1,0 +1,569 @@
+//! Integration tests of the vault: keys, catalog, projects, import/export, lifecycle, verify.
+
+mod common;
+
+use common::*;
+use labvault_core::catalog::Catalog;
+use labvault_core::{
+    Area, DataType, ErrorCode, ExportOptions, ImportEvent, ImportOptions, ItemState, ListFilter,
+    Passphrase, RecoveryKey, Unlock, Vault,
+};
+use std::fs;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn export_one(v: &mut Vault, id: &str, dest: &std::path::Path) -> labvault_core::Result<PathBuf> {
+    v.export_item(
+        id,
+        dest,
+        &ExportOptions::default(),
+        &mut no_progress(),
+        &AtomicBool::new(false),
+    )
+}
+
+#[test]
+fn create_unlock_wrong_passphrase_recovery_and_passwd() {
+    let (_t, dir, v, rk) = new_vault();
+    let vault_id = v.vault_id().to_string();
+    v.lock();
+    // Lock released: a second handle can open it; the catalog key checks out.
+    let v = unlock(&dir);
+    assert_eq!(v.vault_id(), vault_id);
+    drop(v);
+
+    let e = Vault::unlock(&dir, Unlock::Passphrase(&Passphrase::new("nope".into())), opts())
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::WrongPassphrase);
+    assert_eq!(e.to_string(), "wrong passphrase", "no other detail");
+
+    let key = RecoveryKey::parse(&rk).unwrap();
+    let mut v = Vault::unlock(&dir, Unlock::RecoveryKey(&key), opts()).unwrap();
+    v.change_passphrase(&Passphrase::new("new passphrase".into()))
+        .unwrap();
+    drop(v);
+    let e = Vault::unlock(&dir, Unlock::Passphrase(&pass()), opts()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::WrongPassphrase, "old passphrase no longer works");
+    Vault::unlock(
+        &dir,
+        Unlock::Passphrase(&Passphrase::new("new passphrase".into())),
+        opts(),
+    )
+    .unwrap();
+
+    // A typo in the recovery key is caught by its checksum.
+    let mut typo = rk.clone();
+    let last = typo.pop().unwrap();
+    typo.push(if last == 'A' { 'B' } else { 'A' });
+    assert!(RecoveryKey::parse(&typo).is_err());
+}
+
+#[test]
+fn second_open_is_refused_as_busy() {
+    let (_t, dir, v, _) = new_vault();
+    let e = Vault::unlock(&dir, Unlock::Passphrase(&pass()), opts()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::VaultBusy);
+    drop(v);
+    unlock(&dir);
+}
+
+#[test]
+fn create_over_existing_vault_is_refused() {
+    let (_t, dir, v, _) = new_vault();
+    drop(v);
+    let before = fs::read(dir.join("vault.key")).unwrap();
+    let e = Vault::create(&dir, &pass(), opts()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::AlreadyExists);
+    assert_eq!(fs::read(dir.join("vault.key")).unwrap(), before);
+}
+
+#[test]
+fn missing_vault_is_not_found() {
+    let t = tempfile::tempdir().unwrap();
+    let e = Vault::unlock(&t.path().join("none"), Unlock::Passphrase(&pass()), opts()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotFound);
+}
+
+#[test]
+fn corrupt_and_foreign_key_files_are_refused() {
+    let (_t, dir, v, _) = new_vault();
+    drop(v);
+    let good = fs::read(dir.join("vault.key")).unwrap();
+    fs::write(dir.join("vault.key"), b"{\"not\": \"a key file\"}").unwrap();
+    let e = Vault::unlock(&dir, Unlock::Passphrase(&pass()), opts()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::CorruptKeyFile, "{e}");
+    fs::write(dir.join("vault.key"), &good[..good.len() / 2]).unwrap();
+    let e = Vault::unlock(&dir, Unlock::Passphrase(&pass()), opts()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::CorruptKeyFile, "{e}");
+
+    // Key file of another vault with the same passphrase: it unlocks, but its root key does
+    // not open this catalog.
+    let (_t2, dir2, v2, _) = new_vault();
+    drop(v2);
+    fs::copy(dir2.join("vault.key"), dir.join("vault.key")).unwrap();
+    let e = Vault::unlock(&dir, Unlock::Passphrase(&pass()), opts()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::CorruptCatalog, "{e}");
+    fs::write(dir.join("vault.key"), &good).unwrap();
+    unlock(&dir);
+}
+
+#[test]
+fn catalog_newer_version_garbage_and_wrong_key() {
+    let t = tempfile::tempdir().unwrap();
+    let path = t.path().join("catalog.db");
+    let key = labvault_crypto::RootKey::generate().catalog_key();
+    {
+        let cat = Catalog::open(&path, &key, true).unwrap();
+        cat.conn()
+            .pragma_update(None, "user_version", 999)
+            .unwrap();
+        cat.conn()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+    }
+    let before = fs::read(&path).unwrap();
+    let e = Catalog::open(&path, &key, false).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UnsupportedVersion, "{e}");
+    assert_eq!(fs::read(&path).unwrap(), before, "nothing changed");
+
+    let other = labvault_crypto::RootKey::generate().catalog_key();
+    let e = Catalog::open(&path, &other, false).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::CorruptCatalog, "{e}");
+
+    let junk = t.path().join("junk.db");
+    fs::write(&junk, bytes(8192, 3)).unwrap();
+    let e = Catalog::open(&junk, &key, false).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::CorruptCatalog, "{e}");
+}
+
+#[test]
+fn vault_with_damaged_catalog_is_corrupt_catalog() {
+    let (_t, dir, v, _) = new_vault();
+    drop(v);
+    fs::write(dir.join("catalog.db"), bytes(16384, 9)).unwrap();
+    let _ = fs::remove_file(dir.join("catalog.db-wal"));
+    let e = Vault::unlock(&dir, Unlock::Passphrase(&pass()), opts()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::CorruptCatalog, "{e}");
+}
+
+#[test]
+fn projects_create_list_duplicate_and_bad_names() {
+    let (_t, _dir, mut v, _) = new_vault();
+    let p = v.create_project("Cell imaging").unwrap();
+    v.create_project("Assays").unwrap();
+    let names: Vec<_> = v.list_projects().unwrap().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["Assays", "Cell imaging"]);
+    assert_eq!(v.project(&p.id).unwrap().name, "Cell imaging");
+    assert_eq!(
+        v.create_project("Cell imaging").unwrap_err().code(),
+        ErrorCode::AlreadyExists
+    );
+    for bad in ["", "..", "a/b", "nul\0", &"x".repeat(256)] {
+        assert_eq!(
+            v.create_project(bad).unwrap_err().code(),
+            ErrorCode::InvalidName,
+            "{bad:?}"
+        );
+    }
+    assert_eq!(v.list_projects().unwrap().len(), 2, "bad input changed nothing");
+}
+
+#[test]
+fn import_dir_list_filters_versions_and_export_roundtrip() {
+    let (t, _dir, mut v, _) = new_vault();
+    v.create_project("P").unwrap();
+    let src = t.path().join("run-7");
+    let big = bytes(3 * 1024 * 1024 + 17, 1);
+    write(&src.join("raw/big.bin"), &big);
+    write(&src.join("notes.txt"), b"hello");
+    write(&src.join("table.csv"), b"a,b\n1,2\n");
+    write(&src.join("empty.dat"), b"");
+    let mut events = (0u64, 0u64, 0u64);
+    let rep = v
+        .import(
+            "P",
+            Area::Uploads,
+            std::slice::from_ref(&src),
+            &ImportOptions::default(),
+            &mut |e| match e {
+                ImportEvent::Started { bytes_total, .. } => events.0 = *bytes_total,
+                ImportEvent::Progress { overall_done, .. } => events.1 = *overall_done,
+                ImportEvent::FileDone(_) => events.2 += 1,
+                ImportEvent::FileFailed(_) => {}
+            },
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+    assert!(rep.failed.is_empty(), "{:?}", rep.failed);
+    assert_eq!(rep.imported.len(), 4);
+    assert_eq!(events.0, big.len() as u64 + 5 + 8);
+    assert_eq!(events.1, events.0, "progress reaches the total");
+    assert_eq!(events.2, 4);
+
+    let all = v.list(&ListFilter::default()).unwrap();
+    let paths: Vec<_> = all.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["run-7/empty.dat", "run-7/notes.txt", "run-7/raw/big.bin", "run-7/table.csv"]
+    );
+    let csv = all.iter().find(|i| i.path.ends_with(".csv")).unwrap();
+    assert_eq!(csv.media_type, "text/csv");
+    assert_eq!(csv.data_type, DataType::ResearchData);
+    assert_eq!(csv.created_by, "tester");
+    assert_eq!(csv.sha256, "492d5ea496056f1a6a6592241032fab764c321596317930b4fa0e1e8bc3b7470");
+    assert_eq!(csv.size, 8);
+    let f = |flt: ListFilter| v.list(&flt).unwrap().len();
+    assert_eq!(f(ListFilter { path_prefix: Some("run-7/raw/".into()), ..Default::default() }), 1);
+    assert_eq!(f(ListFilter { path_contains: Some("NOTES".into()), ..Default::default() }), 1);
+    assert_eq!(f(ListFilter { media_type: Some("text/plain".into()), ..Default::default() }), 1);
+    assert_eq!(f(ListFilter { area: Some(Area::Plots), ..Default::default() }), 0);
+    assert_eq!(f(ListFilter { project: Some("P".into()), ..Default::default() }), 4);
+    assert_eq!(
+        v.list(&ListFilter { project: Some("nope".into()), ..Default::default() })
+            .unwrap_err()
+            .code(),
+        ErrorCode::NotFound
+    );
+
+    // Re-import of the same path is a new version of the same item.
+    write(&src.join("notes.txt"), b"hello again");
+    let rep = import(&mut v, "P", Area::Uploads, &[src.join("notes.txt")]);
+    assert_eq!(rep.imported[0].path, "notes.txt", "single file goes to the area root");
+    let rep = v
+        .import(
+            "P",
+            Area::Uploads,
+            &[src.join("notes.txt")],
+            &ImportOptions { dest_prefix: Some("run-7".into()), data_type: None },
+            &mut |_| {},
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+    assert_eq!(rep.imported[0].version, 2);
+    let notes = v.find_item(Some("P"), None, "uploads/run-7/notes.txt", &[ItemState::Active]).unwrap();
+    assert_eq!(notes.version, 2);
+    assert_eq!(notes.size, 11);
+
+    // Export: byte-identical, including the multi-chunk and the empty file.
+    let out = t.path().join("out");
+    let big_item = v.find_item(Some("P"), Some(Area::Uploads), "run-7/raw/big.bin", &[ItemState::Active]).unwrap();
+    let p = export_one(&mut v, &big_item.id, &out).unwrap();
+    assert_eq!(p, out.join("big.bin"));
+    assert_eq!(fs::read(&p).unwrap(), big);
+    let p = export_one(&mut v, &notes.id, &out).unwrap();
+    assert_eq!(fs::read(&p).unwrap(), b"hello again");
+    // No overwrite by default; the existing file is untouched.
+    fs::write(out.join("notes.txt"), b"mine").unwrap();
+    assert_eq!(export_one(&mut v, &notes.id, &out).unwrap_err().code(), ErrorCode::AlreadyExists);
+    assert_eq!(fs::read(out.join("notes.txt")).unwrap(), b"mine");
+
+    // Whole area, structure recreated.
+    let area_out = t.path().join("area");
+    let files = v
+        .export_area("P", Area::Uploads, &area_out, &ExportOptions::default(), &mut no_progress(), &AtomicBool::new(false))
+        .unwrap();
+    assert_eq!(files.len(), 5);
+    assert_eq!(fs::read(area_out.join("run-7/raw/big.bin")).unwrap(), big);
+    assert_eq!(fs::read(area_out.join("run-7/empty.dat")).unwrap(), b"");
+    assert_eq!(fs::read(area_out.join("run-7/table.csv")).unwrap(), b"a,b\n1,2\n");
+    // Nothing but the exported files in the destination (no temp files).
+    assert_eq!(all_files(&area_out).len(), 5);
+}
+
+#[test]
+fn no_plaintext_marker_anywhere_under_the_vault() {
+    let (t, dir, mut v, _) = new_vault();
+    let marker = "ZEBRAFISH-MARKER-4711";
+    v.create_project(&format!("project {marker}")).unwrap();
+    let mut content = bytes(2 * 1024 * 1024, 5);
+    content.extend_from_slice(marker.as_bytes());
+    content.extend_from_slice(&bytes(1000, 6));
+    let src = t.path().join(format!("dir {marker}"));
+    write(&src.join(format!("file {marker}.csv")), &content);
+    write(&src.join("small.txt"), format!("a {marker} b").as_bytes());
+    let rep = import(&mut v, &format!("project {marker}"), Area::Uploads, &[src]);
+    assert_eq!(rep.imported.len(), 2);
+    let item = &rep.imported[0];
+    v.move_item(&item.item_id, None, Some(&format!("moved {marker}/x.csv"))).unwrap();
+    drop(v);
+    let files = all_files(&dir);
+    assert!(files.len() >= 4, "{files:?}");
+    for f in files {
+        let data = fs::read(&f).unwrap();
+        let name = f.to_string_lossy();
+        assert!(!name.contains(marker), "marker in a file name: {name}");
+        assert!(
+            !data.windows(marker.len()).any(|w| w == marker.as_bytes()),
+            "plaintext marker found in {}",
+            f.display()
+        );
+        // Also not as UTF-16 or lowercase.
+        let lower = marker.to_lowercase();
+        assert!(!data.windows(lower.len()).any(|w| w == lower.as_bytes()));
+    }
+}
+
+#[test]
+fn rename_move_soft_delete_restore_and_clashes() {
+    let (t, _dir, mut v, _) = new_vault();
+    v.create_project("P").unwrap();
+    write(&t.path().join("a.csv"), b"A");
+    write(&t.path().join("b.csv"), b"B");
+    let rep = import(&mut v, "P", Area::Workspace, &[t.path().join("a.csv"), t.path().join("b.csv")]);
+    let a = rep.imported[0].item_id.clone();
+    let b = rep.imported[1].item_id.clone();
+    let item = v.item(&a).unwrap();
+    assert_eq!(item.data_type, DataType::AnalysisResult, "workspace default");
+
+    assert_eq!(v.move_item(&a, None, Some("b.csv")).unwrap_err().code(), ErrorCode::AlreadyExists);
+    assert_eq!(v.move_item(&a, None, Some("../x")).unwrap_err().code(), ErrorCode::InvalidName);
+    let moved = v.move_item(&a, Some(Area::Plots), Some("fig/a.png")).unwrap();
+    assert_eq!((moved.area, moved.path.as_str(), moved.media_type.as_str()), (Area::Plots, "fig/a.png", "image/png"));
+    assert_eq!(moved.id, a);
+
+    let del = v.soft_delete(&b).unwrap();
+    assert_eq!(del.state, ItemState::SoftDeleted);
+    assert!(del.deleted_at.is_some());
+    assert!(v.list(&ListFilter::default()).unwrap().iter().all(|i| i.id != b), "hidden");
+    assert_eq!(v.soft_delete(&b).unwrap_err().code(), ErrorCode::InvalidArgument);
+    let out = t.path().join("out");
+    assert_eq!(export_one(&mut v, &b, &out).unwrap_err().code(), ErrorCode::InvalidArgument);
+
+    // Path reused while deleted: restore must refuse rather than create two active copies.
+    write(&t.path().join("b.csv"), b"B2");
+    import(&mut v, "P", Area::Workspace, &[t.path().join("b.csv")]);
+    assert_eq!(v.restore(&b).unwrap_err().code(), ErrorCode::AlreadyExists);
+    let newer = v.find_item(Some("P"), Some(Area::Workspace), "b.csv", &[ItemState::Active]).unwrap();
+    v.move_item(&newer.id, None, Some("b2.csv")).unwrap();
+    let r = v.restore(&b).unwrap();
+    assert_eq!(r.state, ItemState::Active);
+    assert_eq!(fs::read(export_one(&mut v, &b, &out).unwrap()).unwrap(), b"B");
+
+    let stats = v.stats().unwrap();
+    let total: u64 = stats.iter().map(|s| s.items).sum();
+    assert_eq!(total, 3);
+    assert!(stats.iter().any(|s| s.area == Area::Plots && s.items == 1 && s.bytes == 1));
+}
+
+#[test]
+fn purge_erases_keys_and_an_old_blob_copy_stays_undecryptable() {
+    let (t, dir, mut v, _) = new_vault();
+    v.create_project("P").unwrap();
+    let secret = bytes(100_000, 8);
+    write(&t.path().join("s.bin"), &secret);
+    let rep = import(&mut v, "P", Area::Uploads, &[t.path().join("s.bin")]);
+    let id = rep.imported[0].item_id.clone();
+    // Keep a copy of the blob as an attacker with an old backup would.
+    let blobs_before = all_files(&dir.join("blobs"));
+    assert_eq!(blobs_before.len(), 1);
+    let old_blob = fs::read(&blobs_before[0]).unwrap();
+
+    let erased = v.purge(&id, "right to deletion").unwrap();
+    assert_eq!(erased.state, ItemState::Erased);
+    assert_eq!(erased.erase_reason.as_deref(), Some("right to deletion"));
+    assert!(erased.erased_at.is_some());
+    assert_eq!(blob_count(&dir), 0, "blob removed");
+    let wal = dir.join("catalog.db-wal");
+    assert!(!wal.exists() || fs::metadata(&wal).unwrap().len() == 0, "WAL truncated after purge");
+    assert_eq!(v.purge(&id, "again").unwrap_err().code(), ErrorCode::Erased);
+    assert_eq!(v.restore(&id).unwrap_err().code(), ErrorCode::Erased);
+    let out = t.path().join("out");
+    assert_eq!(export_one(&mut v, &id, &out).unwrap_err().code(), ErrorCode::Erased);
+    drop(v);
+
+    // Put the old blob back: nothing in the catalog can decrypt it any more, so it is just an
+    // orphan that the next unlock removes, and the item stays erased.
+    fs::create_dir_all(blobs_before[0].parent().unwrap()).unwrap();
+    fs::write(&blobs_before[0], &old_blob).unwrap();
+    let mut v = unlock(&dir);
+    assert_eq!(blob_count(&dir), 0, "old copy is an unreferenced orphan");
+    assert_eq!(export_one(&mut v, &id, &out).unwrap_err().code(), ErrorCode::Erased);
+    let rep = v.verify(&mut no_progress(), &AtomicBool::new(false)).unwrap();
+    assert!(rep.is_ok(), "{:?}", rep.problems);
+    drop(v);
+
+    // Look inside the catalog with the real keys: no wrapped data key survives.
+    let kf = labvault_crypto::KeyFile::from_bytes(&fs::read(dir.join("vault.key")).unwrap()).unwrap();
+    let root = kf.unlock_with_passphrase(&pass()).unwrap();
+    let cat = Catalog::open(&dir.join("catalog.db"), &root.catalog_key(), false).unwrap();
+    let (keys, blobs): (i64, i64) = cat
+        .conn()
+        .query_row(
+            "SELECT count(wrapped_data_key), count(blob_id) FROM item_versions WHERE item_id = ?1",
+            [&id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((keys, blobs), (0, 0));
+    assert_eq!(
+        fs::read(out.join("s.bin")).map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::NotFound
+    );
+}
+
+fn corrupt_blob(dir: &std::path::Path, f: impl FnOnce(&mut Vec<u8>)) {
+    let blobs = all_files(&dir.join("blobs"));
+    let mut b = fs::read(&blobs[0]).unwrap();
+    f(&mut b);
+    fs::write(&blobs[0], b).unwrap();
+}
+
+#[test]
+fn verify_names_tampered_truncated_missing_and_orphans_and_export_leaves_nothing() {
+    let (t, dir, mut v, _) = new_vault();
+    v.create_project("Lab").unwrap();
+    let data = bytes(2 * 1024 * 1024 + 5, 2);
+    write(&t.path().join("d/results.bin"), &data);
+    import(&mut v, "Lab", Area::Uploads, &[t.path().join("d")]);
+    let id = v.list(&ListFilter::default()).unwrap()[0].id.clone();
+    let rep = v.verify(&mut no_progress(), &AtomicBool::new(false)).unwrap();
+    assert!(rep.is_ok());
+    assert_eq!((rep.blobs_checked, rep.bytes_checked), (1, data.len() as u64));
+
+    // Flip one bit in the middle of the second chunk.
+    corrupt_blob(&dir, |b| b[1024 * 1024 + 500] ^= 1);
+    let rep = v.verify(&mut no_progress(), &AtomicBool::new(false)).unwrap();
+    assert_eq!(rep.problems.len(), 1);
+    let p = &rep.problems[0];
+    assert_eq!(p.code, ErrorCode::Tampered);
+    assert_eq!(p.item_id.as_deref(), Some(id.as_str()));
+    assert!(p.message.contains("Lab/uploads/d/results.bin"), "{}", p.message);
+    let out = t.path().join("out");
+    let e = export_one(&mut v, &id, &out).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Tampered);
+    assert!(e.to_string().contains("Lab/uploads/d/results.bin"), "{e}");
+    assert!(all_files(&out).is_empty(), "no output (or temp) file after a failed export");
+
+    // Truncated (cut at a chunk boundary region).
+    corrupt_blob(&dir, |b| b[1024 * 1024 + 500] ^= 1);
+    corrupt_blob(&dir, |b| b.truncate(b.len() - 100));
+    let rep = v.verify(&mut no_progress(), &AtomicBool::new(false)).unwrap();
+    assert!(matches!(rep.problems[0].code, ErrorCode::Truncated | ErrorCode::Tampered), "{:?}", rep.problems);
+    let e = export_one(&mut v, &id, &out).unwrap_err();
+    assert!(matches!(e.code(), ErrorCode::Truncated | ErrorCode::Tampered));
+    assert!(all_files(&out).is_empty());
+
+    // Missing blob, and an orphan blob.
+    let blob = all_files(&dir.join("blobs"))[0].clone();
+    let orphan = dir.join("blobs/ab/abababababababababababababababab");
+    fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+    fs::rename(&blob, &orphan).unwrap();
+    let rep = v.verify(&mut no_progress(), &AtomicBool::new(false)).unwrap();
+    let codes: Vec<_> = rep.problems.iter().map(|p| p.code).collect();
+    assert!(codes.contains(&ErrorCode::NotFound), "{:?}", rep.problems);
+    assert!(rep.problems.iter().any(|p| p.message.contains("orphan")), "{:?}", rep.problems);
+}
+
+#[test]
+fn bad_names_are_skipped_and_reported_the_rest_is_imported() {
+    use std::os::unix::ffi::OsStrExt;
+    let (t, _dir, mut v, _) = new_vault();
+    v.create_project("P").unwrap();
+    let src = t.path().join("src");
+    write(&src.join("good.txt"), b"ok");
+    write(&src.join("back\\slash.txt"), b"x");
+    let bad = src.join(std::ffi::OsStr::from_bytes(b"latin1-\xe9.txt"));
+    fs::write(&bad, b"x").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", src.join("link")).unwrap();
+    let rep = import(&mut v, "P", Area::Uploads, &[src.clone(), t.path().join("missing.txt")]);
+    assert_eq!(rep.imported.len(), 1);
+    assert_eq!(rep.imported[0].path, "src/good.txt");
+    let codes: Vec<_> = rep.failed.iter().map(|f| f.code).collect();
+    assert_eq!(codes.iter().filter(|c| **c == ErrorCode::InvalidName).count(), 2, "{:?}", rep.failed);
+    assert!(codes.contains(&ErrorCode::SourceVanished));
+    assert!(codes.contains(&ErrorCode::InvalidArgument), "symlink refused");
+    assert!(rep.failed.iter().any(|f| f.message.contains("latin1-")), "names the file");
+    // Unknown project: nothing happens.
+    let e = v
+        .import("nope", Area::Uploads, &[src], &ImportOptions::default(), &mut |_| {}, &AtomicBool::new(false))
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotFound);
+    assert_eq!(v.list(&ListFilter::default()).unwrap().len(), 1);
+}
+
+#[test]
+fn source_shrinking_mid_read_is_source_vanished_and_nothing_half_imported() {
+    let (t, dir, mut v, _) = new_vault();
+    v.create_project("P").unwrap();
+    let src = t.path().join("growing.bin");
+    write(&src, &bytes(4 * 1024 * 1024, 4));
+    let mut truncated = false;
+    let src2 = src.clone();
+    let rep = v
+        .import(
+            "P",
+            Area::Uploads,
+            std::slice::from_ref(&src),
+            &ImportOptions::default(),
+            &mut |e| {
+                if let ImportEvent::Progress { .. } = e {
+                    if !truncated {
+                        truncated = true;
+                        let f = fs::OpenOptions::new().write(true).open(&src2).unwrap();
+                        f.set_len(1024 * 1024 + 3).unwrap();
+                    }
+                }
+            },
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+    assert!(truncated);
+    assert!(rep.imported.is_empty());
+    assert_eq!(rep.failed.len(), 1);
+    assert_eq!(rep.failed[0].code, ErrorCode::SourceVanished);
+    assert!(rep.failed[0].message.contains("growing.bin"));
+    assert!(v.list(&ListFilter { all_states: true, ..Default::default() }).unwrap().is_empty());
+    assert_eq!((blob_count(&dir), tmp_count(&dir)), (0, 0), "no blob or temp left");
+}
+
+#[test]
+fn cancel_stops_import_and_leaves_nothing() {
+    let (t, dir, mut v, _) = new_vault();
+    v.create_project("P").unwrap();
+    write(&t.path().join("a.bin"), &bytes(3 * 1024 * 1024, 1));
+    let cancel = AtomicBool::new(false);
+    let e = v
+        .import(
+            "P",
+            Area::Uploads,
+            &[t.path().join("a.bin")],
+            &ImportOptions::default(),
+            &mut |e| {
+                if let ImportEvent::Progress { .. } = e {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            },
+            &cancel,
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Cancelled);
+    assert!(v.list(&ListFilter::default()).unwrap().is_empty());
+    assert_eq!((blob_count(&dir), tmp_count(&dir)), (0, 0));
+}
+
+#[test]
+fn export_to_a_full_disk_is_no_space_and_leaves_no_file() {
+    let (t, _dir, mut v, _) = new_vault();
+    v.create_project("P").unwrap();
+    write(&t.path().join("big.bin"), &bytes(3 * 1024 * 1024, 7));
+    let rep = import(&mut v, "P", Area::Uploads, &[t.path().join("big.bin")]);
+    let mnt = t.path().join("tiny");
+    fs::create_dir_all(&mnt).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let res = export_one(&mut v, &rep.imported[0].item_id, &mnt);
+    let left = all_files(&mnt);
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    let e = res.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NoSpace, "{e}");
+    assert!(e.to_string().contains("big.bin"), "{e}");
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
