@@ -1,1 +1,212 @@
-fn main() {}
+//! `labvault-server`: bootstrap and operations CLI of the reference tenant server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use labvault_server::clock::SystemClock;
+use labvault_server::secrets::Secret;
+use labvault_server::server::{load_pem, self_signed, spki_pin, TlsMaterial};
+use labvault_server::{create_tenant, open_state, start, sweep_trials, Config, DataDir, NewTenant};
+use labvault_wire::PlanTier;
+use rustls::pki_types::pem::PemObject;
+
+#[derive(Parser)]
+#[command(
+    name = "labvault-server",
+    version,
+    about = "Reference LabVault tenant server (HTTPS, TLS 1.3)"
+)]
+struct Cli {
+    /// Data directory (database, signing key, generated certificate).
+    #[arg(
+        long,
+        global = true,
+        env = "LABVAULT_SERVER_DATA",
+        default_value = "labvault-server-data"
+    )]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a tenant with its plan tier and first Owner. The password is read from
+    /// LABVAULT_OWNER_PASSWORD or, if unset, from the first line of stdin.
+    Init {
+        /// Login slug (a-z, 0-9, '-').
+        #[arg(long)]
+        slug: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// trial | starter | professional | enterprise.
+        #[arg(long, default_value = "starter")]
+        plan: String,
+        /// First Owner's email.
+        #[arg(long)]
+        owner_email: String,
+    },
+    /// Serve the API over HTTPS.
+    Serve {
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// One command for a fresh user: creates a tenant "lab" with a generated Owner password
+    /// if the data directory has none, prints the credentials and the pin, and serves.
+    Quickstart {
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// Print the SHA-256 SPKI pin of the certificate in use.
+    Pin {
+        /// Certificate PEM (default: the generated one in the data directory).
+        #[arg(long)]
+        cert: Option<PathBuf>,
+    },
+    /// Delete expired trial tenants now (the server also does this every minute).
+    Sweep,
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(clap::Args)]
+struct NetArgs {
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    bind: SocketAddr,
+    /// Certificate chain PEM (instead of the generated self-signed one).
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// Private key PEM.
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+}
+
+fn tls(dir: &DataDir, net: &NetArgs) -> Result<TlsMaterial> {
+    Ok(match (&net.cert, &net.key) {
+        (Some(c), Some(k)) => load_pem(c, k)?,
+        _ => self_signed(dir)?,
+    })
+}
+
+fn read_password() -> Result<Secret> {
+    if let Ok(p) = std::env::var("LABVAULT_OWNER_PASSWORD") {
+        return Ok(Secret::new(p));
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    let p = line.trim_end_matches(['\r', '\n']).to_string();
+    line.clear();
+    if p.is_empty() {
+        bail!("no password: set LABVAULT_OWNER_PASSWORD or pipe it on stdin");
+    }
+    Ok(Secret::new(p))
+}
+
+async fn serve(dir: DataDir, net: NetArgs, quickstart: bool) -> Result<()> {
+    let state = open_state(&dir, Config::default(), Arc::new(SystemClock))?;
+    if quickstart && state.store.list_tenants().await?.is_empty() {
+        let password = format!("{}-Lv9", &labvault_server::secrets::random_token()[..20]);
+        let email = "owner@lab.local".to_string();
+        create_tenant(
+            &state,
+            NewTenant {
+                slug: "lab".into(),
+                name: "My lab".into(),
+                plan: PlanTier::Professional,
+                owner_email: email.clone(),
+                owner_password: Secret::new(password.clone()),
+            },
+        )
+        .await?;
+        println!("Created tenant 'lab' (professional).");
+        println!("  Owner email:    {email}");
+        println!("  Owner password: {password}");
+        println!("  (shown once; enrol MFA after the first login)");
+    }
+    let running = start(net.bind, tls(&dir, &net)?, state).await?;
+    println!("labvault-server listening on https://{}", running.addr);
+    println!("certificate pin: {}", running.pin);
+    tokio::signal::ctrl_c().await?;
+    running.stop().await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Cmd::Openapi = cli.cmd {
+        print!("{}", labvault_server::api::openapi_json());
+        return Ok(());
+    }
+    let dir = DataDir::create(&cli.data_dir)?;
+    match cli.cmd {
+        Cmd::Init {
+            slug,
+            name,
+            plan,
+            owner_email,
+        } => {
+            let plan = PlanTier::parse(&plan).with_context(|| {
+                format!("unknown plan '{plan}' (trial, starter, professional, enterprise)")
+            })?;
+            let password = read_password()?;
+            let state = open_state(&dir, Config::default(), Arc::new(SystemClock))?;
+            let t = create_tenant(
+                &state,
+                NewTenant {
+                    name: name.unwrap_or_else(|| slug.clone()),
+                    slug,
+                    plan,
+                    owner_email,
+                    owner_password: password,
+                },
+            )
+            .await?;
+            println!(
+                "created tenant '{}' ({}), id {}",
+                t.slug,
+                plan.as_str(),
+                t.id
+            );
+            if let Some(exp) = t.expires_at {
+                println!("trial expires at {}", labvault_server::clock::rfc3339(exp));
+            }
+        }
+        Cmd::Serve { net } => serve(dir, net, false).await?,
+        Cmd::Quickstart { net } => serve(dir, net, true).await?,
+        Cmd::Pin { cert } => {
+            let m = match cert {
+                Some(c) => {
+                    let pem = std::fs::read(&c)?;
+                    let der = rustls::pki_types::CertificateDer::from_pem_slice(&pem)
+                        .with_context(|| format!("{}: no certificate", c.display()))?;
+                    println!("{}", spki_pin(&der)?);
+                    return Ok(());
+                }
+                None => self_signed(&dir)?,
+            };
+            println!("{}", spki_pin(&m.certs[0])?);
+        }
+        Cmd::Sweep => {
+            let state = open_state(&dir, Config::default(), Arc::new(SystemClock))?;
+            let gone = sweep_trials(&state).await?;
+            println!("deleted {} expired trial tenant(s)", gone.len());
+        }
+        Cmd::Openapi => unreachable!(),
+    }
+    Ok(())
+}

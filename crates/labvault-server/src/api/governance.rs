@@ -1,0 +1,379 @@
+//! Audit query/export/verify and the access review.
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use labvault_wire::*;
+use serde::Deserialize;
+
+use crate::app::{AppState, Principal, ReqMeta};
+use crate::chain;
+use crate::clock::{parse_rfc3339, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::store::AuditFilter;
+use labvault_governance::export::{ExportFormat, ExportWriter};
+
+/// Query parameters of the audit log.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// From (inclusive), RFC 3339.
+    pub from: Option<String>,
+    /// To (exclusive), RFC 3339.
+    pub to: Option<String>,
+    /// Exact actor.
+    pub user: Option<String>,
+    /// Action prefix, e.g. `auth.`.
+    pub action: Option<String>,
+    /// Resource prefix, e.g. `project/`.
+    pub resource: Option<String>,
+    /// `success`, `failure` or `denied`.
+    pub result: Option<String>,
+    /// Paging cursor from the previous page.
+    pub cursor: Option<String>,
+    /// Page size (1..=1000, default 100).
+    pub limit: Option<u32>,
+    /// Export format: `csv` or `jsonl` (export only).
+    pub format: Option<String>,
+}
+
+fn filter(q: &AuditQuery) -> ApiResult<AuditFilter> {
+    let time = |s: &Option<String>, name: &str| -> ApiResult<Option<i64>> {
+        s.as_deref()
+            .map(|v| {
+                parse_rfc3339(v)
+                    .ok_or_else(|| ApiError::invalid(format!("{name} must be an RFC 3339 time")))
+            })
+            .transpose()
+    };
+    let result = q
+        .result
+        .as_deref()
+        .map(|r| {
+            AuditResult::parse(r)
+                .ok_or_else(|| ApiError::invalid("result must be success, failure or denied"))
+        })
+        .transpose()?;
+    let before_seq = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ApiError::invalid("cursor is not valid"))
+        })
+        .transpose()?;
+    for v in [&q.user, &q.action, &q.resource].into_iter().flatten() {
+        if v.len() > 512 {
+            return Err(ApiError::invalid("filter values must be at most 512 bytes"));
+        }
+    }
+    Ok(AuditFilter {
+        from: time(&q.from, "from")?,
+        to: time(&q.to, "to")?,
+        user: q.user.clone(),
+        action_prefix: q.action.clone(),
+        resource_prefix: q.resource.clone(),
+        result,
+        before_seq,
+    })
+}
+
+/// A filtered page of the tenant's audit log, newest first (Owner/Admin).
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = AuditPage), (status = "4XX", body = ErrorBody)))]
+pub async fn query_audit(
+    State(st): State<AppState>,
+    p: Principal,
+    meta: ReqMeta,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<AuditPage>> {
+    let draft = st.draft(&p.actor, &meta, "audit.query", "audit".into());
+    let r = async {
+        p.require(Role::Admin)?;
+        let f = filter(&q)?;
+        let limit = q.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::invalid("limit must be between 1 and 1000"));
+        }
+        let rows = st.store.query_audit(&p.tenant_id, f, limit).await?;
+        let next_cursor = (rows.len() as u32 == limit)
+            .then(|| rows.last().map(|r| r.seq.to_string()))
+            .flatten();
+        Ok(Json(AuditPage {
+            events: rows.iter().map(chain::to_wire).collect(),
+            next_cursor,
+        }))
+    }
+    .await;
+    st.finish(&p.tenant_id, draft, r, false).await
+}
+
+/// RFC 4180 field, with spreadsheet formula injection neutralised.
+pub fn csv_field(s: &str) -> String {
+    let guarded = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if guarded.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", guarded.replace('"', "\"\""))
+    } else {
+        guarded
+    }
+}
+
+fn csv_line(fields: &[&str]) -> String {
+    let mut line = fields
+        .iter()
+        .map(|f| csv_field(f))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push_str("\r\n");
+    line
+}
+
+/// Export of the audit log (CSV or JSON Lines), oldest first with chain hashes, for offline
+/// re-verification (Owner/Admin).
+#[utoipa::path(get, path = "/v1/audit/export", tag = "audit", params(AuditQuery),
+    security(("bearer" = [])),
+    responses((status = 200, content_type = "text/csv", body = String), (status = "4XX", body = ErrorBody)))]
+pub async fn export_audit(
+    State(st): State<AppState>,
+    p: Principal,
+    meta: ReqMeta,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Response> {
+    let draft = st.draft(&p.actor, &meta, "audit.export", "audit".into());
+    let r = async {
+        p.require(Role::Admin)?;
+        let format = q.format.as_deref().unwrap_or("jsonl");
+        if format != "csv" && format != "jsonl" {
+            return Err(ApiError::invalid("format must be csv or jsonl"));
+        }
+        let f = filter(&q)?;
+        let unfiltered = f.from.is_none()
+            && f.to.is_none()
+            && f.user.is_none()
+            && f.action_prefix.is_none()
+            && f.resource_prefix.is_none()
+            && f.result.is_none()
+            && f.before_seq.is_none();
+        let rows = if unfiltered {
+            st.store.audit_chain(&p.tenant_id).await?
+        } else {
+            let mut rows = st.store.query_audit(&p.tenant_id, f, u32::MAX).await?;
+            rows.reverse();
+            rows
+        };
+        let (fmt, ctype) = if format == "csv" {
+            (ExportFormat::Csv, "text/csv; charset=utf-8")
+        } else {
+            (ExportFormat::Jsonl, "application/x-ndjson")
+        };
+        let mut w = ExportWriter::new(Vec::with_capacity(rows.len() * 300), fmt)
+            .map_err(ApiError::internal)?;
+        for r in &rows {
+            w.write(r).map_err(ApiError::internal)?;
+        }
+        let body = w.finish().map_err(ApiError::internal)?;
+        Ok(([(header::CONTENT_TYPE, ctype)], body).into_response())
+    }
+    .await;
+    st.finish(&p.tenant_id, draft, r, false).await
+}
+
+/// Verifies the tenant's audit chain (Owner/Admin).
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = AuditVerifyReport), (status = "4XX", body = ErrorBody)))]
+pub async fn verify_audit(
+    State(st): State<AppState>,
+    p: Principal,
+    meta: ReqMeta,
+) -> ApiResult<Json<AuditVerifyReport>> {
+    let draft = st.draft(&p.actor, &meta, "audit.verify", "audit".into());
+    let r = async {
+        p.require(Role::Admin)?;
+        let rows = st.store.audit_chain(&p.tenant_id).await?;
+        let bad = chain::verify(&rows).err();
+        Ok(Json(AuditVerifyReport {
+            events: rows.len() as u64,
+            ok: bad.is_none(),
+            first_bad_seq: bad.as_ref().map(|e| e.first_bad_seq),
+            problem: bad.map(|e| e.kind.as_str().to_string()),
+        }))
+    }
+    .await;
+    st.finish(&p.tenant_id, draft, r, false).await
+}
+
+/// Access review parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReviewQuery {
+    /// Days without activity after which access is flagged stale (default 90).
+    pub stale_days: Option<u32>,
+}
+
+async fn build_review(st: &AppState, p: &Principal, q: &ReviewQuery) -> ApiResult<AccessReview> {
+    p.require(Role::Admin)?;
+    let stale_days = q.stale_days.unwrap_or(st.cfg.stale_days);
+    if !(1..=3650).contains(&stale_days) {
+        return Err(ApiError::invalid("stale_days must be between 1 and 3650"));
+    }
+    let now = st.now();
+    let cutoff = now - i64::from(stale_days) * 86400;
+    let users = st.store.list_users(&p.tenant_id).await?;
+    let projects = st.store.list_projects(&p.tenant_id).await?;
+    let roles = st.store.project_roles(&p.tenant_id).await?;
+    let invitations = st.store.pending_invitations(&p.tenant_id, now).await?;
+    let mut members = Vec::with_capacity(users.len());
+    let mut entries = Vec::with_capacity(users.len() * projects.len());
+    for u in &users {
+        let stale = u.last_active_at.unwrap_or(u.created_at) < cutoff;
+        let admin_without_mfa = u.role >= Role::Admin && !u.mfa_enrolled();
+        members.push(AccessReviewMember {
+            user_id: u.id.clone(),
+            email: u.email.clone(),
+            tenant_role: u.role,
+            last_active_at: u.last_active_at.map(rfc3339),
+            mfa_enrolled: u.mfa_enrolled(),
+            stale,
+            admin_without_mfa,
+        });
+        for pr in &projects {
+            let assigned = roles
+                .iter()
+                .find(|r| r.project_id == pr.id && r.user_id == u.id)
+                .filter(|_| u.role != Role::Owner);
+            let (effective_role, source) = match assigned {
+                Some(a) => (a.role, RoleSource::Project),
+                None => (u.role, RoleSource::Tenant),
+            };
+            entries.push(AccessReviewEntry {
+                user_id: u.id.clone(),
+                email: u.email.clone(),
+                project_id: pr.id.clone(),
+                effective_role,
+                source,
+                last_active_at: u.last_active_at.map(rfc3339),
+                mfa_enrolled: u.mfa_enrolled(),
+                stale,
+                admin_without_mfa: effective_role >= Role::Admin && !u.mfa_enrolled(),
+            });
+        }
+    }
+    Ok(AccessReview {
+        generated_at: rfc3339(now),
+        stale_days,
+        members,
+        entries,
+        pending_invitations: invitations.iter().map(super::admin::invitation).collect(),
+    })
+}
+
+/// Access review: members × projects with effective role and source (Owner/Admin).
+#[utoipa::path(get, path = "/v1/access-review", tag = "access-review", params(ReviewQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = AccessReview), (status = "4XX", body = ErrorBody)))]
+pub async fn access_review(
+    State(st): State<AppState>,
+    p: Principal,
+    meta: ReqMeta,
+    Query(q): Query<ReviewQuery>,
+) -> ApiResult<Json<AccessReview>> {
+    let draft = st.draft(
+        &p.actor,
+        &meta,
+        "access_review.view",
+        "access-review".into(),
+    );
+    let r = build_review(&st, &p, &q).await.map(Json);
+    st.finish(&p.tenant_id, draft, r, false).await
+}
+
+/// The access review as CSV (one row per member × project, plus members without projects
+/// and pending invitations).
+#[utoipa::path(get, path = "/v1/access-review/csv", tag = "access-review", params(ReviewQuery),
+    security(("bearer" = [])),
+    responses((status = 200, content_type = "text/csv", body = String), (status = "4XX", body = ErrorBody)))]
+pub async fn access_review_csv(
+    State(st): State<AppState>,
+    p: Principal,
+    meta: ReqMeta,
+    Query(q): Query<ReviewQuery>,
+) -> ApiResult<Response> {
+    let draft = st.draft(
+        &p.actor,
+        &meta,
+        "access_review.export",
+        "access-review".into(),
+    );
+    let r = async {
+        let review = build_review(&st, &p, &q).await?;
+        let mut out = csv_line(&[
+            "kind",
+            "user_id",
+            "email",
+            "project_id",
+            "effective_role",
+            "source",
+            "last_active_at",
+            "mfa_enrolled",
+            "stale",
+            "admin_without_mfa",
+        ]);
+        let b = |v: bool| if v { "true" } else { "false" };
+        for e in &review.entries {
+            out.push_str(&csv_line(&[
+                "access",
+                &e.user_id,
+                &e.email,
+                &e.project_id,
+                e.effective_role.as_str(),
+                match e.source {
+                    RoleSource::Tenant => "tenant",
+                    RoleSource::Project => "project",
+                },
+                e.last_active_at.as_deref().unwrap_or(""),
+                b(e.mfa_enrolled),
+                b(e.stale),
+                b(e.admin_without_mfa),
+            ]));
+        }
+        for m in &review.members {
+            out.push_str(&csv_line(&[
+                "member",
+                &m.user_id,
+                &m.email,
+                "",
+                m.tenant_role.as_str(),
+                "tenant",
+                m.last_active_at.as_deref().unwrap_or(""),
+                b(m.mfa_enrolled),
+                b(m.stale),
+                b(m.admin_without_mfa),
+            ]));
+        }
+        for i in &review.pending_invitations {
+            out.push_str(&csv_line(&[
+                "invitation",
+                &i.id,
+                &i.email,
+                "",
+                i.role.as_str(),
+                "tenant",
+                "",
+                "false",
+                "false",
+                "false",
+            ]));
+        }
+        Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response())
+    }
+    .await;
+    st.finish(&p.tenant_id, draft, r, false).await
+}

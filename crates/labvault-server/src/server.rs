@@ -1,0 +1,456 @@
+//! Data directory, TLS (1.3 only) with a self-signed certificate and SPKI pin, the accept
+//! loop, tenant bootstrap and the trial sweeper.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use labvault_wire::{AuditResult, PlanTier, Role};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+use crate::app::{AppState, Config};
+use crate::clock::Clock;
+use crate::jwt::JwtKey;
+use crate::secrets;
+use crate::store::sqlite::{SqliteStore, SYSTEM_TENANT};
+use crate::store::{AuditDraft, Store, StoreError, TenantRow, UserRow};
+
+/// Failures while starting the server or bootstrapping a tenant.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Filesystem problem with the data directory or key files.
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// Certificate or key unusable.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// Storage failure.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// Bad bootstrap input (weak password, invalid email...).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Where the server keeps its state.
+#[derive(Debug, Clone)]
+pub struct DataDir(pub PathBuf);
+
+impl DataDir {
+    /// Creates the directory (mode 0700 on Unix).
+    pub fn create(path: &Path) -> Result<Self, ServerError> {
+        std::fs::create_dir_all(path.join("tls"))?;
+        restrict(path, 0o700)?;
+        Ok(DataDir(path.to_path_buf()))
+    }
+    /// The SQLite database.
+    pub fn db(&self) -> PathBuf {
+        self.0.join("labvault-server.db")
+    }
+    fn jwt_key(&self) -> PathBuf {
+        self.0.join("jwt.key")
+    }
+    /// Generated certificate.
+    pub fn cert(&self) -> PathBuf {
+        self.0.join("tls").join("cert.pem")
+    }
+    /// Generated key.
+    pub fn key(&self) -> PathBuf {
+        self.0.join("tls").join("key.pem")
+    }
+}
+
+#[cfg(unix)]
+fn restrict(p: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+}
+#[cfg(not(unix))]
+fn restrict(_: &Path, _: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
+fn write_secret_file(p: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = p.with_extension("tmp");
+    std::fs::write(&tmp, data)?;
+    restrict(&tmp, 0o600)?;
+    std::fs::rename(tmp, p)
+}
+
+/// Loads (or creates) the JWT signing key of this data directory.
+pub fn load_jwt_key(dir: &DataDir) -> Result<JwtKey, ServerError> {
+    let p = dir.jwt_key();
+    if !p.exists() {
+        let key = secrets::random_bytes::<32>();
+        write_secret_file(&p, hex::encode(key).as_bytes())?;
+    }
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(&p)?);
+    let bytes = hex::decode(text.trim())
+        .map_err(|_| ServerError::Invalid(format!("{} is not a hex key", p.display())))?;
+    if bytes.len() < 32 {
+        return Err(ServerError::Invalid(format!(
+            "{} is shorter than 256 bits",
+            p.display()
+        )));
+    }
+    Ok(JwtKey::new(bytes))
+}
+
+/// Opens the store and builds the application state.
+pub fn open_state(
+    dir: &DataDir,
+    cfg: Config,
+    clock: Arc<dyn Clock>,
+) -> Result<AppState, ServerError> {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.db())?);
+    Ok(AppState::new(store, clock, load_jwt_key(dir)?, cfg))
+}
+
+// ------------------------------------------------------------------ TLS
+
+/// A certificate chain and its key.
+pub struct TlsMaterial {
+    /// Chain, leaf first.
+    pub certs: Vec<CertificateDer<'static>>,
+    /// Private key.
+    pub key: PrivateKeyDer<'static>,
+    /// PEM of the leaf (for clients that trust it directly).
+    pub cert_pem: String,
+}
+
+/// Generates a self-signed certificate for localhost on first use, then reuses it.
+pub fn self_signed(dir: &DataDir) -> Result<TlsMaterial, ServerError> {
+    if !dir.cert().exists() || !dir.key().exists() {
+        let names = vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "::1".to_string(),
+        ];
+        let ck = rcgen::generate_simple_self_signed(names)
+            .map_err(|e| ServerError::Tls(e.to_string()))?;
+        write_secret_file(&dir.key(), ck.signing_key.serialize_pem().as_bytes())?;
+        std::fs::write(dir.cert(), ck.cert.pem())?;
+    }
+    load_pem(&dir.cert(), &dir.key())
+}
+
+/// Loads a PEM certificate chain and key.
+pub fn load_pem(cert: &Path, key: &Path) -> Result<TlsMaterial, ServerError> {
+    let cert_pem = std::fs::read_to_string(cert)?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| ServerError::Tls(format!("{}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(ServerError::Tls(format!(
+            "{}: no certificate",
+            cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| ServerError::Tls(format!("{}: {e}", key.display())))?;
+    Ok(TlsMaterial {
+        certs,
+        key,
+        cert_pem,
+    })
+}
+
+/// Pin of the leaf's public key: `sha256/` + base64(SHA-256(SubjectPublicKeyInfo DER)),
+/// the HPKP form; stable across certificate renewals that keep the key.
+pub fn spki_pin(cert: &CertificateDer<'_>) -> Result<String, ServerError> {
+    let spki = spki_der(cert.as_ref())
+        .ok_or_else(|| ServerError::Tls("cannot parse certificate".into()))?;
+    Ok(format!("sha256/{}", STANDARD.encode(Sha256::digest(spki))))
+}
+
+/// One DER element: its tag, the whole encoding, its content, and what follows it.
+type Tlv<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+
+/// Reads one DER TLV.
+fn tlv(d: &[u8]) -> Option<Tlv<'_>> {
+    let tag = *d.first()?;
+    let first = *d.get(1)?;
+    let (len, hdr) = if first < 0x80 {
+        (first as usize, 2)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let mut len = 0usize;
+        for i in 0..n {
+            len = (len << 8) | *d.get(2 + i)? as usize;
+        }
+        (len, 2 + n)
+    };
+    let end = hdr.checked_add(len)?;
+    if d.len() < end {
+        return None;
+    }
+    Some((tag, &d[..end], &d[hdr..end], &d[end..]))
+}
+
+/// SubjectPublicKeyInfo element of an X.509 certificate.
+fn spki_der(cert: &[u8]) -> Option<&[u8]> {
+    let (_, _, cert_content, _) = tlv(cert)?; // Certificate SEQUENCE
+    let (_, _, tbs, _) = tlv(cert_content)?; // TBSCertificate SEQUENCE
+    let mut rest = tbs;
+    let (tag, _, _, r) = tlv(rest)?;
+    if tag == 0xa0 {
+        rest = r; // explicit version
+    }
+    // serial, signature, issuer, validity, subject
+    for _ in 0..5 {
+        let (_, _, _, r) = tlv(rest)?;
+        rest = r;
+    }
+    let (tag, whole, _, _) = tlv(rest)?;
+    (tag == 0x30).then_some(whole)
+}
+
+/// rustls configuration: TLS 1.3 only, ring provider, h2 + http/1.1.
+pub fn rustls_config(m: TlsMaterial) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .map_err(|e| ServerError::Tls(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(m.certs, m.key)
+    .map_err(|e| ServerError::Tls(e.to_string()))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+// ------------------------------------------------------------------ serving
+
+/// A running server (tests and the CLI).
+pub struct RunningServer {
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// SPKI pin of the certificate.
+    pub pin: String,
+    /// Leaf certificate PEM.
+    pub cert_pem: String,
+    /// The state (tests use it to reach the clock and store).
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    join: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting and waits for the accept loop to end.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.join).await;
+    }
+}
+
+/// Binds and serves `state` over TLS until stopped; also starts the trial sweeper.
+pub async fn start(
+    bind: SocketAddr,
+    tls: TlsMaterial,
+    state: AppState,
+) -> Result<RunningServer, ServerError> {
+    let pin = spki_pin(&tls.certs[0])?;
+    let cert_pem = tls.cert_pem.clone();
+    let cfg = rustls_config(tls)?;
+    let listener = TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    let app = crate::api::router(state.clone());
+    let (tx, rx) = oneshot::channel();
+    let sweeper_state = state.clone();
+    let join = tokio::spawn(async move {
+        let sweeper = tokio::spawn(sweeper_loop(sweeper_state));
+        accept_loop(listener, TlsAcceptor::from(cfg), app, rx).await;
+        sweeper.abort();
+    });
+    Ok(RunningServer {
+        addr,
+        pin,
+        cert_pem,
+        state,
+        shutdown: Some(tx),
+        join,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    mut shutdown: oneshot::Receiver<()>,
+) {
+    let limit = Arc::new(Semaphore::new(10_000));
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                .await
+            {
+                Ok(Ok(s)) => s,
+                _ => return,
+            };
+            let svc = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new))
+                },
+            );
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10));
+            builder.http2().max_concurrent_streams(100);
+            if let Err(e) = builder.serve_connection(TokioIo::new(tls), svc).await {
+                tracing::debug!(error = %e, "connection ended with error");
+            }
+        });
+    }
+}
+
+// ------------------------------------------------------------------ bootstrap & trials
+
+/// What `init` creates.
+pub struct NewTenant {
+    /// Login slug.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Plan tier.
+    pub plan: PlanTier,
+    /// First Owner's email.
+    pub owner_email: String,
+    /// First Owner's password (checked against the policy).
+    pub owner_password: secrets::Secret,
+}
+
+fn system_draft(st: &AppState, action: &str, resource: String, user: &str) -> AuditDraft {
+    AuditDraft {
+        timestamp: st.clock.now(),
+        user: user.to_string(),
+        action: action.to_string(),
+        resource,
+        ip_address: "local".into(),
+        user_agent: format!("labvault-server/{}", env!("CARGO_PKG_VERSION")),
+        result: AuditResult::Success,
+        detail: String::new(),
+    }
+}
+
+/// Creates a tenant and its first Owner; trials expire after `cfg.trial_ttl`.
+pub async fn create_tenant(st: &AppState, t: NewTenant) -> Result<TenantRow, ServerError> {
+    let slug_ok = (3..=40).contains(&t.slug.len())
+        && t.slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !slug_ok {
+        return Err(ServerError::Invalid(
+            "tenant slug must be 3-40 characters of a-z, 0-9 and '-'".into(),
+        ));
+    }
+    crate::app::check_text("tenant name", &t.name, 200)
+        .map_err(|e| ServerError::Invalid(e.message))?;
+    let email =
+        secrets::normalize_email(&t.owner_email).map_err(|e| ServerError::Invalid(e.message))?;
+    secrets::check_password_policy(t.owner_password.expose(), &email)
+        .map_err(|e| ServerError::Invalid(e.message))?;
+    let kdf = st.cfg.kdf;
+    let pw = t.owner_password;
+    let hash = tokio::task::spawn_blocking(move || secrets::hash_password(kdf, pw.expose()))
+        .await
+        .map_err(|e| ServerError::Invalid(e.to_string()))?
+        .map_err(|e| ServerError::Invalid(e.message))?;
+    let now = st.now();
+    let tenant = TenantRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        slug: t.slug,
+        name: t.name,
+        plan: t.plan,
+        require_mfa: false,
+        created_at: now,
+        expires_at: (t.plan == PlanTier::Trial).then_some(now + st.cfg.trial_ttl),
+    };
+    let owner = UserRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: tenant.id.clone(),
+        email: email.clone(),
+        password_hash: hash,
+        role: Role::Owner,
+        totp_secret: None,
+        totp_pending: None,
+        totp_last_step: None,
+        failed_logins: 0,
+        locked_until: None,
+        created_at: now,
+        last_active_at: None,
+    };
+    let ev = system_draft(
+        st,
+        "tenant.create",
+        format!("tenant/{}", tenant.id),
+        "system",
+    );
+    st.store.create_tenant(tenant.clone(), owner, ev).await?;
+    Ok(tenant)
+}
+
+/// Deletes every trial tenant past its expiry; each deletion is audited on the system chain.
+/// Returns the deleted tenant ids. Idempotent; runs periodically and on demand.
+pub async fn sweep_trials(st: &AppState) -> Result<Vec<String>, ServerError> {
+    let expired = st.store.expired_trials(st.now()).await?;
+    for id in &expired {
+        let ev = system_draft(st, "tenant.trial_expire", format!("tenant/{id}"), "system");
+        match st.store.delete_tenant(id, ev).await {
+            Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(tenant = %id, "trial tenant expired and deleted");
+    }
+    Ok(expired)
+}
+
+async fn sweeper_loop(st: AppState) {
+    let every = Duration::from_secs(st.cfg.sweep_interval_secs.max(1));
+    loop {
+        if let Err(e) = sweep_trials(&st).await {
+            tracing::error!(error = %e, "trial sweep failed");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Id of the server-level audit chain (tenant creation, deletion, trial expiry).
+pub const SYSTEM_CHAIN: &str = SYSTEM_TENANT;

@@ -1,0 +1,1572 @@
+//! Embedded SQLite implementation of [`Store`].
+//!
+//! One writer thread owns the only write connection and group-commits queued jobs (each in
+//! its own savepoint, so one failing job never undoes another); reads use a small pool of
+//! WAL reader connections on the blocking thread pool. The async runtime never blocks on
+//! SQLite, and the audit chain needs no extra locking because all appends are serialized.
+
+use super::*;
+use crate::chain;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// Tenant id of the server-level chain (tenant creation/deletion, trial expiry).
+pub const SYSTEM_TENANT: &str = "_system";
+
+type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Done + Send>;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records the last one.
+const MIGRATIONS: &[&str] = &[
+    // 1: identity, access, audit, retention.
+    r#"
+    CREATE TABLE tenants (
+        id TEXT PRIMARY KEY,
+        slug TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        require_mfa INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER
+    );
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        email TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,
+        totp_secret BLOB,
+        totp_pending BLOB,
+        totp_last_step INTEGER,
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        locked_until INTEGER,
+        created_at INTEGER NOT NULL,
+        last_active_at INTEGER,
+        UNIQUE (tenant_id, email)
+    );
+    CREATE TABLE recovery_codes (
+        tenant_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        code_hash TEXT NOT NULL,
+        used_at INTEGER,
+        PRIMARY KEY (user_id, code_hash)
+    );
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        mfa_at INTEGER,
+        revoked_at INTEGER,
+        revoked_reason TEXT
+    );
+    CREATE INDEX sessions_user ON sessions(tenant_id, user_id);
+    CREATE TABLE refresh_tokens (
+        hash TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER,
+        successor TEXT
+    );
+    CREATE INDEX refresh_session ON refresh_tokens(session_id);
+    CREATE TABLE projects (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX projects_tenant ON projects(tenant_id);
+    CREATE TABLE project_roles (
+        tenant_id TEXT NOT NULL,
+        project_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        PRIMARY KEY (project_id, user_id)
+    );
+    CREATE INDEX project_roles_tenant ON project_roles(tenant_id);
+    CREATE TABLE invitations (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        email TEXT NOT NULL,
+        role TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        closed_at INTEGER
+    );
+    CREATE INDEX invitations_tenant ON invitations(tenant_id);
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        project_id TEXT,
+        secret_hash TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    );
+    CREATE INDEX api_keys_tenant ON api_keys(tenant_id);
+    CREATE TABLE audit_events (
+        tenant_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        ts_us INTEGER NOT NULL,
+        user TEXT NOT NULL,
+        action TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        ip_address TEXT NOT NULL,
+        user_agent TEXT NOT NULL,
+        result TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        v INTEGER NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE retention_rules (
+        tenant_id TEXT NOT NULL,
+        project_id TEXT NOT NULL DEFAULT '',
+        data_type TEXT NOT NULL,
+        period TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, project_id, data_type)
+    );
+    "#,
+];
+
+/// SQLite-backed store.
+pub struct SqliteStore {
+    path: PathBuf,
+    jobs: Mutex<mpsc::Sender<Job>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let c = Connection::open(path)?;
+    c.busy_timeout(std::time::Duration::from_secs(10))?;
+    c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+    Ok(c)
+}
+
+fn migrate(c: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = c.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating) the database at `path`.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let mut writer = open(path).map_err(backend)?;
+        migrate(&mut writer).map_err(backend)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("labvault-db-writer".into())
+            .spawn(move || writer_loop(writer, rx))
+            .map_err(backend)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            jobs: Mutex::new(tx),
+            readers: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// Schema version after migrations.
+    pub fn schema_version(&self) -> usize {
+        MIGRATIONS.len()
+    }
+
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => open(&path).map_err(backend)?,
+            };
+            let r = f(&conn);
+            let mut pool = readers.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < 8 {
+                pool.push(conn);
+            }
+            r
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<StoreResult<T>>();
+        let job: Job = Box::new(move |conn: &Connection| {
+            let r = match conn.execute_batch("SAVEPOINT job") {
+                Ok(()) => {
+                    let r = f(conn);
+                    let end = if r.is_ok() {
+                        conn.execute_batch("RELEASE job")
+                    } else {
+                        conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                    };
+                    match end {
+                        Ok(()) => r,
+                        Err(e) => Err(backend(e)),
+                    }
+                }
+                Err(e) => Err(backend(e)),
+            };
+            Box::new(move |commit: Result<(), String>| {
+                let _ = tx.send(match commit {
+                    Ok(()) => r,
+                    Err(e) => Err(StoreError::Backend(e)),
+                });
+            })
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(job)
+            .map_err(|_| StoreError::Backend("database writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("database writer dropped a job".into()))?
+    }
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let msg = e.to_string();
+            for job in batch {
+                // Run nothing; report the failure to every waiter.
+                drop(job);
+                tracing::error!(error = %msg, "could not begin write transaction");
+            }
+            continue;
+        }
+        let dones: Vec<Done> = batch.into_iter().map(|j| j(&conn)).collect();
+        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for d in dones {
+            d(commit.clone());
+        }
+    }
+}
+
+// ------------------------------------------------------------------ row mapping
+
+fn role_of(s: String) -> rusqlite::Result<Role> {
+    Role::parse(&s)
+        .ok_or_else(|| rusqlite::Error::InvalidColumnType(0, s, rusqlite::types::Type::Text))
+}
+
+fn plan_of(s: String) -> rusqlite::Result<PlanTier> {
+    PlanTier::parse(&s)
+        .ok_or_else(|| rusqlite::Error::InvalidColumnType(0, s, rusqlite::types::Type::Text))
+}
+
+const TENANT_COLS: &str = "id, slug, name, plan, require_mfa, created_at, expires_at";
+fn tenant_row(r: &Row, o: usize) -> rusqlite::Result<TenantRow> {
+    Ok(TenantRow {
+        id: r.get(o)?,
+        slug: r.get(o + 1)?,
+        name: r.get(o + 2)?,
+        plan: plan_of(r.get(o + 3)?)?,
+        require_mfa: r.get(o + 4)?,
+        created_at: r.get(o + 5)?,
+        expires_at: r.get(o + 6)?,
+    })
+}
+
+const USER_COLS: &str = "id, tenant_id, email, password_hash, role, totp_secret, totp_pending, \
+     totp_last_step, failed_logins, locked_until, created_at, last_active_at";
+fn user_row(r: &Row, o: usize) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        id: r.get(o)?,
+        tenant_id: r.get(o + 1)?,
+        email: r.get(o + 2)?,
+        password_hash: r.get(o + 3)?,
+        role: role_of(r.get(o + 4)?)?,
+        totp_secret: r.get(o + 5)?,
+        totp_pending: r.get(o + 6)?,
+        totp_last_step: r.get(o + 7)?,
+        failed_logins: r.get(o + 8)?,
+        locked_until: r.get(o + 9)?,
+        created_at: r.get(o + 10)?,
+        last_active_at: r.get(o + 11)?,
+    })
+}
+
+fn invitation_row(r: &Row) -> rusqlite::Result<InvitationRow> {
+    Ok(InvitationRow {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        email: r.get(2)?,
+        role: role_of(r.get(3)?)?,
+        token_hash: r.get(4)?,
+        created_at: r.get(5)?,
+        expires_at: r.get(6)?,
+        closed_at: r.get(7)?,
+    })
+}
+const INV_COLS: &str = "id, tenant_id, email, role, token_hash, created_at, expires_at, closed_at";
+
+fn api_key_row(r: &Row) -> rusqlite::Result<ApiKeyRow> {
+    Ok(ApiKeyRow {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        name: r.get(2)?,
+        role: role_of(r.get(3)?)?,
+        project_id: r.get(4)?,
+        secret_hash: r.get(5)?,
+        created_by: r.get(6)?,
+        created_at: r.get(7)?,
+        expires_at: r.get(8)?,
+        revoked_at: r.get(9)?,
+    })
+}
+const KEY_COLS: &str =
+    "id, tenant_id, name, role, project_id, secret_hash, created_by, created_at, expires_at, revoked_at";
+
+fn audit_row(r: &Row) -> rusqlite::Result<AuditRow> {
+    use labvault_governance::audit::{from_unix_micros, Action};
+    let bad =
+        |i: usize, v: String| rusqlite::Error::InvalidColumnType(i, v, rusqlite::types::Type::Text);
+    let hash32 = |i: usize, v: String| -> rusqlite::Result<[u8; 32]> {
+        hex::decode(&v)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| bad(i, v))
+    };
+    let ts: i64 = r.get(2)?;
+    let action: String = r.get(4)?;
+    let result: String = r.get(8)?;
+    let v: i64 = r.get(10)?;
+    Ok(AuditRow {
+        device_id: r.get(0)?,
+        seq: r.get::<_, i64>(1)? as u64,
+        timestamp: from_unix_micros(ts).map_err(|_| bad(2, ts.to_string()))?,
+        user: r.get(3)?,
+        action: Action::new(action.clone()).map_err(|_| bad(4, action))?,
+        resource: r.get(5)?,
+        ip_address: r.get(6)?,
+        user_agent: r.get(7)?,
+        result: result.parse().map_err(|_| bad(8, result))?,
+        detail: r.get(9)?,
+        v: v as u16,
+        prev_hash: hash32(11, r.get(11)?)?,
+        hash: hash32(12, r.get(12)?)?,
+    })
+}
+const AUDIT_COLS: &str = "tenant_id, seq, ts_us, user, action, resource, ip_address, user_agent, \
+     result, detail, v, prev_hash, hash";
+
+/// Appends to a tenant chain inside the caller's transaction.
+fn append(c: &Connection, tenant: &str, ev: &AuditDraft) -> StoreResult<()> {
+    let head: Option<(i64, String)> = c
+        .prepare_cached(
+            "SELECT seq, hash FROM audit_events WHERE tenant_id = ?1 ORDER BY seq DESC LIMIT 1",
+        )
+        .map_err(backend)?
+        .query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(backend)?;
+    let (seq, prev) = match head {
+        Some((s, h)) => {
+            let prev = hex::decode(&h)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| StoreError::Backend("corrupt audit chain head".into()))?;
+            (s as u64 + 1, prev)
+        }
+        None => (1, chain::genesis(tenant)),
+    };
+    let e = chain::seal(tenant, seq, prev, ev)?;
+    c.prepare_cached(
+        "INSERT INTO audit_events (tenant_id, seq, ts_us, user, action, resource, ip_address, \
+         user_agent, result, detail, v, prev_hash, hash) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
+    )
+    .map_err(backend)?
+    .execute(params![
+        tenant,
+        e.seq as i64,
+        labvault_governance::audit::unix_micros(e.timestamp),
+        e.user,
+        e.action.as_str(),
+        e.resource,
+        e.ip_address,
+        e.user_agent,
+        e.result.as_str(),
+        e.detail,
+        i64::from(e.v),
+        hex::encode(e.prev_hash),
+        hex::encode(e.hash)
+    ])
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn get_user_c(c: &Connection, tenant: &str, user: &str) -> StoreResult<UserRow> {
+    c.query_row(
+        &format!("SELECT {USER_COLS} FROM users WHERE tenant_id = ?1 AND id = ?2"),
+        [tenant, user],
+        |r| user_row(r, 0),
+    )
+    .optional()
+    .map_err(backend)?
+    .ok_or(StoreError::NotFound("member"))
+}
+
+fn owner_count(c: &Connection, tenant: &str) -> StoreResult<i64> {
+    c.query_row(
+        "SELECT COUNT(*) FROM users WHERE tenant_id = ?1 AND role = 'owner'",
+        [tenant],
+        |r| r.get(0),
+    )
+    .map_err(backend)
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+fn insert_user(c: &Connection, u: &UserRow) -> StoreResult<()> {
+    c.execute(
+        "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at) \
+         VALUES (?1,?2,?3,?4,?5,?6)",
+        params![
+            u.id,
+            u.tenant_id,
+            u.email,
+            u.password_hash,
+            u.role.as_str(),
+            u.created_at
+        ],
+    )
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict("a member with this email already exists".into())
+        } else {
+            backend(e)
+        }
+    })?;
+    Ok(())
+}
+
+fn project_exists(c: &Connection, tenant: &str, project: &str) -> StoreResult<()> {
+    let n: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM projects WHERE tenant_id = ?1 AND id = ?2",
+            [tenant, project],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    if n == 0 {
+        Err(StoreError::NotFound("project"))
+    } else {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_tenant(
+        &self,
+        t: TenantRow,
+        owner: UserRow,
+        audit: AuditDraft,
+    ) -> StoreResult<()> {
+        self.write(move |c| {
+            c.execute(
+                &format!("INSERT INTO tenants ({TENANT_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7)"),
+                params![
+                    t.id,
+                    t.slug,
+                    t.name,
+                    t.plan.as_str(),
+                    t.require_mfa,
+                    t.created_at,
+                    t.expires_at
+                ],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("tenant slug '{}' is taken", t.slug))
+                } else {
+                    backend(e)
+                }
+            })?;
+            insert_user(c, &owner)?;
+            append(c, &t.id, &audit)?;
+            append(c, SYSTEM_TENANT, &audit)
+        })
+        .await
+    }
+
+    async fn get_tenant(&self, tenant: &str) -> StoreResult<TenantRow> {
+        let tenant = tenant.to_string();
+        self.read(move |c| {
+            c.query_row(
+                &format!("SELECT {TENANT_COLS} FROM tenants WHERE id = ?1"),
+                [tenant],
+                |r| tenant_row(r, 0),
+            )
+            .optional()
+            .map_err(backend)?
+            .ok_or(StoreError::NotFound("tenant"))
+        })
+        .await
+    }
+
+    async fn tenant_by_slug(&self, slug: &str) -> StoreResult<TenantRow> {
+        let slug = slug.to_string();
+        self.read(move |c| {
+            c.query_row(
+                &format!("SELECT {TENANT_COLS} FROM tenants WHERE slug = ?1"),
+                [slug],
+                |r| tenant_row(r, 0),
+            )
+            .optional()
+            .map_err(backend)?
+            .ok_or(StoreError::NotFound("tenant"))
+        })
+        .await
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<TenantRow>> {
+        self.read(move |c| {
+            let mut s = c
+                .prepare(&format!(
+                    "SELECT {TENANT_COLS} FROM tenants ORDER BY created_at"
+                ))
+                .map_err(backend)?;
+            let rows = s.query_map([], |r| tenant_row(r, 0)).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn update_tenant(
+        &self,
+        tenant: &str,
+        plan: Option<PlanTier>,
+        require_mfa: Option<bool>,
+        clear_expiry: bool,
+        audit: AuditDraft,
+    ) -> StoreResult<TenantRow> {
+        let tenant = tenant.to_string();
+        self.write(move |c| {
+            if let Some(p) = plan {
+                c.execute(
+                    "UPDATE tenants SET plan = ?2 WHERE id = ?1",
+                    params![tenant, p.as_str()],
+                )
+                .map_err(backend)?;
+            }
+            if let Some(m) = require_mfa {
+                c.execute(
+                    "UPDATE tenants SET require_mfa = ?2 WHERE id = ?1",
+                    params![tenant, m],
+                )
+                .map_err(backend)?;
+            }
+            if clear_expiry {
+                c.execute(
+                    "UPDATE tenants SET expires_at = NULL WHERE id = ?1",
+                    [&tenant],
+                )
+                .map_err(backend)?;
+            }
+            append(c, &tenant, &audit)?;
+            c.query_row(
+                &format!("SELECT {TENANT_COLS} FROM tenants WHERE id = ?1"),
+                [&tenant],
+                |r| tenant_row(r, 0),
+            )
+            .optional()
+            .map_err(backend)?
+            .ok_or(StoreError::NotFound("tenant"))
+        })
+        .await
+    }
+
+    async fn delete_tenant(&self, tenant: &str, system_audit: AuditDraft) -> StoreResult<()> {
+        let tenant = tenant.to_string();
+        self.write(move |c| {
+            let n: i64 = c
+                .query_row(
+                    "SELECT COUNT(*) FROM tenants WHERE id = ?1",
+                    [&tenant],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound("tenant"));
+            }
+            c.execute(
+                "DELETE FROM refresh_tokens WHERE session_id IN \
+                 (SELECT id FROM sessions WHERE tenant_id = ?1)",
+                [&tenant],
+            )
+            .map_err(backend)?;
+            for table in [
+                "users",
+                "recovery_codes",
+                "sessions",
+                "projects",
+                "project_roles",
+                "invitations",
+                "api_keys",
+                "audit_events",
+                "retention_rules",
+            ] {
+                c.execute(
+                    &format!("DELETE FROM {table} WHERE tenant_id = ?1"),
+                    [&tenant],
+                )
+                .map_err(backend)?;
+            }
+            c.execute("DELETE FROM tenants WHERE id = ?1", [&tenant])
+                .map_err(backend)?;
+            append(c, SYSTEM_TENANT, &system_audit)
+        })
+        .await
+    }
+
+    async fn expired_trials(&self, now: i64) -> StoreResult<Vec<String>> {
+        self.read(move |c| {
+            let mut s = c
+                .prepare("SELECT id FROM tenants WHERE plan = 'trial' AND expires_at <= ?1")
+                .map_err(backend)?;
+            let rows = s.query_map([now], |r| r.get(0)).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn user_by_email(&self, tenant: &str, email: &str) -> StoreResult<UserRow> {
+        let (tenant, email) = (tenant.to_string(), email.to_string());
+        self.read(move |c| {
+            c.query_row(
+                &format!("SELECT {USER_COLS} FROM users WHERE tenant_id = ?1 AND email = ?2"),
+                [tenant, email],
+                |r| user_row(r, 0),
+            )
+            .optional()
+            .map_err(backend)?
+            .ok_or(StoreError::NotFound("member"))
+        })
+        .await
+    }
+
+    async fn get_user(&self, tenant: &str, user: &str) -> StoreResult<UserRow> {
+        let (tenant, user) = (tenant.to_string(), user.to_string());
+        self.read(move |c| get_user_c(c, &tenant, &user)).await
+    }
+
+    async fn list_users(&self, tenant: &str) -> StoreResult<Vec<UserRow>> {
+        let tenant = tenant.to_string();
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(&format!(
+                    "SELECT {USER_COLS} FROM users WHERE tenant_id = ?1 ORDER BY email"
+                ))
+                .map_err(backend)?;
+            let rows = s.query_map([tenant], |r| user_row(r, 0)).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn auth_lookup(&self, tenant: &str, user: &str, session: &str) -> StoreResult<AuthRow> {
+        let (tenant, user, session) = (tenant.to_string(), user.to_string(), session.to_string());
+        self.read(move |c| {
+            let cols: String = USER_COLS
+                .split(", ")
+                .map(|x| format!("u.{}", x.trim()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let tcols: String = TENANT_COLS
+                .split(", ")
+                .map(|x| format!("t.{x}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT {cols}, {tcols}, \
+                 (SELECT s.revoked_at IS NOT NULL FROM sessions s WHERE s.id = ?3 AND s.tenant_id = ?1 AND s.user_id = ?2) \
+                 FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.tenant_id = ?1 AND u.id = ?2"
+            );
+            let mut s = c.prepare_cached(&sql).map_err(backend)?;
+            s.query_row([&tenant, &user, &session], |r| {
+                let revoked: Option<bool> = r.get(19)?;
+                Ok(AuthRow {
+                    user: user_row(r, 0)?,
+                    tenant: tenant_row(r, 12)?,
+                    // A missing session counts as revoked (API keys pass "").
+                    session_revoked: revoked.unwrap_or(!session.is_empty()),
+                })
+            })
+            .optional()
+            .map_err(backend)?
+            .ok_or(StoreError::NotFound("member"))
+        })
+        .await
+    }
+
+    async fn set_role(
+        &self,
+        tenant: &str,
+        user: &str,
+        role: Role,
+        audit: AuditDraft,
+    ) -> StoreResult<UserRow> {
+        let (tenant, user) = (tenant.to_string(), user.to_string());
+        self.write(move |c| {
+            let u = get_user_c(c, &tenant, &user)?;
+            if u.role == Role::Owner && role != Role::Owner && owner_count(c, &tenant)? <= 1 {
+                return Err(StoreError::Conflict(
+                    "the last Owner cannot be demoted; transfer ownership first".into(),
+                ));
+            }
+            c.execute(
+                "UPDATE users SET role = ?3 WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant, user, role.as_str()],
+            )
+            .map_err(backend)?;
+            append(c, &tenant, &audit)?;
+            get_user_c(c, &tenant, &user)
+        })
+        .await
+    }
+
+    async fn delete_user(&self, tenant: &str, user: &str, audit: AuditDraft) -> StoreResult<()> {
+        let (tenant, user) = (tenant.to_string(), user.to_string());
+        self.write(move |c| {
+            let u = get_user_c(c, &tenant, &user)?;
+            if u.role == Role::Owner && owner_count(c, &tenant)? <= 1 {
+                return Err(StoreError::Conflict(
+                    "the last Owner cannot be removed; transfer ownership or delete the tenant"
+                        .into(),
+                ));
+            }
+            c.execute(
+                "DELETE FROM refresh_tokens WHERE session_id IN \
+                 (SELECT id FROM sessions WHERE tenant_id = ?1 AND user_id = ?2)",
+                [&tenant, &user],
+            )
+            .map_err(backend)?;
+            for sql in [
+                "DELETE FROM sessions WHERE tenant_id = ?1 AND user_id = ?2",
+                "DELETE FROM recovery_codes WHERE tenant_id = ?1 AND user_id = ?2",
+                "DELETE FROM project_roles WHERE tenant_id = ?1 AND user_id = ?2",
+                "DELETE FROM api_keys WHERE tenant_id = ?1 AND created_by = ?2",
+                "DELETE FROM users WHERE tenant_id = ?1 AND id = ?2",
+            ] {
+                c.execute(sql, [&tenant, &user]).map_err(backend)?;
+            }
+            append(c, &tenant, &audit)
+        })
+        .await
+    }
+
+    async fn transfer_ownership(
+        &self,
+        tenant: &str,
+        from: &str,
+        to: &str,
+        audit: AuditDraft,
+    ) -> StoreResult<()> {
+        let (tenant, from, to) = (tenant.to_string(), from.to_string(), to.to_string());
+        self.write(move |c| {
+            get_user_c(c, &tenant, &to)?;
+            if from == to {
+                return Err(StoreError::Conflict("already the Owner".into()));
+            }
+            c.execute(
+                "UPDATE users SET role = 'owner' WHERE tenant_id = ?1 AND id = ?2",
+                [&tenant, &to],
+            )
+            .map_err(backend)?;
+            c.execute(
+                "UPDATE users SET role = 'admin' WHERE tenant_id = ?1 AND id = ?2",
+                [&tenant, &from],
+            )
+            .map_err(backend)?;
+            append(c, &tenant, &audit)
+        })
+        .await
+    }
+
+    async fn login_failed(
+        &self,
+        tenant: &str,
+        user: &str,
+        now: i64,
+        max: i64,
+        lock_secs: i64,
+        audit: Vec<AuditDraft>,
+    ) -> StoreResult<Option<i64>> {
+        let (tenant, user) = (tenant.to_string(), user.to_string());
+        self.write(move |c| {
+            let u = get_user_c(c, &tenant, &user)?;
+            let failed = u.failed_logins + 1;
+            let locked = if failed >= max {
+                Some(now + lock_secs)
+            } else {
+                None
+            };
+            c.execute(
+                "UPDATE users SET failed_logins = ?3, locked_until = COALESCE(?4, locked_until) \
+                 WHERE tenant_id = ?1 AND id = ?2",
+                params![
+                    tenant,
+                    user,
+                    if locked.is_some() { 0 } else { failed },
+                    locked
+                ],
+            )
+            .map_err(backend)?;
+            let n = if locked.is_some() {
+                audit.len()
+            } else {
+                audit.len().min(1)
+            };
+            for ev in audit.iter().take(n) {
+                append(c, &tenant, ev)?;
+            }
+            Ok(locked)
+        })
+        .await
+    }
+
+    async fn login_succeeded(&self, tenant: &str, user: &str) -> StoreResult<()> {
+        let (tenant, user) = (tenant.to_string(), user.to_string());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE tenant_id = ?1 AND id = ?2",
+                [&tenant, &user],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_totp_pending(&self, tenant: &str, user: &str, secret: Vec<u8>) -> StoreResult<()> {
+        let (tenant, user) = (tenant.to_string(), user.to_string());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE users SET totp_pending = ?3 WHERE tenant_id = ?1 AND id = ?2",
+                    params![tenant, user, secret],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound("member"));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn confirm_totp(
+        &self,
+        tenant: &str,
+        user: &str,
+        step: i64,
+        recovery_hashes: Vec<String>,
+        audit: AuditDraft,
+    ) -> StoreResult<()> {
+        let (tenant, user) = (tenant.to_string(), user.to_string());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE users SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = ?3 \
+                     WHERE tenant_id = ?1 AND id = ?2 AND totp_pending IS NOT NULL",
+                    params![tenant, user, step],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::Conflict("no MFA enrolment in progress".into()));
+            }
+            c.execute(
+                "DELETE FROM recovery_codes WHERE tenant_id = ?1 AND user_id = ?2",
+                [&tenant, &user],
+            )
+            .map_err(backend)?;
+            for h in &recovery_hashes {
+                c.execute(
+                    "INSERT INTO recovery_codes (tenant_id, user_id, code_hash) VALUES (?1,?2,?3)",
+                    [&tenant, &user, h],
+                )
+                .map_err(backend)?;
+            }
+            append(c, &tenant, &audit)
+        })
+        .await
+    }
+
+    async fn advance_totp_step(&self, tenant: &str, user: &str, step: i64) -> StoreResult<bool> {
+        let (tenant, user) = (tenant.to_string(), user.to_string());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE users SET totp_last_step = ?3 WHERE tenant_id = ?1 AND id = ?2 \
+                     AND (totp_last_step IS NULL OR totp_last_step < ?3)",
+                    params![tenant, user, step],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn use_recovery_code(&self, tenant: &str, user: &str, hash: &str) -> StoreResult<bool> {
+        let (tenant, user, hash) = (tenant.to_string(), user.to_string(), hash.to_string());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE recovery_codes SET used_at = strftime('%s','now') \
+                     WHERE tenant_id = ?1 AND user_id = ?2 AND code_hash = ?3 AND used_at IS NULL",
+                    [&tenant, &user, &hash],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn touch_activity(&self, tenant: &str, user: &str, now: i64) -> StoreResult<()> {
+        let (tenant, user) = (tenant.to_string(), user.to_string());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE users SET last_active_at = ?3 WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant, user, now],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_session(&self, s: NewSession) -> StoreResult<()> {
+        let NewSession {
+            tenant,
+            user,
+            family,
+            token_hash,
+            now,
+            expires_at,
+            mfa_at,
+        } = s;
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO sessions (id, tenant_id, user_id, created_at, mfa_at) VALUES (?1,?2,?3,?4,?5)",
+                params![family, tenant, user, now, mfa_at],
+            )
+            .map_err(backend)?;
+            c.execute(
+                "INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at) VALUES (?1,?2,?3,?4)",
+                params![token_hash, family, now, expires_at],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn rotate_refresh(
+        &self,
+        token_hash: &str,
+        new_hash: &str,
+        now: i64,
+        new_expires_at: i64,
+        grace_secs: i64,
+    ) -> StoreResult<RefreshOutcome> {
+        let (token_hash, new_hash) = (token_hash.to_string(), new_hash.to_string());
+        self.write(move |c| {
+            let row: Option<(String, i64, Option<i64>, Option<String>, String, String, Option<i64>, Option<i64>)> = c
+                .query_row(
+                    "SELECT r.session_id, r.expires_at, r.used_at, r.successor, s.tenant_id, s.user_id, \
+                     s.revoked_at, s.mfa_at FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id \
+                     WHERE r.hash = ?1",
+                    [&token_hash],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some((session, expires, used_at, successor, tenant, user, revoked, mfa_at)) = row else {
+                return Ok(RefreshOutcome::Invalid);
+            };
+            if revoked.is_some() {
+                return Ok(RefreshOutcome::Invalid);
+            }
+            if used_at.is_none() && expires <= now {
+                return Ok(RefreshOutcome::Invalid);
+            }
+            let rotate = |c: &Connection| -> StoreResult<()> {
+                c.execute(
+                    "UPDATE refresh_tokens SET used_at = COALESCE(used_at, ?2), successor = ?3 WHERE hash = ?1",
+                    params![token_hash, now, new_hash],
+                )
+                .map_err(backend)?;
+                c.execute(
+                    "INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at) VALUES (?1,?2,?3,?4)",
+                    params![new_hash, session, now, new_expires_at],
+                )
+                .map_err(backend)?;
+                Ok(())
+            };
+            match used_at {
+                None => {
+                    rotate(c)?;
+                }
+                Some(used) => {
+                    // A retry whose response was lost: tolerated within the grace window if the
+                    // successor it produced has not been used yet; that successor is retired.
+                    let successor_unused: bool = match &successor {
+                        Some(s) => c
+                            .query_row(
+                                "SELECT used_at IS NULL FROM refresh_tokens WHERE hash = ?1",
+                                [s],
+                                |r| r.get(0),
+                            )
+                            .optional()
+                            .map_err(backend)?
+                            .unwrap_or(false),
+                        None => false,
+                    };
+                    if now - used <= grace_secs && successor_unused {
+                        let s = successor.clone().unwrap_or_default();
+                        c.execute(
+                            "UPDATE refresh_tokens SET used_at = ?2 WHERE hash = ?1",
+                            params![s, now],
+                        )
+                        .map_err(backend)?;
+                        rotate(c)?;
+                    } else {
+                        c.execute(
+                            "UPDATE sessions SET revoked_at = ?2, revoked_reason = 'refresh_token_reuse' WHERE id = ?1",
+                            params![session, now],
+                        )
+                        .map_err(backend)?;
+                        return Ok(RefreshOutcome::Reused { tenant_id: tenant, user_id: user });
+                    }
+                }
+            }
+            Ok(RefreshOutcome::Rotated { user_id: user, tenant_id: tenant, family_id: session, mfa_at })
+        })
+        .await
+    }
+
+    async fn revoke_by_refresh(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<(String, String)>> {
+        let token_hash = token_hash.to_string();
+        self.write(move |c| {
+            let row: Option<(String, String, String)> = c
+                .query_row(
+                    "SELECT s.id, s.tenant_id, s.user_id FROM refresh_tokens r JOIN sessions s \
+                     ON s.id = r.session_id WHERE r.hash = ?1",
+                    [&token_hash],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some((session, tenant, user)) = row else {
+                return Ok(None);
+            };
+            c.execute(
+                "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?2), \
+                 revoked_reason = COALESCE(revoked_reason, 'logout') WHERE id = ?1",
+                params![session, now],
+            )
+            .map_err(backend)?;
+            Ok(Some((tenant, user)))
+        })
+        .await
+    }
+
+    async fn set_session_mfa(&self, tenant: &str, family: &str, mfa_at: i64) -> StoreResult<()> {
+        let (tenant, family) = (tenant.to_string(), family.to_string());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE sessions SET mfa_at = ?3 WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant, family, mfa_at],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_project(
+        &self,
+        tenant: &str,
+        p: ProjectRow,
+        audit: AuditDraft,
+    ) -> StoreResult<()> {
+        let tenant = tenant.to_string();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO projects (id, tenant_id, name, created_at) VALUES (?1,?2,?3,?4)",
+                params![p.id, tenant, p.name, p.created_at],
+            )
+            .map_err(backend)?;
+            append(c, &tenant, &audit)
+        })
+        .await
+    }
+
+    async fn list_projects(&self, tenant: &str) -> StoreResult<Vec<ProjectRow>> {
+        let tenant = tenant.to_string();
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT id, name, created_at FROM projects WHERE tenant_id = ?1 ORDER BY created_at, id",
+                )
+                .map_err(backend)?;
+            let rows = s
+                .query_map([tenant], |r| {
+                    Ok(ProjectRow { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)? })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn get_project(&self, tenant: &str, project: &str) -> StoreResult<ProjectRow> {
+        let (tenant, project) = (tenant.to_string(), project.to_string());
+        self.read(move |c| {
+            c.query_row(
+                "SELECT id, name, created_at FROM projects WHERE tenant_id = ?1 AND id = ?2",
+                [tenant, project],
+                |r| {
+                    Ok(ProjectRow {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        created_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)?
+            .ok_or(StoreError::NotFound("project"))
+        })
+        .await
+    }
+
+    async fn delete_project(
+        &self,
+        tenant: &str,
+        project: &str,
+        audit: AuditDraft,
+    ) -> StoreResult<()> {
+        let (tenant, project) = (tenant.to_string(), project.to_string());
+        self.write(move |c| {
+            project_exists(c, &tenant, &project)?;
+            for sql in [
+                "DELETE FROM project_roles WHERE tenant_id = ?1 AND project_id = ?2",
+                "DELETE FROM retention_rules WHERE tenant_id = ?1 AND project_id = ?2",
+                "DELETE FROM projects WHERE tenant_id = ?1 AND id = ?2",
+            ] {
+                c.execute(sql, [&tenant, &project]).map_err(backend)?;
+            }
+            append(c, &tenant, &audit)
+        })
+        .await
+    }
+
+    async fn set_project_role(
+        &self,
+        tenant: &str,
+        project: &str,
+        user: &str,
+        role: Role,
+        audit: AuditDraft,
+    ) -> StoreResult<()> {
+        let (tenant, project, user) = (tenant.to_string(), project.to_string(), user.to_string());
+        self.write(move |c| {
+            project_exists(c, &tenant, &project)?;
+            get_user_c(c, &tenant, &user)?;
+            c.execute(
+                "INSERT INTO project_roles (tenant_id, project_id, user_id, role) VALUES (?1,?2,?3,?4) \
+                 ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role",
+                params![tenant, project, user, role.as_str()],
+            )
+            .map_err(backend)?;
+            append(c, &tenant, &audit)
+        })
+        .await
+    }
+
+    async fn remove_project_role(
+        &self,
+        tenant: &str,
+        project: &str,
+        user: &str,
+        audit: AuditDraft,
+    ) -> StoreResult<()> {
+        let (tenant, project, user) = (tenant.to_string(), project.to_string(), user.to_string());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "DELETE FROM project_roles WHERE tenant_id = ?1 AND project_id = ?2 AND user_id = ?3",
+                    [&tenant, &project, &user],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound("project role assignment"));
+            }
+            append(c, &tenant, &audit)
+        })
+        .await
+    }
+
+    async fn project_roles(&self, tenant: &str) -> StoreResult<Vec<ProjectRoleRow>> {
+        let tenant = tenant.to_string();
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT project_id, user_id, role FROM project_roles WHERE tenant_id = ?1",
+                )
+                .map_err(backend)?;
+            let rows = s
+                .query_map([tenant], |r| {
+                    Ok(ProjectRoleRow {
+                        project_id: r.get(0)?,
+                        user_id: r.get(1)?,
+                        role: role_of(r.get(2)?)?,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn create_invitation(&self, inv: InvitationRow, audit: AuditDraft) -> StoreResult<()> {
+        self.write(move |c| {
+            c.execute(
+                &format!("INSERT INTO invitations ({INV_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,NULL)"),
+                params![
+                    inv.id,
+                    inv.tenant_id,
+                    inv.email,
+                    inv.role.as_str(),
+                    inv.token_hash,
+                    inv.created_at,
+                    inv.expires_at
+                ],
+            )
+            .map_err(backend)?;
+            append(c, &inv.tenant_id, &audit)
+        })
+        .await
+    }
+
+    async fn pending_invitations(&self, tenant: &str, now: i64) -> StoreResult<Vec<InvitationRow>> {
+        let tenant = tenant.to_string();
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(&format!(
+                    "SELECT {INV_COLS} FROM invitations WHERE tenant_id = ?1 AND closed_at IS NULL \
+                     AND expires_at > ?2 ORDER BY created_at"
+                ))
+                .map_err(backend)?;
+            let rows = s
+                .query_map(params![tenant, now], invitation_row)
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn revoke_invitation(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: i64,
+        audit: AuditDraft,
+    ) -> StoreResult<()> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE invitations SET closed_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND closed_at IS NULL",
+                    params![tenant, id, now],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound("invitation"));
+            }
+            append(c, &tenant, &audit)
+        })
+        .await
+    }
+
+    async fn invitation_by_token(&self, token_hash: &str) -> StoreResult<InvitationRow> {
+        let token_hash = token_hash.to_string();
+        self.read(move |c| {
+            c.query_row(
+                &format!("SELECT {INV_COLS} FROM invitations WHERE token_hash = ?1"),
+                [token_hash],
+                invitation_row,
+            )
+            .optional()
+            .map_err(backend)?
+            .ok_or(StoreError::NotFound("invitation"))
+        })
+        .await
+    }
+
+    async fn accept_invitation(
+        &self,
+        invitation: &str,
+        user: UserRow,
+        now: i64,
+        audit: AuditDraft,
+    ) -> StoreResult<()> {
+        let invitation = invitation.to_string();
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE invitations SET closed_at = ?2 WHERE id = ?1 AND tenant_id = ?3 \
+                     AND closed_at IS NULL AND expires_at > ?2",
+                    params![invitation, now, user.tenant_id],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound("invitation"));
+            }
+            insert_user(c, &user)?;
+            append(c, &user.tenant_id, &audit)
+        })
+        .await
+    }
+
+    async fn create_api_key(&self, key: ApiKeyRow, audit: AuditDraft) -> StoreResult<()> {
+        self.write(move |c| {
+            if let Some(p) = &key.project_id {
+                project_exists(c, &key.tenant_id, p)?;
+            }
+            c.execute(
+                &format!(
+                    "INSERT INTO api_keys ({KEY_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,NULL)"
+                ),
+                params![
+                    key.id,
+                    key.tenant_id,
+                    key.name,
+                    key.role.as_str(),
+                    key.project_id,
+                    key.secret_hash,
+                    key.created_by,
+                    key.created_at,
+                    key.expires_at
+                ],
+            )
+            .map_err(backend)?;
+            append(c, &key.tenant_id, &audit)
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self, tenant: &str) -> StoreResult<Vec<ApiKeyRow>> {
+        let tenant = tenant.to_string();
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(&format!(
+                    "SELECT {KEY_COLS} FROM api_keys WHERE tenant_id = ?1 ORDER BY created_at"
+                ))
+                .map_err(backend)?;
+            let rows = s.query_map([tenant], api_key_row).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn api_key(&self, id: &str) -> StoreResult<ApiKeyRow> {
+        let id = id.to_string();
+        self.read(move |c| {
+            c.query_row(
+                &format!("SELECT {KEY_COLS} FROM api_keys WHERE id = ?1"),
+                [id],
+                api_key_row,
+            )
+            .optional()
+            .map_err(backend)?
+            .ok_or(StoreError::NotFound("api key"))
+        })
+        .await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: i64,
+        audit: AuditDraft,
+    ) -> StoreResult<()> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE tenant_id = ?1 AND id = ?2",
+                    params![tenant, id, now],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound("api key"));
+            }
+            append(c, &tenant, &audit)
+        })
+        .await
+    }
+
+    async fn append_audit(&self, tenant: &str, ev: AuditDraft) -> StoreResult<()> {
+        let tenant = tenant.to_string();
+        self.write(move |c| append(c, &tenant, &ev)).await
+    }
+
+    async fn query_audit(
+        &self,
+        tenant: &str,
+        f: AuditFilter,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRow>> {
+        let tenant = tenant.to_string();
+        self.read(move |c| {
+            let mut sql = format!("SELECT {AUDIT_COLS} FROM audit_events WHERE tenant_id = ?1");
+            let mut args: Vec<rusqlite::types::Value> = vec![tenant.into()];
+            let mut add = |cond: &str, v: rusqlite::types::Value, sql: &mut String| {
+                args.push(v);
+                sql.push_str(&format!(" AND {cond} ?{}", args.len()));
+            };
+            if let Some(v) = f.before_seq {
+                add("seq <", v.into(), &mut sql);
+            }
+            if let Some(v) = f.from {
+                add("ts_us >=", v.saturating_mul(1_000_000).into(), &mut sql);
+            }
+            if let Some(v) = f.to {
+                add("ts_us <", v.saturating_mul(1_000_000).into(), &mut sql);
+            }
+            if let Some(v) = f.user {
+                add("user =", v.into(), &mut sql);
+            }
+            if let Some(v) = f.result {
+                add("result =", v.as_str().to_string().into(), &mut sql);
+            }
+            // Prefix filters use substr() so LIKE metacharacters in user input mean nothing.
+            if let Some(v) = f.action_prefix {
+                let n = v.chars().count() as i64;
+                add(&format!("substr(action, 1, {n}) ="), v.into(), &mut sql);
+            }
+            if let Some(v) = f.resource_prefix {
+                let n = v.chars().count() as i64;
+                add(&format!("substr(resource, 1, {n}) ="), v.into(), &mut sql);
+            }
+            sql.push_str(&format!(" ORDER BY seq DESC LIMIT {limit}"));
+            let mut s = c.prepare_cached(&sql).map_err(backend)?;
+            let rows = s
+                .query_map(rusqlite::params_from_iter(args), audit_row)
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn audit_chain(&self, tenant: &str) -> StoreResult<Vec<AuditRow>> {
+        let tenant = tenant.to_string();
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(&format!(
+                    "SELECT {AUDIT_COLS} FROM audit_events WHERE tenant_id = ?1 ORDER BY seq"
+                ))
+                .map_err(backend)?;
+            let rows = s.query_map([tenant], audit_row).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn retention_rules(&self, tenant: &str) -> StoreResult<Vec<RetentionRow>> {
+        let tenant = tenant.to_string();
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT project_id, data_type, period FROM retention_rules WHERE tenant_id = ?1 \
+                     ORDER BY project_id, data_type",
+                )
+                .map_err(backend)?;
+            let rows = s
+                .query_map([tenant], |r| {
+                    let p: String = r.get(0)?;
+                    Ok(RetentionRow {
+                        project_id: if p.is_empty() { None } else { Some(p) },
+                        data_type: r.get(1)?,
+                        period: r.get(2)?,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_retention_rules(
+        &self,
+        tenant: &str,
+        rules: Vec<RetentionRow>,
+        audit: AuditDraft,
+    ) -> StoreResult<()> {
+        let tenant = tenant.to_string();
+        self.write(move |c| {
+            for r in &rules {
+                if let Some(p) = &r.project_id {
+                    project_exists(c, &tenant, p)?;
+                }
+                c.execute(
+                    "INSERT INTO retention_rules (tenant_id, project_id, data_type, period) VALUES (?1,?2,?3,?4) \
+                     ON CONFLICT (tenant_id, project_id, data_type) DO UPDATE SET period = excluded.period",
+                    params![tenant, r.project_id.clone().unwrap_or_default(), r.data_type, r.period],
+                )
+                .map_err(backend)?;
+            }
+            append(c, &tenant, &audit)
+        })
+        .await
+    }
+}

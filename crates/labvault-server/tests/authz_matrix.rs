@@ -1,0 +1,336 @@
+//! Exhaustive authorization matrix: ONE table of (method, path, rule, body); every row is
+//! exercised with every principal (Owner, Admin, Editor, Viewer, no token, expired token,
+//! another tenant's Owner). A route missing from the table, or a table row without a route
+//! or OpenAPI entry, fails `table_covers_every_route`.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use labvault_server::jwt::{Claims, AUD_ACCESS, ISSUER};
+use labvault_wire::Role;
+use serde_json::{json, Value};
+
+#[derive(Clone, Copy, Debug)]
+enum Rule {
+    /// No authentication.
+    Public,
+    /// Any authenticated member of the tenant.
+    Member,
+    /// At least this tenant role.
+    Min(Role),
+}
+
+use Role::*;
+use Rule::*;
+
+/// Placeholders: {project} = a real project of tenant A, {missing} = a UUID that exists
+/// nowhere, {missing_key} = an API key id that exists nowhere. Destructive rows target
+/// missing ids (or carry a wrong confirmation) so an allowed call proves authorization
+/// without destroying the fixture.
+const MATRIX: &[(&str, &str, Rule, &str)] = &[
+    ("GET", "/v1/health", Public, ""),
+    (
+        "POST",
+        "/v1/auth/login",
+        Public,
+        r#"{"tenant":"nope","email":"x@y.zz","password":"Wrong-pass-1"}"#,
+    ),
+    (
+        "POST",
+        "/v1/auth/mfa",
+        Public,
+        r#"{"mfa_token":"x","code":"000000"}"#,
+    ),
+    (
+        "POST",
+        "/v1/auth/refresh",
+        Public,
+        r#"{"refresh_token":"nope"}"#,
+    ),
+    (
+        "POST",
+        "/v1/auth/logout",
+        Public,
+        r#"{"refresh_token":"nope"}"#,
+    ),
+    ("POST", "/v1/auth/step-up", Member, r#"{"code":"abc"}"#),
+    ("GET", "/v1/me", Member, ""),
+    ("DELETE", "/v1/me", Member, r#"{"password":"Wrong-pass-1"}"#),
+    ("POST", "/v1/me/mfa/enroll", Member, ""),
+    ("POST", "/v1/me/mfa/confirm", Member, r#"{"code":"000000"}"#),
+    ("GET", "/v1/tenant", Min(Viewer), ""),
+    (
+        "DELETE",
+        "/v1/tenant",
+        Min(Owner),
+        r#"{"confirm_slug":"wrong"}"#,
+    ),
+    ("PUT", "/v1/tenant/plan", Min(Owner), r#"{"plan":"trial"}"#),
+    (
+        "PUT",
+        "/v1/tenant/settings",
+        Min(Admin),
+        r#"{"require_mfa":false}"#,
+    ),
+    (
+        "POST",
+        "/v1/tenant/transfer-ownership",
+        Min(Owner),
+        r#"{"user_id":"{missing}"}"#,
+    ),
+    ("GET", "/v1/members", Min(Viewer), ""),
+    (
+        "PUT",
+        "/v1/members/{missing}/role",
+        Min(Admin),
+        r#"{"role":"viewer"}"#,
+    ),
+    ("DELETE", "/v1/members/{missing}", Min(Admin), ""),
+    ("GET", "/v1/invitations", Min(Admin), ""),
+    (
+        "POST",
+        "/v1/invitations",
+        Min(Admin),
+        r#"{"email":"new@lab.test","role":"viewer"}"#,
+    ),
+    ("DELETE", "/v1/invitations/{missing}", Min(Admin), ""),
+    (
+        "POST",
+        "/v1/invitations/accept",
+        Public,
+        r#"{"token":"nope","password":"Xx-12345678"}"#,
+    ),
+    ("GET", "/v1/api-keys", Min(Admin), ""),
+    (
+        "POST",
+        "/v1/api-keys",
+        Min(Admin),
+        r#"{"name":"ci","role":"viewer","expires_in_days":1}"#,
+    ),
+    ("DELETE", "/v1/api-keys/{missing_key}", Min(Admin), ""),
+    ("GET", "/v1/projects", Min(Viewer), ""),
+    ("POST", "/v1/projects", Min(Editor), r#"{"name":"p"}"#),
+    ("GET", "/v1/projects/{project}", Min(Viewer), ""),
+    ("DELETE", "/v1/projects/{missing}", Min(Admin), ""),
+    (
+        "PUT",
+        "/v1/projects/{project}/members/{missing}",
+        Min(Admin),
+        r#"{"role":"viewer"}"#,
+    ),
+    (
+        "DELETE",
+        "/v1/projects/{project}/members/{missing}",
+        Min(Admin),
+        "",
+    ),
+    (
+        "PUT",
+        "/v1/projects/{project}/retention",
+        Min(Admin),
+        r#"{"rules":[{"data_type":"backup","period":"90d"}]}"#,
+    ),
+    ("GET", "/v1/retention", Min(Viewer), ""),
+    (
+        "PUT",
+        "/v1/retention",
+        Min(Admin),
+        r#"{"rules":[{"data_type":"backup","period":"90d"}]}"#,
+    ),
+    ("GET", "/v1/audit", Min(Admin), ""),
+    ("GET", "/v1/audit/export", Min(Admin), ""),
+    ("GET", "/v1/audit/verify", Min(Admin), ""),
+    ("GET", "/v1/access-review", Min(Admin), ""),
+    ("GET", "/v1/access-review/csv", Min(Admin), ""),
+];
+
+/// Codes that mean "authorization refused"; anything else means the request got past
+/// authorization (it may still fail validation or find nothing).
+const DENIALS: &[&str] = &["unauthorized", "token_expired", "forbidden", "mfa_required"];
+
+fn template(path: &str) -> String {
+    // Router/OpenAPI form of a matrix path.
+    path.replace("{project}", "{project_id}")
+        .replace(
+            "/v1/projects/{project_id}/members/{missing}",
+            "/v1/projects/{project_id}/members/{user_id}",
+        )
+        .replace("/v1/members/{missing}", "/v1/members/{user_id}")
+        .replace(
+            "/v1/invitations/{missing}",
+            "/v1/invitations/{invitation_id}",
+        )
+        .replace("/v1/api-keys/{missing_key}", "/v1/api-keys/{key_id}")
+        .replace("/v1/projects/{missing}", "/v1/projects/{project_id}")
+}
+
+#[test]
+fn table_covers_every_route() {
+    let table: BTreeSet<(String, String)> = MATRIX
+        .iter()
+        .map(|(m, p, _, _)| (m.to_string(), template(p)))
+        .collect();
+    assert_eq!(table.len(), MATRIX.len(), "duplicate rows in the matrix");
+    let routes: BTreeSet<(String, String)> = labvault_server::api::route_table()
+        .into_iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(
+        routes.difference(&table).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "routes without an authorization-matrix row"
+    );
+    assert_eq!(
+        table.difference(&routes).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "matrix rows without a route"
+    );
+    let doc: Value = serde_json::from_str(&labvault_server::api::openapi_json()).unwrap();
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for m in item.as_object().unwrap().keys() {
+            documented.insert((m.to_uppercase(), path.clone()));
+        }
+    }
+    assert_eq!(
+        documented, routes,
+        "OpenAPI paths differ from the router's routes"
+    );
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Who {
+    Owner,
+    Admin,
+    Editor,
+    Viewer,
+    NoToken,
+    Expired,
+    OtherTenant,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_for_every_principal() {
+    let h = harness().await;
+    let cfg_window = h.server.state.cfg.step_up_window;
+    assert!(cfg_window >= 300);
+    h.tenant("alpha").await;
+    let owner = h.login("alpha", "owner@alpha.test").await;
+    let owner = h.enroll_and_relogin("alpha", &owner).await;
+    let mut users = vec![(Who::Owner, owner.clone())];
+    for (who, email, role) in [
+        (Who::Admin, "admin@alpha.test", "admin"),
+        (Who::Editor, "editor@alpha.test", "editor"),
+        (Who::Viewer, "viewer@alpha.test", "viewer"),
+    ] {
+        let u = h.add_member("alpha", &owner, email, role).await;
+        users.push((who, h.enroll_and_relogin("alpha", &u).await));
+    }
+    h.tenant("beta").await;
+    let other = h.login("beta", "owner@beta.test").await;
+    let other = h.enroll_and_relogin("beta", &other).await;
+    let (s, p) = h
+        .call(
+            "POST",
+            "/v1/projects",
+            Some(&owner.access),
+            Some(json!({"name": "fixture"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let project = p["id"].as_str().unwrap().to_string();
+    let now = h.now();
+    let expired = h.server.state.jwt.sign(&Claims {
+        iss: ISSUER.into(),
+        aud: AUD_ACCESS.into(),
+        sub: owner.id.clone(),
+        tid: h
+            .server
+            .state
+            .store
+            .tenant_by_slug("alpha")
+            .await
+            .unwrap()
+            .id,
+        sid: "s".into(),
+        iat: now - 1200,
+        nbf: now - 1200,
+        exp: now - 600,
+        mfa_at: Some(now - 1200),
+        jti: "j".into(),
+    });
+
+    let missing = uuid::Uuid::new_v4().to_string();
+    let missing_key = uuid::Uuid::new_v4().simple().to_string();
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    for (method, path, rule, body_template) in MATRIX {
+        let fill = |s: &str| {
+            s.replace("{project}", &project)
+                .replace("{missing_key}", &missing_key)
+                .replace("{missing}", &missing)
+        };
+        let url = fill(path);
+        let body: Option<Value> = (!body_template.is_empty())
+            .then(|| serde_json::from_str(&fill(body_template)).unwrap());
+        let targets_missing = path.contains("{missing") || body_template.contains("{missing");
+        let principals: Vec<(Who, Option<String>)> = users
+            .iter()
+            .map(|(w, u)| (*w, Some(u.access.clone())))
+            .chain([
+                (Who::NoToken, None),
+                (Who::Expired, Some(expired.clone())),
+                (Who::OtherTenant, Some(other.access.clone())),
+            ])
+            .collect();
+        for (who, token) in principals {
+            cases += 1;
+            let (status, v) = h.call(method, &url, token.as_deref(), body.clone()).await;
+            let code = if status.is_success() {
+                "ok"
+            } else {
+                code_of(&v)
+            };
+            let role_of = |w: Who| match w {
+                Who::Owner => Some(Role::Owner),
+                Who::Admin => Some(Role::Admin),
+                Who::Editor => Some(Role::Editor),
+                Who::Viewer => Some(Role::Viewer),
+                _ => None,
+            };
+            // Expected: Some(code) for an exact denial, None for "gets past authorization".
+            let expect: Option<&str> = match (rule, who) {
+                (Public, _) => None,
+                (_, Who::NoToken) => Some("unauthorized"),
+                (_, Who::Expired) => Some("token_expired"),
+                (_, Who::OtherTenant) if path.contains("{project}") => Some("not_found"),
+                (_, Who::OtherTenant) => None,
+                (Member, _) => None,
+                (Min(min), w) => (role_of(w).unwrap() < *min).then_some("forbidden"),
+            };
+            let ok = match (rule, expect) {
+                (Public, _) => status.as_u16() < 500,
+                (_, Some(c)) => code == c,
+                (_, None) => {
+                    !DENIALS.contains(&code)
+                        && status.as_u16() < 500
+                        && (status.as_u16() != 404 || targets_missing)
+                }
+            };
+            if !ok {
+                failures.push(format!(
+                    "{method} {path} as {who:?}: expected {}, got {status} {code}",
+                    expect.unwrap_or("allowed")
+                ));
+            }
+        }
+    }
+    assert_eq!(cases, MATRIX.len() * 7);
+    assert!(
+        failures.is_empty(),
+        "authorization matrix failures:\n{}",
+        failures.join("\n")
+    );
+}
