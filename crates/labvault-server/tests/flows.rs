@@ -1156,3 +1156,113 @@ async fn responses_carry_security_headers_and_tls_below_1_3_is_refused() {
     assert!(r.is_err() || !r.unwrap().status().is_success());
     assert!(h.server.pin.starts_with("sha256/"));
 }
+
+#[tokio::test]
+async fn invitations_are_single_use_expire_and_can_be_revoked() {
+    let h = harness().await;
+    let email = h.tenant("lab").await;
+    let owner = h.login("lab", &email).await;
+    let invite = |email: &'static str, role: &'static str| {
+        h.call(
+            "POST",
+            "/v1/invitations",
+            Some(&owner.access),
+            Some(json!({"email": email, "role": role})),
+        )
+    };
+    let (_, inv) = invite("new@lab.test", "editor").await;
+    let token = inv["token"].clone();
+    let (_, v) = h
+        .call(
+            "POST",
+            "/v1/invitations/accept",
+            None,
+            Some(json!({"token": token, "password": "password1"})),
+        )
+        .await;
+    assert_eq!(code_of(&v), "weak_password");
+    let (s, m) = h
+        .call(
+            "POST",
+            "/v1/invitations/accept",
+            None,
+            Some(json!({"token": token, "password": PW})),
+        )
+        .await;
+    assert_eq!(s, 201, "{m}");
+    assert_eq!(m["role"], "editor");
+    let (_, v) = h
+        .call(
+            "POST",
+            "/v1/invitations/accept",
+            None,
+            Some(json!({"token": token, "password": PW})),
+        )
+        .await;
+    assert_eq!(code_of(&v), "not_found", "single use");
+    h.login("lab", "new@lab.test").await;
+
+    let (_, dup) = invite("new@lab.test", "viewer").await;
+    let (_, v) = h
+        .call(
+            "POST",
+            "/v1/invitations/accept",
+            None,
+            Some(json!({"token": dup["token"], "password": PW})),
+        )
+        .await;
+    assert_eq!(code_of(&v), "conflict", "already a member");
+
+    let (_, revoked) = invite("r@lab.test", "viewer").await;
+    let id = revoked["invitation"]["id"].as_str().unwrap();
+    let (s, _) = h
+        .call(
+            "DELETE",
+            &format!("/v1/invitations/{id}"),
+            Some(&owner.access),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (_, v) = h
+        .call(
+            "POST",
+            "/v1/invitations/accept",
+            None,
+            Some(json!({"token": revoked["token"], "password": PW})),
+        )
+        .await;
+    assert_eq!(code_of(&v), "not_found");
+
+    let (_, late) = h
+        .call(
+            "POST",
+            "/v1/invitations",
+            Some(&owner.access),
+            Some(json!({"email": "late@lab.test", "role": "viewer", "expires_in_hours": 1})),
+        )
+        .await;
+    h.clock.advance(Duration::minutes(61));
+    let (_, v) = h
+        .call(
+            "POST",
+            "/v1/invitations/accept",
+            None,
+            Some(json!({"token": late["token"], "password": PW})),
+        )
+        .await;
+    assert_eq!(code_of(&v), "not_found", "expired");
+    let actions: Vec<String> = h
+        .audit("lab")
+        .await
+        .into_iter()
+        .map(|e| e.action.as_str().to_string())
+        .collect();
+    for a in [
+        "invitation.create",
+        "invitation.accept",
+        "invitation.revoke",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "{a} audited");
+    }
+}

@@ -20,7 +20,7 @@ use labvault_wire::{ErrorCode, Health};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use utoipa::OpenApi;
 
 use crate::app::AppState;
@@ -212,5 +212,10 @@ pub fn router(state: AppState) -> Router {
             "content-security-policy",
             "default-src 'none'; frame-ancestors 'none'",
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            // One span per request (method, path, version; never headers, so never tokens).
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
 }
