@@ -233,8 +233,11 @@ pub fn remember(ctx: &Ctx) -> Result<()> {
 
 pub fn forget(ctx: &Ctx) -> Result<()> {
     let dir = ctx.vault_dir()?;
-    Vault::forget_on_device(&dir)?;
-    eprintln!("The vault key was removed from the OS keyring on this device.");
+    if Vault::forget_on_device(&dir)? {
+        eprintln!("The vault key was removed from the OS keyring on this device.");
+    } else {
+        eprintln!("This device did not remember the vault; nothing to forget.");
+    }
     Ok(())
 }
 

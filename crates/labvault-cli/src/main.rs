@@ -4,10 +4,12 @@
 //! `pub fn run(ctx: &Ctx, cmd: ...) -> anyhow::Result<()>`, then add `mod <name>_cmd;`, one
 //! variant to [`Command`] and one arm to [`dispatch`].
 
+mod audit_cmd;
 mod commands;
 mod ctx;
 mod exit;
 mod progress;
+mod retention_cmd;
 
 use clap::{Parser, Subcommand};
 use ctx::{Ctx, GlobalOpts};
@@ -60,6 +62,15 @@ enum Command {
     Verify(commands::VerifyArgs),
     /// Counts and sizes per project, area and state.
     Stats(commands::JsonArg),
+    /// Query, export and verify the tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCmd),
+    /// Retention policies, lifecycle status and enforcement.
+    #[command(subcommand)]
+    Retention(retention_cmd::RetentionCmd),
+    /// Legal holds on items and projects.
+    #[command(subcommand)]
+    Hold(retention_cmd::HoldCmd),
 }
 
 fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
@@ -79,6 +90,9 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Purge(a) => commands::purge(ctx, a),
         Command::Verify(a) => commands::verify(ctx, a),
         Command::Stats(a) => commands::stats(ctx, a),
+        Command::Audit(c) => audit_cmd::run(ctx, c),
+        Command::Retention(c) => retention_cmd::run(ctx, c),
+        Command::Hold(c) => retention_cmd::run_hold(ctx, c),
     }
 }
 

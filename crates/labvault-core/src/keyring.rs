@@ -4,15 +4,41 @@
 
 use crate::error::{Error, Result};
 use labvault_crypto::RootKey;
+use labvault_keyring::{DeviceKeyring, KeyringError};
 
-pub(crate) fn store_root_key(_vault_id: &str, _root: &RootKey) -> Result<()> {
-    Err(Error::KeyringUnavailable("not built with keyring support yet".into()))
+/// The keyring namespace: `LABVAULT_KEYRING_SERVICE` overrides it so tests never touch the
+/// real entries of the person running them.
+fn keyring() -> DeviceKeyring {
+    match std::env::var("LABVAULT_KEYRING_SERVICE") {
+        Ok(s) if !s.is_empty() => DeviceKeyring::with_service(&s),
+        _ => DeviceKeyring::new(),
+    }
 }
 
-pub(crate) fn load_root_key(_vault_id: &str) -> Result<RootKey> {
-    Err(Error::KeyringUnavailable("not built with keyring support yet".into()))
+fn map(e: KeyringError) -> Error {
+    Error::KeyringUnavailable(e.to_string())
 }
 
-pub(crate) fn delete_root_key(_vault_id: &str) -> Result<()> {
-    Err(Error::KeyringUnavailable("not built with keyring support yet".into()))
+pub(crate) fn store_root_key(vault_id: &str, root: &RootKey) -> Result<()> {
+    keyring()
+        .store(vault_id, &root.to_keyring_secret())
+        .map_err(map)
+}
+
+pub(crate) fn load_root_key(vault_id: &str) -> Result<RootKey> {
+    match keyring().load(vault_id).map_err(map)? {
+        Some(secret) => RootKey::from_keyring_secret(&secret).map_err(|_| {
+            Error::KeyringUnavailable(
+                "the OS keyring entry for this vault is not a valid key; run `labvault forget`"
+                    .into(),
+            )
+        }),
+        None => Err(Error::KeyringUnavailable(
+            "this device does not remember the vault (use `labvault remember`)".into(),
+        )),
+    }
+}
+
+pub(crate) fn delete_root_key(vault_id: &str) -> Result<bool> {
+    keyring().delete(vault_id).map_err(map)
 }

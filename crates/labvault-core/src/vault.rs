@@ -334,7 +334,8 @@ impl Vault {
 
     /// Removes this vault's root key from the OS keyring. Needs no unlocked vault, so a lost
     /// passphrase does not leave the key stranded in the keyring.
-    pub fn forget_on_device(dir: &Path) -> Result<()> {
+    /// Returns whether there was an entry (forgetting twice is not an error).
+    pub fn forget_on_device(dir: &Path) -> Result<bool> {
         let id = Self::peek_vault_id(dir)?;
         crate::keyring::delete_root_key(&id)
     }

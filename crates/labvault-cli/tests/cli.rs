@@ -1,0 +1,266 @@
+//! Drives the real `labvault` binary end to end, as a user or a script would.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const PASS: &str = "cli test passphrase";
+
+struct Env {
+    _t: tempfile::TempDir,
+    root: PathBuf,
+    vault: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().to_path_buf();
+        let vault = root.join("vault");
+        Env { _t: t, root, vault }
+    }
+
+    fn cmd(&self, pass: Option<&str>) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_labvault"));
+        c.arg("--vault")
+            .arg(&self.vault)
+            .env("LABVAULT_KDF", "floor")
+            .env("LABVAULT_KEYRING_SERVICE", "org.labvault.test.cli")
+            .env_remove("LABVAULT_PASSPHRASE")
+            .env_remove("LABVAULT_NEW_PASSPHRASE")
+            .env_remove("LABVAULT_VAULT")
+            .stdin(Stdio::null());
+        if let Some(p) = pass {
+            c.env("LABVAULT_PASSPHRASE", p);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(Some(PASS)).args(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "labvault {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    fn init(&self) -> String {
+        let o = self
+            .cmd(None)
+            .env("LABVAULT_NEW_PASSPHRASE", PASS)
+            .arg("init")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    }
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(p: &Path, b: &[u8]) {
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, b).unwrap();
+}
+
+fn ls_json(env: &Env, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["ls", "--json"];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&env.ok(&args)).unwrap()
+}
+
+#[test]
+fn full_workflow_init_import_ls_export_rm_restore_purge_verify() {
+    let env = Env::new();
+    let out = env.init();
+    assert!(out.contains("Recovery key (shown only this once)"), "{out}");
+    assert!(out.contains("Write it down"));
+
+    let id = env.ok(&["project", "create", "Proj A"]);
+    assert_eq!(id.trim().len(), 36);
+    let projects: Vec<serde_json::Value> =
+        serde_json::from_str(&env.ok(&["project", "ls", "--json"])).unwrap();
+    assert_eq!(projects[0]["name"], "Proj A");
+
+    let src = env.root.join("data");
+    let big: Vec<u8> = (0..2_500_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    write(&src.join("big.bin"), &big);
+    write(&src.join("sub/table.csv"), b"x,y\n1,2\n");
+    let out = env.ok(&["import", "--project", "Proj A", "--area", "uploads", src.to_str().unwrap()]);
+    assert!(out.contains("imported uploads/data/big.bin"), "{out}");
+    assert!(out.contains("imported uploads/data/sub/table.csv"), "{out}");
+
+    let items = ls_json(&env, &["--project", "Proj A"]);
+    assert_eq!(items.len(), 2);
+    for key in ["id", "project", "area", "path", "size", "sha256", "state"] {
+        assert!(items[0].get(key).is_some(), "ls --json lacks {key}");
+    }
+    let bigi = items.iter().find(|i| i["path"] == "data/big.bin").unwrap();
+    assert_eq!(bigi["size"], 2_500_000);
+    assert_eq!(bigi["state"], "active");
+    assert_eq!(bigi["project"], "Proj A");
+    assert_eq!(ls_json(&env, &["--area", "plots"]).len(), 0);
+    assert_eq!(ls_json(&env, &["--contains", "TABLE"]).len(), 1);
+
+    // Export by path and by id; bytes identical.
+    let dest = env.root.join("out");
+    env.ok(&["export", "--project", "Proj A", "data/big.bin", dest.to_str().unwrap()]);
+    assert_eq!(fs::read(dest.join("big.bin")).unwrap(), big);
+    let csv_id = items.iter().find(|i| i["path"] == "data/sub/table.csv").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.ok(&["export", "--project", "Proj A", &csv_id, dest.to_str().unwrap()]);
+    assert_eq!(fs::read(dest.join("table.csv")).unwrap(), b"x,y\n1,2\n");
+    // Exporting again refuses to overwrite: already_exists = exit 13.
+    let o = env.run(&["export", "--project", "Proj A", &csv_id, dest.to_str().unwrap()]);
+    assert_eq!(code(&o), 13, "{}", stderr(&o));
+    assert!(stderr(&o).starts_with("error[already_exists]: "));
+    // Whole area.
+    let area_dest = env.root.join("area");
+    env.ok(&["export", "--project", "Proj A", "--area", "uploads", area_dest.to_str().unwrap()]);
+    assert_eq!(fs::read(area_dest.join("data/big.bin")).unwrap(), big);
+
+    env.ok(&["mv", "--project", "Proj A", "data/sub/table.csv", "tables/t.csv", "--to-area", "workspace"]);
+    assert_eq!(ls_json(&env, &["--area", "workspace"])[0]["path"], "tables/t.csv");
+
+    env.ok(&["rm", "--project", "Proj A", "data/big.bin"]);
+    assert_eq!(ls_json(&env, &[]).len(), 1);
+    assert_eq!(ls_json(&env, &["--state", "soft_deleted"]).len(), 1);
+    env.ok(&["restore", "--project", "Proj A", "data/big.bin"]);
+    assert_eq!(ls_json(&env, &[]).len(), 2);
+
+    // Purge needs confirmation when not interactive.
+    let o = env.run(&["purge", "--project", "Proj A", "data/big.bin"]);
+    assert_eq!(code(&o), 14, "{}", stderr(&o));
+    env.ok(&["purge", "--project", "Proj A", "data/big.bin", "--yes", "--reason", "test"]);
+    let all = ls_json(&env, &["--all"]);
+    let erased = all.iter().find(|i| i["path"] == "data/big.bin").unwrap();
+    assert_eq!(erased["state"], "erased");
+    assert_eq!(erased["erase_reason"], "test");
+    let o = env.run(&["export", "--project", "Proj A", erased["id"].as_str().unwrap(), dest.to_str().unwrap()]);
+    assert_eq!(code(&o), 21, "erased: {}", stderr(&o));
+
+    let out = env.ok(&["verify"]);
+    assert!(out.contains("0 problem(s)"), "{out}");
+    let stats: Vec<serde_json::Value> = serde_json::from_str(&env.ok(&["stats", "--json"])).unwrap();
+    assert!(stats.iter().any(|r| r["state"] == "erased" && r["items"] == 1));
+}
+
+#[test]
+fn wrong_passphrase_missing_vault_and_busy_codes() {
+    let env = Env::new();
+    let o = env.run(&["ls"]);
+    assert_eq!(code(&o), 12, "no vault yet: {}", stderr(&o));
+    assert!(stderr(&o).starts_with("error[not_found]:"));
+    env.init();
+    let o = env.cmd(Some("not it")).args(["ls"]).output().unwrap();
+    assert_eq!(code(&o), 10);
+    assert_eq!(stderr(&o).trim(), "error[wrong_passphrase]: wrong passphrase");
+    // No passphrase at all and no terminal: a clear message, not a hang.
+    let o = env.cmd(None).args(["--no-keyring", "ls"]).output().unwrap();
+    assert_eq!(code(&o), 14, "{}", stderr(&o));
+    assert!(stderr(&o).contains("LABVAULT_PASSPHRASE"));
+    // init over an existing vault.
+    let o = env.cmd(None).env("LABVAULT_NEW_PASSPHRASE", "x").arg("init").output().unwrap();
+    assert_eq!(code(&o), 13);
+}
+
+#[test]
+fn passwd_and_recover_via_stdin_and_env() {
+    let env = Env::new();
+    let out = env.init();
+    let rk = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() > 40 && l.contains('-'))
+        .unwrap()
+        .to_string();
+    let mut child = env
+        .cmd(None)
+        .args(["--passphrase-stdin", "passwd"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASS}\nsecond pass\n").as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(code(&env.run(&["ls"])), 10, "old passphrase refused");
+    assert!(env.cmd(Some("second pass")).arg("ls").output().unwrap().status.success());
+
+    let o = env
+        .cmd(None)
+        .env("LABVAULT_RECOVERY_KEY", "AAAA-BBBB")
+        .env("LABVAULT_NEW_PASSPHRASE", PASS)
+        .arg("recover")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 10, "{}", stderr(&o));
+    assert!(stderr(&o).starts_with("error[invalid_recovery_key]"));
+    let o = env
+        .cmd(None)
+        .env("LABVAULT_RECOVERY_KEY", &rk)
+        .env("LABVAULT_NEW_PASSPHRASE", PASS)
+        .arg("recover")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    env.ok(&["ls"]);
+}
+
+#[test]
+fn tampered_blob_is_named_by_verify_and_bad_names_are_reported() {
+    let env = Env::new();
+    env.init();
+    env.ok(&["project", "create", "Lab"]);
+    let src = env.root.join("in");
+    write(&src.join("results.dat"), &vec![7u8; 300_000]);
+    env.ok(&["import", "-p", "Lab", src.join("results.dat").to_str().unwrap()]);
+    let blobs: Vec<PathBuf> = fs::read_dir(env.vault.join("blobs"))
+        .unwrap()
+        .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    let mut b = fs::read(&blobs[0]).unwrap();
+    let n = b.len();
+    b[n / 2] ^= 0x40;
+    fs::write(&blobs[0], b).unwrap();
+    let o = env.run(&["verify"]);
+    assert_eq!(code(&o), 15, "{}", stderr(&o));
+    let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(all.contains("Lab/uploads/results.dat"), "{all}");
+    assert!(stderr(&o).starts_with("error[tampered]"));
+    let o = env.run(&["verify", "--json"]);
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rep["problems"][0]["code"], "tampered");
+    assert_eq!(rep["problems"][0]["path"], "results.dat");
+
+    // One file with a name the vault refuses: the others are imported, exit 3, file named.
+    write(&src.join("ok.txt"), b"fine");
+    write(&src.join("bad\\name.txt"), b"nope");
+    let o = env.run(&["import", "-p", "Lab", "--into", "batch", src.to_str().unwrap()]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(stderr(&o).contains("skipped[invalid_name]"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("bad\\name.txt"), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("imported uploads/batch/in/ok.txt"));
+}

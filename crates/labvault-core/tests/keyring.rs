@@ -1,0 +1,42 @@
+//! "Remember on this device" against the real OS keyring (Secret Service). CI runs the suite
+//! inside `dbus-run-session` with an unlocked gnome-keyring; without one, the test checks the
+//! clear `keyring_unavailable` path instead (and says so), unless LABVAULT_REQUIRE_KEYRING=1.
+
+mod common;
+
+use common::*;
+use labvault_core::{ErrorCode, Unlock, Vault};
+
+#[test]
+fn remember_unlock_forget_roundtrip() {
+    // A private namespace so the test never touches a user's real entries.
+    std::env::set_var("LABVAULT_KEYRING_SERVICE", "org.labvault.test.core");
+    let (_t, dir, mut v, _) = new_vault();
+    match v.remember_on_device() {
+        Ok(()) => {}
+        Err(e) if e.code() == ErrorCode::KeyringUnavailable => {
+            assert!(
+                std::env::var("LABVAULT_REQUIRE_KEYRING").as_deref() != Ok("1"),
+                "keyring required but unavailable: {e}"
+            );
+            drop(v);
+            // The passphrase path still works and nothing was written to disk instead.
+            let e = Vault::unlock(&dir, Unlock::Keyring, opts()).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::KeyringUnavailable);
+            unlock(&dir);
+            eprintln!("SKIPPED keyring round trip: {e}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    }
+    let id = v.vault_id().to_string();
+    drop(v);
+    let v = Vault::unlock(&dir, Unlock::Keyring, opts()).unwrap();
+    assert_eq!(v.vault_id(), id);
+    drop(v);
+    assert!(Vault::forget_on_device(&dir).unwrap());
+    assert!(!Vault::forget_on_device(&dir).unwrap(), "forget is idempotent");
+    let e = Vault::unlock(&dir, Unlock::Keyring, opts()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::KeyringUnavailable);
+    unlock(&dir);
+}
