@@ -226,10 +226,9 @@ async fn build_review(st: &AppState, p: &Principal, q: &ReviewQuery) -> ApiResul
     }
     let now = st.now();
     let cutoff = now - i64::from(stale_days) * 86400;
-    let users = st.store.list_users(&p.tenant_id).await?;
-    let projects = st.store.list_projects(&p.tenant_id).await?;
-    let roles = st.store.project_roles(&p.tenant_id).await?;
-    let invitations = st.store.pending_invitations(&p.tenant_id, now).await?;
+    let snap = st.store.access_snapshot(&p.tenant_id, now).await?;
+    let (users, projects, roles, invitations) =
+        (snap.users, snap.projects, snap.roles, snap.invitations);
     let mut members = Vec::with_capacity(users.len());
     let mut entries = Vec::with_capacity(users.len() * projects.len());
     for u in &users {

@@ -230,6 +230,19 @@ pub struct NewSession {
     pub mfa_at: Option<i64>,
 }
 
+/// Everything the access review needs, read at one point in time.
+#[derive(Debug, Clone, Default)]
+pub struct AccessSnapshot {
+    /// Members.
+    pub users: Vec<UserRow>,
+    /// Projects.
+    pub projects: Vec<ProjectRow>,
+    /// Per-project roles.
+    pub roles: Vec<ProjectRoleRow>,
+    /// Open invitations.
+    pub invitations: Vec<InvitationRow>,
+}
+
 /// Outcome of presenting a refresh token.
 #[derive(Debug)]
 pub enum RefreshOutcome {
@@ -413,6 +426,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// All project role assignments of a tenant.
     async fn project_roles(&self, tenant: &str) -> StoreResult<Vec<ProjectRoleRow>>;
+
+    /// Consistent snapshot of members, projects, project roles and open invitations (one
+    /// read transaction), for the access review.
+    async fn access_snapshot(&self, tenant: &str, now: i64) -> StoreResult<AccessSnapshot>;
 
     // invitations
     /// Stores an invitation.

@@ -143,7 +143,11 @@ pub struct SqliteStore {
     path: PathBuf,
     jobs: Mutex<mpsc::Sender<Job>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    read_permits: Arc<tokio::sync::Semaphore>,
 }
+
+/// Concurrent read connections.
+const READERS: usize = 6;
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -181,6 +185,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             jobs: Mutex::new(tx),
             readers: Arc::new(Mutex::new(Vec::new())),
+            read_permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
         })
     }
 
@@ -194,19 +199,25 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
+        // At most READERS blocking reads at once, each on a pooled connection: more threads
+        // than that only contend for the cores and would open connections under load.
+        let permit = self
+            .read_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(backend)?;
         let readers = self.readers.clone();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let conn = match conn {
                 Some(c) => c,
                 None => open(&path).map_err(backend)?,
             };
             let r = f(&conn);
-            let mut pool = readers.lock().unwrap_or_else(|e| e.into_inner());
-            if pool.len() < 8 {
-                pool.push(conn);
-            }
+            readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
             r
         })
         .await
@@ -324,6 +335,23 @@ fn user_row(r: &Row, o: usize) -> rusqlite::Result<UserRow> {
         last_active_at: r.get(o + 11)?,
     })
 }
+
+/// Per-request lookup: user, tenant and session state in one statement (built once).
+static AUTH_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let prefixed = |cols: &str, p: &str| {
+        cols.split(',')
+            .map(|x| format!("{p}.{}", x.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "SELECT {}, {}, \
+         (SELECT s.revoked_at IS NOT NULL FROM sessions s WHERE s.id = ?3 AND s.tenant_id = ?1 AND s.user_id = ?2) \
+         FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.tenant_id = ?1 AND u.id = ?2",
+        prefixed(USER_COLS, "u"),
+        prefixed(TENANT_COLS, "t")
+    )
+});
 
 fn invitation_row(r: &Row) -> rusqlite::Result<InvitationRow> {
     Ok(InvitationRow {
@@ -709,22 +737,7 @@ impl Store for SqliteStore {
     async fn auth_lookup(&self, tenant: &str, user: &str, session: &str) -> StoreResult<AuthRow> {
         let (tenant, user, session) = (tenant.to_string(), user.to_string(), session.to_string());
         self.read(move |c| {
-            let cols: String = USER_COLS
-                .split(", ")
-                .map(|x| format!("u.{}", x.trim()))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let tcols: String = TENANT_COLS
-                .split(", ")
-                .map(|x| format!("t.{x}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "SELECT {cols}, {tcols}, \
-                 (SELECT s.revoked_at IS NOT NULL FROM sessions s WHERE s.id = ?3 AND s.tenant_id = ?1 AND s.user_id = ?2) \
-                 FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.tenant_id = ?1 AND u.id = ?2"
-            );
-            let mut s = c.prepare_cached(&sql).map_err(backend)?;
+            let mut s = c.prepare_cached(&AUTH_SQL).map_err(backend)?;
             s.query_row([&tenant, &user, &session], |r| {
                 let revoked: Option<bool> = r.get(19)?;
                 Ok(AuthRow {
@@ -1272,6 +1285,61 @@ impl Store for SqliteStore {
                 })
                 .map_err(backend)?;
             rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn access_snapshot(&self, tenant: &str, now: i64) -> StoreResult<AccessSnapshot> {
+        let tenant = tenant.to_string();
+        self.read(move |c| {
+            c.execute_batch("BEGIN").map_err(backend)?;
+            let r = (|| -> rusqlite::Result<AccessSnapshot> {
+                let mut s = c.prepare_cached(&format!(
+                    "SELECT {USER_COLS} FROM users WHERE tenant_id = ?1 ORDER BY email"
+                ))?;
+                let users = s
+                    .query_map([&tenant], |r| user_row(r, 0))?
+                    .collect::<Result<_, _>>()?;
+                let mut s = c.prepare_cached(
+                    "SELECT id, name, created_at FROM projects WHERE tenant_id = ?1 ORDER BY created_at, id",
+                )?;
+                let projects = s
+                    .query_map([&tenant], |r| {
+                        Ok(ProjectRow {
+                            id: r.get(0)?,
+                            name: r.get(1)?,
+                            created_at: r.get(2)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let mut s = c.prepare_cached(
+                    "SELECT project_id, user_id, role FROM project_roles WHERE tenant_id = ?1",
+                )?;
+                let roles = s
+                    .query_map([&tenant], |r| {
+                        Ok(ProjectRoleRow {
+                            project_id: r.get(0)?,
+                            user_id: r.get(1)?,
+                            role: role_of(r.get(2)?)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let mut s = c.prepare_cached(&format!(
+                    "SELECT {INV_COLS} FROM invitations WHERE tenant_id = ?1 AND closed_at IS NULL \
+                     AND expires_at > ?2 ORDER BY created_at"
+                ))?;
+                let invitations = s
+                    .query_map(params![tenant, now], invitation_row)?
+                    .collect::<Result<_, _>>()?;
+                Ok(AccessSnapshot {
+                    users,
+                    projects,
+                    roles,
+                    invitations,
+                })
+            })();
+            let _ = c.execute_batch("COMMIT");
+            r.map_err(backend)
         })
         .await
     }
