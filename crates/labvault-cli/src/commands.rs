@@ -390,7 +390,13 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<()> {
             &a.targets[0],
             &[ItemState::Active],
         )?;
-        vec![vault.export_item(&item.id, PathBuf::from(&a.targets[1]).as_path(), &opts, &mut cb, &cancel)?]
+        vec![vault.export_item(
+            &item.id,
+            PathBuf::from(&a.targets[1]).as_path(),
+            &opts,
+            &mut cb,
+            &cancel,
+        )?]
     } else {
         let Some(area) = a.area else {
             return Err(CoreError::InvalidArgument(
@@ -398,7 +404,14 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<()> {
             )
             .into());
         };
-        vault.export_area(&a.project, area, PathBuf::from(&a.targets[0]).as_path(), &opts, &mut cb, &cancel)?
+        vault.export_area(
+            &a.project,
+            area,
+            PathBuf::from(&a.targets[0]).as_path(),
+            &opts,
+            &mut cb,
+            &cancel,
+        )?
     };
     bar.finish_and_clear();
     for w in written {
@@ -430,7 +443,13 @@ pub fn mv(ctx: &Ctx, a: MvArgs) -> Result<()> {
 pub fn rm(ctx: &Ctx, a: ItemsArgs) -> Result<()> {
     let mut vault = ctx.unlock()?;
     for spec in &a.items {
-        let item = resolve(&vault, a.project.as_deref(), a.area, spec, &[ItemState::Active])?;
+        let item = resolve(
+            &vault,
+            a.project.as_deref(),
+            a.area,
+            spec,
+            &[ItemState::Active],
+        )?;
         vault.soft_delete(&item.id)?;
         println!("deleted {}/{} (restorable)", item.area, item.path);
     }

@@ -72,7 +72,9 @@ impl Ctx {
         let mut line = Zeroizing::new(String::new());
         let n = lock.read_line(&mut line)?;
         if n == 0 {
-            return Err(invalid(&format!("--passphrase-stdin: no line for the {what}")));
+            return Err(invalid(&format!(
+                "--passphrase-stdin: no line for the {what}"
+            )));
         }
         while line.ends_with('\n') || line.ends_with('\r') {
             line.pop();
@@ -113,8 +115,16 @@ impl Ctx {
         } else if let Ok(p) = std::env::var("LABVAULT_NEW_PASSPHRASE") {
             Zeroizing::new(p)
         } else {
-            let a = self.prompt("New passphrase: ", "new passphrase", "LABVAULT_NEW_PASSPHRASE")?;
-            let b = self.prompt("Repeat new passphrase: ", "new passphrase", "LABVAULT_NEW_PASSPHRASE")?;
+            let a = self.prompt(
+                "New passphrase: ",
+                "new passphrase",
+                "LABVAULT_NEW_PASSPHRASE",
+            )?;
+            let b = self.prompt(
+                "Repeat new passphrase: ",
+                "new passphrase",
+                "LABVAULT_NEW_PASSPHRASE",
+            )?;
             if *a != *b {
                 return Err(invalid("the two passphrases differ"));
             }

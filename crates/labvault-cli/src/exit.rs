@@ -31,7 +31,9 @@ pub const EXIT_PARTIAL: u8 = 3;
 pub fn exit_code(code: ErrorCode) -> u8 {
     match code {
         ErrorCode::Internal => 1,
-        ErrorCode::WrongPassphrase | ErrorCode::WrongRecoveryKey | ErrorCode::InvalidRecoveryKey => 10,
+        ErrorCode::WrongPassphrase
+        | ErrorCode::WrongRecoveryKey
+        | ErrorCode::InvalidRecoveryKey => 10,
         ErrorCode::Locked | ErrorCode::VaultBusy => 11,
         ErrorCode::NotFound => 12,
         ErrorCode::AlreadyExists => 13,

@@ -100,7 +100,14 @@ fn full_workflow_init_import_ls_export_rm_restore_purge_verify() {
     let big: Vec<u8> = (0..2_500_000u32).map(|i| (i * 31 % 251) as u8).collect();
     write(&src.join("big.bin"), &big);
     write(&src.join("sub/table.csv"), b"x,y\n1,2\n");
-    let out = env.ok(&["import", "--project", "Proj A", "--area", "uploads", src.to_str().unwrap()]);
+    let out = env.ok(&[
+        "import",
+        "--project",
+        "Proj A",
+        "--area",
+        "uploads",
+        src.to_str().unwrap(),
+    ]);
     assert!(out.contains("imported uploads/data/big.bin"), "{out}");
     assert!(out.contains("imported uploads/data/sub/table.csv"), "{out}");
 
@@ -118,25 +125,64 @@ fn full_workflow_init_import_ls_export_rm_restore_purge_verify() {
 
     // Export by path and by id; bytes identical.
     let dest = env.root.join("out");
-    env.ok(&["export", "--project", "Proj A", "data/big.bin", dest.to_str().unwrap()]);
+    env.ok(&[
+        "export",
+        "--project",
+        "Proj A",
+        "data/big.bin",
+        dest.to_str().unwrap(),
+    ]);
     assert_eq!(fs::read(dest.join("big.bin")).unwrap(), big);
-    let csv_id = items.iter().find(|i| i["path"] == "data/sub/table.csv").unwrap()["id"]
+    let csv_id = items
+        .iter()
+        .find(|i| i["path"] == "data/sub/table.csv")
+        .unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
-    env.ok(&["export", "--project", "Proj A", &csv_id, dest.to_str().unwrap()]);
+    env.ok(&[
+        "export",
+        "--project",
+        "Proj A",
+        &csv_id,
+        dest.to_str().unwrap(),
+    ]);
     assert_eq!(fs::read(dest.join("table.csv")).unwrap(), b"x,y\n1,2\n");
     // Exporting again refuses to overwrite: already_exists = exit 13.
-    let o = env.run(&["export", "--project", "Proj A", &csv_id, dest.to_str().unwrap()]);
+    let o = env.run(&[
+        "export",
+        "--project",
+        "Proj A",
+        &csv_id,
+        dest.to_str().unwrap(),
+    ]);
     assert_eq!(code(&o), 13, "{}", stderr(&o));
     assert!(stderr(&o).starts_with("error[already_exists]: "));
     // Whole area.
     let area_dest = env.root.join("area");
-    env.ok(&["export", "--project", "Proj A", "--area", "uploads", area_dest.to_str().unwrap()]);
+    env.ok(&[
+        "export",
+        "--project",
+        "Proj A",
+        "--area",
+        "uploads",
+        area_dest.to_str().unwrap(),
+    ]);
     assert_eq!(fs::read(area_dest.join("data/big.bin")).unwrap(), big);
 
-    env.ok(&["mv", "--project", "Proj A", "data/sub/table.csv", "tables/t.csv", "--to-area", "workspace"]);
-    assert_eq!(ls_json(&env, &["--area", "workspace"])[0]["path"], "tables/t.csv");
+    env.ok(&[
+        "mv",
+        "--project",
+        "Proj A",
+        "data/sub/table.csv",
+        "tables/t.csv",
+        "--to-area",
+        "workspace",
+    ]);
+    assert_eq!(
+        ls_json(&env, &["--area", "workspace"])[0]["path"],
+        "tables/t.csv"
+    );
 
     env.ok(&["rm", "--project", "Proj A", "data/big.bin"]);
     assert_eq!(ls_json(&env, &[]).len(), 1);
@@ -147,18 +193,35 @@ fn full_workflow_init_import_ls_export_rm_restore_purge_verify() {
     // Purge needs confirmation when not interactive.
     let o = env.run(&["purge", "--project", "Proj A", "data/big.bin"]);
     assert_eq!(code(&o), 14, "{}", stderr(&o));
-    env.ok(&["purge", "--project", "Proj A", "data/big.bin", "--yes", "--reason", "test"]);
+    env.ok(&[
+        "purge",
+        "--project",
+        "Proj A",
+        "data/big.bin",
+        "--yes",
+        "--reason",
+        "test",
+    ]);
     let all = ls_json(&env, &["--all"]);
     let erased = all.iter().find(|i| i["path"] == "data/big.bin").unwrap();
     assert_eq!(erased["state"], "erased");
     assert_eq!(erased["erase_reason"], "test");
-    let o = env.run(&["export", "--project", "Proj A", erased["id"].as_str().unwrap(), dest.to_str().unwrap()]);
+    let o = env.run(&[
+        "export",
+        "--project",
+        "Proj A",
+        erased["id"].as_str().unwrap(),
+        dest.to_str().unwrap(),
+    ]);
     assert_eq!(code(&o), 21, "erased: {}", stderr(&o));
 
     let out = env.ok(&["verify"]);
     assert!(out.contains("0 problem(s)"), "{out}");
-    let stats: Vec<serde_json::Value> = serde_json::from_str(&env.ok(&["stats", "--json"])).unwrap();
-    assert!(stats.iter().any(|r| r["state"] == "erased" && r["items"] == 1));
+    let stats: Vec<serde_json::Value> =
+        serde_json::from_str(&env.ok(&["stats", "--json"])).unwrap();
+    assert!(stats
+        .iter()
+        .any(|r| r["state"] == "erased" && r["items"] == 1));
 }
 
 #[test]
@@ -170,13 +233,21 @@ fn wrong_passphrase_missing_vault_and_busy_codes() {
     env.init();
     let o = env.cmd(Some("not it")).args(["ls"]).output().unwrap();
     assert_eq!(code(&o), 10);
-    assert_eq!(stderr(&o).trim(), "error[wrong_passphrase]: wrong passphrase");
+    assert_eq!(
+        stderr(&o).trim(),
+        "error[wrong_passphrase]: wrong passphrase"
+    );
     // No passphrase at all and no terminal: a clear message, not a hang.
     let o = env.cmd(None).args(["--no-keyring", "ls"]).output().unwrap();
     assert_eq!(code(&o), 14, "{}", stderr(&o));
     assert!(stderr(&o).contains("LABVAULT_PASSPHRASE"));
     // init over an existing vault.
-    let o = env.cmd(None).env("LABVAULT_NEW_PASSPHRASE", "x").arg("init").output().unwrap();
+    let o = env
+        .cmd(None)
+        .env("LABVAULT_NEW_PASSPHRASE", "x")
+        .arg("init")
+        .output()
+        .unwrap();
     assert_eq!(code(&o), 13);
 }
 
@@ -206,7 +277,13 @@ fn passwd_and_recover_via_stdin_and_env() {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(code(&env.run(&["ls"])), 10, "old passphrase refused");
-    assert!(env.cmd(Some("second pass")).arg("ls").output().unwrap().status.success());
+    assert!(env
+        .cmd(Some("second pass"))
+        .arg("ls")
+        .output()
+        .unwrap()
+        .status
+        .success());
 
     let o = env
         .cmd(None)
@@ -235,7 +312,12 @@ fn tampered_blob_is_named_by_verify_and_bad_names_are_reported() {
     env.ok(&["project", "create", "Lab"]);
     let src = env.root.join("in");
     write(&src.join("results.dat"), &vec![7u8; 300_000]);
-    env.ok(&["import", "-p", "Lab", src.join("results.dat").to_str().unwrap()]);
+    env.ok(&[
+        "import",
+        "-p",
+        "Lab",
+        src.join("results.dat").to_str().unwrap(),
+    ]);
     let blobs: Vec<PathBuf> = fs::read_dir(env.vault.join("blobs"))
         .unwrap()
         .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
@@ -258,9 +340,20 @@ fn tampered_blob_is_named_by_verify_and_bad_names_are_reported() {
     // One file with a name the vault refuses: the others are imported, exit 3, file named.
     write(&src.join("ok.txt"), b"fine");
     write(&src.join("bad\\name.txt"), b"nope");
-    let o = env.run(&["import", "-p", "Lab", "--into", "batch", src.to_str().unwrap()]);
+    let o = env.run(&[
+        "import",
+        "-p",
+        "Lab",
+        "--into",
+        "batch",
+        src.to_str().unwrap(),
+    ]);
     assert_eq!(code(&o), 3, "{}", stderr(&o));
-    assert!(stderr(&o).contains("skipped[invalid_name]"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("skipped[invalid_name]"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stderr(&o).contains("bad\\name.txt"), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("imported uploads/batch/in/ok.txt"));
 }

@@ -10,7 +10,8 @@ use rusqlite::types::ToSql;
 use rusqlite::{params, OptionalExtension, Row};
 use std::fs;
 
-pub(crate) const ITEM_SELECT: &str = "SELECT i.id, p.name, p.id, i.area, i.path, v.size, v.sha256, i.state,
+pub(crate) const ITEM_SELECT: &str =
+    "SELECT i.id, p.name, p.id, i.area, i.path, v.size, v.sha256, i.state,
         i.media_type, i.data_type, i.current_version, i.created_by, i.created_at, i.updated_at,
         i.deleted_at, i.erased_at, i.erase_reason
     FROM items i
@@ -99,7 +100,11 @@ impl Vault {
     pub fn item(&self, id: &str) -> Result<ItemInfo> {
         self.catalog
             .conn()
-            .query_row(&format!("{ITEM_SELECT} WHERE i.id = ?1"), [id], item_from_row)
+            .query_row(
+                &format!("{ITEM_SELECT} WHERE i.id = ?1"),
+                [id],
+                item_from_row,
+            )
             .optional()?
             .ok_or_else(|| Error::NotFound(format!("item {id}")))
     }

@@ -21,9 +21,9 @@ pub mod vault;
 
 pub use error::{Error, ErrorCode, Result};
 pub use labvault_crypto::{KdfParams, Passphrase, RecoveryKey};
-pub use labvault_governance::{Clock, ManualClock, SystemClock};
 /// The shared audit/retention model (event format, export, policies), for front ends.
 pub use labvault_governance as governance;
+pub use labvault_governance::{Clock, ManualClock, SystemClock};
 pub use model::{
     guess_media_type, Area, DataType, ItemInfo, ItemState, ListFilter, ProjectInfo, StatRow,
 };

@@ -187,10 +187,12 @@ pub(crate) fn blob_err(e: CryptoError, what: &str) -> Error {
         CryptoError::UnsupportedVersion(v) => {
             Error::UnsupportedVersion(format!("{what}: blob format version {v}"))
         }
-        CryptoError::KeyUnwrapFailed { .. } | CryptoError::InvalidWrappedKey(_) => Error::Tampered {
-            what,
-            detail: "its wrapped data key failed authentication".into(),
-        },
+        CryptoError::KeyUnwrapFailed { .. } | CryptoError::InvalidWrappedKey(_) => {
+            Error::Tampered {
+                what,
+                detail: "its wrapped data key failed authentication".into(),
+            }
+        }
         CryptoError::Io(io) => Error::io(what, io),
         other => Error::Internal(format!("{what}: {other}")),
     }
@@ -545,10 +547,23 @@ impl Vault {
         if item.state != ItemState::Active {
             return Err(crate::items::wrong_state(&item, &[ItemState::Active]));
         }
-        let name = item.path.rsplit('/').next().unwrap_or(&item.path).to_string();
+        let name = item
+            .path
+            .rsplit('/')
+            .next()
+            .unwrap_or(&item.path)
+            .to_string();
         names::validate_component(&name)?;
         let total = item.size;
-        self.export_to(&item, &dest_dir.join(name), opts, 0, total, progress, cancel)
+        self.export_to(
+            &item,
+            &dest_dir.join(name),
+            opts,
+            0,
+            total,
+            progress,
+            cancel,
+        )
     }
 
     /// Exports every active item of `project`/`area` under `dest_dir`, recreating the logical

@@ -154,12 +154,18 @@ impl Vault {
         opts: VaultOptions,
     ) -> Result<(Vault, Zeroizing<String>)> {
         if vault_exists(dir) {
-            return Err(Error::AlreadyExists(format!("a vault at {}", dir.display())));
+            return Err(Error::AlreadyExists(format!(
+                "a vault at {}",
+                dir.display()
+            )));
         }
         fs::create_dir_all(dir).map_err(|e| Error::io_path("creating vault directory", dir, e))?;
         let lock = VaultLock::acquire(dir)?;
         if vault_exists(dir) {
-            return Err(Error::AlreadyExists(format!("a vault at {}", dir.display())));
+            return Err(Error::AlreadyExists(format!(
+                "a vault at {}",
+                dir.display()
+            )));
         }
         // Leftovers of an interrupted creation (no key file = nobody can ever read them).
         for name in [
@@ -234,7 +240,11 @@ impl Vault {
     /// Unlocks the vault in `dir`. Takes the vault's exclusive lock first (`vault_busy` if
     /// another process has it), then checks the key, the catalog and its schema version, and
     /// finally removes orphans left by an interrupted import or purge.
-    pub(crate) fn unlock_unaudited(dir: &Path, how: Unlock<'_>, opts: VaultOptions) -> Result<Vault> {
+    pub(crate) fn unlock_unaudited(
+        dir: &Path,
+        how: Unlock<'_>,
+        opts: VaultOptions,
+    ) -> Result<Vault> {
         if !vault_exists(dir) {
             return Err(Error::NotFound(format!("a vault at {}", dir.display())));
         }
@@ -452,8 +462,7 @@ impl Vault {
             for e in rd.flatten() {
                 let n = e.file_name();
                 let n = n.to_string_lossy();
-                if n.starts_with('.') && n.ends_with(".tmp") && fs::remove_file(e.path()).is_ok()
-                {
+                if n.starts_with('.') && n.ends_with(".tmp") && fs::remove_file(e.path()).is_ok() {
                     removed += 1;
                 }
             }
@@ -496,11 +505,14 @@ impl Vault {
         for shard in rd {
             let shard = shard.map_err(|e| Error::io_path("listing", &blobs, e))?;
             if !shard.path().is_dir() {
-                out.push((shard.file_name().to_string_lossy().into_owned(), shard.path()));
+                out.push((
+                    shard.file_name().to_string_lossy().into_owned(),
+                    shard.path(),
+                ));
                 continue;
             }
-            for f in
-                fs::read_dir(shard.path()).map_err(|e| Error::io_path("listing", &shard.path(), e))?
+            for f in fs::read_dir(shard.path())
+                .map_err(|e| Error::io_path("listing", &shard.path(), e))?
             {
                 let f = f.map_err(|e| Error::io_path("listing", &shard.path(), e))?;
                 out.push((f.file_name().to_string_lossy().into_owned(), f.path()));

@@ -49,7 +49,10 @@ fn kill_mid_import_loses_nothing_reported() {
     let src = t.path().join("batch");
     let n = 30;
     for i in 0..n {
-        write(&src.join(format!("f{i:03}.bin")), &bytes(300 * 1024 + i, i as u8));
+        write(
+            &src.join(format!("f{i:03}.bin")),
+            &bytes(300 * 1024 + i, i as u8),
+        );
     }
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
@@ -71,7 +74,10 @@ fn kill_mid_import_loses_nothing_reported() {
         if let Some(rest) = line.trim().strip_prefix("DONE ") {
             reported.push(rest.to_string());
         }
-        assert!(!line.starts_with("FINISHED"), "child finished before it was killed");
+        assert!(
+            !line.starts_with("FINISHED"),
+            "child finished before it was killed"
+        );
     }
     std::thread::sleep(std::time::Duration::from_millis(15));
     child.kill().unwrap();
@@ -83,13 +89,21 @@ fn kill_mid_import_loses_nothing_reported() {
             reported.push(rest.to_string());
         }
     }
-    assert!(reported.len() >= 4 && reported.len() < n, "killed mid-import ({} done)", reported.len());
+    assert!(
+        reported.len() >= 4 && reported.len() < n,
+        "killed mid-import ({} done)",
+        reported.len()
+    );
 
     // Reopen: the lock died with the process, orphans are cleaned, everything reported is intact.
     let mut v = unlock(&dir);
     assert_eq!(tmp_count(&dir), 0, "temp files removed");
     let items = v.list(&ListFilter::default()).unwrap();
-    assert_eq!(blob_count(&dir), items.len(), "no orphan blob, no row without blob");
+    assert_eq!(
+        blob_count(&dir),
+        items.len(),
+        "no orphan blob, no row without blob"
+    );
     for r in &reported {
         let (path, sha) = r.split_once(' ').unwrap();
         let it = items
@@ -98,15 +112,26 @@ fn kill_mid_import_loses_nothing_reported() {
             .unwrap_or_else(|| panic!("reported {path} is missing after the crash"));
         assert_eq!(it.sha256, sha);
     }
-    let rep = v.verify(&mut no_progress(), &AtomicBool::new(false)).unwrap();
+    let rep = v
+        .verify(&mut no_progress(), &AtomicBool::new(false))
+        .unwrap();
     assert!(rep.is_ok(), "{:?}", rep.problems);
     let out = t.path().join("out");
     let first = &items[0];
     let p = v
-        .export_item(&first.id, &out, &ExportOptions::default(), &mut no_progress(), &AtomicBool::new(false))
+        .export_item(
+            &first.id,
+            &out,
+            &ExportOptions::default(),
+            &mut no_progress(),
+            &AtomicBool::new(false),
+        )
         .unwrap();
     let name = first.path.rsplit('/').next().unwrap();
-    assert_eq!(std::fs::read(p).unwrap(), std::fs::read(src.join(name)).unwrap());
+    assert_eq!(
+        std::fs::read(p).unwrap(),
+        std::fs::read(src.join(name)).unwrap()
+    );
 
     // The interrupted import can simply be run again: the rest comes in, nothing duplicated.
     let rep = import(&mut v, "P", Area::Uploads, &[src]);

@@ -35,7 +35,10 @@ fn remember_unlock_forget_roundtrip() {
     assert_eq!(v.vault_id(), id);
     drop(v);
     assert!(Vault::forget_on_device(&dir).unwrap());
-    assert!(!Vault::forget_on_device(&dir).unwrap(), "forget is idempotent");
+    assert!(
+        !Vault::forget_on_device(&dir).unwrap(),
+        "forget is idempotent"
+    );
     let e = Vault::unlock(&dir, Unlock::Keyring, opts()).unwrap_err();
     assert_eq!(e.code(), ErrorCode::KeyringUnavailable);
     unlock(&dir);

@@ -32,8 +32,12 @@ fn create_unlock_wrong_passphrase_recovery_and_passwd() {
     assert_eq!(v.vault_id(), vault_id);
     drop(v);
 
-    let e = Vault::unlock(&dir, Unlock::Passphrase(&Passphrase::new("nope".into())), opts())
-        .unwrap_err();
+    let e = Vault::unlock(
+        &dir,
+        Unlock::Passphrase(&Passphrase::new("nope".into())),
+        opts(),
+    )
+    .unwrap_err();
     assert_eq!(e.code(), ErrorCode::WrongPassphrase);
     assert_eq!(e.to_string(), "wrong passphrase", "no other detail");
 
@@ -43,7 +47,11 @@ fn create_unlock_wrong_passphrase_recovery_and_passwd() {
         .unwrap();
     drop(v);
     let e = Vault::unlock(&dir, Unlock::Passphrase(&pass()), opts()).unwrap_err();
-    assert_eq!(e.code(), ErrorCode::WrongPassphrase, "old passphrase no longer works");
+    assert_eq!(
+        e.code(),
+        ErrorCode::WrongPassphrase,
+        "old passphrase no longer works"
+    );
     Vault::unlock(
         &dir,
         Unlock::Passphrase(&Passphrase::new("new passphrase".into())),
@@ -114,9 +122,7 @@ fn catalog_newer_version_garbage_and_wrong_key() {
     let key = labvault_crypto::RootKey::generate().catalog_key();
     {
         let cat = Catalog::open(&path, &key, true).unwrap();
-        cat.conn()
-            .pragma_update(None, "user_version", 999)
-            .unwrap();
+        cat.conn().pragma_update(None, "user_version", 999).unwrap();
         cat.conn()
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .unwrap();
@@ -151,7 +157,12 @@ fn projects_create_list_duplicate_and_bad_names() {
     let (_t, _dir, mut v, _) = new_vault();
     let p = v.create_project("Cell imaging").unwrap();
     v.create_project("Assays").unwrap();
-    let names: Vec<_> = v.list_projects().unwrap().into_iter().map(|p| p.name).collect();
+    let names: Vec<_> = v
+        .list_projects()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
     assert_eq!(names, ["Assays", "Cell imaging"]);
     assert_eq!(v.project(&p.id).unwrap().name, "Cell imaging");
     assert_eq!(
@@ -165,7 +176,11 @@ fn projects_create_list_duplicate_and_bad_names() {
             "{bad:?}"
         );
     }
-    assert_eq!(v.list_projects().unwrap().len(), 2, "bad input changed nothing");
+    assert_eq!(
+        v.list_projects().unwrap().len(),
+        2,
+        "bad input changed nothing"
+    );
 }
 
 #[test]
@@ -204,49 +219,110 @@ fn import_dir_list_filters_versions_and_export_roundtrip() {
     let paths: Vec<_> = all.iter().map(|i| i.path.as_str()).collect();
     assert_eq!(
         paths,
-        ["run-7/empty.dat", "run-7/notes.txt", "run-7/raw/big.bin", "run-7/table.csv"]
+        [
+            "run-7/empty.dat",
+            "run-7/notes.txt",
+            "run-7/raw/big.bin",
+            "run-7/table.csv"
+        ]
     );
     let csv = all.iter().find(|i| i.path.ends_with(".csv")).unwrap();
     assert_eq!(csv.media_type, "text/csv");
     assert_eq!(csv.data_type, DataType::ResearchData);
     assert_eq!(csv.created_by, "tester");
-    assert_eq!(csv.sha256, "492d5ea496056f1a6a6592241032fab764c321596317930b4fa0e1e8bc3b7470");
+    assert_eq!(
+        csv.sha256,
+        "492d5ea496056f1a6a6592241032fab764c321596317930b4fa0e1e8bc3b7470"
+    );
     assert_eq!(csv.size, 8);
     let f = |flt: ListFilter| v.list(&flt).unwrap().len();
-    assert_eq!(f(ListFilter { path_prefix: Some("run-7/raw/".into()), ..Default::default() }), 1);
-    assert_eq!(f(ListFilter { path_contains: Some("NOTES".into()), ..Default::default() }), 1);
-    assert_eq!(f(ListFilter { media_type: Some("text/plain".into()), ..Default::default() }), 1);
-    assert_eq!(f(ListFilter { area: Some(Area::Plots), ..Default::default() }), 0);
-    assert_eq!(f(ListFilter { project: Some("P".into()), ..Default::default() }), 4);
     assert_eq!(
-        v.list(&ListFilter { project: Some("nope".into()), ..Default::default() })
-            .unwrap_err()
-            .code(),
+        f(ListFilter {
+            path_prefix: Some("run-7/raw/".into()),
+            ..Default::default()
+        }),
+        1
+    );
+    assert_eq!(
+        f(ListFilter {
+            path_contains: Some("NOTES".into()),
+            ..Default::default()
+        }),
+        1
+    );
+    assert_eq!(
+        f(ListFilter {
+            media_type: Some("text/plain".into()),
+            ..Default::default()
+        }),
+        1
+    );
+    assert_eq!(
+        f(ListFilter {
+            area: Some(Area::Plots),
+            ..Default::default()
+        }),
+        0
+    );
+    assert_eq!(
+        f(ListFilter {
+            project: Some("P".into()),
+            ..Default::default()
+        }),
+        4
+    );
+    assert_eq!(
+        v.list(&ListFilter {
+            project: Some("nope".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .code(),
         ErrorCode::NotFound
     );
 
     // Re-import of the same path is a new version of the same item.
     write(&src.join("notes.txt"), b"hello again");
     let rep = import(&mut v, "P", Area::Uploads, &[src.join("notes.txt")]);
-    assert_eq!(rep.imported[0].path, "notes.txt", "single file goes to the area root");
+    assert_eq!(
+        rep.imported[0].path, "notes.txt",
+        "single file goes to the area root"
+    );
     let rep = v
         .import(
             "P",
             Area::Uploads,
             &[src.join("notes.txt")],
-            &ImportOptions { dest_prefix: Some("run-7".into()), data_type: None },
+            &ImportOptions {
+                dest_prefix: Some("run-7".into()),
+                data_type: None,
+            },
             &mut |_| {},
             &AtomicBool::new(false),
         )
         .unwrap();
     assert_eq!(rep.imported[0].version, 2);
-    let notes = v.find_item(Some("P"), None, "uploads/run-7/notes.txt", &[ItemState::Active]).unwrap();
+    let notes = v
+        .find_item(
+            Some("P"),
+            None,
+            "uploads/run-7/notes.txt",
+            &[ItemState::Active],
+        )
+        .unwrap();
     assert_eq!(notes.version, 2);
     assert_eq!(notes.size, 11);
 
     // Export: byte-identical, including the multi-chunk and the empty file.
     let out = t.path().join("out");
-    let big_item = v.find_item(Some("P"), Some(Area::Uploads), "run-7/raw/big.bin", &[ItemState::Active]).unwrap();
+    let big_item = v
+        .find_item(
+            Some("P"),
+            Some(Area::Uploads),
+            "run-7/raw/big.bin",
+            &[ItemState::Active],
+        )
+        .unwrap();
     let p = export_one(&mut v, &big_item.id, &out).unwrap();
     assert_eq!(p, out.join("big.bin"));
     assert_eq!(fs::read(&p).unwrap(), big);
@@ -254,18 +330,31 @@ fn import_dir_list_filters_versions_and_export_roundtrip() {
     assert_eq!(fs::read(&p).unwrap(), b"hello again");
     // No overwrite by default; the existing file is untouched.
     fs::write(out.join("notes.txt"), b"mine").unwrap();
-    assert_eq!(export_one(&mut v, &notes.id, &out).unwrap_err().code(), ErrorCode::AlreadyExists);
+    assert_eq!(
+        export_one(&mut v, &notes.id, &out).unwrap_err().code(),
+        ErrorCode::AlreadyExists
+    );
     assert_eq!(fs::read(out.join("notes.txt")).unwrap(), b"mine");
 
     // Whole area, structure recreated.
     let area_out = t.path().join("area");
     let files = v
-        .export_area("P", Area::Uploads, &area_out, &ExportOptions::default(), &mut no_progress(), &AtomicBool::new(false))
+        .export_area(
+            "P",
+            Area::Uploads,
+            &area_out,
+            &ExportOptions::default(),
+            &mut no_progress(),
+            &AtomicBool::new(false),
+        )
         .unwrap();
     assert_eq!(files.len(), 5);
     assert_eq!(fs::read(area_out.join("run-7/raw/big.bin")).unwrap(), big);
     assert_eq!(fs::read(area_out.join("run-7/empty.dat")).unwrap(), b"");
-    assert_eq!(fs::read(area_out.join("run-7/table.csv")).unwrap(), b"a,b\n1,2\n");
+    assert_eq!(
+        fs::read(area_out.join("run-7/table.csv")).unwrap(),
+        b"a,b\n1,2\n"
+    );
     // Nothing but the exported files in the destination (no temp files).
     assert_eq!(all_files(&area_out).len(), 5);
 }
@@ -284,7 +373,8 @@ fn no_plaintext_marker_anywhere_under_the_vault() {
     let rep = import(&mut v, &format!("project {marker}"), Area::Uploads, &[src]);
     assert_eq!(rep.imported.len(), 2);
     let item = &rep.imported[0];
-    v.move_item(&item.item_id, None, Some(&format!("moved {marker}/x.csv"))).unwrap();
+    v.move_item(&item.item_id, None, Some(&format!("moved {marker}/x.csv")))
+        .unwrap();
     drop(v);
     let files = all_files(&dir);
     assert!(files.len() >= 4, "{files:?}");
@@ -309,40 +399,84 @@ fn rename_move_soft_delete_restore_and_clashes() {
     v.create_project("P").unwrap();
     write(&t.path().join("a.csv"), b"A");
     write(&t.path().join("b.csv"), b"B");
-    let rep = import(&mut v, "P", Area::Workspace, &[t.path().join("a.csv"), t.path().join("b.csv")]);
+    let rep = import(
+        &mut v,
+        "P",
+        Area::Workspace,
+        &[t.path().join("a.csv"), t.path().join("b.csv")],
+    );
     let a = rep.imported[0].item_id.clone();
     let b = rep.imported[1].item_id.clone();
     let item = v.item(&a).unwrap();
-    assert_eq!(item.data_type, DataType::AnalysisResult, "workspace default");
+    assert_eq!(
+        item.data_type,
+        DataType::AnalysisResult,
+        "workspace default"
+    );
 
-    assert_eq!(v.move_item(&a, None, Some("b.csv")).unwrap_err().code(), ErrorCode::AlreadyExists);
-    assert_eq!(v.move_item(&a, None, Some("../x")).unwrap_err().code(), ErrorCode::InvalidName);
-    let moved = v.move_item(&a, Some(Area::Plots), Some("fig/a.png")).unwrap();
-    assert_eq!((moved.area, moved.path.as_str(), moved.media_type.as_str()), (Area::Plots, "fig/a.png", "image/png"));
+    assert_eq!(
+        v.move_item(&a, None, Some("b.csv")).unwrap_err().code(),
+        ErrorCode::AlreadyExists
+    );
+    assert_eq!(
+        v.move_item(&a, None, Some("../x")).unwrap_err().code(),
+        ErrorCode::InvalidName
+    );
+    let moved = v
+        .move_item(&a, Some(Area::Plots), Some("fig/a.png"))
+        .unwrap();
+    assert_eq!(
+        (moved.area, moved.path.as_str(), moved.media_type.as_str()),
+        (Area::Plots, "fig/a.png", "image/png")
+    );
     assert_eq!(moved.id, a);
 
     let del = v.soft_delete(&b).unwrap();
     assert_eq!(del.state, ItemState::SoftDeleted);
     assert!(del.deleted_at.is_some());
-    assert!(v.list(&ListFilter::default()).unwrap().iter().all(|i| i.id != b), "hidden");
-    assert_eq!(v.soft_delete(&b).unwrap_err().code(), ErrorCode::InvalidArgument);
+    assert!(
+        v.list(&ListFilter::default())
+            .unwrap()
+            .iter()
+            .all(|i| i.id != b),
+        "hidden"
+    );
+    assert_eq!(
+        v.soft_delete(&b).unwrap_err().code(),
+        ErrorCode::InvalidArgument
+    );
     let out = t.path().join("out");
-    assert_eq!(export_one(&mut v, &b, &out).unwrap_err().code(), ErrorCode::InvalidArgument);
+    assert_eq!(
+        export_one(&mut v, &b, &out).unwrap_err().code(),
+        ErrorCode::InvalidArgument
+    );
 
     // Path reused while deleted: restore must refuse rather than create two active copies.
     write(&t.path().join("b.csv"), b"B2");
     import(&mut v, "P", Area::Workspace, &[t.path().join("b.csv")]);
     assert_eq!(v.restore(&b).unwrap_err().code(), ErrorCode::AlreadyExists);
-    let newer = v.find_item(Some("P"), Some(Area::Workspace), "b.csv", &[ItemState::Active]).unwrap();
+    let newer = v
+        .find_item(
+            Some("P"),
+            Some(Area::Workspace),
+            "b.csv",
+            &[ItemState::Active],
+        )
+        .unwrap();
     v.move_item(&newer.id, None, Some("b2.csv")).unwrap();
     let r = v.restore(&b).unwrap();
     assert_eq!(r.state, ItemState::Active);
-    assert_eq!(fs::read(export_one(&mut v, &b, &out).unwrap()).unwrap(), b"B");
+    assert_eq!(
+        fs::read(export_one(&mut v, &b, &out).unwrap()).unwrap(),
+        b"B"
+    );
 
     let stats = v.stats().unwrap();
     let total: u64 = stats.iter().map(|s| s.items).sum();
     assert_eq!(total, 3);
-    assert!(stats.iter().any(|s| s.area == Area::Plots && s.items == 1 && s.bytes == 1));
+    assert!(stats
+        .iter()
+        .any(|s| s.area == Area::Plots && s.items == 1 && s.bytes == 1));
 }
 
 #[test]
@@ -364,11 +498,17 @@ fn purge_erases_keys_and_an_old_blob_copy_stays_undecryptable() {
     assert!(erased.erased_at.is_some());
     assert_eq!(blob_count(&dir), 0, "blob removed");
     let wal = dir.join("catalog.db-wal");
-    assert!(!wal.exists() || fs::metadata(&wal).unwrap().len() == 0, "WAL truncated after purge");
+    assert!(
+        !wal.exists() || fs::metadata(&wal).unwrap().len() == 0,
+        "WAL truncated after purge"
+    );
     assert_eq!(v.purge(&id, "again").unwrap_err().code(), ErrorCode::Erased);
     assert_eq!(v.restore(&id).unwrap_err().code(), ErrorCode::Erased);
     let out = t.path().join("out");
-    assert_eq!(export_one(&mut v, &id, &out).unwrap_err().code(), ErrorCode::Erased);
+    assert_eq!(
+        export_one(&mut v, &id, &out).unwrap_err().code(),
+        ErrorCode::Erased
+    );
     drop(v);
 
     // Put the old blob back: nothing in the catalog can decrypt it any more, so it is just an
@@ -377,13 +517,19 @@ fn purge_erases_keys_and_an_old_blob_copy_stays_undecryptable() {
     fs::write(&blobs_before[0], &old_blob).unwrap();
     let mut v = unlock(&dir);
     assert_eq!(blob_count(&dir), 0, "old copy is an unreferenced orphan");
-    assert_eq!(export_one(&mut v, &id, &out).unwrap_err().code(), ErrorCode::Erased);
-    let rep = v.verify(&mut no_progress(), &AtomicBool::new(false)).unwrap();
+    assert_eq!(
+        export_one(&mut v, &id, &out).unwrap_err().code(),
+        ErrorCode::Erased
+    );
+    let rep = v
+        .verify(&mut no_progress(), &AtomicBool::new(false))
+        .unwrap();
     assert!(rep.is_ok(), "{:?}", rep.problems);
     drop(v);
 
     // Look inside the catalog with the real keys: no wrapped data key survives.
-    let kf = labvault_crypto::KeyFile::from_bytes(&fs::read(dir.join("vault.key")).unwrap()).unwrap();
+    let kf =
+        labvault_crypto::KeyFile::from_bytes(&fs::read(dir.join("vault.key")).unwrap()).unwrap();
     let root = kf.unlock_with_passphrase(&pass()).unwrap();
     let cat = Catalog::open(&dir.join("catalog.db"), &root.catalog_key(), false).unwrap();
     let (keys, blobs): (i64, i64) = cat
@@ -416,31 +562,57 @@ fn verify_names_tampered_truncated_missing_and_orphans_and_export_leaves_nothing
     write(&t.path().join("d/results.bin"), &data);
     import(&mut v, "Lab", Area::Uploads, &[t.path().join("d")]);
     let id = v.list(&ListFilter::default()).unwrap()[0].id.clone();
-    let rep = v.verify(&mut no_progress(), &AtomicBool::new(false)).unwrap();
+    let rep = v
+        .verify(&mut no_progress(), &AtomicBool::new(false))
+        .unwrap();
     assert!(rep.is_ok());
-    assert_eq!((rep.blobs_checked, rep.bytes_checked), (1, data.len() as u64));
+    assert_eq!(
+        (rep.blobs_checked, rep.bytes_checked),
+        (1, data.len() as u64)
+    );
 
     // Flip one bit in the middle of the second chunk.
     corrupt_blob(&dir, |b| b[1024 * 1024 + 500] ^= 1);
-    let rep = v.verify(&mut no_progress(), &AtomicBool::new(false)).unwrap();
+    let rep = v
+        .verify(&mut no_progress(), &AtomicBool::new(false))
+        .unwrap();
     assert_eq!(rep.problems.len(), 1);
     let p = &rep.problems[0];
     assert_eq!(p.code, ErrorCode::Tampered);
     assert_eq!(p.item_id.as_deref(), Some(id.as_str()));
-    assert!(p.message.contains("Lab/uploads/d/results.bin"), "{}", p.message);
+    assert!(
+        p.message.contains("Lab/uploads/d/results.bin"),
+        "{}",
+        p.message
+    );
     let out = t.path().join("out");
     let e = export_one(&mut v, &id, &out).unwrap_err();
     assert_eq!(e.code(), ErrorCode::Tampered);
     assert!(e.to_string().contains("Lab/uploads/d/results.bin"), "{e}");
-    assert!(all_files(&out).is_empty(), "no output (or temp) file after a failed export");
+    assert!(
+        all_files(&out).is_empty(),
+        "no output (or temp) file after a failed export"
+    );
 
     // Truncated (cut at a chunk boundary region).
     corrupt_blob(&dir, |b| b[1024 * 1024 + 500] ^= 1);
     corrupt_blob(&dir, |b| b.truncate(b.len() - 100));
-    let rep = v.verify(&mut no_progress(), &AtomicBool::new(false)).unwrap();
-    assert!(matches!(rep.problems[0].code, ErrorCode::Truncated | ErrorCode::Tampered), "{:?}", rep.problems);
+    let rep = v
+        .verify(&mut no_progress(), &AtomicBool::new(false))
+        .unwrap();
+    assert!(
+        matches!(
+            rep.problems[0].code,
+            ErrorCode::Truncated | ErrorCode::Tampered
+        ),
+        "{:?}",
+        rep.problems
+    );
     let e = export_one(&mut v, &id, &out).unwrap_err();
-    assert!(matches!(e.code(), ErrorCode::Truncated | ErrorCode::Tampered));
+    assert!(matches!(
+        e.code(),
+        ErrorCode::Truncated | ErrorCode::Tampered
+    ));
     assert!(all_files(&out).is_empty());
 
     // Missing blob, and an orphan blob.
@@ -448,10 +620,16 @@ fn verify_names_tampered_truncated_missing_and_orphans_and_export_leaves_nothing
     let orphan = dir.join("blobs/ab/abababababababababababababababab");
     fs::create_dir_all(orphan.parent().unwrap()).unwrap();
     fs::rename(&blob, &orphan).unwrap();
-    let rep = v.verify(&mut no_progress(), &AtomicBool::new(false)).unwrap();
+    let rep = v
+        .verify(&mut no_progress(), &AtomicBool::new(false))
+        .unwrap();
     let codes: Vec<_> = rep.problems.iter().map(|p| p.code).collect();
     assert!(codes.contains(&ErrorCode::NotFound), "{:?}", rep.problems);
-    assert!(rep.problems.iter().any(|p| p.message.contains("orphan")), "{:?}", rep.problems);
+    assert!(
+        rep.problems.iter().any(|p| p.message.contains("orphan")),
+        "{:?}",
+        rep.problems
+    );
 }
 
 #[test]
@@ -465,17 +643,43 @@ fn bad_names_are_skipped_and_reported_the_rest_is_imported() {
     let bad = src.join(std::ffi::OsStr::from_bytes(b"latin1-\xe9.txt"));
     fs::write(&bad, b"x").unwrap();
     std::os::unix::fs::symlink("/etc/passwd", src.join("link")).unwrap();
-    let rep = import(&mut v, "P", Area::Uploads, &[src.clone(), t.path().join("missing.txt")]);
+    let rep = import(
+        &mut v,
+        "P",
+        Area::Uploads,
+        &[src.clone(), t.path().join("missing.txt")],
+    );
     assert_eq!(rep.imported.len(), 1);
     assert_eq!(rep.imported[0].path, "src/good.txt");
     let codes: Vec<_> = rep.failed.iter().map(|f| f.code).collect();
-    assert_eq!(codes.iter().filter(|c| **c == ErrorCode::InvalidName).count(), 2, "{:?}", rep.failed);
+    assert_eq!(
+        codes
+            .iter()
+            .filter(|c| **c == ErrorCode::InvalidName)
+            .count(),
+        2,
+        "{:?}",
+        rep.failed
+    );
     assert!(codes.contains(&ErrorCode::SourceVanished));
-    assert!(codes.contains(&ErrorCode::InvalidArgument), "symlink refused");
-    assert!(rep.failed.iter().any(|f| f.message.contains("latin1-")), "names the file");
+    assert!(
+        codes.contains(&ErrorCode::InvalidArgument),
+        "symlink refused"
+    );
+    assert!(
+        rep.failed.iter().any(|f| f.message.contains("latin1-")),
+        "names the file"
+    );
     // Unknown project: nothing happens.
     let e = v
-        .import("nope", Area::Uploads, &[src], &ImportOptions::default(), &mut |_| {}, &AtomicBool::new(false))
+        .import(
+            "nope",
+            Area::Uploads,
+            &[src],
+            &ImportOptions::default(),
+            &mut |_| {},
+            &AtomicBool::new(false),
+        )
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::NotFound);
     assert_eq!(v.list(&ListFilter::default()).unwrap().len(), 1);
@@ -512,8 +716,18 @@ fn source_shrinking_mid_read_is_source_vanished_and_nothing_half_imported() {
     assert_eq!(rep.failed.len(), 1);
     assert_eq!(rep.failed[0].code, ErrorCode::SourceVanished);
     assert!(rep.failed[0].message.contains("growing.bin"));
-    assert!(v.list(&ListFilter { all_states: true, ..Default::default() }).unwrap().is_empty());
-    assert_eq!((blob_count(&dir), tmp_count(&dir)), (0, 0), "no blob or temp left");
+    assert!(v
+        .list(&ListFilter {
+            all_states: true,
+            ..Default::default()
+        })
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        (blob_count(&dir), tmp_count(&dir)),
+        (0, 0),
+        "no blob or temp left"
+    );
 }
 
 #[test]
