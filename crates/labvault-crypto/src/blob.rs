@@ -556,85 +556,167 @@ pub fn decrypt_blob<R: Read, W: Write>(
     let cs = header.chunk_size as usize;
     let slot = cs + TAG_LEN;
     let nb = batch_chunks(cs);
-    let mut buf = vec![0u8; nb * slot];
     let mut hasher = Sha256::new();
     let mut pt_len = 0u64;
     let mut index: u64 = 0;
-    let mut done = false;
-    while !done {
-        // Parse up to nb frames: (ciphertext length incl. tag, is_last). A framing error is
-        // held back until the frames before it have been verified, so errors are reported
-        // in stream order (a tampered chunk before a truncation is reported as tampered).
-        let mut frames: Vec<(usize, bool)> = Vec::with_capacity(nb);
-        let mut pending: Option<CryptoError> = None;
-        while frames.len() < nb && !done {
-            let i = index + frames.len() as u64;
-            let off = frames.len() * slot;
-            match read_frame(&mut input, i, slot, &mut buf[off..off + slot]) {
-                Ok((len, last)) => {
-                    frames.push((len, last));
-                    done = last;
-                }
-                Err(e) => {
-                    pending = Some(e);
-                    break;
-                }
-            }
-        }
-        if done {
-            let mut extra = [0u8; 1];
-            if read_full(&mut input, &mut extra)? != 0 {
-                pending = Some(CryptoError::TrailingData);
-            }
-        }
-        struct Job<'a> {
-            index: u64,
-            last: bool,
-            data: &'a mut [u8],
-            ok: bool,
-        }
-        let mut jobs: Vec<Job> = Vec::with_capacity(frames.len());
+
+    // Two batch buffers: while the cores open batch k, this thread hashes and writes the
+    // verified batch k-1 and parses batch k+1.
+    let mut bufs = [DecBatch::new(nb, slot), DecBatch::new(nb, slot)];
+    let (first, second) = bufs.split_at_mut(1);
+    let (mut cur, mut other) = (&mut first[0], &mut second[0]);
+    cur.parse(&mut input, &mut index, nb, slot);
+    loop {
+        let cur_last = cur.last;
+        let mut io_res: Result<(), CryptoError> = Ok(());
+        let mut jobs: Vec<DecJob> = cur
+            .buf
+            .chunks_mut(slot)
+            .zip(cur.frames.iter())
+            .enumerate()
+            .map(|(k, (s, &(len, last)))| DecJob {
+                index: cur.first_index + k as u64,
+                last,
+                data: &mut s[..len],
+                ok: false,
+            })
+            .collect();
         {
-            let mut rest: &mut [u8] = &mut buf[..];
-            for (k, &(len, last)) in frames.iter().enumerate() {
-                let (s, r) = rest.split_at_mut(slot);
-                rest = r;
-                jobs.push(Job {
-                    index: index + k as u64,
-                    last,
-                    data: &mut s[..len],
-                    ok: false,
-                });
-            }
+            let (hasher, other, output, input) =
+                (&mut hasher, &mut *other, &mut output, &mut input);
+            let (pt_len, index, io_res, progress) =
+                (&mut pt_len, &mut index, &mut io_res, &mut *progress);
+            par_each(
+                &mut jobs,
+                |j| {
+                    let (ct, tag) = j.data.split_at_mut(j.data.len() - TAG_LEN);
+                    j.ok = cipher.open(j.index, j.last, ct, tag);
+                },
+                move || {
+                    if other.pending_write {
+                        match other.write_to(output, hasher) {
+                            Ok(n) => {
+                                *pt_len += n;
+                                progress(*pt_len);
+                            }
+                            Err(e) => {
+                                *io_res = Err(e);
+                                return;
+                            }
+                        }
+                    }
+                    if !cur_last {
+                        other.parse(input, index, nb, slot);
+                    }
+                },
+            );
         }
-        par_each(
-            &mut jobs,
-            |j| {
-                let (ct, tag) = j.data.split_at_mut(j.data.len() - TAG_LEN);
-                j.ok = cipher.open(j.index, j.last, ct, tag);
-            },
-            || {},
-        );
-        if let Some(bad) = jobs.iter().find(|j| !j.ok) {
-            return Err(CryptoError::Tampered { chunk: bad.index });
+        let bad = jobs.iter().find(|j| !j.ok).map(|j| j.index);
+        drop(jobs);
+        io_res?;
+        if let Some(chunk) = bad {
+            return Err(CryptoError::Tampered { chunk });
         }
-        for j in &jobs {
-            let pt = &j.data[..j.data.len() - TAG_LEN];
-            hasher.update(pt);
-            output.write_all(pt)?;
-            pt_len += pt.len() as u64;
-        }
-        index += jobs.len() as u64;
-        progress(pt_len);
-        if let Some(e) = pending {
+        if let Some(e) = cur.pending.take() {
             return Err(e);
         }
+        cur.pending_write = true;
+        if cur_last {
+            pt_len += cur.write_to(&mut output, &mut hasher)?;
+            progress(pt_len);
+            break;
+        }
+        std::mem::swap(&mut cur, &mut other);
     }
     output.flush()?;
     Ok(DecryptSummary {
         plaintext_len: pt_len,
         sha256: hasher.finalize().into(),
     })
+}
+
+/// One chunk to open in place: ciphertext followed by its tag.
+struct DecJob<'a> {
+    index: u64,
+    last: bool,
+    data: &'a mut [u8],
+    ok: bool,
+}
+
+/// A batch of parsed frames awaiting verification (and then writing).
+struct DecBatch {
+    buf: Vec<u8>,
+    /// Bytes per frame slot in `buf` (chunk size + tag).
+    slot: usize,
+    /// (ciphertext length incl. tag, is final chunk) per frame.
+    frames: Vec<(usize, bool)>,
+    first_index: u64,
+    /// A framing/trailing-data/read error found after the frames of this batch; reported
+    /// only once those frames verified, so errors come out in stream order.
+    pending: Option<CryptoError>,
+    /// No batch follows (final chunk seen, or an error ended parsing).
+    last: bool,
+    pending_write: bool,
+}
+
+impl DecBatch {
+    fn new(nb: usize, slot: usize) -> DecBatch {
+        DecBatch {
+            buf: vec![0u8; nb * slot],
+            slot,
+            frames: Vec::with_capacity(nb),
+            first_index: 0,
+            pending: None,
+            last: false,
+            pending_write: false,
+        }
+    }
+
+    fn parse<R: Read>(&mut self, input: &mut R, next_index: &mut u64, nb: usize, slot: usize) {
+        self.frames.clear();
+        self.pending = None;
+        self.pending_write = false;
+        self.first_index = *next_index;
+        let mut final_seen = false;
+        while self.frames.len() < nb && !final_seen {
+            let i = *next_index;
+            let off = self.frames.len() * slot;
+            match read_frame(input, i, slot, &mut self.buf[off..off + slot]) {
+                Ok((len, last)) => {
+                    self.frames.push((len, last));
+                    *next_index += 1;
+                    final_seen = last;
+                }
+                Err(e) => {
+                    self.pending = Some(e);
+                    break;
+                }
+            }
+        }
+        if final_seen {
+            let mut extra = [0u8; 1];
+            match read_full(input, &mut extra) {
+                Ok(0) => {}
+                Ok(_) => self.pending = Some(CryptoError::TrailingData),
+                Err(e) => self.pending = Some(e.into()),
+            }
+        }
+        self.last = final_seen || self.pending.is_some();
+    }
+
+    /// Hashes and writes the (verified) plaintext of every frame; returns its length.
+    fn write_to<W: Write>(&mut self, out: &mut W, hasher: &mut Sha256) -> Result<u64, CryptoError> {
+        let mut n = 0u64;
+        for (k, &(len, _)) in self.frames.iter().enumerate() {
+            let start = k * self.slot;
+            let pt = &self.buf[start..start + len - TAG_LEN];
+            hasher.update(pt);
+            out.write_all(pt)?;
+            n += pt.len() as u64;
+        }
+        self.pending_write = false;
+        Ok(n)
+    }
 }
 
 /// Reads one frame into `dst` (capacity `slot` = chunk size + tag); returns its

@@ -231,3 +231,22 @@ fn range_edges() {
         "tampered"
     );
 }
+
+#[test]
+fn multi_batch_decrypt_progress_and_late_stream_errors() {
+    let key = DataKey::generate();
+    let pt = data((200 << 10) + 17, 4);
+    let blob = enc(&key, 64, &pt);
+    let mut calls = Vec::new();
+    let mut out = Vec::new();
+    decrypt_blob(&key, &FID, &blob[..], &mut out, &mut |n| calls.push(n)).unwrap();
+    assert_eq!(out, pt);
+    assert!(calls.len() >= 3 && calls.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(*calls.last().unwrap(), pt.len() as u64);
+    // Errors found in the third batch surface after the first two batches verified.
+    let mut longer = blob.clone();
+    longer.push(0);
+    assert_eq!(dec(&key, &longer).unwrap_err().code(), "trailing_data");
+    let cut = &blob[..blob.len() - 100];
+    assert_eq!(dec(&key, cut).unwrap_err().code(), "truncated");
+}

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# LabVault benchmark: import/export throughput of the `labvault` CLI vs `age` and
+# `restic backup/restore`, on the same data and the same disk, in one run; plus the
+# single-core `openssl speed -evp aes-256-gcm` ceiling and LabVault's raw chunk
+# encryption throughput (per core and on all cores, aes-gcm and ring backends).
+#
+# Usage:  bench/run.sh            (1 GiB file + 10,000 files of 1-64 KiB; ~5-10 min)
+#         BIG_MIB=256 SMALL_N=2000 bench/run.sh   (quicker, smaller)
+# Env:    BENCH_DIR   work directory (default: <target dir>/labvault-bench; removed at the end
+#                     unless KEEP=1). All tools read and write there: same disk.
+#         NO_RING=1   skip the extra LabVault build with the ring AES-GCM backend.
+#         BENCH_PROFILE=dev  smoke-test the script with debug binaries (numbers meaningless).
+# Output: a table on stdout, and bench/results-latest.txt (not committed).
+# Not part of the test suite (docs/benchmarks.md).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
+WORK="${BENCH_DIR:-$TARGET/labvault-bench}"
+BIG_MIB="${BIG_MIB:-1024}"
+SMALL_N="${SMALL_N:-10000}"
+export LABVAULT_PASSPHRASE="bench passphrase (not secret)"
+export RESTIC_PASSWORD="bench passphrase (not secret)"
+export XDG_CACHE_HOME="$WORK/cache"   # restic cache inside the work dir
+export NO_COLOR=1
+
+need() { command -v "$1" >/dev/null || { echo "missing tool: $1" >&2; exit 2; }; }
+for t in cargo age age-keygen restic openssl tar python3; do need "$t"; done
+
+log() { echo "[bench] $*" >&2; }
+
+# ---------------------------------------------------------------- build
+cd "$REPO"
+log "building labvault CLI (release) and the chunk_throughput example"
+PROFILE="${BENCH_PROFILE:-release}"
+OUTDIR="$TARGET/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
+cargo build --profile "$PROFILE" -q -p labvault-cli
+cargo build --profile "$PROFILE" -q -p labvault-crypto --example chunk_throughput
+mkdir -p "$WORK/bin"
+cp "$OUTDIR/labvault" "$WORK/bin/labvault"
+cp "$OUTDIR/examples/chunk_throughput" "$WORK/bin/chunk_throughput"
+if [ -z "${NO_RING:-}" ]; then
+  log "building labvault CLI and example with the ring AES-256-GCM backend"
+  if cargo build --profile "$PROFILE" -q -p labvault-cli -p labvault-crypto --features labvault-crypto/ring-backend \
+     && cargo build --profile "$PROFILE" -q -p labvault-crypto --features ring-backend --example chunk_throughput; then
+    cp "$OUTDIR/labvault" "$WORK/bin/labvault-ring"
+    cp "$OUTDIR/examples/chunk_throughput" "$WORK/bin/chunk_throughput-ring"
+  else
+    log "ring-backend build failed; continuing without it"
+  fi
+fi
+
+# ---------------------------------------------------------------- data
+DATA="$WORK/data"
+rm -rf "$DATA" "$WORK/run"; mkdir -p "$DATA/small" "$WORK/run"
+log "generating ${BIG_MIB} MiB random file and ${SMALL_N} small files (1-64 KiB)"
+head -c "$((BIG_MIB * 1024 * 1024))" /dev/urandom > "$DATA/big.bin"
+python3 - "$DATA/small" "$SMALL_N" <<'PY'
+import os, random, sys
+root, n = sys.argv[1], int(sys.argv[2])
+rng = random.Random(42)
+for i in range(n):
+    d = os.path.join(root, f"d{i // 100:03d}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"f{i:05d}.dat"), "wb") as f:
+        f.write(os.urandom(rng.randint(1024, 64 * 1024)))
+PY
+BIG_BYTES=$(stat -c %s "$DATA/big.bin")
+SMALL_BYTES=$(find "$DATA/small" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+sync
+# Warm the page cache equally for every tool (each reads the same cached data).
+cat "$DATA/big.bin" > /dev/null; tar -C "$DATA" -cf - small > /dev/null
+
+RESULTS="$WORK/results.tsv"; : > "$RESULTS"
+# timed NAME BYTES CMD...: runs CMD then `sync` (LabVault fsyncs its blobs; the others are
+# charged for flushing their output too), records MB/s (10^6 bytes/s of plaintext).
+timed() {
+  local name=$1 bytes=$2; shift 2
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@" > "$WORK/run/last.out" 2> "$WORK/run/last.err" || { log "FAILED: $name"; cat "$WORK/run/last.err" >&2; echo -e "$name\tFAIL\tFAIL" >> "$RESULTS"; return 0; }
+  sync
+  t1=$(date +%s.%N)
+  python3 -c "import sys; s=float(sys.argv[2])-float(sys.argv[1]); print(f'{sys.argv[3]}\t{s:.3f}\t{int(sys.argv[4])/s/1e6:.1f}')" "$t0" "$t1" "$name" "$bytes" >> "$RESULTS"
+  log "$(tail -1 "$RESULTS")"
+}
+
+check_same() { # verify an export is byte-identical to the source (outside the timing)
+  if ! diff -rq "$1" "$2" > /dev/null; then log "MISMATCH: $1 vs $2"; echo -e "mismatch:$3\t-\t-" >> "$RESULTS"; fi
+}
+
+# ---------------------------------------------------------------- LabVault
+run_labvault() { # $1 = binary, $2 = label
+  local lv=$1 label=$2 V="$WORK/run/vault-$2"
+  rm -rf "$V"
+  "$lv" --vault "$V" init --json > /dev/null
+  "$lv" --vault "$V" project create big > /dev/null
+  "$lv" --vault "$V" project create small > /dev/null
+  timed "$label import 1file" "$BIG_BYTES" "$lv" --vault "$V" import --project big --area uploads "$DATA/big.bin"
+  rm -rf "$WORK/run/out"; mkdir -p "$WORK/run/out"
+  timed "$label export 1file" "$BIG_BYTES" "$lv" --vault "$V" export --project big --area uploads "$WORK/run/out"
+  check_same "$DATA/big.bin" "$(find "$WORK/run/out" -type f -name big.bin | head -1)" "$label big"
+  rm -rf "$WORK/run/out"; mkdir -p "$WORK/run/out"
+  timed "$label import small" "$SMALL_BYTES" "$lv" --vault "$V" import --project small --area uploads "$DATA/small"
+  timed "$label export small" "$SMALL_BYTES" "$lv" --vault "$V" export --project small --area uploads "$WORK/run/out"
+  check_same "$DATA/small" "$(dirname "$(find "$WORK/run/out" -type d -name d000 | head -1)")" "$label small"
+  rm -rf "$WORK/run/out" "$V"
+}
+log "LabVault (aes-gcm backend)"
+run_labvault "$WORK/bin/labvault" labvault
+if [ -x "$WORK/bin/labvault-ring" ]; then
+  log "LabVault (ring backend)"
+  run_labvault "$WORK/bin/labvault-ring" labvault-ring
+fi
+
+# ---------------------------------------------------------------- age
+log "age"
+A="$WORK/run/age"; rm -rf "$A"; mkdir -p "$A/out"
+age-keygen -o "$A/key.txt" 2> /dev/null
+RCPT=$(age-keygen -y "$A/key.txt")
+timed "age import 1file" "$BIG_BYTES" age -r "$RCPT" -o "$A/big.age" "$DATA/big.bin"
+timed "age export 1file" "$BIG_BYTES" age -d -i "$A/key.txt" -o "$A/out/big.bin" "$A/big.age"
+check_same "$DATA/big.bin" "$A/out/big.bin" "age big"; rm -f "$A/big.age" "$A/out/big.bin"
+timed "age import small" "$SMALL_BYTES" bash -c "tar -C '$DATA' -cf - small | age -r '$RCPT' -o '$A/small.tar.age'"
+timed "age export small" "$SMALL_BYTES" bash -c "age -d -i '$A/key.txt' '$A/small.tar.age' | tar -C '$A/out' -xf -"
+check_same "$DATA/small" "$A/out/small" "age small"; rm -rf "$A"
+
+# ---------------------------------------------------------------- restic
+log "restic"
+R="$WORK/run/restic"; rm -rf "$R"; mkdir -p "$R/out1" "$R/out2"
+restic -q init --repo "$R/repo1" > /dev/null
+restic -q init --repo "$R/repo2" > /dev/null
+timed "restic import 1file" "$BIG_BYTES" restic -q -r "$R/repo1" backup "$DATA/big.bin"
+timed "restic export 1file" "$BIG_BYTES" restic -q -r "$R/repo1" restore latest --target "$R/out1"
+check_same "$DATA/big.bin" "$R/out1$DATA/big.bin" "restic big"; rm -rf "$R/repo1" "$R/out1"
+timed "restic import small" "$SMALL_BYTES" restic -q -r "$R/repo2" backup "$DATA/small"
+timed "restic export small" "$SMALL_BYTES" restic -q -r "$R/repo2" restore latest --target "$R/out2"
+check_same "$DATA/small" "$R/out2$DATA/small" "restic small"; rm -rf "$R"
+
+# ---------------------------------------------------------------- raw crypto
+log "openssl speed (single core, 1 MiB blocks) and LabVault chunk throughput"
+OSSL=$(openssl speed -elapsed -seconds 3 -bytes 1048576 -evp aes-256-gcm 2>/dev/null | awk '/^AES-256-GCM/ {sub(/k$/, "", $2); print $2/1000}')
+"$WORK/bin/chunk_throughput" 256 > "$WORK/run/raw.txt"
+if [ -x "$WORK/bin/chunk_throughput-ring" ]; then
+  "$WORK/bin/chunk_throughput-ring" 256 | sed -n 's/^blob_\(.*\)=/blob_ring_\1=/p' >> "$WORK/run/raw.txt"
+fi
+
+# ---------------------------------------------------------------- report
+python3 - "$RESULTS" "$WORK/run/raw.txt" "$OSSL" "$BIG_BYTES" "$SMALL_BYTES" "$SMALL_N" <<'PY' | tee "$REPO/bench/results-latest.txt"
+import sys
+res, raw, ossl = sys.argv[1], sys.argv[2], float(sys.argv[3])
+big, small, n = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+r = {}
+bad = []
+for line in open(res):
+    name, secs, mbps = line.rstrip("\n").split("\t")
+    if name.startswith("mismatch:"):
+        bad.append(name)
+        continue
+    r[name] = (secs, mbps)
+rawv = dict(l.strip().split("=", 1) for l in open(raw) if "=" in l)
+def v(k):
+    try: return float(r[k][1])
+    except (KeyError, ValueError): return None
+def f(x): return "   n/a" if x is None else f"{x:8.1f}"
+def ratio(a, b): return "  n/a" if a is None or b is None or b == 0 else f"{a/b:5.2f}x"
+tools = ["labvault", "labvault-ring", "age", "restic"]
+print(f"Workloads: 1 file of {big/2**20:.0f} MiB; {n} files, {small/1e6:.1f} MB total (1-64 KiB each)")
+print("Throughput in MB/s (10^6 bytes of plaintext per second, incl. sync); seconds in ()")
+print()
+print(f"{'operation':<15}" + "".join(f"{t:>22}" for t in tools) + f"{'lv/age':>9}{'lv/restic':>11}")
+for op in ["import 1file", "export 1file", "import small", "export small"]:
+    row = f"{op:<15}"
+    for t in tools:
+        k = f"{t} {op}"
+        row += f"{(r[k][1] + ' (' + r[k][0] + 's)') if k in r else 'n/a':>22}"
+    lv = v(f"labvault {op}")
+    row += f"{ratio(lv, v(f'age {op}')):>9}{ratio(lv, v(f'restic {op}')):>11}"
+    print(row)
+print()
+c1 = float(rawv.get("aesgcm_seal_1core", "nan")); cr = float(rawv.get("ring_seal_1core", "nan"))
+print(f"openssl speed -evp aes-256-gcm (1 core, 1 MiB blocks): {ossl:8.0f} MB/s")
+for k in ["aesgcm_seal_1core", "aesgcm_seal_allcores", "ring_seal_1core", "ring_seal_allcores",
+          "sha256_1core", "blob_encrypt_allcores", "blob_decrypt_allcores",
+          "blob_ring_encrypt_allcores", "blob_ring_decrypt_allcores"]:
+    if k in rawv: print(f"  {k:<28} {float(rawv[k]):8.0f} MB/s")
+print(f"raw per-core / openssl: aes-gcm {c1/ossl:.2f}x, ring {cr/ossl:.2f}x  (target >= 0.50x); cores = {rawv.get('cores')}")
+if bad: print("EXPORT MISMATCHES:", ", ".join(bad))
+PY
+
+[ -n "${KEEP:-}" ] || rm -rf "$WORK/data" "$WORK/run" "$WORK/cache"
