@@ -80,6 +80,8 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     /// Token signing key.
     pub jwt: JwtKey,
+    /// Encryption of TOTP seeds at rest.
+    pub sealer: crate::secrets::SecretBox,
     /// Tunables.
     pub cfg: Config,
     /// Last activity written per user, to write at most once a minute.
@@ -99,12 +101,19 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Builds the state.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, jwt: JwtKey, cfg: Config) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        jwt: JwtKey,
+        sealer: crate::secrets::SecretBox,
+        cfg: Config,
+    ) -> Self {
         let dummy_hash = crate::secrets::dummy_hash(cfg.kdf);
         AppState(Arc::new(Inner {
             store,
             clock,
             jwt,
+            sealer,
             cfg,
             activity: Mutex::new(HashMap::new()),
             ip_attempts: Mutex::new(HashMap::new()),

@@ -61,6 +61,9 @@ impl DataDir {
     fn jwt_key(&self) -> PathBuf {
         self.0.join("jwt.key")
     }
+    fn seal_key(&self) -> PathBuf {
+        self.0.join("secrets.key")
+    }
     /// Generated certificate.
     pub fn cert(&self) -> PathBuf {
         self.0.join("tls").join("cert.pem")
@@ -90,21 +93,24 @@ fn write_secret_file(p: &Path, data: &[u8]) -> std::io::Result<()> {
 
 /// Loads (or creates) the JWT signing key of this data directory.
 pub fn load_jwt_key(dir: &DataDir) -> Result<JwtKey, ServerError> {
-    let p = dir.jwt_key();
+    Ok(JwtKey::new(load_key(&dir.jwt_key())?.to_vec()))
+}
+
+/// Loads (or creates) a 256-bit hex key file (mode 0600).
+fn load_key(p: &Path) -> Result<zeroize::Zeroizing<[u8; 32]>, ServerError> {
     if !p.exists() {
-        let key = secrets::random_bytes::<32>();
-        write_secret_file(&p, hex::encode(key).as_bytes())?;
+        let key = zeroize::Zeroizing::new(secrets::random_bytes::<32>());
+        write_secret_file(p, hex::encode(&key[..]).as_bytes())?;
     }
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(&p)?);
-    let bytes = hex::decode(text.trim())
-        .map_err(|_| ServerError::Invalid(format!("{} is not a hex key", p.display())))?;
-    if bytes.len() < 32 {
-        return Err(ServerError::Invalid(format!(
-            "{} is shorter than 256 bits",
-            p.display()
-        )));
-    }
-    Ok(JwtKey::new(bytes))
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(p)?);
+    let bytes = zeroize::Zeroizing::new(
+        hex::decode(text.trim())
+            .map_err(|_| ServerError::Invalid(format!("{} is not a hex key", p.display())))?,
+    );
+    let key: [u8; 32] = bytes[..]
+        .try_into()
+        .map_err(|_| ServerError::Invalid(format!("{} must hold exactly 256 bits", p.display())))?;
+    Ok(zeroize::Zeroizing::new(key))
 }
 
 /// Opens the store and builds the application state.
@@ -114,7 +120,8 @@ pub fn open_state(
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, ServerError> {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.db())?);
-    Ok(AppState::new(store, clock, load_jwt_key(dir)?, cfg))
+    let sealer = crate::secrets::SecretBox::new(*load_key(&dir.seal_key())?);
+    Ok(AppState::new(store, clock, load_jwt_key(dir)?, sealer, cfg))
 }
 
 // ------------------------------------------------------------------ TLS

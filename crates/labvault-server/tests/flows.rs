@@ -181,6 +181,22 @@ async fn mfa_two_step_login_replay_and_recovery_codes() {
         .await;
     assert_eq!(s, 200);
     let recovery: Vec<String> = serde_json::from_value(rc["recovery_codes"].clone()).unwrap();
+    // At rest the seed is sealed (AES-GCM) and recovery codes are hashed.
+    let db = rusqlite::Connection::open(h.dir.path().join("labvault-server.db")).unwrap();
+    let stored: Vec<u8> = db
+        .query_row("SELECT totp_secret FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored[0], 1);
+    assert!(!stored.windows(secret.len()).any(|w| w == secret.as_slice()));
+    let codes: Vec<String> = db
+        .prepare("SELECT code_hash FROM recovery_codes")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|x| x.unwrap())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    assert!(recovery.iter().all(|c| !codes.contains(c)));
 
     h.clock.advance(Duration::seconds(30));
     let login = || {

@@ -203,12 +203,21 @@ pub async fn login(
     Ok(Json(LoginResponse::Ok(pair)))
 }
 
+/// Associated data binding a sealed TOTP seed to its account.
+fn totp_aad(u: &UserRow) -> String {
+    format!("totp/{}/{}", u.tenant_id, u.id)
+}
+
 /// Checks a TOTP or recovery code for `u`, consuming it. Replays are refused.
 async fn check_code(st: &AppState, u: &UserRow, code: &str) -> ApiResult<bool> {
-    let Some(secret) = &u.totp_secret else {
+    let Some(sealed) = &u.totp_secret else {
         return Ok(false);
     };
-    if let Some(step) = totp::verify(secret, code, st.now(), u.totp_last_step) {
+    let secret = st
+        .sealer
+        .open(&totp_aad(u), sealed)
+        .ok_or_else(|| ApiError::internal("stored TOTP secret does not decrypt"))?;
+    if let Some(step) = totp::verify(&secret, code, st.now(), u.totp_last_step) {
         return Ok(st
             .store
             .advance_totp_step(&u.tenant_id, &u.id, step)
@@ -456,10 +465,11 @@ pub async fn mfa_enroll(
     if u.mfa_enrolled() {
         return Err(ApiError::conflict("MFA is already enrolled"));
     }
-    let secret = secrets::random_bytes::<20>().to_vec();
-    let b32 = totp::base32(&secret);
+    let secret = zeroize::Zeroizing::new(secrets::random_bytes::<20>());
+    let b32 = totp::base32(&secret[..]);
+    let sealed = st.sealer.seal(&totp_aad(&u), &secret[..]);
     st.store
-        .set_totp_pending(&p.tenant_id, &p.user_id, secret)
+        .set_totp_pending(&p.tenant_id, &p.user_id, sealed)
         .await?;
     Ok(Json(MfaEnrollResponse {
         otpauth_uri: format!(
@@ -489,11 +499,15 @@ pub async fn mfa_confirm(
     let r = async {
         p.require_user()?;
         let u = st.store.get_user(&p.tenant_id, &p.user_id).await?;
-        let pending = u
+        let sealed = u
             .totp_pending
             .as_ref()
             .ok_or_else(|| ApiError::conflict("no MFA enrolment in progress"))?;
-        let step = totp::verify(pending, &req.code, st.now(), None)
+        let pending = st
+            .sealer
+            .open(&totp_aad(&u), sealed)
+            .ok_or_else(|| ApiError::internal("stored TOTP secret does not decrypt"))?;
+        let step = totp::verify(&pending, &req.code, st.now(), None)
             .ok_or_else(|| ApiError::new(ErrorCode::InvalidMfaCode, "MFA code wrong"))?;
         let codes: Vec<String> = (0..10).map(|_| secrets::recovery_code()).collect();
         let hashes = codes.iter().map(|c| sha256_hex(c)).collect();
