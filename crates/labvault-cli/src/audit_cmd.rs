@@ -52,9 +52,8 @@ impl FilterArgs {
         let ts = |s: &Option<String>| -> Result<_> {
             s.as_deref()
                 .map(|t| {
-                    ts_micros::parse(t).map_err(|e| {
-                        anyhow!(labvault_core::Error::InvalidArgument(e.to_string()))
-                    })
+                    ts_micros::parse(t)
+                        .map_err(|e| anyhow!(labvault_core::Error::InvalidArgument(e.to_string())))
                 })
                 .transpose()
         };
@@ -188,13 +187,25 @@ fn export(ctx: &Ctx, a: ExportArgs) -> Result<()> {
 }
 
 fn parse_head(s: &str) -> Result<Checkpoint> {
-    let bad = || anyhow!(labvault_core::Error::InvalidArgument(format!("--expect-head {s:?}: expected DEVICE:SEQ:HASH")));
+    let bad = || {
+        anyhow!(labvault_core::Error::InvalidArgument(format!(
+            "--expect-head {s:?}: expected DEVICE:SEQ:HASH"
+        )))
+    };
     let mut parts = s.rsplitn(3, ':');
     let hash = parts.next().ok_or_else(bad)?;
-    let seq = parts.next().ok_or_else(bad)?.parse::<u64>().map_err(|_| bad())?;
+    let seq = parts
+        .next()
+        .ok_or_else(bad)?
+        .parse::<u64>()
+        .map_err(|_| bad())?;
     let device = parts.next().ok_or_else(bad)?;
     let head_hash = labvault_core::governance::audit::hex32::parse(hash).map_err(|_| bad())?;
-    Ok(Checkpoint { device_id: device.to_string(), seq, head_hash })
+    Ok(Checkpoint {
+        device_id: device.to_string(),
+        seq,
+        head_hash,
+    })
 }
 
 fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<()> {
@@ -206,15 +217,31 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<()> {
         } else {
             for r in &reports {
                 let head = r.head.as_ref().map(|h| h.head_string()).unwrap_or_default();
-                println!("device {}: {} event(s), chain intact; head {}:{}", r.device_id, r.events, r.device_id, head);
+                println!(
+                    "device {}: {} event(s), chain intact; head {}:{}",
+                    r.device_id, r.events, r.device_id, head
+                );
             }
         }
         return Ok(());
     };
-    let expected = a.expect_head.iter().map(|s| parse_head(s)).collect::<Result<Vec<_>>>()?;
+    let expected = a
+        .expect_head
+        .iter()
+        .map(|s| parse_head(s))
+        .collect::<Result<Vec<_>>>()?;
     let f = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
-    let mode = if a.filtered { VerifyMode::Segments } else { VerifyMode::Complete };
-    match verify_export(std::io::BufReader::with_capacity(1 << 20, f), mode, &expected, |_| {}) {
+    let mode = if a.filtered {
+        VerifyMode::Segments
+    } else {
+        VerifyMode::Complete
+    };
+    match verify_export(
+        std::io::BufReader::with_capacity(1 << 20, f),
+        mode,
+        &expected,
+        |_| {},
+    ) {
         Ok(r) => {
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
@@ -225,10 +252,21 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<()> {
                         "device {}: {} event(s) verified{}; last {}:{}{}",
                         d.device_id,
                         d.events,
-                        if d.complete { ", complete from genesis" } else { "" },
+                        if d.complete {
+                            ", complete from genesis"
+                        } else {
+                            ""
+                        },
                         d.device_id,
                         head,
-                        if d.gaps > 0 { format!("; {} gap(s), {} event(s) not in this file", d.gaps, d.omitted) } else { String::new() }
+                        if d.gaps > 0 {
+                            format!(
+                                "; {} gap(s), {} event(s) not in this file",
+                                d.gaps, d.omitted
+                            )
+                        } else {
+                            String::new()
+                        }
                     );
                 }
             }
@@ -242,7 +280,10 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<()> {
         Err(ExportError::Malformed { line, message }) => Err(anyhow!(ExitOutcome {
             code: ErrorCode::InvalidArgument,
             exit: crate::exit::exit_code(ErrorCode::InvalidArgument),
-            message: format!("{} line {line}: not a valid audit export: {message}", file.display()),
+            message: format!(
+                "{} line {line}: not a valid audit export: {message}",
+                file.display()
+            ),
         })),
         Err(ExportError::Io(e)) => Err(anyhow!(e).context(format!("reading {}", file.display()))),
     }

@@ -144,15 +144,26 @@ pub fn run(ctx: &Ctx, cmd: RetentionCmd) -> Result<()> {
         RetentionCmd::Policy(PolicyCmd::Set(a)) => {
             let mut ov = PolicyOverride::default();
             for kv in &a.set {
-                let (k, v) = kv.split_once('=').ok_or_else(|| invalid(format!("{kv:?}: expected TYPE=PERIOD")))?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| invalid(format!("{kv:?}: expected TYPE=PERIOD")))?;
                 let dt: DataType = k.parse().map_err(invalid)?;
                 let p: RetentionPeriod = v.parse().map_err(invalid)?;
                 ov.set(dt, p);
             }
             if let Some(g) = &a.grace {
-                ov.grace = Some(if g == "0d" { RetentionPeriod::Days(0) } else { g.parse().map_err(invalid)? });
+                ov.grace = Some(if g == "0d" {
+                    RetentionPeriod::Days(0)
+                } else {
+                    g.parse().map_err(invalid)?
+                });
             }
-            let plan = a.plan.as_deref().map(str::parse::<PlanTier>).transpose().map_err(invalid)?;
+            let plan = a
+                .plan
+                .as_deref()
+                .map(str::parse::<PlanTier>)
+                .transpose()
+                .map_err(invalid)?;
             let mut v = ctx.unlock()?;
             let eff = v.set_retention_policy(a.project.as_deref(), plan, &ov)?;
             println!("{}", serde_json::to_string_pretty(&eff)?);
@@ -184,11 +195,23 @@ fn status(ctx: &Ctx, a: StatusArgs) -> Result<()> {
             (Some(step), Some(at)) => format!("{:?} {}", step, date(at)).to_lowercase(),
             _ => "-".into(),
         };
-        let state = serde_json::to_value(i.state)?.as_str().unwrap_or_default().to_string();
+        let state = serde_json::to_value(i.state)?
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         writeln!(
             out,
             "{:<36} {}/{}/{}  {} {} created {} expires {}  {}  next: {}",
-            i.item_id, i.project, i.area, i.path, i.data_type, i.period, date(i.created_at), date(i.expires_at), state, next
+            i.item_id,
+            i.project,
+            i.area,
+            i.path,
+            i.data_type,
+            i.period,
+            date(i.created_at),
+            date(i.expires_at),
+            state,
+            next
         )?;
     }
     for p in &s.projects {
@@ -223,7 +246,15 @@ pub fn run_hold(ctx: &Ctx, cmd: HoldCmd) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&holds)?);
             } else {
                 for h in holds {
-                    println!("{} {} {} since {} by {}: {}", h.id, h.target_kind, h.target_id, date(h.created_at), h.created_by, h.reason);
+                    println!(
+                        "{} {} {} since {} by {}: {}",
+                        h.id,
+                        h.target_kind,
+                        h.target_id,
+                        date(h.created_at),
+                        h.created_by,
+                        h.reason
+                    );
                 }
             }
             Ok(())

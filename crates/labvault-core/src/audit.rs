@@ -479,7 +479,8 @@ impl Vault {
     ) -> Result<AuditPage> {
         let limit = limit.clamp(1, MAX_PAGE);
         let mut args: Vec<Box<dyn ToSql>> = Vec::new();
-        let mut sql = format!("SELECT {EVENT_COLS} FROM audit_events");
+        let index = self.choose_index(filter)?;
+        let mut sql = format!("SELECT {EVENT_COLS} FROM audit_events INDEXED BY {index}");
         sql += &filter.sql(&mut args);
         if let Some(c) = cursor {
             let (ts, id) = parse_cursor(c)?;
@@ -504,6 +505,59 @@ impl Vault {
         Ok(AuditPage {
             events: rows.into_iter().map(|(_, e)| e).collect(),
             next_cursor,
+        })
+    }
+
+    /// Picks the index for a newest-first page. The planner has no reliable statistics for a
+    /// log that grows all the time, so we probe: each filtered column's index is asked for at
+    /// most `PROBE` matching entries; a filter matching fewer is used directly (few rows to
+    /// sort), otherwise an equality index that yields time order (user, result) is scanned,
+    /// otherwise the time index is scanned backwards until the page is full.
+    fn choose_index(&self, filter: &AuditFilter) -> Result<&'static str> {
+        const PROBE: i64 = 2_000;
+        let conn = self.catalog.conn();
+        let mut best: Option<(i64, &'static str)> = None;
+        let mut ordered: Option<&'static str> = None;
+        let mut probe = |index: &'static str, cond: &str, arg: &str, eq: bool| -> Result<()> {
+            let n: i64 = conn
+                .prepare_cached(&format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM audit_events INDEXED BY {index} WHERE {cond} LIMIT {PROBE})"
+                ))?
+                .query_row([arg], |r| r.get(0))?;
+            if best.is_none_or(|(b, _)| n < b) {
+                best = Some((n, index));
+            }
+            if eq && ordered.is_none() {
+                ordered = Some(index);
+            }
+            Ok(())
+        };
+        if let Some(u) = &filter.user {
+            probe("audit_user_ts", "user = ?1", u, true)?;
+        }
+        if let Some(r) = filter.result {
+            probe("audit_result_ts", "result = ?1", r.as_str(), true)?;
+        }
+        if let Some(a) = &filter.action_prefix {
+            probe(
+                "audit_action_ts",
+                "action >= ?1 AND action < ?1 || char(1114111)",
+                a,
+                false,
+            )?;
+        }
+        if let Some(r) = &filter.resource_prefix {
+            probe(
+                "audit_resource_ts",
+                "resource >= ?1 AND resource < ?1 || char(1114111)",
+                r,
+                false,
+            )?;
+        }
+        Ok(match (best, ordered) {
+            (Some((n, index)), _) if n < PROBE => index,
+            (_, Some(index)) => index,
+            _ => "audit_ts",
         })
     }
 

@@ -84,7 +84,7 @@ impl Vault {
             Outcome::Success,
             format!("method={method}"),
         )?;
-        v.run_retention(&mut |_, _| {})?;
+        v.run_retention_inner(&mut |_, _| {}, false)?;
         Ok(v)
     }
 

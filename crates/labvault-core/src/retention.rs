@@ -536,6 +536,16 @@ impl Vault {
         &mut self,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<RetentionRunReport> {
+        self.run_retention_inner(progress, true)
+    }
+
+    /// The run itself; `always_record = false` (at unlock) records `retention.run` only when
+    /// the run did or refused something, so opening the vault does not flood the trail.
+    pub(crate) fn run_retention_inner(
+        &mut self,
+        progress: &mut dyn FnMut(u64, u64),
+        always_record: bool,
+    ) -> Result<RetentionRunReport> {
         let now = self.now();
         let (plan, vault) = self.vault_policy_parts()?;
         let mut policies: HashMap<String, RetentionPolicy> = HashMap::new();
@@ -618,12 +628,15 @@ impl Vault {
             "checked={} expired={} erased={} held={} failed={}",
             report.checked, report.expired, report.erased, report.held, report.failed
         );
-        self.record(
-            actions::RETENTION_RUN,
-            resources::VAULT.into(),
-            Outcome::Success,
-            detail,
-        )?;
+        let did_something = report.expired + report.erased + report.held + report.failed > 0;
+        if always_record || did_something {
+            self.record(
+                actions::RETENTION_RUN,
+                resources::VAULT.into(),
+                Outcome::Success,
+                detail,
+            )?;
+        }
         Ok(report)
     }
 

@@ -233,7 +233,7 @@ fn every_vault_action_records_exactly_one_event_with_the_right_result() {
     v.lock();
     let v = unlock(&e);
     let evs = all_events(&v);
-    let tail: Vec<_> = evs[evs.len() - 3..]
+    let tail: Vec<_> = evs[evs.len() - 2..]
         .iter()
         .map(|e| (e.action.as_str().to_string(), e.result))
         .collect();
@@ -242,8 +242,8 @@ fn every_vault_action_records_exactly_one_event_with_the_right_result() {
         vec![
             ("auth.lock".to_string(), Outcome::Success),
             ("auth.unlock".to_string(), Outcome::Success),
-            ("retention.run".to_string(), Outcome::Success)
-        ]
+        ],
+        "a retention run at unlock that changes nothing is not recorded"
     );
     // And the whole chain is intact.
     let mut v = v;

@@ -17,6 +17,9 @@ pub mod clock;
 pub mod export;
 pub mod retention;
 
+/// The `time` crate this API uses, so callers name the same `OffsetDateTime`.
+pub use time;
+
 pub use audit::{
     actions, Action, AuditEvent, ChainError, ChainErrorKind, ChainReport, ChainVerifier,
     Checkpoint, EventDraft, Outcome, VerifyMode,
