@@ -68,6 +68,12 @@ Passphrase: interactive prompt, --passphrase-stdin, or LABVAULT_PASSPHRASE
 
 /// Prints `error[<code>]: <message>` and returns the matching exit status.
 pub fn report(e: &anyhow::Error) -> ExitCode {
+    // `labvault ls --json | head`: the reader went away; that is not an error of ours.
+    if e.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    {
+        return ExitCode::SUCCESS;
+    }
     if let Some(o) = e.downcast_ref::<Outcome>() {
         eprintln!("error[{}]: {}", o.code, o.message);
         return ExitCode::from(o.exit);

@@ -781,3 +781,110 @@ fn export_to_a_full_disk_is_no_space_and_leaves_no_file() {
     assert!(e.to_string().contains("big.bin"), "{e}");
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn find_item_by_id_path_area_prefix_and_ambiguity() {
+    let (t, _dir, mut v, _) = new_vault();
+    v.create_project("P").unwrap();
+    v.create_project("Q").unwrap();
+    write(&t.path().join("x.csv"), b"1");
+    let up = import(&mut v, "P", Area::Uploads, &[t.path().join("x.csv")]);
+    let ws = import(&mut v, "P", Area::Workspace, &[t.path().join("x.csv")]);
+    let active = [ItemState::Active];
+    // By id, with or without the project; an id from another project is not found there.
+    let id = &up.imported[0].item_id;
+    assert_eq!(
+        v.find_item(None, None, id, &active).unwrap().area,
+        Area::Uploads
+    );
+    assert_eq!(v.find_item(Some("P"), None, id, &active).unwrap().id, *id);
+    assert_eq!(
+        v.find_item(Some("Q"), None, id, &active)
+            .unwrap_err()
+            .code(),
+        ErrorCode::NotFound
+    );
+    // A path present in two areas is ambiguous unless the area is given.
+    assert_eq!(
+        v.find_item(Some("P"), None, "x.csv", &active)
+            .unwrap_err()
+            .code(),
+        ErrorCode::InvalidArgument
+    );
+    let w = v
+        .find_item(Some("P"), Some(Area::Workspace), "x.csv", &active)
+        .unwrap();
+    assert_eq!(w.id, ws.imported[0].item_id);
+    assert_eq!(
+        v.find_item(Some("P"), None, "workspace/x.csv", &active)
+            .unwrap()
+            .id,
+        w.id
+    );
+    // A path without a project cannot be resolved.
+    assert_eq!(
+        v.find_item(None, None, "x.csv", &active)
+            .unwrap_err()
+            .code(),
+        ErrorCode::InvalidArgument
+    );
+    // Wrong state: soft-deleted item asked for as active.
+    v.soft_delete(&w.id).unwrap();
+    assert_eq!(
+        v.find_item(Some("P"), Some(Area::Workspace), "x.csv", &active)
+            .unwrap_err()
+            .code(),
+        ErrorCode::InvalidArgument
+    );
+    assert_eq!(
+        v.find_item(
+            Some("P"),
+            Some(Area::Workspace),
+            "x.csv",
+            &[ItemState::SoftDeleted]
+        )
+        .unwrap()
+        .id,
+        w.id
+    );
+    // A bad import prefix changes nothing.
+    let e = v
+        .import(
+            "P",
+            Area::Plots,
+            &[t.path().join("x.csv")],
+            &ImportOptions {
+                dest_prefix: Some("../escape".into()),
+                data_type: Some(DataType::Backup),
+            },
+            &mut |_| {},
+            &AtomicBool::new(false),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidName);
+    assert!(v
+        .list(&ListFilter {
+            area: Some(Area::Plots),
+            ..Default::default()
+        })
+        .unwrap()
+        .is_empty());
+    // Explicit data type is kept.
+    let rep = v
+        .import(
+            "Q",
+            Area::Exports,
+            &[t.path().join("x.csv")],
+            &ImportOptions {
+                dest_prefix: None,
+                data_type: Some(DataType::Backup),
+            },
+            &mut |_| {},
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+    assert_eq!(
+        v.item(&rep.imported[0].item_id).unwrap().data_type,
+        DataType::Backup
+    );
+}
