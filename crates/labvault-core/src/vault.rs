@@ -228,6 +228,14 @@ impl Vault {
             }
             Err(e) => return Err(Error::io_path("reading", &path, e)),
         };
+        // A real key file is well under 4 KiB; refuse to parse anything absurd.
+        if bytes.len() > 64 * 1024 {
+            return Err(Error::CorruptKeyFile(format!(
+                "{} is {} bytes, far larger than any key file",
+                path.display(),
+                bytes.len()
+            )));
+        }
         KeyFile::from_bytes(&bytes).map_err(key_err)
     }
 

@@ -888,3 +888,50 @@ fn find_item_by_id_path_area_prefix_and_ambiguity() {
         DataType::Backup
     );
 }
+
+#[test]
+fn import_into_a_full_vault_disk_is_no_space_and_changes_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let mnt = t.path().join("small-disk");
+    fs::create_dir_all(&mnt).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let res = std::panic::catch_unwind(|| {
+        let dir = mnt.join("vault");
+        let (mut v, _) = Vault::create(&dir, &pass(), opts()).unwrap();
+        v.create_project("P").unwrap();
+        write(&t.path().join("small.txt"), b"fits");
+        write(&t.path().join("huge.bin"), &bytes(4 * 1024 * 1024, 3));
+        let e = v
+            .import(
+                "P",
+                Area::Uploads,
+                &[t.path().join("small.txt"), t.path().join("huge.bin")],
+                &ImportOptions::default(),
+                &mut |_| {},
+                &AtomicBool::new(false),
+            )
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::NoSpace, "{e}");
+        // The file committed before the disk filled up is intact; nothing half-imported.
+        let items = v.list(&ListFilter::default()).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].path, "small.txt");
+        assert_eq!(tmp_count(&dir), 0, "partial blob removed");
+        assert_eq!(blob_count(&dir), 1);
+        let rep = v.verify(&mut no_progress(), &AtomicBool::new(false)).unwrap();
+        assert!(rep.is_ok(), "{:?}", rep.problems);
+    });
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    if let Err(p) = res {
+        std::panic::resume_unwind(p);
+    }
+}
