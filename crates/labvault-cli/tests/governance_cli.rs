@@ -83,7 +83,11 @@ fn hold_audit_export_and_offline_verify_through_the_cli() {
 
     e.ok(&["hold", "set", "--item", &id, "--reason", "case 17"]);
     e.fails(&["rm", "--project", "Alpha", &id], 22, "on_hold");
-    e.fails(&["purge", "--yes", "--project", "Alpha", &id], 22, "on_hold");
+    e.fails(
+        &["purge", "--yes", "--project", "Alpha", &id],
+        22,
+        "on_hold",
+    );
     let status: serde_json::Value =
         serde_json::from_str(&e.ok(&["retention", "status", "--json"])).unwrap();
     assert_eq!(status["items"][0]["state"], "on_hold");
