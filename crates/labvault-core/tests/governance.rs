@@ -676,3 +676,44 @@ fn policies_layer_per_project_and_audit_minimum_holds() {
         .unwrap();
     assert_eq!(eff.session_data, RetentionPeriod::Days(5));
 }
+
+#[test]
+fn an_interrupted_retention_run_resumes_without_repeating_steps() {
+    let e = env();
+    let mut v = create(&e);
+    v.create_project("P").unwrap();
+    let ids: Vec<String> = (0..3)
+        .map(|i| import(&mut v, &e, "P", &format!("s{i}.txt"), "scratch"))
+        .collect();
+    let ov = PolicyOverride {
+        research_data: Some(RetentionPeriod::Days(1)),
+        ..Default::default()
+    };
+    v.set_retention_policy(None, None, &ov).unwrap();
+    e.clock.advance(Duration::days(2));
+    // The process "dies" right after the first item's step committed.
+    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        v.run_retention(&mut |done, _| {
+            if done == 1 {
+                panic!("simulated crash");
+            }
+        })
+    }));
+    assert!(crashed.is_err());
+    let moved = ids
+        .iter()
+        .filter(|i| v.item(i).unwrap().state == ItemState::SoftDeleted)
+        .count();
+    assert_eq!(
+        moved, 1,
+        "the step that committed before the crash stays done"
+    );
+    let r = v.run_retention(&mut |_, _| {}).unwrap();
+    assert_eq!(r.expired, 2, "only what was still due");
+    let expire_events = all_events(&v)
+        .iter()
+        .filter(|ev| ev.action.as_str() == "retention.expire")
+        .count();
+    assert_eq!(expire_events, 3, "one event per item, none repeated");
+    assert!(v.audit_verify(&mut |_, _| {}).is_ok());
+}
