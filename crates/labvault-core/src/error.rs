@@ -119,7 +119,7 @@ impl ErrorCode {
 
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -300,3 +300,24 @@ impl From<rusqlite::Error> for Error {
 
 /// Crate-wide result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_serialize_as_their_string() {
+        let mut seen = std::collections::HashSet::new();
+        for c in ErrorCode::ALL {
+            assert!(seen.insert(c.as_str()), "duplicate {c}");
+            assert_eq!(
+                serde_json::to_string(c).unwrap(),
+                format!("\"{}\"", c.as_str())
+            );
+            let back: ErrorCode = serde_json::from_str(&format!("\"{}\"", c.as_str())).unwrap();
+            assert_eq!(back, *c);
+        }
+        let enospc = std::io::Error::from_raw_os_error(28);
+        assert_eq!(Error::io("writing x", enospc).code(), ErrorCode::NoSpace);
+    }
+}

@@ -17,7 +17,7 @@ macro_rules! str_enum {
             pub fn as_str(self) -> &'static str { match self { $($name::$v => $s),+ } }
         }
         impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.as_str()) }
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.pad(self.as_str()) }
         }
         impl std::str::FromStr for $name {
             type Err = Error;

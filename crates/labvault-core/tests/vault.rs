@@ -927,7 +927,9 @@ fn import_into_a_full_vault_disk_is_no_space_and_changes_nothing() {
         assert_eq!(items[0].path, "small.txt");
         assert_eq!(tmp_count(&dir), 0, "partial blob removed");
         assert_eq!(blob_count(&dir), 1);
-        let rep = v.verify(&mut no_progress(), &AtomicBool::new(false)).unwrap();
+        let rep = v
+            .verify(&mut no_progress(), &AtomicBool::new(false))
+            .unwrap();
         assert!(rep.is_ok(), "{:?}", rep.problems);
     });
     let _ = std::process::Command::new("umount").arg(&mnt).status();
