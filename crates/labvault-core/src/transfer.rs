@@ -833,11 +833,17 @@ impl Vault {
                     }
                 })?;
                 let path = v.item.path.as_str();
+                let mut sink = SinkWriter {
+                    inner: io::sink(),
+                    cancel,
+                    cancelled: false,
+                    error: None,
+                };
                 let s = decrypt_blob(
                     &dkey,
                     &file_id,
                     io::BufReader::with_capacity(1 << 20, f),
-                    io::sink(),
+                    &mut sink,
                     &mut |d| {
                         progress(&TransferProgress {
                             path,
@@ -848,7 +854,13 @@ impl Vault {
                         })
                     },
                 )
-                .map_err(|e| blob_err(e, &what))?;
+                .map_err(|e| {
+                    if sink.cancelled {
+                        Error::Cancelled
+                    } else {
+                        blob_err(e, &what)
+                    }
+                })?;
                 if hex::encode(s.sha256) != v.sha || s.plaintext_len != v.size {
                     return Err(Error::Tampered {
                         what: what.clone(),

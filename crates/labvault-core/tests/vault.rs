@@ -937,3 +937,29 @@ fn import_into_a_full_vault_disk_is_no_space_and_changes_nothing() {
         std::panic::resume_unwind(p);
     }
 }
+
+#[test]
+fn interrupted_create_is_redone_and_verify_can_be_cancelled() {
+    // A creation that died before writing the key file (its commit point) left a catalog
+    // nobody can open: creating again starts clean.
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("vault");
+    fs::create_dir_all(dir.join("blobs")).unwrap();
+    fs::write(dir.join("catalog.db"), bytes(4096, 1)).unwrap();
+    let (mut v, _) = Vault::create(&dir, &pass(), opts()).unwrap();
+    v.create_project("P").unwrap();
+    // Larger than one parallel batch (~8 MiB), so cancellation lands mid-blob.
+    write(&t.path().join("a.bin"), &vec![0x5a; 9 * 1024 * 1024 + 1]);
+    import(&mut v, "P", Area::Uploads, &[t.path().join("a.bin")]);
+    let cancel = AtomicBool::new(false);
+    let e = v
+        .verify(&mut |_| cancel.store(true, Ordering::Relaxed), &cancel)
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Cancelled);
+    drop(v);
+    let mut v = unlock(&dir);
+    assert!(v
+        .verify(&mut no_progress(), &AtomicBool::new(false))
+        .unwrap()
+        .is_ok());
+}
