@@ -9,7 +9,9 @@
 # Env:    BENCH_DIR   work directory (default: <target dir>/labvault-bench; removed at the end
 #                     unless KEEP=1). All tools read and write there: same disk.
 #         NO_RING=1   skip the extra LabVault build with the ring AES-GCM backend.
-#         BENCH_PROFILE=dev  smoke-test the script with debug binaries (numbers meaningless).
+#         RAW_MIB     MiB processed by the raw chunk-throughput example (default 256).
+#         BENCH_PROFILE=dev  smoke-test the script with debug binaries (numbers meaningless;
+#                     use with small BIG_MIB/SMALL_N/RAW_MIB).
 # Output: a table on stdout, and bench/results-latest.txt (not committed).
 # Not part of the test suite (docs/benchmarks.md).
 set -euo pipefail
@@ -20,6 +22,7 @@ WORK="${BENCH_DIR:-$TARGET/labvault-bench}"
 BIG_MIB="${BIG_MIB:-1024}"
 SMALL_N="${SMALL_N:-10000}"
 export LABVAULT_PASSPHRASE="bench passphrase (not secret)"
+export LABVAULT_NEW_PASSPHRASE="$LABVAULT_PASSPHRASE"   # used by `init`
 export RESTIC_PASSWORD="bench passphrase (not secret)"
 export XDG_CACHE_HOME="$WORK/cache"   # restic cache inside the work dir
 export NO_COLOR=1
@@ -31,7 +34,7 @@ log() { echo "[bench] $*" >&2; }
 
 # ---------------------------------------------------------------- build
 cd "$REPO"
-log "building labvault CLI (release) and the chunk_throughput example"
+log "building labvault CLI and the chunk_throughput example (profile ${BENCH_PROFILE:-release})"
 PROFILE="${BENCH_PROFILE:-release}"
 OUTDIR="$TARGET/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
 cargo build --profile "$PROFILE" -q -p labvault-cli
@@ -140,9 +143,9 @@ check_same "$DATA/small" "$R/out2$DATA/small" "restic small"; rm -rf "$R"
 # ---------------------------------------------------------------- raw crypto
 log "openssl speed (single core, 1 MiB blocks) and LabVault chunk throughput"
 OSSL=$(openssl speed -elapsed -seconds 3 -bytes 1048576 -evp aes-256-gcm 2>/dev/null | awk '/^AES-256-GCM/ {sub(/k$/, "", $2); print $2/1000}')
-"$WORK/bin/chunk_throughput" 256 > "$WORK/run/raw.txt"
+"$WORK/bin/chunk_throughput" "${RAW_MIB:-256}" > "$WORK/run/raw.txt"
 if [ -x "$WORK/bin/chunk_throughput-ring" ]; then
-  "$WORK/bin/chunk_throughput-ring" 256 | sed -n 's/^blob_\(.*\)=/blob_ring_\1=/p' >> "$WORK/run/raw.txt"
+  "$WORK/bin/chunk_throughput-ring" "${RAW_MIB:-256}" | sed -n 's/^blob_\(.*\)=/blob_ring_\1=/p' >> "$WORK/run/raw.txt"
 fi
 
 # ---------------------------------------------------------------- report
