@@ -357,3 +357,32 @@ fn tampered_blob_is_named_by_verify_and_bad_names_are_reported() {
     assert!(stderr(&o).contains("bad\\name.txt"), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("imported uploads/batch/in/ok.txt"));
 }
+
+#[test]
+fn remember_and_forget_use_the_os_keyring_or_say_it_is_unavailable() {
+    let env = Env::new();
+    env.init();
+    let o = env.run(&["remember"]);
+    if code(&o) == 17 {
+        // No Secret Service here: a clear message, and the passphrase path still works.
+        assert!(
+            stderr(&o).starts_with("error[keyring_unavailable]"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(
+            std::env::var("LABVAULT_REQUIRE_KEYRING").as_deref() != Ok("1"),
+            "keyring required: {}",
+            stderr(&o)
+        );
+        env.ok(&["ls"]);
+        return;
+    }
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Remembered: no passphrase needed on this device.
+    let o = env.cmd(None).args(["ls"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    env.ok(&["forget"]);
+    let o = env.cmd(None).args(["ls"]).output().unwrap();
+    assert_eq!(code(&o), 14, "passphrase needed again: {}", stderr(&o));
+}
