@@ -779,6 +779,18 @@ async fn audit_events_are_chained_queryable_exportable_and_tamper_evident() {
     let viewer = h
         .add_member("lab", &owner, "viewer@lab.test", "viewer")
         .await;
+    // Each call (read, change, refusal) adds exactly one event.
+    for (m, path, body) in [
+        ("GET", "/v1/me", None),
+        ("GET", "/v1/tenant", None),
+        ("POST", "/v1/projects", Some(json!({"name": "p"}))),
+        ("GET", "/v1/members", None),
+        ("GET", "/v1/access-review", None),
+    ] {
+        let before = h.audit("lab").await.len();
+        h.call(m, path, Some(&viewer.access), body).await;
+        assert_eq!(h.audit("lab").await.len(), before + 1, "{m} {path}");
+    }
     let (_, v) = h.call("GET", "/v1/audit", Some(&viewer.access), None).await;
     assert_eq!(code_of(&v), "forbidden");
     h.call("GET", "/v1/projects", Some(&viewer.access), None)

@@ -306,11 +306,21 @@ pub async fn refresh(
             tenant_id,
             family_id,
             mfa_at,
-        } => Ok(Json(TokenPair {
-            access_token: st.access_token(&tenant_id, &user_id, &family_id, mfa_at),
-            expires_in: st.cfg.access_ttl,
-            refresh_token: new,
-        })),
+        } => {
+            let actor = st
+                .store
+                .get_user(&tenant_id, &user_id)
+                .await
+                .map(|u| u.email)
+                .unwrap_or_else(|_| "unknown".into());
+            let ev = st.draft(&actor, &meta, "auth.refresh", format!("user/{user_id}"));
+            st.store.append_audit(&tenant_id, ev).await?;
+            Ok(Json(TokenPair {
+                access_token: st.access_token(&tenant_id, &user_id, &family_id, mfa_at),
+                expires_in: st.cfg.access_ttl,
+                refresh_token: new,
+            }))
+        }
         crate::store::RefreshOutcome::Reused { tenant_id, user_id } => {
             let actor = st
                 .store
@@ -411,15 +421,25 @@ pub async fn step_up(
 /// The caller's profile.
 #[utoipa::path(get, path = "/v1/me", tag = "account", security(("bearer" = [])),
     responses((status = 200, body = Me), (status = "4XX", body = ErrorBody)))]
-pub async fn me(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Me>> {
-    let u = st.store.get_user(&p.tenant_id, &p.user_id).await?;
-    Ok(Json(Me {
-        id: u.id,
-        email: u.email,
-        role: p.role,
-        tenant_id: p.tenant_id,
-        mfa_enrolled: u.totp_secret.is_some(),
-    }))
+pub async fn me(State(st): State<AppState>, p: Principal, meta: ReqMeta) -> ApiResult<Json<Me>> {
+    let draft = st.draft(
+        &p.actor,
+        &meta,
+        "account.view",
+        format!("user/{}", p.user_id),
+    );
+    let r = async {
+        let u = st.store.get_user(&p.tenant_id, &p.user_id).await?;
+        Ok(Json(Me {
+            id: u.id,
+            email: u.email,
+            role: p.role,
+            tenant_id: p.tenant_id.clone(),
+            mfa_enrolled: u.totp_secret.is_some(),
+        }))
+    }
+    .await;
+    st.finish(&p.tenant_id, draft, r, false).await
 }
 
 /// Right to deletion: irreversibly deletes the caller's account.
@@ -459,25 +479,36 @@ pub async fn delete_me(
 pub async fn mfa_enroll(
     State(st): State<AppState>,
     p: Principal,
+    meta: ReqMeta,
 ) -> ApiResult<Json<MfaEnrollResponse>> {
-    p.require_user()?;
-    let u = st.store.get_user(&p.tenant_id, &p.user_id).await?;
-    if u.mfa_enrolled() {
-        return Err(ApiError::conflict("MFA is already enrolled"));
+    let draft = st.draft(
+        &p.actor,
+        &meta,
+        "auth.mfa_enroll_start",
+        format!("user/{}", p.user_id),
+    );
+    let r = async {
+        p.require_user()?;
+        let u = st.store.get_user(&p.tenant_id, &p.user_id).await?;
+        if u.mfa_enrolled() {
+            return Err(ApiError::conflict("MFA is already enrolled"));
+        }
+        let secret = zeroize::Zeroizing::new(secrets::random_bytes::<20>());
+        let b32 = totp::base32(&secret[..]);
+        let sealed = st.sealer.seal(&totp_aad(&u), &secret[..]);
+        st.store
+            .set_totp_pending(&p.tenant_id, &p.user_id, sealed)
+            .await?;
+        Ok(Json(MfaEnrollResponse {
+            otpauth_uri: format!(
+                "otpauth://totp/LabVault:{}?secret={b32}&issuer=LabVault&algorithm=SHA1&digits=6&period=30",
+                u.email.replace('@', "%40")
+            ),
+            secret_base32: b32,
+        }))
     }
-    let secret = zeroize::Zeroizing::new(secrets::random_bytes::<20>());
-    let b32 = totp::base32(&secret[..]);
-    let sealed = st.sealer.seal(&totp_aad(&u), &secret[..]);
-    st.store
-        .set_totp_pending(&p.tenant_id, &p.user_id, sealed)
-        .await?;
-    Ok(Json(MfaEnrollResponse {
-        otpauth_uri: format!(
-            "otpauth://totp/LabVault:{}?secret={b32}&issuer=LabVault&algorithm=SHA1&digits=6&period=30",
-            u.email.replace('@', "%40")
-        ),
-        secret_base32: b32,
-    }))
+    .await;
+    st.finish(&p.tenant_id, draft, r, false).await
 }
 
 /// Confirms enrolment with a first code; returns recovery codes once.
