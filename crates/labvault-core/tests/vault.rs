@@ -963,3 +963,64 @@ fn interrupted_create_is_redone_and_verify_can_be_cancelled() {
         .unwrap()
         .is_ok());
 }
+
+#[test]
+fn many_small_files_commit_in_order_and_round_trip() {
+    let (t, dir, mut v, _) = new_vault();
+    v.create_project("P").unwrap();
+    let src = t.path().join("many");
+    for i in 0..40u8 {
+        write(
+            &src.join(format!("f{i:02}.txt")),
+            &bytes(100 + i as usize * 37, i),
+        );
+    }
+    // A big file in the middle splits the small ones into two pipelined runs.
+    write(&src.join("f20-big.bin"), &bytes(1024 * 1024 + 1, 99));
+    let mut done = Vec::new();
+    let mut last_overall = 0;
+    let rep = v
+        .import(
+            "P",
+            Area::Uploads,
+            std::slice::from_ref(&src),
+            &ImportOptions::default(),
+            &mut |e| match e {
+                ImportEvent::FileDone(f) => done.push(f.path.clone()),
+                ImportEvent::Progress { overall_done, .. } => {
+                    assert!(*overall_done >= last_overall, "progress never goes back");
+                    last_overall = *overall_done;
+                }
+                _ => {}
+            },
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+    assert_eq!(rep.imported.len(), 41);
+    let mut sorted = done.clone();
+    sorted.sort();
+    assert_eq!(
+        done, sorted,
+        "files are committed and reported in plan order"
+    );
+    assert_eq!(blob_count(&dir), 41);
+    assert_eq!(tmp_count(&dir), 0);
+    let area_out = t.path().join("out");
+    v.export_area(
+        "P",
+        Area::Uploads,
+        &area_out,
+        &ExportOptions::default(),
+        &mut no_progress(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    for i in 0..40u8 {
+        let name = format!("f{i:02}.txt");
+        assert_eq!(
+            fs::read(area_out.join("many").join(&name)).unwrap(),
+            bytes(100 + i as usize * 37, i),
+            "{name}"
+        );
+    }
+}
