@@ -131,3 +131,100 @@ async fn quickstart_serves_a_working_tenant_with_one_command() {
     assert_eq!(r["status"], "ok", "{r}");
     assert!(pin.unwrap().starts_with("sha256/"));
 }
+
+/// What the desktop client does: trust the server by its SPKI pin only (no CA).
+#[derive(Debug)]
+struct PinVerifier {
+    pin: String,
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let got = labvault_server::server::spki_pin(end_entity)
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        if got == self.pin {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General("certificate pin mismatch".into()))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not accepted".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+fn pinned_client(pin: &str) -> reqwest::Client {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(PinVerifier {
+            pin: pin.to_string(),
+            provider,
+        }))
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(cfg)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_client_pinning_the_printed_spki_connects_and_a_wrong_pin_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = labvault_server::DataDir::create(dir.path()).unwrap();
+    let state = labvault_server::open_state(
+        &data,
+        labvault_server::Config::default(),
+        std::sync::Arc::new(labvault_server::clock::SystemClock),
+    )
+    .unwrap();
+    let server = labvault_server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        labvault_server::server::self_signed(&data).unwrap(),
+        state,
+    )
+    .await
+    .unwrap();
+    let url = format!("https://127.0.0.1:{}/v1/health", server.addr.port());
+    let ok = pinned_client(&server.pin).get(&url).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let wrong = "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    assert!(pinned_client(wrong).get(&url).send().await.is_err());
+    server.stop().await;
+}
