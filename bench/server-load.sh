@@ -5,6 +5,7 @@
 #
 #   bench/server-load.sh            # release build, 200 connections, 20 s per endpoint
 #   CONNS=100 DURATION=10s bench/server-load.sh
+#   PATHS="/v1/audit?limit=10 /v1/me" bench/server-load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/targets/server}"
@@ -13,6 +14,7 @@ THREADS="${THREADS:-2}"
 DURATION="${DURATION:-20s}"
 PORT="${PORT:-18443}"
 PROJECTS="${PROJECTS:-10}"
+PATHS="${PATHS:-/v1/access-review /v1/audit?limit=50}"
 
 command -v wrk >/dev/null || { echo "wrk is required" >&2; exit 1; }
 cargo build --release -p labvault-server --bin labvault-server >&2
@@ -45,7 +47,7 @@ for i in 1 2 3 4 5; do
 done
 
 echo "machine: $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-for path in "/v1/access-review" "/v1/audit?limit=50"; do
+for path in $PATHS; do
   echo "=== GET $path  (${CONNS} connections, ${THREADS} wrk threads, ${DURATION})"
   wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" \
     "https://127.0.0.1:$PORT$path"
