@@ -265,6 +265,7 @@ async fn every_endpoint_for_every_principal() {
     let missing = uuid::Uuid::new_v4().to_string();
     let missing_key = uuid::Uuid::new_v4().simple().to_string();
     let mut failures = Vec::new();
+    let mut forbidden = 0;
     let mut cases = 0;
     for (method, path, rule, body_template) in MATRIX {
         let fill = |s: &str| {
@@ -319,6 +320,9 @@ async fn every_endpoint_for_every_principal() {
                         && (status.as_u16() != 404 || targets_missing)
                 }
             };
+            if expect == Some("forbidden") {
+                forbidden += 1;
+            }
             if !ok {
                 failures.push(format!(
                     "{method} {path} as {who:?}: expected {}, got {status} {code}",
@@ -333,4 +337,14 @@ async fn every_endpoint_for_every_principal() {
         "authorization matrix failures:\n{}",
         failures.join("\n")
     );
+    // Every role refusal is in the tenant's audit chain as `denied` with its code.
+    let denied = h
+        .audit("alpha")
+        .await
+        .iter()
+        .filter(|e| {
+            e.result == labvault_governance::audit::Outcome::Denied && e.detail == "forbidden"
+        })
+        .count();
+    assert_eq!(denied, forbidden, "denied attempts audited");
 }
