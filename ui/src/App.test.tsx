@@ -33,14 +33,14 @@ describe("first screen", () => {
     mockIPC(() => {
       calls += 1;
       if (calls === 1) {
-        return Promise.reject({ code: "no_data_dir", message: "HOME is not set." });
+        return Promise.reject({ code: "not_found", message: "HOME is not set." });
       }
       return { exists: false, path: "/tmp/x/labvault/vault" };
     });
     render(<App />);
     const alert = await screen.findByRole("alert");
     expect(alert.textContent).toContain("HOME is not set.");
-    expect(alert.textContent).toContain("no_data_dir");
+    expect(alert.textContent).toContain("not_found");
 
     fireEvent.click(screen.getByRole("button", { name: "Try again" }));
     await screen.findByText(/No vault yet at/);

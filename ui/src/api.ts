@@ -1,9 +1,9 @@
 import { invoke } from "@tauri-apps/api/core";
 import type { VaultStatus } from "./bindings/VaultStatus";
-import { toAppError } from "./errors";
+import { toAppError, type AppError } from "./errors";
 
 /** Result of a command: either its value or a normalised error, never a thrown exception. */
-export type Result<T> = { ok: true; value: T } | { ok: false; error: import("./errors").AppError };
+export type Result<T> = { ok: true; value: T } | { ok: false; error: AppError };
 
 async function call<T>(command: string, args?: Record<string, unknown>): Promise<Result<T>> {
   try {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { ERROR_CODES } from "./bindings/ErrorCode";
 import { toAppError } from "./errors";
 
 describe("toAppError", () => {
@@ -21,9 +22,22 @@ describe("toAppError", () => {
     });
   });
 
-  it("never trusts a malformed object as a command error", () => {
+  it("treats a code this UI does not know as unknown but keeps the message", () => {
+    expect(toAppError({ code: "from_the_future", message: "New failure." })).toEqual({
+      code: "unknown",
+      message: "New failure.",
+    });
+  });
+
+  it("never trusts a malformed value as a command error", () => {
     expect(toAppError({ code: 42, message: "x" }).code).toBe("unknown");
     expect(toAppError(null).code).toBe("unknown");
     expect(toAppError(new Error("boom"))).toEqual({ code: "unknown", message: "boom" });
+  });
+
+  it("knows the core's codes the UI reacts to", () => {
+    for (const code of ["wrong_passphrase", "tampered", "locked", "not_found"]) {
+      expect(ERROR_CODES).toContain(code);
+    }
   });
 });

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Sets up whatever is missing, then runs EVERY check and test, stopping at the first failure:
+#   fmt -> UI install/build/tests -> clippy -> cargo tests (real Secret Service) -> end-to-end.
+# One cargo feature set and profile for clippy and all tests, so the app is compiled once.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# Same features everywhere: the e2e test needs the embedded UI (custom-protocol).
+CARGO_FEATURES=(--workspace --features labvault-app/custom-protocol)
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+
+STAGE="setup"
+START_ALL=$(date +%s)
+TIMINGS=()
+trap 'echo; echo "TEST-ALL: FAILED in stage \"$STAGE\" after $(( $(date +%s) - START_ALL ))s"' ERR
+
+stage() {
+  STAGE="$1"; shift
+  echo
+  echo "==== [$STAGE] $*"
+  local t0=$(date +%s)
+  "$@"
+  local dt=$(( $(date +%s) - t0 ))
+  TIMINGS+=("$STAGE=${dt}s")
+  echo "==== [$STAGE] ok in ${dt}s"
+}
+
+# Runs a command on a private D-Bus session bus with an unlocked gnome-keyring (Secret Service),
+# so keyring tests talk to a real keyring and never to the user's own.
+with_keyring() {
+  dbus-run-session -- bash -c '
+    set -euo pipefail
+    echo -n "labvault-throwaway-test-keyring" |
+      gnome-keyring-daemon --unlock --components=secrets >/dev/null
+    exec "$@"' with_keyring "$@"
+}
+
+ui_build_test() {
+  # setup.sh ran `npm ci` when node_modules did not match package-lock.json.
+  npm --prefix ui run build
+  npm --prefix ui test
+}
+
+cargo_tests() {
+  # Everything except the window tests, which get their own stage below.
+  with_keyring cargo test "${CARGO_FEATURES[@]}" -- --skip e2e_
+}
+
+e2e_tests() {
+  # No DISPLAY: the test starts its own Xvfb. CI=true turns any missing piece into a failure.
+  with_keyring env -u DISPLAY cargo test "${CARGO_FEATURES[@]}" --test e2e_window -- e2e_
+}
+
+stage setup bash scripts/setup.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+stage fmt cargo fmt --all --check
+stage ui ui_build_test
+stage clippy cargo clippy "${CARGO_FEATURES[@]}" --all-targets -- -D warnings
+stage cargo-test cargo_tests
+stage e2e e2e_tests
+
+trap - ERR
+echo
+echo "TEST-ALL: PASSED in $(( $(date +%s) - START_ALL ))s (${TIMINGS[*]})"
