@@ -553,7 +553,7 @@ impl Vault {
         let rows: Vec<(String, String, String, i64, String, Option<i64>)> = {
             let mut st = self.catalog.conn().prepare(
                 "SELECT id, project_id, data_type, created_at, state, deleted_at FROM items
-                 WHERE state IN ('active','soft_deleted') ORDER BY created_at, id",
+                 WHERE state IN ('active','soft_deleted')",
             )?;
             let r = st.query_map([], |r| {
                 Ok((
@@ -690,8 +690,7 @@ impl Vault {
              FROM items i
              JOIN projects p ON p.id = i.project_id
              JOIN item_versions v ON v.item_id = i.id AND v.version = i.current_version
-             WHERE (?1 IS NULL OR i.project_id = ?1)
-             ORDER BY p.name, i.area, i.path, i.created_at",
+             WHERE (?1 IS NULL OR i.project_id = ?1)",
         )?;
         let mut rows = st.query([&project_id])?;
         let mut items = Vec::new();
@@ -761,6 +760,15 @@ impl Vault {
                 next_step_at: s.next_step_at,
             });
         }
+        // Sorting here is cheaper than asking SQLite to sort wide rows.
+        items.sort_unstable_by(|a, b| {
+            (&a.project, &a.area, &a.path, a.created_at).cmp(&(
+                &b.project,
+                &b.area,
+                &b.path,
+                b.created_at,
+            ))
+        });
         Ok(RetentionStatus {
             now,
             items,
