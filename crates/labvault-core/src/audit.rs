@@ -110,12 +110,15 @@ pub(crate) struct AuditHook {
 }
 
 impl AuditHook {
-    /// Called by `Catalog::write` right before commit: appends the frame's success event.
+    /// Called by `Catalog::write` right before commit (and by `Catalog::write_each` after each
+    /// unit of work): appends the frame's success event. A `repeat` frame gets one event per
+    /// call (imports: one per file, even when a group of files shares one transaction); any
+    /// other frame exactly one.
     pub(crate) fn flush(&mut self, tx: &Connection) -> Result<()> {
         let (Some(ctx), Some(frame)) = (&self.ctx, &mut self.frame) else {
             return Ok(());
         };
-        if frame.committed > 0 && !frame.repeat {
+        if (frame.committed > 0 || frame.in_flight > 0) && !frame.repeat {
             return Ok(());
         }
         let (resource, extra) = match &frame.resource {
