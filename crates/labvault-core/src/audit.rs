@@ -72,6 +72,14 @@ pub const MIGRATION_GOVERNANCE: &str = r#"
     );
 "#;
 
+/// Schema migration 3: composite indexes for the two common combined audit queries ("what did
+/// this user do of this kind", "which actions of this kind were denied"), which would otherwise
+/// scan one index and filter by the other column.
+pub const MIGRATION_AUDIT_COMBINED: &str = r#"
+    CREATE INDEX audit_result_action_ts ON audit_events(result, action, ts);
+    CREATE INDEX audit_user_action_ts ON audit_events(user, action, ts);
+"#;
+
 /// Who/what/where an event is attributed to; set on the catalog when the vault is opened.
 #[derive(Clone)]
 pub(crate) struct AuditCtx {
@@ -521,12 +529,18 @@ impl Vault {
         let conn = self.catalog.conn();
         let mut best: Option<(i64, &'static str)> = None;
         let mut ordered: Option<&'static str> = None;
-        let mut probe = |index: &'static str, cond: &str, arg: &str, eq: bool| -> Result<()> {
-            let n: i64 = conn
-                .prepare_cached(&format!(
-                    "SELECT count(*) FROM (SELECT 1 FROM audit_events INDEXED BY {index} WHERE {cond} LIMIT {PROBE})"
-                ))?
-                .query_row([arg], |r| r.get(0))?;
+        let mut probe = |index: &'static str, cond: &str, args: &[&str], eq: bool| -> Result<()> {
+            let sql = format!(
+                "SELECT count(*) FROM (SELECT 1 FROM audit_events INDEXED BY {index} WHERE {cond} LIMIT {PROBE})"
+            );
+            // An index missing from an older schema is simply not a candidate.
+            let Ok(n) = conn.prepare_cached(&sql).and_then(|mut st| {
+                st.query_row(rusqlite::params_from_iter(args.iter()), |r| {
+                    r.get::<_, i64>(0)
+                })
+            }) else {
+                return Ok(());
+            };
             if best.is_none_or(|(b, _)| n < b) {
                 best = Some((n, index));
             }
@@ -536,24 +550,33 @@ impl Vault {
             Ok(())
         };
         if let Some(u) = &filter.user {
-            probe("audit_user_ts", "user = ?1", u, true)?;
+            probe("audit_user_ts", "user = ?1", &[u], true)?;
         }
         if let Some(r) = filter.result {
-            probe("audit_result_ts", "result = ?1", r.as_str(), true)?;
+            probe("audit_result_ts", "result = ?1", &[r.as_str()], true)?;
         }
         if let Some(a) = &filter.action_prefix {
             probe(
                 "audit_action_ts",
                 "action >= ?1 AND action < ?1 || char(1114111)",
-                a,
+                &[a],
                 false,
             )?;
+            const RANGE: &str = "action >= ?2 AND action < ?2 || char(1114111)";
+            if let Some(r) = filter.result {
+                let cond = format!("result = ?1 AND {RANGE}");
+                probe("audit_result_action_ts", &cond, &[r.as_str(), a], false)?;
+            }
+            if let Some(u) = &filter.user {
+                let cond = format!("user = ?1 AND {RANGE}");
+                probe("audit_user_action_ts", &cond, &[u, a], false)?;
+            }
         }
         if let Some(r) = &filter.resource_prefix {
             probe(
                 "audit_resource_ts",
                 "resource >= ?1 AND resource < ?1 || char(1114111)",
-                r,
+                &[r],
                 false,
             )?;
         }
