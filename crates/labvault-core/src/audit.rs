@@ -132,20 +132,19 @@ impl AuditHook {
         let (resource, extra) = match &frame.resource {
             ResourceOf::Fixed(r) => (r.clone(), None),
             ResourceOf::LastItemVersion => tx
-                .query_row(
+                .prepare_cached(
                     "SELECT i.project_id, v.item_id, v.version FROM item_versions v
                      JOIN items i ON i.id = v.item_id WHERE v.rowid = last_insert_rowid()",
-                    [],
-                    |r| {
-                        Ok((
-                            labvault_governance::audit::resources::item(
-                                &r.get::<_, String>(0)?,
-                                &r.get::<_, String>(1)?,
-                            ),
-                            Some(format!("version={}", r.get::<_, i64>(2)?)),
-                        ))
-                    },
-                )
+                )?
+                .query_row([], |r| {
+                    Ok((
+                        labvault_governance::audit::resources::item(
+                            &r.get::<_, String>(0)?,
+                            &r.get::<_, String>(1)?,
+                        ),
+                        Some(format!("version={}", r.get::<_, i64>(2)?)),
+                    ))
+                })
                 .optional()?
                 .unwrap_or_else(|| ("vault".into(), None)),
             ResourceOf::LastProject => tx
@@ -205,11 +204,10 @@ fn draft(
 /// The head of `device_id`'s chain as stored.
 pub(crate) fn head(conn: &Connection, device_id: &str) -> Result<Checkpoint> {
     let row: Option<(i64, Vec<u8>)> = conn
-        .query_row(
+        .prepare_cached(
             "SELECT seq, hash FROM audit_events WHERE device_id = ?1 ORDER BY seq DESC LIMIT 1",
-            [device_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        )?
+        .query_row([device_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     Ok(match row {
         None => Checkpoint::genesis(device_id),

@@ -168,6 +168,36 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Runs `f(tx, 0..n)` in ONE IMMEDIATE transaction (group commit: one durable commit for
+    /// many units of work) and commits iff every call returns `Ok`. The audit frame is flushed
+    /// after each call, so each unit still gets its own audit event (`last_insert_rowid` of a
+    /// unit is what its event names).
+    pub fn write_each<T>(
+        &mut self,
+        n: usize,
+        mut f: impl FnMut(&Transaction<'_>, usize) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut out = Vec::with_capacity(n);
+        for k in 0..n {
+            match f(&tx, k).and_then(|o| self.audit.flush(&tx).map(|()| o)) {
+                Ok(o) => out.push(o),
+                Err(e) => {
+                    self.audit.rolled_back();
+                    return Err(e);
+                }
+            }
+        }
+        if let Err(e) = tx.commit() {
+            self.audit.rolled_back();
+            return Err(e.into());
+        }
+        self.audit.committed();
+        Ok(out)
+    }
+
     /// Read-only access for queries.
     pub fn conn(&self) -> &Connection {
         &self.conn

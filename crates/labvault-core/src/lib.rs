@@ -29,6 +29,6 @@ pub use model::{
 };
 pub use transfer::{
     ExportOptions, ImportEvent, ImportFailure, ImportOptions, ImportReport, ImportedFile,
-    TransferProgress, VerifyProblem, VerifyReport,
+    TransferProgress, VerifyProblem, VerifyReport, IMPORT_GROUP_FILES,
 };
 pub use vault::{default_vault_dir, os_user_name, vault_exists, Unlock, Vault, VaultOptions};

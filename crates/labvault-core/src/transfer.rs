@@ -1,9 +1,11 @@
 //! Moving bytes in and out: import (files and directory trees), export (items and areas) and
 //! verify. All streaming through blob format v1, constant memory whatever the file size.
 //!
-//! Crash-safety protocol for import (per file): encrypt into `tmp/<blob id>.tmp`, fsync, rename
-//! to `blobs/<xx>/<blob id>`, fsync the directory, and only then commit the catalog transaction
-//! that references the blob. A file is reported as imported only after that commit. Anything a
+//! Crash-safety protocol for import: every blob is encrypted into `tmp/<blob id>.tmp`, synced,
+//! renamed to `blobs/<xx>/<blob id>` and its directory fsynced before the catalog transaction
+//! that references it commits, and a file is reported as imported only after that commit.
+//! Small files do this as a group (group commit: one sync pass, one directory fsync and one
+//! transaction for up to [`IMPORT_GROUP_FILES`] files); big files one at a time. Anything a
 //! crash leaves behind is unreferenced and removed at the next unlock.
 
 use crate::error::{Error, ErrorCode, Result};
@@ -320,21 +322,31 @@ impl Vault {
             }
             let run_end = plan[i..]
                 .iter()
-                .position(|p| p.size > PIPELINE_MAX_BYTES)
+                .position(|p| p.size > GROUP_FILE_MAX_BYTES)
                 .map_or(plan.len(), |k| i + k);
-            if run_end > i + 1 {
-                self.import_run(
+            if run_end > i {
+                // A group: at most IMPORT_GROUP_FILES files and GROUP_MAX_BYTES bytes.
+                let mut end = i;
+                let mut bytes = 0u64;
+                while end < run_end
+                    && end - i < IMPORT_GROUP_FILES
+                    && (end == i || bytes + plan[end].size <= GROUP_MAX_BYTES)
+                {
+                    bytes += plan[end].size;
+                    end += 1;
+                }
+                self.import_group(
                     &project.id,
                     &pkey,
                     area,
                     data_type,
-                    &plan[i..run_end],
+                    &plan[i..end],
                     (&mut overall_done, overall_total),
                     progress,
                     cancel,
                     &mut report,
                 )?;
-                i = run_end;
+                i = end;
                 continue;
             }
             let p = &plan[i];
@@ -359,87 +371,155 @@ impl Vault {
         Ok(report)
     }
 
-    /// Imports consecutive small files: worker threads encrypt and store their blobs ahead,
-    /// this thread commits them to the catalog in plan order (one transaction per file, as for
-    /// big files). On a fatal error or cancellation, blobs prepared but not committed are
-    /// removed (or, after a crash, cleaned up at the next unlock as orphans).
+    /// Imports a group of consecutive small files with one durable commit (group commit):
+    /// worker threads encrypt every file into `tmp/` (no sync yet); then all of them are
+    /// fdatasync'ed at once (concurrently, so the file system folds them into few journal
+    /// commits); then they are renamed into ONE shard directory `blobs/<xx>/` (the group's blob
+    /// ids share their first byte) which is fsynced once; then ONE catalog transaction inserts
+    /// every file's rows and audit event; only after it committed is each file reported. A file
+    /// failing on its own (vanished source, unreadable) is left out and reported; a fatal error
+    /// or cancellation before the commit discards the whole group (nothing of it was reported)
+    /// and removes its blobs (after a crash, the next unlock removes them as orphans).
     #[allow(clippy::too_many_arguments)]
-    fn import_run(
+    fn import_group(
         &mut self,
         project_id: &str,
         pkey: &ProjectKey,
         area: Area,
         data_type: DataType,
-        run: &[Planned],
+        group: &[Planned],
         (overall_done, overall_total): (&mut u64, u64),
         progress: &mut dyn FnMut(&ImportEvent<'_>),
         cancel: &AtomicBool,
         report: &mut ImportReport,
     ) -> Result<()> {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
-            .clamp(2, 4)
-            .min(run.len());
+            .clamp(1, 4)
+            .min(group.len());
         let dir = self.dir.clone();
+        let shard_byte = rand::random::<u8>();
         let stop = AtomicBool::new(false);
-        std::thread::scope(|s| {
+        // Step 1 (parallel): encrypt into tmp/, results collected in plan order.
+        let mut staged: Vec<Result<Staged>> = Vec::with_capacity(group.len());
+        let mut done = *overall_done;
+        let outcome = std::thread::scope(|s| -> Result<()> {
             let mut rxs = Vec::with_capacity(workers);
             for w in 0..workers {
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Prepared>>(2);
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Staged>>(4);
                 rxs.push(rx);
                 let (dir, stop) = (&dir, &stop);
                 s.spawn(move || {
-                    for p in run.iter().skip(w).step_by(workers) {
+                    for p in group.iter().skip(w).step_by(workers) {
                         if stop.load(Ordering::Relaxed) {
                             break;
                         }
-                        let r = prepare_blob(dir, pkey, p, cancel, &mut |_| {});
-                        if let Err(std::sync::mpsc::SendError(r)) = tx.send(r) {
-                            if let Ok(prep) = r {
-                                let _ = fs::remove_file(&prep.final_path);
-                            }
+                        let r = stage_blob(dir, p, shard_byte, cancel, &mut |_| {});
+                        // A refused send drops `r`, whose guard removes its temp file.
+                        if tx.send(r).is_err() {
                             break;
                         }
                     }
                 });
             }
             let mut outcome = Ok(());
-            for (k, p) in run.iter().enumerate() {
-                let res = rxs[k % workers]
+            for (k, p) in group.iter().enumerate() {
+                let r = rxs[k % workers]
                     .recv()
-                    .unwrap_or_else(|_| Err(Error::Internal("an import worker stopped".into())))
-                    .and_then(|prep| {
+                    .unwrap_or_else(|_| Err(Error::Internal("an import worker stopped".into())));
+                match r {
+                    Err(e) if !is_per_file_error(&e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                    r => {
+                        done += p.size;
                         progress(&ImportEvent::Progress {
                             path: &p.path,
                             file_done: p.size,
                             file_total: p.size,
-                            overall_done: *overall_done + p.size,
+                            overall_done: done,
                             overall_total,
                         });
-                        if cancel.load(Ordering::Relaxed) {
-                            let _ = fs::remove_file(&prep.final_path);
-                            return Err(Error::Cancelled);
-                        }
-                        self.commit_blob(project_id, area, data_type, p, prep)
-                    });
-                if let Err(e) = settle(p, res, report, progress) {
-                    outcome = Err(e);
-                    break;
+                        staged.push(r);
+                    }
                 }
-                *overall_done += p.size;
             }
             if outcome.is_err() {
                 stop.store(true, Ordering::Relaxed);
                 for rx in &rxs {
-                    while let Ok(r) = rx.recv() {
-                        if let Ok(prep) = r {
-                            let _ = fs::remove_file(&prep.final_path);
-                        }
-                    }
+                    while rx.recv().is_ok() {}
                 }
             }
             outcome
-        })
+        });
+        outcome?;
+        // Step 2: make the ciphertexts durable.
+        sync_all_data(&mut staged)?;
+        // Step 3: rename into the group's shard, one directory fsync.
+        let blobs = dir.join(BLOBS_DIR);
+        let shard = blobs.join(hex::encode([shard_byte]));
+        if !shard.exists() {
+            fs::create_dir_all(&shard).map_err(|e| Error::io_path("creating", &shard, e))?;
+            fsutil::fsync_dir(&blobs)?;
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        for st in staged.iter_mut().flatten() {
+            st.store(&dir)?;
+        }
+        fsutil::fsync_dir(&shard)?;
+        // Step 4: one transaction for the whole group, one audit event per file.
+        let ok: Vec<(&Planned, &Staged)> = group
+            .iter()
+            .zip(&staged)
+            .filter_map(|(p, r)| r.as_ref().ok().map(|s| (p, s)))
+            .collect();
+        let now = ts_to_ms(self.now());
+        let actor = self.actor.clone();
+        let rows = if ok.is_empty() {
+            Vec::new()
+        } else {
+            self.catalog.write_each(ok.len(), |tx, k| {
+                let (p, s) = ok[k];
+                insert_version(
+                    tx,
+                    project_id,
+                    area,
+                    data_type,
+                    &p.path,
+                    &s.blob_id,
+                    &pkey.wrap_data_key(&s.dkey, &s.file_id),
+                    s.plaintext_len,
+                    &s.sha,
+                    now,
+                    &actor,
+                )
+            })?
+        };
+        // Step 5: committed; report every file of the group in plan order.
+        let mut rows = rows.into_iter();
+        for (p, r) in group.iter().zip(staged) {
+            let res = r.map(|mut st| {
+                st.guard.disarm();
+                let (item_id, version) = rows.next().expect("one row per stored blob");
+                ImportedFile {
+                    source: p.source.clone(),
+                    item_id,
+                    path: p.path.clone(),
+                    version,
+                    size: st.plaintext_len,
+                    sha256: std::mem::take(&mut st.sha),
+                }
+            });
+            settle(p, res, report, progress)?;
+        }
+        *overall_done = done;
+        Ok(())
     }
 
     /// Commits a stored blob as a new item, or a new version of the active item at its path.
@@ -453,7 +533,6 @@ impl Vault {
         prep: Prepared,
     ) -> Result<ImportedFile> {
         let mut guard = TempGuard(Some(prep.final_path.clone()));
-        let path = p.path.as_str();
         let Prepared {
             blob_id,
             wrapped,
@@ -464,57 +543,19 @@ impl Vault {
         let now = ts_to_ms(self.now());
         let actor = self.actor.clone();
         let (item_id, version) = self.catalog.write(|tx| {
-            let existing: Option<(String, u32)> = tx
-                .query_row(
-                    "SELECT id, current_version FROM items
-                     WHERE project_id = ?1 AND area = ?2 AND path = ?3 AND state = 'active'",
-                    params![project_id, area.as_str(), path],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let (item_id, version) = match existing {
-                Some((id, v)) => {
-                    tx.execute(
-                        "UPDATE items SET current_version = ?1, updated_at = ?2 WHERE id = ?3",
-                        params![v + 1, now, id],
-                    )?;
-                    (id, v + 1)
-                }
-                None => {
-                    let id = uuid::Uuid::new_v4().to_string();
-                    tx.execute(
-                        "INSERT INTO items(id, project_id, area, path, media_type, data_type, created_by,
-                            created_at, updated_at, state, current_version)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, 'active', 1)",
-                        params![
-                            id,
-                            project_id,
-                            area.as_str(),
-                            path,
-                            guess_media_type(path),
-                            data_type.as_str(),
-                            actor,
-                            now
-                        ],
-                    )?;
-                    (id, 1)
-                }
-            };
-            tx.execute(
-                "INSERT INTO item_versions(item_id, version, blob_id, wrapped_data_key, size, sha256,
-                    created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    item_id,
-                    version,
-                    blob_id,
-                    wrapped.as_bytes(),
-                    plaintext_len as i64,
-                    sha,
-                    now,
-                    actor
-                ],
-            )?;
-            Ok((item_id, version))
+            insert_version(
+                tx,
+                project_id,
+                area,
+                data_type,
+                &p.path,
+                &blob_id,
+                &wrapped,
+                plaintext_len,
+                &sha,
+                now,
+                &actor,
+            )
         })?;
         guard.disarm();
         Ok(ImportedFile {
@@ -913,11 +954,148 @@ impl Vault {
     }
 }
 
-/// Files up to this size are encrypted and stored by a few worker threads ahead of the in-order
-/// catalog commits: for small files the per-file fsyncs, not the CPU, set the pace, and
-/// overlapping them is what makes many-small-file imports fast. Bigger files go one at a time
+/// Files up to this size are imported in groups with one durable commit per group (for small
+/// files the fsyncs and the commit, not the CPU, set the pace). Bigger files go one at a time
 /// (each already uses every core) with fine-grained progress.
-const PIPELINE_MAX_BYTES: u64 = 1 << 20;
+const GROUP_FILE_MAX_BYTES: u64 = 1 << 20;
+
+/// At most this many files share one group commit.
+pub const IMPORT_GROUP_FILES: usize = 256;
+
+/// At most this many plaintext bytes share one group commit (bounds the work a crash or a
+/// cancellation throws away).
+const GROUP_MAX_BYTES: u64 = 64 << 20;
+
+/// Inserts one imported version: a new item, or a new version of the active item at `path`.
+/// Returns (item id, version).
+#[allow(clippy::too_many_arguments)]
+fn insert_version(
+    tx: &rusqlite::Transaction<'_>,
+    project_id: &str,
+    area: Area,
+    data_type: DataType,
+    path: &str,
+    blob_id: &str,
+    wrapped: &WrappedKey,
+    plaintext_len: u64,
+    sha: &str,
+    now: i64,
+    actor: &str,
+) -> Result<(String, u32)> {
+    let existing: Option<(String, u32)> = tx
+        .prepare_cached(
+            "SELECT id, current_version FROM items
+             WHERE project_id = ?1 AND area = ?2 AND path = ?3 AND state = 'active'",
+        )?
+        .query_row(params![project_id, area.as_str(), path], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let (item_id, version) = match existing {
+        Some((id, v)) => {
+            tx.prepare_cached(
+                "UPDATE items SET current_version = ?1, updated_at = ?2 WHERE id = ?3",
+            )?
+            .execute(params![v + 1, now, id])?;
+            (id, v + 1)
+        }
+        None => {
+            let id = uuid::Uuid::new_v4().to_string();
+            tx.prepare_cached(
+                "INSERT INTO items(id, project_id, area, path, media_type, data_type, created_by,
+                    created_at, updated_at, state, current_version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, 'active', 1)",
+            )?
+            .execute(params![
+                id,
+                project_id,
+                area.as_str(),
+                path,
+                guess_media_type(path),
+                data_type.as_str(),
+                actor,
+                now
+            ])?;
+            (id, 1)
+        }
+    };
+    tx.prepare_cached(
+        "INSERT INTO item_versions(item_id, version, blob_id, wrapped_data_key, size, sha256,
+            created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        item_id,
+        version,
+        blob_id,
+        wrapped.as_bytes(),
+        plaintext_len as i64,
+        sha,
+        now,
+        actor
+    ])?;
+    Ok((item_id, version))
+}
+
+/// A blob written (not yet synced) into `tmp/`, or after [`Staged::store`] renamed into
+/// `blobs/`; its guard removes whichever file it is until the catalog references it.
+struct Staged {
+    file: Option<File>,
+    file_id: [u8; 16],
+    blob_id: String,
+    dkey: DataKey,
+    plaintext_len: u64,
+    sha: String,
+    tmp_path: PathBuf,
+    guard: TempGuard,
+}
+
+impl Staged {
+    /// Renames the (already synced) temp file to its blob path; the caller fsyncs the shard.
+    fn store(&mut self, dir: &Path) -> Result<()> {
+        let final_path = fsutil::blob_path(dir, &self.blob_id);
+        fs::rename(&self.tmp_path, &final_path)
+            .map_err(|e| Error::io_path("storing blob", &final_path, e))?;
+        self.guard.0 = Some(final_path);
+        Ok(())
+    }
+}
+
+/// fdatasyncs every staged file, a few at a time in parallel so that the file system can fold
+/// them into few journal commits, and closes them.
+fn sync_all_data(staged: &mut [Result<Staged>]) -> Result<()> {
+    let files: Vec<(File, &Path)> = staged
+        .iter_mut()
+        .flatten()
+        .filter_map(|s| s.file.take().map(|f| (f, s.tmp_path.as_path())))
+        .collect();
+    if files.is_empty() {
+        return Ok(());
+    }
+    let threads = files.len().min(SYNC_THREADS);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let errors = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some((f, path)) = files.get(k) else {
+                    break;
+                };
+                if let Err(e) = f.sync_data() {
+                    let mut slot = errors.lock().unwrap_or_else(|p| p.into_inner());
+                    slot.get_or_insert(Error::io_path("syncing", path, e));
+                }
+            });
+        }
+    });
+    match errors.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Concurrent fdatasyncs per group.
+const SYNC_THREADS: usize = 16;
 
 /// A blob written, fsynced and renamed into `blobs/`, not yet referenced by the catalog.
 struct Prepared {
@@ -928,7 +1106,7 @@ struct Prepared {
     final_path: PathBuf,
 }
 
-/// Steps 1-3 of the import protocol for one file: encrypt into `tmp/`, fsync, check the
+/// Steps 1-3 of the import protocol for one (big) file: encrypt into `tmp/`, fsync, check the
 /// source did not change, rename into `blobs/`, fsync the directory. Nothing is left behind on
 /// error.
 fn prepare_blob(
@@ -938,6 +1116,40 @@ fn prepare_blob(
     cancel: &AtomicBool,
     on_progress: &mut dyn FnMut(u64),
 ) -> Result<Prepared> {
+    let mut st = stage_blob(dir, p, rand::random::<u8>(), cancel, on_progress)?;
+    let out = st.file.take().expect("a staged file is open");
+    out.sync_all()
+        .map_err(|e| Error::io_path("syncing", &st.tmp_path, e))?;
+    drop(out);
+    let final_path = fsutil::blob_path(dir, &st.blob_id);
+    let shard = final_path.parent().expect("blob path has a shard dir");
+    if !shard.exists() {
+        fs::create_dir_all(shard).map_err(|e| Error::io_path("creating", shard, e))?;
+        fsutil::fsync_dir(&dir.join(BLOBS_DIR))?;
+    }
+    st.store(dir)?;
+    fsutil::fsync_dir(shard)?;
+    st.guard.disarm();
+    Ok(Prepared {
+        wrapped: pkey.wrap_data_key(&st.dkey, &st.file_id),
+        blob_id: std::mem::take(&mut st.blob_id),
+        plaintext_len: st.plaintext_len,
+        sha: std::mem::take(&mut st.sha),
+        final_path,
+    })
+}
+
+/// Step 1 and 2 of the import protocol: encrypt `p` into `tmp/<id>.tmp` (not synced) with a
+/// fresh data key and a random file id whose first byte is `shard_byte` (so a group's blobs
+/// share one shard directory), and check the source still has its planned size. Nothing is
+/// left behind on error.
+fn stage_blob(
+    dir: &Path,
+    p: &Planned,
+    shard_byte: u8,
+    cancel: &AtomicBool,
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<Staged> {
     let src_name = p.source.display().to_string();
     let src = match File::open(&p.source) {
         Ok(f) => f,
@@ -951,9 +1163,10 @@ fn prepare_blob(
     };
     let mut file_id = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut file_id);
+    file_id[0] = shard_byte;
     let blob_id = hex::encode(file_id);
     let tmp_path = dir.join(TMP_DIR).join(format!("{blob_id}.tmp"));
-    let mut guard = TempGuard(Some(tmp_path.clone()));
+    let guard = TempGuard(Some(tmp_path.clone()));
     let out = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -966,8 +1179,13 @@ fn prepare_blob(
         cancelled: false,
         error: None,
     };
+    // Small files get a small buffer: a 1 MiB one per file would cost more than the file.
+    let buf = usize::try_from(p.size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 << 10)
+        .min(1 << 20);
     let mut writer = SinkWriter {
-        inner: BufWriter::with_capacity(1 << 20, out),
+        inner: BufWriter::with_capacity(buf, out),
         cancel,
         cancelled: false,
         error: None,
@@ -999,9 +1217,6 @@ fn prepare_blob(
         .inner
         .into_inner()
         .map_err(|e| Error::io_path("writing", &tmp_path, e.into_error()))?;
-    out.sync_all()
-        .map_err(|e| Error::io_path("syncing", &tmp_path, e))?;
-    drop(out);
     // The source must be what we planned to read, and still be there: a file that shrank,
     // grew or vanished under us is not imported half-way.
     let now_len = fs::metadata(&p.source).map(|m| m.len());
@@ -1017,23 +1232,15 @@ fn prepare_blob(
             },
         });
     }
-    let final_path = fsutil::blob_path(dir, &blob_id);
-    let shard = final_path.parent().expect("blob path has a shard dir");
-    if !shard.exists() {
-        fs::create_dir_all(shard).map_err(|e| Error::io_path("creating", shard, e))?;
-        fsutil::fsync_dir(&dir.join(BLOBS_DIR))?;
-    }
-    fs::rename(&tmp_path, &final_path)
-        .map_err(|e| Error::io_path("storing blob", &final_path, e))?;
-    guard.0 = Some(final_path.clone());
-    fsutil::fsync_dir(shard)?;
-    guard.disarm();
-    Ok(Prepared {
+    Ok(Staged {
+        file: Some(out),
+        file_id,
         blob_id,
-        wrapped: pkey.wrap_data_key(&dkey, &file_id),
+        dkey,
         plaintext_len: summary.plaintext_len,
         sha: hex::encode(summary.sha256),
-        final_path,
+        tmp_path,
+        guard,
     })
 }
 

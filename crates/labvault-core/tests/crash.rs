@@ -8,7 +8,9 @@
 mod common;
 
 use common::*;
-use labvault_core::{Area, ExportOptions, ImportEvent, ImportOptions, ListFilter};
+use labvault_core::{
+    Area, ExportOptions, ImportEvent, ImportOptions, ListFilter, IMPORT_GROUP_FILES,
+};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -47,12 +49,16 @@ fn kill_mid_import_loses_nothing_reported() {
     v.create_project("P").unwrap();
     drop(v);
     let src = t.path().join("batch");
-    let n = 30;
+    // Small files are committed in groups of IMPORT_GROUP_FILES: this makes three groups, and
+    // a big file (imported on its own) after the first.
+    let n = 2 * IMPORT_GROUP_FILES + 100;
     for i in 0..n {
-        write(
-            &src.join(format!("f{i:03}.bin")),
-            &bytes(300 * 1024 + i, i as u8),
-        );
+        let len = if i == IMPORT_GROUP_FILES {
+            3 * 1024 * 1024
+        } else {
+            1 + (i * 997) % (8 * 1024)
+        };
+        write(&src.join(format!("f{i:04}.bin")), &bytes(len, i as u8));
     }
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
@@ -65,7 +71,7 @@ fn kill_mid_import_loses_nothing_reported() {
     let mut reader = BufReader::new(child.stdout.take().unwrap());
     let mut reported = Vec::new();
     let mut line = String::new();
-    // Let a few files commit, then kill without warning in the middle of the next one.
+    // Let a few files commit, then kill without warning in the middle of the next group.
     while reported.len() < 4 {
         line.clear();
         if reader.read_line(&mut line).unwrap() == 0 {
@@ -104,6 +110,22 @@ fn kill_mid_import_loses_nothing_reported() {
         items.len(),
         "no orphan blob, no row without blob"
     );
+    // A group commits as a whole: what survived is a plan-order prefix ending on a group
+    // boundary (a group, or the big file that follows the first one), and it includes every
+    // reported file (reported only after its group committed).
+    let committed = items.len();
+    let g = IMPORT_GROUP_FILES;
+    assert!(
+        [g, g + 1, 2 * g + 1, n].contains(&committed),
+        "{committed} files committed: not a whole number of groups"
+    );
+    assert!(committed >= reported.len());
+    let mut paths: Vec<&str> = items.iter().map(|i| i.path.as_str()).collect();
+    paths.sort_unstable();
+    let prefix: Vec<String> = (0..committed)
+        .map(|i| format!("batch/f{i:04}.bin"))
+        .collect();
+    assert_eq!(paths, prefix, "committed files are a prefix of the plan");
     for r in &reported {
         let (path, sha) = r.split_once(' ').unwrap();
         let it = items

@@ -975,7 +975,7 @@ fn many_small_files_commit_in_order_and_round_trip() {
             &bytes(100 + i as usize * 37, i),
         );
     }
-    // A big file in the middle splits the small ones into two pipelined runs.
+    // A big file in the middle splits the small ones into two groups.
     write(&src.join("f20-big.bin"), &bytes(1024 * 1024 + 1, 99));
     let mut done = Vec::new();
     let mut last_overall = 0;
@@ -1023,4 +1023,65 @@ fn many_small_files_commit_in_order_and_round_trip() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn group_commit_records_one_audit_event_per_file_and_keeps_the_chain_valid() {
+    use labvault_core::audit::AuditFilter;
+    use labvault_core::governance::audit::Outcome;
+    let (t, _dir, mut v, _) = new_vault();
+    v.create_project("P").unwrap();
+    let src = t.path().join("g");
+    // Two groups (a full one and a partial one) plus a file refused on its own in the middle.
+    let n = labvault_core::IMPORT_GROUP_FILES + 44;
+    for i in 0..n {
+        write(
+            &src.join(format!("f{i:04}.txt")),
+            &bytes(1 + i * 13, i as u8),
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let bad = std::ffi::OsStr::from_bytes(b"f0100-\xff.txt");
+        write(&src.join(bad), b"non-utf8 name");
+    }
+    let rep = import(&mut v, "P", Area::Uploads, std::slice::from_ref(&src));
+    assert_eq!(rep.imported.len(), n);
+    let evs = v
+        .audit_query(
+            &AuditFilter {
+                action_prefix: Some("data.import".into()),
+                ..Default::default()
+            },
+            10_000,
+            None,
+        )
+        .unwrap()
+        .events;
+    let ok: Vec<_> = evs
+        .iter()
+        .filter(|e| e.result == Outcome::Success)
+        .collect();
+    assert_eq!(ok.len(), n, "exactly one success event per imported file");
+    let mut resources: Vec<&str> = ok.iter().map(|e| e.resource.as_str()).collect();
+    resources.sort_unstable();
+    resources.dedup();
+    assert_eq!(resources.len(), n, "each event names its own item");
+    for f in &rep.imported {
+        assert!(
+            resources
+                .iter()
+                .any(|r| r.ends_with(&format!("/item/{}", f.item_id))),
+            "no event for {}",
+            f.path
+        );
+    }
+    #[cfg(unix)]
+    assert_eq!(
+        evs.iter().filter(|e| e.result == Outcome::Failure).count(),
+        rep.failed.len()
+    );
+    let chains = v.audit_verify(&mut |_, _| {}).unwrap();
+    assert!(chains.iter().all(|c| c.complete), "{chains:?}");
 }
