@@ -10,6 +10,7 @@ cd "$ROOT"
 CARGO_FEATURES=(--workspace --features labvault-app/custom-protocol)
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+export NO_COLOR="${NO_COLOR:-1}"   # plain logs (Vitest, npm)
 
 STAGE="setup"
 START_ALL=$(date +%s)
