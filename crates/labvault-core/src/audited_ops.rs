@@ -134,8 +134,8 @@ impl Vault {
         )
     }
 
-    /// Imports files (`data.import`, one event per file committed, in that file's transaction,
-    /// plus one failure event per file refused).
+    /// Imports files (`data.import`: one event per file committed, in the transaction that
+    /// commits it, a group commit for small files; plus one failure event per file refused).
     pub fn import(
         &mut self,
         project: &str,
