@@ -58,6 +58,8 @@ pub const MIGRATIONS: &[&str] = &[
     "#,
     // 2: audit trail, legal holds, retention policies (see audit.rs).
     crate::audit::MIGRATION_GOVERNANCE,
+    // 3: composite audit indexes for combined filters (see audit.rs).
+    crate::audit::MIGRATION_AUDIT_COMBINED,
 ];
 
 /// The schema version this build writes and understands.
