@@ -35,7 +35,7 @@ pub fn create_main_window<R: Runtime, M: Manager<R>>(manager: &M) -> tauri::Resu
         .iter()
         .find(|w| w.label == "main")
         .cloned()
-        .ok_or_else(|| tauri::Error::WindowNotFound)?;
+        .ok_or(tauri::Error::WindowNotFound)?;
     let dev_url = manager.config().build.dev_url.clone();
     WebviewWindowBuilder::from_config(manager, &config)?
         .on_navigation(move |url| navigation::is_app_url(url, dev_url.as_ref()))
