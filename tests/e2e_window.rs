@@ -172,16 +172,34 @@ struct Session<'a> {
 
 impl<'a> Session<'a> {
     fn launch(driver: &'a WebDriver, app: &Path) -> Self {
-        let value = driver.post(
-            "/session",
-            json!({
-                "capabilities": {
-                    "alwaysMatch": {
-                        "tauri:options": { "application": app.display().to_string() }
-                    }
+        let body = json!({
+            "capabilities": {
+                "alwaysMatch": {
+                    "tauri:options": { "application": app.display().to_string() }
                 }
-            }),
-        );
+            }
+        });
+        // tauri-driver accepts connections before its native driver (WebKitWebDriver) does and
+        // drops the proxied request meanwhile: retry transport errors only, never HTTP errors.
+        let started = Instant::now();
+        let value = loop {
+            match driver
+                .agent
+                .post(&format!("{}/session", driver.base))
+                .send_json(&body)
+            {
+                Ok(mut resp) => {
+                    let status = resp.status().as_u16();
+                    let json: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
+                    break WebDriver::check("POST", "/session", status, json);
+                }
+                Err(e) if started.elapsed() < Duration::from_secs(30) => {
+                    eprintln!("WebDriver not ready yet ({e}); retrying");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => panic!("WebDriver POST /session: {e}"),
+            }
+        };
         let id = value["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no sessionId in {value}"))
@@ -372,6 +390,11 @@ fn e2e_window_reports_missing_then_found_vault() {
     let _driver_proc = Reaper(driver_proc);
     let driver = WebDriver::new(port);
     driver.wait_until_up(Duration::from_secs(20));
+    let native = format!("127.0.0.1:{native_port}");
+    let start = Instant::now();
+    while TcpStream::connect(&native).is_err() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
