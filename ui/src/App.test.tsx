@@ -1,49 +1,188 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { cleanup, fireEvent, render, screen } from "@testing-library/react";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { act, cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
 import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
+import { emit } from "@tauri-apps/api/event";
 import App from "./App";
+import { objectUrls } from "./lib/session";
+
+// jsdom has no layout: give scroll containers a real size so the virtualizer renders a viewport.
+beforeEach(() => {
+  vi.spyOn(HTMLElement.prototype, "getBoundingClientRect").mockReturnValue({
+    x: 0, y: 0, top: 0, left: 0, bottom: 600, right: 800, width: 800, height: 600, toJSON: () => ({}),
+  } as DOMRect);
+  vi.spyOn(HTMLElement.prototype, "offsetHeight", "get").mockReturnValue(600);
+  vi.spyOn(HTMLElement.prototype, "offsetWidth", "get").mockReturnValue(800);
+  vi.spyOn(Element.prototype, "clientHeight", "get").mockReturnValue(600);
+  vi.spyOn(Element.prototype, "clientWidth", "get").mockReturnValue(800);
+});
 
 afterEach(() => {
   cleanup();
   clearMocks();
+  vi.restoreAllMocks();
 });
 
-describe("first screen", () => {
-  it("says there is no vault yet, and where it looked", async () => {
-    mockIPC((cmd) => {
-      if (cmd === "vault_status") return { exists: false, path: "/home/ada/.local/share/labvault/vault" };
-      throw new Error(`unexpected command ${cmd}`);
-    });
-    render(<App />);
-    const status = await screen.findByText(/No vault yet at/);
-    expect(status.textContent).toContain("/home/ada/.local/share/labvault/vault");
-    expect(screen.getByTestId("vault-status").dataset.vaultExists).toBe("false");
-  });
+const status = (over: Record<string, unknown> = {}) => ({
+  exists: true,
+  path: "/home/ada/.local/share/labvault/vault",
+  unlocked: false,
+  rememberedOnDevice: false,
+  keyringAvailable: true,
+  appVersion: "0.1.0",
+  coreVersion: "0.1.0",
+  autoLockMinutes: 15,
+  ...over,
+});
 
-  it("reports a vault found at the default location", async () => {
-    mockIPC(() => ({ exists: true, path: "/data/labvault/vault" }));
-    render(<App />);
-    const status = await screen.findByText(/Vault found at/);
-    expect(status.textContent).toContain("/data/labvault/vault");
-    expect(screen.queryByText(/No vault yet/)).toBeNull();
-  });
+const project = { id: "p1", name: "Alpha", createdAt: "2026-01-01T00:00:00Z", createdBy: "ada" };
+const row = (i: number) => ({
+  id: `item-${i}`,
+  area: "uploads",
+  path: `run-${String(i).padStart(6, "0")}.csv`,
+  size: 1000 + i,
+  mediaType: "text/csv",
+  dataType: "research_data",
+  state: "active",
+  createdAt: "2026-01-01T00:00:00Z",
+  updatedAt: "2026-01-02T00:00:00Z",
+});
 
-  it("shows the error message and its code when the command fails, and retries", async () => {
-    let calls = 0;
-    mockIPC(() => {
-      calls += 1;
-      if (calls === 1) {
-        return Promise.reject({ code: "not_found", message: "HOME is not set." });
+/** A backend with a locked vault holding 100,000 items, answering like the shell. */
+function backend(calls: { cmd: string; args: Record<string, unknown> }[]) {
+  let unlocked = false;
+  return (cmd: string, payload?: unknown) => {
+    const args = (payload ?? {}) as Record<string, unknown>;
+    calls.push({ cmd, args });
+    switch (cmd) {
+      case "vault_status":
+        return status({ unlocked });
+      case "vault_unlock":
+        if (args.passphrase !== "correct horse battery staple 42") {
+          return Promise.reject({ code: "wrong_passphrase", message: "The passphrase is wrong." });
+        }
+        unlocked = true;
+        return null;
+      case "vault_lock":
+        unlocked = false;
+        return null;
+      case "projects_list":
+        return [project];
+      case "items_page": {
+        const { offset, limit } = args as { offset: number; limit: number };
+        const rows = [];
+        for (let i = offset; i < Math.min(100_000, offset + limit); i += 1) rows.push(row(i));
+        return { total: 100_000, rows };
       }
-      return { exists: false, path: "/tmp/x/labvault/vault" };
+      case "activity_ping":
+        return null;
+      default:
+        return Promise.reject({ code: "not_found", message: `no mock for ${cmd}` });
+    }
+  };
+}
+
+describe("first run", () => {
+  it("shows the create form when there is no vault and only accepts a strong, confirmed passphrase", async () => {
+    const calls: { cmd: string; args: Record<string, unknown> }[] = [];
+    mockIPC((cmd, payload) => {
+      calls.push({ cmd, args: (payload ?? {}) as Record<string, unknown> });
+      if (cmd === "vault_status") return status({ exists: false });
+      if (cmd === "vault_create") return null;
+      if (cmd === "vault_confirm_recovery") {
+        return (payload as { lastGroup: string }).lastGroup === "ABCD"
+          ? null
+          : Promise.reject({ code: "invalid_argument", message: "That is not the last group." });
+      }
+      return null;
     });
     render(<App />);
-    const alert = await screen.findByRole("alert");
-    expect(alert.textContent).toContain("HOME is not set.");
-    expect(alert.textContent).toContain("not_found");
+    await screen.findByTestId("screen-first-run");
+    const submit = screen.getByTestId("create-submit") as HTMLButtonElement;
+    fireEvent.change(screen.getByTestId("create-passphrase"), { target: { value: "password1" } });
+    expect(submit.disabled).toBe(true);
+    expect(screen.getByTestId("strength-meter").dataset.score).not.toBe("4");
+    fireEvent.change(screen.getByTestId("create-passphrase"), { target: { value: "correct horse battery staple 42" } });
+    fireEvent.change(screen.getByTestId("create-confirm"), { target: { value: "correct horse battery staple 4" } });
+    expect(submit.disabled).toBe(true);
+    fireEvent.change(screen.getByTestId("create-confirm"), { target: { value: "correct horse battery staple 42" } });
+    fireEvent.click(screen.getByTestId("create-remember"));
+    expect(submit.disabled).toBe(false);
+    fireEvent.click(submit);
+    await screen.findByTestId("recovery-last-group");
+    expect(calls.find((c) => c.cmd === "vault_create")?.args).toEqual({
+      passphrase: "correct horse battery staple 42",
+      remember: true,
+    });
 
-    fireEvent.click(screen.getByRole("button", { name: "Try again" }));
-    await screen.findByText(/No vault yet at/);
-    expect(calls).toBe(2);
+    fireEvent.change(screen.getByTestId("recovery-last-group"), { target: { value: "WXYZ" } });
+    fireEvent.click(screen.getByTestId("recovery-confirm"));
+    expect((await screen.findByTestId("recovery-error")).dataset.code).toBe("invalid_argument");
+    fireEvent.change(screen.getByTestId("recovery-last-group"), { target: { value: "ABCD" } });
+    fireEvent.click(screen.getByTestId("recovery-confirm"));
+    await screen.findByTestId("screen-workspace");
+  });
+});
+
+describe("unlock and lock", () => {
+  it("shows wrong_passphrase by code, unlocks with the right one, and lists a 100,000-item workspace in pages", async () => {
+    const calls: { cmd: string; args: Record<string, unknown> }[] = [];
+    mockIPC(backend(calls));
+    render(<App />);
+    await screen.findByTestId("screen-unlock");
+    fireEvent.change(screen.getByTestId("unlock-passphrase"), { target: { value: "wrong" } });
+    fireEvent.click(screen.getByTestId("unlock-submit"));
+    const err = await screen.findByTestId("unlock-error");
+    expect(err.dataset.code).toBe("wrong_passphrase");
+    expect(err.textContent).toMatch(/passphrase is not correct/);
+
+    fireEvent.change(screen.getByTestId("unlock-passphrase"), { target: { value: "correct horse battery staple 42" } });
+    fireEvent.click(screen.getByTestId("unlock-submit"));
+    await screen.findByTestId("screen-workspace");
+    await waitFor(() => expect(screen.getAllByTestId("item-row").length).toBeGreaterThan(5));
+    const rendered = screen.getAllByTestId("item-row").length;
+    expect(rendered).toBeLessThan(100);
+    expect(screen.getByTestId("item-list").dataset.total).toBe("100000");
+    const pageCalls = calls.filter((c) => c.cmd === "items_page");
+    expect(pageCalls.length).toBeGreaterThan(0);
+    for (const c of pageCalls) {
+      expect(c.args.limit).toBe(200);
+      expect(c.args.query).toMatchObject({ project: "Alpha", area: "uploads", states: ["active"], sort: { key: "path", desc: false } });
+    }
+  });
+
+  it("clears every piece of vault state when the shell emits vault-locked", async () => {
+    const calls: { cmd: string; args: Record<string, unknown> }[] = [];
+    mockIPC(backend(calls), { shouldMockEvents: true });
+    vi.spyOn(URL, "createObjectURL").mockReturnValue("blob:lv/1");
+    const revoke = vi.spyOn(URL, "revokeObjectURL").mockImplementation(() => {});
+    render(<App />);
+    await screen.findByTestId("screen-unlock");
+    fireEvent.change(screen.getByTestId("unlock-passphrase"), { target: { value: "correct horse battery staple 42" } });
+    fireEvent.click(screen.getByTestId("unlock-submit"));
+    await waitFor(() => expect(screen.getAllByTestId("item-row").length).toBeGreaterThan(0));
+    objectUrls.create(new Blob(["decrypted preview"]));
+
+    await act(async () => {
+      await emit("vault-locked");
+    });
+    await screen.findByTestId("screen-unlock");
+    expect(screen.queryAllByTestId("item-row")).toHaveLength(0);
+    expect(screen.queryByTestId("screen-workspace")).toBeNull();
+    expect(objectUrls.size).toBe(0);
+    expect(revoke).toHaveBeenCalledWith("blob:lv/1");
+    expect(screen.getByText(/inactivity/)).toBeTruthy();
+  });
+
+  it("locks from the lock button", async () => {
+    const calls: { cmd: string; args: Record<string, unknown> }[] = [];
+    mockIPC(backend(calls));
+    render(<App />);
+    await screen.findByTestId("screen-unlock");
+    fireEvent.change(screen.getByTestId("unlock-passphrase"), { target: { value: "correct horse battery staple 42" } });
+    fireEvent.click(screen.getByTestId("unlock-submit"));
+    await screen.findByTestId("screen-workspace");
+    fireEvent.click(screen.getByTestId("lock-button"));
+    await screen.findByTestId("screen-unlock");
+    expect(calls.some((c) => c.cmd === "vault_lock")).toBe(true);
   });
 });

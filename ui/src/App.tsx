@@ -1,93 +1,187 @@
-import { useCallback, useEffect, useState } from "react";
-import { vaultStatus } from "./api";
-import type { VaultStatus } from "./bindings/VaultStatus";
+import { useCallback, useEffect, useMemo, useReducer, useState } from "react";
+import { activityPing, onVaultLocked, setLockedHandler, vaultLock, vaultStatus } from "./api";
+import { ErrorBanner, Spinner } from "./components/common";
+import { ProgressPanel, ProgressProvider } from "./components/progress";
 import type { AppError } from "./errors";
+import { createActivityPinger, lockCleanup, sessionReducer } from "./lib/session";
+import { FirstRun, RecoveryConfirm, Unlock } from "./screens/Auth";
+import { AuditScreen } from "./screens/Audit";
+import { RetentionScreen } from "./screens/Retention";
+import { SettingsScreen } from "./screens/Settings";
+import { WorkspaceScreen } from "./screens/Workspace";
+import type { VaultStatusFull } from "./types";
 
-/** What the status panel is showing; exactly one of these at a time. */
-export type StatusView =
-  | { kind: "loading" }
-  | { kind: "ready"; status: VaultStatus }
-  | { kind: "error"; error: AppError };
+export type Screen = "workspace" | "audit" | "retention" | "settings";
 
-/** Pure rendering of the vault status, so it can be tested without IPC. */
-export function VaultStatusPanel({ view, onRefresh }: { view: StatusView; onRefresh: () => void }) {
-  if (view.kind === "loading") {
-    return (
-      <p className="status status--muted" role="status" data-testid="vault-status">
-        Looking for your vault…
-      </p>
-    );
-  }
-  if (view.kind === "error") {
-    return (
-      <div className="status status--error" role="alert" data-testid="vault-status">
-        <p className="status__headline">The vault location could not be checked.</p>
-        <p className="status__detail">{view.error.message}</p>
-        <p className="status__code">
-          Error code: <code>{view.error.code}</code>
-        </p>
-        <button type="button" className="button" onClick={onRefresh}>
-          Try again
-        </button>
-      </div>
-    );
-  }
-  const { exists, path } = view.status;
+const NAV: { id: Screen; label: string }[] = [
+  { id: "workspace", label: "Workspace" },
+  { id: "audit", label: "Audit log" },
+  { id: "retention", label: "Retention" },
+  { id: "settings", label: "Settings" },
+];
+
+/** The unlocked app: navigation, the current screen and the operations panel. */
+function MainShell({
+  status,
+  onLock,
+  onStatusChanged,
+}: {
+  status: VaultStatusFull | null;
+  onLock: () => void;
+  onStatusChanged: () => void;
+}) {
+  const [screen, setScreen] = useState<Screen>("workspace");
   return (
-    <div
-      className={exists ? "status status--found" : "status status--missing"}
-      role="status"
-      data-testid="vault-status"
-      data-vault-exists={String(exists)}
-    >
-      <p className="status__headline">{exists ? "Vault found" : "No vault yet"}</p>
-      <p className="status__detail">
-        {exists ? "Vault found at " : "No vault yet at "}
-        <code className="status__path" data-testid="vault-path">
-          {path}
-        </code>
-      </p>
-      <p className="status__hint">
-        {exists
-          ? "Your encrypted vault is in place. Unlocking and browsing it arrive in the next release."
-          : "Create one with the command line for now: labvault init"}
-      </p>
-      <button type="button" className="button button--quiet" onClick={onRefresh}>
-        Check again
-      </button>
-    </div>
+    <ProgressProvider>
+      <div className="app">
+        <nav className="nav" aria-label="Main">
+          <div className="nav__brand">
+            <img src="/icon.png" alt="" width={28} height={28} />
+            <span>LabVault</span>
+          </div>
+          <ul className="nav__list">
+            {NAV.map((n) => (
+              <li key={n.id}>
+                <button
+                  type="button"
+                  className={`nav__item${screen === n.id ? " nav__item--active" : ""}`}
+                  aria-current={screen === n.id ? "page" : undefined}
+                  data-testid={`nav-${n.id}`}
+                  onClick={() => setScreen(n.id)}
+                >
+                  {n.label}
+                </button>
+              </li>
+            ))}
+          </ul>
+          <p className="nav__section">Collaboration</p>
+          <ul className="nav__list">
+            {["Team", "Sync"].map((label) => (
+              <li key={label}>
+                <button type="button" className="nav__item nav__item--soon" disabled aria-disabled="true" title="Coming later">
+                  {label} <span className="nav__soon">coming later</span>
+                </button>
+              </li>
+            ))}
+          </ul>
+          <div className="nav__footer">
+            <button type="button" className="button nav__lock" data-testid="lock-button" onClick={onLock}>
+              Lock vault
+            </button>
+            {status ? <p className="nav__version">v{status.appVersion}</p> : null}
+          </div>
+        </nav>
+        <div className="app__main">
+          {screen === "workspace" ? <WorkspaceScreen /> : null}
+          {screen === "audit" ? <AuditScreen /> : null}
+          {screen === "retention" ? <RetentionScreen /> : null}
+          {screen === "settings" ? <SettingsScreen status={status} onStatusChanged={onStatusChanged} /> : null}
+          <ProgressPanel />
+        </div>
+      </div>
+    </ProgressProvider>
   );
 }
 
-/** The first screen: product title and whether a vault exists at the default location. */
+/** Top level: first run, unlock, or the unlocked app; every lock unmounts the unlocked tree. */
 export default function App() {
-  const [view, setView] = useState<StatusView>({ kind: "loading" });
+  const [state, dispatch] = useReducer(sessionReducer, { phase: { kind: "loading" }, session: 0 });
+  const [status, setStatus] = useState<VaultStatusFull | null>(null);
+  const [error, setError] = useState<AppError | null>(null);
 
-  const refresh = useCallback(async () => {
-    setView({ kind: "loading" });
-    const result = await vaultStatus();
-    setView(result.ok ? { kind: "ready", status: result.value } : { kind: "error", error: result.error });
+  const refresh = useCallback(async (initial: boolean) => {
+    const r = await vaultStatus();
+    if (r.ok) {
+      setStatus(r.value);
+      setError(null);
+      if (initial) dispatch({ type: "status", exists: r.value.exists, unlocked: Boolean(r.value.unlocked) });
+    } else if (initial) {
+      setError(r.error);
+    }
   }, []);
 
   useEffect(() => {
-    void refresh();
+    void refresh(true);
   }, [refresh]);
 
-  return (
-    <div className="shell">
-      <header className="topbar">
-        <img className="topbar__logo" src="/icon.png" alt="" width={32} height={32} />
-        <h1 className="topbar__title">LabVault</h1>
-        <span className="topbar__tagline">Secure workspace for research data</span>
-      </header>
-      <main className="content">
-        <section className="panel" aria-labelledby="vault-heading">
-          <h2 id="vault-heading" className="panel__title">
-            Local vault
-          </h2>
-          <VaultStatusPanel view={view} onRefresh={() => void refresh()} />
-        </section>
+  const locked = useCallback((reason: "user" | "idle" | "expired") => {
+    lockCleanup();
+    dispatch({ type: "locked", reason });
+  }, []);
+
+  useEffect(() => {
+    setLockedHandler(() => locked("expired"));
+    const unlisten = onVaultLocked(() => locked("idle"));
+    return () => {
+      setLockedHandler(null);
+      void unlisten.then((f) => f());
+    };
+  }, [locked]);
+
+  const unlocked = state.phase.kind === "unlocked";
+  const pinger = useMemo(() => createActivityPinger(() => void activityPing()), []);
+  useEffect(() => {
+    if (!unlocked) return;
+    const events = ["keydown", "pointerdown", "wheel"] as const;
+    for (const e of events) window.addEventListener(e, pinger, { passive: true });
+    return () => {
+      for (const e of events) window.removeEventListener(e, pinger);
+    };
+  }, [unlocked, pinger]);
+
+  const lockNow = useCallback(async () => {
+    // Clear the UI first: even if the command fails, nothing sensitive stays on screen.
+    locked("user");
+    await vaultLock();
+    void refresh(false);
+  }, [locked, refresh]);
+
+  const phase = state.phase;
+  if (error && phase.kind === "loading") {
+    return (
+      <main className="auth" data-testid="screen-error">
+        <div className="auth__card">
+          <h1 className="auth__title">LabVault could not start</h1>
+          <ErrorBanner error={error} />
+          <button type="button" className="button" onClick={() => void refresh(true)}>
+            Try again
+          </button>
+        </div>
       </main>
-    </div>
-  );
+    );
+  }
+  switch (phase.kind) {
+    case "loading":
+      return (
+        <main className="auth">
+          <Spinner label="Looking for your vault…" />
+        </main>
+      );
+    case "first-run":
+      return <FirstRun status={status} onCreated={(remember) => dispatch({ type: "created", remember })} />;
+    case "recovery":
+      return (
+        <RecoveryConfirm
+          onConfirmed={() => {
+            dispatch({ type: "recovery-confirmed" });
+            void refresh(false);
+          }}
+        />
+      );
+    case "locked":
+      return (
+        <Unlock
+          status={status}
+          reason={phase.reason}
+          onUnlocked={() => {
+            dispatch({ type: "unlocked" });
+            void refresh(false);
+          }}
+        />
+      );
+    case "unlocked":
+      return (
+        <MainShell key={phase.session} status={status} onLock={() => void lockNow()} onStatusChanged={() => void refresh(false)} />
+      );
+  }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ERROR_CODES } from "./bindings/ErrorCode";
-import { toAppError } from "./errors";
+import { ERROR_TEXT, errorText, toAppError } from "./errors";
 
 describe("toAppError", () => {
   it("keeps a command error's code and message", () => {
@@ -39,5 +39,24 @@ describe("toAppError", () => {
     for (const code of ["wrong_passphrase", "tampered", "locked", "not_found"]) {
       expect(ERROR_CODES).toContain(code);
     }
+  });
+});
+
+describe("errorText", () => {
+  it("has a human text for every generated error code", () => {
+    for (const code of ERROR_CODES) {
+      expect(ERROR_TEXT[code], code).toBeTruthy();
+    }
+  });
+
+  it("explains the codes the unlock screen reacts to", () => {
+    expect(errorText("wrong_passphrase")).toMatch(/passphrase is not correct/);
+    expect(errorText("keyring_unavailable")).toMatch(/keyring is not available/);
+    expect(errorText("keyring_locked")).toMatch(/keyring is locked/);
+    expect(errorText("on_hold")).toMatch(/legal hold/);
+  });
+
+  it("falls back to the generic text for unknown codes", () => {
+    expect(errorText("from_the_future")).toBe(ERROR_TEXT.unknown);
   });
 });

@@ -39,3 +39,44 @@ export function toAppError(reason: unknown): AppError {
   }
   return { code: "unknown", message: "An unexpected error occurred." };
 }
+
+/**
+ * What each code means for the person using the app, written for them (the Rust message adds the
+ * specifics, e.g. which file). Keyed by code only: the UI never looks at message text. Codes the
+ * shell may add later (e.g. `keyring_locked`) are listed ahead of time; a test checks that every
+ * generated code has an entry.
+ */
+export const ERROR_TEXT: Readonly<Record<string, string>> = {
+  wrong_passphrase: "That passphrase is not correct. Check Caps Lock and try again.",
+  wrong_recovery_key: "That recovery key does not belong to this vault.",
+  invalid_recovery_key: "That is not a valid recovery key. It is the grouped code shown when the vault was created.",
+  locked: "The vault is locked. Unlock it to continue.",
+  tampered: "Stored data failed its integrity check: it was changed outside LabVault.",
+  truncated: "Stored data is incomplete (truncated).",
+  not_found: "It no longer exists. Someone may have moved or removed it.",
+  already_exists: "Something with that name already exists here.",
+  invalid_name: "That name is not allowed. Avoid slashes at the ends, '..' and control characters.",
+  invalid_argument: "The request was not valid.",
+  unsupported_version: "This vault was written by a newer LabVault. Update the app to open it.",
+  corrupt_key_file: "The vault's key file is damaged.",
+  corrupt_catalog: "The vault's catalog is damaged.",
+  keyring_unavailable: "The system keyring is not available on this device. Unlock with your passphrase.",
+  keyring_locked: "The system keyring is locked. Unlock your desktop keyring, or use your passphrase.",
+  no_space: "There is not enough free disk space.",
+  source_vanished: "A file changed or disappeared while it was being read.",
+  cancelled: "The operation was cancelled.",
+  vault_busy: "The vault is in use by another LabVault process. Close it and try again.",
+  io: "A file could not be read or written.",
+  internal: "Something went wrong inside LabVault.",
+  erased: "This item was erased; its content no longer exists.",
+  on_hold: "A legal hold protects this item: it cannot be deleted or erased until the hold is cleared.",
+  invalid_policy: "That retention policy is not allowed.",
+  not_unlocked: "The vault is locked. Unlock it to continue.",
+  ipc: "The app could not run this action.",
+  unknown: "An unexpected error occurred.",
+};
+
+/** The human text for a code (falls back to the generic text for codes this UI does not know). */
+export function errorText(code: string): string {
+  return ERROR_TEXT[code] ?? ERROR_TEXT.unknown!;
+}
