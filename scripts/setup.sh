@@ -57,7 +57,21 @@ fi
 if ! command -v cargo >/dev/null && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
-if ! command -v cargo >/dev/null; then
+# Debian's own cargo (1.63 on bookworm) is far too old for this workspace (rust-version 1.90):
+# treat it like no Rust at all and install rustup's toolchain ahead of it on PATH.
+rust_ok() {
+  command -v cargo >/dev/null || return 1
+  local v minor
+  v=$(cargo --version | awk '{print $2}') || return 1
+  minor=$(cut -d. -f2 <<<"$v")
+  [[ ${v%%.*} -gt 1 || $minor -ge 90 ]]
+}
+if ! rust_ok && command -v rustup >/dev/null; then
+  log "updating Rust to $RUST_TOOLCHAIN via rustup"
+  rustup toolchain install "$RUST_TOOLCHAIN" --profile minimal -c rustfmt -c clippy
+  rustup default "$RUST_TOOLCHAIN"
+fi
+if ! rust_ok; then
   log "installing Rust $RUST_TOOLCHAIN via rustup"
   curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
     sh -s -- -y --profile minimal --default-toolchain "$RUST_TOOLCHAIN" -c rustfmt -c clippy
