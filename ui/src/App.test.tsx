@@ -28,6 +28,7 @@ const status = (over: Record<string, unknown> = {}) => ({
   unlocked: false,
   rememberedOnDevice: false,
   keyringAvailable: true,
+  recoveryConfirmationPending: false,
   appVersion: "0.1.0",
   coreVersion: "0.1.0",
   autoLockMinutes: 15,
@@ -61,7 +62,7 @@ function backend(calls: { cmd: string; args: Record<string, unknown> }[]) {
           return Promise.reject({ code: "wrong_passphrase", message: "The passphrase is wrong." });
         }
         unlocked = true;
-        return null;
+        return status({ unlocked: true });
       case "vault_lock":
         unlocked = false;
         return null;
@@ -87,7 +88,7 @@ describe("first run", () => {
     mockIPC((cmd, payload) => {
       calls.push({ cmd, args: (payload ?? {}) as Record<string, unknown> });
       if (cmd === "vault_status") return status({ exists: false });
-      if (cmd === "vault_create") return null;
+      if (cmd === "vault_create") return { status: status({ unlocked: true, recoveryConfirmationPending: true }), remembered: true, rememberError: null };
       if (cmd === "vault_confirm_recovery") {
         return (payload as { lastGroup: string }).lastGroup === "ABCD"
           ? null

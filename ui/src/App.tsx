@@ -2,7 +2,7 @@ import { useCallback, useEffect, useMemo, useReducer, useState } from "react";
 import { activityPing, onVaultLocked, setLockedHandler, vaultLock, vaultStatus } from "./api";
 import { ErrorBanner, Spinner } from "./components/common";
 import { ProgressPanel, ProgressProvider } from "./components/progress";
-import type { AppError } from "./errors";
+import { toAppError, type AppError } from "./errors";
 import { createActivityPinger, lockCleanup, sessionReducer } from "./lib/session";
 import { FirstRun, RecoveryConfirm, Unlock } from "./screens/Auth";
 import { AuditScreen } from "./screens/Audit";
@@ -88,13 +88,21 @@ export default function App() {
   const [state, dispatch] = useReducer(sessionReducer, { phase: { kind: "loading" }, session: 0 });
   const [status, setStatus] = useState<VaultStatusFull | null>(null);
   const [error, setError] = useState<AppError | null>(null);
+  const [rememberError, setRememberError] = useState<AppError | null>(null);
 
   const refresh = useCallback(async (initial: boolean) => {
     const r = await vaultStatus();
     if (r.ok) {
       setStatus(r.value);
       setError(null);
-      if (initial) dispatch({ type: "status", exists: r.value.exists, unlocked: Boolean(r.value.unlocked) });
+      if (initial) {
+        dispatch({
+          type: "status",
+          exists: r.value.exists,
+          unlocked: r.value.unlocked,
+          recoveryPending: r.value.recoveryConfirmationPending,
+        });
+      }
     } else if (initial) {
       setError(r.error);
     }
@@ -158,10 +166,20 @@ export default function App() {
         </main>
       );
     case "first-run":
-      return <FirstRun status={status} onCreated={(remember) => dispatch({ type: "created", remember })} />;
+      return (
+        <FirstRun
+          status={status}
+          onCreated={(result) => {
+            setStatus(result.status);
+            setRememberError(result.rememberError ? toAppError(result.rememberError) : null);
+            dispatch({ type: "created", remember: result.remembered });
+          }}
+        />
+      );
     case "recovery":
       return (
         <RecoveryConfirm
+          rememberError={rememberError}
           onConfirmed={() => {
             dispatch({ type: "recovery-confirmed" });
             void refresh(false);

@@ -10,20 +10,27 @@ import type {
   Area,
   AuditFilter,
   AuditPage,
+  AuditExportResult,
   AuditVerifyReport,
+  CreateResult,
+  ExportResult,
+  Hold,
   HoldTarget,
   ImportReport,
   ItemDetails,
   ItemQuery,
+  ItemRow,
   ItemsPage,
   PolicyPeriods,
+  PreviewInfo,
   Progress,
   Project,
-  ProjectRetentionSummary,
   RetentionItemsPage,
   RetentionPolicies,
+  RetentionRunResult,
+  RetentionSummary,
+  RetentionTimeline,
   Settings,
-  TimelineStep,
   VaultStatusFull,
 } from "./types";
 
@@ -57,15 +64,16 @@ function progressChannel(onProgress: (p: Progress) => void): Channel<Progress> {
 
 export const vaultStatus = () => call<VaultStatusFull>("vault_status");
 export const vaultCreate = (passphrase: string, remember: boolean) =>
-  call<null>("vault_create", { passphrase, remember });
+  call<CreateResult>("vault_create", { passphrase, remember });
+export const vaultShowRecovery = () => call<null>("vault_show_recovery");
 export const vaultConfirmRecovery = (lastGroup: string) => call<null>("vault_confirm_recovery", { lastGroup });
-export const vaultUnlock = (passphrase: string) => call<null>("vault_unlock", { passphrase });
-export const vaultUnlockRecovery = (recoveryKey: string) => call<null>("vault_unlock_recovery", { recoveryKey });
-export const vaultUnlockKeyring = () => call<null>("vault_unlock_keyring");
+export const vaultUnlock = (passphrase: string) => call<VaultStatusFull>("vault_unlock", { passphrase });
+export const vaultUnlockRecovery = (recoveryKey: string) => call<VaultStatusFull>("vault_unlock_recovery", { recoveryKey });
+export const vaultUnlockKeyring = () => call<VaultStatusFull>("vault_unlock_keyring");
 export const vaultLock = () => call<null>("vault_lock");
 export const vaultChangePassphrase = (current: string, next: string) =>
   call<null>("vault_change_passphrase", { current, new: next });
-export const vaultSetRemember = (remember: boolean) => call<null>("vault_set_remember", { remember });
+export const vaultSetRemember = (remember: boolean) => call<VaultStatusFull>("vault_set_remember", { remember });
 export const settingsGet = () => call<Settings>("settings_get");
 export const settingsSet = (autoLockMinutes: number, vaultDir?: string | null) =>
   call<Settings>("settings_set", { autoLockMinutes, vaultDir: vaultDir ?? null });
@@ -79,15 +87,19 @@ export const itemsPage = (query: ItemQuery, offset: number, limit: number) =>
   call<ItemsPage>("items_page", { query, offset, limit });
 export const itemDetails = (itemId: string) => call<ItemDetails>("item_details", { itemId });
 export const itemMove = (itemId: string, area: Area | null, path: string | null) =>
-  call<null>("item_move", { itemId, area, path });
-export const itemDelete = (itemId: string) => call<null>("item_delete", { itemId });
-export const itemRestore = (itemId: string) => call<null>("item_restore", { itemId });
-export const itemErase = (itemId: string, reason: string) => call<null>("item_erase", { itemId, reason });
+  call<ItemRow>("item_move", { itemId, area, path });
+export const itemDelete = (itemId: string) => call<ItemRow>("item_delete", { itemId });
+export const itemRestore = (itemId: string) => call<ItemRow>("item_restore", { itemId });
+export const itemErase = (itemId: string, reason: string) => call<ItemRow>("item_erase", { itemId, reason });
+/** Opens a preview (audited once as `data.view`) and returns the URL to read it from. */
+export const previewOpen = (itemId: string) => call<PreviewInfo>("preview_open", { itemId });
+/** Closes a preview so its decrypted view is dropped; the next open is audited again. */
+export const previewClose = (itemId: string) => call<null>("preview_close", { itemId });
 
 // ----- transfers -----------------------------------------------------------------------------
 
 export const pickImportFiles = () => call<string[]>("pick_import_files");
-export const pickImportFolder = () => call<string[]>("pick_import_folder");
+export const pickImportFolder = () => call<string | null>("pick_import_folder");
 export const pickExportDir = () => call<string | null>("pick_export_dir");
 export const pickSavePath = (defaultName: string) => call<string | null>("pick_save_path", { defaultName });
 
@@ -114,7 +126,7 @@ export const exportItem = (
   overwrite: boolean,
   opId: string,
   onProgress: (p: Progress) => void,
-) => call<unknown>("export_item", { itemId, destDir, overwrite, opId, onProgress: progressChannel(onProgress) });
+) => call<ExportResult>("export_item", { itemId, destDir, overwrite, opId, onProgress: progressChannel(onProgress) });
 
 export const exportArea = (
   project: string,
@@ -122,7 +134,7 @@ export const exportArea = (
   destDir: string,
   opId: string,
   onProgress: (p: Progress) => void,
-) => call<unknown>("export_area", { project, area, destDir, opId, onProgress: progressChannel(onProgress) });
+) => call<ExportResult>("export_area", { project, area, destDir, overwrite: false, opId, onProgress: progressChannel(onProgress) });
 
 export const operationCancel = (opId: string) => call<null>("operation_cancel", { opId });
 
@@ -138,23 +150,23 @@ export const auditExport = (
   destPath: string,
   opId: string,
   onProgress: (p: Progress) => void,
-) => call<{ events: number }>("audit_export", { filter, format, destPath, opId, onProgress: progressChannel(onProgress) });
+) => call<AuditExportResult>("audit_export", { filter, format, destPath, opId, onProgress: progressChannel(onProgress) });
 
 // ----- retention -----------------------------------------------------------------------------
 
 export const retentionSummary = (project?: string | null) =>
-  call<ProjectRetentionSummary[]>("retention_summary", { project: project ?? null });
+  call<RetentionSummary>("retention_summary", { project: project ?? null });
 export const retentionTimeline = (project: string | null, days: number) =>
-  call<TimelineStep[]>("retention_timeline", { project, days });
+  call<RetentionTimeline>("retention_timeline", { project, days });
 export const retentionItemsPage = (project: string | null, offset: number, limit: number) =>
   call<RetentionItemsPage>("retention_items_page", { project, offset, limit });
 export const retentionPolicies = () => call<RetentionPolicies>("retention_policies");
-export const retentionPolicySet = (project: string | null, overrides: PolicyPeriods) =>
-  call<null>("retention_policy_set", { project, overrides });
+export const retentionPolicySet = (project: string | null, plan: string | null, changes: PolicyPeriods) =>
+  call<PolicyPeriods>("retention_policy_set", { project, plan, changes });
 export const retentionRun = (opId: string, onProgress: (p: Progress) => void) =>
-  call<unknown>("retention_run", { opId, onProgress: progressChannel(onProgress) });
-export const holdSet = (target: HoldTarget, reason: string) => call<null>("hold_set", { target, reason });
-export const holdClear = (target: HoldTarget) => call<null>("hold_clear", { target });
+  call<RetentionRunResult>("retention_run", { opId, onProgress: progressChannel(onProgress) });
+export const holdSet = (target: HoldTarget, reason: string) => call<Hold>("hold_set", { target, reason });
+export const holdClear = (target: HoldTarget) => call<number>("hold_clear", { target });
 
 // ----- previews ------------------------------------------------------------------------------
 
@@ -163,16 +175,16 @@ export function previewUrl(itemId: string): string {
   return `lvpreview://localhost/item/${encodeURIComponent(itemId)}`;
 }
 
-/** Fetches an item's bytes (optionally only the first `maxBytes`) from the preview scheme. */
+/** Fetches a preview URL's bytes (optionally only the first `maxBytes`) from the preview scheme. */
 export async function fetchPreview(
-  itemId: string,
+  url: string,
   maxBytes?: number,
   signal?: AbortSignal,
 ): Promise<Result<{ blob: Blob; truncated: boolean; contentType: string }>> {
   try {
     const headers: Record<string, string> = {};
     if (maxBytes !== undefined) headers.Range = `bytes=0-${maxBytes - 1}`;
-    const res = await fetch(previewUrl(itemId), { headers, signal });
+    const res = await fetch(url, { headers, signal });
     if (res.status === 403) {
       lockedHandler?.();
       return { ok: false, error: { code: "locked", message: "The vault is locked." } };

@@ -26,14 +26,22 @@ export interface ItemQuery {
 
 export interface ItemRow {
   id: string;
+  project: string;
+  projectId: string;
   area: Area;
   path: string;
   size: number;
+  sha256: string;
+  state: ItemState;
   mediaType: string;
   dataType: string;
-  state: ItemState;
+  version: number;
+  createdBy: string;
   createdAt: string;
   updatedAt: string;
+  deletedAt: string | null;
+  erasedAt: string | null;
+  eraseReason: string | null;
 }
 
 export interface ItemsPage {
@@ -47,14 +55,26 @@ export interface VaultStatusFull {
   unlocked: boolean;
   rememberedOnDevice: boolean;
   keyringAvailable: boolean;
+  recoveryConfirmationPending: boolean;
   appVersion: string;
   coreVersion: string;
   autoLockMinutes: number;
 }
 
+export interface CreateResult {
+  status: VaultStatusFull;
+  remembered: boolean;
+  rememberError: { code: string; message: string } | null;
+}
+
 export interface Settings {
   autoLockMinutes: number;
   vaultDir: string;
+  defaultVaultDir: string | null;
+  rememberedOnDevice: boolean;
+  logDir: string | null;
+  appVersion: string;
+  coreVersion: string;
 }
 
 export interface Project {
@@ -76,16 +96,28 @@ export interface Progress {
   filesTotal: number;
 }
 
-export interface ImportFailure {
+export interface ImportedFile {
+  source: string;
+  itemId: string;
   path: string;
+  version: number;
+  size: number;
+  sha256: string;
+}
+
+export interface ImportFailure {
+  source: string;
   code: string;
   message: string;
 }
 
 export interface ImportReport {
-  imported: number;
-  bytes: number;
-  failures: ImportFailure[];
+  imported: ImportedFile[];
+  failed: ImportFailure[];
+}
+
+export interface ExportResult {
+  paths: string[];
 }
 
 export type AuditResult = "success" | "failure" | "denied";
@@ -104,12 +136,12 @@ export interface AuditEvent {
   user: string;
   action: string;
   resource: string;
-  ipAddress?: string;
-  userAgent?: string;
-  result: string;
+  userAgent: string;
+  result: AuditResult;
   detail: string;
-  deviceId?: string;
+  deviceId: string;
   seq: number;
+  hash: string;
 }
 
 export interface AuditPage {
@@ -120,11 +152,18 @@ export interface AuditPage {
 export interface AuditVerifyReport {
   ok: boolean;
   eventsChecked: number;
-  firstBadSeq?: number | null;
+  firstBadSeq: number | null;
+  deviceId: string | null;
   message: string;
 }
 
-export interface HoldInfo {
+export interface AuditExportResult {
+  path: string;
+  events: number;
+  filtered: boolean;
+}
+
+export interface Hold {
   id: string;
   targetKind: string;
   targetId: string;
@@ -135,6 +174,7 @@ export interface HoldInfo {
 
 export interface ItemRetentionInfo {
   itemId: string;
+  projectId: string;
   project: string;
   area: string;
   path: string;
@@ -144,15 +184,21 @@ export interface ItemRetentionInfo {
   createdAt: string;
   expiresAt: string;
   state: string;
-  nextStep?: string | null;
-  nextStepAt?: string | null;
+  nextStep: string | null;
+  nextStepAt: string | null;
 }
 
 export interface ItemDetails {
-  item: ItemRow & { sha256: string; version: number; createdBy: string; deletedAt?: string | null };
+  item: ItemRow;
   retention: ItemRetentionInfo | null;
-  hold: HoldInfo | null;
+  holdReason: string | null;
   history: AuditEvent[];
+}
+
+export interface PreviewInfo {
+  url: string;
+  mediaType: string;
+  size: number;
 }
 
 export interface StateCount {
@@ -171,12 +217,33 @@ export interface ProjectRetentionSummary {
   due30d: number;
 }
 
+export interface RetentionSummary {
+  now: string;
+  projects: ProjectRetentionSummary[];
+}
+
 export interface TimelineStep {
+  at: string;
+  step: string;
   itemId: string;
   project: string;
+  area: string;
   path: string;
-  step: string;
-  at: string;
+  size: number;
+}
+
+export interface RetentionTimeline {
+  now: string;
+  entries: TimelineStep[];
+  total: number;
+}
+
+export interface RetentionRunResult {
+  checked: number;
+  expired: number;
+  erased: number;
+  held: number;
+  failed: number;
 }
 
 export interface RetentionItemsPage {
@@ -185,14 +252,8 @@ export interface RetentionItemsPage {
 }
 
 /** Retention periods keyed by data type, as `<n>h`, `<n>d` or `<n>y`. */
-export type PolicyPeriods = Partial<Record<PolicyField, string>>;
-export type PolicyField =
-  | "research_data"
-  | "analysis_result"
-  | "backup"
-  | "audit_log"
-  | "session_data"
-  | "grace";
+export type PolicyPeriods = Partial<Record<PolicyField, string | null>>;
+export type PolicyField = "researchData" | "analysisResult" | "backup" | "auditLog" | "sessionData" | "grace";
 
 export interface RetentionPolicies {
   plan: string;

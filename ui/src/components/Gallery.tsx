@@ -1,6 +1,6 @@
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { useEffect, useRef, useState } from "react";
-import { fetchPreview } from "../api";
+import { fetchPreview, previewClose, previewOpen } from "../api";
 import { baseName } from "../lib/format";
 import type { PageCache } from "../lib/pageCache";
 import { objectUrls } from "../lib/session";
@@ -76,7 +76,10 @@ function Tile({ row, selected, onOpen }: { row: ItemRow; selected: boolean; onOp
     let created: string | null = null;
     // Small delay: fast scrolling past a tile does not decrypt it.
     const t = setTimeout(async () => {
-      const r = await fetchPreview(row.id, undefined, abort.signal);
+      const opened = await previewOpen(row.id);
+      if (abort.signal.aborted || !opened.ok) return;
+      const r = await fetchPreview(opened.value.url, undefined, abort.signal);
+      void previewClose(row.id);
       if (abort.signal.aborted || !r.ok) return;
       created = objectUrls.create(new Blob([r.value.blob], { type: row.mediaType }));
       setUrl(created);

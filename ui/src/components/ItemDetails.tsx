@@ -92,7 +92,7 @@ export function ItemDetailsPanel({
     );
   }
 
-  const { item, retention, hold, history } = details;
+  const { item, retention, holdReason: hold, history } = details;
   const deleted = item.state === "soft_deleted";
   const erased = item.state === "erased";
   const name = baseName(item.path);
@@ -113,7 +113,7 @@ export function ItemDetailsPanel({
           {humanize(item.state)}
         </span>
         {hold ? (
-          <span className="pill pill--hold" data-testid="item-on-hold" title={hold.reason}>
+          <span className="pill pill--hold" data-testid="item-on-hold" title={hold}>
             Legal hold
           </span>
         ) : null}
@@ -213,7 +213,7 @@ export function ItemDetailsPanel({
             <>
               <dt>Hold</dt>
               <dd>
-                {hold.reason} <span className="muted">({formatDateTime(hold.createdAt)}, {hold.createdBy})</span>
+                {hold}
               </dd>
             </>
           ) : null}

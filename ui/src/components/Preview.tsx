@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from "react";
-import { fetchPreview } from "../api";
+import { fetchPreview, previewClose, previewOpen } from "../api";
 import { errorText, type AppError } from "../errors";
 import { delimiterFor, parseDelimited } from "../lib/csv";
 import { formatBytes } from "../lib/format";
@@ -59,7 +59,10 @@ export function Preview({ itemId, mediaType, path, size }: { itemId: string; med
       if (kind === "none") return setState({ kind: "none" });
       if ((kind === "image" || kind === "pdf") && size > FULL_PREVIEW_LIMIT) return setState({ kind: "too-large" });
       const partial = kind === "table" || kind === "json" || kind === "text";
-      const r = await fetchPreview(itemId, partial ? TEXT_PREVIEW_BYTES : undefined, abort.signal);
+      const opened = await previewOpen(itemId);
+      if (abort.signal.aborted) return;
+      if (!opened.ok) return setState({ kind: "error", error: opened.error });
+      const r = await fetchPreview(opened.value.url, partial ? TEXT_PREVIEW_BYTES : undefined, abort.signal);
       if (abort.signal.aborted) return;
       if (!r.ok) return setState({ kind: "error", error: r.error });
       const { blob } = r.value;
@@ -87,6 +90,8 @@ export function Preview({ itemId, mediaType, path, size }: { itemId: string; med
     return () => {
       abort.abort();
       if (url) objectUrls.revoke(url);
+      // Drop the decrypted view on the Rust side too (no-op when it was never opened).
+      if (kind !== "none") void previewClose(itemId);
     };
   }, [itemId, kind, mediaType, path, size]);
 

@@ -9,11 +9,11 @@ describe("retention periods", () => {
   });
 
   it("enforces the 6-year audit-log minimum in every unit", () => {
-    expect(periodProblem("audit_log", "5y")).toMatch(/6 years/);
-    expect(periodProblem("audit_log", "2190d")).toMatch(/6 years/);
-    expect(periodProblem("audit_log", "2192d")).toBeNull();
-    expect(periodProblem("audit_log", "6y")).toBeNull();
-    expect(periodProblem("research_data", "5y")).toBeNull();
+    expect(periodProblem("auditLog", "5y")).toMatch(/6 years/);
+    expect(periodProblem("auditLog", "2190d")).toMatch(/6 years/);
+    expect(periodProblem("auditLog", "2192d")).toBeNull();
+    expect(periodProblem("auditLog", "6y")).toBeNull();
+    expect(periodProblem("researchData", "5y")).toBeNull();
   });
 
   it("caps periods and the grace period", () => {

@@ -41,7 +41,7 @@ export function periodProblem(field: string, text: string): string | null {
   const p = parsePeriod(text);
   if (!p) return "Use a positive number followed by h, d or y (e.g. 90d, 7y).";
   if (maxDays(p) > MAX_YEARS * 366) return `At most ${MAX_YEARS} years.`;
-  if (field === "audit_log" && !coversYears(p, AUDIT_MIN_YEARS)) {
+  if (field === "auditLog" && !coversYears(p, AUDIT_MIN_YEARS)) {
     return "The audit log must be kept at least 6 years; it cannot be lowered.";
   }
   if (field === "grace" && maxDays(p) > 365) return "The grace period can be at most 365 days.";

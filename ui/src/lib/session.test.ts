@@ -50,6 +50,10 @@ describe("sessionReducer", () => {
     });
   });
 
+  it("returns to the recovery confirmation when it was still pending at start", () => {
+    expect(sessionReducer(start, { type: "status", exists: true, unlocked: true, recoveryPending: true }).phase.kind).toBe("recovery");
+  });
+
   it("requires the recovery confirmation after creating, then unlocks", () => {
     let s = sessionReducer(start, { type: "status", exists: false, unlocked: false });
     s = sessionReducer(s, { type: "created", remember: true });

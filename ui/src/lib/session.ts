@@ -59,7 +59,7 @@ export type SessionPhase =
   | { kind: "unlocked"; session: number };
 
 export type SessionAction =
-  | { type: "status"; exists: boolean; unlocked: boolean }
+  | { type: "status"; exists: boolean; unlocked: boolean; recoveryPending?: boolean }
   | { type: "created"; remember: boolean }
   | { type: "recovery-confirmed" }
   | { type: "unlocked" }
@@ -76,6 +76,8 @@ export function sessionReducer(
   switch (action.type) {
     case "status":
       if (!action.exists) return { ...state, phase: { kind: "first-run" } };
+      // Created but the recovery key was never confirmed (the app was closed in between).
+      if (action.unlocked && action.recoveryPending) return { ...state, phase: { kind: "recovery", remember: false } };
       if (action.unlocked) return { session: state.session + 1, phase: { kind: "unlocked", session: state.session + 1 } };
       return { ...state, phase: { kind: "locked", reason: "start" } };
     case "created":

@@ -2,14 +2,15 @@ import { useMemo, useState, type FormEvent } from "react";
 import {
   vaultConfirmRecovery,
   vaultCreate,
+  vaultShowRecovery,
   vaultUnlock,
   vaultUnlockKeyring,
   vaultUnlockRecovery,
 } from "../api";
 import { ErrorBanner, Field, StrengthMeter } from "../components/common";
-import type { AppError } from "../errors";
+import { errorText, type AppError } from "../errors";
 import { MIN_ACCEPTED_SCORE, estimateStrength } from "../lib/strength";
-import type { VaultStatusFull } from "../types";
+import type { CreateResult, VaultStatusFull } from "../types";
 
 function AuthCard({ testId, title, intro, children }: { testId: string; title: string; intro: string; children: React.ReactNode }) {
   return (
@@ -28,7 +29,7 @@ function AuthCard({ testId, title, intro, children }: { testId: string; title: s
 }
 
 /** First run: choose a passphrase (with strength feedback), opt in to the keyring, create. */
-export function FirstRun({ status, onCreated }: { status: VaultStatusFull | null; onCreated: (remember: boolean) => void }) {
+export function FirstRun({ status, onCreated }: { status: VaultStatusFull | null; onCreated: (result: CreateResult) => void }) {
   const [passphrase, setPassphrase] = useState("");
   const [confirm, setConfirm] = useState("");
   const [remember, setRemember] = useState(false);
@@ -48,7 +49,7 @@ export function FirstRun({ status, onCreated }: { status: VaultStatusFull | null
     if (r.ok) {
       setPassphrase("");
       setConfirm("");
-      onCreated(remember);
+      onCreated(r.value);
     } else setError(r.error);
   };
 
@@ -118,7 +119,7 @@ export function FirstRun({ status, onCreated }: { status: VaultStatusFull | null
  * After creation the recovery key is shown once, in a native dialog owned by the Rust side (it never
  * enters the webview). Here the user proves they saved it by typing its last group back.
  */
-export function RecoveryConfirm({ onConfirmed }: { onConfirmed: () => void }) {
+export function RecoveryConfirm({ onConfirmed, rememberError }: { onConfirmed: () => void; rememberError?: AppError | null }) {
   const [group, setGroup] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<AppError | null>(null);
@@ -152,9 +153,23 @@ export function RecoveryConfirm({ onConfirmed }: { onConfirmed: () => void }) {
           />
         </Field>
         <ErrorBanner error={error} testId="recovery-error" />
+        {rememberError ? (
+          <div className="banner banner--warn" role="status" data-code={rememberError.code}>
+            This device could not remember the vault ({errorText(rememberError.code)}). You can turn it on later in Settings.
+          </div>
+        ) : null}
         <div className="form__actions">
           <button type="submit" className="button button--primary" data-testid="recovery-confirm" disabled={busy || !group.trim()}>
             {busy ? "Checking…" : "I saved it — continue"}
+          </button>
+          <button
+            type="button"
+            className="button"
+            data-testid="recovery-show-again"
+            disabled={busy}
+            onClick={() => void vaultShowRecovery().then((r) => (r.ok ? undefined : setError(r.error)))}
+          >
+            Show the key again
           </button>
         </div>
       </form>

@@ -32,11 +32,11 @@ import type {
 const ROW_HEIGHT = 36;
 
 const POLICY_FIELDS: { field: PolicyField; label: string; hint: string }[] = [
-  { field: "research_data", label: "Research data", hint: "Raw data from instruments and collaborators." },
-  { field: "analysis_result", label: "Analysis results", hint: "Derived files, plots and exports." },
+  { field: "researchData", label: "Research data", hint: "Raw data from instruments and collaborators." },
+  { field: "analysisResult", label: "Analysis results", hint: "Derived files, plots and exports." },
   { field: "backup", label: "Backups", hint: "" },
-  { field: "audit_log", label: "Audit log", hint: "At least 6 years; it can only be raised." },
-  { field: "session_data", label: "Session data", hint: "Fixed by the plan unless the plan is enterprise." },
+  { field: "auditLog", label: "Audit log", hint: "At least 6 years; it can only be raised." },
+  { field: "sessionData", label: "Session data", hint: "Fixed by the plan unless the plan is enterprise." },
   { field: "grace", label: "Grace after deletion", hint: "How long deleted items stay restorable (at most 365 days)." },
 ];
 
@@ -59,10 +59,10 @@ export function RetentionScreen() {
   }, []);
 
   useEffect(() => {
-    void retentionSummary(p).then((r) => (r.ok ? setSummary(r.value) : setError(r.error)));
+    void retentionSummary(p).then((r) => (r.ok ? setSummary(r.value.projects) : setError(r.error)));
   }, [p, reload]);
   useEffect(() => {
-    void retentionTimeline(p, days).then((r) => (r.ok ? setTimeline(r.value) : setError(r.error)));
+    void retentionTimeline(p, days).then((r) => (r.ok ? setTimeline(r.value.entries) : setError(r.error)));
   }, [p, days, reload]);
 
   const fetcher = useCallback(
@@ -86,10 +86,9 @@ export function RetentionScreen() {
   };
 
   const run = async () => {
-    const r = await progress.run("retention", "Applying retention policies", (opId, cb) => retentionRun(opId, cb), (v) => {
-      const o = (v ?? {}) as Record<string, number>;
-      return `Checked ${o.checked ?? 0}, expired ${o.expired ?? 0}, erased ${o.erased ?? 0}, held back ${o.held ?? 0}.`;
-    });
+    const r = await progress.run("retention", "Applying retention policies", (opId, cb) => retentionRun(opId, cb), (o) =>
+      `Checked ${o.checked}, expired ${o.expired}, erased ${o.erased}, held back ${o.held}${o.failed ? `, failed ${o.failed}` : ""}.`,
+    );
     if (r.ok) changed("Retention run finished.");
     else if (r.error.code !== "cancelled") setError(r.error);
   };
@@ -400,7 +399,7 @@ function PoliciesCard({ projects, onSaved, onError }: { projects: Project[]; onS
       const v = (draft[field] ?? "").trim();
       if (v) overrides[field] = v;
     }
-    const r = await retentionPolicySet(scope || null, overrides);
+    const r = await retentionPolicySet(scope || null, null, overrides);
     setBusy(false);
     if (r.ok) {
       setSaveError(null);
@@ -431,7 +430,7 @@ function PoliciesCard({ projects, onSaved, onError }: { projects: Project[]; onS
       {current ? (
         <form className="policy-form" onSubmit={save}>
           {POLICY_FIELDS.map(({ field, label, hint }) => {
-            const disabled = field === "session_data" && !enterprise;
+            const disabled = field === "sessionData" && !enterprise;
             const id = `policy-${field}`;
             const problem = problems[field];
             return (
@@ -441,7 +440,7 @@ function PoliciesCard({ projects, onSaved, onError }: { projects: Project[]; onS
                   {hint ? <span className="muted small">{hint}</span> : null}
                 </label>
                 <span className="policy-row__effective muted small" title="In effect now">
-                  {current.effective[field] ? describePeriod(current.effective[field]!) : "–"}
+                  {current.effective[field] ? describePeriod(current.effective[field]) : "–"}
                 </span>
                 <input
                   id={id}

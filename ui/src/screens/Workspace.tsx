@@ -5,27 +5,17 @@ import { Gallery } from "../components/Gallery";
 import { ItemDetailsPanel } from "../components/ItemDetails";
 import { ItemList } from "../components/ItemList";
 import { useProgress } from "../components/progress";
-import type { AppError } from "../errors";
+import { errorText, type AppError } from "../errors";
 import { humanize } from "../lib/format";
 import { useDebounced, usePageCache } from "../hooks/usePageCache";
 import { AREAS, type Area, type ImportReport, type ItemQuery, type ItemRow, type ItemSort, type Project, type SortKey } from "../types";
 
-/** "3 files imported, 1 failed" from an import report, whatever optional fields it carries. */
-export function importSummary(report: ImportReport | null | undefined): string {
-  if (!report) return "Import finished.";
-  const r = report as unknown as Record<string, unknown>;
-  const imported = typeof r.imported === "number" ? r.imported : Array.isArray(r.imported) ? r.imported.length : null;
-  const failures = Array.isArray(r.failures) ? r.failures.length : Array.isArray(r.failed) ? r.failed.length : 0;
-  const parts = [];
-  if (imported !== null) parts.push(`${imported} file${imported === 1 ? "" : "s"} imported`);
-  if (failures > 0) parts.push(`${failures} failed`);
-  return parts.length > 0 ? `${parts.join(", ")}.` : "Import finished.";
-}
-
-function failuresOf(report: ImportReport): { path: string; message: string }[] {
-  const r = report as unknown as Record<string, unknown>;
-  const list = (Array.isArray(r.failures) ? r.failures : Array.isArray(r.failed) ? r.failed : []) as Record<string, unknown>[];
-  return list.map((f) => ({ path: String(f.path ?? ""), message: String(f.message ?? f.code ?? "") }));
+/** "3 files imported, 1 failed." from an import result. */
+export function importSummary(report: ImportReport): string {
+  const n = report.imported.length;
+  const parts = [`${n} file${n === 1 ? "" : "s"} imported`];
+  if (report.failed.length > 0) parts.push(`${report.failed.length} failed`);
+  return `${parts.join(", ")}.`;
 }
 
 /** Projects sidebar, area tabs, the item list (or plots gallery), details, import and drop. */
@@ -93,7 +83,7 @@ export function WorkspaceScreen() {
       const label = paths.length === 1 ? `Importing ${paths[0]!.split("/").pop()}` : `Importing ${paths.length} items`;
       const target = project;
       const r = await progress.run("import", label, (opId, cb) => importPaths(target, area, paths, opId, cb), importSummary);
-      if (r.ok) setImportFailures(failuresOf(r.value));
+      if (r.ok) setImportFailures(r.value.failed.map((f) => ({ path: f.source, message: `${errorText(f.code)} ${f.message}` })));
       else if (r.error.code !== "cancelled") setError(r.error);
       refreshList();
     },
@@ -103,7 +93,8 @@ export function WorkspaceScreen() {
   const pick = async (folder: boolean) => {
     const r = folder ? await pickImportFolder() : await pickImportFiles();
     if (!r.ok) return setError(r.error);
-    const paths = Array.isArray(r.value) ? r.value : r.value ? [r.value as unknown as string] : [];
+    const v: string[] | string | null = r.value;
+    const paths = Array.isArray(v) ? v : v ? [v] : [];
     await runImport(paths);
   };
 
