@@ -320,9 +320,12 @@ impl Principal {
     /// Requires MFA verified within the step-up window.
     pub fn require_recent_mfa(&self, st: &AppState) -> ApiResult<()> {
         self.require_user()?;
-        let fresh = self
-            .mfa_at
-            .is_some_and(|t| st.now() - t <= st.cfg.step_up_window && t <= st.now() + 5);
+        // A step-up only counts while MFA is still enrolled (it may have been turned off or
+        // reset since the token was issued).
+        let fresh = self.mfa_enrolled
+            && self
+                .mfa_at
+                .is_some_and(|t| st.now() - t <= st.cfg.step_up_window && t <= st.now() + 5);
         if fresh {
             return Ok(());
         }

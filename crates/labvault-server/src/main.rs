@@ -69,6 +69,15 @@ enum Cmd {
     },
     /// Delete expired trial tenants now (the server also does this every minute).
     Sweep,
+    /// List deleted (tombstoned) tenants whose audit chains are kept: id and deletion time.
+    DeletedTenants,
+    /// Export a tenant's audit chain as JSON Lines on stdout (also for deleted tenants, and
+    /// `_system` for the server chain) after verifying it; exits non-zero if it is broken.
+    AuditExport {
+        /// Tenant id (see `deleted-tenants`), or `_system`.
+        #[arg(long)]
+        tenant: String,
+    },
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -205,6 +214,34 @@ async fn main() -> Result<()> {
             let state = open_state(&dir, Config::default(), Arc::new(SystemClock))?;
             let gone = sweep_trials(&state).await?;
             println!("deleted {} expired trial tenant(s)", gone.len());
+        }
+        Cmd::DeletedTenants => {
+            let state = open_state(&dir, Config::default(), Arc::new(SystemClock))?;
+            for (id, at) in state.store.deleted_tenants().await? {
+                println!("{id}\t{}", labvault_server::clock::rfc3339(at));
+            }
+        }
+        Cmd::AuditExport { tenant } => {
+            use labvault_governance::export::{ExportFormat, ExportWriter};
+            let state = open_state(&dir, Config::default(), Arc::new(SystemClock))?;
+            let chain = state.store.audit_chain(&tenant).await?;
+            if chain.is_empty() {
+                bail!("no audit chain for tenant '{tenant}'");
+            }
+            if let Err(e) = labvault_server::chain::verify(&chain) {
+                bail!(
+                    "audit chain of '{tenant}' is broken at seq {} ({})",
+                    e.first_bad_seq,
+                    e.kind.as_str()
+                );
+            }
+            let mut w = ExportWriter::new(std::io::stdout().lock(), ExportFormat::Jsonl)?;
+            for ev in &chain {
+                w.write(ev)?;
+            }
+            let mut out = w.finish()?;
+            std::io::Write::flush(&mut out)?;
+            eprintln!("{} events, chain verified", chain.len());
         }
         Cmd::Openapi => unreachable!(),
     }

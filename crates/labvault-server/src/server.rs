@@ -434,13 +434,14 @@ pub async fn create_tenant(st: &AppState, t: NewTenant) -> Result<TenantRow, Ser
     Ok(tenant)
 }
 
-/// Deletes every trial tenant past its expiry; each deletion is audited on the system chain.
-/// Returns the deleted tenant ids. Idempotent; runs periodically and on demand.
+/// Purges every trial tenant past its expiry (data deleted, tenant tombstoned, audit chain
+/// kept); each expiry is audited on the tenant's own chain and on the system chain.
+/// Returns the expired tenant ids. Idempotent; runs periodically and on demand.
 pub async fn sweep_trials(st: &AppState) -> Result<Vec<String>, ServerError> {
     let expired = st.store.expired_trials(st.now()).await?;
     for id in &expired {
         let ev = system_draft(st, "tenant.trial_expire", format!("tenant/{id}"), "system");
-        match st.store.delete_tenant(id, ev).await {
+        match st.store.delete_tenant(id, st.now(), ev.clone(), ev).await {
             Ok(()) | Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }

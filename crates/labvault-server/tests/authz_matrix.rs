@@ -60,6 +60,18 @@ const MATRIX: &[(&str, &str, Rule, &str)] = &[
     ("DELETE", "/v1/me", Member, r#"{"password":"Wrong-pass-1"}"#),
     ("POST", "/v1/me/mfa/enroll", Member, ""),
     ("POST", "/v1/me/mfa/confirm", Member, r#"{"code":"000000"}"#),
+    (
+        "DELETE",
+        "/v1/me/mfa",
+        Member,
+        r#"{"password":"Wrong-pass-1","code":"000000"}"#,
+    ),
+    (
+        "POST",
+        "/v1/me/password",
+        Member,
+        r#"{"current_password":"Wrong-pass-1","new_password":"Xx-12345678"}"#,
+    ),
     ("GET", "/v1/tenant", Min(Viewer), ""),
     (
         "DELETE",
@@ -88,6 +100,7 @@ const MATRIX: &[(&str, &str, Rule, &str)] = &[
         r#"{"role":"viewer"}"#,
     ),
     ("DELETE", "/v1/members/{missing}", Min(Admin), ""),
+    ("POST", "/v1/members/{missing}/mfa/reset", Min(Admin), ""),
     ("GET", "/v1/invitations", Min(Admin), ""),
     (
         "POST",

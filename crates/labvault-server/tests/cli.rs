@@ -228,3 +228,61 @@ async fn a_client_pinning_the_printed_spki_connects_and_a_wrong_pin_is_refused()
     assert!(pinned_client(wrong).get(&url).send().await.is_err());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_deleted_tenants_audit_chain_stays_exportable() {
+    use labvault_server::clock::ManualClock;
+    use labvault_server::secrets::{KdfParams, Secret};
+    use labvault_server::{create_tenant, open_state, sweep_trials, Config, DataDir, NewTenant};
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::create(dir.path()).unwrap();
+    let clock = std::sync::Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let cfg = Config {
+        kdf: KdfParams::TEST,
+        ..Config::default()
+    };
+    let id = {
+        let st = open_state(&data, cfg, clock.clone()).unwrap();
+        let t = create_tenant(
+            &st,
+            NewTenant {
+                slug: "short-trial".into(),
+                name: "Trial".into(),
+                plan: labvault_wire::PlanTier::Trial,
+                owner_email: "t@trial.test".into(),
+                owner_password: Secret::new("Correct-Horse-9".into()),
+            },
+        )
+        .await
+        .unwrap();
+        clock.advance(time::Duration::hours(25));
+        assert_eq!(sweep_trials(&st).await.unwrap(), vec![t.id.clone()]);
+        t.id
+    };
+    let d = dir.path().to_str().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["--data-dir", d])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["deleted-tenants"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with(&format!("{id}\t")));
+    let o = run(&["audit-export", "--tenant", &id]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<&str> = lines
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["tenant.create", "tenant.trial_expire"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("chain verified"));
+    let o = run(&["audit-export", "--tenant", "no-such-tenant"]);
+    assert!(!o.status.success());
+}

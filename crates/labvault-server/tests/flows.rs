@@ -464,6 +464,17 @@ async fn trial_tenants_expire_after_24_hours_and_their_data_is_deleted() {
         .iter()
         .any(|e| e.action.as_str() == "tenant.trial_expire"));
     assert!(labvault_server::chain::verify(&sys).is_ok());
+    // The expired trial's own chain is kept and records the expiry last.
+    let store = &h.server.state.store;
+    let (id, _) = store.deleted_tenants().await.unwrap().remove(0);
+    let chain = store.audit_chain(&id).await.unwrap();
+    assert!(labvault_server::chain::verify(&chain).is_ok());
+    assert_eq!(chain.last().unwrap().action.as_str(), "tenant.trial_expire");
+    assert!(store.list_users(&id).await.unwrap().is_empty());
+    assert!(
+        sweep_trials(&h.server.state).await.unwrap().is_empty(),
+        "a tombstone never expires twice"
+    );
 }
 
 #[tokio::test]
@@ -1113,6 +1124,38 @@ async fn account_and_tenant_deletion_are_irreversible_and_audited() {
     assert!(sys
         .iter()
         .any(|e| e.action.as_str() == "tenant.delete" && e.user == email));
+    // Audit logs outlive the tenant: its chain is kept, intact, ending with the deletion.
+    let store = &h.server.state.store;
+    let tombstones = store.deleted_tenants().await.unwrap();
+    assert_eq!(tombstones.len(), 1);
+    let chain = store.audit_chain(&tombstones[0].0).await.unwrap();
+    assert!(labvault_server::chain::verify(&chain).is_ok());
+    assert!(chain.iter().any(|e| e.action.as_str() == "account.delete"));
+    let last = chain.last().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.user.as_str()),
+        ("tenant.delete", email.as_str())
+    );
+    // ...while its data is gone and the slug is free for a new, unrelated tenant.
+    assert!(store.list_users(&tombstones[0].0).await.unwrap().is_empty());
+    assert!(store
+        .list_projects(&tombstones[0].0)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.get_tenant(&tombstones[0].0).await.is_err());
+    h.tenant("lab").await;
+    let fresh = store.tenant_by_slug("lab").await.unwrap();
+    assert_ne!(fresh.id, tombstones[0].0);
+    assert_eq!(
+        h.audit("lab").await.len(),
+        1,
+        "the new tenant has its own chain"
+    );
+    assert_eq!(
+        store.audit_chain(&tombstones[0].0).await.unwrap().len(),
+        chain.len()
+    );
 }
 
 #[tokio::test]
@@ -1293,4 +1336,315 @@ async fn invitations_are_single_use_expire_and_can_be_revoked() {
     ] {
         assert!(actions.iter().any(|x| x == a), "{a} audited");
     }
+}
+
+#[tokio::test]
+async fn password_change_needs_the_current_password_and_logs_out_other_sessions() {
+    let h = harness().await;
+    let email = h.tenant("lab").await;
+    let a = h.login("lab", &email).await;
+    let b = h.login("lab", &email).await;
+    const NEW: &str = "Battery-Staple-42";
+    let change =
+        |current: &str, new: &str| json!({"current_password": current, "new_password": new});
+
+    let (s, v) = h
+        .call(
+            "POST",
+            "/v1/me/password",
+            Some(&a.access),
+            Some(change("Wrong-pass-1", NEW)),
+        )
+        .await;
+    assert_eq!((s.as_u16(), code_of(&v)), (401, "invalid_credentials"));
+    let (_, v) = h
+        .call(
+            "POST",
+            "/v1/me/password",
+            Some(&a.access),
+            Some(change(PW, "short")),
+        )
+        .await;
+    assert_eq!(code_of(&v), "weak_password");
+    let (_, v) = h
+        .call(
+            "POST",
+            "/v1/me/password",
+            Some(&a.access),
+            Some(change(PW, PW)),
+        )
+        .await;
+    assert_eq!(code_of(&v), "invalid_input");
+    // Nothing changed so far: B still works and the old password still logs in.
+    let (s, _) = h.call("GET", "/v1/me", Some(&b.access), None).await;
+    assert_eq!(s, 200);
+    let c = h.login("lab", &email).await;
+
+    let (s, v) = h
+        .call(
+            "POST",
+            "/v1/me/password",
+            Some(&a.access),
+            Some(change(PW, NEW)),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["sessions_revoked"], 2, "B and C, not the caller's own");
+    let (s, _) = h.call("GET", "/v1/me", Some(&a.access), None).await;
+    assert_eq!(s, 200, "the caller stays logged in");
+    for other in [&b, &c] {
+        let (_, v) = h.call("GET", "/v1/me", Some(&other.access), None).await;
+        assert_eq!(code_of(&v), "unauthorized");
+        let (_, v) = h
+            .call(
+                "POST",
+                "/v1/auth/refresh",
+                None,
+                Some(json!({"refresh_token": other.refresh})),
+            )
+            .await;
+        assert_eq!(code_of(&v), "invalid_refresh_token");
+    }
+    let login = |pw: &str| json!({"tenant": "lab", "email": email, "password": pw});
+    let (_, v) = h
+        .call("POST", "/v1/auth/login", None, Some(login(PW)))
+        .await;
+    assert_eq!(code_of(&v), "invalid_credentials", "old password refused");
+    let (s, v) = h
+        .call("POST", "/v1/auth/login", None, Some(login(NEW)))
+        .await;
+    assert_eq!((s.as_u16(), v["status"].as_str()), (200, Some("ok")));
+
+    let audit = h.audit("lab").await;
+    let changes: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action.as_str() == "account.password_change")
+        .map(|e| (e.result, e.detail.as_str()))
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            (Outcome::Failure, "invalid_credentials"),
+            (Outcome::Failure, "weak_password"),
+            (Outcome::Failure, "invalid_input"),
+            (Outcome::Success, ""),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_count_towards_the_lockout() {
+    let h = harness().await;
+    let email = h.tenant("lab").await;
+    let a = h.login("lab", &email).await;
+    let body = json!({"current_password": "Wrong-pass-1", "new_password": "Battery-Staple-42"});
+    for _ in 0..h.server.state.cfg.max_failed_logins {
+        let (_, v) = h
+            .call(
+                "POST",
+                "/v1/me/password",
+                Some(&a.access),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(code_of(&v), "invalid_credentials");
+    }
+    let good = json!({"current_password": PW, "new_password": "Battery-Staple-42"});
+    let (s, v) = h
+        .call("POST", "/v1/me/password", Some(&a.access), Some(good))
+        .await;
+    assert_eq!((s.as_u16(), code_of(&v)), (429, "rate_limited"));
+    assert!(h
+        .audit("lab")
+        .await
+        .iter()
+        .any(|e| e.action.as_str() == "auth.lockout"));
+}
+
+#[tokio::test]
+async fn own_mfa_can_be_disabled_with_password_and_code_only() {
+    let h = harness().await;
+    let email = h.tenant("lab").await;
+    let u = h.login("lab", &email).await;
+    let u = h.enroll_and_relogin("lab", &u).await;
+    let other = h
+        .mfa_login_later("lab", &email, u.totp.as_deref().unwrap())
+        .await;
+    let secret = u.totp.clone().unwrap();
+    h.clock.advance(Duration::seconds(30));
+    let disable = |pw: &str, code: &str| json!({"password": pw, "code": code});
+
+    let (_, v) = h
+        .call(
+            "DELETE",
+            "/v1/me/mfa",
+            Some(&u.access),
+            Some(disable("Wrong-pass-1", &h.code(&secret))),
+        )
+        .await;
+    assert_eq!(code_of(&v), "invalid_credentials");
+    let (_, v) = h
+        .call(
+            "DELETE",
+            "/v1/me/mfa",
+            Some(&u.access),
+            Some(disable(PW, "000000")),
+        )
+        .await;
+    assert_eq!(code_of(&v), "invalid_mfa_code");
+    let (_, me) = h.call("GET", "/v1/me", Some(&u.access), None).await;
+    assert_eq!(me["mfa_enrolled"], true, "failed attempts changed nothing");
+
+    let code = h.code(&secret);
+    let (s, v) = h
+        .call(
+            "DELETE",
+            "/v1/me/mfa",
+            Some(&u.access),
+            Some(disable(PW, &code)),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["sessions_revoked"], 2,
+        "the pre-MFA session and the other one"
+    );
+    let (_, me) = h.call("GET", "/v1/me", Some(&u.access), None).await;
+    assert_eq!(me["mfa_enrolled"], false);
+    let (_, v) = h.call("GET", "/v1/me", Some(&other.access), None).await;
+    assert_eq!(code_of(&v), "unauthorized", "other sessions revoked");
+    // The kept session lost its step-up: admin operations need MFA again.
+    let (_, v) = h
+        .call(
+            "PUT",
+            "/v1/tenant/settings",
+            Some(&u.access),
+            Some(json!({"require_mfa": false})),
+        )
+        .await;
+    assert_eq!(code_of(&v), "mfa_required");
+    let (_, v) = h
+        .call(
+            "DELETE",
+            "/v1/me/mfa",
+            Some(&u.access),
+            Some(disable(PW, &code)),
+        )
+        .await;
+    assert_eq!(code_of(&v), "conflict", "nothing left to disable");
+    // Login is one step again.
+    let (_, v) = h
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(json!({"tenant": "lab", "email": email, "password": PW})),
+        )
+        .await;
+    assert_eq!(v["status"], "ok");
+    let results: Vec<_> = h
+        .audit("lab")
+        .await
+        .iter()
+        .filter(|e| e.action.as_str() == "account.mfa_disable")
+        .map(|e| (e.result, e.detail.clone()))
+        .collect();
+    assert_eq!(
+        results,
+        vec![
+            (Outcome::Failure, "invalid_credentials".to_string()),
+            (Outcome::Failure, "invalid_mfa_code".to_string()),
+            (Outcome::Success, String::new()),
+            (Outcome::Failure, "conflict".to_string()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn admin_mfa_reset_needs_step_up_and_spares_owners() {
+    let h = harness().await;
+    let email = h.tenant("lab").await;
+    let owner = h.login("lab", &email).await;
+    let owner = h.enroll_and_relogin("lab", &owner).await;
+    let admin = h.add_member("lab", &owner, "a@lab.test", "admin").await;
+    let admin = h.enroll_and_relogin("lab", &admin).await;
+    let member = h.add_member("lab", &owner, "m@lab.test", "editor").await;
+    let member = h.enroll_and_relogin("lab", &member).await;
+    let reset = |id: &str| format!("/v1/members/{id}/mfa/reset");
+
+    let (_, v) = h
+        .call("POST", &reset(&owner.id), Some(&admin.access), None)
+        .await;
+    assert_eq!(code_of(&v), "forbidden", "an Admin cannot reset an Owner");
+    let (_, v) = h
+        .call("POST", &reset(&owner.id), Some(&owner.access), None)
+        .await;
+    assert_eq!(
+        code_of(&v),
+        "invalid_input",
+        "own MFA goes through /v1/me/mfa"
+    );
+    h.clock
+        .advance(Duration::seconds(h.server.state.cfg.step_up_window + 1));
+    let (_, v) = h
+        .call("POST", &reset(&member.id), Some(&owner.access), None)
+        .await;
+    assert_eq!(code_of(&v), "mfa_required", "stale MFA");
+    let (_, me) = h.call("GET", "/v1/me", Some(&member.access), None).await;
+    assert_eq!(me["mfa_enrolled"], true, "refusals changed nothing");
+
+    let secret = owner.totp.clone().unwrap();
+    let (s, v) = h
+        .call(
+            "POST",
+            "/v1/auth/step-up",
+            Some(&owner.access),
+            Some(json!({"code": h.code(&secret)})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let stepped = v["access_token"].as_str().unwrap().to_string();
+    let (s, v) = h
+        .call("POST", &reset(&member.id), Some(&stepped), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["sessions_revoked"].as_u64().unwrap() >= 1);
+    let (_, v) = h.call("GET", "/v1/me", Some(&member.access), None).await;
+    assert_eq!(
+        code_of(&v),
+        "unauthorized",
+        "every session of the member is revoked"
+    );
+    let again = h.login("lab", "m@lab.test").await;
+    let (_, me) = h.call("GET", "/v1/me", Some(&again.access), None).await;
+    assert_eq!(
+        me["mfa_enrolled"], false,
+        "password-only login, then enrol again"
+    );
+    let (_, v) = h
+        .call("POST", &reset(&member.id), Some(&stepped), None)
+        .await;
+    assert_eq!(code_of(&v), "conflict", "nothing to reset");
+
+    let ev: Vec<_> = h
+        .audit("lab")
+        .await
+        .into_iter()
+        .filter(|e| e.action.as_str() == "member.mfa_reset")
+        .collect();
+    let summary: Vec<_> = ev
+        .iter()
+        .map(|e| (e.user.as_str(), e.result, e.detail.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("a@lab.test", Outcome::Denied, "forbidden"),
+            (email.as_str(), Outcome::Failure, "invalid_input"),
+            (email.as_str(), Outcome::Denied, "mfa_required"),
+            (email.as_str(), Outcome::Success, ""),
+            (email.as_str(), Outcome::Failure, "conflict"),
+        ]
+    );
+    assert_eq!(ev[3].resource, format!("member/{}", member.id));
 }

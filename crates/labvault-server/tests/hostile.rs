@@ -416,3 +416,103 @@ async fn wrong_and_replayed_totp_codes_are_refused_for_step_up() {
         .count();
     assert!(failures >= 2);
 }
+
+#[tokio::test]
+async fn account_security_endpoints_refuse_hostile_input_and_change_nothing() {
+    let h = harness().await;
+    let email = h.tenant("lab").await;
+    let owner = h.login("lab", &email).await;
+    let owner = h.enroll_and_relogin("lab", &owner).await;
+    let login_time = h.now();
+    let beta_email = h.tenant("beta").await;
+    let beta = h.login("beta", &beta_email).await;
+    let beta = h.enroll_and_relogin("beta", &beta).await;
+    let before = h.audit("beta").await.len();
+
+    // Another tenant's member id, SQL metacharacters and control characters in the id all
+    // behave like an id that does not exist.
+    let missing = uuid::Uuid::new_v4().to_string();
+    for id in [
+        beta.id.as_str(),
+        missing.as_str(),
+        "1'%20OR%20'1'='1",
+        "%00%0a",
+    ] {
+        let (s, v) = h
+            .call(
+                "POST",
+                &format!("/v1/members/{id}/mfa/reset"),
+                Some(&owner.access),
+                None,
+            )
+            .await;
+        assert_eq!((s.as_u16(), code_of(&v)), (404, "not_found"), "{id}");
+    }
+    let (_, me) = h.call("GET", "/v1/me", Some(&beta.access), None).await;
+    assert_eq!(
+        me["mfa_enrolled"], true,
+        "the other tenant's member is untouched"
+    );
+    assert_eq!(
+        h.audit("beta").await.len(),
+        before + 1,
+        "only beta's own /v1/me read"
+    );
+
+    // Malformed, incomplete and oversized bodies.
+    let long = format!("Aa1-{}", "x".repeat(300));
+    for (path, body, code) in [
+        (
+            "/v1/me/password",
+            json!({"current_password": PW}),
+            "invalid_input",
+        ),
+        (
+            "/v1/me/password",
+            json!({"current_password": PW, "new_password": 7}),
+            "invalid_input",
+        ),
+        (
+            "/v1/me/password",
+            json!({"current_password": PW, "new_password": long}),
+            "weak_password",
+        ),
+        (
+            "/v1/me/password",
+            json!({"current_password": PW, "new_password": "x".repeat(70_000)}),
+            "payload_too_large",
+        ),
+        ("/v1/me/mfa", json!({"password": PW}), "invalid_input"),
+    ] {
+        let method = if path == "/v1/me/mfa" {
+            "DELETE"
+        } else {
+            "POST"
+        };
+        let (_, v) = h.call(method, path, Some(&owner.access), Some(body)).await;
+        assert_eq!(code_of(&v), code, "{path}");
+    }
+    // A TOTP code already used (for the login) cannot be replayed to disable MFA.
+    let secret = owner.totp.clone().unwrap();
+    let used = labvault_server::totp::code_at(&secret, login_time, 6);
+    let (_, v) = h
+        .call(
+            "DELETE",
+            "/v1/me/mfa",
+            Some(&owner.access),
+            Some(json!({"password": PW, "code": used})),
+        )
+        .await;
+    assert_eq!(code_of(&v), "invalid_mfa_code", "replay in the same window");
+    let (_, me) = h.call("GET", "/v1/me", Some(&owner.access), None).await;
+    assert_eq!(me["mfa_enrolled"], true);
+    let (s, _) = h
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(json!({"tenant": "lab", "email": email, "password": PW})),
+        )
+        .await;
+    assert_eq!(s, 200, "the password is unchanged");
+}

@@ -305,6 +305,36 @@ pub struct DeleteAccountRequest {
     pub password: String,
 }
 
+/// Password change: the current password proves the caller is the account holder, not just
+/// someone holding a stolen access token.
+#[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ChangePasswordRequest {
+    /// Current password.
+    pub current_password: String,
+    /// New password (same policy as at sign-up).
+    pub new_password: String,
+}
+
+/// Outcome of a password change or MFA reset: every other session was logged out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SessionsRevoked {
+    /// Session (refresh-token) families revoked by the change.
+    pub sessions_revoked: u32,
+}
+
+/// Turning one's own MFA off needs both factors, so neither a stolen password nor a stolen
+/// authenticator alone can remove the other.
+#[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DisableMfaRequest {
+    /// Current password.
+    pub password: String,
+    /// A current TOTP code or an unused recovery code.
+    pub code: String,
+}
+
 // ---------------------------------------------------------------- users, tenant
 
 /// The caller's own profile.

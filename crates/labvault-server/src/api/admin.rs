@@ -89,7 +89,9 @@ pub struct DeleteTenantRequest {
     pub confirm_slug: String,
 }
 
-/// Right to deletion: the Owner irreversibly deletes the tenant and all its data.
+/// Right to deletion: the Owner irreversibly deletes the tenant's data. The tenant is
+/// tombstoned and its audit chain is kept (audit logs are retained six years minimum); the
+/// slug becomes free again.
 #[utoipa::path(delete, path = "/v1/tenant", tag = "tenant", request_body = DeleteTenantRequest,
     security(("bearer" = [])),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
@@ -114,7 +116,9 @@ pub async fn delete_tenant(
                 "confirm_slug does not match the tenant slug",
             ));
         }
-        st.store.delete_tenant(&p.tenant_id, draft.clone()).await?;
+        st.store
+            .delete_tenant(&p.tenant_id, st.now(), draft.clone(), draft.clone())
+            .await?;
         Ok(StatusCode::NO_CONTENT)
     }
     .await;
@@ -302,6 +306,51 @@ pub async fn remove_member(
             .delete_user(&p.tenant_id, &user_id, draft.clone())
             .await?;
         Ok(StatusCode::NO_CONTENT)
+    }
+    .await;
+    st.finish(&p.tenant_id, draft, r, true).await
+}
+
+/// Resets a member's MFA (lost authenticator and recovery codes): Admin+, step-up; only an
+/// Owner can reset an Owner's. The member's sessions are all revoked, so they log in with
+/// their password and enrol again.
+#[utoipa::path(post, path = "/v1/members/{user_id}/mfa/reset", tag = "members",
+    params(("user_id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = SessionsRevoked), (status = "4XX", body = ErrorBody)))]
+pub async fn reset_member_mfa(
+    State(st): State<AppState>,
+    p: Principal,
+    meta: ReqMeta,
+    Path(user_id): Path<String>,
+) -> ApiResult<Json<SessionsRevoked>> {
+    let draft = st.draft(
+        &p.actor,
+        &meta,
+        "member.mfa_reset",
+        format!("member/{}", clean(&user_id)),
+    );
+    let r = async {
+        p.require(Role::Admin)?;
+        p.require_recent_mfa(&st)?;
+        check_id("member", &user_id)?;
+        let target = st.store.get_user(&p.tenant_id, &user_id).await?;
+        if target.id == p.user_id {
+            return Err(ApiError::invalid(
+                "use DELETE /v1/me/mfa to turn off your own MFA",
+            ));
+        }
+        if target.role == Role::Owner && p.role != Role::Owner {
+            return Err(ApiError::forbidden(
+                "only an Owner can reset an Owner's MFA",
+            ));
+        }
+        let n = st
+            .store
+            .reset_mfa(&p.tenant_id, &user_id, "", st.now(), draft.clone())
+            .await?;
+        Ok(Json(SessionsRevoked {
+            sessions_revoked: n,
+        }))
     }
     .await;
     st.finish(&p.tenant_id, draft, r, true).await

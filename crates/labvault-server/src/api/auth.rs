@@ -73,16 +73,18 @@ async fn start_session(st: &AppState, u: &UserRow, mfa_at: Option<i64>) -> ApiRe
     })
 }
 
-/// Counts a failed attempt (and audits it, plus the lockout if it triggers one).
-async fn fail_attempt(st: &AppState, u: &UserRow, meta: &ReqMeta, action: &str) -> ApiResult<()> {
+/// Counts a failed password or code (and audits it, plus the lockout if it triggers one),
+/// then returns the error to answer with, so the caller cannot forget either.
+async fn fail_attempt(
+    st: &AppState,
+    u: &UserRow,
+    meta: &ReqMeta,
+    action: &str,
+    err: ApiError,
+) -> ApiError {
     let mut ev = st.draft(&u.email, meta, action, format!("user/{}", u.id));
     ev.result = AuditResult::Failure;
-    ev.detail = if action == "auth.login" {
-        "invalid_credentials"
-    } else {
-        "invalid_mfa_code"
-    }
-    .into();
+    ev.detail = err.code.as_str().into();
     let mut lock = st.draft(&u.email, meta, "auth.lockout", format!("user/{}", u.id));
     lock.result = AuditResult::Denied;
     lock.detail = "rate_limited".into();
@@ -95,8 +97,12 @@ async fn fail_attempt(st: &AppState, u: &UserRow, meta: &ReqMeta, action: &str) 
             st.cfg.lockout_secs,
             vec![ev, lock],
         )
-        .await?;
-    Ok(())
+        .await
+        .map_or_else(ApiError::from, |_| err)
+}
+
+fn wrong_code() -> ApiError {
+    ApiError::new(ErrorCode::InvalidMfaCode, "MFA code wrong or already used")
 }
 
 /// Password step.
@@ -157,8 +163,7 @@ pub async fn login(
     )
     .await?
     {
-        fail_attempt(&st, &user, &meta, "auth.login").await?;
-        return Err(invalid_credentials());
+        return Err(fail_attempt(&st, &user, &meta, "auth.login", invalid_credentials()).await);
     }
     if tenant.expires_at.is_some_and(|t| t <= st.now()) {
         return Err(ApiError::new(
@@ -255,11 +260,7 @@ pub async fn login_mfa(
         return Err(e);
     }
     if !check_code(&st, &user, &req.code).await? {
-        fail_attempt(&st, &user, &meta, "auth.mfa").await?;
-        return Err(ApiError::new(
-            ErrorCode::InvalidMfaCode,
-            "MFA code wrong or already used",
-        ));
+        return Err(fail_attempt(&st, &user, &meta, "auth.mfa", wrong_code()).await);
     }
     st.store.login_succeeded(&user.tenant_id, &user.id).await?;
     let pair = start_session(&st, &user, Some(st.now())).await?;
@@ -394,11 +395,7 @@ pub async fn step_up(
             ));
         }
         if !check_code(&st, &user, &req.code).await? {
-            fail_attempt(&st, &user, &meta, "auth.step_up").await?;
-            return Err(ApiError::new(
-                ErrorCode::InvalidMfaCode,
-                "MFA code wrong or already used",
-            ));
+            return Err(fail_attempt(&st, &user, &meta, "auth.step_up", wrong_code()).await);
         }
         let now = st.now();
         st.store
@@ -410,11 +407,22 @@ pub async fn step_up(
         }))
     }
     .await;
-    // Failed codes were already audited by fail_attempt.
-    let recorded = matches!(&r, Err(e) if e.code == ErrorCode::InvalidMfaCode);
+    finish_unless_counted(&st, &p, draft, r, false).await
+}
+
+/// Audits the outcome, except wrong passwords/codes: `fail_attempt` already recorded those
+/// (with the lockout, if any) and a second event would double-count them.
+async fn finish_unless_counted<T>(
+    st: &AppState,
+    p: &Principal,
+    draft: crate::store::AuditDraft,
+    r: ApiResult<T>,
+    recorded: bool,
+) -> ApiResult<T> {
+    let counted = matches!(&r, Err(e) if matches!(e.code, ErrorCode::InvalidMfaCode | ErrorCode::InvalidCredentials));
     match r {
-        Err(e) if recorded => Err(e),
-        r => st.finish(&p.tenant_id, draft, r, false).await,
+        Err(e) if counted => Err(e),
+        r => st.finish(&p.tenant_id, draft, r, recorded).await,
     }
 }
 
@@ -551,4 +559,122 @@ pub async fn mfa_confirm(
     }
     .await;
     st.finish(&p.tenant_id, draft, r, true).await
+}
+
+/// Changes the caller's password. The current password is required (a stolen access token
+/// alone cannot take the account over); every other session is logged out.
+#[utoipa::path(post, path = "/v1/me/password", tag = "account", request_body = ChangePasswordRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = SessionsRevoked), (status = "4XX", body = ErrorBody)))]
+pub async fn change_password(
+    State(st): State<AppState>,
+    p: Principal,
+    meta: ReqMeta,
+    Json(req): Json<ChangePasswordRequest>,
+) -> ApiResult<Json<SessionsRevoked>> {
+    let draft = st.draft(
+        &p.actor,
+        &meta,
+        "account.password_change",
+        format!("user/{}", p.user_id),
+    );
+    let current = secrets::Secret::new(req.current_password);
+    let new = secrets::Secret::new(req.new_password);
+    let r = async {
+        p.require_user()?;
+        let u = st.store.get_user(&p.tenant_id, &p.user_id).await?;
+        if let Some(e) = locked(&st, &u) {
+            return Err(e);
+        }
+        if !verify_pw(&st, current.expose().to_string(), u.password_hash.clone()).await? {
+            let e = invalid_credentials_current();
+            return Err(fail_attempt(&st, &u, &meta, "account.password_change", e).await);
+        }
+        if new.expose() == current.expose() {
+            return Err(ApiError::invalid(
+                "the new password must differ from the current one",
+            ));
+        }
+        secrets::check_password_policy(new.expose(), &u.email)?;
+        let kdf = st.cfg.kdf;
+        let hash = tokio::task::spawn_blocking(move || secrets::hash_password(kdf, new.expose()))
+            .await
+            .map_err(ApiError::internal)??;
+        let n = st
+            .store
+            .change_password(
+                &p.tenant_id,
+                &p.user_id,
+                hash,
+                &p.session,
+                st.now(),
+                draft.clone(),
+            )
+            .await?;
+        Ok(Json(SessionsRevoked {
+            sessions_revoked: n,
+        }))
+    }
+    .await;
+    finish_unless_counted(&st, &p, draft, r, true).await
+}
+
+fn invalid_credentials_current() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidCredentials,
+        "the current password is wrong",
+    )
+}
+
+/// Turns the caller's own MFA off (password and a current code or recovery code). Other
+/// sessions are logged out; if the tenant requires MFA, the caller must enrol again before
+/// anything but `/v1/me` works.
+#[utoipa::path(delete, path = "/v1/me/mfa", tag = "account", request_body = DisableMfaRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = SessionsRevoked), (status = "4XX", body = ErrorBody)))]
+pub async fn mfa_disable(
+    State(st): State<AppState>,
+    p: Principal,
+    meta: ReqMeta,
+    Json(req): Json<DisableMfaRequest>,
+) -> ApiResult<Json<SessionsRevoked>> {
+    let draft = st.draft(
+        &p.actor,
+        &meta,
+        "account.mfa_disable",
+        format!("user/{}", p.user_id),
+    );
+    let password = secrets::Secret::new(req.password);
+    let r = async {
+        p.require_user()?;
+        let u = st.store.get_user(&p.tenant_id, &p.user_id).await?;
+        if let Some(e) = locked(&st, &u) {
+            return Err(e);
+        }
+        if !verify_pw(&st, password.expose().to_string(), u.password_hash.clone()).await? {
+            let e = invalid_credentials_current();
+            return Err(fail_attempt(&st, &u, &meta, "account.mfa_disable", e).await);
+        }
+        if !u.mfa_enrolled() {
+            return Err(ApiError::conflict("MFA is not enrolled"));
+        }
+        if !check_code(&st, &u, &req.code).await? {
+            return Err(fail_attempt(&st, &u, &meta, "account.mfa_disable", wrong_code()).await);
+        }
+        let n = st
+            .store
+            .reset_mfa(
+                &p.tenant_id,
+                &p.user_id,
+                &p.session,
+                st.now(),
+                draft.clone(),
+            )
+            .await?;
+        Ok(Json(SessionsRevoked {
+            sessions_revoked: n,
+        }))
+    }
+    .await;
+    finish_unless_counted(&st, &p, draft, r, true).await
 }

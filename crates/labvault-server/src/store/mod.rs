@@ -305,8 +305,20 @@ pub trait Store: Send + Sync + 'static {
         clear_expiry: bool,
         audit: AuditDraft,
     ) -> StoreResult<TenantRow>;
-    /// Irreversibly deletes the tenant and all its rows; the event goes to the system chain.
-    async fn delete_tenant(&self, tenant: &str, system_audit: AuditDraft) -> StoreResult<()>;
+    /// Irreversibly purges the tenant's data (members, sessions, projects, roles,
+    /// invitations, API keys, retention rules) and leaves a tombstone: the tenant row is
+    /// marked deleted (its slug freed, its name erased) and its audit chain is KEPT, ending
+    /// with `audit` (the deletion event), because audit logs must outlive the tenant (six
+    /// years minimum). `system_audit` is appended to the server-level chain.
+    async fn delete_tenant(
+        &self,
+        tenant: &str,
+        now: i64,
+        audit: AuditDraft,
+        system_audit: AuditDraft,
+    ) -> StoreResult<()>;
+    /// Tombstones of deleted tenants: (tenant id, deleted at), oldest first (operations).
+    async fn deleted_tenants(&self) -> StoreResult<Vec<(String, i64)>>;
     /// Trial tenants whose expiry is at or before `now`.
     async fn expired_trials(&self, now: i64) -> StoreResult<Vec<String>>;
 
@@ -364,6 +376,28 @@ pub trait Store: Send + Sync + 'static {
     async fn advance_totp_step(&self, tenant: &str, user: &str, step: i64) -> StoreResult<bool>;
     /// Consumes a recovery code; false if unknown or used.
     async fn use_recovery_code(&self, tenant: &str, user: &str, hash: &str) -> StoreResult<bool>;
+    /// Replaces the password hash, clears the failure counter and revokes every session
+    /// family of the user except `keep_session`. Returns how many sessions were revoked.
+    async fn change_password(
+        &self,
+        tenant: &str,
+        user: &str,
+        new_hash: String,
+        keep_session: &str,
+        now: i64,
+        audit: AuditDraft,
+    ) -> StoreResult<u32>;
+    /// Removes TOTP (confirmed and pending) and recovery codes, drops the MFA time of the
+    /// user's sessions and revokes every session family except `keep_session` (`""` revokes
+    /// all). Returns how many sessions were revoked; `not_found` if the user has no MFA.
+    async fn reset_mfa(
+        &self,
+        tenant: &str,
+        user: &str,
+        keep_session: &str,
+        now: i64,
+        audit: AuditDraft,
+    ) -> StoreResult<u32>;
     /// Updates last activity.
     async fn touch_activity(&self, tenant: &str, user: &str, now: i64) -> StoreResult<()>;
 

@@ -136,6 +136,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant_id, project_id, data_type)
     );
     "#,
+    // 2: tenant tombstones. A deleted tenant keeps its row (slug freed, name erased) and its
+    // audit chain; everything else is purged.
+    r#"
+    ALTER TABLE tenants ADD COLUMN deleted_at INTEGER;
+    "#,
 ];
 
 /// SQLite-backed store.
@@ -347,7 +352,8 @@ static AUTH_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT {}, {}, \
          (SELECT s.revoked_at IS NOT NULL FROM sessions s WHERE s.id = ?3 AND s.tenant_id = ?1 AND s.user_id = ?2) \
-         FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.tenant_id = ?1 AND u.id = ?2",
+         FROM users u JOIN tenants t ON t.id = u.tenant_id \
+         WHERE u.tenant_id = ?1 AND u.id = ?2 AND t.deleted_at IS NULL",
         prefixed(USER_COLS, "u"),
         prefixed(TENANT_COLS, "t")
     )
@@ -509,6 +515,25 @@ fn insert_user(c: &Connection, u: &UserRow) -> StoreResult<()> {
     Ok(())
 }
 
+/// Revokes every live session family of a user except `keep` (`""` keeps none).
+fn revoke_sessions(
+    c: &Connection,
+    tenant: &str,
+    user: &str,
+    keep: &str,
+    now: i64,
+    reason: &str,
+) -> StoreResult<u32> {
+    let n = c
+        .execute(
+            "UPDATE sessions SET revoked_at = ?4, revoked_reason = ?5 \
+             WHERE tenant_id = ?1 AND user_id = ?2 AND id <> ?3 AND revoked_at IS NULL",
+            params![tenant, user, keep, now, reason],
+        )
+        .map_err(backend)?;
+    Ok(n as u32)
+}
+
 fn project_exists(c: &Connection, tenant: &str, project: &str) -> StoreResult<()> {
     let n: i64 = c
         .query_row(
@@ -563,7 +588,7 @@ impl Store for SqliteStore {
         let tenant = tenant.to_string();
         self.read(move |c| {
             c.query_row(
-                &format!("SELECT {TENANT_COLS} FROM tenants WHERE id = ?1"),
+                &format!("SELECT {TENANT_COLS} FROM tenants WHERE id = ?1 AND deleted_at IS NULL"),
                 [tenant],
                 |r| tenant_row(r, 0),
             )
@@ -578,7 +603,9 @@ impl Store for SqliteStore {
         let slug = slug.to_string();
         self.read(move |c| {
             c.query_row(
-                &format!("SELECT {TENANT_COLS} FROM tenants WHERE slug = ?1"),
+                &format!(
+                    "SELECT {TENANT_COLS} FROM tenants WHERE slug = ?1 AND deleted_at IS NULL"
+                ),
                 [slug],
                 |r| tenant_row(r, 0),
             )
@@ -593,7 +620,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let mut s = c
                 .prepare(&format!(
-                    "SELECT {TENANT_COLS} FROM tenants ORDER BY created_at"
+                    "SELECT {TENANT_COLS} FROM tenants WHERE deleted_at IS NULL ORDER BY created_at"
                 ))
                 .map_err(backend)?;
             let rows = s.query_map([], |r| tenant_row(r, 0)).map_err(backend)?;
@@ -635,7 +662,7 @@ impl Store for SqliteStore {
             }
             append(c, &tenant, &audit)?;
             c.query_row(
-                &format!("SELECT {TENANT_COLS} FROM tenants WHERE id = ?1"),
+                &format!("SELECT {TENANT_COLS} FROM tenants WHERE id = ?1 AND deleted_at IS NULL"),
                 [&tenant],
                 |r| tenant_row(r, 0),
             )
@@ -646,12 +673,18 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_tenant(&self, tenant: &str, system_audit: AuditDraft) -> StoreResult<()> {
+    async fn delete_tenant(
+        &self,
+        tenant: &str,
+        now: i64,
+        audit: AuditDraft,
+        system_audit: AuditDraft,
+    ) -> StoreResult<()> {
         let tenant = tenant.to_string();
         self.write(move |c| {
             let n: i64 = c
                 .query_row(
-                    "SELECT COUNT(*) FROM tenants WHERE id = ?1",
+                    "SELECT COUNT(*) FROM tenants WHERE id = ?1 AND deleted_at IS NULL",
                     [&tenant],
                     |r| r.get(0),
                 )
@@ -665,6 +698,7 @@ impl Store for SqliteStore {
                 [&tenant],
             )
             .map_err(backend)?;
+            // audit_events is deliberately absent: the chain outlives the tenant.
             for table in [
                 "users",
                 "recovery_codes",
@@ -673,7 +707,6 @@ impl Store for SqliteStore {
                 "project_roles",
                 "invitations",
                 "api_keys",
-                "audit_events",
                 "retention_rules",
             ] {
                 c.execute(
@@ -682,9 +715,32 @@ impl Store for SqliteStore {
                 )
                 .map_err(backend)?;
             }
-            c.execute("DELETE FROM tenants WHERE id = ?1", [&tenant])
-                .map_err(backend)?;
+            // Tombstone: '~' cannot occur in a slug, so the old slug is free again and the
+            // tombstone can never collide with a live tenant.
+            c.execute(
+                "UPDATE tenants SET deleted_at = ?2, slug = '~deleted~' || id, name = '', \
+                 expires_at = NULL WHERE id = ?1",
+                params![tenant, now],
+            )
+            .map_err(backend)?;
+            append(c, &tenant, &audit)?;
             append(c, SYSTEM_TENANT, &system_audit)
+        })
+        .await
+    }
+
+    async fn deleted_tenants(&self) -> StoreResult<Vec<(String, i64)>> {
+        self.read(move |c| {
+            let mut s = c
+                .prepare(
+                    "SELECT id, deleted_at FROM tenants WHERE deleted_at IS NOT NULL \
+                     ORDER BY deleted_at, id",
+                )
+                .map_err(backend)?;
+            let rows = s
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
         })
         .await
     }
@@ -692,7 +748,7 @@ impl Store for SqliteStore {
     async fn expired_trials(&self, now: i64) -> StoreResult<Vec<String>> {
         self.read(move |c| {
             let mut s = c
-                .prepare("SELECT id FROM tenants WHERE plan = 'trial' AND expires_at <= ?1")
+                .prepare("SELECT id FROM tenants WHERE plan = 'trial' AND expires_at <= ?1 AND deleted_at IS NULL")
                 .map_err(backend)?;
             let rows = s.query_map([now], |r| r.get(0)).map_err(backend)?;
             rows.collect::<Result<_, _>>().map_err(backend)
@@ -973,6 +1029,81 @@ impl Store for SqliteStore {
                 )
                 .map_err(backend)?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn change_password(
+        &self,
+        tenant: &str,
+        user: &str,
+        new_hash: String,
+        keep_session: &str,
+        now: i64,
+        audit: AuditDraft,
+    ) -> StoreResult<u32> {
+        let (tenant, user, keep) = (
+            tenant.to_string(),
+            user.to_string(),
+            keep_session.to_string(),
+        );
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE users SET password_hash = ?3, failed_logins = 0, locked_until = NULL \
+                     WHERE tenant_id = ?1 AND id = ?2",
+                    params![tenant, user, new_hash],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound("member"));
+            }
+            let revoked = revoke_sessions(c, &tenant, &user, &keep, now, "password_change")?;
+            append(c, &tenant, &audit)?;
+            Ok(revoked)
+        })
+        .await
+    }
+
+    async fn reset_mfa(
+        &self,
+        tenant: &str,
+        user: &str,
+        keep_session: &str,
+        now: i64,
+        audit: AuditDraft,
+    ) -> StoreResult<u32> {
+        let (tenant, user, keep) = (
+            tenant.to_string(),
+            user.to_string(),
+            keep_session.to_string(),
+        );
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL \
+                     WHERE tenant_id = ?1 AND id = ?2 AND totp_secret IS NOT NULL",
+                    [&tenant, &user],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                get_user_c(c, &tenant, &user)?;
+                return Err(StoreError::Conflict("MFA is not enrolled".into()));
+            }
+            c.execute(
+                "DELETE FROM recovery_codes WHERE tenant_id = ?1 AND user_id = ?2",
+                [&tenant, &user],
+            )
+            .map_err(backend)?;
+            // A kept session must not carry a step-up that no longer exists.
+            c.execute(
+                "UPDATE sessions SET mfa_at = NULL WHERE tenant_id = ?1 AND user_id = ?2",
+                [&tenant, &user],
+            )
+            .map_err(backend)?;
+            let revoked = revoke_sessions(c, &tenant, &user, &keep, now, "mfa_reset")?;
+            append(c, &tenant, &audit)?;
+            Ok(revoked)
         })
         .await
     }

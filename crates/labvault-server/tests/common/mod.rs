@@ -216,6 +216,12 @@ impl Harness {
         }
     }
 
+    /// A second MFA session for the same user, at the next TOTP step.
+    pub async fn mfa_login_later(&self, slug: &str, email: &str, secret: &[u8]) -> User {
+        self.clock.advance(time::Duration::seconds(30));
+        self.mfa_login(slug, email, secret).await
+    }
+
     /// Invites `email` with `role` (by `admin`) and accepts; returns the logged-in user.
     pub async fn add_member(&self, slug: &str, admin: &User, email: &str, role: &str) -> User {
         let (s, v) = self
