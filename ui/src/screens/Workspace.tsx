@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useMemo, useState, type FormEvent } from "react";
-import { importPaths, itemsPage, onFileDrop, pickImportFiles, pickImportFolder, projectCreate, projectsList } from "../api";
+import { exportArea, importPaths, itemsPage, onFileDrop, pickExportDir, pickImportFiles, pickImportFolder, projectCreate, projectsList } from "../api";
 import { ErrorBanner } from "../components/common";
 import { Gallery } from "../components/Gallery";
 import { ItemDetailsPanel } from "../components/ItemDetails";
@@ -96,6 +96,22 @@ export function WorkspaceScreen() {
     const v: string[] | string | null = r.value;
     const paths = Array.isArray(v) ? v : v ? [v] : [];
     await runImport(paths);
+  };
+
+  const doExportArea = async () => {
+    if (!project) return;
+    const dir = await pickExportDir();
+    if (!dir.ok) return setError(dir.error);
+    if (!dir.value) return;
+    const dest = dir.value;
+    const target = project;
+    const r = await progress.run(
+      "export",
+      `Exporting ${target} / ${humanize(area)}`,
+      (opId, cb) => exportArea(target, area, dest, opId, cb),
+      (v) => `${v.paths.length} file${v.paths.length === 1 ? "" : "s"} exported to ${dest}`,
+    );
+    if (!r.ok && r.error.code !== "cancelled") setError(r.error);
   };
 
   useEffect(() => {
@@ -228,6 +244,9 @@ export function WorkspaceScreen() {
                 </button>
                 <button type="button" className="button" data-testid="import-folder" onClick={() => void pick(true)}>
                   Import folder…
+                </button>
+                <button type="button" className="button button--quiet" data-testid="export-area" onClick={() => void doExportArea()}>
+                  Export area…
                 </button>
               </div>
             </div>
