@@ -59,6 +59,10 @@ pub enum CryptoError {
         /// What kind of key it was ("project key", "data key").
         purpose: &'static str,
     },
+    /// A sealed box (journal entry) failed to open: modified, truncated, sealed to another
+    /// key, or bound to other associated data.
+    #[error("sealed box failed authentication: modified, truncated, or sealed to another key")]
+    SealedBoxInvalid,
     /// The secret read from the OS keyring is not a LabVault root key.
     #[error("the secret stored in the OS keyring is not a valid LabVault root key")]
     KeyringSecretInvalid,
@@ -86,6 +90,7 @@ impl CryptoError {
             CryptoError::InvalidWrappedKey(_) => "invalid_wrapped_key",
             CryptoError::KeyUnwrapFailed { .. } => "key_unwrap_failed",
             CryptoError::KeyringSecretInvalid => "keyring_secret_invalid",
+            CryptoError::SealedBoxInvalid => "sealed_box_invalid",
             CryptoError::Io(_) => "io",
         }
     }

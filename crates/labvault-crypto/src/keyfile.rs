@@ -4,6 +4,11 @@
 //! Nothing in it is secret on its own; everything that matters is authenticated: both
 //! wrapped copies bind the vault id and their purpose as AES-GCM associated data, so
 //! swapping the wrapped keys (between the two slots or between vaults) fails to unlock.
+//!
+//! Version 2 adds the journal key pair (`journal_key`): an X25519 public key in clear and its
+//! private key wrapped by the root key, so events that happen while the vault is locked can be
+//! sealed to the vault (see [`crate::seal`]). Version 1 files still parse (no journal key);
+//! the vault adds one at the next unlock with [`KeyFile::with_journal_key`].
 
 use std::time::{Duration, Instant};
 
@@ -15,14 +20,15 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::recovery::RecoveryKey;
+use crate::sealed::{JournalPublicKey, JournalSecretKey};
 use crate::secret::{
     hkdf_32, unwrap, wrap, Passphrase, RootKey, WrappedKey, PURPOSE_ROOT_PASSPHRASE,
     PURPOSE_ROOT_RECOVERY,
 };
 use crate::CryptoError;
 
-/// Current key file format version.
-pub const KEY_FILE_VERSION: u32 = 1;
+/// Current key file format version (2: with the journal key pair). Version 1 is still read.
+pub const KEY_FILE_VERSION: u32 = 2;
 const FORMAT_TAG: &str = "labvault-keyfile";
 const KDF_ALGORITHM: &str = "argon2id-v19";
 const SALT_LEN: usize = 16;
@@ -158,7 +164,19 @@ struct KeyFileJson {
     kdf: KdfJson,
     root_key_wrapped_by_passphrase: String,
     root_key_wrapped_by_recovery_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    journal_key: Option<JournalKeyJson>,
 }
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JournalKeyJson {
+    algorithm: String,
+    public: String,
+    private_wrapped_by_root_key: String,
+}
+
+const JOURNAL_KEY_ALGORITHM: &str = "x25519";
 
 /// The parsed, validated key file. Contains only non-secret (wrapped) material.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,6 +186,7 @@ pub struct KeyFile {
     salt: [u8; SALT_LEN],
     wrapped_by_passphrase: WrappedKey,
     wrapped_by_recovery: WrappedKey,
+    journal: Option<(JournalPublicKey, WrappedKey)>,
 }
 
 impl KeyFile {
@@ -190,6 +209,8 @@ impl KeyFile {
             wrap(&kek, &root.0, PURPOSE_ROOT_PASSPHRASE, vault_id.as_bytes());
         let rkek = recovery_kek(&recovery, &vault_id);
         let wrapped_by_recovery = wrap(&rkek, &root.0, PURPOSE_ROOT_RECOVERY, vault_id.as_bytes());
+        let jsk = JournalSecretKey::generate();
+        let journal = Some((jsk.public_key(), jsk.wrap(&root, &vault_id)));
         Ok((
             KeyFile {
                 vault_id,
@@ -197,6 +218,7 @@ impl KeyFile {
                 salt,
                 wrapped_by_passphrase,
                 wrapped_by_recovery,
+                journal,
             },
             root,
             recovery,
@@ -253,7 +275,42 @@ impl KeyFile {
                 self.vault_id.as_bytes(),
             ),
             wrapped_by_recovery: self.wrapped_by_recovery.clone(),
+            journal: self.journal.clone(),
         })
+    }
+
+    /// The public journal key, if this key file has one (version 2).
+    pub fn journal_public_key(&self) -> Option<&JournalPublicKey> {
+        self.journal.as_ref().map(|j| &j.0)
+    }
+
+    /// The private journal key, unwrapped with this vault's root key. `Ok(None)` for a version
+    /// 1 file. Fails if the wrapped key does not open, or if the public key stored next to it
+    /// is not its public key (swapped in by someone who wanted to read sealed entries).
+    pub fn journal_secret_key(
+        &self,
+        root: &RootKey,
+    ) -> Result<Option<JournalSecretKey>, CryptoError> {
+        let Some((pk, wrapped)) = &self.journal else {
+            return Ok(None);
+        };
+        let sk = JournalSecretKey::unwrap(root, wrapped, &self.vault_id)?;
+        if sk.public_key() != *pk {
+            return Err(CryptoError::CorruptKeyFile(
+                "the journal public key does not match its private key".into(),
+            ));
+        }
+        Ok(Some(sk))
+    }
+
+    /// A copy with a fresh journal key pair (upgrading a version 1 file, or replacing a
+    /// journal key that failed [`KeyFile::journal_secret_key`]). `root` must be this vault's
+    /// unlocked root key.
+    pub fn with_journal_key(&self, root: &RootKey) -> (KeyFile, JournalSecretKey) {
+        let sk = JournalSecretKey::generate();
+        let mut kf = self.clone();
+        kf.journal = Some((sk.public_key(), sk.wrap(root, &self.vault_id)));
+        (kf, sk)
     }
 
     /// Random 128-bit vault id (32 lowercase hex chars); also the OS keyring entry name.
@@ -270,7 +327,7 @@ impl KeyFile {
     pub fn to_bytes(&self) -> Vec<u8> {
         let j = KeyFileJson {
             format: FORMAT_TAG.into(),
-            version: KEY_FILE_VERSION,
+            version: if self.journal.is_some() { 2 } else { 1 },
             vault_id: self.vault_id.clone(),
             kdf: KdfJson {
                 algorithm: KDF_ALGORITHM.into(),
@@ -281,6 +338,11 @@ impl KeyFile {
             },
             root_key_wrapped_by_passphrase: B64.encode(self.wrapped_by_passphrase.as_bytes()),
             root_key_wrapped_by_recovery_key: B64.encode(self.wrapped_by_recovery.as_bytes()),
+            journal_key: self.journal.as_ref().map(|(pk, w)| JournalKeyJson {
+                algorithm: JOURNAL_KEY_ALGORITHM.into(),
+                public: B64.encode(pk.to_bytes()),
+                private_wrapped_by_root_key: B64.encode(w.as_bytes()),
+            }),
         };
         let mut v = serde_json::to_vec_pretty(&j).expect("serializing plain structs");
         v.push(b'\n');
@@ -307,7 +369,7 @@ impl KeyFile {
                 u32::try_from(version).unwrap_or(u32::MAX),
             ));
         }
-        if version != u64::from(KEY_FILE_VERSION) {
+        if version != 1 && version != 2 {
             return Err(corrupt(format!("invalid version {version}")));
         }
         let j: KeyFileJson =
@@ -338,7 +400,35 @@ impl KeyFile {
                 .map_err(|_| corrupt(format!("{name} is not valid base64")))?;
             WrappedKey::from_bytes(raw).map_err(|e| corrupt(format!("{name}: {e}")))
         };
+        let journal = match (version, &j.journal_key) {
+            (1, None) => None,
+            (2, Some(jk)) => {
+                if jk.algorithm != JOURNAL_KEY_ALGORITHM {
+                    return Err(corrupt(format!(
+                        "unknown journal key algorithm {:?}",
+                        jk.algorithm
+                    )));
+                }
+                let public: [u8; 32] = B64
+                    .decode(&jk.public)
+                    .ok()
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or_else(|| {
+                        corrupt("journal public key is not 32 base64-encoded bytes".into())
+                    })?;
+                Some((
+                    JournalPublicKey::from_bytes(public),
+                    wk(
+                        "journal_key.private_wrapped_by_root_key",
+                        &jk.private_wrapped_by_root_key,
+                    )?,
+                ))
+            }
+            (1, Some(_)) => return Err(corrupt("a version 1 key file has no journal key".into())),
+            _ => return Err(corrupt("a version 2 key file needs its journal key".into())),
+        };
         Ok(KeyFile {
+            journal,
             wrapped_by_passphrase: wk(
                 "root_key_wrapped_by_passphrase",
                 &j.root_key_wrapped_by_passphrase,
@@ -481,6 +571,63 @@ mod tests {
             KeyFile::from_bytes(&b),
             Err(CryptoError::UnsupportedVersion(99))
         ));
+    }
+
+    #[test]
+    fn version_1_files_still_unlock_and_upgrade_to_a_journal_key() {
+        let (kf, root, _) = KeyFile::create(&pp("a"), KdfParams::FLOOR).unwrap();
+        assert!(kf.journal_public_key().is_some());
+        // A version 1 file, as written before the journal key existed.
+        let v1 = edit(&kf, |v| {
+            v["version"] = 1.into();
+            v.as_object_mut().unwrap().remove("journal_key");
+        });
+        let old = KeyFile::from_bytes(&v1).unwrap();
+        assert!(old.journal_public_key().is_none());
+        assert!(old.journal_secret_key(&root).unwrap().is_none());
+        assert_eq!(old.unlock_with_passphrase(&pp("a")).unwrap().0, root.0);
+        let (new, sk) = old.with_journal_key(&root);
+        let back = KeyFile::from_bytes(&new.to_bytes()).unwrap();
+        assert_eq!(back.journal_public_key(), Some(&sk.public_key()));
+        let opened = back.journal_secret_key(&root).unwrap().unwrap();
+        assert_eq!(opened.public_key(), sk.public_key());
+        // Mismatched version and field are refused.
+        let bad = edit(&kf, |v| v["version"] = 1.into());
+        assert!(matches!(
+            KeyFile::from_bytes(&bad),
+            Err(CryptoError::CorruptKeyFile(_))
+        ));
+        let bad = edit(&kf, |v| {
+            v.as_object_mut().unwrap().remove("journal_key");
+        });
+        assert!(matches!(
+            KeyFile::from_bytes(&bad),
+            Err(CryptoError::CorruptKeyFile(_))
+        ));
+    }
+
+    #[test]
+    fn a_swapped_journal_public_key_is_detected_at_unlock() {
+        let (kf, root, _) = KeyFile::create(&pp("a"), KdfParams::FLOOR).unwrap();
+        let attacker = crate::sealed::JournalSecretKey::generate();
+        let b = edit(&kf, |v| {
+            v["journal_key"]["public"] = B64.encode(attacker.public_key().to_bytes()).into();
+        });
+        let swapped = KeyFile::from_bytes(&b).unwrap();
+        assert!(matches!(
+            swapped.journal_secret_key(&root),
+            Err(CryptoError::CorruptKeyFile(_))
+        ));
+        // The private key of another vault does not unwrap here.
+        let (other, _, _) = KeyFile::create(&pp("a"), KdfParams::FLOOR).unwrap();
+        let foreign = edit(&kf, |v| {
+            let o: serde_json::Value = serde_json::from_slice(&other.to_bytes()).unwrap();
+            v["journal_key"] = o["journal_key"].clone();
+        });
+        assert!(KeyFile::from_bytes(&foreign)
+            .unwrap()
+            .journal_secret_key(&root)
+            .is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod blob;
 mod error;
 mod keyfile;
 mod recovery;
+mod sealed;
 mod secret;
 
 #[doc(hidden)]
@@ -21,6 +22,7 @@ pub use blob::{
 pub use error::CryptoError;
 pub use keyfile::{KdfParams, KeyFile, KEY_FILE_VERSION};
 pub use recovery::RecoveryKey;
+pub use sealed::{seal, JournalPublicKey, JournalSecretKey, SEALED_VERSION};
 pub use secret::{
     CatalogKey, DataKey, Passphrase, ProjectKey, RootKey, WrappedKey, WRAPPED_KEY_LEN,
 };

@@ -86,6 +86,7 @@ pub(crate) const PURPOSE_PROJECT: &str = "project-key";
 pub(crate) const PURPOSE_DATA: &str = "data-key";
 pub(crate) const PURPOSE_ROOT_PASSPHRASE: &str = "root-key/passphrase";
 pub(crate) const PURPOSE_ROOT_RECOVERY: &str = "root-key/recovery";
+pub(crate) const PURPOSE_JOURNAL: &str = "journal-key";
 const KEYRING_SECRET_VERSION: u8 = 1;
 
 impl CatalogKey {
