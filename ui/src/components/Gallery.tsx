@@ -3,6 +3,7 @@ import { useEffect, useRef, useState } from "react";
 import { fetchPreview, previewClose, previewOpen } from "../api";
 import { baseName } from "../lib/format";
 import type { PageCache } from "../lib/pageCache";
+import { FETCH_DELAY_MS } from "./ItemList";
 import { objectUrls } from "../lib/session";
 import type { ItemRow } from "../types";
 import { FULL_PREVIEW_LIMIT, previewKind } from "./Preview";
@@ -44,7 +45,10 @@ export function Gallery({
   const first = (rows[0]?.index ?? 0) * columns;
   const last = ((rows[rows.length - 1]?.index ?? 0) + 1) * columns - 1;
   useEffect(() => {
-    void cache.ensureRange(first, Math.max(first, last));
+    // Always ask for the first page, so the total (and the empty state) becomes known. A short
+    // delay means dragging the scrollbar across 100,000 rows fetches only where it stops.
+    const t = setTimeout(() => void cache.ensureRange(first, Math.max(first, last)), FETCH_DELAY_MS);
+    return () => clearTimeout(t);
   }, [cache, first, last, version]);
 
   return (

@@ -5,6 +5,8 @@ import type { PageCache } from "../lib/pageCache";
 import type { ItemRow, ItemSort, SortKey } from "../types";
 
 const ROW_HEIGHT = 36;
+/** Wait this long for the scroll position to settle before fetching missing pages. */
+export const FETCH_DELAY_MS = 40;
 
 const COLUMNS: { key: SortKey; label: string; className: string }[] = [
   { key: "path", label: "Name", className: "col-path" },
@@ -50,8 +52,10 @@ export function ItemList({
   const last = virtualItems[virtualItems.length - 1]?.index ?? 0;
 
   useEffect(() => {
-    // Always ask for the first page, so the total (and the empty state) becomes known.
-    void cache.ensureRange(first, Math.max(first, last));
+    // Always ask for the first page, so the total (and the empty state) becomes known. A short
+    // delay means dragging the scrollbar across 100,000 rows fetches only where it stops.
+    const t = setTimeout(() => void cache.ensureRange(first, Math.max(first, last)), FETCH_DELAY_MS);
+    return () => clearTimeout(t);
   }, [cache, first, last, version]);
 
   useEffect(() => {

@@ -19,6 +19,7 @@ import type { AppError } from "../errors";
 import { baseName, formatBytes, formatDate, humanize } from "../lib/format";
 import { describePeriod, periodProblem } from "../lib/period";
 import { usePageCache } from "../hooks/usePageCache";
+import { FETCH_DELAY_MS } from "../components/ItemList";
 import type {
   ItemRetentionInfo,
   PolicyField,
@@ -291,7 +292,10 @@ function RetentionItems({
   const first = items[0]?.index ?? 0;
   const last = items[items.length - 1]?.index ?? 0;
   useEffect(() => {
-    void cache.ensureRange(first, Math.max(first, last));
+    // Always ask for the first page, so the total (and the empty state) becomes known. A short
+    // delay means dragging the scrollbar across 100,000 rows fetches only where it stops.
+    const t = setTimeout(() => void cache.ensureRange(first, Math.max(first, last)), FETCH_DELAY_MS);
+    return () => clearTimeout(t);
   }, [cache, first, last, version]);
   return (
     <div className="ret-items">
