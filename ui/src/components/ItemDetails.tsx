@@ -98,7 +98,19 @@ export function ItemDetailsPanel({
   const name = baseName(item.path);
 
   return (
-    <aside className="details" data-testid="item-details" data-item-id={item.id} data-state={item.state} aria-label={`Details of ${name}`}>
+    <aside
+      className="details"
+      data-testid="item-details"
+      data-item-id={item.id}
+      data-state={item.state}
+      aria-label={`Details of ${name}`}
+      onKeyDown={(e) => {
+        if (e.key === "Escape" && !dialog) {
+          e.stopPropagation();
+          onClose();
+        }
+      }}
+    >
       <div className="details__head">
         <h2 className="details__title" title={item.path}>
           {name}
