@@ -1,6 +1,6 @@
 //! The core vault subcommands.
 
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, Session};
 use crate::exit::{Outcome, EXIT_PARTIAL};
 use crate::progress::bytes_bar;
 use anyhow::Result;
@@ -183,6 +183,7 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
     let dir = ctx.vault_dir()?;
     let p = ctx.new_passphrase()?;
     let (vault, recovery) = Vault::create(&dir, &p, ctx.vault_options())?;
+    let vault = Session::new(vault);
     if a.json {
         print_json(&serde_json::json!({
             "vault": dir,
@@ -205,7 +206,11 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
 pub fn passwd(ctx: &Ctx) -> Result<()> {
     let dir = ctx.vault_dir()?;
     let old = ctx.passphrase()?;
-    let mut vault = Vault::unlock(&dir, Unlock::Passphrase(&old), ctx.vault_options())?;
+    let mut vault = Session::new(Vault::unlock(
+        &dir,
+        Unlock::Passphrase(&old),
+        ctx.vault_options(),
+    )?);
     let new = ctx.new_passphrase()?;
     vault.change_passphrase(&new)?;
     eprintln!("Passphrase changed.");
@@ -215,7 +220,11 @@ pub fn passwd(ctx: &Ctx) -> Result<()> {
 pub fn recover(ctx: &Ctx) -> Result<()> {
     let dir = ctx.vault_dir()?;
     let rk = ctx.recovery_key()?;
-    let mut vault = Vault::unlock(&dir, Unlock::RecoveryKey(&rk), ctx.vault_options())?;
+    let mut vault = Session::new(Vault::unlock(
+        &dir,
+        Unlock::RecoveryKey(&rk),
+        ctx.vault_options(),
+    )?);
     let new = ctx.new_passphrase()?;
     vault.change_passphrase(&new)?;
     eprintln!("Vault recovered; the new passphrase is set.");
@@ -225,7 +234,11 @@ pub fn recover(ctx: &Ctx) -> Result<()> {
 pub fn remember(ctx: &Ctx) -> Result<()> {
     let dir = ctx.vault_dir()?;
     let p = ctx.passphrase()?;
-    let mut vault = Vault::unlock(&dir, Unlock::Passphrase(&p), ctx.vault_options())?;
+    let mut vault = Session::new(Vault::unlock(
+        &dir,
+        Unlock::Passphrase(&p),
+        ctx.vault_options(),
+    )?);
     vault.remember_on_device()?;
     eprintln!("This device now remembers the vault key in the OS keyring.");
     Ok(())
@@ -233,7 +246,7 @@ pub fn remember(ctx: &Ctx) -> Result<()> {
 
 pub fn forget(ctx: &Ctx) -> Result<()> {
     let dir = ctx.vault_dir()?;
-    if Vault::forget_on_device(&dir)? {
+    if Vault::forget_on_device(&dir, &ctx.vault_options())? {
         eprintln!("The vault key was removed from the OS keyring on this device.");
     } else {
         eprintln!("This device did not remember the vault; nothing to forget.");

@@ -8,6 +8,7 @@ use labvault_core::{
 };
 use std::cell::RefCell;
 use std::io::{BufRead, IsTerminal};
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use zeroize::Zeroizing;
 
@@ -23,6 +24,43 @@ pub struct GlobalOpts {
     /// Never use the OS keyring to unlock, even if this device remembers the vault.
     #[arg(long, global = true)]
     pub no_keyring: bool,
+}
+
+/// An unlocked vault for the length of one command. Dropping it locks the vault through
+/// [`Vault::lock`], which records `auth.lock`, whether the command succeeded or failed, so
+/// every CLI session shows up in the audit trail as exactly one unlock and one lock.
+pub struct Session(Option<Vault>);
+
+impl Session {
+    /// Takes ownership of a vault just unlocked (or created) by a command.
+    pub fn new(v: Vault) -> Session {
+        Session(Some(v))
+    }
+}
+
+impl Deref for Session {
+    type Target = Vault;
+    fn deref(&self) -> &Vault {
+        self.0
+            .as_ref()
+            .expect("a session holds its vault until dropped")
+    }
+}
+
+impl DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut Vault {
+        self.0
+            .as_mut()
+            .expect("a session holds its vault until dropped")
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(v) = self.0.take() {
+            v.lock();
+        }
+    }
 }
 
 /// Per-invocation context shared by all commands.
@@ -150,8 +188,9 @@ impl Ctx {
     }
 
     /// Unlocks the vault: with a supplied passphrase if there is one, else from the OS keyring
-    /// if this device remembers the vault, else by prompting.
-    pub fn unlock(&self) -> Result<Vault> {
+    /// if this device remembers the vault, else by prompting. The session locks the vault
+    /// (recording `auth.lock`) when the command drops it.
+    pub fn unlock(&self) -> Result<Session> {
         let dir = self.vault_dir()?;
         if !labvault_core::vault_exists(&dir) {
             return Err(anyhow::Error::new(CoreError::NotFound(format!(
@@ -161,7 +200,7 @@ impl Ctx {
         }
         if !self.passphrase_given() && !self.global.no_keyring {
             match Vault::unlock(&dir, Unlock::Keyring, self.vault_options()) {
-                Ok(v) => return Ok(v),
+                Ok(v) => return Ok(Session::new(v)),
                 Err(e) if e.code() == ErrorCode::KeyringUnavailable => {
                     tracing::debug!("keyring not usable: {e}");
                 }
@@ -169,6 +208,8 @@ impl Ctx {
             }
         }
         let p = self.passphrase()?;
-        Vault::unlock(&dir, Unlock::Passphrase(&p), self.vault_options()).map_err(|e| anyhow!(e))
+        Vault::unlock(&dir, Unlock::Passphrase(&p), self.vault_options())
+            .map(Session::new)
+            .map_err(|e| anyhow!(e))
     }
 }

@@ -161,3 +161,194 @@ fn hold_audit_export_and_offline_verify_through_the_cli() {
     e.ok(&["hold", "clear", "--item", &id]);
     e.ok(&["rm", "--project", "Alpha", &id]);
 }
+
+/// The audit trail as (action, result) pairs, split after every `auth.lock`: one chunk per CLI
+/// session (the last one, the export's own session, ends before its lock).
+fn sessions(e: &Env, out: &str) -> Vec<Vec<(String, String)>> {
+    e.ok(&["audit", "export", "--format", "jsonl", "--out", out]);
+    let text = std::fs::read_to_string(e.root.join(out)).unwrap();
+    let mut chunks = vec![Vec::new()];
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let pair = (
+            v["action"].as_str().unwrap().to_string(),
+            v["result"].as_str().unwrap().to_string(),
+        );
+        let lock = pair.0 == "auth.lock";
+        chunks.last_mut().unwrap().push(pair);
+        if lock {
+            chunks.push(Vec::new());
+        }
+    }
+    chunks
+}
+
+fn session(events: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v = vec![("auth.unlock".to_string(), "success".to_string())];
+    v.extend(events.iter().map(|(a, r)| (a.to_string(), r.to_string())));
+    v.push(("auth.lock".into(), "success".into()));
+    v
+}
+
+#[test]
+fn every_cli_command_records_its_one_event_and_locks_at_the_end() {
+    let e = Env::new();
+    std::fs::write(e.root.join("a.csv"), "x,y\n").unwrap();
+    let mut want: Vec<Vec<(String, String)>> = vec![vec![
+        ("vault.create".into(), "success".into()),
+        ("auth.lock".into(), "success".into()),
+    ]];
+    let mut step = |args: &[&str], exit: Option<(i32, &str)>, events: &[(&str, &str)]| {
+        match exit {
+            None => {
+                e.ok(args);
+            }
+            Some((code, name)) => {
+                e.fails(args, code, name);
+            }
+        }
+        want.push(session(events));
+    };
+    step(
+        &["project", "create", "Alpha"],
+        None,
+        &[("project.create", "success")],
+    );
+    step(
+        &["project", "create", "Alpha"],
+        Some((13, "already_exists")),
+        &[("project.create", "failure")],
+    );
+    step(&["project", "ls"], None, &[]);
+    let imp = [("data.import", "success")];
+    step(
+        &["import", "--project", "Alpha", "--area", "uploads", "a.csv"],
+        None,
+        &imp,
+    );
+    step(&["ls", "--json"], None, &[]);
+    let ls: serde_json::Value = serde_json::from_str(&e.ok(&["ls", "--json"])).unwrap();
+    want.push(session(&[]));
+    let id = ls[0]["id"].as_str().unwrap().to_string();
+    let mut step = |args: &[&str], exit: Option<(i32, &str)>, events: &[(&str, &str)]| {
+        match exit {
+            None => {
+                e.ok(args);
+            }
+            Some((code, name)) => {
+                e.fails(args, code, name);
+            }
+        }
+        want.push(session(events));
+    };
+    std::fs::create_dir(e.root.join("out")).unwrap();
+    step(
+        &["export", "--project", "Alpha", &id, "out"],
+        None,
+        &[("data.export", "success")],
+    );
+    step(
+        &["mv", "--project", "Alpha", &id, "b.csv"],
+        None,
+        &[("data.rename", "success")],
+    );
+    step(
+        &["hold", "set", "--item", &id, "--reason", "case 9"],
+        None,
+        &[("retention.hold", "success")],
+    );
+    step(
+        &["rm", "--project", "Alpha", &id],
+        Some((22, "on_hold")),
+        &[("data.delete", "denied")],
+    );
+    step(
+        &["hold", "clear", "--item", &id],
+        None,
+        &[("retention.release", "success")],
+    );
+    step(
+        &["rm", "--project", "Alpha", &id],
+        None,
+        &[("data.delete", "success")],
+    );
+    step(
+        &["restore", "--project", "Alpha", &id],
+        None,
+        &[("data.restore", "success")],
+    );
+    step(&["verify"], None, &[("data.verify", "success")]);
+    step(&["stats"], None, &[]);
+    step(&["retention", "run"], None, &[("retention.run", "success")]);
+    step(
+        &["retention", "policy", "set", "--set", "audit_log=5y"],
+        Some((14, "invalid_policy")),
+        &[("retention.policy", "failure")],
+    );
+    step(
+        &["retention", "policy", "set", "--set", "backup=30d"],
+        None,
+        &[("retention.policy", "success")],
+    );
+    step(&["retention", "status"], None, &[]);
+    step(&["audit", "ls"], None, &[]);
+    step(&["audit", "verify"], None, &[("audit.verify", "success")]);
+    step(
+        &["purge", "--yes", "--project", "Alpha", &id],
+        None,
+        &[("data.purge", "success")],
+    );
+    // Locked-vault events: a wrong passphrase, and forgetting the keyring entry (with or
+    // without a Secret Service here). Both are journaled and come in at the next unlock.
+    let o = e
+        .cmd()
+        .env("LABVAULT_PASSPHRASE", "not it")
+        .arg("ls")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(10));
+    let o = e
+        .cmd()
+        .env(
+            "LABVAULT_KEYRING_SERVICE",
+            "org.labvault.test.cli-governance",
+        )
+        .arg("forget")
+        .output()
+        .unwrap();
+    let forget = if o.status.success() {
+        "success"
+    } else {
+        "failure"
+    };
+    assert!(matches!(o.status.code(), Some(0) | Some(17)), "{o:?}");
+    let o = e
+        .cmd()
+        .env("LABVAULT_NEW_PASSPHRASE", PASS)
+        .arg("passwd")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut s = vec![
+        ("auth.unlock".to_string(), "failure".to_string()),
+        ("auth.forget".to_string(), forget.to_string()),
+    ];
+    s.extend(session(&[("auth.passwd", "success")]));
+    want.push(s);
+
+    let got = sessions(&e, "all.jsonl");
+    // The export's own session: unlocked, not yet locked or exported when the file was written.
+    want.push(vec![("auth.unlock".into(), "success".into())]);
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "session {i}");
+    }
+    // That export's session is complete in the next export.
+    let got = sessions(&e, "all2.jsonl");
+    assert_eq!(
+        got[want.len() - 1],
+        session(&[("audit.export", "success")]),
+        "the first export's session"
+    );
+    assert!(e.ok(&["audit", "verify"]).contains("chain intact"));
+}

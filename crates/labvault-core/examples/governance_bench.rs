@@ -4,7 +4,9 @@
 //! status of all items.
 //!
 //! Run (release, once): `cargo run --release -p labvault-core --example governance_bench`
-//! Options: `-- EVENTS ITEMS` (defaults 1000000 100000). Uses a temp dir under $TMPDIR.
+//! Options: `-- EVENTS ITEMS` (defaults 1000000 100000). Uses a temp dir under $TMPDIR, or
+//! `$LABVAULT_BENCH_DIR` if set: the vault built there is kept, and a later run with the same
+//! variable skips the (slow) setup and only times (for profiling).
 
 use labvault_core::audit::AuditFilter;
 use labvault_core::governance::audit::{actions, Action, Checkpoint, EventDraft, Outcome};
@@ -62,7 +64,16 @@ fn main() {
     let n_events = args.first().copied().unwrap_or(1_000_000);
     let n_items = args.get(1).copied().unwrap_or(100_000);
     let tmp = tempfile::tempdir().expect("temp dir");
-    let dir = tmp.path().join("vault");
+    let keep = std::env::var_os("LABVAULT_BENCH_DIR").map(std::path::PathBuf::from);
+    let dir = match &keep {
+        Some(k) => k.join("vault"),
+        None => tmp.path().join("vault"),
+    };
+    if dir.join("vault.key").exists() {
+        println!("reusing the vault in {}", dir.display());
+        run(&dir, tmp.path(), n_items);
+        return;
+    }
     let (v, _) = Vault::create(&dir, &Passphrase::new(PASS.into()), opts()).expect("create");
     let device = v.device_id().to_string();
     v.lock();
@@ -211,10 +222,16 @@ fn main() {
         "setup: {n_events} events + {n_items} items inserted in {:.0} ms",
         ms(t)
     );
+    run(&dir, tmp.path(), n_items);
+}
+
+/// The timed part.
+fn run(dir: &std::path::Path, out_dir: &std::path::Path, n_items: u64) {
+    let start = time::OffsetDateTime::now_utc() - Duration::days(365 * 3);
 
     let t = Instant::now();
     let mut v = Vault::unlock(
-        &dir,
+        dir,
         Unlock::Passphrase(&Passphrase::new(PASS.into())),
         opts(),
     )
@@ -224,6 +241,7 @@ fn main() {
         ms(t)
     );
 
+    let n_events = v.audit_count().unwrap();
     let mid = start + Duration::milliseconds(n_events as i64 * 45);
     let filters: Vec<(&str, AuditFilter)> = vec![
         ("no filter", AuditFilter::default()),
@@ -308,7 +326,7 @@ fn main() {
     );
 
     for (format, name) in [(ExportFormat::Csv, "csv"), (ExportFormat::Jsonl, "jsonl")] {
-        let out = tmp.path().join(format!("audit.{name}"));
+        let out = out_dir.join(format!("audit.{name}"));
         let t = timer();
         let s = v
             .audit_export(&AuditFilter::default(), format, &out, &mut |_, _| {})

@@ -12,8 +12,8 @@
 use crate::error::{Error, ErrorCode, Result};
 use crate::vault::Vault;
 use labvault_governance::audit::{
-    actions, from_unix_micros, unix_micros, Action, AuditEvent, ChainReport, ChainVerifier,
-    Checkpoint, EventDraft, Outcome, VerifyMode,
+    actions, from_unix_micros, genesis_hash, unix_micros, Action, AuditEvent, ChainReport,
+    ChainVerifier, Checkpoint, EventDraft, EventRef, Outcome, VerifyMode,
 };
 use labvault_governance::export::{ExportFormat, ExportWriter};
 use labvault_governance::Clock;
@@ -269,6 +269,72 @@ pub(crate) fn insert(conn: &Connection, ev: &AuditEvent) -> Result<()> {
 }
 
 const EVENT_COLS: &str = "id, device_id, seq, ts, user, action, resource, ip_address, user_agent, result, detail, v, prev_hash, hash";
+
+/// Columns read by [`event_ref`], in its order.
+const REF_COLS: &str = "device_id, seq, ts, user, action, resource, ip_address, user_agent, result, detail, v, prev_hash, hash";
+
+/// The row's event as borrowed values (no allocation), for bulk verification and export.
+/// `None` when a column does not have the stored type (the caller falls back to the checked
+/// path, which reports it).
+fn event_ref<'r>(r: &'r Row<'_>) -> rusqlite::Result<Option<EventRef<'r>>> {
+    fn text<'r>(r: &'r Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
+        Ok(r.get_ref(i)?.as_str().ok())
+    }
+    fn hash<'r>(r: &'r Row<'_>, i: usize) -> rusqlite::Result<Option<&'r [u8; 32]>> {
+        Ok(r.get_ref(i)?.as_blob().ok().and_then(|b| b.try_into().ok()))
+    }
+    let int = |i: usize| -> rusqlite::Result<Option<i64>> { Ok(r.get_ref(i)?.as_i64().ok()) };
+    let (
+        Some(device_id),
+        Some(seq),
+        Some(ts_micros),
+        Some(user),
+        Some(action),
+        Some(resource),
+        Some(ip_address),
+        Some(user_agent),
+        Some(result),
+        Some(detail),
+        Some(v),
+        Some(prev_hash),
+        Some(hash),
+    ) = (
+        text(r, 0)?,
+        int(1)?,
+        int(2)?,
+        text(r, 3)?,
+        text(r, 4)?,
+        text(r, 5)?,
+        text(r, 6)?,
+        text(r, 7)?,
+        text(r, 8)?,
+        text(r, 9)?,
+        int(10)?,
+        hash(r, 11)?,
+        hash(r, 12)?,
+    )
+    else {
+        return Ok(None);
+    };
+    let (Ok(seq), Ok(v)) = (u64::try_from(seq), u16::try_from(v)) else {
+        return Ok(None);
+    };
+    Ok(Some(EventRef {
+        device_id,
+        seq,
+        ts_micros,
+        user,
+        action,
+        resource,
+        ip_address,
+        user_agent,
+        result,
+        detail,
+        v,
+        prev_hash,
+        hash,
+    }))
+}
 
 fn event_from_row(r: &Row<'_>) -> rusqlite::Result<(i64, AuditEvent)> {
     let conv = |i: usize, e: String| {
@@ -585,6 +651,31 @@ impl Vault {
         })
     }
 
+    /// Like [`Vault::audit_for_each`], with each event as borrowed column values (no
+    /// allocation per event): the bulk export path.
+    fn audit_for_each_ref(
+        &self,
+        filter: &AuditFilter,
+        mut f: impl FnMut(&EventRef<'_>) -> Result<()>,
+    ) -> Result<u64> {
+        let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+        let mut sql = format!("SELECT {REF_COLS} FROM audit_events");
+        sql += &filter.sql(&mut args);
+        sql += " ORDER BY device_id, seq";
+        let mut st = self.catalog.conn().prepare(&sql)?;
+        let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
+        let mut rows = st.query(refs.as_slice())?;
+        let mut n = 0u64;
+        while let Some(r) = rows.next()? {
+            let ev = event_ref(r)?.ok_or_else(|| {
+                Error::CorruptCatalog("an audit event column has the wrong type".into())
+            })?;
+            f(&ev)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Streams every event matching `filter` in chain order (device, seq) to `f`.
     pub fn audit_for_each(
         &self,
@@ -633,6 +724,95 @@ impl Vault {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Vec<ChainReport>> {
         let total = self.audit_count()?;
+        if let Some(reports) = self.audit_verify_fast(total, progress)? {
+            return Ok(reports);
+        }
+        self.audit_verify_diagnose(total, progress)
+    }
+
+    /// Verification fast path: one pass over the table in insertion order, hashing the
+    /// borrowed column values straight from SQLite's buffers (no allocation per event). A
+    /// device's events are inserted in seq order, so in insertion order each chain must go on
+    /// exactly where it stopped. `None` at the first event that does not fit, or if any
+    /// column has an unexpected type: then [`Self::audit_verify_diagnose`] re-reads in
+    /// (device, seq) order and names and classifies the first bad event. Both passes check
+    /// the same hashes and links; only the diagnosing pass also re-parses names and times.
+    fn audit_verify_fast(
+        &self,
+        total: u64,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Option<Vec<ChainReport>>> {
+        struct Chain {
+            device_id: String,
+            seq: u64,
+            hash: [u8; 32],
+        }
+        let mut st = self
+            .catalog
+            .conn()
+            .prepare(&format!("SELECT {REF_COLS} FROM audit_events ORDER BY id"))?;
+        let mut rows = st.query([])?;
+        let mut chains: Vec<Chain> = Vec::new();
+        let mut cur = 0usize;
+        let mut done = 0u64;
+        while let Some(r) = rows.next()? {
+            let Some(ev) = event_ref(r)? else {
+                return Ok(None);
+            };
+            if chains.get(cur).is_none_or(|c| c.device_id != ev.device_id) {
+                cur = match chains.iter().position(|c| c.device_id == ev.device_id) {
+                    Some(i) => i,
+                    None => {
+                        chains.push(Chain {
+                            device_id: ev.device_id.to_string(),
+                            seq: 0,
+                            hash: genesis_hash(ev.device_id),
+                        });
+                        chains.len() - 1
+                    }
+                };
+            }
+            let c = &mut chains[cur];
+            if ev.seq != c.seq + 1 || *ev.prev_hash != c.hash || !ev.is_hash_valid() {
+                return Ok(None);
+            }
+            c.seq = ev.seq;
+            c.hash = *ev.hash;
+            done += 1;
+            if done.is_multiple_of(65_536) {
+                progress(done, total);
+            }
+        }
+        progress(done, total);
+        chains.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+        Ok(Some(
+            chains
+                .into_iter()
+                .map(|c| ChainReport {
+                    events: c.seq,
+                    first_seq: Some(1),
+                    head: Some(Checkpoint {
+                        device_id: c.device_id.clone(),
+                        seq: c.seq,
+                        head_hash: c.hash,
+                    }),
+                    device_id: c.device_id,
+                    gaps: 0,
+                    omitted: 0,
+                    complete: true,
+                    checkpoint_matched: false,
+                })
+                .collect(),
+        ))
+    }
+
+    /// The diagnosing verifier: (device, seq) order through [`ChainVerifier`], which reports
+    /// the first bad seq and whether it was edited, deleted, inserted or reordered.
+    fn audit_verify_diagnose(
+        &self,
+        total: u64,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Vec<ChainReport>> {
         let mut reports = Vec::new();
         let mut current: Option<ChainVerifier> = None;
         let mut done = 0u64;
@@ -737,8 +917,8 @@ impl Vault {
         };
         let mut w = ExportWriter::new(std::io::BufWriter::with_capacity(1 << 20, file), format)
             .map_err(wrap)?;
-        let n = self.audit_for_each(filter, |ev| {
-            w.write(&ev).map_err(wrap)?;
+        let n = self.audit_for_each_ref(filter, |ev| {
+            w.write_ref(ev).map_err(wrap)?;
             if w.written().is_multiple_of(65_536) {
                 progress(w.written(), total);
             }

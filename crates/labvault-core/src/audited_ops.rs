@@ -51,33 +51,25 @@ impl Vault {
 
     /// Unlocks the vault , records `auth.unlock`, ingests the
     /// failed-unlock journal and enforces retention. A failed unlock cannot write the
-    /// encrypted catalog; it is sealed into the journal instead (see `journal.rs`).
+    /// encrypted catalog; it is sealed into the journal instead (see `journal.rs`). A key file
+    /// without a journal key (format version 1) gets one here.
     pub fn unlock(dir: &Path, how: Unlock<'_>, opts: VaultOptions) -> Result<Vault> {
         let method = match how {
             Unlock::Passphrase(_) => "passphrase",
             Unlock::RecoveryKey(_) => "recovery_key",
             Unlock::Keyring => "keyring",
         };
-        let journal_ctx = (
-            opts.actor.clone(),
-            opts.user_agent.clone(),
-            opts.clock.clone(),
-        );
+        let (actor, clock) = (opts.actor.clone(), opts.clock.clone());
         let mut v = match Vault::unlock_unaudited(dir, how, opts) {
             Ok(v) => v,
             Err(e) => {
-                crate::journal::note_failed_unlock(
-                    dir,
-                    &journal_ctx.0,
-                    &journal_ctx.1,
-                    journal_ctx.2.now(),
-                    method,
-                    &e,
-                );
+                crate::journal::note_failed_unlock(dir, &actor, clock.now(), method, &e);
                 return Err(e);
             }
         };
-        crate::journal::ingest(&mut v)?;
+        let (journal_key, key_problem) = crate::journal::ensure_journal_key(&mut v)?;
+        crate::journal::ingest(&mut v, &journal_key, key_problem)?;
+        drop(journal_key);
         v.record(
             actions::AUTH_UNLOCK,
             resources::VAULT.into(),
@@ -99,6 +91,18 @@ impl Vault {
             tracing::warn!(code = e.code().as_str(), "could not record the lock event");
         }
         self.lock_unaudited();
+    }
+
+    /// Removes this vault's root key from the OS keyring without unlocking it (so a lost
+    /// passphrase does not strand the key there), and journals `auth.forget` (`success`,
+    /// detail `removed` or `no_entry`; `failure` with the error code), sealed to the vault and
+    /// moved into the chain at the next unlock. Returns whether there was an entry.
+    pub fn forget_on_device(dir: &Path, opts: &VaultOptions) -> Result<bool> {
+        let out = Vault::forget_on_device_unaudited(dir);
+        if crate::vault::vault_exists(dir) {
+            crate::journal::note_forget(dir, &opts.actor, opts.clock.now(), &out)?;
+        }
+        out
     }
 
     /// Changes the passphrase (`auth.passwd`).

@@ -219,7 +219,7 @@ impl Vault {
     }
 
     /// Reads and parses the key file of the vault in `dir`.
-    fn read_key_file(dir: &Path) -> Result<KeyFile> {
+    pub(crate) fn read_key_file(dir: &Path) -> Result<KeyFile> {
         let path = dir.join(KEY_FILE);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -353,7 +353,7 @@ impl Vault {
     /// Removes this vault's root key from the OS keyring. Needs no unlocked vault, so a lost
     /// passphrase does not leave the key stranded in the keyring.
     /// Returns whether there was an entry (forgetting twice is not an error).
-    pub fn forget_on_device(dir: &Path) -> Result<bool> {
+    pub(crate) fn forget_on_device_unaudited(dir: &Path) -> Result<bool> {
         let id = Self::peek_vault_id(dir)?;
         crate::keyring::delete_root_key(&id)
     }

@@ -277,6 +277,169 @@ fn failed_unlocks_are_journaled_without_plaintext_and_ingested_at_next_unlock() 
     assert!(failures[0].detail.starts_with("wrong_passphrase"));
 }
 
+fn fail_unlock(e: &Env, n: usize) {
+    let wrong = Passphrase::new("not it".into());
+    for _ in 0..n {
+        let err = Vault::unlock(&e.dir, Unlock::Passphrase(&wrong), opts(e)).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::WrongPassphrase);
+    }
+}
+
+fn journal_lines(e: &Env) -> Vec<String> {
+    std::fs::read_to_string(e.dir.join("audit-journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn with_action(v: &Vault, action: &str) -> Vec<AuditEvent> {
+    all_events(v)
+        .into_iter()
+        .filter(|ev| ev.action.as_str() == action)
+        .collect()
+}
+
+#[test]
+fn journal_entries_are_sealed_and_a_deleted_middle_entry_is_reported() {
+    let e = env();
+    create(&e).lock();
+    fail_unlock(&e, 3);
+    let lines = journal_lines(&e);
+    assert_eq!(lines.len(), 3);
+    for l in &lines {
+        assert!(l.starts_with(r#"{"v":2,"sealed":""#), "{l}");
+        assert!(
+            !l.contains("wrong_passphrase") && !l.contains("passphrase"),
+            "{l}"
+        );
+    }
+    // Delete the middle entry.
+    std::fs::write(
+        e.dir.join("audit-journal.jsonl"),
+        format!("{}\n{}\n", lines[0], lines[2]),
+    )
+    .unwrap();
+    let mut v = unlock(&e);
+    let failures: Vec<_> = with_action(&v, "auth.unlock")
+        .into_iter()
+        .filter(|ev| ev.result == Outcome::Failure)
+        .collect();
+    assert_eq!(failures.len(), 2, "the intact entries are still imported");
+    assert_eq!(failures[0].user, "unauthenticated");
+    assert!(
+        failures[0].detail.contains("os_user=alice"),
+        "{}",
+        failures[0].detail
+    );
+    let found = with_action(&v, "audit.journal");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].result, Outcome::Failure);
+    assert_eq!(
+        found[0].detail,
+        "journal_tampered entry=2 reason=broken_link"
+    );
+    assert!(!e.dir.join("audit-journal.jsonl").exists());
+    v.audit_verify(&mut |_, _| {}).unwrap();
+    v.lock();
+
+    // An edited entry (one flipped hex digit) does not open; a reordered pair breaks links.
+    fail_unlock(&e, 2);
+    let mut lines = journal_lines(&e);
+    let pos = lines[0].len() - 10;
+    let flipped = if &lines[0][pos..pos + 1] == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    lines[0].replace_range(pos..pos + 1, flipped);
+    std::fs::write(e.dir.join("audit-journal.jsonl"), lines.join("\n") + "\n").unwrap();
+    let v = unlock(&e);
+    let found = with_action(&v, "audit.journal");
+    assert_eq!(found.len(), 2);
+    assert_eq!(
+        found[1].detail,
+        "journal_tampered entry=1 reason=not_sealed_to_this_vault"
+    );
+    v.lock();
+    fail_unlock(&e, 2);
+    let lines = journal_lines(&e);
+    std::fs::write(
+        e.dir.join("audit-journal.jsonl"),
+        format!("{}\n{}\n", lines[1], lines[0]),
+    )
+    .unwrap();
+    let v = unlock(&e);
+    let found = with_action(&v, "audit.journal");
+    assert_eq!(found.len(), 3);
+    assert_eq!(
+        found[2].detail,
+        "journal_tampered entry=1 reason=broken_link"
+    );
+    // Removing the whole journal is the documented undetectable case: nothing is reported.
+    v.lock();
+    fail_unlock(&e, 1);
+    std::fs::remove_file(e.dir.join("audit-journal.jsonl")).unwrap();
+    let v = unlock(&e);
+    assert_eq!(with_action(&v, "audit.journal").len(), 3);
+}
+
+#[test]
+fn a_version_1_key_file_gets_its_journal_key_at_the_next_unlock() {
+    let e = env();
+    create(&e).lock();
+    let key_path = e.dir.join("vault.key");
+    let mut kf: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&key_path).unwrap()).unwrap();
+    assert_eq!(kf["version"], 2);
+    kf["version"] = 1.into();
+    kf.as_object_mut().unwrap().remove("journal_key");
+    std::fs::write(&key_path, serde_json::to_vec_pretty(&kf).unwrap()).unwrap();
+    // Nothing to seal to yet: the old plain form, without secrets.
+    fail_unlock(&e, 1);
+    let lines = journal_lines(&e);
+    assert!(lines[0].contains("wrong_passphrase") && !lines[0].contains("not it"));
+    let v = unlock(&e);
+    let f = with_action(&v, "auth.unlock");
+    assert!(f
+        .iter()
+        .any(|ev| ev.result == Outcome::Failure && ev.detail.contains("unsealed")));
+    v.lock();
+    let kf: serde_json::Value = serde_json::from_slice(&std::fs::read(&key_path).unwrap()).unwrap();
+    assert_eq!(kf["version"], 2);
+    assert_eq!(kf["journal_key"]["algorithm"], "x25519");
+    fail_unlock(&e, 1);
+    assert!(journal_lines(&e)[0].contains("sealed"));
+    let v = unlock(&e);
+    assert!(with_action(&v, "audit.journal").is_empty());
+
+    // A public key swapped in by someone who wants to read the journal is caught and replaced.
+    v.lock();
+    let mut kf: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&key_path).unwrap()).unwrap();
+    let good = kf["journal_key"]["public"].clone();
+    kf["journal_key"]["public"] = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into();
+    std::fs::write(&key_path, serde_json::to_vec_pretty(&kf).unwrap()).unwrap();
+    let v = unlock(&e);
+    let found = with_action(&v, "audit.journal");
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0].detail.starts_with("journal_key_replaced"),
+        "{}",
+        found[0].detail
+    );
+    v.lock();
+    let kf: serde_json::Value = serde_json::from_slice(&std::fs::read(&key_path).unwrap()).unwrap();
+    assert_ne!(
+        kf["journal_key"]["public"],
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+    );
+    assert_ne!(
+        kf["journal_key"]["public"], good,
+        "a fresh pair replaces the mismatched one"
+    );
+}
+
 #[test]
 fn audit_query_filters_and_pages_newest_first() {
     let e = env();

@@ -34,12 +34,23 @@ fn remember_unlock_forget_roundtrip() {
     let v = Vault::unlock(&dir, Unlock::Keyring, opts()).unwrap();
     assert_eq!(v.vault_id(), id);
     drop(v);
-    assert!(Vault::forget_on_device(&dir).unwrap());
+    assert!(Vault::forget_on_device(&dir, &opts()).unwrap());
     assert!(
-        !Vault::forget_on_device(&dir).unwrap(),
+        !Vault::forget_on_device(&dir, &opts()).unwrap(),
         "forget is idempotent"
     );
     let e = Vault::unlock(&dir, Unlock::Keyring, opts()).unwrap_err();
     assert_eq!(e.code(), ErrorCode::KeyringUnavailable);
-    unlock(&dir);
+    // Both forgets (done while locked) reach the audit chain at the next unlock, once each.
+    let v = unlock(&dir);
+    let mut forgets = Vec::new();
+    v.audit_for_each(&Default::default(), |ev| {
+        if ev.action.as_str() == "auth.forget" {
+            forgets.push(ev.detail);
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(forgets.len(), 2, "{forgets:?}");
+    assert!(forgets[0].starts_with("removed") && forgets[1].starts_with("no_entry"));
 }
