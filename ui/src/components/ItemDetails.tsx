@@ -35,6 +35,7 @@ export function ItemDetailsPanel({
   const [notice, setNotice] = useState<string | null>(null);
   const [dialog, setDialog] = useState<"rename" | "hold" | "erase" | null>(null);
   const [busy, setBusy] = useState(false);
+  const [overwrite, setOverwrite] = useState<string | null>(null);
   const progress = useProgress();
 
   const load = useCallback(async () => {
@@ -73,14 +74,22 @@ export function ItemDetailsPanel({
     const dir = await pickExportDir();
     if (!dir.ok) return setError(dir.error);
     if (!dir.value) return;
+    await runExport(dir.value, false);
+  };
+
+  const runExport = async (dest: string, overwrite: boolean) => {
+    if (!details) return;
+    setOverwrite(null);
     const name = baseName(details.item.path);
-    const run = (overwrite: boolean) =>
-      progress.run("export", `Exporting ${name}`, (opId, cb) => exportItem(itemId, dir.value!, overwrite, opId, cb), () => `Exported to ${dir.value}`);
-    let r = await run(false);
-    if (!r.ok && r.error.code === "already_exists" && window.confirm(`${name} already exists in ${dir.value}. Replace it?`)) {
-      r = await run(true);
-    }
-    if (!r.ok && r.error.code !== "cancelled") setError(r.error);
+    const r = await progress.run(
+      "export",
+      `Exporting ${name}`,
+      (opId, cb) => exportItem(itemId, dest, overwrite, opId, cb),
+      () => `Exported ${name} to ${dest}`,
+    );
+    if (r.ok) return;
+    if (r.error.code === "already_exists" && !overwrite) setOverwrite(dest);
+    else if (r.error.code !== "cancelled") setError(r.error);
   };
 
   if (!details) {
@@ -175,6 +184,23 @@ export function ItemDetailsPanel({
       </div>
 
       <ErrorBanner error={error} onDismiss={() => setError(null)} />
+      {overwrite ? (
+        <div className="banner banner--warn" role="alert" data-testid="export-overwrite">
+          <div className="banner__body">
+            <p className="banner__headline">
+              {name} already exists in {overwrite}.
+            </p>
+            <div className="form__actions">
+              <button type="button" className="button button--small" data-testid="export-overwrite-confirm" onClick={() => void runExport(overwrite, true)}>
+                Replace it
+              </button>
+              <button type="button" className="button button--quiet button--small" onClick={() => setOverwrite(null)}>
+                Keep the existing file
+              </button>
+            </div>
+          </div>
+        </div>
+      ) : null}
       {notice ? (
         <p className="banner banner--ok" role="status" data-testid="item-notice">
           {notice}

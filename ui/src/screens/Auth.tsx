@@ -206,6 +206,8 @@ export function Unlock({
       onUnlocked();
     } else {
       setError(r.error);
+      // Start the next attempt from an empty field: nothing half-typed lingers in the DOM.
+      if (["wrong_passphrase", "wrong_recovery_key", "invalid_recovery_key"].includes(r.error.code)) setSecret("");
     }
   };
 
