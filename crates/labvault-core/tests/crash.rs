@@ -49,11 +49,13 @@ fn kill_mid_import_loses_nothing_reported() {
     v.create_project("P").unwrap();
     drop(v);
     let src = t.path().join("batch");
-    // Small files are committed in groups of IMPORT_GROUP_FILES: this makes two groups with a
-    // big file (imported on its own) between them.
-    let n = IMPORT_GROUP_FILES + 1 + 60;
+    // Small files are committed in groups of IMPORT_GROUP_FILES: this makes two full groups
+    // back to back (the second one is encrypted, synced and renamed into `blobs/` while the
+    // first one commits: pipelining), then a big file (imported on its own), then a third group.
+    let g = IMPORT_GROUP_FILES;
+    let n = 2 * g + 1 + 60;
     for i in 0..n {
-        let len = if i == IMPORT_GROUP_FILES {
+        let len = if i == 2 * g {
             3 * 1024 * 1024
         } else {
             1 + (i * 997) % (8 * 1024)
@@ -71,7 +73,7 @@ fn kill_mid_import_loses_nothing_reported() {
     let mut reader = BufReader::new(child.stdout.take().unwrap());
     let mut reported = Vec::new();
     let mut line = String::new();
-    // Let a few files commit, then kill without warning in the middle of the next group.
+    // Let the first group commit, then kill without warning while the next one is in flight.
     while reported.len() < 4 {
         line.clear();
         if reader.read_line(&mut line).unwrap() == 0 {
@@ -110,13 +112,13 @@ fn kill_mid_import_loses_nothing_reported() {
         items.len(),
         "no orphan blob, no row without blob"
     );
-    // A group commits as a whole: what survived is a plan-order prefix ending on a group
-    // boundary (a group, or the big file that follows the first one), and it includes every
-    // reported file (reported only after its group committed).
+    // A group commits as a whole: what survived is a plan-order prefix ending on a unit
+    // boundary (one or two groups, or the big file after them), and it includes every
+    // reported file (reported only after its group committed). Blobs of a group that was
+    // already in `blobs/` but not committed were removed as orphans (checked above).
     let committed = items.len();
-    let g = IMPORT_GROUP_FILES;
     assert!(
-        [g, g + 1, n].contains(&committed),
+        [g, 2 * g, 2 * g + 1, n].contains(&committed),
         "{committed} files committed: not a whole number of groups"
     );
     assert!(committed >= reported.len());

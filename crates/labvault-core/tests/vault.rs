@@ -756,6 +756,53 @@ fn cancel_stops_import_and_leaves_nothing() {
 }
 
 #[test]
+fn cancel_between_groups_keeps_committed_groups_and_removes_the_one_in_flight() {
+    // Three groups of small files: while the first commits, the second is already encrypted,
+    // synced and renamed into `blobs/` (pipelining). Cancelling when the first group is
+    // reported must keep exactly that group and remove every blob of the second.
+    let (t, dir, mut v, _) = new_vault();
+    v.create_project("P").unwrap();
+    let g = labvault_core::IMPORT_GROUP_FILES;
+    let src = t.path().join("many");
+    for i in 0..3 * g {
+        write(
+            &src.join(format!("f{i:04}.txt")),
+            &bytes(1 + i % 300, i as u8),
+        );
+    }
+    let cancel = AtomicBool::new(false);
+    let mut done = 0;
+    let e = v
+        .import(
+            "P",
+            Area::Uploads,
+            &[src],
+            &ImportOptions::default(),
+            &mut |e| {
+                if let ImportEvent::FileDone(_) = e {
+                    done += 1;
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            },
+            &cancel,
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Cancelled);
+    assert_eq!(done, g, "exactly the first group was reported");
+    let items = v.list(&ListFilter::default()).unwrap();
+    assert_eq!(items.len(), g, "the first group stays committed");
+    assert_eq!(
+        (blob_count(&dir), tmp_count(&dir)),
+        (g, 0),
+        "no blob or temp file of the cancelled groups is left"
+    );
+    let rep = v
+        .verify(&mut no_progress(), &AtomicBool::new(false))
+        .unwrap();
+    assert!(rep.is_ok(), "{:?}", rep.problems);
+}
+
+#[test]
 fn export_to_a_full_disk_is_no_space_and_leaves_no_file() {
     let (t, _dir, mut v, _) = new_vault();
     v.create_project("P").unwrap();
