@@ -1,22 +1,33 @@
 #!/usr/bin/env bash
 # Load benchmark of the tenant server (not a test): authorized reads (access review, audit
-# page) over TLS 1.3 on loopback with wrk. Target on a 2-core machine: >= 5,000 req/s,
-# p99 < 20 ms, no errors at 200 concurrent connections.
+# page) over TLS 1.3 on loopback with oha. Target on a 2-core machine: >= 5,000 req/s with
+# p99 < 20 ms and no errors at 200 concurrent connections.
 #
-#   bench/server-load.sh            # release build, 200 connections, 20 s per endpoint
-#   CONNS=100 DURATION=10s bench/server-load.sh
+# For each path it runs
+#   1. a FIXED-RATE run: `oha -q RATE -c CONNS --latency-correction` (open loop: requests are
+#      scheduled at RATE whatever the latency, and latency is measured from the scheduled
+#      time, so a stall is not hidden by the generator waiting: no coordinated omission);
+#   2. a MAX-THROUGHPUT run: closed loop, CONNS connections each sending as fast as answered.
+# A closed loop alone cannot test "p99 < 20 ms at 5,000 req/s": with 200 connections it
+# always queues (Little's law: 200 in flight / 5,000 req/s = 40 ms mean), so the latency
+# target is judged on the fixed-rate run and throughput on the max run.
+#
+#   bench/server-load.sh                       # release build, 200 conns, 5,000 req/s, 20 s
+#   RATE=3000 DURATION=10s bench/server-load.sh
 #   PATHS="/v1/audit?limit=10 /v1/me" bench/server-load.sh
+#   cargo install oha --locked                 # the load generator (crates.io)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/targets/server}"
 CONNS="${CONNS:-200}"
-THREADS="${THREADS:-2}"
+RATE="${RATE:-5000}"
 DURATION="${DURATION:-20s}"
 PORT="${PORT:-18443}"
 PROJECTS="${PROJECTS:-10}"
 PATHS="${PATHS:-/v1/access-review /v1/audit?limit=50}"
+OHA="${OHA:-$(command -v oha || echo "$HOME/.cargo/bin/oha")}"
 
-command -v wrk >/dev/null || { echo "wrk is required" >&2; exit 1; }
+[ -x "$OHA" ] || { echo "oha is required: cargo install oha --locked" >&2; exit 1; }
 cargo build --release -p labvault-server --bin labvault-server >&2
 BIN="$CARGO_TARGET_DIR/release/labvault-server"
 DATA="$(mktemp -d)"
@@ -46,10 +57,16 @@ for i in 1 2 3 4 5; do
     "$BASE/v1/invitations" >/dev/null
 done
 
-echo "machine: $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+OHA_COMMON=(--no-tui --ipv4 --cacert "$DATA/tls/cert.pem" -c "$CONNS" -z "$DURATION"
+  -H "Authorization: Bearer $TOKEN")
+echo "machine: $(nproc) cores; $(uptime)"
 for path in $PATHS; do
-  echo "=== GET $path  (${CONNS} connections, ${THREADS} wrk threads, ${DURATION})"
-  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" \
-    "https://127.0.0.1:$PORT$path"
+  url="https://localhost:$PORT$path"
+  "$OHA" --no-tui --ipv4 --cacert "$DATA/tls/cert.pem" -c "$CONNS" -z 3s \
+    -H "Authorization: Bearer $TOKEN" -o /dev/null "$url" # warm-up (connections, caches)
+  echo "=== GET $path: fixed rate ${RATE} req/s, ${CONNS} connections, ${DURATION}; $(uptime)"
+  "$OHA" "${OHA_COMMON[@]}" -q "$RATE" --latency-correction "$url"
+  echo "=== GET $path: max throughput, ${CONNS} connections, ${DURATION}; $(uptime)"
+  "$OHA" "${OHA_COMMON[@]}" "$url"
 done
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "after: $(uptime)"

@@ -817,6 +817,26 @@ async fn audit_events_are_chained_queryable_exportable_and_tamper_evident() {
         ev[0]["seq"].as_u64() > ev[1]["seq"].as_u64(),
         "newest first"
     );
+    // The page (served without decoding the stored hashes) is exactly the chain's wire form.
+    let chain = h.audit("lab").await;
+    for e in ev {
+        let seq = e["seq"].as_u64().unwrap();
+        let stored = chain.iter().find(|c| c.seq == seq).unwrap();
+        let wire = labvault_server::chain::to_wire(stored);
+        assert_eq!(*e, serde_json::to_value(&wire).unwrap());
+    }
+    // A filtered page (served from the blocking pool) agrees with the filter.
+    let (_, denied) = h
+        .call(
+            "GET",
+            "/v1/audit?result=denied&limit=500",
+            Some(&owner.access),
+            None,
+        )
+        .await;
+    let denied = denied["events"].as_array().unwrap();
+    assert!(!denied.is_empty());
+    assert!(denied.iter().all(|e| e["result"] == "denied"));
     let cursor = page["next_cursor"].as_str().unwrap();
     let (_, next) = h
         .call(

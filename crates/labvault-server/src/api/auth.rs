@@ -581,15 +581,7 @@ pub async fn change_password(
     let current = secrets::Secret::new(req.current_password);
     let new = secrets::Secret::new(req.new_password);
     let r = async {
-        p.require_user()?;
-        let u = st.store.get_user(&p.tenant_id, &p.user_id).await?;
-        if let Some(e) = locked(&st, &u) {
-            return Err(e);
-        }
-        if !verify_pw(&st, current.expose().to_string(), u.password_hash.clone()).await? {
-            let e = invalid_credentials_current();
-            return Err(fail_attempt(&st, &u, &meta, "account.password_change", e).await);
-        }
+        let u = reauthenticate(&st, &p, &meta, &current, "account.password_change").await?;
         if new.expose() == current.expose() {
             return Err(ApiError::invalid(
                 "the new password must differ from the current one",
@@ -619,11 +611,28 @@ pub async fn change_password(
     finish_unless_counted(&st, &p, draft, r, true).await
 }
 
-fn invalid_credentials_current() -> ApiError {
-    ApiError::new(
-        ErrorCode::InvalidCredentials,
-        "the current password is wrong",
-    )
+/// Re-checks the password of a logged-in user before a security-sensitive change to their
+/// own account; a wrong one counts towards the lockout like a failed login.
+async fn reauthenticate(
+    st: &AppState,
+    p: &Principal,
+    meta: &ReqMeta,
+    password: &secrets::Secret,
+    action: &str,
+) -> ApiResult<UserRow> {
+    p.require_user()?;
+    let u = st.store.get_user(&p.tenant_id, &p.user_id).await?;
+    if let Some(e) = locked(st, &u) {
+        return Err(e);
+    }
+    if !verify_pw(st, password.expose().to_string(), u.password_hash.clone()).await? {
+        let e = ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "the current password is wrong",
+        );
+        return Err(fail_attempt(st, &u, meta, action, e).await);
+    }
+    Ok(u)
 }
 
 /// Turns the caller's own MFA off (password and a current code or recovery code). Other
@@ -646,15 +655,7 @@ pub async fn mfa_disable(
     );
     let password = secrets::Secret::new(req.password);
     let r = async {
-        p.require_user()?;
-        let u = st.store.get_user(&p.tenant_id, &p.user_id).await?;
-        if let Some(e) = locked(&st, &u) {
-            return Err(e);
-        }
-        if !verify_pw(&st, password.expose().to_string(), u.password_hash.clone()).await? {
-            let e = invalid_credentials_current();
-            return Err(fail_attempt(&st, &u, &meta, "account.mfa_disable", e).await);
-        }
+        let u = reauthenticate(&st, &p, &meta, &password, "account.mfa_disable").await?;
         if !u.mfa_enrolled() {
             return Err(ApiError::conflict("MFA is not enrolled"));
         }

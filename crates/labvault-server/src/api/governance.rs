@@ -99,12 +99,12 @@ pub async fn query_audit(
         if !(1..=1000).contains(&limit) {
             return Err(ApiError::invalid("limit must be between 1 and 1000"));
         }
-        let rows = st.store.query_audit(&p.tenant_id, f, limit).await?;
-        let next_cursor = (rows.len() as u32 == limit)
-            .then(|| rows.last().map(|r| r.seq.to_string()))
+        let events = st.store.audit_page(&p.tenant_id, f, limit).await?;
+        let next_cursor = (events.len() as u32 == limit)
+            .then(|| events.last().map(|r| r.seq.to_string()))
             .flatten();
         Ok(Json(AuditPage {
-            events: rows.iter().map(chain::to_wire).collect(),
+            events,
             next_cursor,
         }))
     }

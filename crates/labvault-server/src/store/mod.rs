@@ -515,6 +515,15 @@ pub trait Store: Send + Sync + 'static {
         f: AuditFilter,
         limit: u32,
     ) -> StoreResult<Vec<AuditRow>>;
+    /// The same page as [`Store::query_audit`] straight in wire form: the audit page is the
+    /// hottest read, and decoding hashes and re-validating actions only to re-encode them
+    /// for the response doubled its cost.
+    async fn audit_page(
+        &self,
+        tenant: &str,
+        f: AuditFilter,
+        limit: u32,
+    ) -> StoreResult<Vec<labvault_wire::AuditEvent>>;
     /// The whole chain in order (export, verify).
     async fn audit_chain(&self, tenant: &str) -> StoreResult<Vec<AuditRow>>;
 

@@ -1,9 +1,14 @@
 //! Embedded SQLite implementation of [`Store`].
 //!
 //! One writer thread owns the only write connection and group-commits queued jobs (each in
-//! its own savepoint, so one failing job never undoes another); reads use a small pool of
-//! WAL reader connections on the blocking thread pool. The async runtime never blocks on
-//! SQLite, and the audit chain needs no extra locking because all appends are serialized.
+//! its own savepoint, so one failing job never undoes another), so the async runtime never
+//! waits for a write lock, and the audit chain needs no extra locking because all appends are
+//! serialized. Reads use a pool of WAL reader connections. Short, index-bounded reads (point
+//! lookups, one tenant's members/projects, an audit page) run inline on the calling task's
+//! thread: a WAL reader never waits for the writer, and such a read costs tens of
+//! microseconds, less than handing it to the blocking pool and back (two thread wake-ups,
+//! which on 2 cores were a large share of a request). Unbounded scans (whole audit chains,
+//! exports, operator listings) go to the blocking pool so they never stall other requests.
 
 use super::*;
 use crate::chain;
@@ -199,7 +204,26 @@ impl SqliteStore {
         MIGRATIONS.len()
     }
 
+    /// A short, index-bounded read, inline (see the module doc).
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Connection) -> StoreResult<T>,
+    {
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open(&self.path).map_err(backend)?,
+        };
+        let r = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < READERS {
+            pool.push(conn);
+        }
+        r
+    }
+
+    /// A read that may scan a lot (whole chains, exports): on the blocking pool.
+    async fn scan<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
@@ -229,6 +253,68 @@ impl SqliteStore {
         .map_err(backend)?
     }
 
+    /// A filtered audit page, newest first, mapped by `map`.
+    async fn audit_select<T: Send + 'static>(
+        &self,
+        tenant: &str,
+        f: AuditFilter,
+        limit: u32,
+        map: fn(&Row) -> rusqlite::Result<T>,
+    ) -> StoreResult<Vec<T>> {
+        // Only an unfiltered page is bounded by the (tenant_id, seq) key; a filter may have
+        // to walk the whole chain to fill a page.
+        let bounded = limit <= 200
+            && f.from.is_none()
+            && f.to.is_none()
+            && f.user.is_none()
+            && f.result.is_none()
+            && f.action_prefix.is_none()
+            && f.resource_prefix.is_none();
+        let mut sql = format!("SELECT {AUDIT_COLS} FROM audit_events WHERE tenant_id = ?1");
+        let mut args: Vec<rusqlite::types::Value> = vec![tenant.to_string().into()];
+        let mut add = |cond: &str, v: rusqlite::types::Value| {
+            args.push(v);
+            sql.push_str(&format!(" AND {cond} ?{}", args.len()));
+        };
+        if let Some(v) = f.before_seq {
+            add("seq <", v.into());
+        }
+        if let Some(v) = f.from {
+            add("ts_us >=", v.saturating_mul(1_000_000).into());
+        }
+        if let Some(v) = f.to {
+            add("ts_us <", v.saturating_mul(1_000_000).into());
+        }
+        if let Some(v) = f.user {
+            add("user =", v.into());
+        }
+        if let Some(v) = f.result {
+            add("result =", v.as_str().to_string().into());
+        }
+        // Prefix filters use substr() so LIKE metacharacters in user input mean nothing.
+        if let Some(v) = f.action_prefix {
+            let n = v.chars().count() as i64;
+            add(&format!("substr(action, 1, {n}) ="), v.into());
+        }
+        if let Some(v) = f.resource_prefix {
+            let n = v.chars().count() as i64;
+            add(&format!("substr(resource, 1, {n}) ="), v.into());
+        }
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT {limit}"));
+        let job = move |c: &Connection| {
+            let mut s = c.prepare_cached(&sql).map_err(backend)?;
+            let rows = s
+                .query_map(rusqlite::params_from_iter(args), map)
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        };
+        if bounded {
+            self.read(job).await
+        } else {
+            self.scan(job).await
+        }
+    }
+
     async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -236,16 +322,18 @@ impl SqliteStore {
     {
         let (tx, rx) = oneshot::channel::<StoreResult<T>>();
         let job: Job = Box::new(move |conn: &Connection| {
-            let r = match conn.execute_batch("SAVEPOINT job") {
-                Ok(()) => {
+            // Cached statements: these run once per job, thousands of times a second.
+            let exec = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+            let r = match exec("SAVEPOINT job") {
+                Ok(_) => {
                     let r = f(conn);
                     let end = if r.is_ok() {
-                        conn.execute_batch("RELEASE job")
+                        exec("RELEASE job")
                     } else {
-                        conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                        exec("ROLLBACK TO job").and_then(|_| exec("RELEASE job"))
                     };
                     match end {
-                        Ok(()) => r,
+                        Ok(_) => r,
                         Err(e) => Err(backend(e)),
                     }
                 }
@@ -418,6 +506,30 @@ fn audit_row(r: &Row) -> rusqlite::Result<AuditRow> {
         v: v as u16,
         prev_hash: hash32(11, r.get(11)?)?,
         hash: hash32(12, r.get(12)?)?,
+    })
+}
+/// Wire form of an audit row without decoding the stored hex hashes (see `audit_page`).
+fn audit_wire_row(r: &Row) -> rusqlite::Result<labvault_wire::AuditEvent> {
+    let ts: i64 = r.get(2)?;
+    let result: String = r.get(8)?;
+    let bad =
+        |i: usize, v: String| rusqlite::Error::InvalidColumnType(i, v, rusqlite::types::Type::Text);
+    let timestamp =
+        labvault_governance::audit::from_unix_micros(ts).map_err(|_| bad(2, ts.to_string()))?;
+    Ok(labvault_wire::AuditEvent {
+        device_id: r.get(0)?,
+        seq: r.get::<_, i64>(1)? as u64,
+        timestamp: labvault_governance::audit::ts_micros::format(timestamp),
+        user: r.get(3)?,
+        action: r.get(4)?,
+        resource: r.get(5)?,
+        ip_address: r.get(6)?,
+        user_agent: r.get(7)?,
+        result: AuditResult::parse(&result).ok_or_else(|| bad(8, result))?,
+        detail: r.get(9)?,
+        v: r.get::<_, i64>(10)? as u16,
+        prev_hash: r.get(11)?,
+        hash: r.get(12)?,
     })
 }
 const AUDIT_COLS: &str = "tenant_id, seq, ts_us, user, action, resource, ip_address, user_agent, \
@@ -617,7 +729,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_tenants(&self) -> StoreResult<Vec<TenantRow>> {
-        self.read(move |c| {
+        self.scan(move |c| {
             let mut s = c
                 .prepare(&format!(
                     "SELECT {TENANT_COLS} FROM tenants WHERE deleted_at IS NULL ORDER BY created_at"
@@ -730,7 +842,7 @@ impl Store for SqliteStore {
     }
 
     async fn deleted_tenants(&self) -> StoreResult<Vec<(String, i64)>> {
-        self.read(move |c| {
+        self.scan(move |c| {
             let mut s = c
                 .prepare(
                     "SELECT id, deleted_at FROM tenants WHERE deleted_at IS NOT NULL \
@@ -746,7 +858,7 @@ impl Store for SqliteStore {
     }
 
     async fn expired_trials(&self, now: i64) -> StoreResult<Vec<String>> {
-        self.read(move |c| {
+        self.scan(move |c| {
             let mut s = c
                 .prepare("SELECT id FROM tenants WHERE plan = 'trial' AND expires_at <= ?1 AND deleted_at IS NULL")
                 .map_err(backend)?;
@@ -1423,7 +1535,8 @@ impl Store for SqliteStore {
     async fn access_snapshot(&self, tenant: &str, now: i64) -> StoreResult<AccessSnapshot> {
         let tenant = tenant.to_string();
         self.read(move |c| {
-            c.execute_batch("BEGIN").map_err(backend)?;
+            let exec = |sql: &str| c.prepare_cached(sql).and_then(|mut s| s.execute([]));
+            exec("BEGIN").map_err(backend)?;
             let r = (|| -> rusqlite::Result<AccessSnapshot> {
                 let mut s = c.prepare_cached(&format!(
                     "SELECT {USER_COLS} FROM users WHERE tenant_id = ?1 ORDER BY email"
@@ -1469,7 +1582,7 @@ impl Store for SqliteStore {
                     invitations,
                 })
             })();
-            let _ = c.execute_batch("COMMIT");
+            let _ = exec("COMMIT");
             r.map_err(backend)
         })
         .await
@@ -1665,51 +1778,21 @@ impl Store for SqliteStore {
         f: AuditFilter,
         limit: u32,
     ) -> StoreResult<Vec<AuditRow>> {
-        let tenant = tenant.to_string();
-        self.read(move |c| {
-            let mut sql = format!("SELECT {AUDIT_COLS} FROM audit_events WHERE tenant_id = ?1");
-            let mut args: Vec<rusqlite::types::Value> = vec![tenant.into()];
-            let mut add = |cond: &str, v: rusqlite::types::Value, sql: &mut String| {
-                args.push(v);
-                sql.push_str(&format!(" AND {cond} ?{}", args.len()));
-            };
-            if let Some(v) = f.before_seq {
-                add("seq <", v.into(), &mut sql);
-            }
-            if let Some(v) = f.from {
-                add("ts_us >=", v.saturating_mul(1_000_000).into(), &mut sql);
-            }
-            if let Some(v) = f.to {
-                add("ts_us <", v.saturating_mul(1_000_000).into(), &mut sql);
-            }
-            if let Some(v) = f.user {
-                add("user =", v.into(), &mut sql);
-            }
-            if let Some(v) = f.result {
-                add("result =", v.as_str().to_string().into(), &mut sql);
-            }
-            // Prefix filters use substr() so LIKE metacharacters in user input mean nothing.
-            if let Some(v) = f.action_prefix {
-                let n = v.chars().count() as i64;
-                add(&format!("substr(action, 1, {n}) ="), v.into(), &mut sql);
-            }
-            if let Some(v) = f.resource_prefix {
-                let n = v.chars().count() as i64;
-                add(&format!("substr(resource, 1, {n}) ="), v.into(), &mut sql);
-            }
-            sql.push_str(&format!(" ORDER BY seq DESC LIMIT {limit}"));
-            let mut s = c.prepare_cached(&sql).map_err(backend)?;
-            let rows = s
-                .query_map(rusqlite::params_from_iter(args), audit_row)
-                .map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
-        })
-        .await
+        self.audit_select(tenant, f, limit, audit_row).await
+    }
+
+    async fn audit_page(
+        &self,
+        tenant: &str,
+        f: AuditFilter,
+        limit: u32,
+    ) -> StoreResult<Vec<labvault_wire::AuditEvent>> {
+        self.audit_select(tenant, f, limit, audit_wire_row).await
     }
 
     async fn audit_chain(&self, tenant: &str) -> StoreResult<Vec<AuditRow>> {
         let tenant = tenant.to_string();
-        self.read(move |c| {
+        self.scan(move |c| {
             let mut s = c
                 .prepare_cached(&format!(
                     "SELECT {AUDIT_COLS} FROM audit_events WHERE tenant_id = ?1 ORDER BY seq"
