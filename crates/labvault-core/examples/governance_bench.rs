@@ -52,6 +52,22 @@ fn done(start: (Instant, f64)) -> String {
     )
 }
 
+/// CPU time of the calling thread in ms, with ns resolution (Linux `/proc/thread-self/schedstat`),
+/// for the short single-threaded query timings.
+fn thread_cpu_ms() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|ns| ns / 1e6)
+        .unwrap_or(0.0)
+}
+
+/// Whether phase `name` runs (`$LABVAULT_BENCH_ONLY`: comma-separated subset of
+/// `query,verify,export,status`; default all).
+fn phase(name: &str) -> bool {
+    std::env::var("LABVAULT_BENCH_ONLY").map_or(true, |o| o.split(',').any(|p| p == name))
+}
+
 fn timer() -> (Instant, f64) {
     (Instant::now(), cpu_ms())
 }
@@ -298,11 +314,14 @@ fn run(dir: &std::path::Path, out_dir: &std::path::Path, n_items: u64) {
             },
         ),
     ];
-    for (name, f) in &filters {
+    for (name, f) in filters.iter().filter(|_| phase("query")) {
         let t = Instant::now();
+        let c = thread_cpu_ms();
         let p1 = v.audit_query(f, 100, None).unwrap();
         let first = ms(t);
+        let first_cpu = thread_cpu_ms() - c;
         let t = Instant::now();
+        let c = thread_cpu_ms();
         let mut cursor = p1.next_cursor.clone();
         for _ in 0..9 {
             match cursor {
@@ -311,21 +330,25 @@ fn run(dir: &std::path::Path, out_dir: &std::path::Path, n_items: u64) {
             }
         }
         println!(
-            "query page of 100 [{name}]: first page {first:.1} ms ({} events), next 9 pages {:.1} ms avg",
+            "query page of 100 [{name}]: first page {first:.1} ms wall, {first_cpu:.1} ms CPU ({} events); next 9 pages {:.1} ms wall, {:.1} ms CPU avg",
             p1.events.len(),
-            ms(t) / 9.0
+            ms(t) / 9.0,
+            (thread_cpu_ms() - c) / 9.0
         );
     }
 
-    let t = timer();
-    let reports = v.audit_verify(&mut |_, _| {}).unwrap();
-    println!(
-        "verify whole chain ({} events): {}",
-        reports[0].events,
-        done(t)
-    );
+    if phase("verify") {
+        let t = timer();
+        let reports = v.audit_verify(&mut |_, _| {}).unwrap();
+        println!(
+            "verify whole chain ({} events): {}",
+            reports[0].events,
+            done(t)
+        );
+    }
 
-    for (format, name) in [(ExportFormat::Csv, "csv"), (ExportFormat::Jsonl, "jsonl")] {
+    let formats = [(ExportFormat::Csv, "csv"), (ExportFormat::Jsonl, "jsonl")];
+    for (format, name) in formats.into_iter().filter(|_| phase("export")) {
         let out = out_dir.join(format!("audit.{name}"));
         let t = timer();
         let s = v
@@ -348,6 +371,9 @@ fn run(dir: &std::path::Path, out_dir: &std::path::Path, n_items: u64) {
         );
     }
 
+    if !phase("status") {
+        return;
+    }
     let t = timer();
     let st = v.retention_status(None).unwrap();
     println!(

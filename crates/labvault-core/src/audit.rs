@@ -370,6 +370,70 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<(i64, AuditEvent)> {
     Ok((r.get(0)?, ev))
 }
 
+/// One device's run of events inside an id range, as checked by [`verify_segment`].
+struct SegChain {
+    device_id: String,
+    first_seq: u64,
+    first_prev: [u8; 32],
+    last_seq: u64,
+    last_hash: [u8; 32],
+}
+
+/// Checks events `lo..=hi` (by id) on `conn`: every event's own hash, and within the range
+/// each device's events follow each other (seq + 1, linked). `None` at the first event that
+/// does not. The links into the range are checked by the caller.
+fn verify_segment(
+    conn: &Connection,
+    lo: i64,
+    hi: i64,
+    total: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Option<Vec<SegChain>>> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {REF_COLS} FROM audit_events WHERE id BETWEEN ?1 AND ?2 ORDER BY id"
+    ))?;
+    let mut rows = st.query([lo, hi])?;
+    let mut chains: Vec<SegChain> = Vec::new();
+    let mut cur = 0usize;
+    let mut done = 0u64;
+    while let Some(r) = rows.next()? {
+        let Some(ev) = event_ref(r)? else {
+            return Ok(None);
+        };
+        if !ev.is_hash_valid() {
+            return Ok(None);
+        }
+        if chains.get(cur).is_none_or(|c| c.device_id != ev.device_id) {
+            match chains.iter().position(|c| c.device_id == ev.device_id) {
+                Some(i) => cur = i,
+                None => {
+                    chains.push(SegChain {
+                        device_id: ev.device_id.to_string(),
+                        first_seq: ev.seq,
+                        first_prev: *ev.prev_hash,
+                        last_seq: ev.seq,
+                        last_hash: *ev.hash,
+                    });
+                    cur = chains.len() - 1;
+                    done += 1;
+                    continue;
+                }
+            }
+        }
+        let c = &mut chains[cur];
+        if ev.seq != c.last_seq + 1 || *ev.prev_hash != c.last_hash {
+            return Ok(None);
+        }
+        c.last_seq = ev.seq;
+        c.last_hash = *ev.hash;
+        done += 1;
+        if done.is_multiple_of(65_536) {
+            progress(done, total);
+        }
+    }
+    Ok(Some(chains))
+}
+
 /// Filters for [`Vault::audit_query`] and [`Vault::audit_export`]; all optional, combined with AND.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditFilter {
@@ -555,7 +619,13 @@ impl Vault {
         let limit = limit.clamp(1, MAX_PAGE);
         let mut args: Vec<Box<dyn ToSql>> = Vec::new();
         let index = self.choose_index(filter)?;
-        let mut sql = format!("SELECT {EVENT_COLS} FROM audit_events INDEXED BY {index}");
+        // Two steps: pick the page's ids from the index alone (when the filter's columns are
+        // all in it, no table row is read for the candidates that are sorted away), then read
+        // only those rows. A filter matching few events spread over a large log then costs
+        // a few index pages, not one table page per candidate.
+        let mut sql = format!(
+            "SELECT {EVENT_COLS} FROM audit_events WHERE id IN (SELECT id FROM audit_events INDEXED BY {index}"
+        );
         sql += &filter.sql(&mut args);
         if let Some(c) = cursor {
             let (ts, id) = parse_cursor(c)?;
@@ -564,7 +634,10 @@ impl Vault {
             args.push(Box::new(id));
             sql += &format!(" AND ts <= ?{n} AND (ts < ?{n} OR id < ?{})", n + 1);
         }
-        sql += &format!(" ORDER BY ts DESC, id DESC LIMIT {}", limit + 1);
+        sql += &format!(
+            " ORDER BY ts DESC, id DESC LIMIT {}) ORDER BY ts DESC, id DESC",
+            limit + 1
+        );
         let mut st = self.catalog.conn().prepare(&sql)?;
         let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
         let mut rows: Vec<(i64, AuditEvent)> = st
@@ -724,77 +797,90 @@ impl Vault {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Vec<ChainReport>> {
         let total = self.audit_count()?;
-        if let Some(reports) = self.audit_verify_fast(total, progress)? {
+        if let Some(reports) = self.audit_verify_fast(total, progress, 100_000)? {
             return Ok(reports);
         }
         self.audit_verify_diagnose(total, progress)
     }
 
-    /// Verification fast path: one pass over the table in insertion order, hashing the
-    /// borrowed column values straight from SQLite's buffers (no allocation per event). A
-    /// device's events are inserted in seq order, so in insertion order each chain must go on
-    /// exactly where it stopped. `None` at the first event that does not fit, or if any
-    /// column has an unexpected type: then [`Self::audit_verify_diagnose`] re-reads in
-    /// (device, seq) order and names and classifies the first bad event. Both passes check
-    /// the same hashes and links; only the diagnosing pass also re-parses names and times.
+    /// Verification fast path: the table in insertion order, hashing the borrowed column
+    /// values straight from SQLite's buffers (no allocation per event). A device's events are
+    /// inserted in seq order, so in insertion order each chain must go on exactly where it
+    /// stopped. A large log is split into two halves of the id range, read at the same time by
+    /// the main connection and a second read-only connection on another thread (SQLCipher's
+    /// page decryption and the hashing then use both cores); the halves are stitched by
+    /// checking that the second half's first event of each device links to the first half's
+    /// last. `None` at the first event that does not fit, or if a column has an unexpected
+    /// type: then [`Self::audit_verify_diagnose`] re-reads in (device, seq) order and names and
+    /// classifies the first bad event. Both passes check the same hashes and links; only the
+    /// diagnosing pass also re-parses names and times.
+    /// Logs of fewer than `split_at` events are read by one thread.
     fn audit_verify_fast(
         &self,
         total: u64,
         progress: &mut dyn FnMut(u64, u64),
+        split_at: u64,
     ) -> Result<Option<Vec<ChainReport>>> {
-        struct Chain {
-            device_id: String,
-            seq: u64,
-            hash: [u8; 32],
-        }
-        let mut st = self
-            .catalog
-            .conn()
-            .prepare(&format!("SELECT {REF_COLS} FROM audit_events ORDER BY id"))?;
-        let mut rows = st.query([])?;
-        let mut chains: Vec<Chain> = Vec::new();
-        let mut cur = 0usize;
-        let mut done = 0u64;
-        while let Some(r) = rows.next()? {
-            let Some(ev) = event_ref(r)? else {
+        let conn = self.catalog.conn();
+        let (lo, hi): (i64, i64) = conn.query_row(
+            "SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM audit_events",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let segments = if total < split_at {
+            vec![verify_segment(conn, lo, hi, total, progress)?]
+        } else {
+            let mid = lo + (hi - lo) / 2;
+            let reader = crate::catalog::Catalog::open_reader(
+                &self.dir.join(crate::vault::CATALOG_FILE),
+                &self.root.catalog_key(),
+            )?;
+            std::thread::scope(|scope| -> Result<_> {
+                let second = scope
+                    .spawn(move || verify_segment(&reader, mid + 1, hi, total, &mut |_, _| {}));
+                // The first half reports progress for both (they advance together).
+                let first = verify_segment(conn, lo, mid, total, &mut |d, t| progress(d * 2, t))?;
+                let second = second
+                    .join()
+                    .map_err(|_| Error::Internal("audit verification thread panicked".into()))??;
+                Ok(vec![first, second])
+            })?
+        };
+        progress(total, total);
+        let mut chains: Vec<SegChain> = Vec::new();
+        for seg in segments {
+            let Some(seg) = seg else {
                 return Ok(None);
             };
-            if chains.get(cur).is_none_or(|c| c.device_id != ev.device_id) {
-                cur = match chains.iter().position(|c| c.device_id == ev.device_id) {
-                    Some(i) => i,
-                    None => {
-                        chains.push(Chain {
-                            device_id: ev.device_id.to_string(),
-                            seq: 0,
-                            hash: genesis_hash(ev.device_id),
-                        });
-                        chains.len() - 1
+            for c in seg {
+                match chains.iter_mut().find(|p| p.device_id == c.device_id) {
+                    Some(p) => {
+                        if c.first_seq != p.last_seq + 1 || c.first_prev != p.last_hash {
+                            return Ok(None);
+                        }
+                        p.last_seq = c.last_seq;
+                        p.last_hash = c.last_hash;
                     }
-                };
-            }
-            let c = &mut chains[cur];
-            if ev.seq != c.seq + 1 || *ev.prev_hash != c.hash || !ev.is_hash_valid() {
-                return Ok(None);
-            }
-            c.seq = ev.seq;
-            c.hash = *ev.hash;
-            done += 1;
-            if done.is_multiple_of(65_536) {
-                progress(done, total);
+                    None => {
+                        if c.first_seq != 1 || c.first_prev != genesis_hash(&c.device_id) {
+                            return Ok(None);
+                        }
+                        chains.push(c);
+                    }
+                }
             }
         }
-        progress(done, total);
         chains.sort_by(|a, b| a.device_id.cmp(&b.device_id));
         Ok(Some(
             chains
                 .into_iter()
                 .map(|c| ChainReport {
-                    events: c.seq,
+                    events: c.last_seq,
                     first_seq: Some(1),
                     head: Some(Checkpoint {
                         device_id: c.device_id.clone(),
-                        seq: c.seq,
-                        head_hash: c.hash,
+                        seq: c.last_seq,
+                        head_hash: c.last_hash,
                     }),
                     device_id: c.device_id,
                     gaps: 0,
@@ -938,5 +1024,68 @@ impl Vault {
             events: n,
             filtered: !filter.is_empty(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{KdfParams, Passphrase, Vault, VaultOptions};
+
+    fn vault(dir: &std::path::Path) -> Vault {
+        let opts = VaultOptions {
+            kdf: Some(KdfParams::FLOOR),
+            ..Default::default()
+        };
+        let (mut v, _) = Vault::create(dir, &Passphrase::new("pass".into()), opts).unwrap();
+        for i in 0..30 {
+            v.create_project(&format!("p{i}")).unwrap();
+        }
+        v
+    }
+
+    #[test]
+    fn split_verification_agrees_with_the_diagnosing_pass_and_catches_breaks_at_the_seam() {
+        let tmp = tempfile::tempdir().unwrap();
+        let v = vault(&tmp.path().join("a"));
+        let total = v.audit_count().unwrap();
+        let fast = v
+            .audit_verify_fast(total, &mut |_, _| {}, 1)
+            .unwrap()
+            .expect("an intact chain passes the split fast path");
+        let slow = v.audit_verify_diagnose(total, &mut |_, _| {}).unwrap();
+        assert_eq!(fast.len(), 1);
+        assert_eq!(fast[0].head, slow[0].head);
+        assert_eq!(fast[0].events, total);
+        assert!(fast[0].complete);
+
+        let (lo, hi): (i64, i64) = v
+            .catalog
+            .conn()
+            .query_row("SELECT min(id), max(id) FROM audit_events", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        let seam = lo + (hi - lo) / 2 + 1;
+        // The first event of the second half deleted (the halves no longer join), and
+        // separately one in the middle of the second half edited.
+        for (n, sql) in [
+            "DROP TRIGGER audit_events_no_delete; DELETE FROM audit_events WHERE id = ?1",
+            "DROP TRIGGER audit_events_no_update; UPDATE audit_events SET detail = 'x' WHERE id = ?1 + 3",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let v = vault(&tmp.path().join(format!("b{n}")));
+            let (stmt, del) = sql.split_once("; ").unwrap();
+            v.catalog.conn().execute_batch(stmt).unwrap();
+            v.catalog.conn().execute(del, [seam]).unwrap();
+            let total = v.audit_count().unwrap();
+            assert!(v
+                .audit_verify_fast(total, &mut |_, _| {}, 1)
+                .unwrap()
+                .is_none());
+            let err = v.audit_verify_diagnose(total, &mut |_, _| {}).unwrap_err();
+            assert_eq!(err.code().as_str(), "tampered");
+        }
     }
 }

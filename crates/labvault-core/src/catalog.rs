@@ -149,6 +149,31 @@ impl Catalog {
         Ok(())
     }
 
+    /// A second, read-only connection to the same catalog, for a bulk read that runs on another
+    /// thread next to the main connection (audit verification). Same key and cipher settings;
+    /// `query_only`, so it can never write.
+    pub(crate) fn open_reader(path: &Path, key: &CatalogKey) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let pragma = key.sqlcipher_key_pragma_value();
+        let stmt = Zeroizing::new(format!("PRAGMA key = \"{}\";", pragma.as_str()));
+        conn.execute_batch(stmt.as_str())?;
+        drop(stmt);
+        conn.execute_batch(
+            "PRAGMA cipher_memory_security = ON;
+             PRAGMA temp_store = MEMORY;
+             PRAGMA cipher_log_level = NONE;
+             PRAGMA query_only = ON;",
+        )?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(|e| Error::CorruptCatalog(e.to_string()))?;
+        Ok(conn)
+    }
+
     /// Runs `f` in one IMMEDIATE transaction and commits iff it returns `Ok`. The single place
     /// where catalog changes happen.
     pub fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {

@@ -14,7 +14,7 @@ use labvault_governance::retention::{
 };
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use time::{Duration, OffsetDateTime};
 
 /// The plan a vault has until someone sets one.
@@ -694,7 +694,11 @@ impl Vault {
         )?;
         let mut rows = st.query([&project_id])?;
         let mut items = Vec::new();
-        let mut summaries: BTreeMap<(String, String), ProjectRetentionSummary> = BTreeMap::new();
+        // One summary per project, found by id without allocating a key per item.
+        let mut summaries: Vec<ProjectRetentionSummary> = Vec::new();
+        let mut summary_of: HashMap<String, usize> = HashMap::new();
+        // The period label of each (project, data type), formatted once.
+        let mut labels: HashMap<(usize, DataType), String> = HashMap::new();
         let in7 = now + Duration::days(7);
         let in30 = now + Duration::days(30);
         while let Some(r) = rows.next()? {
@@ -719,13 +723,23 @@ impl Vault {
             };
             let size = r.get::<_, i64>(9)? as u64;
             let s = gov::evaluate(&life, policy, now);
-            let sum = summaries
-                .entry((pname.clone(), pid.clone()))
-                .or_insert_with(|| ProjectRetentionSummary {
-                    project_id: pid.clone(),
-                    project: pname.clone(),
-                    ..Default::default()
-                });
+            let si = match summary_of.get(pid.as_str()) {
+                Some(&i) => i,
+                None => {
+                    summaries.push(ProjectRetentionSummary {
+                        project_id: pid.clone(),
+                        project: pname.clone(),
+                        ..Default::default()
+                    });
+                    summary_of.insert(pid.clone(), summaries.len() - 1);
+                    summaries.len() - 1
+                }
+            };
+            let period = labels
+                .entry((si, dt))
+                .or_insert_with(|| policy.period(dt).to_string())
+                .clone();
+            let sum = &mut summaries[si];
             let bucket = match s.state {
                 DisplayState::Active => &mut sum.active,
                 DisplayState::OnHold => &mut sum.on_hold,
@@ -751,7 +765,7 @@ impl Vault {
                 area: r.get(3)?,
                 path: r.get(4)?,
                 data_type: dt,
-                period: policy.period(dt).to_string(),
+                period,
                 size,
                 created_at: life.created_at,
                 expires_at: s.expires_at,
@@ -769,10 +783,11 @@ impl Vault {
                 b.created_at,
             ))
         });
+        summaries.sort_by(|a, b| (&a.project, &a.project_id).cmp(&(&b.project, &b.project_id)));
         Ok(RetentionStatus {
             now,
             items,
-            projects: summaries.into_values().collect(),
+            projects: summaries,
         })
     }
 }

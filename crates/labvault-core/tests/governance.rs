@@ -212,6 +212,35 @@ fn every_vault_action_records_exactly_one_event_with_the_right_result() {
     one(&evs, "retention.policy", Outcome::Failure);
 
     let (_, evs) = events_of(&mut v, |v| {
+        let ov = PolicyOverride {
+            backup: Some(RetentionPeriod::Days(60)),
+            ..Default::default()
+        };
+        v.set_retention_policy(None, None, &ov).unwrap()
+    });
+    one(&evs, "retention.policy", Outcome::Success);
+    let (_, evs) = events_of(&mut v, |v| v.run_retention(&mut |_, _| {}).unwrap());
+    one(&evs, "retention.run", Outcome::Success);
+    let (r, evs) = events_of(&mut v, |v| {
+        v.hold_set(&HoldTarget::Item("no-such-item".into()), "case 43")
+    });
+    assert_eq!(r.unwrap_err().code(), ErrorCode::NotFound);
+    one(&evs, "retention.hold", Outcome::Failure);
+    let (r, evs) = events_of(&mut v, |v| v.move_item("no-such-item", None, Some("c.csv")));
+    assert_eq!(r.unwrap_err().code(), ErrorCode::NotFound);
+    one(&evs, "data.rename", Outcome::Failure);
+    let (r, evs) = events_of(&mut v, |v| {
+        v.audit_export(
+            &AuditFilter::default(),
+            ExportFormat::Jsonl,
+            &e.src.join("no-such-dir").join("a.jsonl"),
+            &mut |_, _| {},
+        )
+    });
+    assert!(r.is_err());
+    one(&evs, "audit.export", Outcome::Failure);
+
+    let (_, evs) = events_of(&mut v, |v| {
         v.change_passphrase(&Passphrase::new(PASS.into())).unwrap()
     });
     one(&evs, "auth.passwd", Outcome::Success);
@@ -639,6 +668,30 @@ fn exported_audit_log_reverifies_offline_and_detects_edits() {
             verify_export(edited.as_bytes(), VerifyMode::Complete, &[], |_| {}).is_err(),
             "{format:?}"
         );
+        // Delete, insert (a copy), reorder whole lines of the vault's own export: each is
+        // named with its kind and first bad seq.
+        let lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+        let hdr = usize::from(format == ExportFormat::Csv);
+        let kind_at = |ls: &[String]| match verify_export(
+            ls.concat().as_bytes(),
+            VerifyMode::Complete,
+            &[],
+            |_| {},
+        ) {
+            Err(labvault_governance::export::ExportError::Chain(e)) => {
+                (e.first_bad_seq, e.kind.as_str().to_string())
+            }
+            other => panic!("{format:?}: expected a chain error, got {other:?}"),
+        };
+        let mut deleted = lines.clone();
+        deleted.remove(hdr + 1);
+        assert_eq!(kind_at(&deleted), (2, "missing".into()), "{format:?}");
+        let mut inserted = lines.clone();
+        inserted.insert(hdr + 2, lines[hdr + 1].clone());
+        assert_eq!(kind_at(&inserted), (2, "inserted".into()), "{format:?}");
+        let mut reordered = lines.clone();
+        reordered.swap(hdr + 1, hdr + 2);
+        assert_eq!(kind_at(&reordered), (2, "reordered".into()), "{format:?}");
     }
     let filtered = e.src.join("imports.jsonl");
     let f = AuditFilter {
