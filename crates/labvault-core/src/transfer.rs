@@ -989,32 +989,21 @@ fn insert_version(
     now: i64,
     actor: &str,
 ) -> Result<(String, u32)> {
-    let existing: Option<(String, u32)> = tx
+    // One statement per item (an upsert on the partial unique index `items_active_path`): a
+    // new item, or the next version of the active one at this path. The catalog is the
+    // slowest step of a small-file import, so statements per file count.
+    let (item_id, version): (String, u32) = tx
         .prepare_cached(
-            "SELECT id, current_version FROM items
-             WHERE project_id = ?1 AND area = ?2 AND path = ?3 AND state = 'active'",
+            "INSERT INTO items(id, project_id, area, path, media_type, data_type, created_by,
+                created_at, updated_at, state, current_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, 'active', 1)
+             ON CONFLICT(project_id, area, path) WHERE state = 'active'
+             DO UPDATE SET current_version = current_version + 1, updated_at = excluded.updated_at
+             RETURNING id, current_version",
         )?
-        .query_row(params![project_id, area.as_str(), path], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?;
-    let (item_id, version) = match existing {
-        Some((id, v)) => {
-            tx.prepare_cached(
-                "UPDATE items SET current_version = ?1, updated_at = ?2 WHERE id = ?3",
-            )?
-            .execute(params![v + 1, now, id])?;
-            (id, v + 1)
-        }
-        None => {
-            let id = uuid::Uuid::new_v4().to_string();
-            tx.prepare_cached(
-                "INSERT INTO items(id, project_id, area, path, media_type, data_type, created_by,
-                    created_at, updated_at, state, current_version)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, 'active', 1)",
-            )?
-            .execute(params![
-                id,
+        .query_row(
+            params![
+                uuid::Uuid::new_v4().to_string(),
                 project_id,
                 area.as_str(),
                 path,
@@ -1022,10 +1011,9 @@ fn insert_version(
                 data_type.as_str(),
                 actor,
                 now
-            ])?;
-            (id, 1)
-        }
-    };
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
     tx.prepare_cached(
         "INSERT INTO item_versions(item_id, version, blob_id, wrapped_data_key, size, sha256,
             created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

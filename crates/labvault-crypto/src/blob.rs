@@ -288,14 +288,20 @@ fn batch_chunks(cs: usize) -> usize {
 }
 
 /// Runs `f(chunk_slot, item)` for every item, spread over all cores in contiguous runs;
-/// `extra` runs concurrently on the calling thread (used for hashing).
-fn par_each<T: Send, F, E>(items: &mut [T], f: F, extra: E)
+/// `extra` runs concurrently on the calling thread (I/O) and `side`, if any, on one more
+/// thread (hashing), so that no single thread's serial work caps the throughput. With one
+/// core or one item everything runs inline (no thread is started for a small file).
+fn par_each<T: Send, F, E, S>(items: &mut [T], f: F, extra: E, side: Option<S>)
 where
     F: Fn(&mut T) + Sync,
     E: FnOnce(),
+    S: FnOnce() + Send,
 {
     let workers = threads().min(items.len());
     if workers <= 1 {
+        if let Some(side) = side {
+            side();
+        }
         extra();
         items.iter_mut().for_each(&f);
         return;
@@ -305,6 +311,9 @@ where
         for part in items.chunks_mut(per) {
             let f = &f;
             s.spawn(move || part.iter_mut().for_each(f));
+        }
+        if let Some(side) = side {
+            s.spawn(side);
         }
         extra();
     });
@@ -404,7 +413,6 @@ pub fn encrypt_blob_with_header_randomness<R: Read, W: Write>(
                     *j.tag = cipher.seal(j.index, j.last, j.dst);
                 },
                 move || {
-                    hasher.update(plain);
                     *io_res = (|| {
                         if other.pending_write {
                             *ct_len += other.write_to(output, cs)?;
@@ -415,6 +423,7 @@ pub fn encrypt_blob_with_header_randomness<R: Read, W: Write>(
                         Ok(())
                     })();
                 },
+                Some(move || hasher.update(plain)),
             );
         }
         io_res?;
@@ -639,6 +648,7 @@ pub fn decrypt_blob<R: Read, W: Write>(
                         other.parse(input, index, nb, slot);
                     }
                 },
+                None::<fn()>,
             );
         }
         let bad = jobs.iter().find(|j| !j.ok).map(|j| j.index);
