@@ -682,7 +682,8 @@ impl Vault {
         let now = self.now();
         let project_id = project.map(|p| self.project(p)).transpose()?.map(|p| p.id);
         let (plan, vault) = self.vault_policy_parts()?;
-        let mut policies: HashMap<String, RetentionPolicy> = HashMap::new();
+        // Per project (index = its summary's index): effective policy and period labels.
+        let mut policies: Vec<(RetentionPolicy, HashMap<DataType, String>)> = Vec::new();
         let held = self.held_ids()?;
         let mut st = self.catalog.conn().prepare(
             "SELECT i.id, i.project_id, p.name, i.area, i.path, i.data_type, i.created_at, i.state,
@@ -697,46 +698,56 @@ impl Vault {
         // One summary per project, found by id without allocating a key per item.
         let mut summaries: Vec<ProjectRetentionSummary> = Vec::new();
         let mut summary_of: HashMap<String, usize> = HashMap::new();
-        // The period label of each (project, data type), formatted once.
-        let mut labels: HashMap<(usize, DataType), String> = HashMap::new();
+        // Rows of one project mostly come together: remember the last one's index.
+        let mut cur = usize::MAX;
         let in7 = now + Duration::days(7);
         let in30 = now + Duration::days(30);
         while let Some(r) = rows.next()? {
             let id: String = r.get(0)?;
             let pid: String = r.get(1)?;
             let pname: String = r.get(2)?;
-            if !policies.contains_key(&pid) {
-                let ov = self
-                    .stored_overrides(&pid)?
-                    .map(|x| x.1)
-                    .unwrap_or_default();
-                policies.insert(pid.clone(), Self::effective(plan, &vault, Some(&ov))?);
+            if summaries.get(cur).is_none_or(|s| s.project_id != pid) {
+                cur = match summary_of.get(pid.as_str()) {
+                    Some(&i) => i,
+                    None => {
+                        let ov = self
+                            .stored_overrides(&pid)?
+                            .map(|x| x.1)
+                            .unwrap_or_default();
+                        policies.push((Self::effective(plan, &vault, Some(&ov))?, HashMap::new()));
+                        summaries.push(ProjectRetentionSummary {
+                            project_id: pid.clone(),
+                            project: pname.clone(),
+                            ..Default::default()
+                        });
+                        summary_of.insert(pid.clone(), summaries.len() - 1);
+                        summaries.len() - 1
+                    }
+                };
             }
-            let policy = &policies[&pid];
-            let dt = data_type(&r.get::<_, String>(5)?);
+            let si = cur;
+            let (policy, labels) = &mut policies[si];
+            let text = |i: usize| -> rusqlite::Result<&str> {
+                r.get_ref(i)?.as_str().map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        i,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })
+            };
+            let dt = data_type(text(5)?);
             let life = ItemLifecycle {
                 data_type: dt,
                 created_at: ms_to_ts(r.get(6)?),
-                state: lifecycle_state(&r.get::<_, String>(7)?),
+                state: lifecycle_state(text(7)?),
                 deleted_at: r.get::<_, Option<i64>>(8)?.map(ms_to_ts),
-                on_hold: held.contains(&id) || held.contains(&pid),
+                on_hold: !held.is_empty() && (held.contains(&id) || held.contains(&pid)),
             };
             let size = r.get::<_, i64>(9)? as u64;
             let s = gov::evaluate(&life, policy, now);
-            let si = match summary_of.get(pid.as_str()) {
-                Some(&i) => i,
-                None => {
-                    summaries.push(ProjectRetentionSummary {
-                        project_id: pid.clone(),
-                        project: pname.clone(),
-                        ..Default::default()
-                    });
-                    summary_of.insert(pid.clone(), summaries.len() - 1);
-                    summaries.len() - 1
-                }
-            };
             let period = labels
-                .entry((si, dt))
+                .entry(dt)
                 .or_insert_with(|| policy.period(dt).to_string())
                 .clone();
             let sum = &mut summaries[si];
