@@ -49,13 +49,14 @@ fn kill_mid_import_loses_nothing_reported() {
     v.create_project("P").unwrap();
     drop(v);
     let src = t.path().join("batch");
-    // Small files are committed in groups of IMPORT_GROUP_FILES: this makes two full groups
-    // back to back (the second one is encrypted, synced and renamed into `blobs/` while the
-    // first one commits: pipelining), then a big file (imported on its own), then a third group.
+    // Small files are committed in groups of IMPORT_GROUP_FILES: this makes two groups back
+    // to back (the second one is encrypted, synced and renamed into `blobs/` while the first
+    // one commits: pipelining), then a big file (imported on its own), then a third group.
     let g = IMPORT_GROUP_FILES;
-    let n = 2 * g + 1 + 60;
+    let (g2, big) = (60, g + 60);
+    let n = big + 1 + 20;
     for i in 0..n {
-        let len = if i == 2 * g {
+        let len = if i == big {
             3 * 1024 * 1024
         } else {
             1 + (i * 997) % (8 * 1024)
@@ -118,7 +119,7 @@ fn kill_mid_import_loses_nothing_reported() {
     // already in `blobs/` but not committed were removed as orphans (checked above).
     let committed = items.len();
     assert!(
-        [g, 2 * g, 2 * g + 1, n].contains(&committed),
+        [g, g + g2, big + 1, n].contains(&committed),
         "{committed} files committed: not a whole number of groups"
     );
     assert!(committed >= reported.len());
