@@ -32,6 +32,7 @@ import type {
   RetentionTimeline,
   Settings,
   VaultStatusFull,
+  VerifyResult,
 } from "./types";
 
 /** Result of a command: either its value or a normalised error, never a thrown exception. */
@@ -136,6 +137,9 @@ export const exportArea = (
   onProgress: (p: Progress) => void,
 ) => call<ExportResult>("export_area", { project, area, destDir, overwrite: false, opId, onProgress: progressChannel(onProgress) });
 
+export const vaultVerify = (opId: string, onProgress: (p: Progress) => void) =>
+  call<VerifyResult>("vault_verify", { opId, onProgress: progressChannel(onProgress) });
+
 export const operationCancel = (opId: string) => call<null>("operation_cancel", { opId });
 
 // ----- audit ---------------------------------------------------------------------------------
@@ -190,6 +194,12 @@ export async function fetchPreview(
       return { ok: false, error: { code: "locked", message: "The vault is locked." } };
     }
     if (res.status === 404) return { ok: false, error: { code: "not_found", message: "The item has no content to show." } };
+    if (res.status === 422) {
+      // Integrity failure: the body is the error code (tampered, truncated); never content.
+      const code = (await res.text()).trim();
+      return { ok: false, error: toAppError({ code, message: `The stored data of this item failed its check (${code}).` }) };
+    }
+    if (res.status === 413) return { ok: false, error: { code: "invalid_argument", message: "The file is too large to preview in one piece." } };
     if (!res.ok) return { ok: false, error: { code: "io", message: `Preview failed (HTTP ${res.status}).` } };
     const blob = await res.blob();
     let truncated = false;

@@ -1,12 +1,16 @@
 /**
- * The IPC types the screens use. Until the shell's generated bindings cover every command these are
- * written from the contract (docs/ipc.md); screens import from here only, so moving to the generated
- * types is a change in this file.
+ * The IPC types the screens use, written to match the shell's generated bindings
+ * (`src/bindings/*.ts`, from the Rust DTOs via ts-rs) field for field. Screens import from here
+ * only, so switching to re-exports of the generated files is a change in this file alone.
  */
+import type { CommandError } from "./bindings/CommandError";
+import type { ErrorCode } from "./bindings/ErrorCode";
+
 export type Area = "uploads" | "workspace" | "plots" | "exports";
 export const AREAS: readonly Area[] = ["uploads", "workspace", "plots", "exports"];
 
 export type ItemState = "active" | "soft_deleted" | "erased";
+export type DataType = "research_data" | "analysis_result" | "backup" | "session_data";
 export type SortKey = "path" | "size" | "created" | "modified" | "mediaType" | "dataType";
 
 export interface ItemSort {
@@ -17,11 +21,11 @@ export interface ItemSort {
 export interface ItemQuery {
   project: string;
   area: Area;
-  text?: string | null;
-  dataType?: string | null;
-  mediaType?: string | null;
+  text?: string;
+  dataType?: DataType | null;
+  mediaType?: string;
   states?: ItemState[] | null;
-  sort: ItemSort;
+  sort?: ItemSort;
 }
 
 export interface ItemRow {
@@ -34,7 +38,7 @@ export interface ItemRow {
   sha256: string;
   state: ItemState;
   mediaType: string;
-  dataType: string;
+  dataType: DataType;
   version: number;
   createdBy: string;
   createdAt: string;
@@ -64,7 +68,7 @@ export interface VaultStatusFull {
 export interface CreateResult {
   status: VaultStatusFull;
   remembered: boolean;
-  rememberError: { code: string; message: string } | null;
+  rememberError: CommandError | null;
 }
 
 export interface Settings {
@@ -107,7 +111,7 @@ export interface ImportedFile {
 
 export interface ImportFailure {
   source: string;
-  code: string;
+  code: ErrorCode;
   message: string;
 }
 
@@ -123,11 +127,11 @@ export interface ExportResult {
 export type AuditResult = "success" | "failure" | "denied";
 
 export interface AuditFilter {
-  from?: string | null;
-  to?: string | null;
-  user?: string | null;
-  actionPrefix?: string | null;
-  resourcePrefix?: string | null;
+  from?: string;
+  to?: string;
+  user?: string;
+  actionPrefix?: string;
+  resourcePrefix?: string;
   result?: AuditResult | null;
 }
 
@@ -252,7 +256,7 @@ export interface RetentionItemsPage {
 }
 
 /** Retention periods keyed by data type, as `<n>h`, `<n>d` or `<n>y`. */
-export type PolicyPeriods = Partial<Record<PolicyField, string | null>>;
+export type PolicyPeriods = Record<PolicyField, string | null>;
 export type PolicyField = "researchData" | "analysisResult" | "backup" | "auditLog" | "sessionData" | "grace";
 
 export interface RetentionPolicies {
@@ -263,3 +267,32 @@ export interface RetentionPolicies {
 }
 
 export type HoldTarget = { item: string } | { project: string };
+
+export interface VerifyProblem {
+  code: ErrorCode;
+  itemId: string | null;
+  project: string | null;
+  area: Area | null;
+  path: string | null;
+  version: number | null;
+  message: string;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  blobsChecked: number;
+  bytesChecked: number;
+  problems: VerifyProblem[];
+}
+
+/** Policy periods with every field present and unset ones null, as the shell expects. */
+export function fullPeriods(p: Partial<PolicyPeriods>): PolicyPeriods {
+  return {
+    researchData: p.researchData ?? null,
+    analysisResult: p.analysisResult ?? null,
+    backup: p.backup ?? null,
+    auditLog: p.auditLog ?? null,
+    sessionData: p.sessionData ?? null,
+    grace: p.grace ?? null,
+  };
+}

@@ -263,7 +263,11 @@ export function ItemDetailsPanel({
       {!erased ? (
         <>
           <h3 className="details__section">Preview</h3>
-          <Preview itemId={item.id} mediaType={item.mediaType} path={item.path} size={item.size} />
+          {deleted ? (
+            <p className="muted small">Restore the item to preview it.</p>
+          ) : (
+            <Preview itemId={item.id} mediaType={item.mediaType} path={item.path} size={item.size} />
+          )}
         </>
       ) : null}
 

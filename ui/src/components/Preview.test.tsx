@@ -89,3 +89,13 @@ describe("importSummary", () => {
     );
   });
 });
+
+describe("Preview integrity failures", () => {
+  it("shows tampered (HTTP 422 with the code as body) by code", async () => {
+    backend([]);
+    serve("tampered", 422);
+    render(<Preview itemId="i4" mediaType="text/plain" path="n.txt" size={5} />);
+    await waitFor(() => expect(screen.getByTestId("item-preview").dataset.state).toBe("error"));
+    expect(screen.getByTestId("item-preview").querySelector("[data-code]")?.getAttribute("data-code")).toBe("tampered");
+  });
+});

@@ -29,6 +29,7 @@ import type {
   RetentionPolicies,
   TimelineStep,
 } from "../types";
+import { fullPeriods } from "../types";
 
 const ROW_HEIGHT = 36;
 
@@ -365,7 +366,7 @@ function RetentionItems({
 function PoliciesCard({ projects, onSaved, onError }: { projects: Project[]; onSaved: () => void; onError: (e: AppError) => void }) {
   const [policies, setPolicies] = useState<RetentionPolicies | null>(null);
   const [scope, setScope] = useState<string>("");
-  const [draft, setDraft] = useState<PolicyPeriods>({});
+  const [draft, setDraft] = useState<PolicyPeriods>(fullPeriods({}));
   const [busy, setBusy] = useState(false);
   const [saveError, setSaveError] = useState<AppError | null>(null);
 
@@ -382,11 +383,11 @@ function PoliciesCard({ projects, onSaved, onError }: { projects: Project[]; onS
     if (!policies) return null;
     if (!scope) return { overrides: policies.vault, effective: policies.effective };
     const pp = policies.projects.find((x) => x.project === scope);
-    return pp ? { overrides: pp.overrides, effective: pp.effective } : { overrides: {}, effective: policies.effective };
+    return pp ? { overrides: pp.overrides, effective: pp.effective } : { overrides: fullPeriods({}), effective: policies.effective };
   }, [policies, scope]);
 
   useEffect(() => {
-    setDraft(current ? { ...current.overrides } : {});
+    setDraft(fullPeriods(current ? current.overrides : {}));
     setSaveError(null);
   }, [current]);
 
@@ -398,7 +399,8 @@ function PoliciesCard({ projects, onSaved, onError }: { projects: Project[]; onS
     e.preventDefault();
     if (invalid) return;
     setBusy(true);
-    const overrides: PolicyPeriods = {};
+    // Changes are layered over the stored policy: an empty field leaves that period as it is.
+    const overrides = fullPeriods({});
     for (const { field } of POLICY_FIELDS) {
       const v = (draft[field] ?? "").trim();
       if (v) overrides[field] = v;
@@ -430,7 +432,7 @@ function PoliciesCard({ projects, onSaved, onError }: { projects: Project[]; onS
           ))}
         </select>
       </div>
-      {policies ? <p className="muted small">Plan: {humanize(policies.plan)}. Leave a field empty to inherit.</p> : <p className="muted">Loading…</p>}
+      {policies ? <p className="muted small">Plan: {humanize(policies.plan)}. Empty fields keep their current setting.</p> : <p className="muted">Loading…</p>}
       {current ? (
         <form className="policy-form" onSubmit={save}>
           {POLICY_FIELDS.map(({ field, label, hint }) => {

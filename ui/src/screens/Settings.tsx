@@ -1,5 +1,8 @@
 import { useEffect, useMemo, useState, type FormEvent } from "react";
-import { settingsGet, settingsSet, vaultChangePassphrase, vaultSetRemember } from "../api";
+import { settingsGet, settingsSet, vaultChangePassphrase, vaultSetRemember, vaultVerify } from "../api";
+import { useProgress } from "../components/progress";
+import { formatBytes } from "../lib/format";
+import type { VerifyResult } from "../types";
 import { ErrorBanner, Field, StrengthMeter } from "../components/common";
 import type { AppError } from "../errors";
 import { MIN_ACCEPTED_SCORE, estimateStrength } from "../lib/strength";
@@ -112,6 +115,8 @@ export function SettingsScreen({ status, onStatusChanged }: { status: VaultStatu
 
         <ChangePassphrase onDone={() => setNotice("Passphrase changed. Use the new one from now on.")} />
 
+        <VerifyCard />
+
         <section className="card" aria-labelledby="set-versions">
           <h2 id="set-versions" className="card__title">
             About
@@ -179,6 +184,62 @@ function ChangePassphrase({ onDone }: { onDone: () => void }) {
           </button>
         </div>
       </form>
+    </section>
+  );
+}
+
+/** Re-reads and authenticates every stored blob, with progress; lists what is damaged. */
+function VerifyCard() {
+  const progress = useProgress();
+  const [result, setResult] = useState<VerifyResult | null>(null);
+  const [error, setError] = useState<AppError | null>(null);
+  const [running, setRunning] = useState(false);
+  const run = async () => {
+    setRunning(true);
+    setError(null);
+    const r = await progress.run(
+      "verify",
+      "Verifying the vault",
+      (opId, cb) => vaultVerify(opId, cb),
+      (v) => (v.ok ? `${v.blobsChecked.toLocaleString()} blobs verified, no problems.` : `${v.problems.length} problem(s) found.`),
+    );
+    setRunning(false);
+    if (r.ok) setResult(r.value);
+    else if (r.error.code !== "cancelled") setError(r.error);
+  };
+  return (
+    <section className="card" aria-labelledby="set-verify">
+      <h2 id="set-verify" className="card__title">
+        Integrity
+      </h2>
+      <p className="muted small">Decrypts and authenticates every stored file version. Nothing is written.</p>
+      <div className="form__actions">
+        <button type="button" className="button" data-testid="settings-verify" disabled={running} onClick={() => void run()}>
+          {running ? "Verifying…" : "Verify vault"}
+        </button>
+      </div>
+      <ErrorBanner error={error} onDismiss={() => setError(null)} />
+      {result ? (
+        result.ok ? (
+          <p className="banner banner--ok" role="status" data-testid="verify-result" data-ok="true">
+            {result.blobsChecked.toLocaleString()} blobs ({formatBytes(result.bytesChecked)}) verified: no problems.
+          </p>
+        ) : (
+          <div className="banner banner--error" role="alert" data-testid="verify-result" data-ok="false">
+            <div className="banner__body">
+              <p className="banner__headline">{result.problems.length} problem(s) found</p>
+              <ul>
+                {result.problems.slice(0, 50).map((p, i) => (
+                  <li key={i} data-code={p.code}>
+                    {p.project ? `${p.project} / ` : ""}
+                    {p.path ?? p.itemId ?? "vault"}: {p.message}
+                  </li>
+                ))}
+              </ul>
+            </div>
+          </div>
+        )
+      ) : null}
     </section>
   );
 }

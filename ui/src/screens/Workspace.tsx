@@ -51,7 +51,7 @@ export function WorkspaceScreen() {
         ? {
             project,
             area,
-            text: filter.trim() || null,
+            text: filter.trim() || undefined,
             states: showDeleted ? ["active", "soft_deleted"] : ["active"],
             sort,
           }
