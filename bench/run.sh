@@ -75,6 +75,8 @@ sync
 cat "$DATA/big.bin" > /dev/null; tar -C "$DATA" -cf - small > /dev/null
 
 RESULTS="$WORK/results.tsv"; : > "$RESULTS"
+export BENCH_LOAD_START; BENCH_LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+log "load average at the start of the measurements: $BENCH_LOAD_START"
 # timed NAME BYTES CMD...: runs CMD then `sync` (LabVault fsyncs its blobs; the others are
 # charged for flushing their output too), records MB/s (10^6 bytes/s of plaintext).
 timed() {
@@ -99,6 +101,8 @@ run_labvault() { # $1 = binary, $2 = label
   "$lv" --vault "$V" init --json > /dev/null
   "$lv" --vault "$V" project create big > /dev/null
   "$lv" --vault "$V" project create small > /dev/null
+  # What every command pays to unlock (Argon2id as calibrated by init), included in each figure.
+  timed "$label unlock" 1 "$lv" --vault "$V" project ls
   timed "$label import 1file" "$BIG_BYTES" "$lv" --vault "$V" import --project big --area uploads "$DATA/big.bin"
   rm -rf "$WORK/run/out"; mkdir -p "$WORK/run/out"
   timed "$label export 1file" "$BIG_BYTES" "$lv" --vault "$V" export --project big --area uploads "$WORK/run/out"
@@ -168,6 +172,8 @@ def v(k):
 def f(x): return "   n/a" if x is None else f"{x:8.1f}"
 def ratio(a, b): return "  n/a" if a is None or b is None or b == 0 else f"{a/b:5.2f}x"
 tools = ["labvault", "labvault-ring", "age", "restic"]
+import os
+print(f"Load average (1/5/15 min) at the start: {os.environ.get('BENCH_LOAD_START', '?')}; at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 print(f"Workloads: 1 file of {big/2**20:.0f} MiB; {n} files, {small/1e6:.1f} MB total (1-64 KiB each)")
 print("Throughput in MB/s (10^6 bytes of plaintext per second, incl. sync); seconds in ()")
 print()
@@ -180,6 +186,9 @@ for op in ["import 1file", "export 1file", "import small", "export small"]:
     lv = v(f"labvault {op}")
     row += f"{ratio(lv, v(f'age {op}')):>9}{ratio(lv, v(f'restic {op}')):>11}"
     print(row)
+for t in ["labvault", "labvault-ring"]:
+    if f"{t} unlock" in r:
+        print(f"{t}: unlocking (Argon2id, calibrated at init) takes {r[t + ' unlock'][0]} s per command, included in every {t} figure above")
 print()
 c1 = float(rawv.get("aesgcm_seal_1core", "nan")); cr = float(rawv.get("ring_seal_1core", "nan"))
 print(f"openssl speed -evp aes-256-gcm (1 core, 1 MiB blocks): {ossl:8.0f} MB/s")

@@ -77,6 +77,9 @@ fn main() {
 /// as an import (items + item_versions + one audit row per file, 256 per transaction).
 fn catalog_bench(work: PathBuf, memsec: &str) {
     use rusqlite::{params, Connection};
+    // UPSERT=1: the item row as the vault writes it (one upsert with RETURNING); else a
+    // SELECT of the active path plus an INSERT.
+    let upsert = std::env::var_os("UPSERT").is_some();
     std::fs::create_dir_all(&work).expect("work dir");
     {
         let path = work.join(format!("catalog-{memsec}.db"));
@@ -110,16 +113,31 @@ fn catalog_bench(work: PathBuf, memsec: &str) {
             for k in 0..250 {
                 let n = g * 250 + k;
                 let path = format!("d{:03}/f{n:05}.dat", n / 100);
-                let _: Option<String> = tx
-                    .prepare_cached("SELECT id FROM items WHERE project_id = ?1 AND area = 'uploads' AND path = ?2 AND state = 'active'")
+                let id = if upsert {
+                    tx.prepare_cached(
+                        "INSERT INTO items(id, project_id, area, path, media_type, data_type, created_by, created_at, updated_at, state, current_version)
+                         VALUES (?1, 'p', 'uploads', ?2, 'application/octet-stream', 'research_data', 'user', 1, 1, 'active', 1)
+                         ON CONFLICT(project_id, area, path) WHERE state = 'active'
+                         DO UPDATE SET current_version = current_version + 1 RETURNING id, current_version",
+                    )
                     .unwrap()
-                    .query_row(params!["p", path], |r| r.get(0))
-                    .ok();
-                let id = uuid::Uuid::new_v4().to_string();
-                tx.prepare_cached("INSERT INTO items(id, project_id, area, path, media_type, data_type, created_by, created_at, updated_at, state, current_version) VALUES (?1, 'p', 'uploads', ?2, 'application/octet-stream', 'research_data', 'user', 1, 1, 'active', 1)")
+                    .query_row(params![uuid::Uuid::new_v4().to_string(), path], |r| {
+                        r.get::<_, String>(0)
+                    })
                     .unwrap()
-                    .execute(params![id, path])
-                    .unwrap();
+                } else {
+                    let _: Option<String> = tx
+                        .prepare_cached("SELECT id FROM items WHERE project_id = ?1 AND area = 'uploads' AND path = ?2 AND state = 'active'")
+                        .unwrap()
+                        .query_row(params!["p", path], |r| r.get(0))
+                        .ok();
+                    let id = uuid::Uuid::new_v4().to_string();
+                    tx.prepare_cached("INSERT INTO items(id, project_id, area, path, media_type, data_type, created_by, created_at, updated_at, state, current_version) VALUES (?1, 'p', 'uploads', ?2, 'application/octet-stream', 'research_data', 'user', 1, 1, 'active', 1)")
+                        .unwrap()
+                        .execute(params![id, path])
+                        .unwrap();
+                    id
+                };
                 tx.prepare_cached("INSERT INTO item_versions(item_id, version, blob_id, wrapped_data_key, size, sha256, created_at, created_by) VALUES (?1, 1, ?2, ?3, 1000, ?4, 1, 'user')")
                     .unwrap()
                     .execute(params![id, uuid::Uuid::new_v4().simple().to_string(), vec![7u8; 61], "ab".repeat(32)])
@@ -143,7 +161,7 @@ fn catalog_bench(work: PathBuf, memsec: &str) {
             }
         }
         println!(
-            "catalog rows, cipher_memory_security = {memsec}: {:.0} µs per file overall; per 2,000-file block:{line}",
+            "catalog rows, cipher_memory_security = {memsec}, upsert = {upsert}: {:.0} µs per file overall; per 2,000-file block:{line}",
             t0.elapsed().as_secs_f64() * 1e6 / 10_000.0
         );
     }
