@@ -20,7 +20,7 @@ export interface ItemSort {
 
 export interface ItemQuery {
   project: string;
-  area: Area;
+  area?: Area | null;
   text?: string;
   dataType?: DataType | null;
   mediaType?: string;
@@ -91,7 +91,7 @@ export interface Project {
 export interface Progress {
   opId: string;
   phase: string;
-  path?: string | null;
+  path: string | null;
   fileDone: number;
   fileTotal: number;
   overallDone: number;
