@@ -37,30 +37,156 @@ fn error_code_ts() -> String {
     out
 }
 
-fn ts_rs_file<T: TS + 'static>(cfg: &Config, imports: &[&str]) -> (String, String) {
+/// A string-union type generated from serde names (core enums stay free of binding tooling).
+fn union_ts(name: &str, doc: &str, values: &[String]) -> (String, String) {
+    let mut out = String::from(HEADER);
+    out.push_str(&format!("\n/** {doc} */\nexport type {name} =\n"));
+    for v in values {
+        out.push_str(&format!("  | {v}\n"));
+    }
+    out.push_str("  ;\n");
+    (format!("{name}.ts"), out)
+}
+
+fn serde_names<T: serde::Serialize>(values: &[T]) -> Vec<String> {
+    values
+        .iter()
+        .map(|v| serde_json::to_string(v).expect("enum values serialize to strings"))
+        .collect()
+}
+
+/// Hand-written unions other files may refer to (via `#[ts(type = "...")]`).
+const UNIONS: &[&str] = &[
+    "ErrorCode",
+    "Area",
+    "DataType",
+    "ItemState",
+    "SortKey",
+    "AuditResult",
+];
+
+fn ts_rs_file<T: TS + 'static>(cfg: &Config) -> (String, String) {
     let generated = T::export_to_string(cfg).expect("type can be exported");
     let body = generated
         .split_once('\n')
         .map(|(_, rest)| rest.to_string())
         .unwrap_or(generated);
+    // Drop ts-rs's own import lines; they are recomputed below in a stable order.
+    let body: String = body
+        .lines()
+        .filter(|l| !l.starts_with("import type"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let own = T::name(cfg);
+    let mut imports: Vec<String> = T::dependencies(cfg)
+        .into_iter()
+        .map(|d| d.ts_name)
+        .filter(|n| *n != own)
+        .collect();
+    for u in UNIONS {
+        let used = body
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .any(|w| w == *u);
+        if used && *u != own {
+            imports.push(u.to_string());
+        }
+    }
+    imports.sort();
+    imports.dedup();
     let mut text = String::from(HEADER);
-    for import in imports {
+    for import in &imports {
         text.push_str(&format!(
             "import type {{ {import} }} from \"./{import}\";\n"
         ));
     }
     text.push('\n');
     text.push_str(body.trim_start());
-    (format!("{}.ts", T::name(cfg)), text)
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    (format!("{own}.ts"), text)
 }
 
 /// Name and generated content of every binding file the UI imports.
 pub fn generated() -> Vec<(String, String)> {
+    use crate::dto::*;
+    use labvault_core::governance::audit::Outcome;
+    use labvault_core::{Area, DataType, ItemState, SortKey};
     let cfg = Config::default();
+    let sort_keys = [
+        SortKey::Path,
+        SortKey::Size,
+        SortKey::Created,
+        SortKey::Modified,
+        SortKey::MediaType,
+        SortKey::DataType,
+    ];
     vec![
         ("ErrorCode.ts".to_string(), error_code_ts()),
-        ts_rs_file::<crate::error::CommandError>(&cfg, &["ErrorCode"]),
-        ts_rs_file::<crate::commands::VaultStatus>(&cfg, &[]),
+        union_ts(
+            "Area",
+            "Workspace areas of a project.",
+            &serde_names(Area::ALL),
+        ),
+        union_ts(
+            "DataType",
+            "Data types (drive retention).",
+            &serde_names(DataType::ALL),
+        ),
+        union_ts(
+            "ItemState",
+            "Lifecycle states of an item.",
+            &serde_names(ItemState::ALL),
+        ),
+        union_ts(
+            "SortKey",
+            "Columns an item page can be sorted by.",
+            &serde_names(&sort_keys),
+        ),
+        union_ts(
+            "AuditResult",
+            "How an audited action ended.",
+            &serde_names(&[Outcome::Success, Outcome::Failure, Outcome::Denied]),
+        ),
+        ts_rs_file::<crate::error::CommandError>(&cfg),
+        ts_rs_file::<VaultStatus>(&cfg),
+        ts_rs_file::<CreateResult>(&cfg),
+        ts_rs_file::<Settings>(&cfg),
+        ts_rs_file::<PassphraseStrength>(&cfg),
+        ts_rs_file::<Project>(&cfg),
+        ts_rs_file::<ItemRow>(&cfg),
+        ts_rs_file::<ItemSort>(&cfg),
+        ts_rs_file::<ItemQuery>(&cfg),
+        ts_rs_file::<ItemPage>(&cfg),
+        ts_rs_file::<Progress>(&cfg),
+        ts_rs_file::<ImportedFile>(&cfg),
+        ts_rs_file::<ImportFailure>(&cfg),
+        ts_rs_file::<ImportResult>(&cfg),
+        ts_rs_file::<ExportResult>(&cfg),
+        ts_rs_file::<VerifyProblem>(&cfg),
+        ts_rs_file::<VerifyResult>(&cfg),
+        ts_rs_file::<StatRowDto>(&cfg),
+        ts_rs_file::<AuditEventDto>(&cfg),
+        ts_rs_file::<AuditFilterDto>(&cfg),
+        ts_rs_file::<AuditPageDto>(&cfg),
+        ts_rs_file::<AuditVerifyResult>(&cfg),
+        ts_rs_file::<AuditExportFormat>(&cfg),
+        ts_rs_file::<AuditExportResult>(&cfg),
+        ts_rs_file::<StateCountDto>(&cfg),
+        ts_rs_file::<ProjectRetention>(&cfg),
+        ts_rs_file::<RetentionSummary>(&cfg),
+        ts_rs_file::<ItemRetentionDto>(&cfg),
+        ts_rs_file::<RetentionItemsPage>(&cfg),
+        ts_rs_file::<TimelineEntry>(&cfg),
+        ts_rs_file::<RetentionTimeline>(&cfg),
+        ts_rs_file::<PolicyPeriods>(&cfg),
+        ts_rs_file::<ProjectPolicyDto>(&cfg),
+        ts_rs_file::<Policies>(&cfg),
+        ts_rs_file::<HoldTargetDto>(&cfg),
+        ts_rs_file::<Hold>(&cfg),
+        ts_rs_file::<RetentionRunResult>(&cfg),
+        ts_rs_file::<ItemDetails>(&cfg),
+        ts_rs_file::<PreviewInfo>(&cfg),
     ]
 }
 

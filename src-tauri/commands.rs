@@ -1,32 +1,635 @@
-//! Tauri commands: each one a few lines that call the core and map errors to [`CommandError`].
+//! Tauri commands: each one a few lines that move its arguments onto a blocking thread and call
+//! the matching function in [`crate::ops`] (which calls the core). JS passes arguments in
+//! camelCase (`itemId`, `opId`, `onProgress`), Tauri's default; see `docs/ipc.md`.
 
-use labvault_core::ErrorCode;
-use serde::Serialize;
-use ts_rs::TS;
+use std::sync::Arc;
 
+use labvault_core::{Area, ErrorCode};
+use tauri::ipc::Channel;
+use tauri::{AppHandle, Manager, Runtime, State};
+
+use crate::dto::*;
 use crate::error::CommandError;
+use crate::ops::{self, Sink, UnlockWith};
+use crate::state::{AppState, Shared};
 
-/// What the first screen needs to know: is there a vault where the app looks by default?
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
-pub struct VaultStatus {
-    /// True when a vault key file is present at `path`.
-    pub exists: bool,
-    /// The default vault directory, shown so users know where their data lives.
-    pub path: String,
+pub use crate::dto::VaultStatus;
+
+/// Runs `f` on the blocking pool: vault operations do file and database I/O (and the KDF).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, CommandError> + Send + 'static,
+) -> Result<T, CommandError> {
+    tauri::async_runtime::spawn_blocking(f)
+        .await
+        .map_err(|e| CommandError::new(ErrorCode::Internal, format!("command task failed: {e}")))?
 }
 
-/// Reports whether a vault exists at the default location (the same rule as the CLI's).
-#[tauri::command]
-pub fn vault_status() -> Result<VaultStatus, CommandError> {
-    let dir = labvault_core::default_vault_dir().ok_or_else(|| {
-        CommandError::new(
-            ErrorCode::NotFound,
-            "Cannot find a data directory for the vault: neither XDG_DATA_HOME nor HOME is set \
-             to an absolute path.",
-        )
-    })?;
-    Ok(VaultStatus {
-        exists: labvault_core::vault_exists(&dir),
-        path: dir.display().to_string(),
+fn shared(state: &State<'_, AppState>) -> Arc<Shared> {
+    state.0.clone()
+}
+
+fn sink(ch: Channel<Progress>) -> Sink {
+    Arc::new(move |p| {
+        // A closed channel (window reloaded) must not fail the operation.
+        let _ = ch.send(p);
     })
+}
+
+fn log_dir<R: Runtime>(app: &AppHandle<R>) -> Option<std::path::PathBuf> {
+    app.path().app_log_dir().ok()
+}
+
+// ----- vault --------------------------------------------------------------------------------
+
+/// Where the vault is, whether it exists and is unlocked.
+#[tauri::command]
+pub async fn vault_status(state: State<'_, AppState>) -> Result<VaultStatus, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::status(&s)).await
+}
+
+/// Shows the recovery key in a native dialog (never in the webview).
+fn show_recovery_native<R: Runtime>(app: &AppHandle<R>, key: &str) -> Result<(), CommandError> {
+    use tauri_plugin_dialog::{DialogExt, MessageDialogKind};
+    let text = format!(
+        "Write down this recovery key and keep it somewhere safe, away from this computer. \
+         It is the only way into the vault if you forget the passphrase, and it will not be \
+         shown again once you confirm.\n\n{key}"
+    );
+    app.dialog()
+        .message(text)
+        .title("LabVault recovery key")
+        .kind(MessageDialogKind::Warning)
+        .blocking_show();
+    Ok(())
+}
+
+/// Creates the vault (unlocked) and shows its recovery key in a native dialog.
+#[tauri::command]
+pub async fn vault_create<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    passphrase: String,
+    remember: bool,
+) -> Result<CreateResult, CommandError> {
+    let s = shared(&state);
+    blocking(move || {
+        ops::create(&s, passphrase, remember, &|key| {
+            show_recovery_native(&app, key)
+        })
+    })
+    .await
+}
+
+/// Shows the pending recovery key again (until it is confirmed).
+#[tauri::command]
+pub async fn vault_show_recovery<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+) -> Result<(), CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::show_recovery(&s, &|key| show_recovery_native(&app, key))).await
+}
+
+/// Checks the last group of the recovery key the user typed back.
+#[tauri::command]
+pub async fn vault_confirm_recovery(
+    state: State<'_, AppState>,
+    last_group: String,
+) -> Result<(), CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::confirm_recovery(&s, last_group)).await
+}
+
+/// Unlocks with the passphrase.
+#[tauri::command]
+pub async fn vault_unlock(
+    state: State<'_, AppState>,
+    passphrase: String,
+) -> Result<VaultStatus, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::unlock(&s, UnlockWith::Passphrase(passphrase))).await
+}
+
+/// Unlocks with the recovery key.
+#[tauri::command]
+pub async fn vault_unlock_recovery(
+    state: State<'_, AppState>,
+    recovery_key: String,
+) -> Result<VaultStatus, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::unlock(&s, UnlockWith::Recovery(recovery_key))).await
+}
+
+/// Unlocks with the key remembered in the OS keyring.
+#[tauri::command]
+pub async fn vault_unlock_keyring(state: State<'_, AppState>) -> Result<VaultStatus, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::unlock(&s, UnlockWith::Keyring)).await
+}
+
+/// Locks: cancels running operations, drops every key and open preview.
+#[tauri::command]
+pub async fn vault_lock(state: State<'_, AppState>) -> Result<(), CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::lock_vault(&s)).await
+}
+
+/// Changes the passphrase after checking the current one.
+#[tauri::command]
+pub async fn vault_change_passphrase(
+    state: State<'_, AppState>,
+    current: String,
+    new: String,
+) -> Result<(), CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::change_passphrase(&s, current, new)).await
+}
+
+/// Remembers (needs unlocked) or forgets the vault key in the OS keyring.
+#[tauri::command]
+pub async fn vault_set_remember(
+    state: State<'_, AppState>,
+    remember: bool,
+) -> Result<VaultStatus, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::set_remember(&s, remember)).await
+}
+
+/// Counts and bytes per project, area and state.
+#[tauri::command]
+pub async fn vault_stats(state: State<'_, AppState>) -> Result<Vec<StatRowDto>, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::stats(&s)).await
+}
+
+/// Marks user activity (the UI calls it at most every 30 s on input) for auto-lock.
+#[tauri::command]
+pub fn activity_ping(state: State<'_, AppState>) -> Result<(), CommandError> {
+    state.0.touch();
+    Ok(())
+}
+
+/// Settings.
+#[tauri::command]
+pub async fn settings_get<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+) -> Result<Settings, CommandError> {
+    let s = shared(&state);
+    let dir = log_dir(&app);
+    blocking(move || ops::settings_get(&s, dir.as_deref())).await
+}
+
+/// Changes settings; `vaultDir` (absolute; empty = default) only while locked.
+#[tauri::command]
+pub async fn settings_set<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    auto_lock_minutes: u32,
+    vault_dir: Option<String>,
+) -> Result<Settings, CommandError> {
+    let s = shared(&state);
+    let dir = log_dir(&app);
+    blocking(move || ops::settings_set(&s, auto_lock_minutes, vault_dir, dir.as_deref())).await
+}
+
+/// Strength estimate for the creation form.
+#[tauri::command]
+pub fn passphrase_strength(passphrase: String) -> Result<PassphraseStrength, CommandError> {
+    let p = zeroize::Zeroizing::new(passphrase);
+    Ok(ops::passphrase_strength(&p))
+}
+
+// ----- projects and items -------------------------------------------------------------------
+
+/// Projects, by name.
+#[tauri::command]
+pub async fn projects_list(state: State<'_, AppState>) -> Result<Vec<Project>, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::projects_list(&s)).await
+}
+
+/// Creates a project.
+#[tauri::command]
+pub async fn project_create(
+    state: State<'_, AppState>,
+    name: String,
+) -> Result<Project, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::project_create(&s, &name)).await
+}
+
+/// One page of a sorted, filtered item list.
+#[tauri::command]
+pub async fn items_page(
+    state: State<'_, AppState>,
+    query: ItemQuery,
+    offset: u64,
+    limit: u64,
+) -> Result<ItemPage, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::items_page(&s, &query, offset, limit)).await
+}
+
+/// An item with its retention status, hold and audit history.
+#[tauri::command]
+pub async fn item_details(
+    state: State<'_, AppState>,
+    item_id: String,
+) -> Result<ItemDetails, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::item_details(&s, &item_id)).await
+}
+
+/// Renames and/or moves an item to another area.
+#[tauri::command]
+pub async fn item_move(
+    state: State<'_, AppState>,
+    item_id: String,
+    area: Option<Area>,
+    path: Option<String>,
+) -> Result<ItemRow, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::item_move(&s, &item_id, area, path.as_deref())).await
+}
+
+/// Soft-deletes an item (`on_hold` under a legal hold).
+#[tauri::command]
+pub async fn item_delete(
+    state: State<'_, AppState>,
+    item_id: String,
+) -> Result<ItemRow, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::item_delete(&s, &item_id)).await
+}
+
+/// Restores a soft-deleted item.
+#[tauri::command]
+pub async fn item_restore(
+    state: State<'_, AppState>,
+    item_id: String,
+) -> Result<ItemRow, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::item_restore(&s, &item_id)).await
+}
+
+/// Erases an item cryptographically, now (`on_hold` under a legal hold).
+#[tauri::command]
+pub async fn item_erase(
+    state: State<'_, AppState>,
+    item_id: String,
+    reason: String,
+) -> Result<ItemRow, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::item_erase(&s, &item_id, &reason)).await
+}
+
+/// Opens a preview (audited as `data.view`) and returns its URL.
+#[tauri::command]
+pub async fn preview_open(
+    state: State<'_, AppState>,
+    item_id: String,
+) -> Result<PreviewInfo, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::preview_open(&s, &item_id)).await
+}
+
+/// Closes a preview; the next load of its URL is a new, audited view.
+#[tauri::command]
+pub fn preview_close(state: State<'_, AppState>, item_id: String) -> Result<(), CommandError> {
+    ops::preview_close(&state.0, &item_id)
+}
+
+// ----- transfers ----------------------------------------------------------------------------
+
+/// Imports files and folders with progress; per-file failures are listed in the result.
+#[tauri::command]
+#[allow(clippy::too_many_arguments)]
+pub async fn import_paths(
+    state: State<'_, AppState>,
+    project: String,
+    area: Area,
+    paths: Vec<String>,
+    dest_prefix: Option<String>,
+    op_id: String,
+    on_progress: Channel<Progress>,
+) -> Result<ImportResult, CommandError> {
+    let s = shared(&state);
+    blocking(move || {
+        ops::import_paths(
+            &s,
+            &project,
+            area,
+            paths,
+            dest_prefix,
+            &op_id,
+            sink(on_progress),
+        )
+    })
+    .await
+}
+
+/// Exports one item into a directory.
+#[tauri::command]
+pub async fn export_item(
+    state: State<'_, AppState>,
+    item_id: String,
+    dest_dir: String,
+    overwrite: bool,
+    op_id: String,
+    on_progress: Channel<Progress>,
+) -> Result<ExportResult, CommandError> {
+    let s = shared(&state);
+    blocking(move || {
+        ops::export_item(
+            &s,
+            &item_id,
+            &dest_dir,
+            overwrite,
+            &op_id,
+            sink(on_progress),
+        )
+    })
+    .await
+}
+
+/// Exports a whole area into a directory (logical folders recreated).
+#[tauri::command]
+#[allow(clippy::too_many_arguments)]
+pub async fn export_area(
+    state: State<'_, AppState>,
+    project: String,
+    area: Area,
+    dest_dir: String,
+    overwrite: Option<bool>,
+    op_id: String,
+    on_progress: Channel<Progress>,
+) -> Result<ExportResult, CommandError> {
+    let s = shared(&state);
+    blocking(move || {
+        ops::export_area(
+            &s,
+            &project,
+            area,
+            &dest_dir,
+            overwrite.unwrap_or(false),
+            &op_id,
+            sink(on_progress),
+        )
+    })
+    .await
+}
+
+/// Decrypts and checks every blob.
+#[tauri::command]
+pub async fn vault_verify(
+    state: State<'_, AppState>,
+    op_id: String,
+    on_progress: Channel<Progress>,
+) -> Result<VerifyResult, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::verify(&s, &op_id, sink(on_progress))).await
+}
+
+/// Cancels a running operation; false when none has that id.
+#[tauri::command]
+pub fn operation_cancel(state: State<'_, AppState>, op_id: String) -> Result<bool, CommandError> {
+    Ok(ops::cancel(&state.0, &op_id))
+}
+
+// ----- audit --------------------------------------------------------------------------------
+
+/// A page of audit events, newest first.
+#[tauri::command]
+pub async fn audit_page(
+    state: State<'_, AppState>,
+    filter: AuditFilterDto,
+    cursor: Option<String>,
+    limit: u32,
+) -> Result<AuditPageDto, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::audit_page(&s, &filter, cursor.as_deref(), limit)).await
+}
+
+/// Verifies the hash chains of the audit log.
+#[tauri::command]
+pub async fn audit_verify(
+    state: State<'_, AppState>,
+    op_id: String,
+    on_progress: Channel<Progress>,
+) -> Result<AuditVerifyResult, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::audit_verify(&s, &op_id, sink(on_progress))).await
+}
+
+/// Exports filtered audit events to CSV or JSON Lines.
+#[tauri::command]
+pub async fn audit_export(
+    state: State<'_, AppState>,
+    filter: AuditFilterDto,
+    format: AuditExportFormat,
+    dest_path: String,
+    op_id: String,
+    on_progress: Channel<Progress>,
+) -> Result<AuditExportResult, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::audit_export(&s, &filter, format, &dest_path, &op_id, sink(on_progress)))
+        .await
+}
+
+// ----- retention ----------------------------------------------------------------------------
+
+/// Per-project counts, bytes and due steps.
+#[tauri::command]
+pub async fn retention_summary(
+    state: State<'_, AppState>,
+    project: Option<String>,
+) -> Result<RetentionSummary, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::retention_summary(&s, project.as_deref())).await
+}
+
+/// Upcoming lifecycle steps within `days`, soonest first.
+#[tauri::command]
+pub async fn retention_timeline(
+    state: State<'_, AppState>,
+    project: Option<String>,
+    days: u32,
+) -> Result<RetentionTimeline, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::retention_timeline(&s, project.as_deref(), days)).await
+}
+
+/// A page of per-item retention status.
+#[tauri::command]
+pub async fn retention_items_page(
+    state: State<'_, AppState>,
+    project: Option<String>,
+    offset: u64,
+    limit: u64,
+) -> Result<RetentionItemsPage, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::retention_items_page(&s, project.as_deref(), offset, limit)).await
+}
+
+/// Stored policies and what is in effect.
+#[tauri::command]
+pub async fn retention_policies(state: State<'_, AppState>) -> Result<Policies, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::retention_policies(&s)).await
+}
+
+/// Changes the vault's (no `project`) or a project's policy; `invalid_policy` when a rule
+/// forbids it.
+#[tauri::command]
+pub async fn retention_policy_set(
+    state: State<'_, AppState>,
+    project: Option<String>,
+    plan: Option<String>,
+    changes: PolicyPeriods,
+) -> Result<PolicyPeriods, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::retention_policy_set(&s, project.as_deref(), plan.as_deref(), &changes))
+        .await
+}
+
+/// Puts an item or project on legal hold.
+#[tauri::command]
+pub async fn hold_set(
+    state: State<'_, AppState>,
+    target: HoldTargetDto,
+    reason: String,
+) -> Result<Hold, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::hold_set(&s, &target, &reason)).await
+}
+
+/// Releases the holds on an item or project; returns how many.
+#[tauri::command]
+pub async fn hold_clear(
+    state: State<'_, AppState>,
+    target: HoldTargetDto,
+) -> Result<u64, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::hold_clear(&s, &target)).await
+}
+
+/// Active legal holds.
+#[tauri::command]
+pub async fn holds_list(state: State<'_, AppState>) -> Result<Vec<Hold>, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::holds_list(&s)).await
+}
+
+/// Applies the retention lifecycle now.
+#[tauri::command]
+pub async fn retention_run(
+    state: State<'_, AppState>,
+    op_id: String,
+    on_progress: Channel<Progress>,
+) -> Result<RetentionRunResult, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::retention_run(&s, &op_id, sink(on_progress))).await
+}
+
+// ----- file dialogs -------------------------------------------------------------------------
+
+/// e2e-hooks builds: the path(s) a test put in `var` instead of a native dialog.
+fn e2e_paths(var: &str) -> Option<Vec<String>> {
+    if !cfg!(feature = "e2e-hooks") {
+        return None;
+    }
+    let v = std::env::var(var).ok()?;
+    Some(
+        v.split(':')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+fn path_string(p: tauri_plugin_dialog::FilePath) -> Option<String> {
+    p.into_path().ok().map(|p| p.display().to_string())
+}
+
+/// Native "open files" dialog for import.
+#[tauri::command]
+pub async fn pick_import_files<R: Runtime>(app: AppHandle<R>) -> Result<Vec<String>, CommandError> {
+    if let Some(p) = e2e_paths("LABVAULT_E2E_PICK_IMPORT") {
+        return Ok(p);
+    }
+    blocking(move || {
+        use tauri_plugin_dialog::DialogExt;
+        Ok(app
+            .dialog()
+            .file()
+            .set_title("Import files")
+            .blocking_pick_files()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(path_string)
+            .collect())
+    })
+    .await
+}
+
+/// Native "choose folder" dialog for import.
+#[tauri::command]
+pub async fn pick_import_folder<R: Runtime>(
+    app: AppHandle<R>,
+) -> Result<Option<String>, CommandError> {
+    if let Some(p) = e2e_paths("LABVAULT_E2E_PICK_IMPORT") {
+        return Ok(p.into_iter().next());
+    }
+    blocking(move || {
+        use tauri_plugin_dialog::DialogExt;
+        Ok(app
+            .dialog()
+            .file()
+            .set_title("Import a folder")
+            .blocking_pick_folder()
+            .and_then(path_string))
+    })
+    .await
+}
+
+/// Native "choose folder" dialog for export destinations.
+#[tauri::command]
+pub async fn pick_export_dir<R: Runtime>(
+    app: AppHandle<R>,
+) -> Result<Option<String>, CommandError> {
+    if let Some(p) = e2e_paths("LABVAULT_E2E_PICK_DIR") {
+        return Ok(p.into_iter().next());
+    }
+    blocking(move || {
+        use tauri_plugin_dialog::DialogExt;
+        Ok(app
+            .dialog()
+            .file()
+            .set_title("Export to folder")
+            .blocking_pick_folder()
+            .and_then(path_string))
+    })
+    .await
+}
+
+/// Native "save as" dialog (audit exports).
+#[tauri::command]
+pub async fn pick_save_path<R: Runtime>(
+    app: AppHandle<R>,
+    default_name: Option<String>,
+) -> Result<Option<String>, CommandError> {
+    if let Some(p) = e2e_paths("LABVAULT_E2E_SAVE_PATH") {
+        return Ok(p.into_iter().next());
+    }
+    blocking(move || {
+        use tauri_plugin_dialog::DialogExt;
+        let mut d = app.dialog().file().set_title("Save as");
+        if let Some(n) = default_name.filter(|n| !n.is_empty()) {
+            d = d.set_file_name(n);
+        }
+        Ok(d.blocking_save_file().and_then(path_string))
+    })
+    .await
 }

@@ -13,6 +13,9 @@ static ENV_LOCK: Mutex<()> = Mutex::new(());
 
 fn invoke(label: &str, cmd: &str) -> Result<Value, Value> {
     let app = crate::with_commands(mock_builder())
+        .manage(crate::AppState(std::sync::Arc::new(crate::Shared::new(
+            None,
+        ))))
         .build(tauri::generate_context!())
         .expect("mock app builds from the real tauri.conf.json");
     let webview = WebviewWindowBuilder::new(&app, label, Default::default())
@@ -41,10 +44,9 @@ fn vault_status_reports_missing_then_found_vault() {
     let vault = data.path().join("labvault").join("vault");
 
     let missing = invoke("main", "vault_status").expect("vault_status succeeds");
-    assert_eq!(
-        missing,
-        json!({ "exists": false, "path": vault.display().to_string() })
-    );
+    assert_eq!(missing["exists"], json!(false));
+    assert_eq!(missing["unlocked"], json!(false));
+    assert_eq!(missing["path"], json!(vault.display().to_string()));
     assert!(
         !vault.exists(),
         "checking the status must not create anything"

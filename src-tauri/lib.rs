@@ -3,26 +3,147 @@
 //! Every command returns either its result type or a [`CommandError`] (`{code, message}`), so the UI
 //! branches on stable codes and never on message text. The IPC types derive `ts_rs::TS` and are
 //! generated into `ui/src/bindings/`; a test fails when the committed TypeScript drifts.
+//! Secrets only flow in (passphrases); keys and the recovery key never reach the webview.
 #![forbid(unsafe_code)]
 
 pub mod bindings;
 pub mod commands;
+pub mod dto;
 pub mod error;
+pub mod logging;
 pub mod navigation;
+pub mod ops;
+pub mod preview;
+pub mod state;
 
 #[cfg(test)]
 mod ipc_tests;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use tauri::webview::{NewWindowResponse, WebviewWindowBuilder};
-use tauri::{Manager, Runtime};
+use tauri::{Emitter, Manager, Runtime};
 
-pub use commands::VaultStatus;
+pub use dto::VaultStatus;
 pub use error::CommandError;
+pub use state::{AppState, Shared};
 
-/// Registers the commands on a builder; shared by [`run`] and the mock-runtime tests so both see
-/// exactly the same IPC surface.
+/// Event emitted to the webview when the vault locked itself after the idle time.
+pub const EVENT_VAULT_LOCKED: &str = "vault-locked";
+
+/// Every command name, as declared to tauri-build (`src-tauri/build.rs`) and granted in
+/// `capabilities/default.json` (a test checks all three agree).
+pub const COMMANDS: &[&str] = &[
+    "vault_status",
+    "vault_create",
+    "vault_show_recovery",
+    "vault_confirm_recovery",
+    "vault_unlock",
+    "vault_unlock_recovery",
+    "vault_unlock_keyring",
+    "vault_lock",
+    "vault_change_passphrase",
+    "vault_set_remember",
+    "vault_stats",
+    "activity_ping",
+    "settings_get",
+    "settings_set",
+    "passphrase_strength",
+    "projects_list",
+    "project_create",
+    "items_page",
+    "item_details",
+    "item_move",
+    "item_delete",
+    "item_restore",
+    "item_erase",
+    "preview_open",
+    "preview_close",
+    "import_paths",
+    "export_item",
+    "export_area",
+    "vault_verify",
+    "operation_cancel",
+    "audit_page",
+    "audit_verify",
+    "audit_export",
+    "retention_summary",
+    "retention_timeline",
+    "retention_items_page",
+    "retention_policies",
+    "retention_policy_set",
+    "hold_set",
+    "hold_clear",
+    "holds_list",
+    "retention_run",
+    "pick_import_files",
+    "pick_import_folder",
+    "pick_export_dir",
+    "pick_save_path",
+];
+
+/// Registers the commands and the preview scheme on a builder; shared by [`run`] and the
+/// mock-runtime tests so both see exactly the same IPC surface. The caller manages an
+/// [`AppState`].
 pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
-    builder.invoke_handler(tauri::generate_handler![commands::vault_status])
+    use commands::*;
+    builder
+        .invoke_handler(tauri::generate_handler![
+            vault_status,
+            vault_create,
+            vault_show_recovery,
+            vault_confirm_recovery,
+            vault_unlock,
+            vault_unlock_recovery,
+            vault_unlock_keyring,
+            vault_lock,
+            vault_change_passphrase,
+            vault_set_remember,
+            vault_stats,
+            activity_ping,
+            settings_get,
+            settings_set,
+            passphrase_strength,
+            projects_list,
+            project_create,
+            items_page,
+            item_details,
+            item_move,
+            item_delete,
+            item_restore,
+            item_erase,
+            preview_open,
+            preview_close,
+            import_paths,
+            export_item,
+            export_area,
+            vault_verify,
+            operation_cancel,
+            audit_page,
+            audit_verify,
+            audit_export,
+            retention_summary,
+            retention_timeline,
+            retention_items_page,
+            retention_policies,
+            retention_policy_set,
+            hold_set,
+            hold_clear,
+            holds_list,
+            retention_run,
+            pick_import_files,
+            pick_import_folder,
+            pick_export_dir,
+            pick_save_path,
+        ])
+        .register_asynchronous_uri_scheme_protocol(preview::SCHEME, |ctx, request, responder| {
+            let shared = ctx.app_handle().state::<AppState>().0.clone();
+            let label = ctx.webview_label().to_string();
+            tauri::async_runtime::spawn_blocking(move || {
+                responder.respond(preview::handle(&shared, &label, &request));
+            });
+        })
 }
 
 /// Creates the main window from `tauri.conf.json` (declared with `create: false`) so navigation
@@ -44,10 +165,34 @@ pub fn create_main_window<R: Runtime, M: Manager<R>>(manager: &M) -> tauri::Resu
     Ok(())
 }
 
+/// Starts the auto-lock watcher: every `tick`, locks the vault if it has been idle past the
+/// configured time and tells the webview with [`EVENT_VAULT_LOCKED`].
+pub fn spawn_auto_lock<R: Runtime>(app: tauri::AppHandle<R>, shared: Arc<Shared>, tick: Duration) {
+    std::thread::Builder::new()
+        .name("labvault-auto-lock".into())
+        .spawn(move || loop {
+            std::thread::sleep(tick);
+            if shared.auto_lock_due() {
+                let _ = app.emit(EVENT_VAULT_LOCKED, "idle");
+            }
+        })
+        .expect("spawning the auto-lock thread");
+}
+
 /// Runs the desktop app until its last window closes.
 pub fn run() {
     with_commands(tauri::Builder::default())
+        .plugin(tauri_plugin_dialog::init())
         .setup(|app| {
+            let log_dir = app.path().app_log_dir().ok();
+            if let Some(dir) = &log_dir {
+                logging::init(dir);
+            }
+            let config = app.path().app_config_dir().ok();
+            let shared = Arc::new(Shared::new(config.map(|d| d.join("settings.json"))));
+            app.manage(AppState(shared.clone()));
+            spawn_auto_lock(app.handle().clone(), shared, Duration::from_secs(5));
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), "LabVault started");
             create_main_window(app)?;
             Ok(())
         })

@@ -14,6 +14,14 @@ pub fn is_app_url(url: &Url, dev_url: Option<&Url>) -> bool {
     bundled || (cfg!(dev) && dev_url.is_some_and(|dev| dev.origin() == url.origin()))
 }
 
+/// True when an `Origin` header value is the app's own UI (what may read preview responses).
+pub fn is_app_origin(origin: &str) -> bool {
+    matches!(
+        origin,
+        "tauri://localhost" | "http://tauri.localhost" | "https://tauri.localhost"
+    ) || (cfg!(dev) && origin == "http://localhost:1420")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

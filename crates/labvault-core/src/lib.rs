@@ -18,6 +18,7 @@ pub mod names;
 pub mod retention;
 pub mod transfer;
 pub mod vault;
+pub mod view;
 
 pub use error::{Error, ErrorCode, Result};
 pub use labvault_crypto::{KdfParams, Passphrase, RecoveryKey};
@@ -32,3 +33,4 @@ pub use transfer::{
     TransferProgress, VerifyProblem, VerifyReport, IMPORT_GROUP_FILES,
 };
 pub use vault::{default_vault_dir, os_user_name, vault_exists, Unlock, Vault, VaultOptions};
+pub use view::{ItemPage, ItemQuery, SortKey, ViewHandle};
