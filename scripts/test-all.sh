@@ -6,8 +6,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-# Same features everywhere: the e2e test needs the embedded UI (custom-protocol).
-CARGO_FEATURES=(--workspace --features labvault-app/custom-protocol)
+# Same features everywhere: the e2e test needs the embedded UI (custom-protocol) and the test-only
+# dialog/recovery-key hooks (e2e-hooks; `tauri build` never enables it).
+CARGO_FEATURES=(--workspace --features labvault-app/custom-protocol,labvault-app/e2e-hooks)
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 export NO_COLOR="${NO_COLOR:-1}"   # plain logs (Vitest, npm)
