@@ -28,7 +28,7 @@ fn shared(state: &State<'_, AppState>) -> Arc<Shared> {
     state.0.clone()
 }
 
-fn sink(ch: Channel<Progress>) -> Sink {
+pub(crate) fn sink(ch: Channel<Progress>) -> Sink {
     Arc::new(move |p| {
         // A closed channel (window reloaded) must not fail the operation.
         let _ = ch.send(p);

@@ -71,3 +71,286 @@ fn unknown_commands_are_rejected() {
     let err = invoke("main", "read_any_file").expect_err("no such command");
     assert!(err.to_string().contains("read_any_file"), "{err}");
 }
+
+#[test]
+fn locked_vault_refuses_commands_with_locked() {
+    let _guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let err = invoke("main", "projects_list").expect_err("no vault is unlocked");
+    assert_eq!(err["code"], json!("locked"), "{err}");
+}
+
+#[test]
+fn every_command_is_declared_and_granted_to_the_main_window() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let build = std::fs::read_to_string(root.join("src-tauri/build.rs")).unwrap();
+    let cap = std::fs::read_to_string(root.join("capabilities/default.json")).unwrap();
+    for cmd in crate::COMMANDS {
+        assert!(
+            build.contains(&format!("\"{cmd}\"")),
+            "{cmd} not in build.rs"
+        );
+        let perm = format!("\"allow-{}\"", cmd.replace('_', "-"));
+        assert!(cap.contains(&perm), "{perm} not granted in capabilities");
+    }
+    let granted = cap.matches("\"allow-").count();
+    assert_eq!(granted, crate::COMMANDS.len(), "no extra command grants");
+    for forbidden in ["fs:", "shell:", "http:", "dialog:", "opener:"] {
+        assert!(!cap.contains(forbidden), "{forbidden} must not be granted");
+    }
+}
+
+mod flow {
+    use std::sync::{Arc, Mutex};
+
+    use labvault_core::{Area, ErrorCode, KdfParams};
+    use tauri::http::{header, Request, StatusCode};
+    use tauri::ipc::{Channel, InvokeResponseBody};
+
+    use crate::dto::*;
+    use crate::ops::{self, UnlockWith};
+    use crate::state::{lock, Shared};
+
+    const PASS: &str = "correct horse battery staple";
+
+    fn shared(tmp: &std::path::Path) -> Arc<Shared> {
+        let mut s = Shared::new(None);
+        s.kdf = Some(KdfParams::FLOOR);
+        s.recovery_out = Some(tmp.join("recovery.txt"));
+        lock(&s.settings).vault_dir = Some(tmp.join("vault"));
+        Arc::new(s)
+    }
+
+    /// A real Tauri channel whose messages land in a vector.
+    fn channel() -> (Channel<Progress>, Arc<Mutex<Vec<serde_json::Value>>>) {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        let ch = Channel::new(move |body| {
+            if let InvokeResponseBody::Json(s) = body {
+                g.lock().unwrap().push(serde_json::from_str(&s).unwrap());
+            }
+            Ok(())
+        });
+        (ch, got)
+    }
+
+    fn get(
+        s: &Shared,
+        label: &str,
+        id: &str,
+        range: Option<&str>,
+    ) -> tauri::http::Response<Vec<u8>> {
+        let mut b = Request::builder().uri(format!("lvpreview://localhost/item/{id}"));
+        if let Some(r) = range {
+            b = b.header(header::RANGE, r);
+        }
+        crate::preview::handle(s, label, &b.body(Vec::new()).unwrap())
+    }
+
+    fn views(s: &Shared) -> usize {
+        let f = AuditFilterDto {
+            action_prefix: Some("data.view".into()),
+            ..Default::default()
+        };
+        ops::audit_page(s, &f, None, 100).unwrap().events.len()
+    }
+
+    #[test]
+    fn create_unlock_import_preview_export_delete_hold_audit_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = shared(tmp.path());
+
+        // Create: the recovery key goes to the native dialog (here: the e2e file), never the result.
+        let created =
+            ops::create(&s, PASS.into(), false, &|_| panic!("e2e file expected")).unwrap();
+        let rk = std::fs::read_to_string(tmp.path().join("recovery.txt")).unwrap();
+        let json = serde_json::to_string(&created).unwrap();
+        assert!(!json.contains(&rk) && !json.contains(&rk.replace('-', "")));
+        assert!(!json.contains(PASS), "the passphrase never comes back");
+        assert!(created.status.unlocked && created.status.recovery_confirmation_pending);
+        let e = ops::confirm_recovery(&s, "ZZZZ".into()).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRecoveryKey);
+        let last = rk.rsplit('-').next().unwrap().to_lowercase();
+        ops::confirm_recovery(&s, last).unwrap();
+        assert!(!ops::status(&s).unwrap().recovery_confirmation_pending);
+
+        // Lock, wrong passphrase, right passphrase.
+        ops::lock_vault(&s).unwrap();
+        let e = ops::unlock(&s, UnlockWith::Passphrase("not it at all".into())).unwrap_err();
+        assert_eq!(e.code, ErrorCode::WrongPassphrase);
+        assert!(!s.is_unlocked());
+        let st = ops::unlock(&s, UnlockWith::Passphrase(PASS.into())).unwrap();
+        assert!(st.unlocked);
+        assert!(!serde_json::to_string(&st).unwrap().contains(&rk));
+
+        // Import with progress over a real channel.
+        ops::project_create(&s, "p").unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        let big: Vec<u8> = (0..2_500_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(src.join("a.txt"), b"hello world").unwrap();
+        std::fs::write(src.join("b.png"), &big).unwrap();
+        std::fs::write(src.join("c.csv"), b"x,y\n1,2\n").unwrap();
+        let (ch, msgs) = channel();
+        let paths = ["a.txt", "b.png", "c.csv"]
+            .iter()
+            .map(|n| src.join(n).display().to_string())
+            .collect();
+        let rep = ops::import_paths(
+            &s,
+            "p",
+            Area::Uploads,
+            paths,
+            None,
+            "op1",
+            crate::commands::sink(ch),
+        )
+        .unwrap();
+        assert_eq!(rep.imported.len(), 3);
+        assert!(rep.failed.is_empty());
+        let msgs = msgs.lock().unwrap().clone();
+        assert!(msgs.iter().any(|m| m["phase"] == "file_done"));
+        let last = msgs.last().unwrap();
+        assert_eq!(last["phase"], "done");
+        assert_eq!(last["opId"], "op1");
+        assert!(last["overallTotal"].as_u64().unwrap() >= big.len() as u64);
+        assert_eq!(last["overallDone"], last["overallTotal"], "final 100%");
+        assert_eq!(last["filesDone"], 3);
+        assert!(lock(&s.ops).is_empty(), "finished ops are unregistered");
+
+        // Paged, sorted, filtered listing.
+        let q = |sort: SortKey, desc: bool, text: Option<&str>| ItemQuery {
+            project: "p".into(),
+            area: Some(Area::Uploads),
+            text: text.map(str::to_string),
+            data_type: None,
+            media_type: None,
+            states: None,
+            sort: Some(ItemSort { key: sort, desc }),
+        };
+        use labvault_core::SortKey;
+        let page = ops::items_page(&s, &q(SortKey::Size, true, None), 0, 10).unwrap();
+        assert_eq!(page.total, 3);
+        assert_eq!(page.rows[0].path, "b.png");
+        let page = ops::items_page(&s, &q(SortKey::Path, false, None), 1, 1).unwrap();
+        assert_eq!((page.total, page.rows[0].path.as_str()), (3, "b.png"));
+        let page = ops::items_page(&s, &q(SortKey::Path, false, Some("CSV")), 0, 10).unwrap();
+        assert_eq!(page.total, 1);
+        let all = ops::items_page(&s, &q(SortKey::Path, false, None), 0, 10)
+            .unwrap()
+            .rows;
+        let id = |p: &str| all.iter().find(|r| r.path == p).unwrap().id.clone();
+        let (a, b) = (id("a.txt"), id("b.png"));
+
+        // Preview: exact bytes, a correct 206, one audited view for many range requests.
+        let before = views(&s);
+        let r = get(&s, "main", &a, None);
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.body(), b"hello world");
+        let r = get(&s, "main", &b, Some("bytes=1048570-1048609"));
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(
+            r.headers()[header::CONTENT_RANGE],
+            format!("bytes 1048570-1048609/{}", big.len()).as_str()
+        );
+        assert_eq!(r.headers()[header::ACCEPT_RANGES], "bytes");
+        assert_eq!(r.body(), &big[1_048_570..1_048_610]);
+        let r = get(&s, "main", &b, Some("bytes=-10"));
+        assert_eq!(r.body(), &big[big.len() - 10..]);
+        let r = get(&s, "main", &b, Some(&format!("bytes={}-", big.len())));
+        assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(views(&s), before + 2, "one data.view per item opened");
+        assert_eq!(get(&s, "other", &a, None).status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            get(&s, "main", "no-such-item", None).status(),
+            StatusCode::NOT_FOUND
+        );
+
+        // Export: bytes equal.
+        let out = tmp.path().join("out");
+        let (ch, msgs) = channel();
+        let ex = ops::export_item(
+            &s,
+            &b,
+            &out.display().to_string(),
+            false,
+            "op2",
+            crate::commands::sink(ch),
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(&ex.paths[0]).unwrap(), big);
+        assert_eq!(msgs.lock().unwrap().last().unwrap()["phase"], "done");
+
+        // Delete and restore; hold then delete is refused with on_hold.
+        assert_eq!(
+            ops::item_delete(&s, &a).unwrap().state,
+            labvault_core::ItemState::SoftDeleted
+        );
+        assert_eq!(get(&s, "main", &a, None).status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            ops::item_restore(&s, &a).unwrap().state,
+            labvault_core::ItemState::Active
+        );
+        ops::hold_set(&s, &HoldTargetDto::Item(a.clone()), "case 42").unwrap();
+        let e = ops::item_delete(&s, &a).unwrap_err();
+        assert_eq!(e.code, ErrorCode::OnHold);
+        let e = ops::item_erase(&s, &a, "request").unwrap_err();
+        assert_eq!(e.code, ErrorCode::OnHold);
+        let d = ops::item_details(&s, &a).unwrap();
+        assert_eq!(d.hold_reason.as_deref(), Some("case 42"));
+        assert!(d.history.iter().any(|e| e.action == "data.delete"));
+
+        // Audit filter: the refused delete is there as denied.
+        let f = AuditFilterDto {
+            action_prefix: Some("data.delete".into()),
+            result: Some(labvault_core::governance::audit::Outcome::Denied),
+            ..Default::default()
+        };
+        let page = ops::audit_page(&s, &f, None, 50).unwrap();
+        assert!(!page.events.is_empty());
+        assert!(page.events.iter().all(|e| e.action == "data.delete"));
+        let (ch, _m) = channel();
+        let v = ops::audit_verify(&s, "op3", crate::commands::sink(ch)).unwrap();
+        assert!(v.ok && v.events_checked > 0, "{v:?}");
+
+        // Lock: commands and previews are refused.
+        ops::lock_vault(&s).unwrap();
+        let e = ops::items_page(&s, &q(SortKey::Path, false, None), 0, 10).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Locked);
+        assert_eq!(get(&s, "main", &a, None).status(), StatusCode::FORBIDDEN);
+        assert!(lock(&s.views).is_empty(), "lock forgets open views");
+    }
+
+    #[test]
+    fn cancelled_import_reports_cancelled_and_auto_lock_fires_when_idle() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = shared(tmp.path());
+        ops::create(&s, PASS.into(), false, &|_| Ok(())).unwrap();
+        ops::project_create(&s, "p").unwrap();
+        let f = tmp.path().join("f.bin");
+        std::fs::write(&f, vec![0u8; 3 << 20]).unwrap();
+        let s2 = s.clone();
+        let sink: ops::Sink = Arc::new(move |p: Progress| {
+            if p.phase == "started" {
+                assert!(s2.cancel_op(&p.op_id));
+            }
+        });
+        let e = ops::import_paths(
+            &s,
+            "p",
+            Area::Uploads,
+            vec![f.display().to_string()],
+            None,
+            "c1",
+            sink,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::Cancelled);
+
+        *lock(&s.idle_override) = Some(std::time::Duration::from_millis(20));
+        s.touch();
+        assert!(!s.auto_lock_due(), "not idle yet");
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        assert!(s.auto_lock_due());
+        assert!(!s.is_unlocked());
+    }
+}
