@@ -15,6 +15,7 @@
 #   bench/server-load.sh                       # release build, 200 conns, 5,000 req/s, 20 s
 #   RATE=3000 DURATION=10s bench/server-load.sh
 #   PATHS="/v1/audit?limit=10 /v1/me" bench/server-load.sh
+#   BIN=/tmp/old/labvault-server bench/server-load.sh   # measure another build as is
 #   cargo install oha --locked                 # the load generator (crates.io)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,8 +29,10 @@ PATHS="${PATHS:-/v1/access-review /v1/audit?limit=50}"
 OHA="${OHA:-$(command -v oha || echo "$HOME/.cargo/bin/oha")}"
 
 [ -x "$OHA" ] || { echo "oha is required: cargo install oha --locked" >&2; exit 1; }
-cargo build --release -p labvault-server --bin labvault-server >&2
-BIN="$CARGO_TARGET_DIR/release/labvault-server"
+if [ -z "${BIN:-}" ]; then # BIN=path/to/labvault-server compares another build
+  cargo build --release -p labvault-server --bin labvault-server >&2
+  BIN="$CARGO_TARGET_DIR/release/labvault-server"
+fi
 DATA="$(mktemp -d)"
 trap 'kill "$SERVER_PID" 2>/dev/null || true; rm -rf "$DATA"' EXIT
 
