@@ -1,465 +1,556 @@
-//! End-to-end: the real LabVault window, driven through WebDriver.
+//! End-to-end: the real LabVault app, driven through WebDriver like a scientist would use it.
 //!
 //! Chain: this test -> `tauri-driver` -> Debian's `WebKitWebDriver` -> the app binary cargo built
 //! for this test, on an X display (Xvfb is started here when `DISPLAY` is unset). HOME and the XDG
 //! directories point at a temp dir, so the user's real vault is never looked at.
 //!
-//! Needs `--features custom-protocol` so the binary serves the embedded `ui/dist` (run
-//! `npm --prefix ui run build` first). Skips loudly when it cannot run; with `CI=true` a missing
-//! piece is a failure instead.
+//! Build: `npm --prefix ui run build`, then
+//! `cargo test --features labvault-app/custom-protocol,labvault-app/e2e-hooks -- e2e_`.
+//! `custom-protocol` serves the embedded `ui/dist`; `e2e-hooks` makes the file dialogs return the
+//! paths in `LABVAULT_E2E_*` and writes the one-time recovery key to a file instead of a native
+//! dialog (everything else is the real app). Skips loudly when it cannot run; with `CI=true` a
+//! missing piece is a failure instead. `LABVAULT_UPDATE_SCREENSHOTS=1` refreshes
+//! `docs/screenshots/` from this run.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use common::{tid, Cond, Harness, Session, LONG, SHORT};
+use serde_json::json;
 
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
-const WEBKIT_DRIVER: &str = "/usr/bin/WebKitWebDriver";
+const PASSPHRASE: &str = "Kelp forest 7 tide pools, quietly";
+const WRONG_PASSPHRASE: &str = "Kelp forest 7 tide pools, loudly";
+const PROJECT: &str = "plankton-2026";
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
-/// Skips (returns None) with a loud banner, or fails in CI.
-fn unavailable(reason: &str) -> Option<()> {
-    if in_ci() {
-        panic!("end-to-end test cannot run in CI: {reason}");
-    }
-    eprintln!();
-    eprintln!("==================================================================");
-    eprintln!("  SKIPPED: end-to-end window test did NOT run");
-    eprintln!("  reason: {reason}");
-    eprintln!("  (./scripts/test-all.sh sets everything up; with CI=true this fails)");
-    eprintln!("==================================================================");
-    eprintln!();
-    None
-}
-
-/// Kills and reaps a helper process when the test ends, pass or fail.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+/// Fails unless no secret string is anywhere in the page: markup, attributes, or the live value
+/// of any input (React keeps controlled values in properties, not always in the markup).
+fn assert_no_secret_in_dom(s: &Session, secrets: &[&str], when: &str) {
+    let found = s.script(
+        "const html = document.documentElement.outerHTML;
+         const values = Array.from(document.querySelectorAll('input, textarea'))
+             .map(i => i.value).join('\\n');
+         return arguments[0].filter(x => html.includes(x) || values.includes(x)).length;",
+        json!([secrets]),
+    );
+    if found != json!(0) {
+        s.fail(&format!(
+            "{found} secret string(s) are still in the DOM {when} (markup or an input's value)"
+        ));
     }
 }
 
-fn find_in_path(name: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(Path::new(&home).join(".cargo/bin"));
-    }
-    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+/// Clicks the row of the item whose path ends with `name` and waits for its details.
+fn select_item(s: &Session, name: &str) {
+    let row = format!("{}[data-path$=\"{name}\"]", tid("item-row"));
+    s.click_css(&row);
+    s.wait("item-details", Cond::Text(name), SHORT);
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
-}
-
-/// Starts Xvfb on a free display number (it reports the number itself via -displayfd).
-fn start_xvfb() -> Result<(Reaper, String), String> {
-    let xvfb = find_in_path("Xvfb").ok_or("Xvfb is not installed (apt: xvfb)")?;
-    let mut child = Command::new(xvfb)
-        .args([
-            "-displayfd",
-            "1",
-            "-screen",
-            "0",
-            "1280x800x24",
-            "-nolisten",
-            "tcp",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start Xvfb: {e}"))?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .map_err(|e| format!("Xvfb did not report a display: {e}"))?;
-    let display = format!(":{}", line.trim());
-    if line.trim().is_empty() {
-        return Err("Xvfb exited without a display".into());
-    }
-    Ok((Reaper(child), display))
-}
-
-/// Minimal W3C WebDriver client over plain HTTP.
-struct WebDriver {
-    agent: ureq::Agent,
-    base: String,
-}
-
-impl WebDriver {
-    fn new(port: u16) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(90)))
-            .build()
-            .into();
-        WebDriver {
-            agent,
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    fn check(method: &str, path: &str, status: u16, body: Value) -> Value {
-        assert!(
-            (200..300).contains(&status),
-            "WebDriver {method} {path} failed with HTTP {status}: {body}"
-        );
-        body.get("value").cloned().unwrap_or(Value::Null)
-    }
-
-    fn post(&self, path: &str, body: Value) -> Value {
-        let mut resp = self
-            .agent
-            .post(&format!("{}{path}", self.base))
-            .send_json(&body)
-            .unwrap_or_else(|e| panic!("WebDriver POST {path}: {e}"));
-        let status = resp.status().as_u16();
-        let json: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
-        Self::check("POST", path, status, json)
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let mut resp = self
-            .agent
-            .get(&format!("{}{path}", self.base))
-            .call()
-            .unwrap_or_else(|e| panic!("WebDriver GET {path}: {e}"));
-        let status = resp.status().as_u16();
-        let json: Value = resp
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024 * 1024)
-            .read_json()
-            .unwrap_or(Value::Null);
-        Self::check("GET", path, status, json)
-    }
-
-    fn delete(&self, path: &str) {
-        let _ = self.agent.delete(&format!("{}{path}", self.base)).call();
-    }
-
-    fn wait_until_up(&self, deadline: Duration) {
-        let start = Instant::now();
-        let addr = self.base.trim_start_matches("http://").to_string();
-        while TcpStream::connect(&addr).is_err() {
-            assert!(
-                start.elapsed() < deadline,
-                "tauri-driver never listened on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-/// One running app window (a WebDriver session); deleting the session closes the app.
-struct Session<'a> {
-    driver: &'a WebDriver,
-    id: String,
-}
-
-impl<'a> Session<'a> {
-    fn launch(driver: &'a WebDriver, app: &Path) -> Self {
-        let body = json!({
-            "capabilities": {
-                "alwaysMatch": {
-                    "tauri:options": { "application": app.display().to_string() }
-                }
-            }
-        });
-        // tauri-driver accepts connections before its native driver (WebKitWebDriver) does and
-        // drops the proxied request meanwhile: retry transport errors only, never HTTP errors.
-        let started = Instant::now();
-        let value = loop {
-            match driver
-                .agent
-                .post(&format!("{}/session", driver.base))
-                .send_json(&body)
-            {
-                Ok(mut resp) => {
-                    let status = resp.status().as_u16();
-                    let json: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
-                    break WebDriver::check("POST", "/session", status, json);
-                }
-                Err(e) if started.elapsed() < Duration::from_secs(30) => {
-                    eprintln!("WebDriver not ready yet ({e}); retrying");
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-                Err(e) => panic!("WebDriver POST /session: {e}"),
-            }
-        };
-        let id = value["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no sessionId in {value}"))
-            .to_string();
-        Session { driver, id }
-    }
-
-    fn path(&self, rest: &str) -> String {
-        format!("/session/{}{rest}", self.id)
-    }
-
-    fn script(&self, script: &str) -> Value {
-        self.driver.post(
-            &self.path("/execute/sync"),
-            json!({ "script": script, "args": [] }),
-        )
-    }
-
-    /// Waits for an element matching `css`, returning its WebDriver id.
-    fn wait_for(&self, css: &str, timeout: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            let found = self.script(&format!(
-                "return document.querySelector({}) !== null;",
-                json!(css)
+/// Waits until `path` holds exactly the bytes of `source` (an export is written then renamed,
+/// so a partial file may be seen first).
+fn wait_same_file(s: &Session, path: &Path, source: &Path) {
+    let want_len = std::fs::metadata(source).unwrap().len();
+    let start = Instant::now();
+    while std::fs::metadata(path).map(|m| m.len()).ok() != Some(want_len) {
+        if start.elapsed() > LONG {
+            s.fail(&format!(
+                "exported file {} never reached {want_len} bytes",
+                path.display()
             ));
-            if found == json!(true) {
-                let el = self.driver.post(
-                    &self.path("/element"),
-                    json!({ "using": "css selector", "value": css }),
-                );
-                return el[ELEMENT_KEY]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("no element id in {el}"))
-                    .to_string();
-            }
-            if start.elapsed() > timeout {
-                let html = self.script("return document.body ? document.body.innerText : '';");
-                panic!("no element `{css}` after {timeout:?}; page text: {html}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
         }
+        std::thread::sleep(Duration::from_millis(100));
     }
-
-    fn text(&self, element: &str) -> String {
-        self.driver
-            .get(&self.path(&format!("/element/{element}/text")))
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    fn click(&self, element: &str) {
-        self.driver
-            .post(&self.path(&format!("/element/{element}/click")), json!({}));
-    }
-
-    /// Captures the app window from the X server (ImageMagick `import`): WebKitWebDriver's own
-    /// screenshot command hangs under Xvfb without a GPU, and this shows the real window anyway.
-    fn screenshot(&self, display: &str, file: &Path) {
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        let out = Command::new("import")
-            .args(["-display", display, "-window", "LabVault"])
-            .arg(format!("png:{}", file.display()))
-            .output()
-            .expect("run ImageMagick import (apt: imagemagick)");
-        assert!(
-            out.status.success(),
-            "screenshot failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let png = std::fs::read(file).unwrap();
-        assert!(png.starts_with(b"\x89PNG"), "screenshot is not a PNG");
-        eprintln!("saved screenshot {}", file.display());
+    let (got, want) = (common::sha256_file(path), common::sha256_file(source));
+    if got != want {
+        s.fail(&format!(
+            "exported {} has SHA-256 {got}, the imported source has {want}",
+            path.display()
+        ));
     }
 }
 
-impl Drop for Session<'_> {
-    fn drop(&mut self) {
-        self.driver.delete(&self.path(""));
-    }
+/// Fetches `url` from inside the page (as the UI does) and reports status, length and, when
+/// WebCrypto is available, the body's SHA-256.
+fn fetch_in_page(s: &Session, url: &str, range: Option<&str>) -> serde_json::Value {
+    s.script_async(
+        "const [url, range, done] = arguments;
+         const headers = range ? { Range: range } : {};
+         fetch(url, { headers })
+           .then(async r => {
+             const buf = await r.arrayBuffer();
+             let sha256 = null;
+             if (crypto.subtle) {
+               const d = new Uint8Array(await crypto.subtle.digest('SHA-256', buf));
+               sha256 = Array.from(d).map(b => b.toString(16).padStart(2, '0')).join('');
+             }
+             done({ status: r.status, len: buf.byteLength, sha256 });
+           })
+           .catch(e => done({ status: -1, error: String(e) }));",
+        json!([url, range]),
+    )
 }
 
-/// Creates a vault at `dir` with the real `labvault init` when the CLI binary was built next to
-/// the app; otherwise writes a stand-in key file (the status check only looks for it).
-fn create_vault(app_bin: &Path, dir: &Path, home: &Path) {
-    let cli = app_bin.with_file_name("labvault");
-    if cli.is_file() {
-        let out = Command::new(&cli)
-            .args(["--vault"])
-            .arg(dir)
-            .arg("init")
-            .env("LABVAULT_NEW_PASSPHRASE", "correct horse battery staple 42")
-            .env("LABVAULT_KDF", "floor")
-            .env_remove("XDG_DATA_HOME")
-            .env("HOME", home)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run labvault init");
-        assert!(
-            out.status.success(),
-            "labvault init failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        eprintln!("created the vault with {}", cli.display());
-    } else {
-        eprintln!(
-            "NOTE: {} not built; creating a stand-in vault.key for the status check",
-            cli.display()
-        );
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(dir.join("vault.key"), b"stand-in key file").unwrap();
+/// Waits for the progress panel to report `done` at 100 % (after an import or export).
+fn wait_progress_done(s: &Session) {
+    s.wait("progress-panel", Cond::Attr("data-state", "done"), LONG);
+    let pct = s.script(
+        "const p = document.querySelector(arguments[0]);
+         if (!p) return null;
+         if (p instanceof HTMLProgressElement) return p.max > 0 ? 100 * p.value / p.max : null;
+         const now = Number(p.getAttribute('aria-valuenow'));
+         const max = Number(p.getAttribute('aria-valuemax') || 100);
+         return max > 0 ? 100 * now / max : null;",
+        json!([tid("progress-overall")]),
+    );
+    if pct.as_f64().is_none_or(|p| (p - 100.0).abs() > 0.01) {
+        s.fail(&format!("overall progress is {pct}%, expected 100%"));
     }
-    assert!(dir.join("vault.key").is_file());
 }
 
 #[test]
-fn e2e_window_reports_missing_then_found_vault() {
-    if !cfg!(target_os = "linux") {
-        let _ = unavailable("tauri-driver + WebKitWebDriver end-to-end tests only run on Linux");
-        return;
-    }
-    if !cfg!(feature = "custom-protocol") {
-        let _ = unavailable(
-            "built without `--features custom-protocol`, so the app would load the dev server \
-             instead of the bundled UI; run `cargo test --features custom-protocol`",
-        );
-        return;
-    }
-    let app_bin = PathBuf::from(env!("CARGO_BIN_EXE_labvault-app"));
-    let Some(tauri_driver) = find_in_path("tauri-driver") else {
-        let _ = unavailable("tauri-driver not found (cargo install tauri-driver --locked)");
-        return;
-    };
-    if !Path::new(WEBKIT_DRIVER).is_file() {
-        let _ = unavailable("WebKitWebDriver not found (apt: webkit2gtk-driver)");
-        return;
-    }
-    let index = Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/dist/index.html");
-    assert!(
-        index.is_file(),
-        "ui/dist is missing: run `npm --prefix ui run build` before building the app"
-    );
-
-    let _xvfb;
-    let display = match std::env::var("DISPLAY") {
-        Ok(d) if !d.is_empty() => d,
-        _ => match start_xvfb() {
-            Ok((reaper, display)) => {
-                _xvfb = reaper;
-                display
-            }
-            Err(reason) => {
-                let _ = unavailable(&reason);
-                return;
-            }
-        },
-    };
-
-    // A private HOME/XDG tree: the app must find no vault until we create one.
+fn e2e_app_scenario() {
+    // A private HOME/XDG tree: the app must find no vault until it creates one.
     let sandbox = tempfile::tempdir().unwrap();
-    // XDG_DATA_HOME is unset so the common `~/.local/share` rule is what gets exercised.
     let home = sandbox.path().join("home").join("ada");
     std::fs::create_dir_all(&home).unwrap();
     let vault_dir = home.join(".local/share/labvault/vault");
 
-    let port = free_port();
-    let native_port = free_port();
-    let mut driver_log = tempfile::NamedTempFile::new().unwrap();
-    let driver_proc = Command::new(&tauri_driver)
-        .args(["--port", &port.to_string()])
-        .args(["--native-port", &native_port.to_string()])
-        .args(["--native-driver", WEBKIT_DRIVER])
-        .env("DISPLAY", &display)
-        .env("HOME", &home)
-        .env_remove("XDG_DATA_HOME")
-        .env("XDG_CONFIG_HOME", sandbox.path().join("config"))
-        .env("XDG_CACHE_HOME", sandbox.path().join("cache"))
-        .env("XDG_STATE_HOME", sandbox.path().join("state"))
-        // Software rendering: Xvfb has no GPU, and DMA-BUF renderer probing only adds noise.
-        .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
-        .env("LIBGL_ALWAYS_SOFTWARE", "1")
-        .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
-        .stdout(driver_log.reopen().unwrap())
-        .stderr(driver_log.reopen().unwrap())
-        .spawn()
-        .expect("start tauri-driver");
-    let _driver_proc = Reaper(driver_proc);
-    let driver = WebDriver::new(port);
-    driver.wait_until_up(Duration::from_secs(20));
-    let native = format!("127.0.0.1:{native_port}");
-    let start = Instant::now();
-    while TcpStream::connect(&native).is_err() && start.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(100));
+    // Test data: an image, a table, a note, and 20 MiB of random bytes (several chunks, long
+    // enough for progress events).
+    let data = sandbox.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let png = data.join("sample.png");
+    let csv = data.join("sample.csv");
+    let txt = data.join("notes.txt");
+    let big = data.join("random.bin");
+    common::write_png(&png);
+    std::fs::write(
+        &csv,
+        "station,depth_m,chlorophyll\nA1,5,2.41\nA2,10,1.98\nB1,5,3.07\n",
+    )
+    .unwrap();
+    std::fs::write(&txt, "Sampling notes: calm sea, 14 C, nets rinsed twice.\n").unwrap();
+    common::write_random_file(&big, 20 * 1024 * 1024, 0x5EED);
+    let import_list = std::env::join_paths([&png, &csv, &txt, &big]).unwrap();
+    let import_list = Path::new(&import_list);
+    let export_dir = sandbox.path().join("export");
+    std::fs::create_dir_all(&export_dir).unwrap();
+    let audit_csv = sandbox.path().join("audit-export.csv");
+    let recovery_out = sandbox.path().join("recovery-key.txt");
+
+    let env: Vec<(&str, &Path)> = vec![
+        ("LABVAULT_E2E_PICK_IMPORT", import_list),
+        ("LABVAULT_E2E_PICK_DIR", &export_dir),
+        ("LABVAULT_E2E_SAVE_PATH", &audit_csv),
+        ("LABVAULT_E2E_RECOVERY_OUT", &recovery_out),
+        // Minimum Argon2id cost (honoured only with the e2e-hooks feature): the KDF is not
+        // what this test is about, and a debug build on 2 cores would spend seconds per unlock.
+        ("LABVAULT_KDF", Path::new("floor")),
+    ];
+    let Some(mut h) = Harness::start(&env, &home, sandbox.path()) else {
+        return;
+    };
+    if !cfg!(feature = "e2e-hooks") {
+        let _ = common::unavailable(
+            "built without `--features labvault-app/e2e-hooks`, so file dialogs would be native \
+             and cannot be driven; run `cargo test --features \
+             labvault-app/custom-protocol,labvault-app/e2e-hooks -- e2e_`",
+        );
+        return;
     }
 
-    let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // 1. First launch: no vault at the default location.
-        {
-            let s = Session::launch(&driver, &app_bin);
-            let el = s.wait_for("[data-vault-exists]", Duration::from_secs(60));
-            let text = s.text(&el);
-            assert!(
-                text.contains(&format!("No vault yet at {}", vault_dir.display())),
-                "expected the no-vault message naming {}, got: {text}",
-                vault_dir.display()
-            );
-            assert!(!vault_dir.exists(), "checking must not create the vault");
-
-            // Security settings are live in the real webview.
-            assert_eq!(
-                s.script("return typeof window.__TAURI__;"),
-                json!("undefined")
-            );
-            assert_eq!(
-                s.script("return Object.isFrozen(Object.prototype);"),
-                json!(true),
-                "freezePrototype must be on"
-            );
-            let url = s.driver.get(&s.path("/url"));
-            assert!(
-                url.as_str()
-                    .is_some_and(|u| u.starts_with("tauri://localhost")),
-                "app must serve the bundled UI, got {url}"
-            );
-            s.screenshot(&display, &screenshots.join("first-run-no-vault.png"));
-
-            // Remote navigation is refused: the page stays the app.
-            s.script("window.location.href = 'https://example.com/'; return null;");
-            std::thread::sleep(Duration::from_millis(800));
-            let url = s.driver.get(&s.path("/url"));
-            assert!(
-                url.as_str()
-                    .is_some_and(|u| u.starts_with("tauri://localhost")),
-                "navigation to a remote URL must be blocked, now at {url}"
-            );
-
-            // 2. A vault appears; "Check again" picks it up without a restart.
-            create_vault(&app_bin, &vault_dir, &home);
-            let button = s.wait_for("[data-vault-exists] button", Duration::from_secs(5));
-            s.click(&button);
-            let el = s.wait_for("[data-vault-exists='true']", Duration::from_secs(20));
-            assert!(s.text(&el).contains("Vault found at"));
-        }
-
-        // 3. A fresh launch finds the vault straight away.
-        let s = Session::launch(&driver, &app_bin);
-        let el = s.wait_for("[data-vault-exists]", Duration::from_secs(60));
-        let text = s.text(&el);
-        assert!(
-            text.contains(&format!("Vault found at {}", vault_dir.display())),
-            "expected the vault-found message, got: {text}"
+        let s = Session::launch(&h);
+        let recovery = scenario(
+            &s,
+            &vault_dir,
+            &recovery_out,
+            &[&png, &csv, &txt, &big],
+            &export_dir,
+            &audit_csv,
         );
-        s.screenshot(&display, &screenshots.join("vault-found.png"));
+        drop(s);
+        // Nothing the user typed or imported may sit in plaintext anywhere the app writes: the
+        // vault, its logs, WebKit's caches and storage (HOME and the XDG dirs).
+        let logs = home.join(".local/share/org.labvault.desktop/logs");
+        let secrets = [
+            PASSPHRASE,
+            WRONG_PASSPHRASE,
+            recovery.as_str(),
+            PROJECT,
+            "sample.csv",
+            "chlorophyll",
+            "nets rinsed",
+        ];
+        let xdg = ["cache", "config", "state"].map(|d| sandbox.path().join(d));
+        for dir in [&home, &xdg[0], &xdg[1], &xdg[2]] {
+            if let Some((file, secret)) = find_plaintext(dir, &secrets) {
+                panic!("`{secret}` is in plaintext in {}", file.display());
+            }
+        }
+        assert!(
+            logs.is_dir(),
+            "the app wrote no log directory at {}",
+            logs.display()
+        );
     }));
     if let Err(panic) = result {
-        let mut log = String::new();
-        let _ = driver_log.as_file_mut().read_to_string(&mut log);
-        eprintln!("---- tauri-driver / WebKitWebDriver / app output ----\n{log}");
+        eprintln!(
+            "---- tauri-driver / WebKitWebDriver / app output ----\n{}",
+            h.driver_output()
+        );
+        eprintln!("screenshots of this run: {}", h.run_dir.display());
         std::panic::resume_unwind(panic);
     }
+}
+
+/// The first file under `dir` (recursively) containing one of `needles`, and which one
+/// (GNU grep: fast over the encrypted blobs, unlike a byte loop in this unoptimised test).
+fn find_plaintext(dir: &Path, needles: &[&str]) -> Option<(std::path::PathBuf, String)> {
+    for n in needles {
+        let out = std::process::Command::new("grep")
+            .args(["-rlaF", "--", n])
+            .arg(dir)
+            .output()
+            .expect("run grep");
+        if let Some(file) = String::from_utf8_lossy(&out.stdout).lines().next() {
+            return Some((file.into(), n.to_string()));
+        }
+    }
+    None
+}
+
+/// Runs the whole user journey in one app session; returns the recovery key it was shown.
+fn scenario(
+    s: &Session,
+    vault_dir: &Path,
+    recovery_out: &Path,
+    files: &[&Path; 4],
+    export_dir: &Path,
+    audit_csv: &Path,
+) -> String {
+    let [png, csv, txt, big] = *files;
+
+    // ---- First run: the security settings are live, and there is no vault yet.
+    s.step("first run");
+    s.wait("screen-first-run", Cond::Visible, Duration::from_secs(60));
+    if s.script("return typeof window.__TAURI__;", json!([])) != json!("undefined") {
+        s.fail("window.__TAURI__ is exposed (withGlobalTauri must be off)");
+    }
+    if s.script("return Object.isFrozen(Object.prototype);", json!([])) != json!(true) {
+        s.fail("Object.prototype is not frozen (freezePrototype must be on)");
+    }
+    if !s.url().starts_with("tauri://localhost") {
+        s.fail(&format!("app must serve the bundled UI, got {}", s.url()));
+    }
+    assert!(
+        !vault_dir.exists(),
+        "showing first run must not create a vault"
+    );
+    s.screenshot("01-first-run.png");
+
+    // Remote navigation is refused: the page stays the app.
+    s.step("navigation blocked");
+    s.script(
+        "window.location.href = 'https://example.com/'; return null;",
+        json!([]),
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    if !s.url().starts_with("tauri://localhost") {
+        s.fail(&format!(
+            "navigation to a remote URL must be blocked, now at {}",
+            s.url()
+        ));
+    }
+    s.wait("screen-first-run", Cond::Visible, SHORT);
+
+    // ---- Create the vault: passphrase twice, then confirm the recovery key's last group.
+    s.step("create vault");
+    s.type_into("create-passphrase", PASSPHRASE);
+    s.type_into("create-confirm", PASSPHRASE);
+    s.click("create-submit");
+    s.wait("recovery-last-group", Cond::Visible, LONG);
+    let start = Instant::now();
+    let recovery = loop {
+        match std::fs::read_to_string(recovery_out) {
+            Ok(k) if !k.trim().is_empty() => break k.trim().to_string(),
+            _ if start.elapsed() > SHORT => s.fail(&format!(
+                "the e2e-hooks build did not write the recovery key to {}",
+                recovery_out.display()
+            )),
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    let last_group = recovery.rsplit('-').next().unwrap().to_string();
+    assert!(
+        vault_dir.join("vault.key").is_file(),
+        "vault.key was not created"
+    );
+    assert_no_secret_in_dom(
+        s,
+        &[PASSPHRASE, &recovery],
+        "while confirming the recovery key",
+    );
+    s.screenshot("02-recovery-confirm.png");
+    s.type_into("recovery-last-group", &last_group);
+    s.click("recovery-confirm");
+    s.wait("screen-workspace", Cond::Visible, SHORT);
+    assert_no_secret_in_dom(s, &[PASSPHRASE, &recovery], "after creating the vault");
+
+    // ---- Lock, then a wrong passphrase is refused with its code, then the right one opens.
+    s.step("lock");
+    s.click("lock-button");
+    s.wait("screen-unlock", Cond::Visible, SHORT);
+    s.wait("screen-workspace", Cond::Gone, SHORT);
+    s.screenshot("03-unlock.png");
+
+    s.step("unlock with a wrong passphrase");
+    s.type_into("unlock-passphrase", WRONG_PASSPHRASE);
+    s.click("unlock-submit");
+    s.wait(
+        "unlock-error",
+        Cond::Attr("data-code", "wrong_passphrase"),
+        LONG,
+    );
+    if s.count_css(&tid("screen-workspace")) != 0 {
+        s.fail("a wrong passphrase opened the workspace");
+    }
+    s.screenshot("04-unlock-wrong-passphrase.png");
+
+    s.step("unlock with the right passphrase");
+    s.type_into("unlock-passphrase", PASSPHRASE);
+    s.click("unlock-submit");
+    s.wait("screen-workspace", Cond::Visible, LONG);
+    assert_no_secret_in_dom(
+        s,
+        &[PASSPHRASE, WRONG_PASSPHRASE, &recovery],
+        "after unlocking",
+    );
+
+    // ---- A project, then import four files through the (hooked) file dialog.
+    s.step("create project");
+    s.click("new-project");
+    s.type_into("new-project-name", PROJECT);
+    s.click("new-project-submit");
+    let project = format!("project-{PROJECT}");
+    s.wait(&project, Cond::Visible, SHORT);
+    s.click(&project);
+    s.click("area-tab-uploads");
+
+    s.step("import files");
+    s.click("import-files");
+    s.wait("progress-panel", Cond::Present, SHORT);
+    wait_progress_done(s);
+    s.wait("item-row", Cond::Count(4), SHORT);
+    s.screenshot("05-import-done.png");
+
+    // ---- Preview: the image is decrypted in memory and served by the lvpreview:// scheme.
+    s.step("preview image");
+    select_item(s, "sample.png");
+    let want_sha = common::sha256_file(png);
+    s.wait("item-sha256", Cond::Text(&want_sha), SHORT);
+    s.wait("preview-image", Cond::Present, SHORT);
+    s.wait_js(
+        "the preview <img> to load",
+        "const i = document.querySelector(arguments[0]);
+         return !!i && i.complete && i.naturalWidth > 0;",
+        json!([tid("preview-image")]),
+        SHORT,
+    );
+    let img = s.script(
+        "const i = document.querySelector(arguments[0]);
+         return [i.currentSrc || i.src, i.naturalWidth, i.naturalHeight];",
+        json!([tid("preview-image")]),
+    );
+    // The UI fetches the decrypted bytes from lvpreview:// and shows them from an in-memory
+    // blob: URL (never a file).
+    if !img[0].as_str().is_some_and(|u| u.starts_with("blob:")) {
+        s.fail(&format!(
+            "the preview must be an in-memory blob: URL, got {}",
+            img[0]
+        ));
+    }
+    if img[1] != json!(320) || img[2] != json!(200) {
+        s.fail(&format!(
+            "the preview is {}x{}, the image is 320x200",
+            img[1], img[2]
+        ));
+    }
+    s.screenshot("06-preview-image.png");
+
+    // The scheme itself: full body = the source bytes, and a Range request gets a 206 slice.
+    s.step("lvpreview scheme");
+    let png_id = s
+        .attr("item-details", "data-item-id")
+        .unwrap_or_else(|| s.fail("item-details has no data-item-id"));
+    let preview_url = format!("lvpreview://localhost/item/{png_id}");
+    let fetched = fetch_in_page(s, &preview_url, None);
+    let png_len = std::fs::metadata(png).unwrap().len();
+    if fetched["status"] != json!(200) || fetched["len"] != json!(png_len) {
+        s.fail(&format!(
+            "GET {preview_url}: {fetched}, expected 200 with {png_len} bytes"
+        ));
+    }
+    if fetched["sha256"].as_str().is_some_and(|h| h != want_sha) {
+        s.fail(&format!(
+            "lvpreview served other bytes: {fetched}, source SHA-256 {want_sha}"
+        ));
+    }
+    let ranged = fetch_in_page(s, &preview_url, Some("bytes=0-99"));
+    if ranged["status"] != json!(206) || ranged["len"] != json!(100) {
+        s.fail(&format!(
+            "Range bytes=0-99 of {preview_url}: {ranged}, expected 206 with 100 bytes"
+        ));
+    }
+
+    s.step("preview csv");
+    select_item(s, "sample.csv");
+    s.wait("preview-table", Cond::Text("chlorophyll"), SHORT);
+    s.wait("preview-table", Cond::Text("3.07"), SHORT);
+    s.screenshot("07-preview-csv.png");
+
+    s.step("preview text");
+    select_item(s, "notes.txt");
+    s.wait("preview-text", Cond::Text("nets rinsed twice"), SHORT);
+
+    // ---- Export (hooked directory dialog) and compare the bytes with the source.
+    s.step("export");
+    select_item(s, "random.bin");
+    s.click("item-export");
+    wait_same_file(s, &export_dir.join("random.bin"), big);
+    wait_progress_done(s);
+    select_item(s, "sample.png");
+    s.click("item-export");
+    wait_same_file(s, &export_dir.join("sample.png"), png);
+
+    // ---- Delete, find it under "show deleted", restore.
+    s.step("delete");
+    select_item(s, "notes.txt");
+    s.click("item-delete");
+    let notes_row = format!("{}[data-path$=\"notes.txt\"]", tid("item-row"));
+    s.wait_css(&notes_row, Cond::Gone, SHORT);
+    s.wait("item-row", Cond::Count(3), SHORT);
+
+    s.step("restore");
+    s.click("show-deleted");
+    s.wait_css(&notes_row, Cond::Visible, SHORT);
+    select_item(s, "notes.txt");
+    s.screenshot("08-show-deleted.png");
+    s.click("item-restore");
+    s.click("show-deleted");
+    s.wait("item-row", Cond::Count(4), SHORT);
+    s.wait_css(&notes_row, Cond::Visible, SHORT);
+
+    // ---- Legal hold: deletion of a held item is refused with the `on_hold` code.
+    s.step("legal hold");
+    select_item(s, "sample.csv");
+    s.click("item-hold");
+    s.type_into(
+        "hold-reason",
+        "Litigation hold: cruise 2026-11 data request",
+    );
+    s.click("hold-submit");
+    s.wait("item-on-hold", Cond::Visible, SHORT);
+    s.step("delete refused on hold");
+    s.click("item-delete");
+    s.wait_css(
+        &format!("{}[data-code=\"on_hold\"]", tid("error-banner")),
+        Cond::Visible,
+        SHORT,
+    );
+    s.wait_css(
+        &format!("{}[data-path$=\"sample.csv\"]", tid("item-row")),
+        Cond::Visible,
+        SHORT,
+    );
+    s.screenshot("09-delete-refused-on-hold.png");
+    let _ = (csv, txt);
+
+    // ---- Audit log: filter by action, the chain verifies, export the filtered rows to CSV.
+    s.step("audit log");
+    s.click("nav-audit");
+    s.wait("screen-audit", Cond::Visible, SHORT);
+    s.wait("audit-row", Cond::AtLeast(5), SHORT);
+    s.wait("audit-verify-badge", Cond::Attr("data-state", "ok"), LONG);
+    s.type_into("audit-filter-action", "data.import");
+    s.click("audit-apply");
+    s.wait_js(
+        "only data.import rows (at least one per imported file)",
+        "const rows = Array.from(document.querySelectorAll(arguments[0]));
+         return rows.length >= 4
+             && rows.every(r => (r.getAttribute('data-action') || '').startsWith('data.import'));",
+        json!([tid("audit-row")]),
+        SHORT,
+    );
+    let shown = s.count_css(&tid("audit-row"));
+    s.screenshot("10-audit-log.png");
+
+    s.step("audit export csv");
+    s.click("audit-export-csv");
+    let start = Instant::now();
+    let exported = loop {
+        let text = std::fs::read_to_string(audit_csv).unwrap_or_default();
+        // Header + the filtered events, each ending in a newline, once the export is complete.
+        if text.lines().count() > shown && text.ends_with('\n') {
+            break text;
+        }
+        if start.elapsed() > SHORT {
+            s.fail(&format!(
+                "audit CSV {} not written (has {} lines)",
+                audit_csv.display(),
+                text.lines().count()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let rows: Vec<&str> = exported.lines().skip(1).filter(|l| !l.is_empty()).collect();
+    if rows.len() != shown || !rows.iter().all(|r| r.contains("data.import")) {
+        s.fail(&format!(
+            "the exported CSV should hold exactly the {shown} filtered data.import events:\n{exported}"
+        ));
+    }
+
+    // ---- The other main screens, for the record.
+    s.step("retention");
+    s.click("nav-retention");
+    s.wait("screen-retention", Cond::Visible, SHORT);
+    s.wait("retention-summary", Cond::Visible, SHORT);
+    s.screenshot("11-retention.png");
+
+    s.step("settings");
+    s.click("nav-settings");
+    s.wait("screen-settings", Cond::Visible, SHORT);
+    s.wait("settings-versions", Cond::Visible, SHORT);
+    s.screenshot("12-settings.png");
+
+    // ---- Locking clears everything sensitive from the UI.
+    s.step("lock clears the UI");
+    s.click("nav-workspace");
+    s.wait("item-row", Cond::AtLeast(1), SHORT);
+    s.click("lock-button");
+    s.wait("screen-unlock", Cond::Visible, SHORT);
+    assert_no_secret_in_dom(
+        s,
+        &[
+            PROJECT,
+            "sample.csv",
+            "random.bin",
+            "chlorophyll",
+            &want_sha,
+        ],
+        "after locking (project names, file names, contents and hashes must be cleared)",
+    );
+    s.step("lvpreview refuses when locked");
+    // The scheme answers 403; WebKit may surface that as a failed load (the refusal carries no
+    // CORS headers). Either way no byte of the item reaches the page.
+    let locked = fetch_in_page(s, &preview_url, None);
+    let refused = locked["status"] == json!(403) || locked["status"] == json!(-1);
+    if !refused || locked["len"].as_u64().is_some_and(|n| n > 0) {
+        s.fail(&format!(
+            "GET {preview_url} while locked: {locked}, expected a refusal"
+        ));
+    }
+    recovery
 }
