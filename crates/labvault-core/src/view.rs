@@ -351,7 +351,7 @@ mod tests {
 
     #[test]
     fn ranges_decrypt_exact_bytes_across_chunks_and_are_audited_once() {
-        let data: Vec<u8> = (0..(2_500_000u32)).map(|i| (i * 7 % 251) as u8).collect();
+        let data: Vec<u8> = (0..2_500_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let (_t, mut v) = vault_with(&[("big.bin", data.clone())]);
         let item = v
             .find_item(Some("p"), None, "big.bin", &[ItemState::Active])
