@@ -96,6 +96,11 @@ CLI_TOTAL_MS=$(( $(now_ms) - t0 ))
 CLI_IMPORT_MS=$(( CLI_TOTAL_MS - CLI_UNLOCK_MS ))
 echo "   total ${CLI_TOTAL_MS} ms, minus unlock+list ${CLI_UNLOCK_MS} ms = ${CLI_IMPORT_MS} ms"
 
+# The app's unlock screen offers the keyring when its settings say this device remembers the
+# vault (the CLI's `remember` stored the key; the app's own checkbox would also set this hint).
+mkdir -p "$WORK/config/org.labvault.desktop"
+echo '{"rememberedOnDevice": true}' > "$WORK/config/org.labvault.desktop/settings.json"
+
 # ---- X display and WebDriver
 exec 3> "$WORK/display"
 Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 2>/dev/null &
