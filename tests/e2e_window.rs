@@ -48,26 +48,26 @@ fn select_item(s: &Session, name: &str) {
     s.wait("item-details", Cond::Text(name), SHORT);
 }
 
-/// Waits until `path` holds exactly the bytes of `source` (an export is written then renamed,
-/// so a partial file may be seen first).
+/// Waits until `path` holds exactly the bytes of `source` (an export may be written in place,
+/// so a partial or preallocated file may be seen first; the hash is rechecked until it matches).
 fn wait_same_file(s: &Session, path: &Path, source: &Path) {
     let want_len = std::fs::metadata(source).unwrap().len();
+    let want = common::sha256_file(source);
     let start = Instant::now();
-    while std::fs::metadata(path).map(|m| m.len()).ok() != Some(want_len) {
+    loop {
+        let len = std::fs::metadata(path).map(|m| m.len()).ok();
+        if len == Some(want_len) && common::sha256_file(path) == want {
+            return;
+        }
         if start.elapsed() > LONG {
+            let got = len.map(|_| common::sha256_file(path));
             s.fail(&format!(
-                "exported file {} never reached {want_len} bytes",
+                "exported {} never matched the source ({want_len} bytes, SHA-256 {want}); \
+                 it has {len:?} bytes, SHA-256 {got:?}",
                 path.display()
             ));
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let (got, want) = (common::sha256_file(path), common::sha256_file(source));
-    if got != want {
-        s.fail(&format!(
-            "exported {} has SHA-256 {got}, the imported source has {want}",
-            path.display()
-        ));
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
