@@ -386,10 +386,14 @@ function PoliciesCard({ projects, onSaved, onError }: { projects: Project[]; onS
     return pp ? { overrides: pp.overrides, effective: pp.effective } : { overrides: fullPeriods({}), effective: policies.effective };
   }, [policies, scope]);
 
-  useEffect(() => {
+  // Reset the form while rendering (not in an effect) when the stored policy or scope changes, so
+  // an edit made right after loading can never be overwritten by a late reset.
+  const [draftSource, setDraftSource] = useState(current);
+  if (draftSource !== current) {
+    setDraftSource(current);
     setDraft(fullPeriods(current ? current.overrides : {}));
     setSaveError(null);
-  }, [current]);
+  }
 
   const enterprise = policies?.plan === "enterprise";
   const problems = Object.fromEntries(POLICY_FIELDS.map(({ field }) => [field, periodProblem(field, draft[field] ?? "")]));
