@@ -3,8 +3,9 @@
 //! `cargo run --release -p labvault-core --example import_bench -- SRC_DIR VAULT_DIR`
 //! `cargo run --release -p labvault-core --example import_bench -- --catalog WORK_DIR`
 //! (the second form times the catalog rows of a 10,000-file import alone, in groups of 256
-//! per transaction, with SQLCipher's `cipher_memory_security` ON (as the vault) or, with a
-//! third argument `OFF`, off: one setting per process, as it is process-wide).
+//! per transaction, keyed like the vault's catalog (cipher format v2), with SQLCipher's
+//! `cipher_memory_security` off (as the vault) or, with a third argument `ON`, on: one setting
+//! per process, as SQLCipher can only switch it on, process-wide).
 //!
 //! Creates a fresh vault at VAULT_DIR (must not exist; floor KDF), imports SRC_DIR (a tree of
 //! files, e.g. made by `bench/` scripts or `python3` one-liners) into project `bench`/`uploads`
@@ -22,7 +23,7 @@ fn main() {
     if args.len() >= 3 && args[1] == "--catalog" {
         catalog_bench(
             PathBuf::from(&args[2]),
-            args.get(3).map_or("ON", |s| s.as_str()),
+            args.get(3).map_or("OFF", |s| s.as_str()),
         );
         return;
     }
@@ -76,7 +77,7 @@ fn main() {
 /// Catalog cost per imported file, outside the vault: the same schema, pragmas and row shapes
 /// as an import (items + item_versions + one audit row per file, 256 per transaction).
 fn catalog_bench(work: PathBuf, memsec: &str) {
-    use rusqlite::{params, Connection};
+    use rusqlite::params;
     // UPSERT=1: the item row as the vault writes it (one upsert with RETURNING); else a
     // SELECT of the active path plus an INSERT.
     let upsert = std::env::var_os("UPSERT").is_some();
@@ -84,13 +85,17 @@ fn catalog_bench(work: PathBuf, memsec: &str) {
     {
         let path = work.join(format!("catalog-{memsec}.db"));
         let _ = std::fs::remove_file(&path);
-        let conn = Connection::open(&path).expect("open");
-        conn.execute_batch(&format!(
-            "PRAGMA key = \"x'{}'\"; PRAGMA cipher_memory_security = {memsec};
-             PRAGMA temp_store = MEMORY; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+        // Keyed and set up as the vault's catalog (cipher format v2, memory security off).
+        let root = labvault_crypto::RootKey::generate();
+        let conn = labvault_core::catalog::open_raw(&path, &root.catalog_key()).expect("open");
+        if memsec.eq_ignore_ascii_case("ON") {
+            conn.execute_batch("PRAGMA cipher_memory_security = ON;")
+                .expect("memory security");
+        }
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
              PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
-            "ab".repeat(32)
-        ))
+        )
         .expect("pragmas");
         if let Ok(kib) = std::env::var("CACHE_KIB") {
             conn.execute_batch(&format!("PRAGMA cache_size = -{kib};"))

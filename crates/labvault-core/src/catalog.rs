@@ -67,6 +67,87 @@ pub fn current_schema_version() -> u32 {
     MIGRATIONS.len() as u32
 }
 
+/// The catalog's SQLCipher page format. Part of the on-disk format: a catalog only opens with
+/// the settings it was written with, so a change needs an upgrade of existing catalogs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CipherFormat {
+    /// Vaults made before the v2 format: SQLCipher 4 defaults (4096-byte pages, HMAC-SHA512
+    /// page MAC, PBKDF2-HMAC-SHA512 for the MAC key). Only read, to upgrade it.
+    V1,
+    /// Current: 4096-byte pages, HMAC-SHA256 page MAC (hardware SHA-256 on current CPUs:
+    /// about 3x cheaper page authentication than HMAC-SHA512 here, same 256-bit keys and
+    /// per-page integrity), PBKDF2-HMAC-SHA256 to derive the MAC key from the raw key.
+    V2,
+}
+
+/// Page size of [`CipherFormat::V2`] catalogs (see docs/vault-layout.md for the measurement
+/// behind it).
+pub const CIPHER_PAGE_SIZE: u32 = 4096;
+
+impl CipherFormat {
+    /// The cipher pragmas for schema `schema` (`main`, or an attached database), to run right
+    /// after the key and before the first read.
+    pub(crate) fn pragmas(self, schema: &str) -> String {
+        let (page, hmac, kdf) = match self {
+            CipherFormat::V1 => (4096, "HMAC_SHA512", "PBKDF2_HMAC_SHA512"),
+            CipherFormat::V2 => (CIPHER_PAGE_SIZE, "HMAC_SHA256", "PBKDF2_HMAC_SHA256"),
+        };
+        format!(
+            "PRAGMA {schema}.cipher_page_size = {page};
+             PRAGMA {schema}.cipher_hmac_algorithm = {hmac};
+             PRAGMA {schema}.cipher_kdf_algorithm = {kdf};"
+        )
+    }
+}
+
+/// Keys a fresh connection with the catalog key in `format` (the key must be the first
+/// statement on the connection), then sets the per-connection options every catalog
+/// connection uses. `cipher_memory_security` is deliberately left at SQLCipher's default (off;
+/// see docs/vault-layout.md, "Catalog cipher settings").
+pub(crate) fn key_connection(
+    conn: &Connection,
+    key: &CatalogKey,
+    format: CipherFormat,
+) -> Result<()> {
+    let pragma = key.sqlcipher_key_pragma_value();
+    let stmt = Zeroizing::new(format!("PRAGMA key = \"{}\";", pragma.as_str()));
+    conn.execute_batch(stmt.as_str())?;
+    drop(stmt);
+    conn.execute_batch(&format.pragmas("main"))?;
+    conn.execute_batch(
+        "PRAGMA temp_store = MEMORY;
+         PRAGMA cipher_log_level = NONE;",
+    )?;
+    Ok(())
+}
+
+/// Keys `conn` (see [`key_connection`]) and does a first real read, which fails (as
+/// `corrupt_catalog`) on a wrong key, a non-database file or the other cipher format.
+pub(crate) fn key_and_probe(
+    conn: &Connection,
+    key: &CatalogKey,
+    format: CipherFormat,
+) -> Result<()> {
+    key_connection(conn, key, format)?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(|e| match Error::from(e) {
+        Error::CorruptCatalog(m) => Error::CorruptCatalog(m),
+        other => Error::CorruptCatalog(other.to_string()),
+    })?;
+    Ok(())
+}
+
+/// Opens a raw rusqlite connection to the catalog at `path` keyed in the current format, for
+/// tools and tests that must reach below the vault API (benchmark set-up, tamper tests).
+/// Performs no checks and no migrations.
+pub fn open_raw(path: &Path, key: &CatalogKey) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    key_connection(&conn, key, CipherFormat::V2)?;
+    Ok(conn)
+}
+
 /// An open, keyed catalog connection.
 pub struct Catalog {
     conn: Connection,
@@ -83,7 +164,9 @@ impl std::fmt::Debug for Catalog {
 impl Catalog {
     /// Opens (or with `create`, creates) the catalog, keys it, checks the key and schema
     /// version, and applies pending migrations. A newer schema is refused before anything is
-    /// written.
+    /// written. A catalog still in the v1 cipher format is first upgraded to
+    /// [`CipherFormat::V2`] (see `catalog_upgrade.rs`); one that reads under neither format is
+    /// `corrupt_catalog` and is left untouched.
     pub fn open(path: &Path, key: &CatalogKey, create: bool) -> Result<Catalog> {
         if !create && !path.exists() {
             return Err(Error::CorruptCatalog(format!(
@@ -94,23 +177,20 @@ impl Catalog {
         let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         if create {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        } else {
+            // Leftovers of an interrupted upgrade: the old catalog is still the valid one.
+            crate::catalog_upgrade::remove_leftovers(path)?;
         }
-        let conn = Connection::open_with_flags(path, flags)?;
-        // The key must be the very first statement on the connection.
-        let pragma = key.sqlcipher_key_pragma_value();
-        let stmt = Zeroizing::new(format!("PRAGMA key = \"{}\";", pragma.as_str()));
-        conn.execute_batch(stmt.as_str())?;
-        drop(stmt);
-        conn.execute_batch(
-            "PRAGMA cipher_memory_security = ON;
-             PRAGMA temp_store = MEMORY;
-             PRAGMA cipher_log_level = NONE;",
-        )?;
-        // First real read: fails with NOTADB on a wrong key or a non-database file.
-        let probe: rusqlite::Result<i64> =
-            conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0));
+        let mut conn = Connection::open_with_flags(path, flags)?;
+        let mut probe = key_and_probe(&conn, key, CipherFormat::V2);
+        if probe.is_err() && !create {
+            drop(conn);
+            crate::catalog_upgrade::upgrade_v1_to_v2(path, key)?;
+            conn = Connection::open_with_flags(path, flags)?;
+            probe = key_and_probe(&conn, key, CipherFormat::V2);
+        }
         if let Err(e) = probe {
-            return Err(match Error::from(e) {
+            return Err(match e {
                 Error::CorruptCatalog(m) => Error::CorruptCatalog(m),
                 other => Error::CorruptCatalog(other.to_string()),
             });
@@ -157,20 +237,8 @@ impl Catalog {
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        let pragma = key.sqlcipher_key_pragma_value();
-        let stmt = Zeroizing::new(format!("PRAGMA key = \"{}\";", pragma.as_str()));
-        conn.execute_batch(stmt.as_str())?;
-        drop(stmt);
-        conn.execute_batch(
-            "PRAGMA cipher_memory_security = ON;
-             PRAGMA temp_store = MEMORY;
-             PRAGMA cipher_log_level = NONE;
-             PRAGMA query_only = ON;",
-        )?;
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .map_err(|e| Error::CorruptCatalog(e.to_string()))?;
+        key_and_probe(&conn, key, CipherFormat::V2)?;
+        conn.execute_batch("PRAGMA query_only = ON;")?;
         Ok(conn)
     }
 

@@ -8,6 +8,7 @@
 pub mod audit;
 mod audited_ops;
 pub mod catalog;
+mod catalog_upgrade;
 pub mod error;
 mod fsutil;
 mod items;

@@ -535,12 +535,8 @@ fn raw_catalog(e: &Env) -> rusqlite::Connection {
     let root = kf
         .unlock_with_passphrase(&Passphrase::new(PASS.into()))
         .unwrap();
-    let c = rusqlite::Connection::open(e.dir.join("catalog.db")).unwrap();
-    c.execute_batch(&format!(
-        "PRAGMA key = \"{}\";",
-        root.catalog_key().sqlcipher_key_pragma_value().as_str()
-    ))
-    .unwrap();
+    let c =
+        labvault_core::catalog::open_raw(&e.dir.join("catalog.db"), &root.catalog_key()).unwrap();
     c.execute_batch("DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete;")
         .unwrap();
     c
