@@ -16,7 +16,14 @@
 #   RATE=3000 DURATION=10s bench/server-load.sh
 #   PATHS="/v1/audit?limit=10 /v1/me" bench/server-load.sh
 #   BIN=/tmp/old/labvault-server bench/server-load.sh   # measure another build as is
+#   WRK=1 bench/server-load.sh                 # also a closed-loop max run with wrk (C, lighter)
 #   cargo install oha --locked                 # the load generator (crates.io)
+#   apt-get install -y wrk time                # optional: wrk; /usr/bin/time for oha's CPU
+#
+# After every run it prints the CPU time the server used (utime+stime from /proc, in µs per
+# answered request) and, with /usr/bin/time, the generator's: on 2 shared cores the
+# generator's share bounds what the server can do, and CPU per request is the figure that
+# does not depend on what else the machine is running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/targets/server}"
@@ -62,14 +69,49 @@ done
 
 OHA_COMMON=(--no-tui --ipv4 --cacert "$DATA/tls/cert.pem" -c "$CONNS" -z "$DURATION"
   -H "Authorization: Bearer $TOKEN")
+server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; } # utime+stime, 1/100 s
+OUT="$DATA/gen.out"
+# measured GENERATOR ARGS...: runs the generator, then prints the CPU used per request.
+measured() {
+  local before after answered gen_cpu=""
+  before=$(server_ticks)
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f "%U %S" -o "$DATA/gen.time" "$@" | tee "$OUT"
+    gen_cpu=$(awk '{print $1 + $2}' "$DATA/gen.time")
+  else
+    "$@" | tee "$OUT"
+  fi
+  after=$(server_ticks)
+  # oha: "[200] N responses" per status; wrk: "N requests in ..." (non-2xx listed apart).
+  answered=$(grep -oE '\[2[0-9][0-9]\] [0-9]+ responses|^ +[0-9]+ requests in' "$OUT" |
+    grep -oE '[0-9]+ (responses|requests)' | awk '{s += $1} END {print s + 0}')
+  python3 - "$before" "$after" "$answered" "$gen_cpu" <<'PY'
+import sys
+b, a, n, g = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+srv = (a - b) / 100
+line = f"--- CPU: server {srv:.2f} s"
+if n:
+    line += f" = {srv / n * 1e6:.0f} µs/request ({n} answered)"
+if g:
+    line += f"; generator {float(g):.2f} s" + (f" = {float(g) / n * 1e6:.0f} µs/request" if n else "")
+print(line)
+PY
+  echo "--- $(uptime)"
+}
 echo "machine: $(nproc) cores; $(uptime)"
 for path in $PATHS; do
   url="https://localhost:$PORT$path"
   "$OHA" --no-tui --ipv4 --cacert "$DATA/tls/cert.pem" -c "$CONNS" -z 3s \
     -H "Authorization: Bearer $TOKEN" -o /dev/null "$url" # warm-up (connections, caches)
   echo "=== GET $path: fixed rate ${RATE} req/s, ${CONNS} connections, ${DURATION}; $(uptime)"
-  "$OHA" "${OHA_COMMON[@]}" -q "$RATE" --latency-correction "$url"
+  measured "$OHA" "${OHA_COMMON[@]}" -q "$RATE" --latency-correction "$url"
   echo "=== GET $path: max throughput, ${CONNS} connections, ${DURATION}; $(uptime)"
-  "$OHA" "${OHA_COMMON[@]}" "$url"
+  measured "$OHA" "${OHA_COMMON[@]}" "$url"
+  if [ -n "${WRK:-}" ]; then
+    # wrk does not verify the certificate; it only generates load on loopback.
+    echo "=== GET $path: max throughput (wrk, ${WRK_THREADS:-1} thread), ${CONNS} connections, ${DURATION}; $(uptime)"
+    measured wrk -t "${WRK_THREADS:-1}" -c "$CONNS" -d "$DURATION" --latency \
+      -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$PORT$path"
+  fi
 done
 echo "after: $(uptime)"

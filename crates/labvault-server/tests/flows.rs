@@ -1668,3 +1668,153 @@ async fn admin_mfa_reset_needs_step_up_and_spares_owners() {
     );
     assert_eq!(ev[3].resource, format!("member/{}", member.id));
 }
+
+/// 200 authorized reads at once: every one is answered only after its audit event is
+/// committed (group commit), and they form one gap-free chain that verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_reads_are_all_audited_in_one_unbroken_chain() {
+    let h = harness().await;
+    let email = h.tenant("lab").await;
+    let owner = h.login("lab", &email).await;
+    let before = h.audit("lab").await.len();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let req = h
+            .client
+            .get(format!("{}/v1/access-review", h.base))
+            .bearer_auth(&owner.access);
+        set.spawn(async move { req.send().await.map(|r| r.status().as_u16()) });
+    }
+    while let Some(r) = set.join_next().await {
+        assert_eq!(r.unwrap().expect("request reaches the server"), 200);
+    }
+    let chain = h.audit("lab").await;
+    assert_eq!(chain.len(), before + 200);
+    assert!(chain.iter().enumerate().all(|(i, e)| e.seq == i as u64 + 1));
+    let views: Vec<_> = chain[before..]
+        .iter()
+        .filter(|e| e.action.as_str() == "access_review.view" && e.result == Outcome::Success)
+        .collect();
+    assert_eq!(views.len(), 200);
+    let (s, v) = h
+        .call("GET", "/v1/audit/verify", Some(&owner.access), None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["events"], before as u64 + 200);
+}
+
+/// The auth and access-review caches never serve a row older than an acknowledged change.
+#[tokio::test]
+async fn cached_reads_see_every_change_at_once() {
+    let h = harness().await;
+    let email = h.tenant("lab").await;
+    let owner = h.login("lab", &email).await;
+    let owner = h.enroll_and_relogin("lab", &owner).await;
+    let member = h
+        .add_member("lab", &owner, "member@lab.test", "viewer")
+        .await;
+    async fn review(h: &Harness, owner: &User) -> serde_json::Value {
+        let (s, v) = h
+            .call("GET", "/v1/access-review", Some(&owner.access), None)
+            .await;
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+    let v = review(&h, &owner).await;
+    assert_eq!(v["entries"].as_array().unwrap().len(), 0);
+    let (s, _) = h
+        .call(
+            "POST",
+            "/v1/projects",
+            Some(&owner.access),
+            Some(json!({"name": "enc:p"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(
+        review(&h, &owner).await["entries"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let (s, inv) = h
+        .call(
+            "POST",
+            "/v1/invitations",
+            Some(&owner.access),
+            Some(json!({"email": "later@lab.test", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(
+        review(&h, &owner).await["pending_invitations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let (s, _) = h
+        .call(
+            "DELETE",
+            &format!(
+                "/v1/invitations/{}",
+                inv["invitation"]["id"].as_str().unwrap()
+            ),
+            Some(&owner.access),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    assert!(review(&h, &owner).await["pending_invitations"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let (s, _) = h
+        .call(
+            "PUT",
+            &format!("/v1/members/{}/role", member.id),
+            Some(&owner.access),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let v = review(&h, &owner).await;
+    let m = v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user_id"] == member.id.as_str())
+        .unwrap();
+    assert_eq!(m["tenant_role"], "admin");
+    assert_eq!(m["admin_without_mfa"], true);
+    // The member's auth row is cached (login read /v1/me); removal refuses the token at once.
+    let (s, _) = h.call("GET", "/v1/me", Some(&member.access), None).await;
+    assert_eq!(s, 200);
+    let (s, _) = h
+        .call(
+            "DELETE",
+            &format!("/v1/members/{}", member.id),
+            Some(&owner.access),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (_, v) = h.call("GET", "/v1/me", Some(&member.access), None).await;
+    assert_eq!(code_of(&v), "unauthorized");
+    // Logout of a session whose auth row is cached.
+    let (s, _) = h
+        .call(
+            "POST",
+            "/v1/auth/logout",
+            None,
+            Some(json!({"refresh_token": owner.refresh})),
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (_, v) = h
+        .call("GET", "/v1/access-review", Some(&owner.access), None)
+        .await;
+    assert_eq!(code_of(&v), "unauthorized");
+}

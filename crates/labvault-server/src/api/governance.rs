@@ -228,10 +228,10 @@ async fn build_review(st: &AppState, p: &Principal, q: &ReviewQuery) -> ApiResul
     let cutoff = now - i64::from(stale_days) * 86400;
     let snap = st.store.access_snapshot(&p.tenant_id, now).await?;
     let (users, projects, roles, invitations) =
-        (snap.users, snap.projects, snap.roles, snap.invitations);
+        (&snap.users, &snap.projects, &snap.roles, &snap.invitations);
     let mut members = Vec::with_capacity(users.len());
     let mut entries = Vec::with_capacity(users.len() * projects.len());
-    for u in &users {
+    for u in users {
         let stale = u.last_active_at.unwrap_or(u.created_at) < cutoff;
         let admin_without_mfa = u.role >= Role::Admin && !u.mfa_enrolled();
         members.push(AccessReviewMember {
@@ -243,7 +243,7 @@ async fn build_review(st: &AppState, p: &Principal, q: &ReviewQuery) -> ApiResul
             stale,
             admin_without_mfa,
         });
-        for pr in &projects {
+        for pr in projects {
             let assigned = roles
                 .iter()
                 .find(|r| r.project_id == pr.id && r.user_id == u.id)

@@ -463,7 +463,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Consistent snapshot of members, projects, project roles and open invitations (one
     /// read transaction), for the access review.
-    async fn access_snapshot(&self, tenant: &str, now: i64) -> StoreResult<AccessSnapshot>;
+    /// Shared (`Arc`) because the store may serve it from a cache: it is the hottest read.
+    async fn access_snapshot(
+        &self,
+        tenant: &str,
+        now: i64,
+    ) -> StoreResult<std::sync::Arc<AccessSnapshot>>;
 
     // invitations
     /// Stores an invitation.
