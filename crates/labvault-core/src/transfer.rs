@@ -610,8 +610,14 @@ impl Vault {
     }
 
     /// Exports every active item of `project`/`area` under `dest_dir`, recreating the logical
-    /// directory structure. Stops at the first failure (files already exported stay; the one
-    /// that failed leaves nothing).
+    /// directory structure. Stops at the first failure: the files before it (in listing order)
+    /// are exported and stay, the one that failed and every later one leave nothing.
+    ///
+    /// Small items go in groups (group export, the mirror of the import's group commit): worker
+    /// threads decrypt and verify each into its own temp file beside its target, then the
+    /// group's data is made durable at once, then the temp files are renamed into place and
+    /// each destination directory is fsynced once. A temp file is renamed only after its final
+    /// chunk verified and its SHA-256 matched, as for a single item.
     pub(crate) fn export_area_unaudited(
         &mut self,
         project: &str,
@@ -629,13 +635,100 @@ impl Vault {
         let total: u64 = items.iter().map(|i| i.size).sum();
         let mut done = 0u64;
         let mut out = Vec::new();
-        for item in &items {
-            let rel = names::validate_logical_path(&item.path)?;
-            let target = dest_dir.join(&rel);
-            out.push(self.export_to(item, &target, opts, done, total, progress, cancel)?);
-            done += item.size;
+        let mut pkeys: std::collections::HashMap<String, ProjectKey> = Default::default();
+        let mut made_dirs = std::collections::HashSet::new();
+        let mut i = 0;
+        while i < items.len() {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
+            let item = &items[i];
+            if item.size > GROUP_FILE_MAX_BYTES {
+                let rel = names::validate_logical_path(&item.path)?;
+                let target = dest_dir.join(&rel);
+                out.push(self.export_to(item, &target, opts, done, total, progress, cancel)?);
+                done += item.size;
+                i += 1;
+                continue;
+            }
+            // A run of small items: at most EXPORT_GROUP_FILES files and GROUP_MAX_BYTES.
+            let mut end = i;
+            let mut bytes = 0u64;
+            while end < items.len()
+                && items[end].size <= GROUP_FILE_MAX_BYTES
+                && end - i < EXPORT_GROUP_FILES
+                && (end == i || bytes + items[end].size <= GROUP_MAX_BYTES)
+            {
+                bytes += items[end].size;
+                end += 1;
+            }
+            // Catalog reads and key unwrapping here (the connection stays on this thread); a
+            // failure cuts the group before that item.
+            let mut jobs = Vec::with_capacity(end - i);
+            let mut first_err = None;
+            for item in &items[i..end] {
+                let job = (|| -> Result<ExportJob> {
+                    let rel = names::validate_logical_path(&item.path)?;
+                    let target = dest_dir.join(&rel);
+                    let dir = target.parent().ok_or_else(|| {
+                        Error::InvalidArgument("export destination has no directory".into())
+                    })?;
+                    if !made_dirs.contains(dir) {
+                        fs::create_dir_all(dir).map_err(|e| Error::io_path("creating", dir, e))?;
+                        made_dirs.insert(dir.to_path_buf());
+                    }
+                    if !pkeys.contains_key(&item.project_id) {
+                        let k = self.project_key(&item.project_id)?;
+                        pkeys.insert(item.project_id.clone(), k);
+                    }
+                    self.export_job(item, target, &pkeys[&item.project_id])
+                })();
+                match job {
+                    Ok(j) => jobs.push(j),
+                    Err(e) => {
+                        first_err = Some(e);
+                        break;
+                    }
+                }
+            }
+            let (paths, err) = export_group(&jobs, opts, dest_dir, cancel, &mut |k| {
+                let it = &items[i + k];
+                done += it.size;
+                progress(&TransferProgress {
+                    path: &it.path,
+                    file_done: it.size,
+                    file_total: it.size,
+                    overall_done: done,
+                    overall_total: total,
+                })
+            });
+            out.extend(paths);
+            if let Some(e) = err.or(first_err) {
+                return Err(e);
+            }
+            i = end;
         }
         Ok(out)
+    }
+
+    /// What a worker needs to decrypt one item to `target`: read from the catalog and
+    /// unwrapped here, on the thread that owns the connection.
+    fn export_job(&self, item: &ItemInfo, target: PathBuf, pkey: &ProjectKey) -> Result<ExportJob> {
+        let what = label(item);
+        let (blob_id, wrapped, sha) = self.version_key(item)?;
+        let file_id = file_id_of(&blob_id)?;
+        let dkey = pkey
+            .unwrap_data_key(&wrapped, &file_id)
+            .map_err(|e| blob_err(e, &what))?;
+        Ok(ExportJob {
+            what,
+            size: item.size,
+            blob_path: fsutil::blob_path(&self.dir, &blob_id),
+            file_id,
+            dkey,
+            sha,
+            target,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -649,103 +742,29 @@ impl Vault {
         progress: &mut dyn FnMut(&TransferProgress<'_>),
         cancel: &AtomicBool,
     ) -> Result<PathBuf> {
-        let what = label(item);
-        if !opts.overwrite && fs::symlink_metadata(target).is_ok() {
-            return Err(Error::AlreadyExists(format!("{}", target.display())));
-        }
         let dir = target
             .parent()
             .ok_or_else(|| Error::InvalidArgument("export destination has no directory".into()))?;
+        if !opts.overwrite && fs::symlink_metadata(target).is_ok() {
+            return Err(Error::AlreadyExists(format!("{}", target.display())));
+        }
         fs::create_dir_all(dir).map_err(|e| Error::io_path("creating", dir, e))?;
-        let (blob_id, wrapped, sha) = self.version_key(item)?;
-        let file_id = file_id_of(&blob_id)?;
         let pkey = self.project_key(&item.project_id)?;
-        let dkey = pkey
-            .unwrap_data_key(&wrapped, &file_id)
-            .map_err(|e| blob_err(e, &what))?;
-        let blob_path = fsutil::blob_path(&self.dir, &blob_id);
-        let blob = File::open(&blob_path).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                Error::NotFound(format!("the blob of {what}"))
-            } else {
-                Error::io_path("reading blob of", &blob_path, e)
-            }
-        })?;
-        let tmp = dir.join(format!(".labvault-export-{}.part", random_hex(8)));
-        let mut guard = TempGuard(Some(tmp.clone()));
-        let out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| Error::io_path("creating", &tmp, e))?;
-        let never = AtomicBool::new(false);
-        let mut reader = SourceReader {
-            inner: io::BufReader::with_capacity(1 << 20, blob),
-            cancel: &never,
-            cancelled: false,
-            error: None,
-        };
-        let mut writer = SinkWriter {
-            inner: BufWriter::with_capacity(1 << 20, out),
-            cancel,
-            cancelled: false,
-            error: None,
-        };
-        let path = item.path.as_str();
-        let res = decrypt_blob(&dkey, &file_id, &mut reader, &mut writer, &mut |done| {
+        let job = self.export_job(item, target.to_path_buf(), &pkey)?;
+        let mut dec = decrypt_to_temp(&job, opts, cancel, true, &mut |done| {
             progress(&TransferProgress {
-                path,
+                path: &item.path,
                 file_done: done,
                 file_total: item.size,
                 overall_done: overall_done + done.min(item.size),
                 overall_total,
             })
-        });
-        let summary = match res {
-            Ok(s) => s,
-            Err(e) => {
-                if writer.cancelled {
-                    return Err(Error::Cancelled);
-                }
-                if let Some(we) = writer.error.take() {
-                    return Err(Error::io(format!("writing {}", target.display()), we));
-                }
-                if let Some(re) = reader.error.take() {
-                    return Err(Error::io(format!("reading the blob of {what}"), re));
-                }
-                return Err(blob_err(e, &what));
-            }
-        };
-        if hex::encode(summary.sha256) != sha || summary.plaintext_len != item.size {
-            return Err(Error::Tampered {
-                what,
-                detail: "decrypted content does not match the recorded SHA-256".into(),
-            });
-        }
-        let out = writer
-            .inner
-            .into_inner()
-            .map_err(|e| Error::io(format!("writing {}", target.display()), e.into_error()))?;
+        })?;
+        let out = dec.file.take().expect("a decrypted temp file is open");
         out.sync_all()
             .map_err(|e| Error::io(format!("writing {}", target.display()), e))?;
         drop(out);
-        if opts.overwrite {
-            fs::rename(&tmp, target).map_err(|e| Error::io_path("writing", target, e))?;
-        } else {
-            // Link-then-unlink refuses to clobber a file that appeared meanwhile.
-            match fs::hard_link(&tmp, target) {
-                Ok(()) => {
-                    let _ = fs::remove_file(&tmp);
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(Error::AlreadyExists(format!("{}", target.display())))
-                }
-                Err(_) => {
-                    fs::rename(&tmp, target).map_err(|e| Error::io_path("writing", target, e))?
-                }
-            }
-        }
-        guard.disarm();
+        dec.place(&job.target, opts)?;
         fsutil::fsync_dir(dir)?;
         Ok(target.to_path_buf())
     }
@@ -1069,31 +1088,38 @@ impl Staged {
     }
 }
 
-/// Makes the data of every staged file durable, then closes them. On Linux, ONE `syncfs` on
-/// `fs_handle` (a descriptor of `tmp/` opened before the group was written): the kernel writes
-/// back all dirty data of the file system and commits its journal once, instead of one
-/// journal commit and cache flush per file, and reports any writeback error since
-/// `fs_handle` was opened (Linux >= 5.8). Elsewhere, or if `syncfs` is refused: fdatasync every
-/// file, a few at a time in parallel so the file system can fold them into few journal
-/// commits.
+/// Makes the data of every staged file durable, then closes them ([`sync_files`]).
 fn sync_all_data(staged: &mut [Result<Staged>], fs_handle: &File, tmp_dir: &Path) -> Result<()> {
     let files: Vec<(File, &Path)> = staged
         .iter_mut()
         .flatten()
         .filter_map(|s| s.file.take().map(|f| (f, s.tmp_path.as_path())))
         .collect();
+    sync_files(files, Some(fs_handle), tmp_dir)
+}
+
+/// Makes the data of `files` durable, then closes them. On Linux, with `fs_handle` (a
+/// descriptor on the files' file system opened before they were written), ONE `syncfs`: the
+/// kernel writes back all dirty data of the file system and commits its journal once, instead
+/// of one journal commit and cache flush per file, and reports any writeback error since
+/// `fs_handle` was opened (Linux >= 5.8). Elsewhere, without a handle, or if `syncfs` is
+/// refused: fdatasync every file, a few at a time in parallel so the file system can fold them
+/// into few journal commits.
+fn sync_files(files: Vec<(File, &Path)>, fs_handle: Option<&File>, dir: &Path) -> Result<()> {
     if files.is_empty() {
         return Ok(());
     }
     #[cfg(target_os = "linux")]
-    match rustix::fs::syncfs(fs_handle) {
-        Ok(()) => return Ok(()),
-        // Not supported here (ENOSYS in some sandboxes): fall back to per-file syncs.
-        Err(e) if e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::INVAL => {}
-        Err(e) => return Err(Error::io_path("syncing", tmp_dir, e.into())),
+    if let Some(h) = fs_handle {
+        match rustix::fs::syncfs(h) {
+            Ok(()) => return Ok(()),
+            // Not supported here (ENOSYS in some sandboxes): fall back to per-file syncs.
+            Err(e) if e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::INVAL => {}
+            Err(e) => return Err(Error::io_path("syncing", dir, e.into())),
+        }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = (fs_handle, tmp_dir);
+    let _ = (fs_handle, dir);
     let threads = files.len().min(SYNC_THREADS);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let errors = std::sync::Mutex::new(None);
@@ -1120,6 +1146,345 @@ fn sync_all_data(staged: &mut [Result<Staged>], fs_handle: &File, tmp_dir: &Path
 /// Concurrent fdatasyncs per group.
 const SYNC_THREADS: usize = 16;
 
+/// At most this many small items share one group export (one sync pass, one fsync per
+/// destination directory).
+pub const EXPORT_GROUP_FILES: usize = 256;
+
+/// Write-behind: a big file's writer asks a helper thread to `fdatasync` what it has written
+/// every this many bytes, so the disk writes while the cores still encrypt or decrypt, and the
+/// final fsync (which stays: nothing is renamed before it) finds little left to flush.
+const WRITE_BEHIND_BYTES: u64 = 32 << 20;
+
+/// A file writer with optional write-behind (see [`WRITE_BEHIND_BYTES`]). [`WriteBehind::finish`]
+/// returns the file and any error of the helper's syncs (a failed writeback is never ignored).
+struct WriteBehind {
+    file: File,
+    since: u64,
+    flusher: Option<(
+        std::sync::mpsc::SyncSender<()>,
+        std::thread::JoinHandle<io::Result<()>>,
+    )>,
+}
+
+impl WriteBehind {
+    /// `enabled` for files big enough to benefit; small files get no thread.
+    fn new(file: File, enabled: bool) -> WriteBehind {
+        let flusher = if enabled {
+            file.try_clone().ok().map(|f| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+                let h = std::thread::spawn(move || {
+                    for () in rx {
+                        f.sync_data()?;
+                    }
+                    Ok(())
+                });
+                (tx, h)
+            })
+        } else {
+            None
+        };
+        WriteBehind {
+            file,
+            since: 0,
+            flusher,
+        }
+    }
+
+    fn finish(mut self) -> io::Result<File> {
+        if let Some((tx, h)) = self.flusher.take() {
+            drop(tx);
+            h.join()
+                .unwrap_or_else(|_| Err(io::Error::other("the write-behind thread panicked")))?;
+        }
+        Ok(self.file)
+    }
+}
+
+impl Write for WriteBehind {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.since += n as u64;
+        if self.since >= WRITE_BEHIND_BYTES {
+            if let Some((tx, _)) = &self.flusher {
+                // Busy (the previous sync still runs): try again after the next write. Gone
+                // (its sync failed): `finish` reports the error.
+                if !matches!(tx.try_send(()), Err(std::sync::mpsc::TrySendError::Full(_))) {
+                    self.since = 0;
+                }
+            }
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// One item of an export, ready for a worker thread (no catalog access needed).
+struct ExportJob {
+    what: String,
+    size: u64,
+    blob_path: PathBuf,
+    file_id: [u8; 16],
+    dkey: DataKey,
+    sha: String,
+    target: PathBuf,
+}
+
+/// An item decrypted and verified into its temp file beside its target; the guard removes the
+/// temp file unless it is placed.
+struct Decrypted {
+    file: Option<File>,
+    tmp: PathBuf,
+    guard: TempGuard,
+}
+
+impl Decrypted {
+    /// Moves the (synced) temp file to `target`; the caller fsyncs the directory.
+    fn place(&mut self, target: &Path, opts: &ExportOptions) -> Result<()> {
+        if opts.overwrite {
+            fs::rename(&self.tmp, target).map_err(|e| Error::io_path("writing", target, e))?;
+        } else {
+            // Link-then-unlink refuses to clobber a file that appeared meanwhile.
+            match fs::hard_link(&self.tmp, target) {
+                Ok(()) => {
+                    let _ = fs::remove_file(&self.tmp);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(Error::AlreadyExists(format!("{}", target.display())))
+                }
+                Err(_) => fs::rename(&self.tmp, target)
+                    .map_err(|e| Error::io_path("writing", target, e))?,
+            }
+        }
+        self.guard.disarm();
+        Ok(())
+    }
+}
+
+/// Decrypts `job` into a temp file in its target's directory (created by the caller) and
+/// verifies the final chunk, the length and the SHA-256; the file is not synced. Nothing is
+/// left behind on error.
+fn decrypt_to_temp(
+    job: &ExportJob,
+    opts: &ExportOptions,
+    cancel: &AtomicBool,
+    write_behind: bool,
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<Decrypted> {
+    let target = &job.target;
+    let dir = target
+        .parent()
+        .ok_or_else(|| Error::InvalidArgument("export destination has no directory".into()))?;
+    if !opts.overwrite && fs::symlink_metadata(target).is_ok() {
+        return Err(Error::AlreadyExists(format!("{}", target.display())));
+    }
+    let what = &job.what;
+    let blob = File::open(&job.blob_path).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            Error::NotFound(format!("the blob of {what}"))
+        } else {
+            Error::io_path("reading blob of", &job.blob_path, e)
+        }
+    })?;
+    let tmp = dir.join(format!(".labvault-export-{}.part", random_hex(8)));
+    let guard = TempGuard(Some(tmp.clone()));
+    let out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| Error::io_path("creating", &tmp, e))?;
+    // Small items get small buffers: a 1 MiB one per file would cost more than the file.
+    let buf = usize::try_from(job.size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 << 10)
+        .min(1 << 20);
+    let never = AtomicBool::new(false);
+    let mut reader = SourceReader {
+        inner: io::BufReader::with_capacity(buf, blob),
+        cancel: &never,
+        cancelled: false,
+        error: None,
+    };
+    let mut writer = SinkWriter {
+        inner: BufWriter::with_capacity(
+            buf,
+            WriteBehind::new(out, write_behind && job.size >= 2 * WRITE_BEHIND_BYTES),
+        ),
+        cancel,
+        cancelled: false,
+        error: None,
+    };
+    let res = decrypt_blob(
+        &job.dkey,
+        &job.file_id,
+        &mut reader,
+        &mut writer,
+        on_progress,
+    );
+    let summary = match res {
+        Ok(s) => s,
+        Err(e) => {
+            if writer.cancelled {
+                return Err(Error::Cancelled);
+            }
+            if let Some(we) = writer.error.take() {
+                return Err(Error::io(format!("writing {}", target.display()), we));
+            }
+            if let Some(re) = reader.error.take() {
+                return Err(Error::io(format!("reading the blob of {what}"), re));
+            }
+            return Err(blob_err(e, what));
+        }
+    };
+    if hex::encode(summary.sha256) != job.sha || summary.plaintext_len != job.size {
+        return Err(Error::Tampered {
+            what: what.clone(),
+            detail: "decrypted content does not match the recorded SHA-256".into(),
+        });
+    }
+    let out = writer
+        .inner
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(WriteBehind::finish)
+        .map_err(|e| Error::io(format!("writing {}", target.display()), e))?;
+    Ok(Decrypted {
+        file: Some(out),
+        tmp,
+        guard,
+    })
+}
+
+/// Group export of `jobs` (small items, directories already created): workers decrypt and
+/// verify every item into its temp file (calling `on_done(k)` in order as item k is verified),
+/// one sync pass makes them durable, then they are placed in order and every destination
+/// directory is fsynced once. At the first failure (item k), items before k are still placed
+/// and returned, items from k on leave nothing; the error is returned beside them.
+fn export_group(
+    jobs: &[ExportJob],
+    opts: &ExportOptions,
+    dest_root: &Path,
+    cancel: &AtomicBool,
+    on_done: &mut dyn FnMut(usize),
+) -> (Vec<PathBuf>, Option<Error>) {
+    if jobs.is_empty() {
+        return (Vec::new(), None);
+    }
+    // Opened before anything is written, so `syncfs` reports any writeback error since.
+    let fs_handle = match File::open(dest_root) {
+        Ok(f) => f,
+        Err(e) => return (Vec::new(), Some(Error::io_path("opening", dest_root, e))),
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4)
+        .min(jobs.len());
+    let stop = AtomicBool::new(false);
+    let mut decrypted: Vec<Decrypted> = Vec::with_capacity(jobs.len());
+    let mut err = None;
+    std::thread::scope(|s| {
+        let mut rxs = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Decrypted>>(4);
+            rxs.push(rx);
+            let stop = &stop;
+            s.spawn(move || {
+                for job in jobs.iter().skip(w).step_by(workers) {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let r = decrypt_to_temp(job, opts, cancel, false, &mut |_| {});
+                    // A refused send drops `r`, whose guard removes its temp file.
+                    if tx.send(r).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        for k in 0..jobs.len() {
+            match rxs[k % workers]
+                .recv()
+                .unwrap_or_else(|_| Err(Error::Internal("an export worker stopped".into())))
+            {
+                Ok(d) => {
+                    decrypted.push(d);
+                    on_done(k);
+                }
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        if err.is_some() {
+            stop.store(true, Ordering::Relaxed);
+            for rx in &rxs {
+                while rx.recv().is_ok() {}
+            }
+        }
+    });
+    // Durable data first (only then may a name point at it), for the verified prefix.
+    let same_fs = same_file_system(dest_root, jobs[..decrypted.len()].iter().map(|j| &j.target));
+    let files: Vec<(File, &Path)> = decrypted
+        .iter_mut()
+        .filter_map(|d| d.file.take().map(|f| (f, d.tmp.as_path())))
+        .collect();
+    if let Err(e) = sync_files(files, same_fs.then_some(&fs_handle), dest_root) {
+        return (Vec::new(), Some(e));
+    }
+    let mut placed = Vec::with_capacity(decrypted.len());
+    let mut dirs: Vec<&Path> = Vec::new();
+    for (d, job) in decrypted.iter_mut().zip(jobs) {
+        if let Err(e) = d.place(&job.target, opts) {
+            err = Some(e);
+            break;
+        }
+        let dir = job.target.parent().expect("checked by decrypt_to_temp");
+        if dirs.last() != Some(&dir) && !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+        placed.push(job.target.clone());
+    }
+    for dir in dirs {
+        if let Err(e) = fsutil::fsync_dir(dir) {
+            return (placed, Some(e));
+        }
+    }
+    (placed, err)
+}
+
+/// True when every target's directory is on the file system of `root`, so one `syncfs` on
+/// `root` covers them all (a mount point inside the destination would not be).
+fn same_file_system<'a>(root: &Path, targets: impl Iterator<Item = &'a PathBuf>) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(dev) = fs::metadata(root).map(|m| m.dev()) else {
+            return false;
+        };
+        let mut seen: Vec<&Path> = Vec::new();
+        for t in targets {
+            let Some(dir) = t.parent() else {
+                return false;
+            };
+            if seen.contains(&dir) {
+                continue;
+            }
+            if fs::metadata(dir).map(|m| m.dev()).ok() != Some(dev) {
+                return false;
+            }
+            seen.push(dir);
+        }
+        true
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (root, targets);
+        false
+    }
+}
+
 /// A blob written, fsynced and renamed into `blobs/`, not yet referenced by the catalog.
 struct Prepared {
     blob_id: String,
@@ -1140,10 +1505,13 @@ fn prepare_blob(
     on_progress: &mut dyn FnMut(u64),
 ) -> Result<Prepared> {
     let mut st = stage_blob(dir, p, rand::random::<u8>(), cancel, on_progress)?;
+    let t = Instant::now();
     let out = st.file.take().expect("a staged file is open");
     out.sync_all()
         .map_err(|e| Error::io_path("syncing", &st.tmp_path, e))?;
     drop(out);
+    phase_add(5, t);
+    let t = Instant::now();
     let final_path = fsutil::blob_path(dir, &st.blob_id);
     let shard = final_path.parent().expect("blob path has a shard dir");
     if !shard.exists() {
@@ -1152,6 +1520,7 @@ fn prepare_blob(
     }
     st.store(dir)?;
     fsutil::fsync_dir(shard)?;
+    phase_add(7, t);
     st.guard.disarm();
     Ok(Prepared {
         wrapped: pkey.wrap_data_key(&st.dkey, &st.file_id),
@@ -1211,7 +1580,10 @@ fn stage_blob(
         .saturating_add(64 << 10)
         .min(1 << 20);
     let mut writer = SinkWriter {
-        inner: BufWriter::with_capacity(buf, out),
+        inner: BufWriter::with_capacity(
+            buf,
+            WriteBehind::new(out, p.size >= 2 * WRITE_BEHIND_BYTES),
+        ),
         cancel,
         cancelled: false,
         error: None,
@@ -1242,7 +1614,9 @@ fn stage_blob(
     let out = writer
         .inner
         .into_inner()
-        .map_err(|e| Error::io_path("writing", &tmp_path, e.into_error()))?;
+        .map_err(|e| e.into_error())
+        .and_then(WriteBehind::finish)
+        .map_err(|e| Error::io_path("writing", &tmp_path, e))?;
     phase_add(2, t);
     // The source must be what we planned to read, and still be there: a file that shrank,
     // grew or vanished under us is not imported half-way.

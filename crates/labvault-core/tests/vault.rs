@@ -1132,3 +1132,222 @@ fn group_commit_records_one_audit_event_per_file_and_keeps_the_chain_valid() {
     let chains = v.audit_verify(&mut |_, _| {}).unwrap();
     assert!(chains.iter().all(|c| c.complete), "{chains:?}");
 }
+
+/// Small files of an area export go in groups (decrypt all, one sync, renames, one fsync per
+/// directory): a multi-group export with a big file in between round-trips byte for byte,
+/// reports progress up to the total, and leaves no temp file.
+#[test]
+fn area_export_in_groups_round_trips_and_leaves_no_temp_file() {
+    let (t, _dir, mut v, _) = new_vault();
+    v.create_project("G").unwrap();
+    let src = t.path().join("src");
+    let n = 260; // more than one export group (256 files)
+    for i in 0..n {
+        // Sizes 0..600 bytes, spread over a few directories.
+        write(
+            &src.join(format!("d{}/f{i:04}.dat", i % 3)),
+            &bytes(i * 13 % 600, i as u8),
+        );
+    }
+    let big = bytes(1024 * 1024 + 7, 9);
+    write(&src.join("d1/m-big.bin"), &big);
+    let rep = import(&mut v, "G", Area::Uploads, std::slice::from_ref(&src));
+    assert_eq!(rep.imported.len(), n + 1);
+    let out = t.path().join("out");
+    let mut last = (0u64, 0u64);
+    let files = v
+        .export_area(
+            "G",
+            Area::Uploads,
+            &out,
+            &ExportOptions::default(),
+            &mut |p: &labvault_core::TransferProgress<'_>| {
+                assert!(p.overall_done >= last.0, "progress never goes back");
+                last = (p.overall_done, p.overall_total);
+            },
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+    assert_eq!(files.len(), n + 1);
+    assert_eq!(last.0, last.1, "progress reaches the total");
+    for i in 0..n {
+        let rel = format!("src/d{}/f{i:04}.dat", i % 3);
+        assert_eq!(
+            fs::read(out.join(&rel)).unwrap(),
+            fs::read(src.join(&rel[4..])).unwrap()
+        );
+    }
+    assert_eq!(fs::read(out.join("src/d1/m-big.bin")).unwrap(), big);
+    assert_eq!(all_files(&out).len(), n + 1, "no temp file left");
+}
+
+/// Imports `names` (in order) from `src/d`, one import per file, and returns each file's blob
+/// path, so a test can damage one particular item.
+fn import_one_by_one(
+    v: &mut Vault,
+    src: &std::path::Path,
+    vault_dir: &std::path::Path,
+    names: &[String],
+) -> Vec<PathBuf> {
+    let mut blobs = Vec::new();
+    for name in names {
+        let before = all_files(&vault_dir.join("blobs"));
+        v.import(
+            "G",
+            Area::Uploads,
+            &[src.join(name)],
+            &ImportOptions {
+                dest_prefix: Some("d".into()),
+                ..Default::default()
+            },
+            &mut |_: &ImportEvent<'_>| {},
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        let new: Vec<_> = all_files(&vault_dir.join("blobs"))
+            .into_iter()
+            .filter(|b| !before.contains(b))
+            .collect();
+        assert_eq!(new.len(), 1);
+        blobs.push(new[0].clone());
+    }
+    blobs
+}
+
+/// A tampered item in the middle of an export group: the export fails naming it; the items
+/// before it (listing order) are exported intact, it and every later item of the group leave
+/// no output file and no temp file.
+#[test]
+fn area_export_group_failure_leaves_no_file_from_the_failing_item_on() {
+    let (t, dir, mut v, _) = new_vault();
+    v.create_project("G").unwrap();
+    let src = t.path().join("src");
+    let names: Vec<String> = (0..10).map(|i| format!("f{i:02}.txt")).collect();
+    for (i, n) in names.iter().enumerate() {
+        write(&src.join(n), format!("content of file {i}").as_bytes());
+    }
+    let blobs = import_one_by_one(&mut v, &src, &dir, &names);
+    // Flip a bit in the ciphertext of f05.
+    let mut b = fs::read(&blobs[5]).unwrap();
+    let last = b.len() - 20;
+    b[last] ^= 1;
+    fs::write(&blobs[5], b).unwrap();
+
+    let out = t.path().join("out");
+    let e = v
+        .export_area(
+            "G",
+            Area::Uploads,
+            &out,
+            &ExportOptions::default(),
+            &mut no_progress(),
+            &AtomicBool::new(false),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Tampered);
+    assert!(e.to_string().contains("G/uploads/d/f05.txt"), "{e}");
+    let mut left: Vec<String> = all_files(&out)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        names[..5].to_vec(),
+        "only the items before the bad one"
+    );
+    for (i, n) in names[..5].iter().enumerate() {
+        assert_eq!(
+            fs::read(out.join("d").join(n)).unwrap(),
+            format!("content of file {i}").as_bytes()
+        );
+    }
+}
+
+/// A missing blob and an existing destination file behave the same way inside a group, and a
+/// retry after fixing the cause (here: removing the clashing file) completes the export.
+#[test]
+fn area_export_group_stops_at_missing_blob_and_at_existing_file() {
+    let (t, dir, mut v, _) = new_vault();
+    v.create_project("G").unwrap();
+    let src = t.path().join("src");
+    let names: Vec<String> = (0..6).map(|i| format!("f{i:02}.txt")).collect();
+    for (i, n) in names.iter().enumerate() {
+        write(&src.join(n), format!("file {i}").as_bytes());
+    }
+    let blobs = import_one_by_one(&mut v, &src, &dir, &names);
+
+    // An existing file at f03: the export refuses to clobber it, exports f00-f02 only, and the
+    // clashing file is untouched.
+    let out = t.path().join("out");
+    write(&out.join("d/f03.txt"), b"user's own file");
+    let export = |v: &mut Vault, out: &std::path::Path| {
+        v.export_area(
+            "G",
+            Area::Uploads,
+            out,
+            &ExportOptions::default(),
+            &mut no_progress(),
+            &AtomicBool::new(false),
+        )
+    };
+    let e = export(&mut v, &out).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::AlreadyExists);
+    assert_eq!(fs::read(out.join("d/f03.txt")).unwrap(), b"user's own file");
+    assert_eq!(
+        all_files(&out).len(),
+        4,
+        "f00-f02 plus the user's file, no temp file"
+    );
+
+    // A missing blob at f04 (fresh destination): f00-f03 exported, nothing else.
+    fs::remove_file(&blobs[4]).unwrap();
+    let out2 = t.path().join("out2");
+    let e = export(&mut v, &out2).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotFound);
+    let mut left: Vec<_> = all_files(&out2);
+    left.sort();
+    assert_eq!(
+        left,
+        names[..4]
+            .iter()
+            .map(|n| out2.join("d").join(n))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// Cancelling an area export in the middle of a group stops it with `cancelled`: what was
+/// exported is intact, and no temp file is left behind.
+#[test]
+fn cancelled_area_export_leaves_no_temp_file() {
+    let (t, _dir, mut v, _) = new_vault();
+    v.create_project("G").unwrap();
+    let src = t.path().join("src");
+    for i in 0..40 {
+        write(&src.join(format!("f{i:02}")), &bytes(5000, i));
+    }
+    import(&mut v, "G", Area::Uploads, std::slice::from_ref(&src));
+    let out = t.path().join("out");
+    let cancel = AtomicBool::new(false);
+    let e = v
+        .export_area(
+            "G",
+            Area::Uploads,
+            &out,
+            &ExportOptions::default(),
+            &mut |_: &labvault_core::TransferProgress<'_>| cancel.store(true, Ordering::Relaxed),
+            &cancel,
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Cancelled);
+    let left = all_files(&out);
+    assert!(left.len() < 40, "stopped early");
+    for p in &left {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            !name.starts_with(".labvault-export-"),
+            "temp file {name} left"
+        );
+        assert_eq!(fs::read(p).unwrap(), fs::read(src.join(&name)).unwrap());
+    }
+}
