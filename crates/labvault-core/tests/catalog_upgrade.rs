@@ -249,7 +249,7 @@ fn leftover_half_written_upgrade_is_discarded_and_the_upgrade_redone() {
 }
 
 #[test]
-fn v1_catalog_with_uncheckpointed_wal_loses_nothing_in_the_upgrade() {
+fn v1_catalog_with_uncheckpointed_wal_and_statistics_loses_nothing_in_the_upgrade() {
     // A v1 vault whose last commit is still only in the WAL (as after a crash): copy the
     // catalog and its WAL while a writer that disabled checkpoints holds them.
     let (_t1, src) = fixture_copy();
@@ -257,7 +257,7 @@ fn v1_catalog_with_uncheckpointed_wal_loses_nothing_in_the_upgrade() {
     {
         let c = rusqlite::Connection::open(src.join("catalog.db")).unwrap();
         c.execute_batch(&format!(
-            "PRAGMA key = \"{}\"; PRAGMA wal_autocheckpoint = 0;
+            "PRAGMA key = \"{}\"; PRAGMA wal_autocheckpoint = 0; ANALYZE;
              INSERT INTO meta(key, value) VALUES ('wal_marker', 'only in the WAL');",
             key_pragma(&src)
         ))
@@ -285,6 +285,11 @@ fn v1_catalog_with_uncheckpointed_wal_loses_nothing_in_the_upgrade() {
         })
         .unwrap();
     assert_eq!(marker, "only in the WAL");
+    // Planner statistics come along too.
+    let stats: i64 = c
+        .query_row("SELECT count(*) FROM sqlite_stat1", [], |r| r.get(0))
+        .unwrap();
+    assert!(stats > 0);
 }
 
 #[test]
