@@ -75,8 +75,8 @@ pub enum CipherFormat {
     /// page MAC, PBKDF2-HMAC-SHA512 for the MAC key). Only read, to upgrade it.
     V1,
     /// Current: 4096-byte pages, HMAC-SHA256 page MAC (hardware SHA-256 on current CPUs:
-    /// about 3x cheaper page authentication than HMAC-SHA512 here, same 256-bit keys and
-    /// per-page integrity), PBKDF2-HMAC-SHA256 to derive the MAC key from the raw key.
+    /// about twice as fast as SHA-512 here, same 256-bit keys and per-page integrity),
+    /// PBKDF2-HMAC-SHA256 to derive the MAC key from the raw key.
     V2,
 }
 
