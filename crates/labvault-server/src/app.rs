@@ -90,6 +90,23 @@ pub struct Inner {
     ip_attempts: Mutex<HashMap<IpAddr, (i64, u32)>>,
     /// Verified against when an email is unknown, so timing does not reveal members.
     pub dummy_hash: String,
+    /// Last access-review JSON per tenant (see [`ReviewBody`]).
+    pub review_cache: Mutex<HashMap<String, ReviewBody>>,
+}
+
+/// A serialized access review and what it was computed from. The review is a pure function
+/// of (snapshot, now in seconds, stale_days); the store hands out the same `Arc` snapshot
+/// until a write changes it, so an identical key means an identical body, and under load
+/// the review is built and serialized about once a second instead of once per request.
+pub struct ReviewBody {
+    /// Snapshot it was built from (compared by pointer).
+    pub snap: Arc<crate::store::AccessSnapshot>,
+    /// `now` it was built at.
+    pub now: i64,
+    /// Staleness threshold it was built with.
+    pub stale_days: u32,
+    /// The JSON.
+    pub body: axum::body::Bytes,
 }
 
 impl std::ops::Deref for AppState {
@@ -118,6 +135,7 @@ impl AppState {
             activity: Mutex::new(HashMap::new()),
             ip_attempts: Mutex::new(HashMap::new()),
             dummy_hash,
+            review_cache: Mutex::new(HashMap::new()),
         }))
     }
 

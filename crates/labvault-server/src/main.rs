@@ -13,6 +13,12 @@ use labvault_server::{create_tenant, open_state, start, sweep_trials, Config, Da
 use labvault_wire::PlanTier;
 use rustls::pki_types::pem::PemObject;
 
+/// mimalloc instead of glibc malloc: the request path allocates many short-lived buffers
+/// from two worker threads, where glibc's arena locks and fastbin consolidation cost about a
+/// quarter of the server's CPU (measured with `perf`, see `bench/server-load.sh`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "labvault-server",

@@ -7,11 +7,13 @@ use axum::Json;
 use labvault_wire::*;
 use serde::Deserialize;
 
-use crate::app::{AppState, Principal, ReqMeta};
+use std::sync::Arc;
+
+use crate::app::{AppState, Principal, ReqMeta, ReviewBody};
 use crate::chain;
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::error::{ApiError, ApiResult};
-use crate::store::AuditFilter;
+use crate::store::{AccessSnapshot, AuditFilter};
 use labvault_governance::export::{ExportFormat, ExportWriter};
 
 /// Query parameters of the audit log.
@@ -90,7 +92,7 @@ pub async fn query_audit(
     p: Principal,
     meta: ReqMeta,
     Query(q): Query<AuditQuery>,
-) -> ApiResult<Json<AuditPage>> {
+) -> ApiResult<Response> {
     let draft = st.draft(&p.actor, &meta, "audit.query", "audit".into());
     let r = async {
         p.require(Role::Admin)?;
@@ -99,6 +101,9 @@ pub async fn query_audit(
         if !(1..=1000).contains(&limit) {
             return Err(ApiError::invalid("limit must be between 1 and 1000"));
         }
+        if let Some(events) = st.store.audit_page_json(&p.tenant_id, &f, limit).await {
+            return Ok(page_json(&events, limit).into_response());
+        }
         let events = st.store.audit_page(&p.tenant_id, f, limit).await?;
         let next_cursor = (events.len() as u32 == limit)
             .then(|| events.last().map(|r| r.seq.to_string()))
@@ -106,10 +111,45 @@ pub async fn query_audit(
         Ok(Json(AuditPage {
             events,
             next_cursor,
-        }))
+        })
+        .into_response())
     }
     .await;
     st.finish(&p.tenant_id, draft, r, false).await
+}
+
+/// The JSON of an [`AuditPage`] from events already in wire JSON (byte-identical to
+/// serializing the page; the tests compare both).
+pub fn page_json(events: &[(u64, std::sync::Arc<str>)], limit: u32) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        page_body(events, limit),
+    )
+        .into_response()
+}
+
+/// The body of [`page_json`].
+pub fn page_body(events: &[(u64, std::sync::Arc<str>)], limit: u32) -> String {
+    let mut body =
+        String::with_capacity(32 + events.iter().map(|(_, j)| j.len() + 1).sum::<usize>());
+    body.push_str("{\"events\":[");
+    for (i, (_, json)) in events.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(json);
+    }
+    body.push_str("],\"next_cursor\":");
+    match events.last().filter(|_| events.len() as u32 == limit) {
+        Some((seq, _)) => {
+            body.push('"');
+            body.push_str(&seq.to_string());
+            body.push('"');
+        }
+        None => body.push_str("null"),
+    }
+    body.push('}');
+    body
 }
 
 /// RFC 4180 field, with spreadsheet formula injection neutralised.
@@ -218,15 +258,30 @@ pub struct ReviewQuery {
     pub stale_days: Option<u32>,
 }
 
-async fn build_review(st: &AppState, p: &Principal, q: &ReviewQuery) -> ApiResult<AccessReview> {
+/// Authorization, parameters and the snapshot a review is computed from.
+async fn review_inputs(
+    st: &AppState,
+    p: &Principal,
+    q: &ReviewQuery,
+) -> ApiResult<(Arc<AccessSnapshot>, i64, u32)> {
     p.require(Role::Admin)?;
     let stale_days = q.stale_days.unwrap_or(st.cfg.stale_days);
     if !(1..=3650).contains(&stale_days) {
         return Err(ApiError::invalid("stale_days must be between 1 and 3650"));
     }
     let now = st.now();
-    let cutoff = now - i64::from(stale_days) * 86400;
     let snap = st.store.access_snapshot(&p.tenant_id, now).await?;
+    Ok((snap, now, stale_days))
+}
+
+async fn build_review(st: &AppState, p: &Principal, q: &ReviewQuery) -> ApiResult<AccessReview> {
+    let (snap, now, stale_days) = review_inputs(st, p, q).await?;
+    Ok(assemble_review(&snap, now, stale_days))
+}
+
+/// The review as a pure function of its inputs (see [`crate::app::ReviewBody`]).
+fn assemble_review(snap: &AccessSnapshot, now: i64, stale_days: u32) -> AccessReview {
+    let cutoff = now - i64::from(stale_days) * 86400;
     let (users, projects, roles, invitations) =
         (&snap.users, &snap.projects, &snap.roles, &snap.invitations);
     let mut members = Vec::with_capacity(users.len());
@@ -265,13 +320,47 @@ async fn build_review(st: &AppState, p: &Principal, q: &ReviewQuery) -> ApiResul
             });
         }
     }
-    Ok(AccessReview {
+    AccessReview {
         generated_at: rfc3339(now),
         stale_days,
         members,
         entries,
         pending_invitations: invitations.iter().map(super::admin::invitation).collect(),
-    })
+    }
+}
+
+/// The review's JSON, reused while its inputs are the same.
+async fn review_json(st: &AppState, p: &Principal, q: &ReviewQuery) -> ApiResult<Response> {
+    let (snap, now, stale_days) = review_inputs(st, p, q).await?;
+    let hit = {
+        let m = st.review_cache.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(&p.tenant_id)
+            .filter(|c| Arc::ptr_eq(&c.snap, &snap) && c.now == now && c.stale_days == stale_days)
+            .map(|c| c.body.clone())
+    };
+    let body = match hit {
+        Some(b) => b,
+        None => {
+            let review = assemble_review(&snap, now, stale_days);
+            let body =
+                axum::body::Bytes::from(serde_json::to_vec(&review).map_err(ApiError::internal)?);
+            let mut m = st.review_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if m.len() >= 10_000 {
+                m.clear();
+            }
+            m.insert(
+                p.tenant_id.clone(),
+                ReviewBody {
+                    snap,
+                    now,
+                    stale_days,
+                    body: body.clone(),
+                },
+            );
+            body
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// Access review: members × projects with effective role and source (Owner/Admin).
@@ -283,14 +372,14 @@ pub async fn access_review(
     p: Principal,
     meta: ReqMeta,
     Query(q): Query<ReviewQuery>,
-) -> ApiResult<Json<AccessReview>> {
+) -> ApiResult<Response> {
     let draft = st.draft(
         &p.actor,
         &meta,
         "access_review.view",
         "access-review".into(),
     );
-    let r = build_review(&st, &p, &q).await.map(Json);
+    let r = review_json(&st, &p, &q).await;
     st.finish(&p.tenant_id, draft, r, false).await
 }
 

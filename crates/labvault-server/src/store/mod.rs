@@ -529,6 +529,17 @@ pub trait Store: Send + Sync + 'static {
         f: AuditFilter,
         limit: u32,
     ) -> StoreResult<Vec<labvault_wire::AuditEvent>>;
+    /// The page of [`Store::audit_page`] as `(seq, wire JSON of the event)`, newest first,
+    /// when the store holds it in memory (`None`: call `audit_page`). The newest pages are
+    /// read far more often than anything else, and serializing them was most of their cost.
+    async fn audit_page_json(
+        &self,
+        _tenant: &str,
+        _f: &AuditFilter,
+        _limit: u32,
+    ) -> Option<Vec<(u64, std::sync::Arc<str>)>> {
+        None
+    }
     /// The whole chain in order (export, verify).
     async fn audit_chain(&self, tenant: &str) -> StoreResult<Vec<AuditRow>>;
 

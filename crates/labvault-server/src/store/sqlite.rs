@@ -101,6 +101,84 @@ impl<K: std::hash::Hash + Eq, V: Clone> EpochCache<K, V> {
     }
 }
 
+/// Events most recently committed per tenant, kept in memory for audit pages.
+const TAIL_MAX: usize = 1000;
+
+/// One event of the audit tail: its seq and its wire JSON.
+type TailEvent = (u64, Arc<str>);
+
+thread_local! {
+    /// Events appended by the current batch of the writer thread, not yet committed:
+    /// (tenant, seq, wire JSON).
+    static PENDING: std::cell::RefCell<Vec<(String, u64, Arc<str>)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The newest committed events of each tenant's chain as wire JSON, published by the writer
+/// after each commit (and before answering), so the newest audit pages (the hot ones) need
+/// neither a database read nor re-serialization. Each tenant's tail is a gap-free run of seqs
+/// ending at the chain head; it is emptied when another process wrote to the database
+/// (checked at every batch) and not trusted when no batch ran for [`CACHE_TTL`].
+#[derive(Default)]
+struct AuditTail {
+    inner: Mutex<TailInner>,
+}
+
+#[derive(Default)]
+struct TailInner {
+    tenants: HashMap<String, std::collections::VecDeque<TailEvent>>,
+    checked_at: Option<Instant>,
+}
+
+impl AuditTail {
+    fn clear(&self) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tenants
+            .clear();
+    }
+
+    fn publish(&self, events: Vec<(String, u64, Arc<str>)>) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for (tenant, seq, json) in events {
+            let t = g.tenants.entry(tenant).or_default();
+            if t.back().is_some_and(|(s, _)| s + 1 != seq) {
+                t.clear(); // not contiguous: start again from this event
+            }
+            t.push_back((seq, json));
+            if t.len() > TAIL_MAX {
+                t.pop_front();
+            }
+        }
+        g.checked_at = Some(Instant::now());
+    }
+
+    /// Up to `limit` events older than `before` (newest first), if the tail holds all of them.
+    fn page(&self, tenant: &str, before: Option<i64>, limit: u32) -> Option<Vec<TailEvent>> {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if g.checked_at.is_none_or(|t| t.elapsed() >= CACHE_TTL) {
+            return None;
+        }
+        let t = g.tenants.get(tenant)?;
+        let (first, head) = (t.front()?.0, t.back()?.0);
+        let top = match before {
+            Some(b) => head.min(u64::try_from(b).ok()?.checked_sub(1)?),
+            None => head,
+        };
+        if top < first {
+            return None;
+        }
+        let from = top
+            .saturating_sub(u64::from(limit).saturating_sub(1))
+            .max(1);
+        if from < first {
+            return None;
+        }
+        let (a, b) = ((from - first) as usize, (top - first) as usize);
+        Some(t.range(a..=b).rev().cloned().collect())
+    }
+}
+
 /// Cached access snapshot with the earliest expiry of its invitations (the snapshot is
 /// only valid before it).
 #[derive(Clone)]
@@ -245,6 +323,7 @@ pub struct SqliteStore {
     commits: Arc<AtomicU64>,
     auth_cache: EpochCache<(String, String, String), AuthRow>,
     snap_cache: EpochCache<String, SnapEntry>,
+    tail: Arc<AuditTail>,
 }
 
 /// Concurrent read connections.
@@ -286,10 +365,11 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel::<Job>();
         let epoch = Arc::new(AtomicU64::new(0));
         let commits = Arc::new(AtomicU64::new(0));
-        let (e, n) = (epoch.clone(), commits.clone());
+        let tail = Arc::new(AuditTail::default());
+        let (e, n, t) = (epoch.clone(), commits.clone(), tail.clone());
         std::thread::Builder::new()
             .name("labvault-db-writer".into())
-            .spawn(move || writer_loop(writer, rx, e, n))
+            .spawn(move || writer_loop(writer, rx, e, n, t))
             .map_err(backend)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
@@ -300,6 +380,7 @@ impl SqliteStore {
             commits,
             auth_cache: EpochCache::new(),
             snap_cache: EpochCache::new(),
+            tail,
         })
     }
 
@@ -443,6 +524,7 @@ impl SqliteStore {
         let run = Box::new(move |conn: &Connection| -> Done {
             // Cached statements: these run once per job, thousands of times a second.
             let exec = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+            let mark = PENDING.with(|p| p.borrow().len());
             let r = match exec("SAVEPOINT job") {
                 Ok(_) => {
                     let r = f(conn);
@@ -458,6 +540,10 @@ impl SqliteStore {
                 }
                 Err(e) => Err(backend(e)),
             };
+            if r.is_err() {
+                // The job's events were rolled back with it.
+                PENDING.with(|p| p.borrow_mut().truncate(mark));
+            }
             Box::new(move |commit: Result<(), String>| {
                 let _ = tx.send(match commit {
                     Ok(()) => r,
@@ -481,7 +567,9 @@ fn writer_loop(
     rx: mpsc::Receiver<Job>,
     epoch: Arc<AtomicU64>,
     commits: Arc<AtomicU64>,
+    tail: Arc<AuditTail>,
 ) {
+    let mut last_version: Option<i64> = None;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -497,12 +585,23 @@ fn writer_loop(
             drop(batch);
             continue;
         }
-        let invalidates = batch.iter().any(|j| j.invalidates);
+        // Another process (the operations CLI) committed since our last batch: forget
+        // everything cached from before.
+        let version: Option<i64> = conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok();
+        let foreign = version.is_none() || version != last_version;
+        last_version = version;
+        if foreign {
+            tail.clear();
+        }
+        let invalidates = foreign || batch.iter().any(|j| j.invalidates);
+        PENDING.with(|p| p.borrow_mut().clear());
         let dones: Vec<Done> = batch.into_iter().map(|j| (j.run)(&conn)).collect();
         let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        let events = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
         match &commit {
             Ok(()) => {
                 commits.fetch_add(1, Ordering::SeqCst);
+                tail.publish(events);
             }
             Err(e) => {
                 tracing::error!(error = %e, jobs = dones.len(), "write batch failed to commit");
@@ -711,6 +810,12 @@ fn append(c: &Connection, tenant: &str, ev: &AuditDraft) -> StoreResult<()> {
         hex::encode(e.hash)
     ])
     .map_err(backend)?;
+    // Serialized once here, published to the audit tail when the batch commits.
+    let json = serde_json::to_string(&chain::to_wire(&e)).map_err(backend)?;
+    PENDING.with(|p| {
+        p.borrow_mut()
+            .push((tenant.to_string(), e.seq, json.into()))
+    });
     Ok(())
 }
 
@@ -1958,6 +2063,24 @@ impl Store for SqliteStore {
         self.audit_select(tenant, f, limit, audit_wire_row).await
     }
 
+    async fn audit_page_json(
+        &self,
+        tenant: &str,
+        f: &AuditFilter,
+        limit: u32,
+    ) -> Option<Vec<(u64, Arc<str>)>> {
+        let unfiltered = f.from.is_none()
+            && f.to.is_none()
+            && f.user.is_none()
+            && f.result.is_none()
+            && f.action_prefix.is_none()
+            && f.resource_prefix.is_none();
+        if !unfiltered || limit as usize > TAIL_MAX {
+            return None;
+        }
+        self.tail.page(tenant, f.before_seq, limit)
+    }
+
     async fn audit_chain(&self, tenant: &str) -> StoreResult<Vec<AuditRow>> {
         let tenant = tenant.to_string();
         self.scan(move |c| {
@@ -2259,5 +2382,73 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(s.access_snapshot(&t, 101).await.unwrap().projects.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn audit_tail_pages_are_byte_identical_to_database_pages() {
+        let (_d, s) = store();
+        // A failed batch in the middle publishes nothing to the tail.
+        for _ in 0..20 {
+            s.append_audit("t1", draft("audit.query")).await.unwrap();
+        }
+        let r = s
+            .write(|c| {
+                append(c, "t1", &draft("audit.query"))?;
+                Err::<(), _>(StoreError::Conflict("job fails after its append".into()))
+            })
+            .await;
+        assert!(r.is_err());
+        for i in 0..100 {
+            let mut d = draft("access_review.view");
+            d.user_agent = format!("agent \"{i}\" \u{e9}\\");
+            s.append_audit("t1", d).await.unwrap();
+        }
+        let cases: &[(Option<i64>, u32)] = &[
+            (None, 50),
+            (None, 1),
+            (None, 120),
+            (Some(61), 50),
+            (Some(30), 50),
+            (Some(500), 7),
+        ];
+        for &(before, limit) in cases {
+            let f = AuditFilter {
+                before_seq: before,
+                ..AuditFilter::default()
+            };
+            let fast = s
+                .audit_page_json("t1", &f, limit)
+                .await
+                .unwrap_or_else(|| panic!("tail serves {before:?} {limit}"));
+            let events = s.audit_page("t1", f, limit).await.unwrap();
+            let next_cursor = (events.len() as u32 == limit)
+                .then(|| events.last().map(|r| r.seq.to_string()))
+                .flatten();
+            let slow = serde_json::to_string(&labvault_wire::AuditPage {
+                events,
+                next_cursor,
+            })
+            .unwrap();
+            assert_eq!(crate::api::governance::page_body(&fast, limit), slow);
+        }
+        // Filtered pages always come from the database.
+        let f = AuditFilter {
+            user: Some("owner@lab.test".into()),
+            ..AuditFilter::default()
+        };
+        assert!(s.audit_page_json("t1", &f, 10).await.is_none());
+        // A write by another process empties the tail at the next batch.
+        let other = open(&s.path).unwrap();
+        other
+            .execute(
+                "DELETE FROM audit_events WHERE tenant_id = 't1' AND seq > 50",
+                [],
+            )
+            .unwrap();
+        s.append_audit("t2", draft("audit.query")).await.unwrap();
+        assert!(s
+            .audit_page_json("t1", &AuditFilter::default(), 10)
+            .await
+            .is_none());
     }
 }
