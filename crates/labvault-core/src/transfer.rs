@@ -1245,7 +1245,25 @@ impl Decrypted {
         if opts.overwrite {
             fs::rename(&self.tmp, target).map_err(|e| Error::io_path("writing", target, e))?;
         } else {
-            // Link-then-unlink refuses to clobber a file that appeared meanwhile.
+            // One atomic rename that refuses to clobber a file that appeared meanwhile
+            // (renameat2 NOREPLACE); where the file system lacks it, link-then-unlink.
+            #[cfg(target_os = "linux")]
+            match rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                &self.tmp,
+                rustix::fs::CWD,
+                target,
+                rustix::fs::RenameFlags::NOREPLACE,
+            ) {
+                Ok(()) => {
+                    self.guard.disarm();
+                    return Ok(());
+                }
+                Err(rustix::io::Errno::EXIST) => {
+                    return Err(Error::AlreadyExists(format!("{}", target.display())))
+                }
+                Err(_) => {}
+            }
             match fs::hard_link(&self.tmp, target) {
                 Ok(()) => {
                     let _ = fs::remove_file(&self.tmp);

@@ -276,10 +276,15 @@ fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usi
     Ok(n)
 }
 
+/// Cores to use, looked up once per process: `available_parallelism` reads cgroup files
+/// under `/proc` on every call, a measurable cost per small blob.
 fn threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
 }
 
 /// Chunks per batch: ~8 MiB of plaintext, at most 1024 chunks, at least one per core.
@@ -722,10 +727,7 @@ impl DecBatch {
         while self.frames.len() < nb && !final_seen {
             let i = *next_index;
             let off = self.frames.len() * slot;
-            if self.buf.len() < off + slot {
-                self.buf.resize(off + slot, 0);
-            }
-            match read_frame(input, i, slot, &mut self.buf[off..off + slot]) {
+            match read_frame(input, i, slot, &mut self.buf, off) {
                 Ok((len, last)) => {
                     self.frames.push((len, last));
                     *next_index += 1;
@@ -763,13 +765,15 @@ impl DecBatch {
     }
 }
 
-/// Reads one frame into `dst` (capacity `slot` = chunk size + tag); returns its
-/// ciphertext length (including tag) and whether it is the final chunk.
+/// Reads one frame into `buf[off..]` (at most `slot` = chunk size + tag bytes), growing `buf`
+/// only to the frame's actual length, so a small blob does not pay for zeroing a whole chunk
+/// slot; returns its ciphertext length (including tag) and whether it is the final chunk.
 fn read_frame<R: Read>(
     input: &mut R,
     i: u64,
     slot: usize,
-    dst: &mut [u8],
+    buf: &mut Vec<u8>,
+    off: usize,
 ) -> Result<(usize, bool), CryptoError> {
     let mut kind = [0u8; 1];
     if read_full(input, &mut kind)? == 0 {
@@ -793,7 +797,10 @@ fn read_frame<R: Read>(
         }
         _ => return Err(CryptoError::Tampered { chunk: i }),
     };
-    if read_full(input, &mut dst[..len])? < len {
+    if buf.len() < off + len {
+        buf.resize(off + len, 0);
+    }
+    if read_full(input, &mut buf[off..off + len])? < len {
         return Err(CryptoError::Truncated);
     }
     Ok((len, last))
