@@ -17,6 +17,7 @@
 #   PATHS="/v1/audit?limit=10 /v1/me" bench/server-load.sh
 #   BIN=/tmp/old/labvault-server bench/server-load.sh   # measure another build as is
 #   WRK=1 bench/server-load.sh                 # also a closed-loop max run with wrk (C, lighter)
+#   nice -n -10 bench/server-load.sh           # (root) server + generator ahead of other builds
 #   cargo install oha --locked                 # the load generator (crates.io)
 #   apt-get install -y wrk time                # optional: wrk; /usr/bin/time for oha's CPU
 #
