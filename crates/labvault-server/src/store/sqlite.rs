@@ -336,6 +336,9 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 fn open(path: &Path) -> rusqlite::Result<Connection> {
     let c = Connection::open(path)?;
     c.busy_timeout(std::time::Duration::from_secs(10))?;
+    // Every query goes through the statement cache (see `one`/`all`); room for all of them
+    // so the hot ones are never evicted.
+    c.set_prepared_statement_cache_capacity(128);
     c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
     Ok(c)
 }
@@ -819,15 +822,41 @@ fn append(c: &Connection, tenant: &str, ev: &AuditDraft) -> StoreResult<()> {
     Ok(())
 }
 
+/// One row, or `NotFound(what)`: the shape of every point lookup.
+fn one<T, P: rusqlite::Params>(
+    c: &Connection,
+    sql: &str,
+    params: P,
+    map: impl FnOnce(&Row) -> rusqlite::Result<T>,
+    what: &'static str,
+) -> StoreResult<T> {
+    c.prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params, map))
+        .optional()
+        .map_err(backend)?
+        .ok_or(StoreError::NotFound(what))
+}
+
+/// Every row of a query: the shape of every listing.
+fn all<T, P: rusqlite::Params>(
+    c: &Connection,
+    sql: &str,
+    params: P,
+    map: impl FnMut(&Row) -> rusqlite::Result<T>,
+) -> StoreResult<Vec<T>> {
+    let mut s = c.prepare_cached(sql).map_err(backend)?;
+    let rows = s.query_map(params, map).map_err(backend)?;
+    rows.collect::<Result<_, _>>().map_err(backend)
+}
+
 fn get_user_c(c: &Connection, tenant: &str, user: &str) -> StoreResult<UserRow> {
-    c.query_row(
+    one(
+        c,
         &format!("SELECT {USER_COLS} FROM users WHERE tenant_id = ?1 AND id = ?2"),
         [tenant, user],
         |r| user_row(r, 0),
+        "member",
     )
-    .optional()
-    .map_err(backend)?
-    .ok_or(StoreError::NotFound("member"))
 }
 
 fn owner_count(c: &Connection, tenant: &str) -> StoreResult<i64> {
@@ -938,14 +967,13 @@ impl Store for SqliteStore {
     async fn get_tenant(&self, tenant: &str) -> StoreResult<TenantRow> {
         let tenant = tenant.to_string();
         self.read(move |c| {
-            c.query_row(
+            one(
+                c,
                 &format!("SELECT {TENANT_COLS} FROM tenants WHERE id = ?1 AND deleted_at IS NULL"),
                 [tenant],
                 |r| tenant_row(r, 0),
+                "tenant",
             )
-            .optional()
-            .map_err(backend)?
-            .ok_or(StoreError::NotFound("tenant"))
         })
         .await
     }
@@ -953,29 +981,29 @@ impl Store for SqliteStore {
     async fn tenant_by_slug(&self, slug: &str) -> StoreResult<TenantRow> {
         let slug = slug.to_string();
         self.read(move |c| {
-            c.query_row(
+            one(
+                c,
                 &format!(
                     "SELECT {TENANT_COLS} FROM tenants WHERE slug = ?1 AND deleted_at IS NULL"
                 ),
                 [slug],
                 |r| tenant_row(r, 0),
+                "tenant",
             )
-            .optional()
-            .map_err(backend)?
-            .ok_or(StoreError::NotFound("tenant"))
         })
         .await
     }
 
     async fn list_tenants(&self) -> StoreResult<Vec<TenantRow>> {
         self.scan(move |c| {
-            let mut s = c
-                .prepare(&format!(
+            all(
+                c,
+                &format!(
                     "SELECT {TENANT_COLS} FROM tenants WHERE deleted_at IS NULL ORDER BY created_at"
-                ))
-                .map_err(backend)?;
-            let rows = s.query_map([], |r| tenant_row(r, 0)).map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
+                ),
+                [],
+                |r| tenant_row(r, 0),
+            )
         })
         .await
     }
@@ -1012,14 +1040,13 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             }
             append(c, &tenant, &audit)?;
-            c.query_row(
+            one(
+                c,
                 &format!("SELECT {TENANT_COLS} FROM tenants WHERE id = ?1 AND deleted_at IS NULL"),
                 [&tenant],
                 |r| tenant_row(r, 0),
+                "tenant",
             )
-            .optional()
-            .map_err(backend)?
-            .ok_or(StoreError::NotFound("tenant"))
         })
         .await
     }
@@ -1082,27 +1109,20 @@ impl Store for SqliteStore {
 
     async fn deleted_tenants(&self) -> StoreResult<Vec<(String, i64)>> {
         self.scan(move |c| {
-            let mut s = c
-                .prepare(
-                    "SELECT id, deleted_at FROM tenants WHERE deleted_at IS NOT NULL \
+            all(
+                c,
+                "SELECT id, deleted_at FROM tenants WHERE deleted_at IS NOT NULL \
                      ORDER BY deleted_at, id",
-                )
-                .map_err(backend)?;
-            let rows = s
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
         })
         .await
     }
 
     async fn expired_trials(&self, now: i64) -> StoreResult<Vec<String>> {
         self.scan(move |c| {
-            let mut s = c
-                .prepare("SELECT id FROM tenants WHERE plan = 'trial' AND expires_at <= ?1 AND deleted_at IS NULL")
-                .map_err(backend)?;
-            let rows = s.query_map([now], |r| r.get(0)).map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
+            all(c, "SELECT id FROM tenants WHERE plan = 'trial' AND expires_at <= ?1 AND deleted_at IS NULL", [now], |r| r.get(0))
         })
         .await
     }
@@ -1110,14 +1130,13 @@ impl Store for SqliteStore {
     async fn user_by_email(&self, tenant: &str, email: &str) -> StoreResult<UserRow> {
         let (tenant, email) = (tenant.to_string(), email.to_string());
         self.read(move |c| {
-            c.query_row(
+            one(
+                c,
                 &format!("SELECT {USER_COLS} FROM users WHERE tenant_id = ?1 AND email = ?2"),
                 [tenant, email],
                 |r| user_row(r, 0),
+                "member",
             )
-            .optional()
-            .map_err(backend)?
-            .ok_or(StoreError::NotFound("member"))
         })
         .await
     }
@@ -1130,13 +1149,12 @@ impl Store for SqliteStore {
     async fn list_users(&self, tenant: &str) -> StoreResult<Vec<UserRow>> {
         let tenant = tenant.to_string();
         self.read(move |c| {
-            let mut s = c
-                .prepare_cached(&format!(
-                    "SELECT {USER_COLS} FROM users WHERE tenant_id = ?1 ORDER BY email"
-                ))
-                .map_err(backend)?;
-            let rows = s.query_map([tenant], |r| user_row(r, 0)).map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
+            all(
+                c,
+                &format!("SELECT {USER_COLS} FROM users WHERE tenant_id = ?1 ORDER BY email"),
+                [tenant],
+                |r| user_row(r, 0),
+            )
         })
         .await
     }
@@ -1656,17 +1674,9 @@ impl Store for SqliteStore {
     async fn list_projects(&self, tenant: &str) -> StoreResult<Vec<ProjectRow>> {
         let tenant = tenant.to_string();
         self.read(move |c| {
-            let mut s = c
-                .prepare_cached(
-                    "SELECT id, name, created_at FROM projects WHERE tenant_id = ?1 ORDER BY created_at, id",
-                )
-                .map_err(backend)?;
-            let rows = s
-                .query_map([tenant], |r| {
+            all(c, "SELECT id, name, created_at FROM projects WHERE tenant_id = ?1 ORDER BY created_at, id", [tenant], |r| {
                     Ok(ProjectRow { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)? })
                 })
-                .map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
         })
         .await
     }
@@ -1674,7 +1684,8 @@ impl Store for SqliteStore {
     async fn get_project(&self, tenant: &str, project: &str) -> StoreResult<ProjectRow> {
         let (tenant, project) = (tenant.to_string(), project.to_string());
         self.read(move |c| {
-            c.query_row(
+            one(
+                c,
                 "SELECT id, name, created_at FROM projects WHERE tenant_id = ?1 AND id = ?2",
                 [tenant, project],
                 |r| {
@@ -1684,10 +1695,8 @@ impl Store for SqliteStore {
                         created_at: r.get(2)?,
                     })
                 },
+                "project",
             )
-            .optional()
-            .map_err(backend)?
-            .ok_or(StoreError::NotFound("project"))
         })
         .await
     }
@@ -1762,21 +1771,18 @@ impl Store for SqliteStore {
     async fn project_roles(&self, tenant: &str) -> StoreResult<Vec<ProjectRoleRow>> {
         let tenant = tenant.to_string();
         self.read(move |c| {
-            let mut s = c
-                .prepare_cached(
-                    "SELECT project_id, user_id, role FROM project_roles WHERE tenant_id = ?1",
-                )
-                .map_err(backend)?;
-            let rows = s
-                .query_map([tenant], |r| {
+            all(
+                c,
+                "SELECT project_id, user_id, role FROM project_roles WHERE tenant_id = ?1",
+                [tenant],
+                |r| {
                     Ok(ProjectRoleRow {
                         project_id: r.get(0)?,
                         user_id: r.get(1)?,
                         role: role_of(r.get(2)?)?,
                     })
-                })
-                .map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
+                },
+            )
         })
         .await
     }
@@ -1882,16 +1888,15 @@ impl Store for SqliteStore {
     async fn pending_invitations(&self, tenant: &str, now: i64) -> StoreResult<Vec<InvitationRow>> {
         let tenant = tenant.to_string();
         self.read(move |c| {
-            let mut s = c
-                .prepare_cached(&format!(
+            all(
+                c,
+                &format!(
                     "SELECT {INV_COLS} FROM invitations WHERE tenant_id = ?1 AND closed_at IS NULL \
                      AND expires_at > ?2 ORDER BY created_at"
-                ))
-                .map_err(backend)?;
-            let rows = s
-                .query_map(params![tenant, now], invitation_row)
-                .map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
+                ),
+                params![tenant, now],
+                invitation_row,
+            )
         })
         .await
     }
@@ -1922,14 +1927,13 @@ impl Store for SqliteStore {
     async fn invitation_by_token(&self, token_hash: &str) -> StoreResult<InvitationRow> {
         let token_hash = token_hash.to_string();
         self.read(move |c| {
-            c.query_row(
+            one(
+                c,
                 &format!("SELECT {INV_COLS} FROM invitations WHERE token_hash = ?1"),
                 [token_hash],
                 invitation_row,
+                "invitation",
             )
-            .optional()
-            .map_err(backend)?
-            .ok_or(StoreError::NotFound("invitation"))
         })
         .await
     }
@@ -1989,13 +1993,14 @@ impl Store for SqliteStore {
     async fn list_api_keys(&self, tenant: &str) -> StoreResult<Vec<ApiKeyRow>> {
         let tenant = tenant.to_string();
         self.read(move |c| {
-            let mut s = c
-                .prepare_cached(&format!(
+            all(
+                c,
+                &format!(
                     "SELECT {KEY_COLS} FROM api_keys WHERE tenant_id = ?1 ORDER BY created_at"
-                ))
-                .map_err(backend)?;
-            let rows = s.query_map([tenant], api_key_row).map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
+                ),
+                [tenant],
+                api_key_row,
+            )
         })
         .await
     }
@@ -2003,14 +2008,13 @@ impl Store for SqliteStore {
     async fn api_key(&self, id: &str) -> StoreResult<ApiKeyRow> {
         let id = id.to_string();
         self.read(move |c| {
-            c.query_row(
+            one(
+                c,
                 &format!("SELECT {KEY_COLS} FROM api_keys WHERE id = ?1"),
                 [id],
                 api_key_row,
+                "api key",
             )
-            .optional()
-            .map_err(backend)?
-            .ok_or(StoreError::NotFound("api key"))
         })
         .await
     }
@@ -2084,13 +2088,12 @@ impl Store for SqliteStore {
     async fn audit_chain(&self, tenant: &str) -> StoreResult<Vec<AuditRow>> {
         let tenant = tenant.to_string();
         self.scan(move |c| {
-            let mut s = c
-                .prepare_cached(&format!(
-                    "SELECT {AUDIT_COLS} FROM audit_events WHERE tenant_id = ?1 ORDER BY seq"
-                ))
-                .map_err(backend)?;
-            let rows = s.query_map([tenant], audit_row).map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
+            all(
+                c,
+                &format!("SELECT {AUDIT_COLS} FROM audit_events WHERE tenant_id = ?1 ORDER BY seq"),
+                [tenant],
+                audit_row,
+            )
         })
         .await
     }
@@ -2098,23 +2101,20 @@ impl Store for SqliteStore {
     async fn retention_rules(&self, tenant: &str) -> StoreResult<Vec<RetentionRow>> {
         let tenant = tenant.to_string();
         self.read(move |c| {
-            let mut s = c
-                .prepare_cached(
-                    "SELECT project_id, data_type, period FROM retention_rules WHERE tenant_id = ?1 \
+            all(
+                c,
+                "SELECT project_id, data_type, period FROM retention_rules WHERE tenant_id = ?1 \
                      ORDER BY project_id, data_type",
-                )
-                .map_err(backend)?;
-            let rows = s
-                .query_map([tenant], |r| {
+                [tenant],
+                |r| {
                     let p: String = r.get(0)?;
                     Ok(RetentionRow {
                         project_id: if p.is_empty() { None } else { Some(p) },
                         data_type: r.get(1)?,
                         period: r.get(2)?,
                     })
-                })
-                .map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
+                },
+            )
         })
         .await
     }
