@@ -765,9 +765,9 @@ impl DecBatch {
     }
 }
 
-/// Reads one frame into `buf[off..]` (at most `slot` = chunk size + tag bytes), growing `buf`
-/// only to the frame's actual length, so a small blob does not pay for zeroing a whole chunk
-/// slot; returns its ciphertext length (including tag) and whether it is the final chunk.
+/// Reads one frame into `buf[off..]` (at most `slot` = chunk size + tag bytes), sizing `buf`
+/// to end with the frame, so a small blob does not pay for zeroing a whole chunk slot;
+/// returns its ciphertext length (including tag) and whether it is the final chunk.
 fn read_frame<R: Read>(
     input: &mut R,
     i: u64,
@@ -797,10 +797,12 @@ fn read_frame<R: Read>(
         }
         _ => return Err(CryptoError::Tampered { chunk: i }),
     };
+    // Appending through `take` fills the spare capacity without zeroing it first (this
+    // frame's bytes, and any later frame's from a previous batch, are read again anyway).
+    buf.truncate(off);
+    buf.reserve(len);
+    Read::take(&mut *input, len as u64).read_to_end(buf)?;
     if buf.len() < off + len {
-        buf.resize(off + len, 0);
-    }
-    if read_full(input, &mut buf[off..off + len])? < len {
         return Err(CryptoError::Truncated);
     }
     Ok((len, last))
