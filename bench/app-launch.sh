@@ -14,6 +14,11 @@
 #   cargo build --release --features labvault-app/custom-protocol,labvault-app/e2e-hooks --bin labvault-app
 # Run:   bench/app-launch.sh            (N_ITEMS=100000 BIG_MIB=1024 by default)
 #        N_ITEMS=5000 BIG_MIB=128 bench/app-launch.sh   # quick smoke run
+#        SKIP_IMPORT=1 ...   # launch and memory only
+#        BENCH_WORK=/dev/shm/lv-app-bench bench/app-launch.sh   # keep the generated vault there;
+#            a re-run with the same BENCH_WORK (and N_ITEMS, BIG_MIB) skips the setup
+#        LABVAULT_LOG=labvault_core=debug,labvault_app=debug ...    # step timings in the app log
+#            ($BENCH_WORK/state/.../logs or the path printed at the end when BENCH_WORK is set)
 # Needs: Xvfb, tauri-driver, WebKitWebDriver, dbus-run-session, gnome-keyring, curl, jq, python3.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -47,12 +52,21 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # tmpfs by default: the 100,000-file setup import is otherwise bound by fsync latency on a busy
 # disk (minutes), and both 1 GiB imports then measure the app and CLI, not the disk.
 # BENCH_DIR=/var/tmp measures with a real disk instead (needs ~3 GiB either way).
-WORK="$(mktemp -d "${BENCH_DIR:-/dev/shm}/lv-app-bench.XXXXXX")"
+if [[ -n "${BENCH_WORK:-}" ]]; then
+  WORK="$BENCH_WORK"; mkdir -p "$WORK"; KEEP=1
+else
+  WORK="$(mktemp -d "${BENCH_DIR:-/dev/shm}/lv-app-bench.XXXXXX")"; KEEP=
+fi
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$WORK"
+  if [[ -n "$KEEP" ]]; then
+    # The vault is kept for the next run (the big file is imported again as a new version).
+    echo "kept $WORK (logs: $(find "$WORK" -name 'labvault*.log' 2>/dev/null | head -1))"
+  else
+    rm -rf "$WORK"
+  fi
 }
 trap cleanup EXIT
 
@@ -65,12 +79,18 @@ PASS="app benchmark passphrase 1"
 lv() { HOME="$BENCH_HOME" LABVAULT_PASSPHRASE="$PASS" "$CLI" --vault "$VAULT" "$@"; }
 now_ms() { date +%s%3N; }
 
-echo "== setup: vault with $N_ITEMS items (CLI import of tiny files), $BIG_MIB MiB file"
-HOME="$BENCH_HOME" LABVAULT_NEW_PASSPHRASE="$PASS" "$CLI" --vault "$VAULT" init </dev/null >/dev/null
-lv project create bench >/dev/null
-lv project create cli-import >/dev/null
-lv project create app-import >/dev/null
-python3 - "$WORK/small" "$N_ITEMS" <<'EOF'
+SETUP_MARK="$WORK/setup-done-$N_ITEMS-$BIG_MIB"
+if [[ -e "$SETUP_MARK" ]]; then
+  echo "== setup: reusing the vault in $WORK ($N_ITEMS items, $BIG_MIB MiB file)"
+  BIG_BYTES=$(stat -c %s "$WORK/big.bin")
+  lv remember 2>/dev/null   # the throwaway keyring of this D-Bus session is new
+else
+  echo "== setup: vault with $N_ITEMS items (CLI import of tiny files), $BIG_MIB MiB file"
+  HOME="$BENCH_HOME" LABVAULT_NEW_PASSPHRASE="$PASS" "$CLI" --vault "$VAULT" init </dev/null >/dev/null
+  lv project create bench >/dev/null
+  lv project create cli-import >/dev/null
+  lv project create app-import >/dev/null
+  python3 - "$WORK/small" "$N_ITEMS" <<'EOF'
 import os, sys
 root, n = sys.argv[1], int(sys.argv[2])
 for i in range(n):
@@ -80,14 +100,19 @@ for i in range(n):
     with open(os.path.join(d, f"sample-{i:06d}.csv"), "w") as f:
         f.write(f"sample,value\n{i},{i * 0.5}\n")
 EOF
-t0=$(now_ms)
-lv import --project bench --area uploads "$WORK/small" >/dev/null 2>&1
-echo "   CLI import of $N_ITEMS tiny files: $(( $(now_ms) - t0 )) ms"
-rm -rf "$WORK/small"
-lv remember 2>/dev/null
-head -c $(( BIG_MIB * 1024 * 1024 )) /dev/urandom > "$WORK/big.bin"
-BIG_BYTES=$(stat -c %s "$WORK/big.bin")
+  t0=$(now_ms)
+  lv import --project bench --area uploads "$WORK/small" >/dev/null 2>&1
+  echo "   CLI import of $N_ITEMS tiny files: $(( $(now_ms) - t0 )) ms"
+  rm -rf "$WORK/small"
+  lv remember 2>/dev/null
+  head -c $(( BIG_MIB * 1024 * 1024 )) /dev/urandom > "$WORK/big.bin"
+  BIG_BYTES=$(stat -c %s "$WORK/big.bin")
+  touch "$SETUP_MARK"
+fi
 
+SKIP_IMPORT="${SKIP_IMPORT:-}"   # 1 = launch and memory only (for profiling the launch)
+CLI_IMPORT_MS=1
+[[ -n "$SKIP_IMPORT" ]] || {
 echo "== CLI import of the $BIG_MIB MiB file"
 cat "$WORK/big.bin" > /dev/null   # same page-cache state for both imports
 t0=$(now_ms); lv project ls >/dev/null; CLI_UNLOCK_MS=$(( $(now_ms) - t0 ))
@@ -95,6 +120,7 @@ t0=$(now_ms); lv import --project cli-import --area uploads "$WORK/big.bin" >/de
 CLI_TOTAL_MS=$(( $(now_ms) - t0 ))
 CLI_IMPORT_MS=$(( CLI_TOTAL_MS - CLI_UNLOCK_MS ))
 echo "   total ${CLI_TOTAL_MS} ms, minus unlock+list ${CLI_UNLOCK_MS} ms = ${CLI_IMPORT_MS} ms"
+}
 
 # The app's unlock screen offers the keyring when its settings say this device remembers the
 # vault (the CLI's `remember` stored the key; the app's own checkbox would also set this hint).
@@ -195,6 +221,8 @@ echo "== memory with the $N_ITEMS-item workspace open (after 3 s idle)"
 sleep 3
 memory
 
+APP_IMPORT_MS=1
+if [[ -z "$SKIP_IMPORT" ]]; then
 echo "== app import of the $BIG_MIB MiB file (file dialog answered by e2e-hooks)"
 js 'document.querySelector("[data-testid=\"project-app-import\"]").click(); return null;' >/dev/null
 wait_js 'document.querySelector("[data-testid=\"area-tab-uploads\"]")' 20
@@ -220,12 +248,14 @@ APP_IMPORT_MS=$(jq -r '.ms | round' <<<"$APP_IMPORT")
 [[ "$(jq -r .state <<<"$APP_IMPORT")" == done ]] || { echo "app import ended: $APP_IMPORT" >&2; exit 1; }
 echo "== memory after the import"
 memory
+fi
 wd DELETE "/session/$SID" >/dev/null
 
 mbs() { bc -l <<<"scale=1; $BIG_BYTES / 1000000 / ($1 / 1000)"; }
 echo
 echo "RESULTS ($(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "  launch -> workspace with first rows (ms, per run): ${LAUNCH_RESULTS[*]}  (target < 1500)"
+[[ -n "$SKIP_IMPORT" ]] ||
 echo "  import $BIG_MIB MiB: app ${APP_IMPORT_MS} ms = $(mbs "$APP_IMPORT_MS") MB/s;" \
      "CLI ${CLI_IMPORT_MS} ms = $(mbs "$CLI_IMPORT_MS") MB/s;" \
      "app/CLI throughput $(bc -l <<<"scale=2; $CLI_IMPORT_MS / $APP_IMPORT_MS")  (target >= 0.90)"

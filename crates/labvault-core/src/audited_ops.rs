@@ -60,6 +60,9 @@ impl Vault {
             Unlock::Keyring => "keyring",
         };
         let (actor, clock) = (opts.actor.clone(), opts.clock.clone());
+        // Step timings (debug level) so a slow unlock can be attributed without a profiler.
+        let t0 = std::time::Instant::now();
+        let ms = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1e3;
         let mut v = match Vault::unlock_unaudited(dir, how, opts) {
             Ok(v) => v,
             Err(e) => {
@@ -67,16 +70,31 @@ impl Vault {
                 return Err(e);
             }
         };
+        let open_ms = ms(t0);
+        let t = std::time::Instant::now();
         let (journal_key, key_problem) = crate::journal::ensure_journal_key(&mut v)?;
         crate::journal::ingest(&mut v, &journal_key, key_problem)?;
         drop(journal_key);
+        let journal_ms = ms(t);
+        let t = std::time::Instant::now();
         v.record(
             actions::AUTH_UNLOCK,
             resources::VAULT.into(),
             Outcome::Success,
             format!("method={method}"),
         )?;
-        v.run_retention_inner(&mut |_, _| {}, false)?;
+        let record_ms = ms(t);
+        let t = std::time::Instant::now();
+        let run = v.run_retention_inner(&mut |_, _| {}, false)?;
+        tracing::debug!(
+            open_ms,
+            journal_ms,
+            record_ms,
+            retention_ms = ms(t),
+            retention_checked = run.checked,
+            total_ms = ms(t0),
+            "unlock steps"
+        );
         Ok(v)
     }
 

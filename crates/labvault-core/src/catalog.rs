@@ -60,6 +60,8 @@ pub const MIGRATIONS: &[&str] = &[
     crate::audit::MIGRATION_GOVERNANCE,
     // 3: composite audit indexes for combined filters (see audit.rs).
     crate::audit::MIGRATION_AUDIT_COMBINED,
+    // 4: lifecycle index for the unlock-time retention pass (see retention.rs).
+    crate::retention::MIGRATION_LIFECYCLE_INDEX,
 ];
 
 /// The schema version this build writes and understands.

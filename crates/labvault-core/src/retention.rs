@@ -10,7 +10,7 @@ use crate::vault::{ms_to_ts, ts_to_ms, Vault};
 use labvault_governance::audit::{actions, resources, Outcome};
 use labvault_governance::retention::{
     self as gov, DataType, DisplayState, ItemLifecycle, LifecycleState, LifecycleStep, PlanTier,
-    PolicyOverride, RetentionPolicy,
+    PolicyOverride, RetentionPeriod, RetentionPolicy,
 };
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
@@ -181,6 +181,52 @@ fn lifecycle_state(s: &str) -> LifecycleState {
 fn data_type(s: &str) -> DataType {
     s.parse().unwrap_or(DataType::ResearchData)
 }
+
+/// A lower bound of `p.add_to(t) - t` over every start `t`: hours and days are exact, a
+/// calendar year is at least 365 days (29 February + 1 year = 28 February); one day less is
+/// kept as margin.
+fn shortest_span(p: RetentionPeriod) -> Duration {
+    match p {
+        RetentionPeriod::Hours(h) => Duration::hours(i64::from(h)),
+        RetentionPeriod::Days(d) => Duration::days(i64::from(d)),
+        RetentionPeriod::Years(y) => Duration::days((i64::from(y) * 365 - 1).max(0)),
+    }
+}
+
+/// `d` in whole milliseconds, rounded down (a smaller span widens the candidate range).
+fn whole_ms(d: Duration) -> i64 {
+    i64::try_from(d.whole_milliseconds()).unwrap_or(i64::MAX)
+}
+
+/// The SQL (and its arguments) of [`Vault::retention_candidates`] for the policies `all`.
+fn candidates_query(now: OffsetDateTime, all: &[&RetentionPolicy]) -> (String, Vec<i64>) {
+    let cutoff = |shortest: Duration| ts_to_ms(now).saturating_sub(whole_ms(shortest));
+    let shortest = |f: &dyn Fn(&RetentionPolicy) -> RetentionPeriod| {
+        all.iter()
+            .map(|p| shortest_span(f(p)))
+            .min()
+            .unwrap_or(Duration::ZERO)
+    };
+    let mut sql = String::from(
+        "SELECT id, project_id, data_type, created_at, state, deleted_at FROM items
+         WHERE (state = 'soft_deleted' AND (deleted_at IS NULL OR deleted_at <= ?1))",
+    );
+    let mut args: Vec<i64> = vec![cutoff(shortest(&|p| p.grace))];
+    for dt in DataType::ALL {
+        args.push(cutoff(shortest(&|p| p.period(dt))));
+        sql += &format!(
+            "\n OR (state = 'active' AND data_type = '{}' AND created_at <= ?{})",
+            dt.as_str(),
+            args.len()
+        );
+    }
+    (sql, args)
+}
+
+/// Migration 4 (registered in [`crate::catalog::MIGRATIONS`]): the index the unlock-time
+/// retention pass reads, so it visits only items whose step may be due, not every item.
+pub(crate) const MIGRATION_LIFECYCLE_INDEX: &str =
+    "CREATE INDEX items_lifecycle ON items(state, data_type, created_at);";
 
 impl Vault {
     // ----- policies -------------------------------------------------------------------------
@@ -548,40 +594,38 @@ impl Vault {
     ) -> Result<RetentionRunReport> {
         let now = self.now();
         let (plan, vault) = self.vault_policy_parts()?;
+        // Every policy in force: the vault's (projects without overrides) and each project's.
         let mut policies: HashMap<String, RetentionPolicy> = HashMap::new();
+        let vault_policy = Self::effective(plan, &vault, None)?;
+        for p in self.list_projects()? {
+            let ov = self
+                .stored_overrides(&p.id)?
+                .map(|x| x.1)
+                .unwrap_or_default();
+            policies.insert(p.id, Self::effective(plan, &vault, Some(&ov))?);
+        }
         let held = self.held_ids()?;
-        let rows: Vec<(String, String, String, i64, String, Option<i64>)> = {
-            let mut st = self.catalog.conn().prepare(
-                "SELECT id, project_id, data_type, created_at, state, deleted_at FROM items
-                 WHERE state IN ('active','soft_deleted')",
-            )?;
-            let r = st.query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })?;
-            r.collect::<rusqlite::Result<_>>()?
-        };
+        let rows = self.retention_candidates(now, &vault_policy, policies.values())?;
         let total = rows.len() as u64;
-        let mut report = RetentionRunReport::default();
+        let mut report = RetentionRunReport {
+            // On demand the report counts every item in scope (what users read as "checked");
+            // at unlock only the candidates, so opening a large vault reads no extra rows.
+            checked: if always_record {
+                self.catalog.conn().query_row(
+                    "SELECT count(*) FROM items WHERE state IN ('active','soft_deleted')",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )? as u64
+            } else {
+                total
+            },
+            ..Default::default()
+        };
         for (n, (id, project_id, dt, created, state, deleted)) in rows.into_iter().enumerate() {
-            report.checked += 1;
-            if !policies.contains_key(&project_id) {
-                let ov = self
-                    .stored_overrides(&project_id)?
-                    .map(|x| x.1)
-                    .unwrap_or_default();
-                policies.insert(
-                    project_id.clone(),
-                    Self::effective(plan, &vault, Some(&ov))?,
-                );
-            }
-            let policy = &policies[&project_id];
+            let policy = match policies.get(&project_id) {
+                Some(p) => p,
+                None => &vault_policy,
+            };
             let on_hold = held.contains(&id) || held.contains(&project_id);
             let life = ItemLifecycle {
                 data_type: data_type(&dt),
@@ -638,6 +682,40 @@ impl Vault {
             )?;
         }
         Ok(report)
+    }
+
+    /// The items whose next lifecycle step may be due at `now`, found through the
+    /// `items_lifecycle` index instead of reading every item: an active item of data type `dt`
+    /// can only have expired if it was created at least the *shortest* `dt` period in force
+    /// (over every policy) ago, and a soft-deleted one can only be due for erasure once the
+    /// shortest grace has passed since its deletion. The bounds are conservative (a calendar
+    /// year counts as 364 days), so every due item is returned; the caller still decides
+    /// each one exactly with `gov::evaluate`, so candidates that are not due change nothing.
+    /// `data_type` is only ever written from [`DataType`], so the per-type ranges cover every
+    /// row.
+    #[allow(clippy::type_complexity)]
+    fn retention_candidates<'a>(
+        &self,
+        now: OffsetDateTime,
+        vault_policy: &'a RetentionPolicy,
+        project_policies: impl Iterator<Item = &'a RetentionPolicy>,
+    ) -> Result<Vec<(String, String, String, i64, String, Option<i64>)>> {
+        let all: Vec<&RetentionPolicy> = std::iter::once(vault_policy)
+            .chain(project_policies)
+            .collect();
+        let (sql, args) = candidates_query(now, &all);
+        let mut st = self.catalog.conn().prepare(&sql)?;
+        let r = st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?;
+        Ok(r.collect::<rusqlite::Result<_>>()?)
     }
 
     fn held_ids(&self) -> Result<HashSet<String>> {
@@ -800,5 +878,56 @@ impl Vault {
             items,
             projects: summaries,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{KdfParams, Passphrase, VaultOptions};
+
+    /// The unlock-time pass must stay an index search: a plan that scans `items` would read
+    /// every item of a 100,000-item vault at each unlock again.
+    #[test]
+    fn the_candidate_query_searches_the_lifecycle_index_and_never_scans_items() {
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = VaultOptions {
+            kdf: Some(KdfParams::FLOOR),
+            ..Default::default()
+        };
+        let (v, _rk) =
+            Vault::create(&tmp.path().join("v"), &Passphrase::new("pw".into()), opts).unwrap();
+        let policy = v.retention_policy(None).unwrap();
+        let (sql, args) = candidates_query(OffsetDateTime::now_utc(), &[&policy]);
+        let conn = v.catalog.conn();
+        let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let plan: Vec<String> = st
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(plan.contains("USING INDEX items_lifecycle"), "{plan}");
+        assert!(!plan.contains("SCAN items"), "{plan}");
+    }
+
+    #[test]
+    fn the_shortest_span_never_exceeds_a_real_period() {
+        let starts = [
+            time::macros::datetime!(2028-02-29 00:00 UTC),
+            time::macros::datetime!(2027-03-01 12:00 UTC),
+            time::macros::datetime!(2031-12-31 23:59:59.999 UTC),
+        ];
+        for p in [
+            RetentionPeriod::Years(1),
+            RetentionPeriod::Years(4),
+            RetentionPeriod::Years(7),
+            RetentionPeriod::Days(30),
+            RetentionPeriod::Hours(24),
+        ] {
+            for t in starts {
+                assert!(t + shortest_span(p) <= p.add_to(t), "{p} from {t}");
+            }
+        }
     }
 }

@@ -107,59 +107,11 @@ impl Vault {
     /// A page of items, sorted and filtered in SQL (`ORDER BY ... LIMIT ... OFFSET`), with the
     /// total count, so a list of any size costs one bounded query per screenful.
     pub fn items_page(&self, q: &ItemQuery, offset: u64, limit: u64) -> Result<ItemPage> {
-        let limit = limit.clamp(1, MAX_ITEMS_PAGE);
         let project = self.project(&q.project)?;
-        let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(project.id)];
-        let mut wh = String::from(" WHERE i.project_id = ?1");
-        if let Some(a) = q.area {
-            args.push(Box::new(a.as_str()));
-            wh += &format!(" AND i.area = ?{}", args.len());
-        }
-        if let Some(t) = q.text.as_deref().filter(|t| !t.is_empty()) {
-            args.push(Box::new(t.to_lowercase()));
-            wh += &format!(" AND instr(lower(i.path), ?{}) > 0", args.len());
-        }
-        if let Some(d) = q.data_type {
-            args.push(Box::new(d.as_str()));
-            wh += &format!(" AND i.data_type = ?{}", args.len());
-        }
-        if let Some(m) = &q.media_type {
-            args.push(Box::new(m.clone()));
-            wh += &format!(" AND i.media_type = ?{}", args.len());
-        }
-        let states: Vec<ItemState> = if q.states.is_empty() {
-            vec![ItemState::Active]
-        } else {
-            q.states.clone()
-        };
-        if states.len() < ItemState::ALL.len() {
-            let mut marks = Vec::new();
-            for s in &states {
-                args.push(Box::new(s.as_str()));
-                marks.push(format!("?{}", args.len()));
-            }
-            wh += &format!(" AND i.state IN ({})", marks.join(", "));
-        }
+        let (count_sql, sql, args) = page_sql(q, project.id, offset, limit);
         let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
         let conn = self.catalog.conn();
-        let total: i64 = conn.query_row(
-            &format!("SELECT count(*) FROM items i{wh}"),
-            refs.as_slice(),
-            |r| r.get(0),
-        )?;
-        let col = match q.sort {
-            SortKey::Path => "i.path",
-            SortKey::Size => "v.size",
-            SortKey::Created => "i.created_at",
-            SortKey::Modified => "i.updated_at",
-            SortKey::MediaType => "i.media_type",
-            SortKey::DataType => "i.data_type",
-        };
-        let dir = if q.desc { "DESC" } else { "ASC" };
-        // Ties are broken by path then id so paging is stable (no row shows up twice).
-        let sql = format!(
-            "{ITEM_SELECT}{wh} ORDER BY {col} {dir}, i.path {dir}, i.id {dir} LIMIT {limit} OFFSET {offset}"
-        );
+        let total: i64 = conn.query_row(&count_sql, refs.as_slice(), |r| r.get(0))?;
         let mut st = conn.prepare(&sql)?;
         let rows = st
             .query_map(refs.as_slice(), item_from_row)?
@@ -257,6 +209,68 @@ impl Vault {
     }
 }
 
+/// The count and page statements of [`Vault::items_page`] and their arguments (`?1` is the
+/// project id).
+fn page_sql(
+    q: &ItemQuery,
+    project_id: String,
+    offset: u64,
+    limit: u64,
+) -> (String, String, Vec<Box<dyn ToSql>>) {
+    let limit = limit.clamp(1, MAX_ITEMS_PAGE);
+    let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(project_id)];
+    let mut wh = String::from(" WHERE i.project_id = ?1");
+    if let Some(a) = q.area {
+        args.push(Box::new(a.as_str()));
+        wh += &format!(" AND i.area = ?{}", args.len());
+    }
+    if let Some(t) = q.text.as_deref().filter(|t| !t.is_empty()) {
+        args.push(Box::new(t.to_lowercase()));
+        wh += &format!(" AND instr(lower(i.path), ?{}) > 0", args.len());
+    }
+    if let Some(d) = q.data_type {
+        args.push(Box::new(d.as_str()));
+        wh += &format!(" AND i.data_type = ?{}", args.len());
+    }
+    if let Some(m) = &q.media_type {
+        args.push(Box::new(m.clone()));
+        wh += &format!(" AND i.media_type = ?{}", args.len());
+    }
+    let states: Vec<ItemState> = if q.states.is_empty() {
+        vec![ItemState::Active]
+    } else {
+        q.states.clone()
+    };
+    if let [one] = states.as_slice() {
+        // An equality, not a one-value IN: SQLite then reads active items in path order
+        // from the partial unique index `items_active_path`, so the first page of 100,000
+        // items reads ~`limit` rows instead of sorting all of them (measured: 3.4 s at launch).
+        args.push(Box::new(one.as_str()));
+        wh += &format!(" AND i.state = ?{}", args.len());
+    } else if states.len() < ItemState::ALL.len() {
+        let mut marks = Vec::new();
+        for s in &states {
+            args.push(Box::new(s.as_str()));
+            marks.push(format!("?{}", args.len()));
+        }
+        wh += &format!(" AND i.state IN ({})", marks.join(", "));
+    }
+    let col = match q.sort {
+        SortKey::Path => "i.path",
+        SortKey::Size => "v.size",
+        SortKey::Created => "i.created_at",
+        SortKey::Modified => "i.updated_at",
+        SortKey::MediaType => "i.media_type",
+        SortKey::DataType => "i.data_type",
+    };
+    let dir = if q.desc { "DESC" } else { "ASC" };
+    // Ties are broken by path then id so paging is stable (no row shows up twice).
+    let sql = format!(
+        "{ITEM_SELECT}{wh} ORDER BY {col} {dir}, i.path {dir}, i.id {dir} LIMIT {limit} OFFSET {offset}"
+    );
+    (format!("SELECT count(*) FROM items i{wh}"), sql, args)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,6 +342,31 @@ mod tests {
         q.text = None;
         q.media_type = Some("text/csv".into());
         assert_eq!(paths(v.items_page(&q, 0, 10).unwrap()), ["b.csv"]);
+    }
+
+    /// The default listing (active items by path, either direction) must come straight from
+    /// an index in order: a plan that sorts reads and sorts every item of a 100,000-item area
+    /// before showing the first rows (seconds at launch).
+    #[test]
+    fn the_default_listing_is_read_in_index_order_without_a_sort() {
+        let (_t, v) = vault_with(&[("a.txt", vec![1; 10])]);
+        for desc in [false, true] {
+            let (_, sql, args) = page_sql(&query(SortKey::Path, desc), "pid".into(), 0, 200);
+            let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
+            let conn = v.catalog.conn();
+            let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let plan: Vec<String> = st
+                .query_map(refs.as_slice(), |r| r.get(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let plan = plan.join("\n");
+            assert!(
+                plan.contains("SEARCH i USING INDEX items_active_path"),
+                "{plan}"
+            );
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
     }
 
     #[test]

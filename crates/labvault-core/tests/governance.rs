@@ -4,8 +4,8 @@
 use labvault_core::audit::AuditFilter;
 use labvault_core::retention::HoldTarget;
 use labvault_core::{
-    Area, ErrorCode, ExportOptions, ImportOptions, ItemState, KdfParams, ManualClock, Passphrase,
-    Unlock, Vault, VaultOptions,
+    Area, DataType, ErrorCode, ExportOptions, ImportOptions, ItemState, KdfParams, ManualClock,
+    Passphrase, Unlock, Vault, VaultOptions,
 };
 use labvault_governance::audit::{AuditEvent, Checkpoint, EventDraft, Outcome};
 use labvault_governance::export::{verify_export, ExportFormat};
@@ -927,5 +927,97 @@ fn an_interrupted_retention_run_resumes_without_repeating_steps() {
         .filter(|ev| ev.action.as_str() == "retention.expire")
         .count();
     assert_eq!(expire_events, 3, "one event per item, none repeated");
+    assert!(v.audit_verify(&mut |_, _| {}).is_ok());
+}
+
+/// Imports `name` into `project` as `dt`.
+fn import_as(v: &mut Vault, e: &Env, project: &str, name: &str, dt: DataType) -> String {
+    let p = e.src.join(name);
+    std::fs::write(&p, name).unwrap();
+    let opts = ImportOptions {
+        data_type: Some(dt),
+        ..Default::default()
+    };
+    let r = v
+        .import(
+            project,
+            Area::Uploads,
+            &[p],
+            &opts,
+            &mut |_| {},
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+    r.imported[0].item_id.clone()
+}
+
+/// The unlock-time pass reads only the items whose step may be due (through an index, with a
+/// bound derived from the shortest period in force), so it must still catch every due item:
+/// a project override shorter than the vault policy, a vault override for one data type, a
+/// calendar year starting on 29 February, and a soft-deleted item whose grace ended; and it
+/// must not touch anything one millisecond early.
+#[test]
+fn unlock_enforces_every_due_step_and_nothing_early() {
+    let e = env();
+    e.clock.set(datetime!(2028-02-29 09:00 UTC));
+    let mut v = create(&e);
+    v.create_project("P").unwrap();
+    v.create_project("Q").unwrap();
+    let one_year = PolicyOverride {
+        research_data: Some(RetentionPeriod::Years(1)),
+        ..Default::default()
+    };
+    v.set_retention_policy(Some("P"), None, &one_year).unwrap();
+    let backup_30d = PolicyOverride {
+        backup: Some(RetentionPeriod::Days(30)),
+        ..Default::default()
+    };
+    v.set_retention_policy(None, None, &backup_30d).unwrap();
+    let leap = import_as(&mut v, &e, "P", "leap.csv", DataType::ResearchData);
+    let backup = import_as(&mut v, &e, "Q", "backup.tar", DataType::Backup);
+    let research = import_as(&mut v, &e, "Q", "research.csv", DataType::ResearchData);
+    let deleted = import_as(&mut v, &e, "Q", "deleted.csv", DataType::ResearchData);
+    v.soft_delete(&deleted).unwrap();
+    let states = |v: &Vault| -> Vec<ItemState> {
+        [&leap, &backup, &research, &deleted]
+            .iter()
+            .map(|id| v.item(id).unwrap().state)
+            .collect()
+    };
+    let relock = |v: Vault| {
+        v.lock();
+        unlock(&e)
+    };
+    use ItemState::{Active, Erased, SoftDeleted};
+
+    // One millisecond before the backup period and the grace end: nothing moves.
+    e.clock
+        .advance(Duration::days(30) - Duration::milliseconds(1));
+    let v = relock(v);
+    assert_eq!(states(&v), [Active, Active, Active, SoftDeleted]);
+    assert!(
+        with_action(&v, "retention.run").is_empty(),
+        "a quiet unlock records no run"
+    );
+
+    // Both are due at exactly their time.
+    e.clock.advance(Duration::milliseconds(1));
+    let v = relock(v);
+    assert_eq!(states(&v), [Active, SoftDeleted, Active, Erased]);
+    let runs = with_action(&v, "retention.run");
+    assert_eq!(runs.len(), 1);
+    assert!(
+        runs[0].detail.contains("expired=1 erased=1"),
+        "{}",
+        runs[0].detail
+    );
+
+    // 29 February 2028 + 1 year = 28 February 2029 09:00 (P's override), not a day later.
+    e.clock.set(datetime!(2029-02-28 08:59:59.999 UTC));
+    let v = relock(v);
+    assert_eq!(v.item(&leap).unwrap().state, Active);
+    e.clock.set(datetime!(2029-02-28 09:00 UTC));
+    let mut v = relock(v);
+    assert_eq!(states(&v), [SoftDeleted, Erased, Active, Erased]);
     assert!(v.audit_verify(&mut |_, _| {}).is_ok());
 }
