@@ -13,7 +13,7 @@
 
 use std::time::Instant;
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use labvault_crypto::{decrypt_blob, encrypt_blob, DataKey, DEFAULT_CHUNK_SIZE};
 use sha2::{Digest, Sha256};
@@ -34,7 +34,7 @@ fn aesgcm_seal(chunks: &mut [Vec<u8>]) {
         let mut n = [0u8; 12];
         n[7..11].copy_from_slice(&(i as u32).to_be_bytes());
         let tag = c
-            .encrypt_in_place_detached(Nonce::from_slice(&n), &[0u8; 41], ch)
+            .encrypt_inout_detached(&Nonce::from(n), &[0u8; 41], ch.as_mut_slice().into())
             .unwrap();
         std::hint::black_box(tag);
     }

@@ -149,7 +149,7 @@ fn check_chunk_size(cs: u32) -> Result<(), CryptoError> {
 #[cfg(not(feature = "ring-backend"))]
 mod backend {
     use super::TAG_LEN;
-    use aes_gcm::aead::{AeadInPlace, KeyInit};
+    use aes_gcm::aead::{AeadInOut, KeyInit};
     use aes_gcm::{Aes256Gcm, Nonce, Tag};
 
     pub(super) struct Aead(Aes256Gcm);
@@ -160,7 +160,7 @@ mod backend {
         }
         pub(super) fn seal(&self, nonce: &[u8; 12], aad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
             self.0
-                .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, buf)
+                .encrypt_inout_detached(&Nonce::from(*nonce), aad, buf.into())
                 .expect("chunk sizes are far below the AES-GCM message limit")
                 .into()
         }
@@ -171,8 +171,11 @@ mod backend {
             buf: &mut [u8],
             tag: &[u8],
         ) -> bool {
+            let Ok(tag) = Tag::try_from(tag) else {
+                return false;
+            };
             self.0
-                .decrypt_in_place_detached(Nonce::from_slice(nonce), aad, buf, Tag::from_slice(tag))
+                .decrypt_inout_detached(&Nonce::from(*nonce), aad, buf.into(), &tag)
                 .is_ok()
         }
     }

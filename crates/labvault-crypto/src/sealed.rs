@@ -94,10 +94,10 @@ impl JournalSecretKey {
             return Err(CryptoError::SealedBoxInvalid);
         }
         let key = box_key(shared.as_bytes(), &epk, &self.public_key().0);
-        let cipher = Aes256Gcm::new(key.as_ref().into());
+        let cipher = Aes256Gcm::new((&*key).into());
         cipher
             .decrypt(
-                Nonce::from_slice(&sealed[33..45]),
+                &Nonce::try_from(&sealed[33..45]).expect("12-byte nonce slice"),
                 Payload {
                     msg: &sealed[45..],
                     aad,
@@ -123,9 +123,9 @@ pub fn seal(to: &JournalPublicKey, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     let key = box_key(shared.as_bytes(), &epk, &to.0);
     let mut nonce = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let ct = Aes256Gcm::new(key.as_ref().into())
+    let ct = Aes256Gcm::new((&*key).into())
         .encrypt(
-            Nonce::from_slice(&nonce),
+            &Nonce::from(nonce),
             Payload {
                 msg: plaintext,
                 aad,

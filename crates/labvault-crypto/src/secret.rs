@@ -239,7 +239,7 @@ pub(crate) fn wrap(kek: &[u8; 32], key: &[u8; 32], purpose: &str, context: &[u8]
     let aad = wrap_aad(purpose, context);
     let ct = cipher
         .encrypt(
-            Nonce::from_slice(&nonce),
+            &Nonce::from(nonce),
             Payload {
                 msg: key,
                 aad: &aad,
@@ -270,7 +270,7 @@ pub(crate) fn unwrap(
     let pt = Zeroizing::new(
         cipher
             .decrypt(
-                Nonce::from_slice(&b[1..13]),
+                &Nonce::try_from(&b[1..13]).expect("12-byte nonce slice"),
                 Payload {
                     msg: &b[13..],
                     aad: &aad,

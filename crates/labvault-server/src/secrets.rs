@@ -280,7 +280,7 @@ impl SecretBox {
         let nonce = random_bytes::<12>();
         let ct = cipher
             .encrypt(
-                aes_gcm::Nonce::from_slice(&nonce),
+                &aes_gcm::Nonce::from(nonce),
                 Payload {
                     msg: plaintext,
                     aad: aad.as_bytes(),
@@ -303,7 +303,7 @@ impl SecretBox {
         let cipher = aes_gcm::Aes256Gcm::new_from_slice(&self.0[..]).ok()?;
         cipher
             .decrypt(
-                aes_gcm::Nonce::from_slice(&blob[1..13]),
+                &aes_gcm::Nonce::try_from(&blob[1..13]).expect("12-byte nonce slice"),
                 Payload {
                     msg: &blob[13..],
                     aad: aad.as_bytes(),
