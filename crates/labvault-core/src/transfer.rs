@@ -651,17 +651,7 @@ impl Vault {
                 i += 1;
                 continue;
             }
-            // A run of small items: at most EXPORT_GROUP_FILES files and GROUP_MAX_BYTES.
-            let mut end = i;
-            let mut bytes = 0u64;
-            while end < items.len()
-                && items[end].size <= GROUP_FILE_MAX_BYTES
-                && end - i < EXPORT_GROUP_FILES
-                && (end == i || bytes + items[end].size <= GROUP_MAX_BYTES)
-            {
-                bytes += items[end].size;
-                end += 1;
-            }
+            let end = small_run_end(items.len(), i, EXPORT_GROUP_FILES, |k| items[k].size);
             // Catalog reads and key unwrapping here (the connection stays on this thread); a
             // failure cuts the group before that item.
             let mut jobs = Vec::with_capacity(end - i);
@@ -1672,6 +1662,29 @@ enum Unit {
     Big(usize),
 }
 
+/// End (exclusive) of the run of small files that starts at `start` (whose file is small):
+/// at most `max_files` files and [`GROUP_MAX_BYTES`] bytes, ending before the first file bigger
+/// than [`GROUP_FILE_MAX_BYTES`]. Import and export group the same way, so one group's worth of
+/// temp files shares one sync pass in both directions.
+fn small_run_end(
+    len: usize,
+    start: usize,
+    max_files: usize,
+    size_of: impl Fn(usize) -> u64,
+) -> usize {
+    let mut end = start;
+    let mut bytes = 0u64;
+    while end < len
+        && size_of(end) <= GROUP_FILE_MAX_BYTES
+        && end - start < max_files
+        && (end == start || bytes + size_of(end) <= GROUP_MAX_BYTES)
+    {
+        bytes += size_of(end);
+        end += 1;
+    }
+    end
+}
+
 /// Cuts the plan into units: each file bigger than [`GROUP_FILE_MAX_BYTES`] on its own, runs
 /// of smaller ones into groups of at most [`IMPORT_GROUP_FILES`] files and [`GROUP_MAX_BYTES`].
 fn plan_units(plan: &[Planned]) -> Vec<Unit> {
@@ -1683,16 +1696,7 @@ fn plan_units(plan: &[Planned]) -> Vec<Unit> {
             i += 1;
             continue;
         }
-        let mut end = i;
-        let mut bytes = 0u64;
-        while end < plan.len()
-            && plan[end].size <= GROUP_FILE_MAX_BYTES
-            && end - i < IMPORT_GROUP_FILES
-            && (end == i || bytes + plan[end].size <= GROUP_MAX_BYTES)
-        {
-            bytes += plan[end].size;
-            end += 1;
-        }
+        let end = small_run_end(plan.len(), i, IMPORT_GROUP_FILES, |k| plan[k].size);
         units.push(Unit::Group(i..end));
         i = end;
     }
@@ -1968,6 +1972,27 @@ fn walk_dir(dir: &Path, base: &str, plan: &mut Vec<Planned>, failed: &mut Vec<Im
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Groups stop at the file count, at the byte budget (a lone file always fits) and before a
+    /// big file, so neither a huge group nor a big file ever waits in a sync pass.
+    #[test]
+    fn small_runs_respect_count_bytes_and_big_files() {
+        let kib = 1u64 << 10;
+        let sizes = vec![kib; 600];
+        assert_eq!(small_run_end(sizes.len(), 0, 256, |k| sizes[k]), 256);
+        assert_eq!(small_run_end(sizes.len(), 512, 256, |k| sizes[k]), 600);
+        let big = GROUP_FILE_MAX_BYTES + 1;
+        let mixed = [kib, kib, big, kib];
+        assert_eq!(small_run_end(mixed.len(), 0, 256, |k| mixed[k]), 2);
+        let mib = GROUP_FILE_MAX_BYTES;
+        let full = vec![mib; 100];
+        assert_eq!(
+            small_run_end(full.len(), 0, 256, |k| full[k]),
+            (GROUP_MAX_BYTES / mib) as usize
+        );
+        let empty = [0u64; 3];
+        assert_eq!(small_run_end(empty.len(), 0, 2, |k| empty[k]), 2);
+    }
 
     /// Write-behind must not change what lands in the file, must run its syncs while the
     /// writer goes on (more than one window here), and `finish` must hand back the file.
