@@ -1,55 +1,10 @@
+include!("command_list.rs");
+
 fn main() {
     // Declaring the app's commands makes Tauri generate `allow-<command>` permissions and enforce
     // capabilities for them: a window can only call what capabilities/ grants it.
-    // Keep in sync with `COMMANDS` in lib.rs (a test checks).
-    const COMMANDS: &[&str] = &[
-        "vault_status",
-        "vault_create",
-        "vault_show_recovery",
-        "vault_confirm_recovery",
-        "vault_unlock",
-        "vault_unlock_recovery",
-        "vault_unlock_keyring",
-        "vault_lock",
-        "vault_change_passphrase",
-        "vault_set_remember",
-        "vault_stats",
-        "activity_ping",
-        "settings_get",
-        "settings_set",
-        "passphrase_strength",
-        "projects_list",
-        "project_create",
-        "items_page",
-        "item_details",
-        "item_move",
-        "item_delete",
-        "item_restore",
-        "item_erase",
-        "preview_open",
-        "preview_close",
-        "import_paths",
-        "export_item",
-        "export_area",
-        "vault_verify",
-        "operation_cancel",
-        "audit_page",
-        "audit_verify",
-        "audit_export",
-        "retention_summary",
-        "retention_timeline",
-        "retention_items_page",
-        "retention_policies",
-        "retention_policy_set",
-        "hold_set",
-        "hold_clear",
-        "holds_list",
-        "retention_run",
-        "pick_import_files",
-        "pick_import_folder",
-        "pick_export_dir",
-        "pick_save_path",
-    ];
+    // The list lives in command_list.rs, shared with lib.rs.
+    const COMMANDS: &[&str] = app_commands!(command_names);
     let attributes = tauri_build::Attributes::new()
         .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
     tauri_build::try_build(attributes).expect("tauri-build failed");

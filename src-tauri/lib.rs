@@ -32,56 +32,18 @@ pub use state::{AppState, Shared};
 /// Event emitted to the webview when the vault locked itself after the idle time.
 pub const EVENT_VAULT_LOCKED: &str = "vault-locked";
 
+include!("command_list.rs");
+
+/// Registers every command of `command_list.rs` (`app_commands!(handlers)`).
+macro_rules! handlers {
+    ($($c:ident),* $(,)?) => {
+        tauri::generate_handler![$($c),*]
+    };
+}
+
 /// Every command name, as declared to tauri-build (`src-tauri/build.rs`) and granted in
 /// `capabilities/default.json` (a test checks all three agree).
-pub const COMMANDS: &[&str] = &[
-    "vault_status",
-    "vault_create",
-    "vault_show_recovery",
-    "vault_confirm_recovery",
-    "vault_unlock",
-    "vault_unlock_recovery",
-    "vault_unlock_keyring",
-    "vault_lock",
-    "vault_change_passphrase",
-    "vault_set_remember",
-    "vault_stats",
-    "activity_ping",
-    "settings_get",
-    "settings_set",
-    "passphrase_strength",
-    "projects_list",
-    "project_create",
-    "items_page",
-    "item_details",
-    "item_move",
-    "item_delete",
-    "item_restore",
-    "item_erase",
-    "preview_open",
-    "preview_close",
-    "import_paths",
-    "export_item",
-    "export_area",
-    "vault_verify",
-    "operation_cancel",
-    "audit_page",
-    "audit_verify",
-    "audit_export",
-    "retention_summary",
-    "retention_timeline",
-    "retention_items_page",
-    "retention_policies",
-    "retention_policy_set",
-    "hold_set",
-    "hold_clear",
-    "holds_list",
-    "retention_run",
-    "pick_import_files",
-    "pick_import_folder",
-    "pick_export_dir",
-    "pick_save_path",
-];
+pub const COMMANDS: &[&str] = app_commands!(command_names);
 
 /// Registers the commands and the preview scheme on a builder; shared by [`run`] and the
 /// mock-runtime tests so both see exactly the same IPC surface. The caller manages an
@@ -89,54 +51,7 @@ pub const COMMANDS: &[&str] = &[
 pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     use commands::*;
     builder
-        .invoke_handler(tauri::generate_handler![
-            vault_status,
-            vault_create,
-            vault_show_recovery,
-            vault_confirm_recovery,
-            vault_unlock,
-            vault_unlock_recovery,
-            vault_unlock_keyring,
-            vault_lock,
-            vault_change_passphrase,
-            vault_set_remember,
-            vault_stats,
-            activity_ping,
-            settings_get,
-            settings_set,
-            passphrase_strength,
-            projects_list,
-            project_create,
-            items_page,
-            item_details,
-            item_move,
-            item_delete,
-            item_restore,
-            item_erase,
-            preview_open,
-            preview_close,
-            import_paths,
-            export_item,
-            export_area,
-            vault_verify,
-            operation_cancel,
-            audit_page,
-            audit_verify,
-            audit_export,
-            retention_summary,
-            retention_timeline,
-            retention_items_page,
-            retention_policies,
-            retention_policy_set,
-            hold_set,
-            hold_clear,
-            holds_list,
-            retention_run,
-            pick_import_files,
-            pick_import_folder,
-            pick_export_dir,
-            pick_save_path,
-        ])
+        .invoke_handler(app_commands!(handlers))
         .register_asynchronous_uri_scheme_protocol(preview::SCHEME, |ctx, request, responder| {
             let shared = ctx.app_handle().state::<AppState>().0.clone();
             let label = ctx.webview_label().to_string();
