@@ -89,11 +89,6 @@ fn every_command_is_declared_and_granted_to_the_main_window() {
             && build.contains("app_commands!(command_names)"),
         "build.rs declares the shared command list (the one lib.rs registers)"
     );
-    assert_eq!(
-        crate::COMMANDS.len(),
-        46,
-        "a new command needs a capability grant"
-    );
     for cmd in crate::COMMANDS {
         let perm = format!("\"allow-{}\"", cmd.replace('_', "-"));
         assert!(cap.contains(&perm), "{perm} not granted in capabilities");
