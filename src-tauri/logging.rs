@@ -21,6 +21,9 @@ pub const MAX_LOG_FILES: usize = 14;
 /// overrides the filter (default `info`). A second call, or an unwritable directory, leaves
 /// logging as it is: the app works without a log.
 pub fn init(dir: &Path) {
+    // The appender prunes old files at start: the directory must exist first (else it prints
+    // "Error reading the log directory" on the first launch).
+    let _ = std::fs::create_dir_all(dir);
     let appender = match RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
         .filename_prefix("labvault")
