@@ -12,6 +12,18 @@ CARGO_FEATURES=(--workspace --features labvault-app/custom-protocol,labvault-app
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 export NO_COLOR="${NO_COLOR:-1}"   # plain logs (Vitest, npm)
+# A fresh clone never reuses incremental state: writing it cost 2.5 GB of disk and link time.
+if [[ "${CI:-}" == "true" ]]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"; fi
+
+# A cold test build needs several GB in the target dir; say so up front instead of failing in
+# the linker with "No space left on device" half an hour later.
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+NEED_GB=8
+mkdir -p "$TARGET_DIR"
+FREE_GB=$(( $(df -Pk "$TARGET_DIR" | awk 'NR==2 {print $4}') / 1024 / 1024 ))
+if (( FREE_GB < NEED_GB )); then
+  echo "WARNING: only ${FREE_GB} GB free for $TARGET_DIR; a cold test build needs about ${NEED_GB} GB." >&2
+fi
 
 STAGE="setup"
 START_ALL=$(date +%s)
@@ -72,4 +84,5 @@ stage e2e e2e_tests
 
 trap - ERR
 echo
+echo "target dir: $(du -sh "$TARGET_DIR" 2>/dev/null | cut -f1) used, $(df -Ph "$TARGET_DIR" | awk 'NR==2 {print $4}') free"
 echo "TEST-ALL: PASSED in $(( $(date +%s) - START_ALL ))s (${TIMINGS[*]})"
