@@ -116,10 +116,12 @@ CLI_IMPORT_MS=1
 echo "== CLI import of the $BIG_MIB MiB file"
 cat "$WORK/big.bin" > /dev/null   # same page-cache state for both imports
 t0=$(now_ms); lv project ls >/dev/null; CLI_UNLOCK_MS=$(( $(now_ms) - t0 ))
-t0=$(now_ms); lv import --project cli-import --area uploads "$WORK/big.bin" >/dev/null 2>&1
+TIMEFORMAT='%U %S'
+t0=$(now_ms); { time lv import --project cli-import --area uploads "$WORK/big.bin" >/dev/null 2>&1; } 2>"$WORK/cli-cpu"
 CLI_TOTAL_MS=$(( $(now_ms) - t0 ))
 CLI_IMPORT_MS=$(( CLI_TOTAL_MS - CLI_UNLOCK_MS ))
 echo "   total ${CLI_TOTAL_MS} ms, minus unlock+list ${CLI_UNLOCK_MS} ms = ${CLI_IMPORT_MS} ms"
+echo "   CPU of the CLI import (incl. unlock): $(awk '{printf "%.2f s user + %.2f s system", $1, $2}' "$WORK/cli-cpu")"
 }
 
 # The app's unlock screen offers the keyring when its settings say this device remembers the
@@ -217,6 +219,24 @@ for run in $(seq "$RUNS"); do
   if [[ "$run" != "$RUNS" ]]; then wd DELETE "/session/$SID" >/dev/null; sleep 1; fi
 done
 
+cpu_ticks() { # "name=ticks ..." (user+system clock ticks) of the app, its WebKit processes and Xvfb
+  local p name
+  for p in $(descendants "$DRIVER_PID") "${PIDS[0]}"; do
+    name=$(cat /proc/"$p"/comm 2>/dev/null || true)
+    case "$name" in labvault-app|WebKitWebProces*|WebKitNetworkPr*|Xvfb) ;; *) continue ;; esac
+    printf '%s=%s ' "$name" "$(awk '{print $14 + $15}' /proc/"$p"/stat)"
+  done
+}
+cpu_delta() { # before after -> CPU seconds per process between the two samples
+  python3 - "$1" "$2" "$(getconf CLK_TCK)" <<'EOF'
+import sys
+a = dict(kv.split("=") for kv in sys.argv[1].split())
+b = dict(kv.split("=") for kv in sys.argv[2].split())
+hz = int(sys.argv[3])
+print("   CPU during the import: " + ", ".join(f"{k} {(int(v) - int(a.get(k, 0))) / hz:.2f} s" for k, v in b.items()))
+EOF
+}
+
 echo "== memory with the $N_ITEMS-item workspace open (after 3 s idle)"
 sleep 3
 memory
@@ -229,6 +249,7 @@ wait_js 'document.querySelector("[data-testid=\"area-tab-uploads\"]")' 20
 js 'document.querySelector("[data-testid=\"area-tab-uploads\"]").click(); return null;' >/dev/null
 sleep 1
 cat "$WORK/big.bin" > /dev/null
+CPU_BEFORE=$(cpu_ticks)
 js '
 window.__lvImport = null;
 const t0 = performance.now();
@@ -244,6 +265,7 @@ document.querySelector("[data-testid=\"import-files\"]").click();
 return null;' >/dev/null
 wait_js 'window.__lvImport !== null' 900
 APP_IMPORT=$(js 'return window.__lvImport;')
+cpu_delta "$CPU_BEFORE" "$(cpu_ticks)"
 APP_IMPORT_MS=$(jq -r '.ms | round' <<<"$APP_IMPORT")
 [[ "$(jq -r .state <<<"$APP_IMPORT")" == done ]] || { echo "app import ended: $APP_IMPORT" >&2; exit 1; }
 echo "== memory after the import"
