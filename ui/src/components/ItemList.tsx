@@ -53,8 +53,12 @@ export function ItemList({
 
   useEffect(() => {
     // Always ask for the first page, so the total (and the empty state) becomes known. A short
-    // delay means dragging the scrollbar across 100,000 rows fetches only where it stops.
-    const t = setTimeout(() => void cache.ensureRange(first, Math.max(first, last)), FETCH_DELAY_MS);
+    // delay means dragging the scrollbar across 100,000 rows fetches only where it stops; the first
+    // request goes at once (nothing is on screen yet).
+    const t = setTimeout(
+      () => void cache.ensureRange(first, Math.max(first, last)),
+      cache.total === null ? 0 : FETCH_DELAY_MS,
+    );
     return () => clearTimeout(t);
   }, [cache, first, last, version]);
 

@@ -118,4 +118,37 @@ describe("PageCache", () => {
     expect(cache.get(50)).toBe(50);
     expect(cache.get(250)).toBeUndefined();
   });
+  it("asks for the visible page alone until the first answer, then for the overscan", async () => {
+    const calls: number[] = [];
+    const release: (() => void)[] = [];
+    const cache = new PageCache<number>(
+      (offset) => {
+        calls.push(offset);
+        return new Promise((resolve) => release.push(() => resolve({ total: TOTAL, rows: [offset] })));
+      },
+      { pageSize: 200, overscanPages: 1 },
+    );
+    const done = cache.ensureRange(0, 30);
+    void cache.ensureRange(0, 30); // a second render before the answer adds nothing
+    expect(calls).toEqual([0]);
+    release.shift()!();
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(calls).toEqual([0, 200]);
+    release.shift()!();
+    await done;
+    expect(cache.cachedPages()).toEqual([0, 1]);
+  });
+
+  it("does not retry in a loop when the first page fails", async () => {
+    let calls = 0;
+    const cache = new PageCache<number>(() => {
+      calls += 1;
+      return Promise.reject(new Error("locked"));
+    });
+    await cache.ensureRange(0, 30);
+    expect(calls).toBe(1);
+    expect(cache.error).toBeInstanceOf(Error);
+    expect(cache.total).toBeNull();
+  });
 });
