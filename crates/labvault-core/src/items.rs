@@ -275,11 +275,17 @@ impl Vault {
     /// why. A copy of an old blob is undecryptable afterwards because its data key exists
     /// nowhere any more.
     pub(crate) fn purge_unaudited(&mut self, item_id: &str, reason: &str) -> Result<ItemInfo> {
+        self.settling_blobs(|v| v.purge_inner(item_id, reason))
+    }
+
+    /// [`Vault::purge_unaudited`] under [`Vault::settling_blobs`].
+    fn purge_inner(&mut self, item_id: &str, reason: &str) -> Result<ItemInfo> {
         let item = self.item(item_id)?;
         if item.state == ItemState::Erased {
             return Err(Error::Erased(label(&item)));
         }
         let now = ts_to_ms(self.now());
+        self.mark_blobs_unsettled()?;
         let blob_ids: Vec<String> = self.catalog.write(|tx| {
             let mut st = tx.prepare(
                 "SELECT blob_id FROM item_versions WHERE item_id = ?1 AND blob_id IS NOT NULL",

@@ -335,6 +335,19 @@ impl Vault {
         progress: &mut dyn FnMut(&ImportEvent<'_>),
         cancel: &AtomicBool,
     ) -> Result<ImportReport> {
+        self.settling_blobs(|v| v.import_inner(project, area, sources, opts, progress, cancel))
+    }
+
+    /// [`Vault::import_unaudited`] under [`Vault::settling_blobs`].
+    fn import_inner(
+        &mut self,
+        project: &str,
+        area: Area,
+        sources: &[PathBuf],
+        opts: &ImportOptions,
+        progress: &mut dyn FnMut(&ImportEvent<'_>),
+        cancel: &AtomicBool,
+    ) -> Result<ImportReport> {
         let project = self.project(project)?;
         let prefix = match &opts.dest_prefix {
             Some(p) if !p.is_empty() => Some(names::validate_logical_path(p)?),
@@ -362,6 +375,9 @@ impl Vault {
         let dir = self.dir.clone();
         let abort = AtomicBool::new(false);
         let mut overall_done = 0u64;
+        if !units.is_empty() {
+            self.mark_blobs_unsettled()?;
+        }
         // Pipelining: while this thread commits group k to the catalog, group k+1 is already
         // encrypted, made durable and renamed into `blobs/` by other threads. Its blobs are not
         // referenced before its own commit, so each group's protocol is unchanged (a crash
