@@ -16,6 +16,21 @@
 # Not part of the test suite (docs/benchmarks.md).
 set -euo pipefail
 
+# The `labvault-remembered` column unlocks from the OS keyring ("remember on this device"): run
+# everything on a private D-Bus session with a throwaway unlocked gnome-keyring, as the tests do.
+# Without dbus-run-session / gnome-keyring-daemon that column is skipped.
+if [[ -z "${LV_BENCH_IN_DBUS:-}" ]] && command -v dbus-run-session >/dev/null \
+   && command -v gnome-keyring-daemon >/dev/null; then
+  keyrings="$(mktemp -d)"
+  exec dbus-run-session -- bash -c '
+    set -euo pipefail
+    echo -n "labvault-bench-throwaway" |
+      XDG_DATA_HOME="$1" gnome-keyring-daemon --unlock --components=secrets >/dev/null
+    shift
+    LV_BENCH_IN_DBUS=1 exec "$@"' run-bench "$keyrings" bash "$0" "$@"
+fi
+export LABVAULT_KEYRING_SERVICE="labvault-bench"
+
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
 WORK="${BENCH_DIR:-$TARGET/labvault-bench}"
@@ -95,13 +110,17 @@ check_same() { # verify an export is byte-identical to the source (outside the t
 }
 
 # ---------------------------------------------------------------- LabVault
-run_labvault() { # $1 = binary, $2 = label
+run_labvault() { # $1 = binary, $2 = label, $3 = "remember" to unlock from the OS keyring
   local lv=$1 label=$2 V="$WORK/run/vault-$2"
   rm -rf "$V"
   "$lv" --vault "$V" init --json > /dev/null
   "$lv" --vault "$V" project create big > /dev/null
   "$lv" --vault "$V" project create small > /dev/null
-  # What every command pays to unlock (Argon2id as calibrated by init), included in each figure.
+  if [ "${3:-}" = remember ]; then
+    "$lv" --vault "$V" remember > /dev/null
+  fi
+  # What every command pays to unlock (Argon2id as calibrated by init, or a keyring lookup for a
+  # remembered vault), included in each figure.
   timed "$label unlock" 1 "$lv" --vault "$V" project ls
   timed "$label import 1file" "$BIG_BYTES" "$lv" --vault "$V" import --project big --area uploads "$DATA/big.bin"
   rm -rf "$WORK/run/out"; mkdir -p "$WORK/run/out"
@@ -111,10 +130,15 @@ run_labvault() { # $1 = binary, $2 = label
   timed "$label import small" "$SMALL_BYTES" "$lv" --vault "$V" import --project small --area uploads "$DATA/small"
   timed "$label export small" "$SMALL_BYTES" "$lv" --vault "$V" export --project small --area uploads "$WORK/run/out"
   check_same "$DATA/small" "$(dirname "$(find "$WORK/run/out" -type d -name d000 | head -1)")" "$label small"
+  [ "${3:-}" != remember ] || "$lv" --vault "$V" forget > /dev/null 2>&1 || true
   rm -rf "$WORK/run/out" "$V"
 }
 log "LabVault (aes-gcm backend)"
 run_labvault "$WORK/bin/labvault" labvault
+if [ -n "${LV_BENCH_IN_DBUS:-}" ]; then
+  log "LabVault (aes-gcm backend), vault remembered on this device (OS keyring, no KDF)"
+  run_labvault "$WORK/bin/labvault" labvault-remembered remember
+fi
 if [ -x "$WORK/bin/labvault-ring" ]; then
   log "LabVault (ring backend)"
   run_labvault "$WORK/bin/labvault-ring" labvault-ring
@@ -171,13 +195,13 @@ def v(k):
     except (KeyError, ValueError): return None
 def f(x): return "   n/a" if x is None else f"{x:8.1f}"
 def ratio(a, b): return "  n/a" if a is None or b is None or b == 0 else f"{a/b:5.2f}x"
-tools = ["labvault", "labvault-ring", "age", "restic"]
+tools = ["labvault", "labvault-remembered", "labvault-ring", "age", "restic"]
 import os
 print(f"Load average (1/5/15 min) at the start: {os.environ.get('BENCH_LOAD_START', '?')}; at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 print(f"Workloads: 1 file of {big/2**20:.0f} MiB; {n} files, {small/1e6:.1f} MB total (1-64 KiB each)")
 print("Throughput in MB/s (10^6 bytes of plaintext per second, incl. sync); seconds in ()")
 print()
-print(f"{'operation':<15}" + "".join(f"{t:>22}" for t in tools) + f"{'lv/age':>9}{'lv/restic':>11}")
+print(f"{'operation':<15}" + "".join(f"{t:>22}" for t in tools) + f"{'lv/age':>9}{'lv/restic':>11}{'lvR/age':>9}{'lvR/restic':>11}")
 for op in ["import 1file", "export 1file", "import small", "export small"]:
     row = f"{op:<15}"
     for t in tools:
@@ -185,10 +209,13 @@ for op in ["import 1file", "export 1file", "import small", "export small"]:
         row += f"{(r[k][1] + ' (' + r[k][0] + 's)') if k in r else 'n/a':>22}"
     lv = v(f"labvault {op}")
     row += f"{ratio(lv, v(f'age {op}')):>9}{ratio(lv, v(f'restic {op}')):>11}"
+    lvr = v(f"labvault-remembered {op}")
+    row += f"{ratio(lvr, v(f'age {op}')):>9}{ratio(lvr, v(f'restic {op}')):>11}"
     print(row)
-for t in ["labvault", "labvault-ring"]:
+for t in ["labvault", "labvault-remembered", "labvault-ring"]:
     if f"{t} unlock" in r:
-        print(f"{t}: unlocking (Argon2id, calibrated at init) takes {r[t + ' unlock'][0]} s per command, included in every {t} figure above")
+        how = "from the OS keyring, no KDF" if t == "labvault-remembered" else "Argon2id, calibrated at init"
+        print(f"{t}: unlocking ({how}) takes {r[t + ' unlock'][0]} s per command, included in every {t} figure above")
 print()
 c1 = float(rawv.get("aesgcm_seal_1core", "nan")); cr = float(rawv.get("ring_seal_1core", "nan"))
 print(f"openssl speed -evp aes-256-gcm (1 core, 1 MiB blocks): {ossl:8.0f} MB/s")
