@@ -32,13 +32,7 @@ RUNS="${RUNS:-3}"   # launch measurements (fresh app process each)
 
 # A private D-Bus session with an unlocked throwaway gnome-keyring (as scripts/test-all.sh does).
 if [[ -z "${LV_BENCH_IN_DBUS:-}" ]]; then
-  keyrings="$(mktemp -d)"
-  exec dbus-run-session -- bash -c '
-    set -euo pipefail
-    echo -n "labvault-bench-throwaway" |
-      XDG_DATA_HOME="$1" gnome-keyring-daemon --unlock --components=secrets >/dev/null
-    shift
-    LV_BENCH_IN_DBUS=1 exec "$@"' app-launch "$keyrings" bash "${BASH_SOURCE[0]}" "$@"
+  exec bash "$ROOT/scripts/with-keyring.sh" env LV_BENCH_IN_DBUS=1 bash "${BASH_SOURCE[0]}" "$@"
 fi
 
 for f in "$APP" "$CLI"; do
@@ -334,7 +328,7 @@ memory
 fi
 wd DELETE "/session/$SID" >/dev/null
 
-mbs() { bc -l <<<"scale=1; $BIG_BYTES / 1000000 / ($1 / 1000)"; }
+mbs() { bc -l <<<"scale=1; $BIG_BYTES / 1000 / $1"; }   # bytes per ms / 1000 = MB/s
 echo
 echo "RESULTS ($(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "  launch -> workspace with first rows (ms, per run): ${LAUNCH_RESULTS[*]}  (target < 1500)"

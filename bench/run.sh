@@ -21,13 +21,7 @@ set -euo pipefail
 # Without dbus-run-session / gnome-keyring-daemon that column is skipped.
 if [[ -z "${LV_BENCH_IN_DBUS:-}" ]] && command -v dbus-run-session >/dev/null \
    && command -v gnome-keyring-daemon >/dev/null; then
-  keyrings="$(mktemp -d)"
-  exec dbus-run-session -- bash -c '
-    set -euo pipefail
-    echo -n "labvault-bench-throwaway" |
-      XDG_DATA_HOME="$1" gnome-keyring-daemon --unlock --components=secrets >/dev/null
-    shift
-    LV_BENCH_IN_DBUS=1 exec "$@"' run-bench "$keyrings" bash "$0" "$@"
+  exec bash "$(dirname "$0")/../scripts/with-keyring.sh" env LV_BENCH_IN_DBUS=1 bash "$0" "$@"
 fi
 export LABVAULT_KEYRING_SERVICE="labvault-bench"
 

@@ -41,20 +41,8 @@ stage() {
   echo "==== [$STAGE] ok in ${dt}s"
 }
 
-# Runs a command on a private D-Bus session bus with an unlocked gnome-keyring (Secret Service),
-# so keyring tests talk to a real keyring and never to the user's own.
-# The daemon keeps its keyrings in a throwaway directory: a login keyring left in ~/.local/share
-# by anything else (with another password) would otherwise stay locked and fail the tests.
-with_keyring() {
-  local keyrings
-  keyrings="$(mktemp -d)"
-  dbus-run-session -- bash -c '
-    set -euo pipefail
-    echo -n "labvault-throwaway-test-keyring" |
-      XDG_DATA_HOME="$1" gnome-keyring-daemon --unlock --components=secrets >/dev/null
-    shift
-    exec "$@"' with_keyring "$keyrings" "$@"
-}
+# Keyring tests talk to a real Secret Service: a private D-Bus session with a throwaway keyring.
+with_keyring() { bash "$ROOT/scripts/with-keyring.sh" "$@"; }
 
 ui_build_test() {
   # setup.sh ran `npm ci` when node_modules did not match package-lock.json.

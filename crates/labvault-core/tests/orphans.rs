@@ -5,10 +5,10 @@ mod common;
 
 use common::*;
 use labvault_core::vault::BLOBS_UNSETTLED;
-use labvault_core::{Area, ErrorCode, ImportEvent, ImportOptions, Vault};
+use labvault_core::{Area, ErrorCode, ImportOptions, Vault};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 /// A blob file no catalog row references, as an import that died before its commit leaves it.
 fn plant_orphan(dir: &Path) -> PathBuf {
@@ -75,21 +75,7 @@ fn a_failed_import_keeps_the_marker_even_after_later_successes() {
     let (t, dir, mut v, _) = new_vault();
     v.create_project("P").unwrap();
     write(&t.path().join("big.bin"), &bytes(3 * 1024 * 1024, 1));
-    let cancel = AtomicBool::new(false);
-    let e = v
-        .import(
-            "P",
-            Area::Uploads,
-            &[t.path().join("big.bin")],
-            &ImportOptions::default(),
-            &mut |e| {
-                if let ImportEvent::Progress { .. } = e {
-                    cancel.store(true, Ordering::Relaxed);
-                }
-            },
-            &cancel,
-        )
-        .unwrap_err();
+    let e = import_cancelled_mid_way(&mut v, "P", &t.path().join("big.bin"));
     assert_eq!(e.code(), ErrorCode::Cancelled);
     assert!(marker(&dir), "a stopped import leaves the marker");
     import_bytes(&mut v, t.path(), "after.csv");

@@ -738,21 +738,7 @@ fn cancel_stops_import_and_leaves_nothing() {
     let (t, dir, mut v, _) = new_vault();
     v.create_project("P").unwrap();
     write(&t.path().join("a.bin"), &bytes(3 * 1024 * 1024, 1));
-    let cancel = AtomicBool::new(false);
-    let e = v
-        .import(
-            "P",
-            Area::Uploads,
-            &[t.path().join("a.bin")],
-            &ImportOptions::default(),
-            &mut |e| {
-                if let ImportEvent::Progress { .. } = e {
-                    cancel.store(true, Ordering::Relaxed);
-                }
-            },
-            &cancel,
-        )
-        .unwrap_err();
+    let e = import_cancelled_mid_way(&mut v, "P", &t.path().join("a.bin"));
     assert_eq!(e.code(), ErrorCode::Cancelled);
     assert!(v.list(&ListFilter::default()).unwrap().is_empty());
     assert_eq!((blob_count(&dir), tmp_count(&dir)), (0, 0));

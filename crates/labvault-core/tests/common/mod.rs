@@ -6,7 +6,7 @@ use labvault_core::{
     VaultOptions,
 };
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const PASS: &str = "correct horse battery staple";
 
@@ -65,6 +65,25 @@ pub fn import(v: &mut Vault, project: &str, area: Area, paths: &[PathBuf]) -> Im
         &AtomicBool::new(false),
     )
     .unwrap()
+}
+
+/// Imports `path` into `project`/uploads and cancels at its first progress report (a file of a
+/// few MiB reports progress mid-way); returns the import's error.
+pub fn import_cancelled_mid_way(v: &mut Vault, project: &str, path: &Path) -> labvault_core::Error {
+    let cancel = AtomicBool::new(false);
+    v.import(
+        project,
+        Area::Uploads,
+        &[path.to_path_buf()],
+        &ImportOptions::default(),
+        &mut |e| {
+            if let ImportEvent::Progress { .. } = e {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        },
+        &cancel,
+    )
+    .unwrap_err()
 }
 
 pub fn no_progress() -> impl FnMut(&labvault_core::TransferProgress<'_>) {
