@@ -137,9 +137,7 @@ fn kill_mid_import_loses_nothing_reported() {
             .unwrap_or_else(|| panic!("reported {path} is missing after the crash"));
         assert_eq!(it.sha256, sha);
     }
-    let rep = v
-        .verify(&mut no_progress(), &AtomicBool::new(false))
-        .unwrap();
+    let rep = verify(&mut v);
     assert!(rep.is_ok(), "{:?}", rep.problems);
     let out = t.path().join("out");
     let first = &items[0];

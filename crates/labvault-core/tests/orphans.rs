@@ -44,9 +44,7 @@ fn finished_import_and_erasure_leave_no_marker_and_unlock_skips_the_sweep() {
     let planted = plant_orphan(&dir);
     let mut v = unlock(&dir);
     assert!(planted.exists(), "no sweep without the marker");
-    let rep = v
-        .verify(&mut no_progress(), &AtomicBool::new(false))
-        .unwrap();
+    let rep = verify(&mut v);
     assert!(
         rep.problems.iter().any(|p| p.message.contains("orphan")),
         "{:?}",
@@ -64,9 +62,7 @@ fn an_interrupted_operation_leaves_the_marker_and_the_next_unlock_sweeps() {
     let mut v = unlock(&dir);
     assert!(!planted.exists(), "the orphan is swept");
     assert!(!marker(&dir), "and the marker removed after the sweep");
-    let rep = v
-        .verify(&mut no_progress(), &AtomicBool::new(false))
-        .unwrap();
+    let rep = verify(&mut v);
     assert!(rep.is_ok(), "{:?}", rep.problems);
 }
 

@@ -520,9 +520,7 @@ fn purge_erases_keys_and_an_old_blob_copy_stays_undecryptable() {
         export_one(&mut v, &id, &out).unwrap_err().code(),
         ErrorCode::Erased
     );
-    let rep = v
-        .verify(&mut no_progress(), &AtomicBool::new(false))
-        .unwrap();
+    let rep = verify(&mut v);
     assert!(
         rep.problems.iter().any(|p| p.message.contains("orphan")),
         "{:?}",
@@ -565,9 +563,7 @@ fn verify_names_tampered_truncated_missing_and_orphans_and_export_leaves_nothing
     write(&t.path().join("d/results.bin"), &data);
     import(&mut v, "Lab", Area::Uploads, &[t.path().join("d")]);
     let id = v.list(&ListFilter::default()).unwrap()[0].id.clone();
-    let rep = v
-        .verify(&mut no_progress(), &AtomicBool::new(false))
-        .unwrap();
+    let rep = verify(&mut v);
     assert!(rep.is_ok());
     assert_eq!(
         (rep.blobs_checked, rep.bytes_checked),
@@ -576,9 +572,7 @@ fn verify_names_tampered_truncated_missing_and_orphans_and_export_leaves_nothing
 
     // Flip one bit in the middle of the second chunk.
     corrupt_blob(&dir, |b| b[1024 * 1024 + 500] ^= 1);
-    let rep = v
-        .verify(&mut no_progress(), &AtomicBool::new(false))
-        .unwrap();
+    let rep = verify(&mut v);
     assert_eq!(rep.problems.len(), 1);
     let p = &rep.problems[0];
     assert_eq!(p.code, ErrorCode::Tampered);
@@ -600,9 +594,7 @@ fn verify_names_tampered_truncated_missing_and_orphans_and_export_leaves_nothing
     // Truncated (cut at a chunk boundary region).
     corrupt_blob(&dir, |b| b[1024 * 1024 + 500] ^= 1);
     corrupt_blob(&dir, |b| b.truncate(b.len() - 100));
-    let rep = v
-        .verify(&mut no_progress(), &AtomicBool::new(false))
-        .unwrap();
+    let rep = verify(&mut v);
     assert!(
         matches!(
             rep.problems[0].code,
@@ -623,9 +615,7 @@ fn verify_names_tampered_truncated_missing_and_orphans_and_export_leaves_nothing
     let orphan = dir.join("blobs/ab/abababababababababababababababab");
     fs::create_dir_all(orphan.parent().unwrap()).unwrap();
     fs::rename(&blob, &orphan).unwrap();
-    let rep = v
-        .verify(&mut no_progress(), &AtomicBool::new(false))
-        .unwrap();
+    let rep = verify(&mut v);
     let codes: Vec<_> = rep.problems.iter().map(|p| p.code).collect();
     assert!(codes.contains(&ErrorCode::NotFound), "{:?}", rep.problems);
     assert!(
@@ -785,9 +775,7 @@ fn cancel_between_groups_keeps_committed_groups_and_removes_the_one_in_flight() 
         (g, 0),
         "no blob or temp file of the cancelled groups is left"
     );
-    let rep = v
-        .verify(&mut no_progress(), &AtomicBool::new(false))
-        .unwrap();
+    let rep = verify(&mut v);
     assert!(rep.is_ok(), "{:?}", rep.problems);
 }
 
@@ -963,9 +951,7 @@ fn import_into_a_full_vault_disk_is_no_space_and_changes_nothing() {
         assert_eq!(items[0].path, "small.txt");
         assert_eq!(tmp_count(&dir), 0, "partial blob removed");
         assert_eq!(blob_count(&dir), 1);
-        let rep = v
-            .verify(&mut no_progress(), &AtomicBool::new(false))
-            .unwrap();
+        let rep = verify(&mut v);
         assert!(rep.is_ok(), "{:?}", rep.problems);
     });
     let _ = std::process::Command::new("umount").arg(&mnt).status();
@@ -994,10 +980,7 @@ fn interrupted_create_is_redone_and_verify_can_be_cancelled() {
     assert_eq!(e.code(), ErrorCode::Cancelled);
     drop(v);
     let mut v = unlock(&dir);
-    assert!(v
-        .verify(&mut no_progress(), &AtomicBool::new(false))
-        .unwrap()
-        .is_ok());
+    assert!(verify(&mut v).is_ok());
 }
 
 #[test]

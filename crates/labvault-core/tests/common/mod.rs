@@ -3,7 +3,7 @@
 
 use labvault_core::{
     Area, ImportEvent, ImportOptions, ImportReport, KdfParams, Passphrase, Unlock, Vault,
-    VaultOptions,
+    VaultOptions, VerifyReport,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,6 +84,12 @@ pub fn import_cancelled_mid_way(v: &mut Vault, project: &str, path: &Path) -> la
         &cancel,
     )
     .unwrap_err()
+}
+
+/// Runs `verify` to the end (no progress, no cancel).
+pub fn verify(v: &mut Vault) -> VerifyReport {
+    v.verify(&mut no_progress(), &AtomicBool::new(false))
+        .unwrap()
 }
 
 pub fn no_progress() -> impl FnMut(&labvault_core::TransferProgress<'_>) {
