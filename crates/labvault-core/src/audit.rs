@@ -110,11 +110,19 @@ struct Frame {
     committed: u32,
 }
 
+/// What one unit of a batch write is about, when its caller knows: resource and the detail
+/// to add (saves looking it up again for every event of a group).
+pub(crate) type Subject = (String, Option<String>);
+
 /// Per-catalog audit state: the context and the open frame, if any.
 #[derive(Default)]
 pub(crate) struct AuditHook {
     ctx: Option<AuditCtx>,
     frame: Option<Frame>,
+    /// The chain head after this transaction's last event, inside a batch write (nothing else
+    /// appends while it runs); `None` means read it from the table.
+    batch_head: Option<Checkpoint>,
+    in_batch: bool,
 }
 
 impl AuditHook {
@@ -123,15 +131,27 @@ impl AuditHook {
     /// call (imports: one per file, even when a group of files shares one transaction); any
     /// other frame exactly one.
     pub(crate) fn flush(&mut self, tx: &Connection) -> Result<()> {
+        self.flush_with(tx, None)
+    }
+
+    /// Starts a batch write (`Catalog::write_each`): its events may reuse the chain head.
+    pub(crate) fn begin_batch(&mut self) {
+        self.in_batch = true;
+        self.batch_head = None;
+    }
+
+    /// [`AuditHook::flush`], with the subject of the event given by the caller if known.
+    pub(crate) fn flush_with(&mut self, tx: &Connection, subject: Option<Subject>) -> Result<()> {
         let (Some(ctx), Some(frame)) = (&self.ctx, &mut self.frame) else {
             return Ok(());
         };
         if (frame.committed > 0 || frame.in_flight > 0) && !frame.repeat {
             return Ok(());
         }
-        let (resource, extra) = match &frame.resource {
-            ResourceOf::Fixed(r) => (r.clone(), None),
-            ResourceOf::LastItemVersion => tx
+        let (resource, extra) = match (&frame.resource, subject) {
+            (ResourceOf::Fixed(r), _) => (r.clone(), None),
+            (_, Some(s)) => s,
+            (ResourceOf::LastItemVersion, None) => tx
                 .prepare_cached(
                     "SELECT i.project_id, v.item_id, v.version FROM item_versions v
                      JOIN items i ON i.id = v.item_id WHERE v.rowid = last_insert_rowid()",
@@ -147,7 +167,7 @@ impl AuditHook {
                 })
                 .optional()?
                 .unwrap_or_else(|| ("vault".into(), None)),
-            ResourceOf::LastProject => tx
+            (ResourceOf::LastProject, None) => tx
                 .query_row(
                     "SELECT id FROM projects WHERE rowid = last_insert_rowid()",
                     [],
@@ -162,13 +182,27 @@ impl AuditHook {
             Some(x) => format!("{} {x}", frame.detail),
             None => frame.detail.clone(),
         };
-        append(tx, ctx, frame.action, resource, Outcome::Success, detail)?;
+        let d = draft(ctx, frame.action, resource, Outcome::Success, detail)?;
+        let mut h = match self.batch_head.take() {
+            Some(h) => h,
+            None => head(tx, &ctx.device_id)?,
+        };
+        insert(tx, &h.append(d))?;
+        if self.in_batch {
+            self.batch_head = Some(h);
+        }
         frame.in_flight += 1;
         Ok(())
     }
 
+    fn end_batch(&mut self) {
+        self.in_batch = false;
+        self.batch_head = None;
+    }
+
     /// Called by `Catalog::write` after a successful commit.
     pub(crate) fn committed(&mut self) {
+        self.end_batch();
         if let Some(f) = &mut self.frame {
             f.committed += std::mem::take(&mut f.in_flight);
         }
@@ -176,6 +210,7 @@ impl AuditHook {
 
     /// Called when a transaction is rolled back.
     pub(crate) fn rolled_back(&mut self) {
+        self.end_batch();
         if let Some(f) = &mut self.frame {
             f.in_flight = 0;
         }

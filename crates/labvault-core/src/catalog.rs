@@ -4,6 +4,7 @@
 //! operation, so that anything that must commit atomically with a change (the audit trail) can be
 //! added inside that one closure.
 
+use crate::audit::Subject;
 use crate::error::{Error, Result};
 use labvault_crypto::CatalogKey;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -62,6 +63,13 @@ pub const MIGRATIONS: &[&str] = &[
     crate::audit::MIGRATION_AUDIT_COMBINED,
     // 4: lifecycle index for the unlock-time retention pass (see retention.rs).
     crate::retention::MIGRATION_LIFECYCLE_INDEX,
+    // 5: small files stored as records of pack files (see packs.rs).
+    r#"
+    ALTER TABLE item_versions ADD COLUMN pack_id TEXT;
+    ALTER TABLE item_versions ADD COLUMN pack_offset INTEGER;
+    ALTER TABLE item_versions ADD COLUMN pack_len INTEGER;
+    CREATE INDEX item_versions_pack ON item_versions(pack_id) WHERE pack_id IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes and understands.
@@ -267,19 +275,22 @@ impl Catalog {
 
     /// Runs `f(tx, 0..n)` in ONE IMMEDIATE transaction (group commit: one durable commit for
     /// many units of work) and commits iff every call returns `Ok`. The audit frame is flushed
-    /// after each call, so each unit still gets its own audit event (`last_insert_rowid` of a
-    /// unit is what its event names).
+    /// after each call, so each unit still gets its own audit event, naming what `subject`
+    /// says of the unit's result (or else what the frame finds in the database).
     pub fn write_each<T>(
         &mut self,
         n: usize,
         mut f: impl FnMut(&Transaction<'_>, usize) -> Result<T>,
+        subject: impl Fn(&T) -> Option<Subject>,
     ) -> Result<Vec<T>> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(n);
+        self.audit.begin_batch();
         for k in 0..n {
-            match f(&tx, k).and_then(|o| self.audit.flush(&tx).map(|()| o)) {
+            let res = f(&tx, k).and_then(|o| self.audit.flush_with(&tx, subject(&o)).map(|()| o));
+            match res {
                 Ok(o) => out.push(o),
                 Err(e) => {
                     self.audit.rolled_back();

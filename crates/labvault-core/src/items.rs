@@ -9,6 +9,7 @@ use crate::vault::{ms_to_ts, ts_to_ms, Vault};
 use rusqlite::types::ToSql;
 use rusqlite::{params, OptionalExtension, Row};
 use std::fs;
+use std::path::Path;
 
 pub(crate) const ITEM_SELECT: &str =
     "SELECT i.id, p.name, p.id, i.area, i.path, v.size, v.sha256, i.state,
@@ -286,13 +287,23 @@ impl Vault {
         }
         let now = ts_to_ms(self.now());
         self.mark_blobs_unsettled()?;
-        let blob_ids: Vec<String> = self.catalog.write(|tx| {
+        let (blob_ids, packs) = self.catalog.write(|tx| {
             let mut st = tx.prepare(
-                "SELECT blob_id FROM item_versions WHERE item_id = ?1 AND blob_id IS NOT NULL",
+                "SELECT blob_id, pack_id FROM item_versions WHERE item_id = ?1 AND blob_id IS NOT NULL",
             )?;
-            let ids = st
-                .query_map([&item.id], |r| r.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut own = Vec::new();
+            let mut packs = std::collections::BTreeSet::new();
+            for row in st.query_map([&item.id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })? {
+                match row? {
+                    (_, Some(pack)) => packs.insert(pack),
+                    (blob, None) => {
+                        own.push(blob);
+                        false
+                    }
+                };
+            }
             drop(st);
             // Overwrite in place first so no page keeps the old bytes, then drop them.
             tx.execute(
@@ -301,28 +312,30 @@ impl Vault {
                 [&item.id],
             )?;
             tx.execute(
-                "UPDATE item_versions SET wrapped_data_key = NULL, blob_id = NULL WHERE item_id = ?1",
+                "UPDATE item_versions SET wrapped_data_key = NULL, blob_id = NULL, pack_id = NULL,
+                    pack_offset = NULL, pack_len = NULL WHERE item_id = ?1",
                 [&item.id],
             )?;
             tx.execute(
                 "UPDATE items SET state = 'erased', erased_at = ?1, erase_reason = ?2 WHERE id = ?3",
                 params![now, reason, item.id],
             )?;
-            Ok(ids)
+            Ok((own, packs))
         })?;
         self.catalog.checkpoint_truncate()?;
-        // After the commit: a crash here leaves orphan blobs (with no key anywhere), which the
-        // next unlock removes.
+        // After the commit: a crash here leaves orphan blobs and erased records in packs (with
+        // no key anywhere), which the next unlock removes.
         let mut shards = std::collections::BTreeSet::new();
         for id in &blob_ids {
             let p = fsutil::blob_path(&self.dir, id);
-            match fs::remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io_path("removing blob", &p, e)),
-            }
-            if let Some(parent) = p.parent() {
-                shards.insert(parent.to_path_buf());
+            remove_blob_file(&p)?;
+            shards.extend(p.parent().map(Path::to_path_buf));
+        }
+        for pack in &packs {
+            let p = fsutil::blob_path(&self.dir, pack);
+            if !self.erase_dead_records(pack)? {
+                remove_blob_file(&p)?;
+                shards.extend(p.parent().map(Path::to_path_buf));
             }
         }
         for s in shards {
@@ -352,6 +365,15 @@ impl Vault {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}
+
+/// Removes a blob or pack file; one already gone is fine.
+fn remove_blob_file(p: &Path) -> Result<()> {
+    match fs::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io_path("removing blob", p, e)),
     }
 }
 

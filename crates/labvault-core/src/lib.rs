@@ -16,6 +16,7 @@ mod journal;
 mod keyring;
 pub mod model;
 pub mod names;
+mod packs;
 pub mod retention;
 pub mod transfer;
 pub mod vault;

@@ -1,18 +1,21 @@
 //! Moving bytes in and out: import (files and directory trees), export (items and areas) and
 //! verify. All streaming through blob format v1, constant memory whatever the file size.
 //!
-//! Crash-safety protocol for import: every blob is encrypted into `tmp/<blob id>.tmp`, synced,
-//! renamed to `blobs/<xx>/<blob id>` and its directory fsynced before the catalog transaction
+//! Crash-safety protocol for import: every blob is encrypted into a temp file in `tmp/`,
+//! synced, renamed into `blobs/<xx>/` and that directory fsynced before the catalog transaction
 //! that references it commits, and a file is reported as imported only after that commit.
-//! Small files do this as a group (group commit: one sync pass, one directory fsync and one
-//! transaction for up to [`IMPORT_GROUP_FILES`] files); big files one at a time. Anything a
-//! crash leaves behind is unreferenced and removed at the next unlock.
+//! Small files do this as a group: their blobs become the records of ONE pack file (see
+//! `packs.rs`), with one sync, one rename, one directory fsync and one transaction for the
+//! group (group commit, at most [`IMPORT_GROUP_FILES`] files); big files get a blob file each,
+//! one at a time. Anything a crash leaves behind is unreferenced and removed at the next
+//! unlock.
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::fsutil::{self, random_hex};
 use crate::items::label;
 use crate::model::{guess_media_type, Area, DataType, ItemInfo, ItemState, ListFilter};
 use crate::names;
+use crate::packs::BlobLoc;
 use crate::vault::{ts_to_ms, Vault, BLOBS_DIR, TMP_DIR};
 use labvault_crypto::{
     decrypt_blob, encrypt_blob, CryptoError, DataKey, ProjectKey, WrappedKey, DEFAULT_CHUNK_SIZE,
@@ -388,7 +391,9 @@ impl Vault {
                 let (dir, abort, group) = (&dir, &abort, &plan[range.clone()]);
                 s.spawn(move || stage_group(dir, group, cancel, abort))
             };
-            let mut ahead = None;
+            // Groups being staged, in unit order, and the next unit to consider staging.
+            let mut inflight = std::collections::VecDeque::new();
+            let mut next_stage = 0usize;
             let res = (|| -> Result<()> {
                 for (u, unit) in units.iter().enumerate() {
                     if cancel.load(Ordering::Relaxed) {
@@ -417,18 +422,29 @@ impl Vault {
                             continue;
                         }
                     };
+                    // Keep this group and the ones right after it (up to a big file, which
+                    // is imported on this thread) staging: one seals while another syncs.
+                    next_stage = next_stage.max(u);
+                    let mut refill = |inflight: &mut std::collections::VecDeque<_>| {
+                        while inflight.len() < STAGE_AHEAD {
+                            let Some(Unit::Group(r)) = units.get(next_stage) else {
+                                break;
+                            };
+                            inflight.push_back(stage(r));
+                            next_stage += 1;
+                        }
+                    };
+                    refill(&mut inflight);
                     let t = Instant::now();
-                    let staged = ahead
-                        .take()
-                        .unwrap_or_else(|| stage(range))
+                    let staged = inflight
+                        .pop_front()
+                        .expect("the current group is staging")
                         .join()
                         .unwrap_or_else(|_| {
                             Err(Error::Internal("an import worker panicked".into()))
                         })?;
                     phase_add(4, t);
-                    if let Some(Unit::Group(next)) = units.get(u + 1) {
-                        ahead = Some(stage(next));
-                    }
+                    refill(&mut inflight);
                     self.commit_group(
                         &project.id,
                         &pkey,
@@ -471,7 +487,6 @@ impl Vault {
         progress: &mut dyn FnMut(&ImportEvent<'_>),
         report: &mut ImportReport,
     ) -> Result<()> {
-        let staged = staged.files;
         let mut done = *overall_done;
         for p in group {
             done += p.size;
@@ -484,9 +499,10 @@ impl Vault {
             });
         }
         // Step 4: one transaction for the whole group, one audit event per file.
-        let ok: Vec<(&Planned, &Staged)> = group
+        let StagedGroup { files, pack } = staged;
+        let ok: Vec<(&Planned, &Record)> = group
             .iter()
-            .zip(&staged)
+            .zip(&files)
             .filter_map(|(p, r)| r.as_ref().ok().map(|s| (p, s)))
             .collect();
         let now = ts_to_ms(self.now());
@@ -498,37 +514,49 @@ impl Vault {
             .collect();
         phase_add(8, t);
         let t = Instant::now();
-        let rows = if ok.is_empty() {
-            Vec::new()
-        } else {
-            self.catalog.write_each(ok.len(), |tx, k| {
-                let (p, s) = ok[k];
-                let t = Instant::now();
-                let r = insert_version(
-                    tx,
-                    project_id,
-                    area,
-                    data_type,
-                    &p.path,
-                    &s.blob_id,
-                    &wrapped[k],
-                    s.plaintext_len,
-                    &s.sha,
-                    now,
-                    &actor,
-                );
-                phase_add(9, t);
-                r
-            })?
+        let rows = match &pack {
+            Some((pack_id, _)) if !ok.is_empty() => {
+                let insert = |tx: &rusqlite::Transaction<'_>, k: usize| {
+                    let (p, s) = ok[k];
+                    let t = Instant::now();
+                    let r = insert_version(
+                        tx,
+                        project_id,
+                        area,
+                        data_type,
+                        &p.path,
+                        &s.blob_id,
+                        Some((pack_id, s.offset, s.len)),
+                        &wrapped[k],
+                        s.plaintext_len,
+                        &s.sha,
+                        now,
+                        &actor,
+                    );
+                    phase_add(9, t);
+                    r
+                };
+                // Each file's audit event names its item version.
+                let subject = |(item_id, version): &(String, u32)| {
+                    Some((
+                        labvault_governance::audit::resources::item(project_id, item_id),
+                        Some(format!("version={version}")),
+                    ))
+                };
+                self.catalog.write_each(ok.len(), insert, subject)?
+            }
+            _ => Vec::new(),
         };
         phase_add(10, t);
+        if let Some((_, mut guard)) = pack {
+            guard.disarm();
+        }
         // Step 5: committed; report every file of the group in plan order.
         let t = Instant::now();
         let mut rows = rows.into_iter();
-        for (p, r) in group.iter().zip(staged) {
+        for (p, r) in group.iter().zip(files) {
             let res = r.map(|mut st| {
-                st.guard.disarm();
-                let (item_id, version) = rows.next().expect("one row per stored blob");
+                let (item_id, version) = rows.next().expect("one row per stored record");
                 ImportedFile {
                     source: p.source.clone(),
                     item_id,
@@ -573,6 +601,7 @@ impl Vault {
                 data_type,
                 &p.path,
                 &blob_id,
+                None,
                 &wrapped,
                 plaintext_len,
                 &sha,
@@ -721,7 +750,7 @@ impl Vault {
     /// unwrapped here, on the thread that owns the connection.
     fn export_job(&self, item: &ItemInfo, target: PathBuf, pkey: &ProjectKey) -> Result<ExportJob> {
         let what = label(item);
-        let (blob_id, wrapped, sha) = self.version_key(item)?;
+        let (blob_id, loc, wrapped, sha) = self.version_key(item)?;
         let file_id = file_id_of(&blob_id)?;
         let dkey = pkey
             .unwrap_data_key(&wrapped, &file_id)
@@ -729,7 +758,7 @@ impl Vault {
         Ok(ExportJob {
             what,
             size: item.size,
-            blob_path: fsutil::blob_path(&self.dir, &blob_id),
+            loc,
             file_id,
             dkey,
             sha,
@@ -775,21 +804,40 @@ impl Vault {
         Ok(target.to_path_buf())
     }
 
-    /// Blob id, wrapped data key and SHA-256 of an item's current version.
-    fn version_key(&self, item: &ItemInfo) -> Result<(String, WrappedKey, String)> {
-        let row: Option<(Option<String>, Option<Vec<u8>>, String)> = self
+    /// Blob id, location, wrapped data key and SHA-256 of an item's current version.
+    fn version_key(&self, item: &ItemInfo) -> Result<(String, BlobLoc, WrappedKey, String)> {
+        type Row = (
+            Option<String>,
+            Option<Vec<u8>>,
+            String,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+        );
+        let row: Option<Row> = self
             .catalog
             .conn()
             .query_row(
-                "SELECT blob_id, wrapped_data_key, sha256 FROM item_versions WHERE item_id = ?1 AND version = ?2",
+                "SELECT blob_id, wrapped_data_key, sha256, pack_id, pack_offset, pack_len
+                 FROM item_versions WHERE item_id = ?1 AND version = ?2",
                 params![item.id, item.version],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
             )
             .optional()?;
         match row {
-            Some((Some(b), Some(w), sha)) => {
+            Some((Some(b), Some(w), sha, pack, off, len)) => {
                 let w = WrappedKey::from_bytes(w).map_err(|e| blob_err(e, &label(item)))?;
-                Ok((b, w, sha))
+                let loc = BlobLoc::from_row(&self.dir, &b, pack, off, len)?;
+                Ok((b, loc, w, sha))
             }
             Some(_) => Err(Error::Erased(label(item))),
             None => Err(Error::CorruptCatalog(format!(
@@ -828,6 +876,7 @@ impl Vault {
             item: ItemInfo,
             version: u32,
             blob_id: String,
+            pack: (Option<String>, Option<i64>, Option<i64>),
             wrapped: Vec<u8>,
             size: u64,
             sha: String,
@@ -843,8 +892,9 @@ impl Vault {
         let mut versions = Vec::new();
         {
             let mut st = self.catalog.conn().prepare(
-                "SELECT item_id, version, blob_id, wrapped_data_key, size, sha256 FROM item_versions
-                 WHERE blob_id IS NOT NULL ORDER BY item_id, version",
+                "SELECT item_id, version, blob_id, wrapped_data_key, size, sha256,
+                        pack_id, pack_offset, pack_len
+                 FROM item_versions WHERE blob_id IS NOT NULL ORDER BY item_id, version",
             )?;
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
@@ -857,6 +907,7 @@ impl Vault {
                     item: item.clone(),
                     version: r.get(1)?,
                     blob_id: r.get(2)?,
+                    pack: (r.get(6)?, r.get(7)?, r.get(8)?),
                     wrapped: wrapped.unwrap_or_default(),
                     size: r.get::<_, i64>(4)? as u64,
                     sha: r.get(5)?,
@@ -892,14 +943,8 @@ impl Vault {
                 let dkey = pkey
                     .unwrap_data_key(&wrapped, &file_id)
                     .map_err(|e| blob_err(e, &what))?;
-                let bp = fsutil::blob_path(&self.dir, &v.blob_id);
-                let f = File::open(&bp).map_err(|e| {
-                    if e.kind() == io::ErrorKind::NotFound {
-                        Error::NotFound(format!("the blob of {what}"))
-                    } else {
-                        Error::io_path("reading blob", &bp, e)
-                    }
-                })?;
+                let (pack, off, len) = v.pack.clone();
+                let f = BlobLoc::from_row(&self.dir, &v.blob_id, pack, off, len)?.open(&what)?;
                 let path = v.item.path.as_str();
                 let mut sink = SinkWriter {
                     inner: io::sink(),
@@ -991,8 +1036,14 @@ impl Vault {
 /// (each already uses every core) with fine-grained progress.
 const GROUP_FILE_MAX_BYTES: u64 = 1 << 20;
 
-/// At most this many files share one group commit.
-pub const IMPORT_GROUP_FILES: usize = 256;
+/// Groups of an import being staged at once (sealed into their packs, synced) while this
+/// thread commits an earlier one: one can seal while another waits for its sync.
+const STAGE_AHEAD: usize = 2;
+
+/// At most this many files share one group commit (and one pack): in the first group of an
+/// import, the second, and every later one. The first commit waits until its whole group is
+/// sealed, so it is small; later groups are big so that commits (a WAL fsync each) are few.
+pub const IMPORT_GROUP_FILES: [usize; 3] = [64, 256, 1024];
 
 /// At most this many plaintext bytes share one group commit (bounds the work a crash or a
 /// cancellation throws away).
@@ -1008,6 +1059,7 @@ fn insert_version(
     data_type: DataType,
     path: &str,
     blob_id: &str,
+    pack: Option<(&str, u64, u64)>,
     wrapped: &WrappedKey,
     plaintext_len: u64,
     sha: &str,
@@ -1034,7 +1086,9 @@ fn insert_version(
             (id, v + 1)
         }
         None => {
-            let id = uuid::Uuid::new_v4().to_string();
+            // Time-ordered: a group's new rows land at the right edge of the id indexes (items,
+            // versions, audit resources) instead of dirtying pages all over them.
+            let id = uuid::Uuid::now_v7().to_string();
             tx.prepare_cached(
                 "INSERT INTO items(id, project_id, area, path, media_type, data_type, created_by,
                     created_at, updated_at, state, current_version)
@@ -1055,7 +1109,8 @@ fn insert_version(
     };
     tx.prepare_cached(
         "INSERT INTO item_versions(item_id, version, blob_id, wrapped_data_key, size, sha256,
-            created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            created_at, created_by, pack_id, pack_offset, pack_len)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         item_id,
@@ -1065,7 +1120,10 @@ fn insert_version(
         plaintext_len as i64,
         sha,
         now,
-        actor
+        actor,
+        pack.map(|p| p.0),
+        pack.map(|p| p.1 as i64),
+        pack.map(|p| p.2 as i64),
     ])?;
     Ok((item_id, version))
 }
@@ -1092,16 +1150,6 @@ impl Staged {
         self.guard.0 = Some(final_path);
         Ok(())
     }
-}
-
-/// Makes the data of every staged file durable, then closes them ([`sync_files`]).
-fn sync_all_data(staged: &mut [Result<Staged>], fs_handle: &File, tmp_dir: &Path) -> Result<()> {
-    let files: Vec<(File, &Path)> = staged
-        .iter_mut()
-        .flatten()
-        .filter_map(|s| s.file.take().map(|f| (f, s.tmp_path.as_path())))
-        .collect();
-    sync_files(files, Some(fs_handle), tmp_dir)
 }
 
 /// Makes the data of `files` durable, then closes them. On Linux, with `fs_handle` (a
@@ -1230,7 +1278,7 @@ impl Write for WriteBehind {
 struct ExportJob {
     what: String,
     size: u64,
-    blob_path: PathBuf,
+    loc: BlobLoc,
     file_id: [u8; 16],
     dkey: DataKey,
     sha: String,
@@ -1304,13 +1352,7 @@ fn decrypt_to_temp(
         return Err(Error::AlreadyExists(format!("{}", target.display())));
     }
     let what = &job.what;
-    let blob = File::open(&job.blob_path).map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
-            Error::NotFound(format!("the blob of {what}"))
-        } else {
-            Error::io_path("reading blob of", &job.blob_path, e)
-        }
-    })?;
+    let blob = job.loc.open(what)?;
     let tmp = dir.join(format!(".labvault-export-{}.part", random_hex(8)));
     let guard = TempGuard(Some(tmp.clone()));
     let out = OpenOptions::new()
@@ -1568,16 +1610,7 @@ fn stage_blob(
 ) -> Result<Staged> {
     let src_name = p.source.display().to_string();
     let t = Instant::now();
-    let src = match File::open(&p.source) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(Error::SourceVanished {
-                path: src_name,
-                detail: "it no longer exists".into(),
-            })
-        }
-        Err(e) => return Err(Error::io(format!("reading source {src_name}"), e)),
-    };
+    let src = open_source(&p.source, &src_name)?;
     let mut file_id = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut file_id);
     file_id[0] = shard_byte;
@@ -1642,23 +1675,9 @@ fn stage_blob(
         .and_then(WriteBehind::finish)
         .map_err(|e| Error::io_path("writing", &tmp_path, e))?;
     phase_add(2, t);
-    // The source must be what we planned to read, and still be there: a file that shrank,
-    // grew or vanished under us is not imported half-way.
     let t = Instant::now();
-    let now_len = fs::metadata(&p.source).map(|m| m.len());
+    check_source_unchanged(p, summary.plaintext_len, &src_name)?;
     phase_add(3, t);
-    if summary.plaintext_len != p.size || now_len.as_ref().ok() != Some(&p.size) {
-        return Err(Error::SourceVanished {
-            path: src_name,
-            detail: match now_len {
-                Err(_) => "it was removed while being read".into(),
-                Ok(n) => format!(
-                    "its size changed while being read (expected {} bytes, read {}, now {n})",
-                    p.size, summary.plaintext_len
-                ),
-            },
-        });
-    }
     Ok(Staged {
         file: Some(out),
         file_id,
@@ -1668,6 +1687,37 @@ fn stage_blob(
         sha: hex::encode(summary.sha256),
         tmp_path,
         guard,
+    })
+}
+
+/// Opens an import source; one that vanished since planning is `source_vanished`.
+fn open_source(source: &Path, src_name: &str) -> Result<File> {
+    match File::open(source) {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::SourceVanished {
+            path: src_name.to_string(),
+            detail: "it no longer exists".into(),
+        }),
+        Err(e) => Err(Error::io(format!("reading source {src_name}"), e)),
+    }
+}
+
+/// The source must be what we planned to read, and still be there: a file that shrank, grew
+/// or vanished under us is not imported half-way.
+fn check_source_unchanged(p: &Planned, read: u64, src_name: &str) -> Result<()> {
+    let now_len = fs::metadata(&p.source).map(|m| m.len());
+    if read == p.size && now_len.as_ref().ok() == Some(&p.size) {
+        return Ok(());
+    }
+    Err(Error::SourceVanished {
+        path: src_name.to_string(),
+        detail: match now_len {
+            Err(_) => "it was removed while being read".into(),
+            Ok(n) => format!(
+                "its size changed while being read (expected {} bytes, read {read}, now {n})",
+                p.size
+            ),
+        },
     })
 }
 
@@ -1712,7 +1762,9 @@ fn plan_units(plan: &[Planned]) -> Vec<Unit> {
             i += 1;
             continue;
         }
-        let end = small_run_end(plan.len(), i, IMPORT_GROUP_FILES, |k| plan[k].size);
+        let groups = units.iter().filter(|u| matches!(u, Unit::Group(_))).count();
+        let max = IMPORT_GROUP_FILES[groups.min(IMPORT_GROUP_FILES.len() - 1)];
+        let end = small_run_end(plan.len(), i, max, |k| plan[k].size);
         units.push(Unit::Group(i..end));
         i = end;
     }
@@ -1722,34 +1774,106 @@ fn plan_units(plan: &[Planned]) -> Vec<Unit> {
 /// A group stored durably in `blobs/` (steps 1-3), waiting for its catalog commit.
 struct StagedGroup {
     /// One entry per file of the group, in plan order (per-file failures included).
-    files: Vec<Result<Staged>>,
+    files: Vec<Result<Record>>,
+    /// The group's pack id (none if no file of the group could be read); its guard removes
+    /// the pack until the commit that references it.
+    pack: Option<(String, TempGuard)>,
 }
 
-/// Steps 1-3 for a group: worker threads encrypt every file into `tmp/` (no sync yet); then
-/// their data is made durable at once ([`sync_all_data`]); then they are renamed into ONE
-/// shard directory `blobs/<xx>/` (the group's blob ids share their first byte), which is
-/// fsynced once. A file failing on its own is recorded in its slot; any other error (or
-/// `cancel`/`abort`) stops and is returned, and every file of the group is removed (the
-/// guards of [`Staged`]).
+/// One small file sealed (blob format v1, fresh data key and file id) into memory by a worker.
+struct Sealed {
+    file_id: [u8; 16],
+    dkey: DataKey,
+    plaintext_len: u64,
+    sha: String,
+    bytes: Vec<u8>,
+}
+
+/// A sealed file written into its group's pack at `offset`.
+struct Record {
+    file_id: [u8; 16],
+    blob_id: String,
+    dkey: DataKey,
+    plaintext_len: u64,
+    sha: String,
+    offset: u64,
+    len: u64,
+}
+
+/// Step 1 for one small file: read, hash and encrypt it into memory, and check the source
+/// still has its planned size.
+fn seal_small(p: &Planned, cancel: &AtomicBool) -> Result<Sealed> {
+    let src_name = p.source.display().to_string();
+    let t = Instant::now();
+    let src = open_source(&p.source, &src_name)?;
+    phase_add(1, t);
+    let t = Instant::now();
+    // Unique, and time-ordered so that a group's rows append to the catalog's blob id index.
+    let file_id = uuid::Uuid::now_v7().into_bytes();
+    let dkey = DataKey::generate();
+    let mut reader = SourceReader {
+        inner: src,
+        cancel,
+        cancelled: false,
+        error: None,
+    };
+    let cap = usize::try_from(p.size).unwrap_or(0).saturating_add(256);
+    let mut bytes = Vec::with_capacity(cap);
+    let res = encrypt_blob(
+        &dkey,
+        &file_id,
+        DEFAULT_CHUNK_SIZE,
+        &mut reader,
+        &mut bytes,
+        &mut |_| {},
+    );
+    let summary = match res {
+        Ok(s) => s,
+        Err(e) => {
+            if reader.cancelled {
+                return Err(Error::Cancelled);
+            }
+            if let Some(re) = reader.error.take() {
+                return Err(Error::io(format!("reading source {src_name}"), re));
+            }
+            return Err(blob_err(e, &src_name));
+        }
+    };
+    phase_add(2, t);
+    let t = Instant::now();
+    check_source_unchanged(p, summary.plaintext_len, &src_name)?;
+    phase_add(3, t);
+    Ok(Sealed {
+        file_id,
+        dkey,
+        plaintext_len: summary.plaintext_len,
+        sha: hex::encode(summary.sha256),
+        bytes,
+    })
+}
+
+/// Steps 1-3 for a group of small files: worker threads seal every file into memory
+/// ([`seal_small`]); this thread appends each, in plan order, as one record to ONE new pack
+/// file in `tmp/`; then the pack is synced, renamed to `blobs/<xx>/<pack id>` and that
+/// directory fsynced. A file failing on its own is recorded in its slot; any other error (or
+/// `cancel`/`abort`) stops and is returned, and the pack is removed.
 fn stage_group(
     dir: &Path,
     group: &[Planned],
     cancel: &AtomicBool,
     abort: &AtomicBool,
 ) -> Result<StagedGroup> {
-    let tmp_dir = dir.join(TMP_DIR);
-    let fs_handle = File::open(&tmp_dir).map_err(|e| Error::io_path("opening", &tmp_dir, e))?;
-    let shard_byte = rand::random::<u8>();
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 4)
         .min(group.len().max(1));
     let stop = AtomicBool::new(false);
-    let mut files: Vec<Result<Staged>> = Vec::with_capacity(group.len());
+    let mut files: Vec<Result<Record>> = Vec::with_capacity(group.len());
+    let mut pack: Option<PackWriter> = None;
     std::thread::scope(|s| -> Result<()> {
         let mut rxs = Vec::with_capacity(workers);
         for w in 0..workers {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Staged>>(4);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Sealed>>(4);
             rxs.push(rx);
             let stop = &stop;
             s.spawn(move || {
@@ -1757,9 +1881,7 @@ fn stage_group(
                     if stop.load(Ordering::Relaxed) || abort.load(Ordering::Relaxed) {
                         break;
                     }
-                    let r = stage_blob(dir, p, shard_byte, cancel, &mut |_| {});
-                    // A refused send drops `r`, whose guard removes its temp file.
-                    if tx.send(r).is_err() {
+                    if tx.send(seal_small(p, cancel)).is_err() {
                         break;
                     }
                 }
@@ -1770,6 +1892,19 @@ fn stage_group(
             let r = rxs[k % workers]
                 .recv()
                 .unwrap_or_else(|_| Err(Error::Internal("an import worker stopped".into())));
+            let r = match r {
+                Ok(sealed) => {
+                    let t = Instant::now();
+                    let res = match &mut pack {
+                        Some(w) => Ok(w),
+                        None => PackWriter::create(dir).map(|w| pack.insert(w)),
+                    }
+                    .and_then(|w| w.append(sealed));
+                    phase_add(2, t);
+                    res
+                }
+                Err(e) => Err(e),
+            };
             match r {
                 Err(e) if !is_per_file_error(&e) => {
                     outcome = Err(e);
@@ -1786,30 +1921,101 @@ fn stage_group(
         }
         outcome
     })?;
-    // Step 2: make the ciphertexts durable.
-    let t = Instant::now();
-    sync_all_data(&mut files, &fs_handle, &tmp_dir)?;
-    drop(fs_handle);
-    phase_add(5, t);
-    let t = Instant::now();
-    // Step 3: rename into the group's shard, one directory fsync.
-    let blobs = dir.join(BLOBS_DIR);
-    let shard = blobs.join(hex::encode([shard_byte]));
-    if !shard.exists() {
-        fs::create_dir_all(&shard).map_err(|e| Error::io_path("creating", &shard, e))?;
-        fsutil::fsync_dir(&blobs)?;
-    }
+    let Some(pack) = pack else {
+        return Ok(StagedGroup { files, pack: None });
+    };
     if cancel.load(Ordering::Relaxed) || abort.load(Ordering::Relaxed) {
         return Err(Error::Cancelled);
     }
-    for st in files.iter_mut().flatten() {
-        st.store(dir)?;
+    let (id, guard) = pack.store(dir)?;
+    Ok(StagedGroup {
+        files,
+        pack: Some((id, guard)),
+    })
+}
+
+/// A pack being written in `tmp/`: records appended back to back.
+struct PackWriter {
+    id: String,
+    tmp_path: PathBuf,
+    out: BufWriter<File>,
+    len: u64,
+    guard: TempGuard,
+}
+
+impl PackWriter {
+    fn create(dir: &Path) -> Result<PackWriter> {
+        let id = hex::encode(rand::random::<[u8; 16]>());
+        let tmp_path = dir.join(TMP_DIR).join(format!("{id}.tmp"));
+        let guard = TempGuard(Some(tmp_path.clone()));
+        let out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)
+            .map_err(|e| Error::io_path("creating", &tmp_path, e))?;
+        Ok(PackWriter {
+            id,
+            tmp_path,
+            out: BufWriter::with_capacity(1 << 20, out),
+            len: 0,
+            guard,
+        })
     }
-    phase_add(6, t);
-    let t = Instant::now();
-    fsutil::fsync_dir(&shard)?;
-    phase_add(7, t);
-    Ok(StagedGroup { files })
+
+    fn append(&mut self, s: Sealed) -> Result<Record> {
+        self.out
+            .write_all(&s.bytes)
+            .map_err(|e| Error::io_path("writing", &self.tmp_path, e))?;
+        let offset = self.len;
+        self.len += s.bytes.len() as u64;
+        Ok(Record {
+            file_id: s.file_id,
+            blob_id: hex::encode(s.file_id),
+            dkey: s.dkey,
+            plaintext_len: s.plaintext_len,
+            sha: s.sha,
+            offset,
+            len: s.bytes.len() as u64,
+        })
+    }
+
+    /// Steps 2-3: sync the pack, rename it into `blobs/<xx>/`, fsync that directory. Returns
+    /// the pack id and the guard that removes it until the catalog references it.
+    fn store(self, dir: &Path) -> Result<(String, TempGuard)> {
+        let PackWriter {
+            id,
+            tmp_path,
+            out,
+            mut guard,
+            ..
+        } = self;
+        let t = Instant::now();
+        let file = out
+            .into_inner()
+            .map_err(|e| Error::io_path("writing", &tmp_path, e.into_error()))?;
+        file.sync_data()
+            .map_err(|e| Error::io_path("syncing", &tmp_path, e))?;
+        drop(file);
+        phase_add(5, t);
+        let t = Instant::now();
+        let final_path = fsutil::blob_path(dir, &id);
+        let shard = final_path
+            .parent()
+            .expect("blob path has a shard dir")
+            .to_path_buf();
+        if !shard.exists() {
+            fs::create_dir_all(&shard).map_err(|e| Error::io_path("creating", &shard, e))?;
+            fsutil::fsync_dir(&dir.join(BLOBS_DIR))?;
+        }
+        fs::rename(&tmp_path, &final_path)
+            .map_err(|e| Error::io_path("storing pack", &final_path, e))?;
+        guard.0 = Some(final_path);
+        phase_add(6, t);
+        let t = Instant::now();
+        fsutil::fsync_dir(&shard)?;
+        phase_add(7, t);
+        Ok((id, guard))
+    }
 }
 
 /// Files that fail on their own are reported and skipped; anything else stops the import.

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::{self, VaultLock};
 use crate::model::ProjectInfo;
 use crate::names;
+use crate::packs;
 use labvault_crypto::{
     CryptoError, KdfParams, KeyFile, Passphrase, ProjectKey, RecoveryKey, RootKey, WrappedKey,
 };
@@ -507,6 +508,18 @@ impl Vault {
                     dirs.extend(path.parent().map(Path::to_path_buf));
                 }
             }
+            // Records of erased items whose bytes a crash left in their pack.
+            let mut st = self
+                .catalog
+                .conn()
+                .prepare("SELECT DISTINCT pack_id FROM item_versions WHERE pack_id IS NOT NULL")?;
+            let packs: Vec<String> = st
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            drop(st);
+            for p in packs {
+                self.erase_dead_records(&p)?;
+            }
             // The removals must be durable before the marker that would redo them goes.
             for d in dirs {
                 fsutil::fsync_dir(&d)?;
@@ -568,14 +581,35 @@ impl Vault {
         res
     }
 
-    /// Blob ids referenced by committed catalog rows.
+    /// Names of the files in `blobs/` that committed catalog rows reference: blobs of their
+    /// own and packs.
     pub(crate) fn referenced_blobs(&self) -> Result<std::collections::HashSet<String>> {
-        let mut st = self
-            .catalog
-            .conn()
-            .prepare("SELECT blob_id FROM item_versions WHERE blob_id IS NOT NULL")?;
+        let mut st = self.catalog.conn().prepare(
+            "SELECT blob_id FROM item_versions WHERE blob_id IS NOT NULL AND pack_id IS NULL
+             UNION SELECT DISTINCT pack_id FROM item_versions WHERE pack_id IS NOT NULL",
+        )?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Removes from a pack the bytes of every record no catalog row references any more
+    /// (erased items). False when no record of it is live (the caller removes the file).
+    pub(crate) fn erase_dead_records(&self, pack_id: &str) -> Result<bool> {
+        let live = packs::live_records(self.catalog.conn(), pack_id)?;
+        if live.is_empty() {
+            return Ok(false);
+        }
+        let path = fsutil::blob_path(&self.dir, pack_id);
+        let size = match fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(Error::io_path("reading", &path, e)),
+        };
+        let dead = packs::gaps(&live, size);
+        if !dead.is_empty() {
+            packs::erase_ranges(&path, &dead)?;
+        }
+        Ok(true)
     }
 
     /// Every file under `blobs/` as (file name, path).

@@ -10,14 +10,15 @@ use crate::audit::ResourceOf;
 use crate::error::{Error, Result};
 use crate::items::{item_from_row, label, ITEM_SELECT};
 use crate::model::{Area, DataType, ItemInfo, ItemState};
+use crate::packs::BlobLoc;
 use crate::transfer::blob_err;
 use crate::vault::Vault;
 use labvault_crypto::{decrypt_range, WrappedKey};
 use labvault_governance::audit::{actions, resources};
 use rusqlite::types::ToSql;
 use rusqlite::{params, OptionalExtension};
-use std::fs::File;
-use std::io::{self, BufReader};
+
+use std::io::BufReader;
 
 /// Largest page [`Vault::items_page`] returns (a screen shows far fewer rows).
 pub const MAX_ITEMS_PAGE: u64 = 5_000;
@@ -82,6 +83,7 @@ pub struct ViewHandle {
     item_id: String,
     project_id: String,
     blob_id: String,
+    loc: BlobLoc,
     wrapped: WrappedKey,
     size: u64,
     media_type: String,
@@ -145,17 +147,28 @@ impl Vault {
             return Err(crate::items::wrong_state(&item, &[ItemState::Active]));
         }
         let what = label(&item);
-        let row: Option<(Option<String>, Option<Vec<u8>>)> = self
+        type Row = (
+            Option<String>,
+            Option<Vec<u8>>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+        );
+        let row: Option<Row> = self
             .catalog
             .conn()
             .query_row(
-                "SELECT blob_id, wrapped_data_key FROM item_versions WHERE item_id = ?1 AND version = ?2",
+                "SELECT blob_id, wrapped_data_key, pack_id, pack_offset, pack_len
+                 FROM item_versions WHERE item_id = ?1 AND version = ?2",
                 params![item.id, item.version],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .optional()?;
-        let (blob_id, wrapped) = match row {
-            Some((Some(b), Some(w))) => (b, w),
+        let (blob_id, wrapped, loc) = match row {
+            Some((Some(b), Some(w), pack, off, len)) => {
+                let loc = BlobLoc::from_row(&self.dir, &b, pack, off, len)?;
+                (b, w, loc)
+            }
             Some(_) => return Err(Error::Erased(what)),
             None => {
                 return Err(Error::CorruptCatalog(format!(
@@ -169,6 +182,7 @@ impl Vault {
             item_id: item.id,
             project_id: item.project_id,
             blob_id,
+            loc,
             wrapped,
             size: item.size,
             media_type: item.media_type,
@@ -190,14 +204,7 @@ impl Vault {
         let dkey = pkey
             .unwrap_data_key(&view.wrapped, &file_id)
             .map_err(|e| blob_err(e, &view.what))?;
-        let path = crate::fsutil::blob_path(&self.dir, &view.blob_id);
-        let file = File::open(&path).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                Error::NotFound(format!("the blob of {}", view.what))
-            } else {
-                Error::io_path("reading blob of", &path, e)
-            }
-        })?;
+        let file = view.loc.open(&view.what)?;
         decrypt_range(
             &dkey,
             &file_id,
