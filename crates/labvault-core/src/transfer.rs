@@ -18,7 +18,8 @@ use crate::names;
 use crate::packs::BlobLoc;
 use crate::vault::{ts_to_ms, Vault, BLOBS_DIR, TMP_DIR};
 use labvault_crypto::{
-    decrypt_blob, encrypt_blob, CryptoError, DataKey, ProjectKey, WrappedKey, DEFAULT_CHUNK_SIZE,
+    decrypt_blob, encrypt_blob, encrypt_blob_in_memory, CryptoError, DataKey, ProjectKey,
+    WrappedKey, DEFAULT_CHUNK_SIZE,
 };
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
@@ -1803,42 +1804,24 @@ struct Record {
 /// Step 1 for one small file: read, hash and encrypt it into memory, and check the source
 /// still has its planned size.
 fn seal_small(p: &Planned, cancel: &AtomicBool) -> Result<Sealed> {
+    if cancel.load(Ordering::Relaxed) {
+        return Err(Error::Cancelled);
+    }
     let src_name = p.source.display().to_string();
     let t = Instant::now();
     let src = open_source(&p.source, &src_name)?;
     phase_add(1, t);
     let t = Instant::now();
+    // One byte more than planned, so that a file that grew is noticed.
+    let mut plain = Vec::with_capacity(usize::try_from(p.size).unwrap_or(0).saturating_add(1));
+    src.take(p.size.saturating_add(1))
+        .read_to_end(&mut plain)
+        .map_err(|e| Error::io(format!("reading source {src_name}"), e))?;
     // Unique, and time-ordered so that a group's rows append to the catalog's blob id index.
     let file_id = uuid::Uuid::now_v7().into_bytes();
     let dkey = DataKey::generate();
-    let mut reader = SourceReader {
-        inner: src,
-        cancel,
-        cancelled: false,
-        error: None,
-    };
-    let cap = usize::try_from(p.size).unwrap_or(0).saturating_add(256);
-    let mut bytes = Vec::with_capacity(cap);
-    let res = encrypt_blob(
-        &dkey,
-        &file_id,
-        DEFAULT_CHUNK_SIZE,
-        &mut reader,
-        &mut bytes,
-        &mut |_| {},
-    );
-    let summary = match res {
-        Ok(s) => s,
-        Err(e) => {
-            if reader.cancelled {
-                return Err(Error::Cancelled);
-            }
-            if let Some(re) = reader.error.take() {
-                return Err(Error::io(format!("reading source {src_name}"), re));
-            }
-            return Err(blob_err(e, &src_name));
-        }
-    };
+    let (summary, bytes) = encrypt_blob_in_memory(&dkey, &file_id, DEFAULT_CHUNK_SIZE, &plain)
+        .map_err(|e| blob_err(e, &src_name))?;
     phase_add(2, t);
     let t = Instant::now();
     check_source_unchanged(p, summary.plaintext_len, &src_name)?;

@@ -452,6 +452,64 @@ pub fn encrypt_blob_with_header_randomness<R: Read, W: Write>(
     })
 }
 
+/// Encrypts a plaintext already in memory into a v1 blob, on the calling thread: the same
+/// bytes [`encrypt_blob`] writes, for small files, where its batch buffers, copies and
+/// threads cost more than the file itself (import packs many small files per group).
+pub fn encrypt_blob_in_memory(
+    key: &DataKey,
+    file_id: &[u8; 16],
+    chunk_size: u32,
+    plaintext: &[u8],
+) -> Result<(EncryptSummary, Vec<u8>), CryptoError> {
+    let mut salt = [0u8; 32];
+    let mut prefix = [0u8; 7];
+    rand::rngs::OsRng.fill_bytes(&mut salt);
+    rand::rngs::OsRng.fill_bytes(&mut prefix);
+    encrypt_blob_in_memory_with_header_randomness(
+        key, file_id, chunk_size, &salt, &prefix, plaintext,
+    )
+}
+
+/// Deterministic variant of [`encrypt_blob_in_memory`] for checking it against the streaming
+/// encoder ONLY (reusing a salt/prefix with the same key would reuse nonces).
+#[doc(hidden)]
+pub fn encrypt_blob_in_memory_with_header_randomness(
+    key: &DataKey,
+    file_id: &[u8; 16],
+    chunk_size: u32,
+    salt: &[u8; 32],
+    nonce_prefix: &[u8; 7],
+    plaintext: &[u8],
+) -> Result<(EncryptSummary, Vec<u8>), CryptoError> {
+    check_chunk_size(chunk_size)?;
+    let cs = chunk_size as usize;
+    let header = Header::build(chunk_size, file_id, salt, nonce_prefix);
+    let cipher = header.cipher(key);
+    let chunks = plaintext.len().div_ceil(cs).max(1);
+    let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + chunks * (1 + TAG_LEN) + 4);
+    out.extend_from_slice(&header.bytes);
+    for i in 0..chunks {
+        let part = &plaintext[(i * cs).min(plaintext.len())..((i + 1) * cs).min(plaintext.len())];
+        let last = i + 1 == chunks;
+        if last {
+            out.push(KIND_FINAL);
+            out.extend_from_slice(&((part.len() + TAG_LEN) as u32).to_be_bytes());
+        } else {
+            out.push(KIND_CHUNK);
+        }
+        let at = out.len();
+        out.extend_from_slice(part);
+        let tag = cipher.seal(i as u64, last, &mut out[at..]);
+        out.extend_from_slice(&tag);
+    }
+    let summary = EncryptSummary {
+        plaintext_len: plaintext.len() as u64,
+        sha256: Sha256::digest(plaintext).into(),
+        ciphertext_len: out.len() as u64,
+    };
+    Ok((summary, out))
+}
+
 /// One chunk to seal: plaintext source, ciphertext destination, tag slot.
 struct EncJob<'a> {
     index: u64,

@@ -4,7 +4,9 @@
 use std::io::Cursor;
 
 use labvault_crypto::{
-    decrypt_blob, decrypt_range, encrypt_blob, CryptoError, DataKey, DEFAULT_CHUNK_SIZE, HEADER_LEN,
+    decrypt_blob, decrypt_range, encrypt_blob, encrypt_blob_in_memory,
+    encrypt_blob_in_memory_with_header_randomness, encrypt_blob_with_header_randomness,
+    CryptoError, DataKey, DEFAULT_CHUNK_SIZE, HEADER_LEN,
 };
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
@@ -70,6 +72,28 @@ proptest! {
         let b = (len / 3) * 2 + 1;
         let r = decrypt_range(&key, &FID, Cursor::new(&blob), a as u64, (b - a) as u64).unwrap();
         prop_assert_eq!(&r[..], &pt[a.min(len)..b.min(len)]);
+    }
+
+    #[test]
+    fn the_in_memory_encoder_writes_the_same_blob_as_the_streaming_one(
+        (cs, len) in interesting_len(),
+        seed in any::<u8>(),
+    ) {
+        let key = DataKey::generate();
+        let pt = data(len, seed);
+        let (salt, prefix) = ([seed; 32], [seed ^ 0x5a; 7]);
+        let mut streamed = Vec::new();
+        let s = encrypt_blob_with_header_randomness(
+            &key, &FID, cs, &salt, &prefix, &pt[..], &mut streamed, &mut |_| {},
+        )
+        .unwrap();
+        let (m, in_memory) =
+            encrypt_blob_in_memory_with_header_randomness(&key, &FID, cs, &salt, &prefix, &pt)
+                .unwrap();
+        prop_assert_eq!(&in_memory, &streamed);
+        prop_assert_eq!(m, s);
+        let (_, fresh) = encrypt_blob_in_memory(&key, &FID, cs, &pt).unwrap();
+        prop_assert_eq!(dec(&key, &fresh).unwrap(), pt);
     }
 
     #[test]
