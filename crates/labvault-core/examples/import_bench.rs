@@ -32,13 +32,18 @@ fn main() {
         std::process::exit(2);
     }
     let (src, dir) = (PathBuf::from(&args[1]), PathBuf::from(&args[2]));
-    let opts = VaultOptions {
+    let opts = || VaultOptions {
         kdf: Some(KdfParams::FLOOR),
         ..VaultOptions::default()
     };
     let pass = Passphrase::new("benchmark passphrase".to_string());
-    let (mut v, _rk) = Vault::create(&dir, &pass, opts).expect("create vault");
+    let (mut v, _rk) = Vault::create(&dir, &pass, opts()).expect("create vault");
     v.create_project("bench").expect("create project");
+    if std::env::var_os("UNLOCK").is_some() {
+        // As the CLI does: a fresh process unlocks an existing vault.
+        drop(v);
+        v = Vault::unlock(&dir, labvault_core::Unlock::Passphrase(&pass), opts()).expect("unlock");
+    }
     let (mut files, mut bytes) = (0u64, 0u64);
     let t = Instant::now();
     let rep = v

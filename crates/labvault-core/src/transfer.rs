@@ -1917,14 +1917,20 @@ fn stage_group(
     })
 }
 
-/// A pack being written in `tmp/`: records appended back to back.
+/// A pack being written in `tmp/`: records appended back to back, written a batch at a time
+/// straight from the workers' buffers (one vectored write, no copy into a buffer).
 struct PackWriter {
     id: String,
     tmp_path: PathBuf,
-    out: BufWriter<File>,
+    out: File,
     len: u64,
+    pending: Vec<Vec<u8>>,
+    pending_len: usize,
     guard: TempGuard,
 }
+
+/// Sealed records are written to a pack once this many bytes are waiting.
+const PACK_WRITE_BATCH: usize = 1 << 20;
 
 impl PackWriter {
     fn create(dir: &Path) -> Result<PackWriter> {
@@ -1939,18 +1945,23 @@ impl PackWriter {
         Ok(PackWriter {
             id,
             tmp_path,
-            out: BufWriter::with_capacity(1 << 20, out),
+            out,
             len: 0,
+            pending: Vec::new(),
+            pending_len: 0,
             guard,
         })
     }
 
     fn append(&mut self, s: Sealed) -> Result<Record> {
-        self.out
-            .write_all(&s.bytes)
-            .map_err(|e| Error::io_path("writing", &self.tmp_path, e))?;
         let offset = self.len;
-        self.len += s.bytes.len() as u64;
+        let len = s.bytes.len() as u64;
+        self.len += len;
+        self.pending_len += s.bytes.len();
+        self.pending.push(s.bytes);
+        if self.pending_len >= PACK_WRITE_BATCH {
+            self.write_pending()?;
+        }
         Ok(Record {
             file_id: s.file_id,
             blob_id: hex::encode(s.file_id),
@@ -1958,24 +1969,42 @@ impl PackWriter {
             plaintext_len: s.plaintext_len,
             sha: s.sha,
             offset,
-            len: s.bytes.len() as u64,
+            len,
         })
+    }
+
+    fn write_pending(&mut self) -> Result<()> {
+        let mut slices: Vec<io::IoSlice<'_>> =
+            self.pending.iter().map(|b| io::IoSlice::new(b)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            match self.out.write_vectored(rest) {
+                Ok(0) => {
+                    let e = io::Error::new(io::ErrorKind::WriteZero, "short write");
+                    return Err(Error::io_path("writing", &self.tmp_path, e));
+                }
+                Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io_path("writing", &self.tmp_path, e)),
+            }
+        }
+        self.pending.clear();
+        self.pending_len = 0;
+        Ok(())
     }
 
     /// Steps 2-3: sync the pack, rename it into `blobs/<xx>/`, fsync that directory. Returns
     /// the pack id and the guard that removes it until the catalog references it.
-    fn store(self, dir: &Path) -> Result<(String, TempGuard)> {
+    fn store(mut self, dir: &Path) -> Result<(String, TempGuard)> {
+        self.write_pending()?;
         let PackWriter {
             id,
             tmp_path,
-            out,
+            out: file,
             mut guard,
             ..
         } = self;
         let t = Instant::now();
-        let file = out
-            .into_inner()
-            .map_err(|e| Error::io_path("writing", &tmp_path, e.into_error()))?;
         file.sync_data()
             .map_err(|e| Error::io_path("syncing", &tmp_path, e))?;
         drop(file);

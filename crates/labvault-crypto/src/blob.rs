@@ -337,12 +337,21 @@ pub fn encrypt_blob<R: Read, W: Write>(
     output: W,
     progress: &mut dyn FnMut(u64),
 ) -> Result<EncryptSummary, CryptoError> {
-    let mut salt = [0u8; 32];
-    let mut prefix = [0u8; 7];
-    rand::rngs::OsRng.fill_bytes(&mut salt);
-    rand::rngs::OsRng.fill_bytes(&mut prefix);
+    let (salt, prefix) = header_randomness();
     encrypt_blob_with_header_randomness(
         key, file_id, chunk_size, &salt, &prefix, input, output, progress,
+    )
+}
+
+/// A fresh salt and nonce prefix for a blob header, from ONE read of the OS generator (small
+/// files are imported by the thousand, and each system call shows).
+fn header_randomness() -> ([u8; 32], [u8; 7]) {
+    let mut r = [0u8; 39];
+    rand::rngs::OsRng.fill_bytes(&mut r);
+    let (salt, prefix) = r.split_at(32);
+    (
+        salt.try_into().expect("32 bytes"),
+        prefix.try_into().expect("7 bytes"),
     )
 }
 
@@ -461,10 +470,7 @@ pub fn encrypt_blob_in_memory(
     chunk_size: u32,
     plaintext: &[u8],
 ) -> Result<(EncryptSummary, Vec<u8>), CryptoError> {
-    let mut salt = [0u8; 32];
-    let mut prefix = [0u8; 7];
-    rand::rngs::OsRng.fill_bytes(&mut salt);
-    rand::rngs::OsRng.fill_bytes(&mut prefix);
+    let (salt, prefix) = header_randomness();
     encrypt_blob_in_memory_with_header_randomness(
         key, file_id, chunk_size, &salt, &prefix, plaintext,
     )
