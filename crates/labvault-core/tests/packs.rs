@@ -203,3 +203,31 @@ fn no_plaintext_of_packed_files_is_in_the_vault() {
         );
     }
 }
+
+#[test]
+fn a_packed_item_can_be_previewed_by_range_and_a_tampered_record_is_refused() {
+    let (t, dir, mut v, _) = new_vault();
+    let (rep, contents) = import_small(&mut v, t.path(), 4);
+    let h = v.view_open(&rep.imported[2].item_id).unwrap();
+    assert_eq!(h.size(), contents[2].len() as u64);
+    for (off, len) in [
+        (0u64, 10u64),
+        (100, 500),
+        (contents[2].len() as u64 - 7, 100),
+    ] {
+        let got = v.view_read(&h, off, len).unwrap();
+        let end = (off + len).min(contents[2].len() as u64) as usize;
+        assert_eq!(got, contents[2][off as usize..end]);
+    }
+    let path = the_pack(&dir);
+    let mut pack = fs::read(&path).unwrap();
+    let (_, e) = records(&pack)[2];
+    pack[e - 3] ^= 0x80; // inside the final tag of record 2
+    fs::write(&path, &pack).unwrap();
+    assert_eq!(
+        v.view_read(&h, 0, 10).unwrap_err().code(),
+        ErrorCode::Tampered
+    );
+    let other = v.view_open(&rep.imported[1].item_id).unwrap();
+    assert_eq!(v.view_read(&other, 0, 16).unwrap(), contents[1][..16]);
+}
