@@ -1616,13 +1616,7 @@ fn stage_blob(
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut file_id);
     file_id[0] = shard_byte;
     let blob_id = hex::encode(file_id);
-    let tmp_path = dir.join(TMP_DIR).join(format!("{blob_id}.tmp"));
-    let guard = TempGuard(Some(tmp_path.clone()));
-    let out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp_path)
-        .map_err(|e| Error::io_path("creating", &tmp_path, e))?;
+    let (out, tmp_path, guard) = create_temp(dir, &blob_id)?;
     phase_add(1, t);
     let t = Instant::now();
     let dkey = DataKey::generate();
@@ -1689,6 +1683,18 @@ fn stage_blob(
         tmp_path,
         guard,
     })
+}
+
+/// Creates `tmp/<id>.tmp` for a blob or pack being written, with the guard that removes it.
+fn create_temp(dir: &Path, id: &str) -> Result<(File, PathBuf, TempGuard)> {
+    let tmp_path = dir.join(TMP_DIR).join(format!("{id}.tmp"));
+    let guard = TempGuard(Some(tmp_path.clone()));
+    let out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp_path)
+        .map_err(|e| Error::io_path("creating", &tmp_path, e))?;
+    Ok((out, tmp_path, guard))
 }
 
 /// Opens an import source; one that vanished since planning is `source_vanished`.
@@ -1935,13 +1941,7 @@ const PACK_WRITE_BATCH: usize = 1 << 20;
 impl PackWriter {
     fn create(dir: &Path) -> Result<PackWriter> {
         let id = hex::encode(rand::random::<[u8; 16]>());
-        let tmp_path = dir.join(TMP_DIR).join(format!("{id}.tmp"));
-        let guard = TempGuard(Some(tmp_path.clone()));
-        let out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp_path)
-            .map_err(|e| Error::io_path("creating", &tmp_path, e))?;
+        let (out, tmp_path, guard) = create_temp(dir, &id)?;
         Ok(PackWriter {
             id,
             tmp_path,

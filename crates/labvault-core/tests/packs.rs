@@ -6,10 +6,9 @@ mod common;
 
 use common::*;
 use labvault_core::vault::BLOBS_UNSETTLED;
-use labvault_core::{Area, ErrorCode, ExportOptions, ImportReport, Vault};
+use labvault_core::{Area, ErrorCode, ImportReport, Vault};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
 /// Imports `n` small files `f00.dat`… (each a distinct, recognisable content) as one group.
 fn import_small(v: &mut Vault, t: &Path, n: usize) -> (ImportReport, Vec<Vec<u8>>) {
@@ -47,16 +46,6 @@ fn records(pack: &[u8]) -> Vec<(usize, usize)> {
         .collect()
 }
 
-fn export(v: &mut Vault, id: &str, out: &Path) -> labvault_core::Result<PathBuf> {
-    v.export_item(
-        id,
-        out,
-        &ExportOptions::default(),
-        &mut no_progress(),
-        &AtomicBool::new(false),
-    )
-}
-
 #[test]
 fn a_group_of_small_files_is_one_pack_of_independent_records() {
     let (t, dir, mut v, _) = new_vault();
@@ -68,7 +57,7 @@ fn a_group_of_small_files_is_one_pack_of_independent_records() {
         "one record per file, in import order"
     );
     for (f, c) in rep.imported.iter().zip(&contents) {
-        let p = export(&mut v, &f.item_id, &t.path().join("out")).unwrap();
+        let p = export_one(&mut v, &f.item_id, &t.path().join("out")).unwrap();
         assert_eq!(&fs::read(p).unwrap(), c);
     }
     assert!(verify(&mut v).is_ok());
@@ -91,11 +80,11 @@ fn a_tampered_record_names_its_item_and_no_other() {
     assert_eq!(p.item_id.as_deref(), Some(rep.imported[5].item_id.as_str()));
 
     let out = t.path().join("out");
-    let err = export(&mut v, &rep.imported[5].item_id, &out).unwrap_err();
+    let err = export_one(&mut v, &rep.imported[5].item_id, &out).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Tampered);
     assert!(err.to_string().contains("f05.dat"), "{err}");
     for k in [4, 6] {
-        let p = export(&mut v, &rep.imported[k].item_id, &out).unwrap();
+        let p = export_one(&mut v, &rep.imported[k].item_id, &out).unwrap();
         assert_eq!(fs::read(p).unwrap(), contents[k]);
     }
 }
@@ -147,14 +136,14 @@ fn erasing_a_packed_item_removes_its_record_bytes_and_keeps_its_neighbours() {
     assert_eq!(after[..s], before[..s]);
     assert_eq!(after[e..], before[e..]);
     for k in [2, 4, 9] {
-        let p = export(&mut v, &rep.imported[k].item_id, &t.path().join("out")).unwrap();
+        let p = export_one(&mut v, &rep.imported[k].item_id, &t.path().join("out")).unwrap();
         assert_eq!(fs::read(p).unwrap(), contents[k]);
     }
     assert!(verify(&mut v).is_ok());
 
     // Putting the old bytes back does not bring the erased item back: its key is gone.
     fs::write(&path, &before).unwrap();
-    let err = export(&mut v, &rep.imported[3].item_id, &t.path().join("out2")).unwrap_err();
+    let err = export_one(&mut v, &rep.imported[3].item_id, &t.path().join("out2")).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Erased);
 
     for (k, f) in rep.imported.iter().enumerate() {
@@ -185,7 +174,7 @@ fn erased_record_bytes_a_crash_left_in_a_pack_are_removed_at_the_next_unlock() {
     let after = fs::read(&path).unwrap();
     assert!(after[s..e].iter().all(|&b| b == 0), "swept at unlock");
     assert!(!dir.join(BLOBS_UNSETTLED).exists());
-    let p = export(&mut v, &rep.imported[2].item_id, &t.path().join("out")).unwrap();
+    let p = export_one(&mut v, &rep.imported[2].item_id, &t.path().join("out")).unwrap();
     assert_eq!(fs::read(p).unwrap(), contents[2]);
     assert!(verify(&mut v).is_ok());
 }

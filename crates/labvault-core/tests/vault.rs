@@ -12,16 +12,6 @@ use std::fs;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-fn export_one(v: &mut Vault, id: &str, dest: &std::path::Path) -> labvault_core::Result<PathBuf> {
-    v.export_item(
-        id,
-        dest,
-        &ExportOptions::default(),
-        &mut no_progress(),
-        &AtomicBool::new(false),
-    )
-}
-
 #[test]
 fn create_unlock_wrong_passphrase_recovery_and_passwd() {
     let (_t, dir, v, rk) = new_vault();

@@ -86,6 +86,17 @@ pub fn import_cancelled_mid_way(v: &mut Vault, project: &str, path: &Path) -> la
     .unwrap_err()
 }
 
+/// Exports one item into `dest` (default options, no progress, no cancel).
+pub fn export_one(v: &mut Vault, id: &str, dest: &Path) -> labvault_core::Result<PathBuf> {
+    v.export_item(
+        id,
+        dest,
+        &labvault_core::ExportOptions::default(),
+        &mut no_progress(),
+        &AtomicBool::new(false),
+    )
+}
+
 /// Runs `verify` to the end (no progress, no cancel).
 pub fn verify(v: &mut Vault) -> VerifyReport {
     v.verify(&mut no_progress(), &AtomicBool::new(false))
