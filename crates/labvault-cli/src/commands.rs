@@ -2,7 +2,7 @@
 
 use crate::ctx::{Ctx, Session};
 use crate::exit::{Outcome, EXIT_PARTIAL};
-use crate::progress::bytes_bar;
+use crate::progress::{bytes_bar, BatchedLines};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use labvault_core::{
@@ -285,6 +285,8 @@ pub fn import(ctx: &Ctx, a: ImportArgs) -> Result<()> {
     };
     let json = a.json;
     let area = a.area;
+    let show_path = !bar.is_hidden();
+    let mut lines = BatchedLines::new(&bar);
     let report = vault.import(
         &a.project,
         a.area,
@@ -296,30 +298,27 @@ pub fn import(ctx: &Ctx, a: ImportArgs) -> Result<()> {
                 path, overall_done, ..
             } => {
                 bar.set_position(*overall_done);
-                bar.set_message(path.to_string());
-            }
-            ImportEvent::FileDone(f) => {
-                if !json {
-                    // Printed (and flushed) only after the commit: a line here means durable.
-                    bar.suspend(|| {
-                        let mut out = std::io::stdout().lock();
-                        let _ = writeln!(
-                            out,
-                            "imported {area}/{} (v{}, {})",
-                            f.path,
-                            f.version,
-                            human(f.size)
-                        );
-                        let _ = out.flush();
-                    });
+                if show_path {
+                    bar.set_message(path.to_string());
                 }
             }
+            // Sent only after the commit: a line here means durable.
+            ImportEvent::FileDone(f) if !json => lines.line(format_args!(
+                "imported {area}/{} (v{}, {})",
+                f.path,
+                f.version,
+                human(f.size)
+            )),
+            ImportEvent::FileDone(_) => {}
             ImportEvent::FileFailed(f) => {
+                lines.flush();
                 bar.suspend(|| eprintln!("skipped[{}]: {}", f.code, f.message));
             }
         },
         &cancel,
-    )?;
+    );
+    drop(lines);
+    let report = report?;
     bar.finish_and_clear();
     if json {
         print_json(&report)?;

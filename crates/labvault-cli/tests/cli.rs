@@ -386,3 +386,39 @@ fn remember_and_forget_use_the_os_keyring_or_say_it_is_unavailable() {
     let o = env.cmd(None).args(["ls"]).output().unwrap();
     assert_eq!(code(&o), 14, "passphrase needed again: {}", stderr(&o));
 }
+
+/// Lines are written in batches, not one write per file: every imported file must still get
+/// exactly one line, in import order, with nothing lost when the command ends.
+#[test]
+fn import_of_many_files_prints_one_line_per_file_in_order() {
+    let env = Env::new();
+    env.init();
+    env.ok(&["project", "create", "Many"]);
+    let src = env.root.join("many");
+    let n = 700; // several group commits
+    for i in 0..n {
+        write(
+            &src.join(format!("f{i:04}.txt")),
+            format!("file {i}").as_bytes(),
+        );
+    }
+    let out = env.ok(&[
+        "import",
+        "-p",
+        "Many",
+        "--area",
+        "uploads",
+        src.to_str().unwrap(),
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    let expected: Vec<String> = (0..n)
+        .map(|i| format!("imported uploads/many/f{i:04}.txt (v1, "))
+        .collect();
+    assert_eq!(lines.len(), n, "{out}");
+    for (line, want) in lines.iter().zip(&expected) {
+        assert!(
+            line.starts_with(want.as_str()),
+            "{line:?} should start with {want:?}"
+        );
+    }
+}

@@ -1355,12 +1355,7 @@ fn decrypt_to_temp(
     let what = &job.what;
     let blob = job.loc.open(what)?;
     let tmp = dir.join(format!(".labvault-export-{}.part", random_hex(8)));
-    let guard = TempGuard(Some(tmp.clone()));
-    let out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(|e| Error::io_path("creating", &tmp, e))?;
+    let (out, guard) = create_guarded(&tmp)?;
     // Small items get small buffers: a 1 MiB one per file would cost more than the file.
     let buf = usize::try_from(job.size)
         .unwrap_or(usize::MAX)
@@ -1688,13 +1683,20 @@ fn stage_blob(
 /// Creates `tmp/<id>.tmp` for a blob or pack being written, with the guard that removes it.
 fn create_temp(dir: &Path, id: &str) -> Result<(File, PathBuf, TempGuard)> {
     let tmp_path = dir.join(TMP_DIR).join(format!("{id}.tmp"));
-    let guard = TempGuard(Some(tmp_path.clone()));
+    let (out, guard) = create_guarded(&tmp_path)?;
+    Ok((out, tmp_path, guard))
+}
+
+/// Creates the new file `path` (never opens an existing one), with the guard that removes it
+/// unless disarmed: every temp file of an import or export.
+fn create_guarded(path: &Path) -> Result<(File, TempGuard)> {
     let out = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(&tmp_path)
-        .map_err(|e| Error::io_path("creating", &tmp_path, e))?;
-    Ok((out, tmp_path, guard))
+        .open(path)
+        .map_err(|e| Error::io_path("creating", path, e))?;
+    // Guarded only once created: a name that already existed is never ours to remove.
+    Ok((out, TempGuard(Some(path.to_path_buf()))))
 }
 
 /// Opens an import source; one that vanished since planning is `source_vanished`.
