@@ -8,6 +8,10 @@
 #         BIG_MIB=256 SMALL_N=2000 bench/run.sh   (quicker, smaller)
 # Env:    BENCH_DIR   work directory (default: <target dir>/labvault-bench; removed at the end
 #                     unless KEEP=1). All tools read and write there: same disk.
+#         ROUNDS      rounds (default 3). Each round runs every tool once, in a rotated order;
+#                     the table shows medians, and each ratio is the median of the same-round
+#                     ratios (this VM's speed drifts by up to 40 % within minutes: one run per
+#                     tool, one after the other, compared different minutes).
 #         NO_RING=1   skip the extra LabVault build with the ring AES-GCM backend.
 #         RAW_MIB     MiB processed by the raw chunk-throughput example (default 256).
 #         BENCH_PROFILE=dev  smoke-test the script with debug binaries (numbers meaningless;
@@ -84,6 +88,7 @@ sync
 cat "$DATA/big.bin" > /dev/null; tar -C "$DATA" -cf - small > /dev/null
 
 RESULTS="$WORK/results.tsv"; : > "$RESULTS"
+ROUND=0
 export BENCH_LOAD_START; BENCH_LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "load average at the start of the measurements: $BENCH_LOAD_START"
 # timed NAME BYTES CMD...: runs CMD then `sync` (LabVault fsyncs its blobs; the others are
@@ -92,15 +97,15 @@ timed() {
   local name=$1 bytes=$2; shift 2
   local t0 t1
   t0=$(date +%s.%N)
-  "$@" > "$WORK/run/last.out" 2> "$WORK/run/last.err" || { log "FAILED: $name"; cat "$WORK/run/last.err" >&2; echo -e "$name\tFAIL\tFAIL" >> "$RESULTS"; return 0; }
+  "$@" > "$WORK/run/last.out" 2> "$WORK/run/last.err" || { log "FAILED: $name"; cat "$WORK/run/last.err" >&2; echo -e "$name\t$ROUND\tFAIL\tFAIL" >> "$RESULTS"; return 0; }
   sync
   t1=$(date +%s.%N)
-  python3 -c "import sys; s=float(sys.argv[2])-float(sys.argv[1]); print(f'{sys.argv[3]}\t{s:.3f}\t{int(sys.argv[4])/s/1e6:.1f}')" "$t0" "$t1" "$name" "$bytes" >> "$RESULTS"
-  log "$(tail -1 "$RESULTS")"
+  python3 -c "import sys; s=float(sys.argv[2])-float(sys.argv[1]); print(f'{sys.argv[3]}\t{sys.argv[5]}\t{s:.3f}\t{int(sys.argv[4])/s/1e6:.1f}')" "$t0" "$t1" "$name" "$bytes" "$ROUND" >> "$RESULTS"
+  log "round $ROUND: $(tail -1 "$RESULTS" | cut -f1,3,4)"
 }
 
 check_same() { # verify an export is byte-identical to the source (outside the timing)
-  if ! diff -rq "$1" "$2" > /dev/null; then log "MISMATCH: $1 vs $2"; echo -e "mismatch:$3\t-\t-" >> "$RESULTS"; fi
+  if ! diff -rq "$1" "$2" > /dev/null; then log "MISMATCH: $1 vs $2"; echo -e "mismatch:$3\t$ROUND\t-\t-" >> "$RESULTS"; fi
 }
 
 # ---------------------------------------------------------------- LabVault
@@ -130,97 +135,139 @@ run_labvault() { # $1 = binary, $2 = label, $3 = "remember" to unlock from the O
   [ "${3:-}" != remember ] || "$lv" --vault "$V" forget > /dev/null 2>&1 || true
   rm -rf "$WORK/run/out" "$V"
 }
-log "LabVault (aes-gcm backend)"
-run_labvault "$WORK/bin/labvault" labvault
-if [ -n "${LV_BENCH_IN_DBUS:-}" ]; then
+tool_labvault() { log "LabVault (aes-gcm backend)"; run_labvault "$WORK/bin/labvault" labvault; }
+tool_labvault_remembered() {
   log "LabVault (aes-gcm backend), vault remembered on this device (OS keyring, no KDF)"
   run_labvault "$WORK/bin/labvault" labvault-remembered remember
-fi
-if [ -x "$WORK/bin/labvault-ring" ]; then
-  log "LabVault (ring backend)"
-  run_labvault "$WORK/bin/labvault-ring" labvault-ring
-fi
+}
+tool_labvault_ring() { log "LabVault (ring backend)"; run_labvault "$WORK/bin/labvault-ring" labvault-ring; }
 
 # ---------------------------------------------------------------- age
-log "age"
-A="$WORK/run/age"; rm -rf "$A"; mkdir -p "$A/out"
-age-keygen -o "$A/key.txt" 2> /dev/null
-RCPT=$(age-keygen -y "$A/key.txt")
-timed "age import 1file" "$BIG_BYTES" age -r "$RCPT" -o "$A/big.age" "$DATA/big.bin"
-timed "age export 1file" "$BIG_BYTES" age -d -i "$A/key.txt" -o "$A/out/big.bin" "$A/big.age"
-check_same "$DATA/big.bin" "$A/out/big.bin" "age big"; rm -f "$A/big.age" "$A/out/big.bin"
-timed "age import small" "$SMALL_BYTES" bash -c "tar -C '$DATA' -cf - small | age -r '$RCPT' -o '$A/small.tar.age'"
-timed "age export small" "$SMALL_BYTES" bash -c "age -d -i '$A/key.txt' '$A/small.tar.age' | tar -C '$A/out' -xf -"
-check_same "$DATA/small" "$A/out/small" "age small"; rm -rf "$A"
+tool_age() {
+  log "age"
+  local A="$WORK/run/age" RCPT; rm -rf "$A"; mkdir -p "$A/out"
+  age-keygen -o "$A/key.txt" 2> /dev/null
+  RCPT=$(age-keygen -y "$A/key.txt")
+  timed "age import 1file" "$BIG_BYTES" age -r "$RCPT" -o "$A/big.age" "$DATA/big.bin"
+  timed "age export 1file" "$BIG_BYTES" age -d -i "$A/key.txt" -o "$A/out/big.bin" "$A/big.age"
+  check_same "$DATA/big.bin" "$A/out/big.bin" "age big"; rm -f "$A/big.age" "$A/out/big.bin"
+  timed "age import small" "$SMALL_BYTES" bash -c "tar -C '$DATA' -cf - small | age -r '$RCPT' -o '$A/small.tar.age'"
+  timed "age export small" "$SMALL_BYTES" bash -c "age -d -i '$A/key.txt' '$A/small.tar.age' | tar -C '$A/out' -xf -"
+  check_same "$DATA/small" "$A/out/small" "age small"; rm -rf "$A"
+}
 
 # ---------------------------------------------------------------- restic
-log "restic"
-R="$WORK/run/restic"; rm -rf "$R"; mkdir -p "$R/out1" "$R/out2"
-restic -q init --repo "$R/repo1" > /dev/null
-restic -q init --repo "$R/repo2" > /dev/null
-timed "restic import 1file" "$BIG_BYTES" restic -q -r "$R/repo1" backup "$DATA/big.bin"
-timed "restic export 1file" "$BIG_BYTES" restic -q -r "$R/repo1" restore latest --target "$R/out1"
-check_same "$DATA/big.bin" "$R/out1$DATA/big.bin" "restic big"; rm -rf "$R/repo1" "$R/out1"
-timed "restic import small" "$SMALL_BYTES" restic -q -r "$R/repo2" backup "$DATA/small"
-timed "restic export small" "$SMALL_BYTES" restic -q -r "$R/repo2" restore latest --target "$R/out2"
-check_same "$DATA/small" "$R/out2$DATA/small" "restic small"; rm -rf "$R"
+tool_restic() {
+  log "restic"
+  local R="$WORK/run/restic"; rm -rf "$R"; mkdir -p "$R/out1" "$R/out2"
+  restic -q init --repo "$R/repo1" > /dev/null
+  restic -q init --repo "$R/repo2" > /dev/null
+  timed "restic import 1file" "$BIG_BYTES" restic -q -r "$R/repo1" backup "$DATA/big.bin"
+  timed "restic export 1file" "$BIG_BYTES" restic -q -r "$R/repo1" restore latest --target "$R/out1"
+  check_same "$DATA/big.bin" "$R/out1$DATA/big.bin" "restic big"; rm -rf "$R/repo1" "$R/out1"
+  timed "restic import small" "$SMALL_BYTES" restic -q -r "$R/repo2" backup "$DATA/small"
+  timed "restic export small" "$SMALL_BYTES" restic -q -r "$R/repo2" restore latest --target "$R/out2"
+  check_same "$DATA/small" "$R/out2$DATA/small" "restic small"; rm -rf "$R"
+}
 
 # ---------------------------------------------------------------- raw crypto
-log "openssl speed (single core, 1 MiB blocks) and LabVault chunk throughput"
-OSSL=$(openssl speed -elapsed -seconds 3 -bytes 1048576 -evp aes-256-gcm 2>/dev/null | awk '/^AES-256-GCM/ {sub(/k$/, "", $2); print $2/1000}')
-"$WORK/bin/chunk_throughput" "${RAW_MIB:-256}" > "$WORK/run/raw.txt"
-if [ -x "$WORK/bin/chunk_throughput-ring" ]; then
-  "$WORK/bin/chunk_throughput-ring" "${RAW_MIB:-256}" | sed -n 's/^blob_\(.*\)=/blob_ring_\1=/p' >> "$WORK/run/raw.txt"
-fi
+raw_crypto() { # one measurement of openssl's ceiling and LabVault's chunk crypto, tagged by round
+  log "round $ROUND: openssl speed (single core, 1 MiB blocks) and LabVault chunk throughput"
+  local ossl
+  ossl=$(openssl speed -elapsed -seconds 3 -bytes 1048576 -evp aes-256-gcm 2>/dev/null | awk '/^AES-256-GCM/ {sub(/k$/, "", $2); print $2/1000}')
+  {
+    echo "openssl=$ossl"
+    "$WORK/bin/chunk_throughput" "${RAW_MIB:-256}"
+    if [ -x "$WORK/bin/chunk_throughput-ring" ]; then
+      "$WORK/bin/chunk_throughput-ring" "${RAW_MIB:-256}" | sed -n 's/^blob_\(.*\)=/blob_ring_\1=/p'
+    fi
+  } | sed "s/^/$ROUND /" >> "$WORK/run/raw.txt"
+}
+
+# ---------------------------------------------------------------- rounds
+: > "$WORK/run/raw.txt"
+TOOLS=(tool_labvault)
+[ -z "${LV_BENCH_IN_DBUS:-}" ] || TOOLS+=(tool_labvault_remembered)
+[ ! -x "$WORK/bin/labvault-ring" ] || TOOLS+=(tool_labvault_ring)
+TOOLS+=(tool_age tool_restic)
+ROUNDS="${ROUNDS:-3}"
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+  # Rotate the order, so that no tool always runs first (cold) or right after another's sync.
+  n=${#TOOLS[@]}; shift_by=$(( (ROUND - 1) % n ))
+  for ((k = 0; k < n; k++)); do "${TOOLS[(k + shift_by) % n]}"; done
+  raw_crypto
+done
 
 # ---------------------------------------------------------------- report
-python3 - "$RESULTS" "$WORK/run/raw.txt" "$OSSL" "$BIG_BYTES" "$SMALL_BYTES" "$SMALL_N" <<'PY' | tee "$REPO/bench/results-latest.txt"
-import sys
-res, raw, ossl = sys.argv[1], sys.argv[2], float(sys.argv[3])
-big, small, n = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-r = {}
+python3 - "$RESULTS" "$WORK/run/raw.txt" "$BIG_BYTES" "$SMALL_BYTES" "$SMALL_N" <<'PY' | tee "$REPO/bench/results-latest.txt"
+import os, statistics, sys
+from collections import defaultdict
+res, raw = sys.argv[1], sys.argv[2]
+big, small, n = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+secs = defaultdict(dict)   # name -> round -> seconds
 bad = []
 for line in open(res):
-    name, secs, mbps = line.rstrip("\n").split("\t")
+    name, rnd, s, _ = line.rstrip("\n").split("\t")
     if name.startswith("mismatch:"):
-        bad.append(name)
-        continue
-    r[name] = (secs, mbps)
-rawv = dict(l.strip().split("=", 1) for l in open(raw) if "=" in l)
-def v(k):
-    try: return float(r[k][1])
-    except (KeyError, ValueError): return None
-def f(x): return "   n/a" if x is None else f"{x:8.1f}"
-def ratio(a, b): return "  n/a" if a is None or b is None or b == 0 else f"{a/b:5.2f}x"
+        bad.append(f"{name} (round {rnd})")
+    elif s != "FAIL":
+        secs[name][int(rnd)] = float(s)
+rawv = defaultdict(dict)   # key -> round -> value
+for line in open(raw):
+    rnd, _, kv = line.strip().partition(" ")
+    if "=" in kv:
+        k, v = kv.split("=", 1)
+        try: rawv[k][int(rnd)] = float(v)
+        except ValueError: pass
+med = lambda xs: statistics.median(xs) if xs else None
+def cell(name, nbytes):
+    m = med(list(secs[name].values()))
+    return "n/a" if m is None else f"{nbytes / m / 1e6:.1f} ({m:.3f}s)"
+def speedup(lv, other):
+    """Median over rounds of other's time / LabVault's time in the same round (>1: LabVault faster)."""
+    rs = [secs[other][k] / secs[lv][k] for k in secs[lv] if k in secs[other]]
+    return (med(rs), rs)
+def fmt(x): return "  n/a" if x is None else f"{x:5.2f}x"
 tools = ["labvault", "labvault-remembered", "labvault-ring", "age", "restic"]
-import os
+rounds = sorted({k for d in secs.values() for k in d})
 print(f"Load average (1/5/15 min) at the start: {os.environ.get('BENCH_LOAD_START', '?')}; at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 print(f"Workloads: 1 file of {big/2**20:.0f} MiB; {n} files, {small/1e6:.1f} MB total (1-64 KiB each)")
-print("Throughput in MB/s (10^6 bytes of plaintext per second, incl. sync); seconds in ()")
+print(f"{len(rounds)} rounds, every tool once per round in a rotated order. Cells: MB/s (10^6 bytes of plaintext")
+print("per second, incl. sync) from the median time, median seconds in (); ratios: median of the same-round")
+print("ratios, the other tool's time / LabVault's (> 1: LabVault faster)")
 print()
 print(f"{'operation':<15}" + "".join(f"{t:>22}" for t in tools) + f"{'lv/age':>9}{'lv/restic':>11}{'lvR/age':>9}{'lvR/restic':>11}")
-for op in ["import 1file", "export 1file", "import small", "export small"]:
-    row = f"{op:<15}"
-    for t in tools:
-        k = f"{t} {op}"
-        row += f"{(r[k][1] + ' (' + r[k][0] + 's)') if k in r else 'n/a':>22}"
-    lv = v(f"labvault {op}")
-    row += f"{ratio(lv, v(f'age {op}')):>9}{ratio(lv, v(f'restic {op}')):>11}"
-    lvr = v(f"labvault-remembered {op}")
-    row += f"{ratio(lvr, v(f'age {op}')):>9}{ratio(lvr, v(f'restic {op}')):>11}"
+per_round = []
+for op, nbytes in [("import 1file", big), ("export 1file", big), ("import small", small), ("export small", small)]:
+    row = f"{op:<15}" + "".join(f"{cell(f'{t} {op}', nbytes):>22}" for t in tools)
+    for lv in ["labvault", "labvault-remembered"]:
+        for other in ["age", "restic"]:
+            m, rs = speedup(f"{lv} {op}", f"{other} {op}")
+            row += f"{fmt(m):>{9 if other == 'age' else 11}}"
+            if lv == "labvault-remembered" and other == "age" and op.startswith("import"):
+                per_round.append(f"  lvR/age {op}, per round: " + " ".join(f"{x:.2f}x" for x in rs))
     print(row)
+print("\n".join(per_round))
 for t in ["labvault", "labvault-remembered", "labvault-ring"]:
-    if f"{t} unlock" in r:
+    m = med(list(secs[f"{t} unlock"].values()))
+    if m is not None:
         how = "from the OS keyring, no KDF" if t == "labvault-remembered" else "Argon2id, calibrated at init"
-        print(f"{t}: unlocking ({how}) takes {r[t + ' unlock'][0]} s per command, included in every {t} figure above")
+        print(f"{t}: unlocking ({how}) takes {m:.3f} s per command (median), included in every {t} figure above")
 print()
-c1 = float(rawv.get("aesgcm_seal_1core", "nan")); cr = float(rawv.get("ring_seal_1core", "nan"))
-print(f"openssl speed -evp aes-256-gcm (1 core, 1 MiB blocks): {ossl:8.0f} MB/s")
+def rmed(k): return med(list(rawv[k].values()))
+print(f"openssl speed -evp aes-256-gcm (1 core, 1 MiB blocks): {rmed('openssl') or float('nan'):8.0f} MB/s (median of {len(rawv['openssl'])})")
 for k in ["aesgcm_seal_1core", "aesgcm_seal_allcores", "ring_seal_1core", "ring_seal_allcores",
           "sha256_1core", "blob_encrypt_allcores", "blob_decrypt_allcores",
           "blob_ring_encrypt_allcores", "blob_ring_decrypt_allcores"]:
-    if k in rawv: print(f"  {k:<28} {float(rawv[k]):8.0f} MB/s")
-print(f"raw per-core / openssl: aes-gcm {c1/ossl:.2f}x, ring {cr/ossl:.2f}x  (target >= 0.50x); cores = {rawv.get('cores')}")
+    if rawv[k]: print(f"  {k:<28} {rmed(k):8.0f} MB/s")
+def rawratio(k):
+    rs = [rawv[k][r] / rawv["openssl"][r] for r in rawv[k] if rawv["openssl"].get(r)]
+    return med(rs), rs
+for name, k in [("aes-gcm", "aesgcm_seal_1core"), ("ring", "ring_seal_1core")]:
+    m, rs = rawratio(k)
+    if m is not None:
+        print(f"raw per-core / openssl, {name}: {m:.2f}x (rounds: {' '.join(f'{x:.2f}x' for x in rs)}; target >= 0.50x)")
+print(f"cores = {int(rmed('cores') or 0)}")
 if bad: print("EXPORT MISMATCHES:", ", ".join(bad))
 PY
 
