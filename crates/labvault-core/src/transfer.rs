@@ -18,8 +18,8 @@ use crate::names;
 use crate::packs::BlobLoc;
 use crate::vault::{ts_to_ms, Vault, BLOBS_DIR, TMP_DIR};
 use labvault_crypto::{
-    decrypt_blob, encrypt_blob, encrypt_blob_in_memory, CryptoError, DataKey, ProjectKey,
-    WrappedKey, DEFAULT_CHUNK_SIZE,
+    decrypt_blob, encrypt_blob, encrypt_blob_buffer, CryptoError, DataKey, PlaintextBuffer,
+    ProjectKey, WrappedKey, DEFAULT_CHUNK_SIZE,
 };
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
@@ -1820,15 +1820,16 @@ fn seal_small(p: &Planned, cancel: &AtomicBool) -> Result<Sealed> {
     let src = open_source(&p.source, &src_name)?;
     phase_add(1, t);
     let t = Instant::now();
-    // One byte more than planned, so that a file that grew is noticed.
-    let mut plain = Vec::with_capacity(usize::try_from(p.size).unwrap_or(0).saturating_add(1));
-    src.take(p.size.saturating_add(1))
-        .read_to_end(&mut plain)
+    // Read straight into the buffer the blob is sealed in (no copy); one byte more than
+    // planned, so that a file that grew is noticed.
+    let mut plain = PlaintextBuffer::with_capacity(usize::try_from(p.size).unwrap_or(0));
+    plain
+        .read_from(src.take(p.size.saturating_add(1)))
         .map_err(|e| Error::io(format!("reading source {src_name}"), e))?;
     // Unique, and time-ordered so that a group's rows append to the catalog's blob id index.
     let file_id = uuid::Uuid::now_v7().into_bytes();
     let dkey = DataKey::generate();
-    let (summary, bytes) = encrypt_blob_in_memory(&dkey, &file_id, DEFAULT_CHUNK_SIZE, &plain)
+    let (summary, bytes) = encrypt_blob_buffer(&dkey, &file_id, DEFAULT_CHUNK_SIZE, plain)
         .map_err(|e| blob_err(e, &src_name))?;
     phase_add(2, t);
     let t = Instant::now();

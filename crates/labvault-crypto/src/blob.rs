@@ -516,6 +516,91 @@ pub fn encrypt_blob_in_memory_with_header_randomness(
     Ok((summary, out))
 }
 
+/// Bytes before the plaintext of a one-chunk blob: header, chunk kind, final-chunk length.
+const ONE_CHUNK_PREFIX: usize = HEADER_LEN + 1 + 4;
+
+/// A plaintext read straight into the buffer its blob will be built in: for a file of at most
+/// one chunk, [`encrypt_blob_buffer`] hashes and seals it in place, with no copy between the
+/// read and the seal and no plaintext left behind in a freed buffer.
+pub struct PlaintextBuffer(Vec<u8>);
+
+impl PlaintextBuffer {
+    /// An empty buffer with room for `plaintext_len` bytes and the blob's framing.
+    pub fn with_capacity(plaintext_len: usize) -> PlaintextBuffer {
+        let mut buf = Vec::with_capacity(ONE_CHUNK_PREFIX + plaintext_len + TAG_LEN + 1);
+        buf.resize(ONE_CHUNK_PREFIX, 0);
+        PlaintextBuffer(buf)
+    }
+
+    /// Appends everything `reader` yields; returns the number of bytes read.
+    pub fn read_from<R: Read>(&mut self, mut reader: R) -> std::io::Result<usize> {
+        reader.read_to_end(&mut self.0)
+    }
+
+    /// Plaintext bytes held.
+    pub fn len(&self) -> usize {
+        self.0.len() - ONE_CHUNK_PREFIX
+    }
+
+    /// No plaintext yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// [`encrypt_blob_in_memory`] for a plaintext in a [`PlaintextBuffer`], consumed: the
+/// same blob, built in the buffer itself when the plaintext fits one chunk.
+pub fn encrypt_blob_buffer(
+    key: &DataKey,
+    file_id: &[u8; 16],
+    chunk_size: u32,
+    plaintext: PlaintextBuffer,
+) -> Result<(EncryptSummary, Vec<u8>), CryptoError> {
+    let (salt, prefix) = header_randomness();
+    encrypt_blob_buffer_with_header_randomness(key, file_id, chunk_size, &salt, &prefix, plaintext)
+}
+
+/// Deterministic variant of [`encrypt_blob_buffer`] for checking it against the other
+/// encoders ONLY (reusing a salt/prefix with the same key would reuse nonces).
+#[doc(hidden)]
+pub fn encrypt_blob_buffer_with_header_randomness(
+    key: &DataKey,
+    file_id: &[u8; 16],
+    chunk_size: u32,
+    salt: &[u8; 32],
+    nonce_prefix: &[u8; 7],
+    plaintext: PlaintextBuffer,
+) -> Result<(EncryptSummary, Vec<u8>), CryptoError> {
+    check_chunk_size(chunk_size)?;
+    let len = plaintext.len();
+    let mut buf = plaintext.0;
+    if len > chunk_size as usize {
+        return encrypt_blob_in_memory_with_header_randomness(
+            key,
+            file_id,
+            chunk_size,
+            salt,
+            nonce_prefix,
+            &buf[ONE_CHUNK_PREFIX..],
+        );
+    }
+    let header = Header::build(chunk_size, file_id, salt, nonce_prefix);
+    let sha256: [u8; 32] = Sha256::digest(&buf[ONE_CHUNK_PREFIX..]).into();
+    buf[..HEADER_LEN].copy_from_slice(&header.bytes);
+    buf[HEADER_LEN] = KIND_FINAL;
+    buf[HEADER_LEN + 1..ONE_CHUNK_PREFIX].copy_from_slice(&((len + TAG_LEN) as u32).to_be_bytes());
+    let tag = header
+        .cipher(key)
+        .seal(0, true, &mut buf[ONE_CHUNK_PREFIX..]);
+    buf.extend_from_slice(&tag);
+    let summary = EncryptSummary {
+        plaintext_len: len as u64,
+        sha256,
+        ciphertext_len: buf.len() as u64,
+    };
+    Ok((summary, buf))
+}
+
 /// One chunk to seal: plaintext source, ciphertext destination, tag slot.
 struct EncJob<'a> {
     index: u64,

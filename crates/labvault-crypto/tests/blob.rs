@@ -4,9 +4,10 @@
 use std::io::Cursor;
 
 use labvault_crypto::{
-    decrypt_blob, decrypt_range, encrypt_blob, encrypt_blob_in_memory,
+    decrypt_blob, decrypt_range, encrypt_blob, encrypt_blob_buffer,
+    encrypt_blob_buffer_with_header_randomness, encrypt_blob_in_memory,
     encrypt_blob_in_memory_with_header_randomness, encrypt_blob_with_header_randomness,
-    CryptoError, DataKey, DEFAULT_CHUNK_SIZE, HEADER_LEN,
+    CryptoError, DataKey, PlaintextBuffer, DEFAULT_CHUNK_SIZE, HEADER_LEN,
 };
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
@@ -91,8 +92,24 @@ proptest! {
             encrypt_blob_in_memory_with_header_randomness(&key, &FID, cs, &salt, &prefix, &pt)
                 .unwrap();
         prop_assert_eq!(&in_memory, &streamed);
-        prop_assert_eq!(m, s);
+        prop_assert_eq!(&m, &s);
         let (_, fresh) = encrypt_blob_in_memory(&key, &FID, cs, &pt).unwrap();
+        prop_assert_eq!(&dec(&key, &fresh).unwrap(), &pt);
+
+        // Read into a PlaintextBuffer and sealed in place (one chunk) or copied (more).
+        let buffer = || {
+            let mut b = PlaintextBuffer::with_capacity(len);
+            prop_assert_eq!(b.read_from(&pt[..]).unwrap(), len);
+            prop_assert_eq!(b.len(), len);
+            Ok(b)
+        };
+        let (bs, in_buffer) = encrypt_blob_buffer_with_header_randomness(
+            &key, &FID, cs, &salt, &prefix, buffer()?,
+        )
+        .unwrap();
+        prop_assert_eq!(&in_buffer, &streamed);
+        prop_assert_eq!(bs, s);
+        let (_, fresh) = encrypt_blob_buffer(&key, &FID, cs, buffer()?).unwrap();
         prop_assert_eq!(dec(&key, &fresh).unwrap(), pt);
     }
 
