@@ -461,25 +461,10 @@ pub fn encrypt_blob_with_header_randomness<R: Read, W: Write>(
     })
 }
 
-/// Encrypts a plaintext already in memory into a v1 blob, on the calling thread: the same
-/// bytes [`encrypt_blob`] writes, for small files, where its batch buffers, copies and
-/// threads cost more than the file itself (import packs many small files per group).
-pub fn encrypt_blob_in_memory(
-    key: &DataKey,
-    file_id: &[u8; 16],
-    chunk_size: u32,
-    plaintext: &[u8],
-) -> Result<(EncryptSummary, Vec<u8>), CryptoError> {
-    let (salt, prefix) = header_randomness();
-    encrypt_blob_in_memory_with_header_randomness(
-        key, file_id, chunk_size, &salt, &prefix, plaintext,
-    )
-}
-
-/// Deterministic variant of [`encrypt_blob_in_memory`] for checking it against the streaming
-/// encoder ONLY (reusing a salt/prefix with the same key would reuse nonces).
-#[doc(hidden)]
-pub fn encrypt_blob_in_memory_with_header_randomness(
+/// A plaintext already in memory sealed into a v1 blob on the calling thread: the same bytes
+/// [`encrypt_blob`] writes, without its batch buffers and threads, which cost more than a small
+/// file itself. The multi-chunk path of [`encrypt_blob_buffer`].
+fn encrypt_blob_in_memory(
     key: &DataKey,
     file_id: &[u8; 16],
     chunk_size: u32,
@@ -548,8 +533,9 @@ impl PlaintextBuffer {
     }
 }
 
-/// [`encrypt_blob_in_memory`] for a plaintext in a [`PlaintextBuffer`], consumed: the
-/// same blob, built in the buffer itself when the plaintext fits one chunk.
+/// Encrypts a small file's plaintext, read into a [`PlaintextBuffer`], into a v1 blob on the
+/// calling thread: the same bytes [`encrypt_blob`] writes, built in the buffer itself when the
+/// plaintext fits one chunk (import packs many small files per group).
 pub fn encrypt_blob_buffer(
     key: &DataKey,
     file_id: &[u8; 16],
@@ -575,7 +561,7 @@ pub fn encrypt_blob_buffer_with_header_randomness(
     let len = plaintext.len();
     let mut buf = plaintext.0;
     if len > chunk_size as usize {
-        return encrypt_blob_in_memory_with_header_randomness(
+        return encrypt_blob_in_memory(
             key,
             file_id,
             chunk_size,

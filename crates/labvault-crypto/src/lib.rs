@@ -13,15 +13,12 @@ mod sealed;
 mod secret;
 
 pub use blob::{
-    decrypt_blob, decrypt_range, encrypt_blob, encrypt_blob_buffer, encrypt_blob_in_memory,
-    random_file_id, DecryptSummary, EncryptSummary, PlaintextBuffer, ALG_AES256GCM_HKDF_SHA256,
-    BLOB_VERSION, DEFAULT_CHUNK_SIZE, HEADER_LEN, MAGIC, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE,
+    decrypt_blob, decrypt_range, encrypt_blob, encrypt_blob_buffer, random_file_id, DecryptSummary,
+    EncryptSummary, PlaintextBuffer, ALG_AES256GCM_HKDF_SHA256, BLOB_VERSION, DEFAULT_CHUNK_SIZE,
+    HEADER_LEN, MAGIC, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE,
 };
 #[doc(hidden)]
-pub use blob::{
-    encrypt_blob_buffer_with_header_randomness, encrypt_blob_in_memory_with_header_randomness,
-    encrypt_blob_with_header_randomness,
-};
+pub use blob::{encrypt_blob_buffer_with_header_randomness, encrypt_blob_with_header_randomness};
 pub use error::CryptoError;
 pub use keyfile::{KdfParams, KeyFile, KEY_FILE_VERSION};
 pub use recovery::RecoveryKey;
