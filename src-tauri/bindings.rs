@@ -152,7 +152,6 @@ pub fn generated() -> Vec<(String, String)> {
         ts_rs_file::<VaultStatus>(&cfg),
         ts_rs_file::<CreateResult>(&cfg),
         ts_rs_file::<Settings>(&cfg),
-        ts_rs_file::<PassphraseStrength>(&cfg),
         ts_rs_file::<Project>(&cfg),
         ts_rs_file::<ItemRow>(&cfg),
         ts_rs_file::<ItemSort>(&cfg),

@@ -19,7 +19,6 @@ macro_rules! app_commands {
             activity_ping,
             settings_get,
             settings_set,
-            passphrase_strength,
             projects_list,
             project_create,
             items_page,

@@ -194,13 +194,6 @@ pub async fn settings_set<R: Runtime>(
     blocking(move || ops::settings_set(&s, auto_lock_minutes, vault_dir, dir.as_deref())).await
 }
 
-/// Strength estimate for the creation form.
-#[tauri::command]
-pub fn passphrase_strength(passphrase: String) -> Result<PassphraseStrength, CommandError> {
-    let p = zeroize::Zeroizing::new(passphrase);
-    Ok(ops::passphrase_strength(&p))
-}
-
 // ----- projects and items -------------------------------------------------------------------
 
 /// Projects, by name.

@@ -94,18 +94,6 @@ pub struct Settings {
     pub core_version: String,
 }
 
-/// Rough passphrase strength for the creation form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct PassphraseStrength {
-    /// 0 (very weak) to 4 (strong).
-    pub score: u8,
-    /// Estimated guessing entropy in bits (rounded).
-    pub entropy_bits: u32,
-    /// Advice to show under the field; empty when the passphrase is strong.
-    pub feedback: Vec<String>,
-}
-
 /// A project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -765,6 +753,15 @@ pub struct RetentionItemsPage {
     pub rows: Vec<ItemRetentionDto>,
 }
 
+impl From<labvault_core::retention::RetentionItemsPage> for RetentionItemsPage {
+    fn from(p: labvault_core::retention::RetentionItemsPage) -> Self {
+        RetentionItemsPage {
+            total: p.total,
+            rows: p.rows.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
 /// One upcoming lifecycle step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -797,6 +794,28 @@ pub struct RetentionTimeline {
     /// Steps in the window (may exceed `entries.length`).
     #[ts(type = "number")]
     pub total: u64,
+}
+
+impl From<labvault_core::retention::RetentionTimeline> for RetentionTimeline {
+    fn from(t: labvault_core::retention::RetentionTimeline) -> Self {
+        RetentionTimeline {
+            now: ts(t.now),
+            total: t.total,
+            entries: t
+                .steps
+                .into_iter()
+                .map(|st| TimelineEntry {
+                    at: ts(st.at),
+                    step: json_str(&st.step),
+                    item_id: st.item.item_id,
+                    project: st.item.project,
+                    area: st.item.area,
+                    path: st.item.path,
+                    size: st.item.size,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Retention periods per data type (`24h`, `90d`, `7y`); in overrides a null keeps the
@@ -1013,6 +1032,17 @@ pub struct ItemDetails {
     pub hold_reason: Option<String>,
     /// Its audit events, newest first (at most 200).
     pub history: Vec<AuditEventDto>,
+}
+
+impl From<labvault_core::ItemDetails> for ItemDetails {
+    fn from(d: labvault_core::ItemDetails) -> Self {
+        ItemDetails {
+            item: d.item.into(),
+            retention: Some(d.retention.into()),
+            hold_reason: d.hold_reason,
+            history: d.history.into_iter().map(Into::into).collect(),
+        }
+    }
 }
 
 /// The URL the webview loads a preview from.

@@ -25,9 +25,6 @@ use crate::state::{lock, OpGuard, PendingRecovery, Shared};
 /// Where progress goes (the command's `onProgress` channel; a collector in tests).
 pub type Sink = Arc<dyn Fn(Progress) + Send + Sync>;
 
-/// Minimum length of a new passphrase (the UI shows strength; this is the hard floor).
-pub const MIN_PASSPHRASE_CHARS: usize = 8;
-
 fn err(code: ErrorCode, msg: impl Into<String>) -> CommandError {
     CommandError::new(code, msg)
 }
@@ -56,27 +53,12 @@ pub fn status(s: &Shared) -> Result<VaultStatus, CommandError> {
         path: dir.display().to_string(),
         unlocked: s.is_unlocked(),
         remembered_on_device: settings.remembered_on_device,
-        keyring_available: std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+        keyring_available: s.keyring_status(None).available,
         recovery_confirmation_pending: lock(&s.pending_recovery).is_some(),
         app_version: env!("CARGO_PKG_VERSION").to_string(),
-        core_version: labvault_core_version(),
+        core_version: labvault_core::VERSION.to_string(),
         auto_lock_minutes: settings.auto_lock_minutes,
     })
-}
-
-fn labvault_core_version() -> String {
-    // The core is a path dependency released with the app; its version is the workspace's.
-    env!("CARGO_PKG_VERSION").to_string()
-}
-
-fn check_new_passphrase(p: &str) -> Result<(), CommandError> {
-    if p.chars().count() < MIN_PASSPHRASE_CHARS {
-        return Err(err(
-            ErrorCode::InvalidArgument,
-            format!("The passphrase must have at least {MIN_PASSPHRASE_CHARS} characters."),
-        ));
-    }
-    Ok(())
 }
 
 /// The last group of a recovery key's display form (`XXXX-...-XXXX`).
@@ -99,11 +81,11 @@ pub fn create(
             "A vault is already unlocked; lock it first.",
         ));
     }
-    check_new_passphrase(&passphrase)?;
     // Moves the buffer into the zeroizing secret type; the wrapper keeps an empty string.
     let passphrase = Passphrase::new(std::mem::take(&mut *passphrase));
+    labvault_core::check_new_passphrase(&passphrase)?;
     let dir = s.vault_dir()?;
-    let (mut vault, recovery) = Vault::create(&dir, &passphrase, s.vault_options())?;
+    let (vault, recovery) = Vault::create(&dir, &passphrase, s.vault_options())?;
     tracing::info!(vault_id = vault.vault_id(), "vault created");
     let (remembered, remember_error) = if remember {
         match vault.remember_on_device() {
@@ -113,7 +95,7 @@ pub fn create(
     } else {
         (false, None)
     };
-    *lock(&s.vault) = Some(vault);
+    *lock(&s.vault) = Some(Arc::new(vault));
     {
         let mut st = lock(&s.settings);
         st.remembered_on_device = remembered;
@@ -235,7 +217,7 @@ pub fn unlock(s: &Shared, how: UnlockWith) -> Result<VaultStatus, CommandError> 
         ms = ms_since(t0),
         "vault unlocked"
     );
-    *lock(&s.vault) = Some(vault);
+    *lock(&s.vault) = Some(Arc::new(vault));
     s.touch();
     status(s)
 }
@@ -248,30 +230,20 @@ pub fn lock_vault(s: &Shared) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// `vault_change_passphrase`: checks `current` against the key file, then re-wraps.
+/// `vault_change_passphrase`: the core checks `current` (a wrong one is audited), then re-wraps.
 pub fn change_passphrase(s: &Shared, current: String, new: String) -> Result<(), CommandError> {
     let current = Passphrase::new(current);
-    let mut new = Zeroizing::new(new);
-    check_new_passphrase(&new)?;
-    let new = Passphrase::new(std::mem::take(&mut *new));
-    s.with_vault(|v| {
-        let bytes = std::fs::read(v.dir().join(labvault_core::vault::KEY_FILE))
-            .map_err(|e| err(ErrorCode::Io, format!("reading the key file: {e}")))?;
-        let kf = labvault_crypto::KeyFile::from_bytes(&bytes)
-            .map_err(|e| err(ErrorCode::CorruptKeyFile, e.to_string()))?;
-        match kf.unlock_with_passphrase(&current) {
-            Ok(root) => drop(root),
-            Err(labvault_crypto::CryptoError::WrongPassphrase) => {
-                return Err(err(
-                    ErrorCode::WrongPassphrase,
-                    "The current passphrase is wrong.",
-                ))
-            }
-            Err(e) => return Err(err(ErrorCode::CorruptKeyFile, e.to_string())),
-        }
-        v.change_passphrase(&new)?;
-        Ok(())
-    })
+    let new = Passphrase::new(new);
+    logged(
+        "vault_change_passphrase",
+        s.with_vault(|v| match v.change_passphrase(&current, &new) {
+            Err(labvault_core::Error::WrongPassphrase) => Err(err(
+                ErrorCode::WrongPassphrase,
+                "The current passphrase is wrong.",
+            )),
+            r => Ok(r?),
+        }),
+    )
 }
 
 /// `vault_set_remember`.
@@ -296,7 +268,7 @@ pub fn settings_get(s: &Shared, log_dir: Option<&Path>) -> Result<Settings, Comm
         remembered_on_device: st.remembered_on_device,
         log_dir: log_dir.map(|d| d.display().to_string()),
         app_version: env!("CARGO_PKG_VERSION").to_string(),
-        core_version: labvault_core_version(),
+        core_version: labvault_core::VERSION.to_string(),
     })
 }
 
@@ -348,62 +320,6 @@ pub fn settings_set(
     settings_get(s, log_dir)
 }
 
-/// `passphrase_strength`: a transparent estimate (character classes × length, minus
-/// repetition), good enough to steer people towards long passphrases.
-pub fn passphrase_strength(p: &str) -> PassphraseStrength {
-    let chars: Vec<char> = p.chars().collect();
-    let mut pool = 0u32;
-    if chars.iter().any(|c| c.is_ascii_lowercase()) {
-        pool += 26;
-    }
-    if chars.iter().any(|c| c.is_ascii_uppercase()) {
-        pool += 26;
-    }
-    if chars.iter().any(|c| c.is_ascii_digit()) {
-        pool += 10;
-    }
-    if chars.iter().any(|c| c.is_ascii_punctuation() || *c == ' ') {
-        pool += 33;
-    }
-    if chars.iter().any(|c| !c.is_ascii()) {
-        pool += 100;
-    }
-    let mut distinct: Vec<char> = chars.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
-    // Repeated characters add little: count each distinct char fully, repeats at a quarter.
-    let effective = distinct.len() as f64 + (chars.len() - distinct.len()) as f64 * 0.25;
-    let bits = if pool == 0 {
-        0.0
-    } else {
-        effective * f64::from(pool).log2()
-    };
-    let score = match bits as u32 {
-        0..=27 => 0,
-        28..=44 => 1,
-        45..=59 => 2,
-        60..=79 => 3,
-        _ => 4,
-    };
-    let mut feedback = Vec::new();
-    if chars.len() < MIN_PASSPHRASE_CHARS {
-        feedback.push(format!("Use at least {MIN_PASSPHRASE_CHARS} characters."));
-    }
-    if score < 3 {
-        feedback.push(
-            "Add more words: four or more random words are strong and easy to remember.".into(),
-        );
-    }
-    if distinct.len() * 2 < chars.len() {
-        feedback.push("Avoid repeated characters.".into());
-    }
-    PassphraseStrength {
-        score,
-        entropy_bits: bits.round() as u32,
-        feedback,
-    }
-}
-
 // ----- projects and items -------------------------------------------------------------------
 
 /// `projects_list`.
@@ -440,35 +356,7 @@ pub fn items_page(
 
 /// `item_details`.
 pub fn item_details(s: &Shared, item_id: &str) -> Result<ItemDetails, CommandError> {
-    s.with_vault(|v| {
-        let item = v.item(item_id)?;
-        let hold_reason = v.hold_reason(&item)?;
-        let retention = v
-            .retention_status(Some(&item.project_id))?
-            .items
-            .into_iter()
-            .find(|r| r.item_id == item.id)
-            .map(Into::into);
-        let filter = labvault_core::audit::AuditFilter {
-            resource_prefix: Some(labvault_core::governance::audit::resources::item(
-                &item.project_id,
-                &item.id,
-            )),
-            ..Default::default()
-        };
-        let history = v
-            .audit_query(&filter, 200, None)?
-            .events
-            .into_iter()
-            .map(Into::into)
-            .collect();
-        Ok(ItemDetails {
-            item: item.into(),
-            retention,
-            hold_reason,
-            history,
-        })
-    })
+    s.with_vault(|v| Ok(v.item_details(item_id, 200)?.into()))
 }
 
 /// `item_move`.
@@ -823,21 +711,16 @@ pub fn audit_verify(
                     ),
                 })
             }
-            Err(labvault_core::Error::Tampered { what, detail }) => {
-                let seq = detail
-                    .split("seq ")
-                    .nth(1)
-                    .and_then(|x| x.split(|c: char| !c.is_ascii_digit()).next())
-                    .and_then(|x| x.parse().ok());
-                let device = what
-                    .strip_prefix("the audit trail of device ")
-                    .map(str::to_string);
+            Err(e @ labvault_core::Error::ChainBroken(_)) => {
+                let labvault_core::Error::ChainBroken(b) = &e else {
+                    unreachable!("matched above")
+                };
                 Ok(AuditVerifyResult {
                     ok: false,
                     events_checked: checked.load(Ordering::Relaxed),
-                    first_bad_seq: seq,
-                    device_id: device,
-                    message: format!("{what}: {detail}"),
+                    first_bad_seq: Some(b.first_bad_seq),
+                    device_id: Some(b.device_id.clone()),
+                    message: e.to_string(),
                 })
             }
             Err(e) => Err(e.into()),
@@ -899,50 +782,13 @@ pub fn retention_summary(
 /// Largest number of timeline entries returned.
 pub const MAX_TIMELINE: usize = 1_000;
 
-/// `retention_timeline`: steps due within `days` (held items never step, so they are left out).
+/// `retention_timeline`: steps due within `days`, soonest first (held items never step).
 pub fn retention_timeline(
     s: &Shared,
     project: Option<&str>,
     days: u32,
 ) -> Result<RetentionTimeline, CommandError> {
-    s.with_vault(|v| {
-        let st = v.retention_status(project)?;
-        let until = st.now + time::Duration::days(i64::from(days.min(36_500)));
-        let mut due: Vec<_> = st
-            .items
-            .into_iter()
-            .filter(|i| {
-                i.state != labvault_core::governance::retention::DisplayState::OnHold
-                    && i.next_step_at.is_some_and(|at| at <= until)
-            })
-            .collect();
-        due.sort_by_key(|i| i.next_step_at);
-        let total = due.len() as u64;
-        let entries = due
-            .into_iter()
-            .take(MAX_TIMELINE)
-            .map(|i| {
-                let d: ItemRetentionDto = i.into();
-                TimelineEntry {
-                    at: d.next_step_at.unwrap_or_default(),
-                    step: d.next_step.unwrap_or_default(),
-                    item_id: d.item_id,
-                    project: d.project,
-                    area: d.area,
-                    path: d.path,
-                    size: d.size,
-                }
-            })
-            .collect();
-        Ok(RetentionTimeline {
-            now: st
-                .now
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-            entries,
-            total,
-        })
-    })
+    s.with_vault(|v| Ok(v.retention_timeline(project, days, MAX_TIMELINE)?.into()))
 }
 
 /// `retention_items_page`.
@@ -952,18 +798,7 @@ pub fn retention_items_page(
     offset: u64,
     limit: u64,
 ) -> Result<RetentionItemsPage, CommandError> {
-    s.with_vault(|v| {
-        let st = v.retention_status(project)?;
-        let total = st.items.len() as u64;
-        let rows = st
-            .items
-            .into_iter()
-            .skip(offset as usize)
-            .take(limit.clamp(1, 5_000) as usize)
-            .map(Into::into)
-            .collect();
-        Ok(RetentionItemsPage { total, rows })
-    })
+    s.with_vault(|v| Ok(v.retention_items_page(project, offset, limit)?.into()))
 }
 
 /// `retention_policies`.

@@ -1,8 +1,10 @@
 //! The app's shared state: the (optional) unlocked vault, settings, the last-activity instant
 //! for auto-lock, running operations (for cancel) and open preview views.
 //!
-//! Locking = dropping the `Vault` (its keys are zeroized on drop) and every view handle; the
-//! webview never holds anything that would survive it.
+//! The vault is shared (`Arc<Vault>`): an import runs on one blocking thread while the list,
+//! previews, audit pages and status are served on others; the core decides who waits (only a
+//! second writer). Locking closes the vault (every connection and key, the readers' too) and
+//! forgets every view handle; the webview never holds anything that would survive it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -53,8 +55,10 @@ impl std::fmt::Debug for PendingRecovery {
 
 /// Everything the commands share. Cheap to clone through [`AppState`]'s `Arc`.
 pub struct Shared {
-    /// The unlocked vault, if any.
-    pub vault: Mutex<Option<Vault>>,
+    /// The unlocked vault, if any. The lock is held only to swap it, never during an operation.
+    pub vault: Mutex<Option<Arc<Vault>>>,
+    /// The last keyring probe and when it was made (a D-Bus round trip; see `keyring_status`).
+    pub keyring: Mutex<Option<(Instant, labvault_core::KeyringStatus)>>,
     /// Persistent settings.
     pub settings: Mutex<StoredSettings>,
     /// Where settings are saved; `None` keeps them in memory (tests).
@@ -106,6 +110,7 @@ impl Shared {
         };
         Shared {
             vault: Mutex::new(None),
+            keyring: Mutex::new(None),
             settings: Mutex::new(settings),
             settings_path,
             last_activity: Mutex::new(Instant::now()),
@@ -168,20 +173,36 @@ impl Shared {
         })
     }
 
-    /// Runs `f` on the unlocked vault; `locked` when there is none.
+    /// The unlocked vault; `locked` when there is none.
+    pub fn vault(&self) -> Result<Arc<Vault>, CommandError> {
+        lock(&self.vault).clone().ok_or_else(|| {
+            CommandError::new(ErrorCode::Locked, "The vault is locked: unlock it first.")
+        })
+    }
+
+    /// Runs `f` on the unlocked vault (`locked` when there is none). Nothing app-wide is held
+    /// while it runs: other commands go on beside it.
     pub fn with_vault<T>(
         &self,
-        f: impl FnOnce(&mut Vault) -> Result<T, CommandError>,
+        f: impl FnOnce(&Vault) -> Result<T, CommandError>,
     ) -> Result<T, CommandError> {
         self.touch();
-        let mut guard = lock(&self.vault);
-        match guard.as_mut() {
-            Some(v) => f(v),
-            None => Err(CommandError::new(
-                ErrorCode::Locked,
-                "The vault is locked: unlock it first.",
-            )),
+        let v = self.vault()?;
+        f(&v)
+    }
+
+    /// What the OS keyring can do, asked of it at most every 10 seconds.
+    pub fn keyring_status(&self, vault_id: Option<&str>) -> labvault_core::KeyringStatus {
+        const FRESH: Duration = Duration::from_secs(10);
+        let mut cached = lock(&self.keyring);
+        if let Some((at, st)) = cached.as_ref() {
+            if at.elapsed() < FRESH {
+                return st.clone();
+            }
         }
+        let st = Vault::keyring_status(vault_id);
+        *cached = Some((Instant::now(), st.clone()));
+        st
     }
 
     /// Whether a vault is unlocked.
@@ -189,8 +210,9 @@ impl Shared {
         lock(&self.vault).is_some()
     }
 
-    /// Locks: cancels running operations, waits for them to release the vault, forgets every
-    /// open view and drops the vault (keys zeroized). Returns whether a vault was unlocked.
+    /// Locks: cancels running operations, forgets every open view and closes the vault
+    /// (recording `auth.lock`; every connection closed and every key zeroized once a running
+    /// write returns, which the cancel makes prompt). Returns whether a vault was unlocked.
     pub fn lock_vault(&self) -> bool {
         for flag in lock(&self.ops).values() {
             flag.store(true, Ordering::Relaxed);
@@ -198,9 +220,10 @@ impl Shared {
         let vault = lock(&self.vault).take();
         lock(&self.views).clear();
         *lock(&self.pending_recovery) = None;
+        *lock(&self.keyring) = None;
         match vault {
             Some(v) => {
-                v.lock();
+                v.close();
                 true
             }
             None => false,

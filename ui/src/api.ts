@@ -174,11 +174,6 @@ export const holdClear = (target: HoldTarget) => call<number>("hold_clear", { ta
 
 // ----- previews ------------------------------------------------------------------------------
 
-/** URL of an item's decrypted bytes in the preview scheme (WebKitGTK form). */
-export function previewUrl(itemId: string): string {
-  return `lvpreview://localhost/item/${encodeURIComponent(itemId)}`;
-}
-
 /** Fetches a preview URL's bytes (optionally only the first `maxBytes`) from the preview scheme. */
 export async function fetchPreview(
   url: string,

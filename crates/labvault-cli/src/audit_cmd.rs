@@ -166,7 +166,7 @@ fn export(ctx: &Ctx, a: ExportArgs) -> Result<()> {
         .parse()
         .map_err(|e: ExportError| anyhow!(labvault_core::Error::InvalidArgument(e.to_string())))?;
     let filter = a.filter.filter()?;
-    let mut vault = ctx.unlock()?;
+    let vault = ctx.unlock()?;
     let bar = crate::progress::bytes_bar("export");
     let s = vault.audit_export(&filter, format, &a.out, &mut |done, total| {
         bar.set_length(total);
@@ -210,7 +210,7 @@ fn parse_head(s: &str) -> Result<Checkpoint> {
 
 fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<()> {
     let Some(file) = a.file else {
-        let mut vault = ctx.unlock()?;
+        let vault = ctx.unlock()?;
         let reports = vault.audit_verify(&mut |_, _| {})?;
         if a.json {
             println!("{}", serde_json::to_string_pretty(&reports)?);

@@ -206,13 +206,14 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
 pub fn passwd(ctx: &Ctx) -> Result<()> {
     let dir = ctx.vault_dir()?;
     let old = ctx.passphrase()?;
-    let mut vault = Session::new(Vault::unlock(
+    let new = ctx.new_passphrase()?;
+    // Checks the current passphrase and records `auth.passwd` exactly as the app does.
+    let _vault = Session::new(Vault::change_passphrase_at(
         &dir,
-        Unlock::Passphrase(&old),
+        &old,
+        &new,
         ctx.vault_options(),
     )?);
-    let new = ctx.new_passphrase()?;
-    vault.change_passphrase(&new)?;
     eprintln!("Passphrase changed.");
     Ok(())
 }
@@ -220,13 +221,13 @@ pub fn passwd(ctx: &Ctx) -> Result<()> {
 pub fn recover(ctx: &Ctx) -> Result<()> {
     let dir = ctx.vault_dir()?;
     let rk = ctx.recovery_key()?;
-    let mut vault = Session::new(Vault::unlock(
+    let vault = Session::new(Vault::unlock(
         &dir,
         Unlock::RecoveryKey(&rk),
         ctx.vault_options(),
     )?);
     let new = ctx.new_passphrase()?;
-    vault.change_passphrase(&new)?;
+    vault.reset_passphrase(&new)?;
     eprintln!("Vault recovered; the new passphrase is set.");
     Ok(())
 }
@@ -234,7 +235,7 @@ pub fn recover(ctx: &Ctx) -> Result<()> {
 pub fn remember(ctx: &Ctx) -> Result<()> {
     let dir = ctx.vault_dir()?;
     let p = ctx.passphrase()?;
-    let mut vault = Session::new(Vault::unlock(
+    let vault = Session::new(Vault::unlock(
         &dir,
         Unlock::Passphrase(&p),
         ctx.vault_options(),
@@ -255,7 +256,7 @@ pub fn forget(ctx: &Ctx) -> Result<()> {
 }
 
 pub fn project(ctx: &Ctx, c: ProjectCmd) -> Result<()> {
-    let mut vault = ctx.unlock()?;
+    let vault = ctx.unlock()?;
     match c {
         ProjectCmd::Create { name } => {
             let p = vault.create_project(&name)?;
@@ -276,7 +277,7 @@ pub fn project(ctx: &Ctx, c: ProjectCmd) -> Result<()> {
 }
 
 pub fn import(ctx: &Ctx, a: ImportArgs) -> Result<()> {
-    let mut vault = ctx.unlock()?;
+    let vault = ctx.unlock()?;
     let bar = bytes_bar("import");
     let cancel = AtomicBool::new(false);
     let opts = ImportOptions {
@@ -383,7 +384,7 @@ fn resolve(
 }
 
 pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<()> {
-    let mut vault = ctx.unlock()?;
+    let vault = ctx.unlock()?;
     let bar = bytes_bar("export");
     let cancel = AtomicBool::new(false);
     let opts = ExportOptions {
@@ -433,7 +434,7 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<()> {
 }
 
 pub fn mv(ctx: &Ctx, a: MvArgs) -> Result<()> {
-    let mut vault = ctx.unlock()?;
+    let vault = ctx.unlock()?;
     let item = resolve(
         &vault,
         a.project.as_deref(),
@@ -453,7 +454,7 @@ pub fn mv(ctx: &Ctx, a: MvArgs) -> Result<()> {
 }
 
 pub fn rm(ctx: &Ctx, a: ItemsArgs) -> Result<()> {
-    let mut vault = ctx.unlock()?;
+    let vault = ctx.unlock()?;
     for spec in &a.items {
         let item = resolve(
             &vault,
@@ -469,7 +470,7 @@ pub fn rm(ctx: &Ctx, a: ItemsArgs) -> Result<()> {
 }
 
 pub fn restore(ctx: &Ctx, a: ItemsArgs) -> Result<()> {
-    let mut vault = ctx.unlock()?;
+    let vault = ctx.unlock()?;
     for spec in &a.items {
         let item = resolve(
             &vault,
@@ -485,7 +486,7 @@ pub fn restore(ctx: &Ctx, a: ItemsArgs) -> Result<()> {
 }
 
 pub fn purge(ctx: &Ctx, a: PurgeArgs) -> Result<()> {
-    let mut vault = ctx.unlock()?;
+    let vault = ctx.unlock()?;
     let mut targets = Vec::new();
     for spec in &a.items.items {
         targets.push(resolve(
@@ -521,7 +522,7 @@ pub fn purge(ctx: &Ctx, a: PurgeArgs) -> Result<()> {
 }
 
 pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<()> {
-    let mut vault = ctx.unlock()?;
+    let vault = ctx.unlock()?;
     let bar = bytes_bar("verify");
     let cancel = AtomicBool::new(false);
     let report = vault.verify(

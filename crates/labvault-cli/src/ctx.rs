@@ -8,7 +8,7 @@ use labvault_core::{
 };
 use std::cell::RefCell;
 use std::io::{BufRead, IsTerminal};
-use std::ops::{Deref, DerefMut};
+use std::ops::Deref;
 use std::path::PathBuf;
 use zeroize::Zeroizing;
 
@@ -43,14 +43,6 @@ impl Deref for Session {
     fn deref(&self) -> &Vault {
         self.0
             .as_ref()
-            .expect("a session holds its vault until dropped")
-    }
-}
-
-impl DerefMut for Session {
-    fn deref_mut(&mut self) -> &mut Vault {
-        self.0
-            .as_mut()
             .expect("a session holds its vault until dropped")
     }
 }

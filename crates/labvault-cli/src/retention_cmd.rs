@@ -164,13 +164,13 @@ pub fn run(ctx: &Ctx, cmd: RetentionCmd) -> Result<()> {
                 .map(str::parse::<PlanTier>)
                 .transpose()
                 .map_err(invalid)?;
-            let mut v = ctx.unlock()?;
+            let v = ctx.unlock()?;
             let eff = v.set_retention_policy(a.project.as_deref(), plan, &ov)?;
             println!("{}", serde_json::to_string_pretty(&eff)?);
             Ok(())
         }
         RetentionCmd::Run => {
-            let mut v = ctx.unlock()?;
+            let v = ctx.unlock()?;
             let r = v.run_retention(&mut |_, _| {})?;
             println!(
                 "checked {} item(s): {} expired, {} erased, {} held, {} failed",
@@ -228,13 +228,13 @@ fn status(ctx: &Ctx, a: StatusArgs) -> Result<()> {
 pub fn run_hold(ctx: &Ctx, cmd: HoldCmd) -> Result<()> {
     match cmd {
         HoldCmd::Set(a) => {
-            let mut v = ctx.unlock()?;
+            let v = ctx.unlock()?;
             let h = v.hold_set(&a.target.target(), &a.reason)?;
             println!("hold {} set on {} {}", h.id, h.target_kind, h.target_id);
             Ok(())
         }
         HoldCmd::Clear(a) => {
-            let mut v = ctx.unlock()?;
+            let v = ctx.unlock()?;
             let n = v.hold_clear(&a.target())?;
             println!("{n} hold(s) released");
             Ok(())

@@ -322,6 +322,16 @@ fn every_cli_command_records_its_one_event_and_locks_at_the_end() {
         "failure"
     };
     assert!(matches!(o.status.code(), Some(0) | Some(17)), "{o:?}");
+    // A passphrase change with a wrong current passphrase is recorded as a failed change,
+    // as the app records it.
+    let o = e
+        .cmd()
+        .env("LABVAULT_PASSPHRASE", "not it")
+        .env("LABVAULT_NEW_PASSPHRASE", "a new passphrase")
+        .arg("passwd")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(10));
     let o = e
         .cmd()
         .env("LABVAULT_NEW_PASSPHRASE", PASS)
@@ -332,6 +342,7 @@ fn every_cli_command_records_its_one_event_and_locks_at_the_end() {
     let mut s = vec![
         ("auth.unlock".to_string(), "failure".to_string()),
         ("auth.forget".to_string(), forget.to_string()),
+        ("auth.passwd".to_string(), "failure".to_string()),
     ];
     s.extend(session(&[("auth.passwd", "success")]));
     want.push(s);

@@ -242,7 +242,7 @@ fn run(dir: &std::path::Path, out_dir: &std::path::Path, n_items: u64) {
     let start = time::OffsetDateTime::now_utc() - Duration::days(365 * 3);
 
     let t = timer();
-    let mut v = Vault::unlock(
+    let v = Vault::unlock(
         dir,
         Unlock::Passphrase(&Passphrase::new(PASS.into())),
         opts(),

@@ -1,19 +1,15 @@
-//! The vault's audit trail: storage of the hash-chained events (format and chain from
-//! `labvault-governance`), the hook that writes an operation's event in the same transaction as
-//! its change, queries with keyset paging, export and verification.
+//! The vault's audit trail on a catalog connection: appending hash-chained events (format and
+//! chain from `labvault-governance`), queries with keyset paging, verification and export.
 //!
-//! How operations are recorded: every audited public operation is a thin wrapper (in this file
-//! and in `retention.rs`) around the unaudited implementation. The wrapper opens an audit
-//! *frame* describing the action; [`crate::catalog::Catalog::write`] appends the frame's success
-//! event inside the operation's own transaction, right before commit. If the operation fails
-//! before committing, the wrapper records a `failure` (or `denied`) event in a transaction of
-//! its own. Read-only operations (export, verify) record their event after they succeed.
+//! Operations record their events explicitly (see `vault.rs`, `WriteOp`): each change appends
+//! its event with [`append`] inside its own transaction, so "every action produces exactly one
+//! event, committed with the change" holds by construction. This module knows nothing of
+//! vaults; it works on connections.
 
-use crate::error::{Error, ErrorCode, Result};
-use crate::vault::Vault;
+use crate::error::{Error, Result};
 use labvault_governance::audit::{
-    actions, from_unix_micros, genesis_hash, unix_micros, Action, AuditEvent, ChainReport,
-    ChainVerifier, Checkpoint, EventDraft, EventRef, Outcome, VerifyMode,
+    from_unix_micros, genesis_hash, unix_micros, Action, AuditEvent, ChainReport, ChainVerifier,
+    Checkpoint, EventDraft, EventRef, Outcome, VerifyMode,
 };
 use labvault_governance::export::{ExportFormat, ExportWriter};
 use labvault_governance::Clock;
@@ -23,217 +19,55 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
-/// Schema migration adding the audit trail, legal holds and retention policies. Appended to
-/// [`crate::catalog::MIGRATIONS`].
-pub const MIGRATION_GOVERNANCE: &str = r#"
-    CREATE TABLE audit_events (
-        id         INTEGER PRIMARY KEY,
-        device_id  TEXT NOT NULL,
-        seq        INTEGER NOT NULL,
-        ts         INTEGER NOT NULL,
-        user       TEXT NOT NULL,
-        action     TEXT NOT NULL,
-        resource   TEXT NOT NULL,
-        ip_address TEXT NOT NULL,
-        user_agent TEXT NOT NULL,
-        result     TEXT NOT NULL,
-        detail     TEXT NOT NULL,
-        v          INTEGER NOT NULL,
-        prev_hash  BLOB NOT NULL,
-        hash       BLOB NOT NULL,
-        UNIQUE (device_id, seq)
-    );
-    CREATE INDEX audit_ts ON audit_events(ts);
-    CREATE INDEX audit_user_ts ON audit_events(user, ts);
-    CREATE INDEX audit_action_ts ON audit_events(action, ts);
-    CREATE INDEX audit_result_ts ON audit_events(result, ts);
-    CREATE INDEX audit_resource_ts ON audit_events(resource, ts);
-    CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
-        BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
-    CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
-        BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
-    CREATE TABLE holds (
-        id          TEXT PRIMARY KEY,
-        target_kind TEXT NOT NULL CHECK (target_kind IN ('item','project')),
-        target_id   TEXT NOT NULL,
-        reason      TEXT NOT NULL,
-        created_at  INTEGER NOT NULL,
-        created_by  TEXT NOT NULL,
-        released_at INTEGER,
-        released_by TEXT
-    );
-    CREATE INDEX holds_active ON holds(target_id) WHERE released_at IS NULL;
-    CREATE TABLE retention_policies (
-        scope      TEXT PRIMARY KEY,
-        plan       TEXT,
-        overrides  TEXT NOT NULL,
-        updated_at INTEGER NOT NULL,
-        updated_by TEXT NOT NULL
-    );
-"#;
-
-/// Schema migration 3: composite indexes for the two common combined audit queries ("what did
-/// this user do of this kind", "which actions of this kind were denied"), which would otherwise
-/// scan one index and filter by the other column.
-pub const MIGRATION_AUDIT_COMBINED: &str = r#"
-    CREATE INDEX audit_result_action_ts ON audit_events(result, action, ts);
-    CREATE INDEX audit_user_action_ts ON audit_events(user, action, ts);
-"#;
-
-/// Who/what/where an event is attributed to; set on the catalog when the vault is opened.
+/// Who acts, for every event a vault handle writes.
 #[derive(Clone)]
-pub(crate) struct AuditCtx {
+pub(crate) struct Actor {
+    /// The chain the events go into (this vault's device).
     pub(crate) device_id: String,
-    pub(crate) actor: String,
+    /// The user.
+    pub(crate) user: String,
+    /// The program.
     pub(crate) user_agent: String,
+    /// "Now".
     pub(crate) clock: Arc<dyn Clock>,
 }
 
-/// How the frame's resource is found once the change is in the transaction.
-#[derive(Clone, Debug)]
-pub(crate) enum ResourceOf {
-    Fixed(String),
-    /// The item version the transaction just inserted (imports).
-    LastItemVersion,
-    /// The project the transaction just inserted.
-    LastProject,
+/// What an event is about beyond its action: the resource acted on and a detail. Operations
+/// return it with their result so the event names exactly what they did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Subject {
+    /// Resource path (`vault`, `project/<id>`, `item/<project>/<item>`, `audit`).
+    pub resource: String,
+    /// Free-form detail (`version=2`, an error code, counts).
+    pub detail: String,
 }
 
-#[derive(Clone, Debug)]
-struct Frame {
-    action: &'static str,
-    resource: ResourceOf,
-    detail: String,
-    /// Record an event in every write of the frame (imports: one per file), not just the first.
-    repeat: bool,
-    in_flight: u32,
-    committed: u32,
-}
-
-/// What one unit of a batch write is about, when its caller knows: resource and the detail
-/// to add (saves looking it up again for every event of a group).
-pub(crate) type Subject = (String, Option<String>);
-
-/// Per-catalog audit state: the context and the open frame, if any.
-#[derive(Default)]
-pub(crate) struct AuditHook {
-    ctx: Option<AuditCtx>,
-    frame: Option<Frame>,
-    /// The chain head after this transaction's last event, inside a batch write (nothing else
-    /// appends while it runs); `None` means read it from the table.
-    batch_head: Option<Checkpoint>,
-    in_batch: bool,
-}
-
-impl AuditHook {
-    /// Called by `Catalog::write` right before commit (and by `Catalog::write_each` after each
-    /// unit of work): appends the frame's success event. A `repeat` frame gets one event per
-    /// call (imports: one per file, even when a group of files shares one transaction); any
-    /// other frame exactly one.
-    pub(crate) fn flush(&mut self, tx: &Connection) -> Result<()> {
-        self.flush_with(tx, None)
-    }
-
-    /// Starts a batch write (`Catalog::write_each`): its events may reuse the chain head.
-    pub(crate) fn begin_batch(&mut self) {
-        self.in_batch = true;
-        self.batch_head = None;
-    }
-
-    /// [`AuditHook::flush`], with the subject of the event given by the caller if known.
-    pub(crate) fn flush_with(&mut self, tx: &Connection, subject: Option<Subject>) -> Result<()> {
-        let (Some(ctx), Some(frame)) = (&self.ctx, &mut self.frame) else {
-            return Ok(());
-        };
-        if (frame.committed > 0 || frame.in_flight > 0) && !frame.repeat {
-            return Ok(());
-        }
-        let (resource, extra) = match (&frame.resource, subject) {
-            (ResourceOf::Fixed(r), _) => (r.clone(), None),
-            (_, Some(s)) => s,
-            (ResourceOf::LastItemVersion, None) => tx
-                .prepare_cached(
-                    "SELECT i.project_id, v.item_id, v.version FROM item_versions v
-                     JOIN items i ON i.id = v.item_id WHERE v.rowid = last_insert_rowid()",
-                )?
-                .query_row([], |r| {
-                    Ok((
-                        labvault_governance::audit::resources::item(
-                            &r.get::<_, String>(0)?,
-                            &r.get::<_, String>(1)?,
-                        ),
-                        Some(format!("version={}", r.get::<_, i64>(2)?)),
-                    ))
-                })
-                .optional()?
-                .unwrap_or_else(|| ("vault".into(), None)),
-            (ResourceOf::LastProject, None) => tx
-                .query_row(
-                    "SELECT id FROM projects WHERE rowid = last_insert_rowid()",
-                    [],
-                    |r| r.get::<_, String>(0),
-                )
-                .optional()?
-                .map(|p| (labvault_governance::audit::resources::project(&p), None))
-                .unwrap_or_else(|| ("vault".into(), None)),
-        };
-        let detail = match extra {
-            Some(x) if frame.detail.is_empty() => x,
-            Some(x) => format!("{} {x}", frame.detail),
-            None => frame.detail.clone(),
-        };
-        let d = draft(ctx, frame.action, resource, Outcome::Success, detail)?;
-        let mut h = match self.batch_head.take() {
-            Some(h) => h,
-            None => head(tx, &ctx.device_id)?,
-        };
-        insert(tx, &h.append(d))?;
-        if self.in_batch {
-            self.batch_head = Some(h);
-        }
-        frame.in_flight += 1;
-        Ok(())
-    }
-
-    fn end_batch(&mut self) {
-        self.in_batch = false;
-        self.batch_head = None;
-    }
-
-    /// Called by `Catalog::write` after a successful commit.
-    pub(crate) fn committed(&mut self) {
-        self.end_batch();
-        if let Some(f) = &mut self.frame {
-            f.committed += std::mem::take(&mut f.in_flight);
+impl Subject {
+    /// A subject with a detail.
+    pub fn new(resource: impl Into<String>, detail: impl Into<String>) -> Subject {
+        Subject {
+            resource: resource.into(),
+            detail: detail.into(),
         }
     }
 
-    /// Called when a transaction is rolled back.
-    pub(crate) fn rolled_back(&mut self) {
-        self.end_batch();
-        if let Some(f) = &mut self.frame {
-            f.in_flight = 0;
-        }
-    }
-
-    pub(crate) fn set_ctx(&mut self, ctx: AuditCtx) {
-        self.ctx = Some(ctx);
+    /// A subject without detail.
+    pub fn on(resource: impl Into<String>) -> Subject {
+        Subject::new(resource, String::new())
     }
 }
 
-fn draft(
-    ctx: &AuditCtx,
-    action: &str,
-    resource: String,
-    result: Outcome,
-    detail: String,
-) -> Result<EventDraft> {
+fn draft(actor: &Actor, action: &str, subject: Subject, result: Outcome) -> Result<EventDraft> {
     let action = Action::new(action).map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(
-        EventDraft::new(ctx.clock.now(), ctx.actor.clone(), action, resource, result)
-            .user_agent(ctx.user_agent.clone())
-            .detail(detail),
+    Ok(EventDraft::new(
+        actor.clock.now(),
+        actor.user.clone(),
+        action,
+        subject.resource,
+        result,
     )
+    .user_agent(actor.user_agent.clone())
+    .detail(subject.detail))
 }
 
 /// The head of `device_id`'s chain as stored.
@@ -256,19 +90,19 @@ pub(crate) fn head(conn: &Connection, device_id: &str) -> Result<Checkpoint> {
     })
 }
 
-/// Seals and inserts one event (the caller owns the transaction).
+/// Seals and inserts one event; the caller owns the transaction (the change it records).
 pub(crate) fn append(
     conn: &Connection,
-    ctx: &AuditCtx,
+    actor: &Actor,
     action: &str,
-    resource: String,
+    subject: Subject,
     result: Outcome,
-    detail: String,
 ) -> Result<AuditEvent> {
-    let d = draft(ctx, action, resource, result, detail)?;
-    append_draft(conn, &ctx.device_id, d)
+    let d = draft(actor, action, subject, result)?;
+    append_draft(conn, &actor.device_id, d)
 }
 
+/// Seals and inserts a prepared event (journal ingestion sets its own time and user).
 pub(crate) fn append_draft(
     conn: &Connection,
     device_id: &str,
@@ -278,6 +112,34 @@ pub(crate) fn append_draft(
     let ev = h.append(d);
     insert(conn, &ev)?;
     Ok(ev)
+}
+
+/// Appends many events inside ONE transaction (a group commit), reading the chain head once:
+/// nothing else can append while the transaction is open.
+pub(crate) struct ChainAppender {
+    head: Checkpoint,
+}
+
+impl ChainAppender {
+    /// Starts at the current head; call inside the transaction that will hold the events.
+    pub(crate) fn new(conn: &Connection, device_id: &str) -> Result<ChainAppender> {
+        Ok(ChainAppender {
+            head: head(conn, device_id)?,
+        })
+    }
+
+    /// Appends one event after the previous one.
+    pub(crate) fn push(
+        &mut self,
+        conn: &Connection,
+        actor: &Actor,
+        action: &str,
+        subject: Subject,
+        result: Outcome,
+    ) -> Result<()> {
+        let ev = self.head.append(draft(actor, action, subject, result)?);
+        insert(conn, &ev)
+    }
 }
 
 pub(crate) fn insert(conn: &Connection, ev: &AuditEvent) -> Result<()> {
@@ -556,514 +418,385 @@ fn parse_cursor(c: &str) -> Result<(i64, i64)> {
 /// Largest page [`Vault::audit_query`] returns.
 pub const MAX_PAGE: usize = 10_000;
 
-impl Vault {
-    pub(crate) fn audit_ctx(&self) -> AuditCtx {
-        AuditCtx {
-            device_id: self.device_id.clone(),
-            actor: self.actor.clone(),
-            user_agent: self.user_agent.clone(),
-            clock: self.clock.clone(),
-        }
+/// Audit events matching `filter`, newest first, `limit` (1..=10,000) at a time; pass the
+/// returned cursor to continue. Keyset paging on (timestamp, insertion order), so every page
+/// costs the same however deep it is.
+pub(crate) fn query(
+    conn: &Connection,
+    filter: &AuditFilter,
+    limit: usize,
+    cursor: Option<&str>,
+) -> Result<AuditPage> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+    let index = choose_index(conn, filter)?;
+    // Two steps: pick the page's ids from the index alone (when the filter's columns are all
+    // in it, no table row is read for the candidates that are sorted away), then read only
+    // those rows. A filter matching few events spread over a large log then costs a few index
+    // pages, not one table page per candidate.
+    let mut sql = format!(
+        "SELECT {EVENT_COLS} FROM audit_events WHERE id IN (SELECT id FROM audit_events INDEXED BY {index}"
+    );
+    sql += &filter.sql(&mut args);
+    if let Some(c) = cursor {
+        let (ts, id) = parse_cursor(c)?;
+        args.push(Box::new(ts));
+        let n = args.len();
+        args.push(Box::new(id));
+        sql += &format!(" AND ts <= ?{n} AND (ts < ?{n} OR id < ?{})", n + 1);
     }
+    sql += &format!(
+        " ORDER BY ts DESC, id DESC LIMIT {}) ORDER BY ts DESC, id DESC",
+        limit + 1
+    );
+    let mut st = conn.prepare(&sql)?;
+    let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
+    let mut rows: Vec<(i64, AuditEvent)> = st
+        .query_map(refs.as_slice(), event_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last()
+            .map(|(id, ev)| format!("{}.{}", unix_micros(ev.timestamp), id))
+    } else {
+        None
+    };
+    Ok(AuditPage {
+        events: rows.into_iter().map(|(_, e)| e).collect(),
+        next_cursor,
+    })
+}
 
-    /// Runs `op` as one audited action: its first committed write (every write with
-    /// `repeat`) carries the success event; if it fails before any commit, a failure/denied
-    /// event is recorded in its own transaction; if it commits nothing but succeeds (a
-    /// read-only action), its success event is recorded afterwards.
-    pub(crate) fn audited<T>(
-        &mut self,
-        action: &'static str,
-        resource: ResourceOf,
-        detail: String,
-        repeat: bool,
-        op: impl FnOnce(&mut Vault) -> Result<T>,
-    ) -> Result<T> {
-        let ctx = self.audit_ctx();
-        self.catalog.audit.set_ctx(ctx);
-        self.catalog.audit.frame = Some(Frame {
-            action,
-            resource: resource.clone(),
-            detail: detail.clone(),
-            repeat,
-            in_flight: 0,
-            committed: 0,
-        });
-        let out = op(self);
-        let committed = self
-            .catalog
-            .audit
-            .frame
-            .take()
-            .map(|f| f.committed)
-            .unwrap_or(0);
-        let fixed = match resource {
-            ResourceOf::Fixed(r) => r,
-            _ => "vault".to_string(),
-        };
-        match &out {
-            // A repeat frame (import) records one event per committed write, nothing otherwise.
-            Ok(_) if committed == 0 && !repeat => {
-                self.record(action, fixed, Outcome::Success, detail)?
-            }
-            Ok(_) => {}
-            Err(_) if committed > 0 => {}
-            Err(e) => {
-                let result = match e.code() {
-                    ErrorCode::OnHold => Outcome::Denied,
-                    _ => Outcome::Failure,
-                };
-                // Best effort: the operation's own error is what the caller needs to see.
-                if let Err(rec) = self.record(action, fixed, result, e.code().as_str().to_string())
-                {
-                    tracing::warn!(
-                        code = rec.code().as_str(),
-                        "could not record a failure audit event"
-                    );
-                }
-            }
-        }
-        out
-    }
-
-    /// Records one event in its own transaction.
-    pub(crate) fn record(
-        &mut self,
-        action: &str,
-        resource: String,
-        result: Outcome,
-        detail: String,
-    ) -> Result<()> {
-        let ctx = self.audit_ctx();
-        let frame = self.catalog.audit.frame.take();
-        let r = self
-            .catalog
-            .write(|tx| append(tx, &ctx, action, resource, result, detail).map(|_| ()));
-        self.catalog.audit.frame = frame;
-        r
-    }
-
-    /// Audit events matching `filter`, newest first, `limit` (1..=10,000) at a time; pass the
-    /// returned cursor to continue. Keyset paging on (timestamp, insertion order), so every page
-    /// costs the same however deep it is.
-    pub fn audit_query(
-        &self,
-        filter: &AuditFilter,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<AuditPage> {
-        let limit = limit.clamp(1, MAX_PAGE);
-        let mut args: Vec<Box<dyn ToSql>> = Vec::new();
-        let index = self.choose_index(filter)?;
-        // Two steps: pick the page's ids from the index alone (when the filter's columns are
-        // all in it, no table row is read for the candidates that are sorted away), then read
-        // only those rows. A filter matching few events spread over a large log then costs
-        // a few index pages, not one table page per candidate.
-        let mut sql = format!(
-            "SELECT {EVENT_COLS} FROM audit_events WHERE id IN (SELECT id FROM audit_events INDEXED BY {index}"
+/// Picks the index for a newest-first page. The planner has no reliable statistics for a log
+/// that grows all the time, so we probe: each filtered column's index is asked for at most
+/// `PROBE` matching entries; a filter matching fewer is used directly (few rows to sort),
+/// otherwise an equality index that yields time order (user, result) is scanned, otherwise the
+/// time index is scanned backwards until the page is full.
+fn choose_index(conn: &Connection, filter: &AuditFilter) -> Result<&'static str> {
+    const PROBE: i64 = 2_000;
+    let mut best: Option<(i64, &'static str)> = None;
+    let mut ordered: Option<&'static str> = None;
+    let mut probe = |index: &'static str, cond: &str, args: &[&str], eq: bool| -> Result<()> {
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT 1 FROM audit_events INDEXED BY {index} WHERE {cond} LIMIT {PROBE})"
         );
-        sql += &filter.sql(&mut args);
-        if let Some(c) = cursor {
-            let (ts, id) = parse_cursor(c)?;
-            args.push(Box::new(ts));
-            let n = args.len();
-            args.push(Box::new(id));
-            sql += &format!(" AND ts <= ?{n} AND (ts < ?{n} OR id < ?{})", n + 1);
-        }
-        sql += &format!(
-            " ORDER BY ts DESC, id DESC LIMIT {}) ORDER BY ts DESC, id DESC",
-            limit + 1
-        );
-        let mut st = self.catalog.conn().prepare(&sql)?;
-        let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
-        let mut rows: Vec<(i64, AuditEvent)> = st
-            .query_map(refs.as_slice(), event_from_row)?
-            .collect::<rusqlite::Result<_>>()?;
-        let next_cursor = if rows.len() > limit {
-            rows.truncate(limit);
-            rows.last()
-                .map(|(id, ev)| format!("{}.{}", unix_micros(ev.timestamp), id))
-        } else {
-            None
-        };
-        Ok(AuditPage {
-            events: rows.into_iter().map(|(_, e)| e).collect(),
-            next_cursor,
-        })
-    }
-
-    /// Picks the index for a newest-first page. The planner has no reliable statistics for a
-    /// log that grows all the time, so we probe: each filtered column's index is asked for at
-    /// most `PROBE` matching entries; a filter matching fewer is used directly (few rows to
-    /// sort), otherwise an equality index that yields time order (user, result) is scanned,
-    /// otherwise the time index is scanned backwards until the page is full.
-    fn choose_index(&self, filter: &AuditFilter) -> Result<&'static str> {
-        const PROBE: i64 = 2_000;
-        let conn = self.catalog.conn();
-        let mut best: Option<(i64, &'static str)> = None;
-        let mut ordered: Option<&'static str> = None;
-        let mut probe = |index: &'static str, cond: &str, args: &[&str], eq: bool| -> Result<()> {
-            let sql = format!(
-                "SELECT count(*) FROM (SELECT 1 FROM audit_events INDEXED BY {index} WHERE {cond} LIMIT {PROBE})"
-            );
-            // An index missing from an older schema is simply not a candidate.
-            let Ok(n) = conn.prepare_cached(&sql).and_then(|mut st| {
-                st.query_row(rusqlite::params_from_iter(args.iter()), |r| {
-                    r.get::<_, i64>(0)
-                })
-            }) else {
-                return Ok(());
-            };
-            if best.is_none_or(|(b, _)| n < b) {
-                best = Some((n, index));
-            }
-            if eq && ordered.is_none() {
-                ordered = Some(index);
-            }
-            Ok(())
-        };
-        if let Some(u) = &filter.user {
-            probe("audit_user_ts", "user = ?1", &[u], true)?;
-        }
-        if let Some(r) = filter.result {
-            probe("audit_result_ts", "result = ?1", &[r.as_str()], true)?;
-        }
-        if let Some(a) = &filter.action_prefix {
-            probe(
-                "audit_action_ts",
-                "action >= ?1 AND action < ?1 || char(1114111)",
-                &[a],
-                false,
-            )?;
-            const RANGE: &str = "action >= ?2 AND action < ?2 || char(1114111)";
-            if let Some(r) = filter.result {
-                let cond = format!("result = ?1 AND {RANGE}");
-                probe("audit_result_action_ts", &cond, &[r.as_str(), a], false)?;
-            }
-            if let Some(u) = &filter.user {
-                let cond = format!("user = ?1 AND {RANGE}");
-                probe("audit_user_action_ts", &cond, &[u, a], false)?;
-            }
-        }
-        if let Some(r) = &filter.resource_prefix {
-            probe(
-                "audit_resource_ts",
-                "resource >= ?1 AND resource < ?1 || char(1114111)",
-                &[r],
-                false,
-            )?;
-        }
-        Ok(match (best, ordered) {
-            (Some((n, index)), _) if n < PROBE => index,
-            (_, Some(index)) => index,
-            _ => "audit_ts",
-        })
-    }
-
-    /// Like [`Vault::audit_for_each`], with each event as borrowed column values (no
-    /// allocation per event): the bulk export path.
-    fn audit_for_each_ref(
-        &self,
-        filter: &AuditFilter,
-        mut f: impl FnMut(&EventRef<'_>) -> Result<()>,
-    ) -> Result<u64> {
-        let mut args: Vec<Box<dyn ToSql>> = Vec::new();
-        let mut sql = format!("SELECT {REF_COLS} FROM audit_events");
-        sql += &filter.sql(&mut args);
-        sql += " ORDER BY device_id, seq";
-        let mut st = self.catalog.conn().prepare(&sql)?;
-        let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
-        let mut rows = st.query(refs.as_slice())?;
-        let mut n = 0u64;
-        while let Some(r) = rows.next()? {
-            let ev = event_ref(r)?.ok_or_else(|| {
-                Error::CorruptCatalog("an audit event column has the wrong type".into())
-            })?;
-            f(&ev)?;
-            n += 1;
-        }
-        Ok(n)
-    }
-
-    /// Streams every event matching `filter` in chain order (device, seq) to `f`.
-    pub fn audit_for_each(
-        &self,
-        filter: &AuditFilter,
-        mut f: impl FnMut(AuditEvent) -> Result<()>,
-    ) -> Result<u64> {
-        let mut args: Vec<Box<dyn ToSql>> = Vec::new();
-        let mut sql = format!("SELECT {EVENT_COLS} FROM audit_events");
-        sql += &filter.sql(&mut args);
-        sql += " ORDER BY device_id, seq";
-        let mut st = self.catalog.conn().prepare(&sql)?;
-        let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
-        let mut rows = st.query(refs.as_slice())?;
-        let mut n = 0u64;
-        while let Some(r) = rows.next()? {
-            f(event_from_row(r)?.1)?;
-            n += 1;
-        }
-        Ok(n)
-    }
-
-    /// Number of audit events stored.
-    pub fn audit_count(&self) -> Result<u64> {
-        Ok(self
-            .catalog
-            .conn()
-            .query_row("SELECT count(*) FROM audit_events", [], |r| {
+        // An index missing from an older schema is simply not a candidate.
+        let Ok(n) = conn.prepare_cached(&sql).and_then(|mut st| {
+            st.query_row(rusqlite::params_from_iter(args.iter()), |r| {
                 r.get::<_, i64>(0)
-            })? as u64)
-    }
-
-    /// Re-verifies every device chain in the catalog (streaming) and records `audit.verify`.
-    /// A break is reported as [`Error::Tampered`] naming the device and the first bad seq.
-    pub fn audit_verify(&mut self, progress: &mut dyn FnMut(u64, u64)) -> Result<Vec<ChainReport>> {
-        self.audited(
-            actions::AUDIT_VERIFY,
-            ResourceOf::Fixed("audit".into()),
-            String::new(),
-            false,
-            |v| v.audit_verify_unaudited(progress),
-        )
-    }
-
-    fn audit_verify_unaudited(
-        &self,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<Vec<ChainReport>> {
-        let total = self.audit_count()?;
-        if let Some(reports) = self.audit_verify_fast(total, progress, 100_000)? {
-            return Ok(reports);
+            })
+        }) else {
+            return Ok(());
+        };
+        if best.is_none_or(|(b, _)| n < b) {
+            best = Some((n, index));
         }
-        self.audit_verify_diagnose(total, progress)
+        if eq && ordered.is_none() {
+            ordered = Some(index);
+        }
+        Ok(())
+    };
+    if let Some(u) = &filter.user {
+        probe("audit_user_ts", "user = ?1", &[u], true)?;
     }
-
-    /// Verification fast path: the table in insertion order, hashing the borrowed column
-    /// values straight from SQLite's buffers (no allocation per event). A device's events are
-    /// inserted in seq order, so in insertion order each chain must go on exactly where it
-    /// stopped. A large log is split into two halves of the id range, read at the same time by
-    /// the main connection and a second read-only connection on another thread (SQLCipher's
-    /// page decryption and the hashing then use both cores); the halves are stitched by
-    /// checking that the second half's first event of each device links to the first half's
-    /// last. `None` at the first event that does not fit, or if a column has an unexpected
-    /// type: then [`Self::audit_verify_diagnose`] re-reads in (device, seq) order and names and
-    /// classifies the first bad event. Both passes check the same hashes and links; only the
-    /// diagnosing pass also re-parses names and times.
-    /// Logs of fewer than `split_at` events are read by one thread.
-    fn audit_verify_fast(
-        &self,
-        total: u64,
-        progress: &mut dyn FnMut(u64, u64),
-        split_at: u64,
-    ) -> Result<Option<Vec<ChainReport>>> {
-        let conn = self.catalog.conn();
-        let (lo, hi): (i64, i64) = conn.query_row(
-            "SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM audit_events",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+    if let Some(r) = filter.result {
+        probe("audit_result_ts", "result = ?1", &[r.as_str()], true)?;
+    }
+    if let Some(a) = &filter.action_prefix {
+        probe(
+            "audit_action_ts",
+            "action >= ?1 AND action < ?1 || char(1114111)",
+            &[a],
+            false,
         )?;
-        let segments = if total < split_at {
-            vec![verify_segment(conn, lo, hi, total, progress)?]
-        } else {
-            let mid = lo + (hi - lo) / 2;
-            let reader = crate::catalog::Catalog::open_reader(
-                &self.dir.join(crate::vault::CATALOG_FILE),
-                &self.root.catalog_key(),
-            )?;
-            std::thread::scope(|scope| -> Result<_> {
-                let second = scope
-                    .spawn(move || verify_segment(&reader, mid + 1, hi, total, &mut |_, _| {}));
-                // The first half reports progress for both (they advance together).
-                let first = verify_segment(conn, lo, mid, total, &mut |d, t| progress(d * 2, t))?;
-                let second = second
-                    .join()
-                    .map_err(|_| Error::Internal("audit verification thread panicked".into()))??;
-                Ok(vec![first, second])
-            })?
-        };
-        progress(total, total);
-        let mut chains: Vec<SegChain> = Vec::new();
-        for seg in segments {
-            let Some(seg) = seg else {
-                return Ok(None);
-            };
-            for c in seg {
-                match chains.iter_mut().find(|p| p.device_id == c.device_id) {
-                    Some(p) => {
-                        if c.first_seq != p.last_seq + 1 || c.first_prev != p.last_hash {
-                            return Ok(None);
-                        }
-                        p.last_seq = c.last_seq;
-                        p.last_hash = c.last_hash;
-                    }
-                    None => {
-                        if c.first_seq != 1 || c.first_prev != genesis_hash(&c.device_id) {
-                            return Ok(None);
-                        }
-                        chains.push(c);
-                    }
-                }
-            }
+        const RANGE: &str = "action >= ?2 AND action < ?2 || char(1114111)";
+        if let Some(r) = filter.result {
+            let cond = format!("result = ?1 AND {RANGE}");
+            probe("audit_result_action_ts", &cond, &[r.as_str(), a], false)?;
         }
-        chains.sort_by(|a, b| a.device_id.cmp(&b.device_id));
-        Ok(Some(
-            chains
-                .into_iter()
-                .map(|c| ChainReport {
-                    events: c.last_seq,
-                    first_seq: Some(1),
-                    head: Some(Checkpoint {
-                        device_id: c.device_id.clone(),
-                        seq: c.last_seq,
-                        head_hash: c.last_hash,
-                    }),
-                    device_id: c.device_id,
-                    gaps: 0,
-                    omitted: 0,
-                    complete: true,
-                    checkpoint_matched: false,
-                })
-                .collect(),
-        ))
+        if let Some(u) = &filter.user {
+            let cond = format!("user = ?1 AND {RANGE}");
+            probe("audit_user_action_ts", &cond, &[u, a], false)?;
+        }
     }
-
-    /// The diagnosing verifier: (device, seq) order through [`ChainVerifier`], which reports
-    /// the first bad seq and whether it was edited, deleted, inserted or reordered.
-    fn audit_verify_diagnose(
-        &self,
-        total: u64,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<Vec<ChainReport>> {
-        let mut reports = Vec::new();
-        let mut current: Option<ChainVerifier> = None;
-        let mut done = 0u64;
-        let tampered = |e: labvault_governance::ChainError| Error::Tampered {
-            what: format!("the audit trail of device {}", e.device_id),
-            detail: format!(
-                "first bad event: seq {} ({})",
-                e.first_bad_seq,
-                e.kind.as_str()
-            ),
-        };
-        let mut st = self.catalog.conn().prepare(&format!(
-            "SELECT {EVENT_COLS} FROM audit_events ORDER BY device_id, seq"
-        ))?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            let (_, ev) = event_from_row(r)?;
-            let switch = current
-                .as_ref()
-                .is_none_or(|c| c.device_id() != Some(ev.device_id.as_str()));
-            if switch {
-                if let Some(c) = current.take() {
-                    reports.push(c.finish().map_err(tampered)?);
-                }
-                current = Some(ChainVerifier::for_device(
-                    ev.device_id.clone(),
-                    VerifyMode::Complete,
-                ));
-            }
-            if let Some(c) = current.as_mut() {
-                c.push(ev).map_err(tampered)?;
-            }
-            done += 1;
-            if done.is_multiple_of(65_536) {
-                progress(done, total);
-            }
-        }
-        if let Some(c) = current.take() {
-            reports.push(c.finish().map_err(tampered)?);
-        }
-        progress(done, total);
-        Ok(reports)
-    }
-
-    /// Writes the events matching `filter` to `out` (CSV or JSON Lines) in chain order, via a
-    /// temp file renamed into place, and records `audit.export`.
-    pub fn audit_export(
-        &mut self,
-        filter: &AuditFilter,
-        format: ExportFormat,
-        out: &Path,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<AuditExportSummary> {
-        let detail = format!(
-            "format={} filtered={}",
-            match format {
-                ExportFormat::Csv => "csv",
-                ExportFormat::Jsonl => "jsonl",
-            },
-            !filter.is_empty()
-        );
-        self.audited(
-            actions::AUDIT_EXPORT,
-            ResourceOf::Fixed("audit".into()),
-            detail,
+    if let Some(r) = &filter.resource_prefix {
+        probe(
+            "audit_resource_ts",
+            "resource >= ?1 AND resource < ?1 || char(1114111)",
+            &[r],
             false,
-            |v| v.audit_export_unaudited(filter, format, out, progress),
-        )
+        )?;
     }
+    Ok(match (best, ordered) {
+        (Some((n, index)), _) if n < PROBE => index,
+        (_, Some(index)) => index,
+        _ => "audit_ts",
+    })
+}
 
-    fn audit_export_unaudited(
-        &self,
-        filter: &AuditFilter,
-        format: ExportFormat,
-        out: &Path,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<AuditExportSummary> {
-        let dir = match out.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
+/// Like [`for_each`], with each event as borrowed column values (no allocation per event): the
+/// bulk export path.
+fn for_each_ref(
+    conn: &Connection,
+    filter: &AuditFilter,
+    mut f: impl FnMut(&EventRef<'_>) -> Result<()>,
+) -> Result<u64> {
+    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+    let mut sql = format!("SELECT {REF_COLS} FROM audit_events");
+    sql += &filter.sql(&mut args);
+    sql += " ORDER BY device_id, seq";
+    let mut st = conn.prepare(&sql)?;
+    let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
+    let mut rows = st.query(refs.as_slice())?;
+    let mut n = 0u64;
+    while let Some(r) = rows.next()? {
+        let ev = event_ref(r)?.ok_or_else(|| {
+            Error::CorruptCatalog("an audit event column has the wrong type".into())
+        })?;
+        f(&ev)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Streams every event matching `filter` in chain order (device, seq) to `f`.
+pub(crate) fn for_each(
+    conn: &Connection,
+    filter: &AuditFilter,
+    mut f: impl FnMut(AuditEvent) -> Result<()>,
+) -> Result<u64> {
+    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+    let mut sql = format!("SELECT {EVENT_COLS} FROM audit_events");
+    sql += &filter.sql(&mut args);
+    sql += " ORDER BY device_id, seq";
+    let mut st = conn.prepare(&sql)?;
+    let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
+    let mut rows = st.query(refs.as_slice())?;
+    let mut n = 0u64;
+    while let Some(r) = rows.next()? {
+        f(event_from_row(r)?.1)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Number of audit events stored.
+pub(crate) fn count(conn: &Connection) -> Result<u64> {
+    Ok(
+        conn.query_row("SELECT count(*) FROM audit_events", [], |r| {
+            r.get::<_, i64>(0)
+        })? as u64,
+    )
+}
+
+/// Re-verifies every device chain (streaming). A break is [`Error::ChainBroken`] naming the
+/// device, the first bad seq and what was found. `second` opens another read connection for
+/// the second half of a large log (see [`verify_fast`]).
+pub(crate) fn verify(
+    conn: &Connection,
+    second: impl FnOnce() -> Result<Connection> + Send,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Vec<ChainReport>> {
+    let total = count(conn)?;
+    if let Some(reports) = verify_fast(conn, second, total, progress, 100_000)? {
+        return Ok(reports);
+    }
+    verify_diagnose(conn, total, progress)
+}
+
+/// Verification fast path: the table in insertion order, hashing the borrowed column values
+/// straight from SQLite's buffers (no allocation per event). A device's events are inserted in
+/// seq order, so in insertion order each chain must go on exactly where it stopped. A large log
+/// is split into two halves of the id range, read at the same time by `conn` and a second
+/// read-only connection on another thread (SQLCipher's page decryption and the hashing then use
+/// both cores); the halves are stitched by checking that the second half's first event of each
+/// device links to the first half's last. `None` at the first event that does not fit, or if a
+/// column has an unexpected type: then [`verify_diagnose`] re-reads in (device, seq) order and
+/// names and classifies the first bad event. Both passes check the same hashes and links; only
+/// the diagnosing pass also re-parses names and times. Logs of fewer than `split_at` events are
+/// read by one thread.
+fn verify_fast(
+    conn: &Connection,
+    second: impl FnOnce() -> Result<Connection> + Send,
+    total: u64,
+    progress: &mut dyn FnMut(u64, u64),
+    split_at: u64,
+) -> Result<Option<Vec<ChainReport>>> {
+    // One read transaction: both halves must see the same log (the second connection cannot
+    // share it, so its half is bounded by the ids read here; later events are past `hi`).
+    let (lo, hi): (i64, i64) = conn.query_row(
+        "SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM audit_events",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let segments = if total < split_at {
+        vec![verify_segment(conn, lo, hi, total, progress)?]
+    } else {
+        let mid = lo + (hi - lo) / 2;
+        std::thread::scope(|scope| -> Result<_> {
+            let second = scope.spawn(move || {
+                let reader = second()?;
+                verify_segment(&reader, mid + 1, hi, total, &mut |_, _| {})
+            });
+            // The first half reports progress for both (they advance together).
+            let first = verify_segment(conn, lo, mid, total, &mut |d, t| progress(d * 2, t))?;
+            let second = second
+                .join()
+                .map_err(|_| Error::Internal("audit verification thread panicked".into()))??;
+            Ok(vec![first, second])
+        })?
+    };
+    progress(total, total);
+    let mut chains: Vec<SegChain> = Vec::new();
+    for seg in segments {
+        let Some(seg) = seg else {
+            return Ok(None);
         };
-        let total = self.audit_count()?;
-        let tmp_path = dir.join(format!(".labvault-audit-{}.tmp", uuid::Uuid::new_v4()));
-        struct Cleanup(Option<PathBuf>);
-        impl Drop for Cleanup {
-            fn drop(&mut self) {
-                if let Some(p) = self.0.take() {
-                    let _ = std::fs::remove_file(p);
+        for c in seg {
+            match chains.iter_mut().find(|p| p.device_id == c.device_id) {
+                Some(p) => {
+                    if c.first_seq != p.last_seq + 1 || c.first_prev != p.last_hash {
+                        return Ok(None);
+                    }
+                    p.last_seq = c.last_seq;
+                    p.last_hash = c.last_hash;
+                }
+                None => {
+                    if c.first_seq != 1 || c.first_prev != genesis_hash(&c.device_id) {
+                        return Ok(None);
+                    }
+                    chains.push(c);
                 }
             }
         }
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp_path)
-            .map_err(|e| Error::io_path("creating export temp file", &tmp_path, e))?;
-        let mut guard = Cleanup(Some(tmp_path.clone()));
-        let ctx = format!("writing audit export {}", out.display());
-        let wrap = |e: labvault_governance::export::ExportError| match e {
-            labvault_governance::export::ExportError::Io(io) => Error::io(ctx.clone(), io),
-            other => Error::Internal(other.to_string()),
-        };
-        let mut w = ExportWriter::new(std::io::BufWriter::with_capacity(1 << 20, file), format)
-            .map_err(wrap)?;
-        let n = self.audit_for_each_ref(filter, |ev| {
-            w.write_ref(ev).map_err(wrap)?;
-            if w.written().is_multiple_of(65_536) {
-                progress(w.written(), total);
-            }
-            Ok(())
-        })?;
-        let buf = w.finish().map_err(wrap)?;
-        let file = buf
-            .into_inner()
-            .map_err(|e| Error::io(ctx.clone(), e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(ctx.clone(), e))?;
-        drop(file);
-        std::fs::rename(&tmp_path, out).map_err(|e| Error::io(ctx.clone(), e))?;
-        guard.0 = None;
-        progress(n, total);
-        Ok(AuditExportSummary {
-            path: out.to_path_buf(),
-            events: n,
-            filtered: !filter.is_empty(),
-        })
     }
+    chains.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+    Ok(Some(
+        chains
+            .into_iter()
+            .map(|c| ChainReport {
+                events: c.last_seq,
+                first_seq: Some(1),
+                head: Some(Checkpoint {
+                    device_id: c.device_id.clone(),
+                    seq: c.last_seq,
+                    head_hash: c.last_hash,
+                }),
+                device_id: c.device_id,
+                gaps: 0,
+                omitted: 0,
+                complete: true,
+                checkpoint_matched: false,
+            })
+            .collect(),
+    ))
+}
+
+/// The diagnosing verifier: (device, seq) order through [`ChainVerifier`], which reports the
+/// first bad seq and whether it was edited, deleted, inserted or reordered.
+fn verify_diagnose(
+    conn: &Connection,
+    total: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Vec<ChainReport>> {
+    let mut reports = Vec::new();
+    let mut current: Option<ChainVerifier> = None;
+    let mut done = 0u64;
+    let mut st = conn.prepare(&format!(
+        "SELECT {EVENT_COLS} FROM audit_events ORDER BY device_id, seq"
+    ))?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let (_, ev) = event_from_row(r)?;
+        let switch = current
+            .as_ref()
+            .is_none_or(|c| c.device_id() != Some(ev.device_id.as_str()));
+        if switch {
+            if let Some(c) = current.take() {
+                reports.push(c.finish().map_err(Error::ChainBroken)?);
+            }
+            current = Some(ChainVerifier::for_device(
+                ev.device_id.clone(),
+                VerifyMode::Complete,
+            ));
+        }
+        if let Some(c) = current.as_mut() {
+            c.push(ev).map_err(Error::ChainBroken)?;
+        }
+        done += 1;
+        if done.is_multiple_of(65_536) {
+            progress(done, total);
+        }
+    }
+    if let Some(c) = current.take() {
+        reports.push(c.finish().map_err(Error::ChainBroken)?);
+    }
+    progress(done, total);
+    Ok(reports)
+}
+
+/// Writes the events matching `filter` to `out` (CSV or JSON Lines) in chain order, via a temp
+/// file renamed into place.
+pub(crate) fn export(
+    conn: &Connection,
+    filter: &AuditFilter,
+    format: ExportFormat,
+    out: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<AuditExportSummary> {
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let total = count(conn)?;
+    let tmp_path = dir.join(format!(".labvault-audit-{}.tmp", uuid::Uuid::new_v4()));
+    struct Cleanup(Option<PathBuf>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            if let Some(p) = self.0.take() {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp_path)
+        .map_err(|e| Error::io_path("creating export temp file", &tmp_path, e))?;
+    let mut guard = Cleanup(Some(tmp_path.clone()));
+    let ctx = format!("writing audit export {}", out.display());
+    let wrap = |e: labvault_governance::export::ExportError| match e {
+        labvault_governance::export::ExportError::Io(io) => Error::io(ctx.clone(), io),
+        other => Error::Internal(other.to_string()),
+    };
+    let mut w = ExportWriter::new(std::io::BufWriter::with_capacity(1 << 20, file), format)
+        .map_err(wrap)?;
+    let n = for_each_ref(conn, filter, |ev| {
+        w.write_ref(ev).map_err(wrap)?;
+        if w.written().is_multiple_of(65_536) {
+            progress(w.written(), total);
+        }
+        Ok(())
+    })?;
+    let buf = w.finish().map_err(wrap)?;
+    let file = buf
+        .into_inner()
+        .map_err(|e| Error::io(ctx.clone(), e.into_error()))?;
+    file.sync_all().map_err(|e| Error::io(ctx.clone(), e))?;
+    drop(file);
+    std::fs::rename(&tmp_path, out).map_err(|e| Error::io(ctx.clone(), e))?;
+    guard.0 = None;
+    progress(n, total);
+    Ok(AuditExportSummary {
+        path: out.to_path_buf(),
+        events: n,
+        filtered: !filter.is_empty(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     use crate::{KdfParams, Passphrase, Vault, VaultOptions};
 
     fn vault(dir: &std::path::Path) -> Vault {
@@ -1071,7 +804,7 @@ mod tests {
             kdf: Some(KdfParams::FLOOR),
             ..Default::default()
         };
-        let (mut v, _) = Vault::create(dir, &Passphrase::new("pass".into()), opts).unwrap();
+        let (v, _) = Vault::create(dir, &Passphrase::new("pass".into()), opts).unwrap();
         for i in 0..30 {
             v.create_project(&format!("p{i}")).unwrap();
         }
@@ -1081,21 +814,21 @@ mod tests {
     #[test]
     fn split_verification_agrees_with_the_diagnosing_pass_and_catches_breaks_at_the_seam() {
         let tmp = tempfile::tempdir().unwrap();
-        let v = vault(&tmp.path().join("a"));
-        let total = v.audit_count().unwrap();
-        let fast = v
-            .audit_verify_fast(total, &mut |_, _| {}, 1)
+        let dir = tmp.path().join("a");
+        let v = vault(&dir);
+        let conn = v.raw_connection_for_tests().unwrap();
+        let reader = || v.raw_connection_for_tests();
+        let total = count(&conn).unwrap();
+        let fast = verify_fast(&conn, reader, total, &mut |_, _| {}, 1)
             .unwrap()
             .expect("an intact chain passes the split fast path");
-        let slow = v.audit_verify_diagnose(total, &mut |_, _| {}).unwrap();
+        let slow = verify_diagnose(&conn, total, &mut |_, _| {}).unwrap();
         assert_eq!(fast.len(), 1);
         assert_eq!(fast[0].head, slow[0].head);
         assert_eq!(fast[0].events, total);
         assert!(fast[0].complete);
 
-        let (lo, hi): (i64, i64) = v
-            .catalog
-            .conn()
+        let (lo, hi): (i64, i64) = conn
             .query_row("SELECT min(id), max(id) FROM audit_events", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
@@ -1111,16 +844,21 @@ mod tests {
         .enumerate()
         {
             let v = vault(&tmp.path().join(format!("b{n}")));
+            let conn = v.raw_connection_for_tests().unwrap();
             let (stmt, del) = sql.split_once("; ").unwrap();
-            v.catalog.conn().execute_batch(stmt).unwrap();
-            v.catalog.conn().execute(del, [seam]).unwrap();
-            let total = v.audit_count().unwrap();
-            assert!(v
-                .audit_verify_fast(total, &mut |_, _| {}, 1)
+            conn.execute_batch(stmt).unwrap();
+            conn.execute(del, [seam]).unwrap();
+            let total = count(&conn).unwrap();
+            let reader = || v.raw_connection_for_tests();
+            assert!(verify_fast(&conn, reader, total, &mut |_, _| {}, 1)
                 .unwrap()
                 .is_none());
-            let err = v.audit_verify_diagnose(total, &mut |_, _| {}).unwrap_err();
-            assert_eq!(err.code().as_str(), "tampered");
+            let err = verify_diagnose(&conn, total, &mut |_, _| {}).unwrap_err();
+            let Error::ChainBroken(b) = err else {
+                panic!("a chain break is a value, got {err}");
+            };
+            assert_eq!(b.device_id, v.device_id());
+            assert!(b.first_bad_seq >= 1);
         }
     }
 }

@@ -45,7 +45,8 @@ pub enum ErrorCode {
     SourceVanished,
     /// The caller cancelled the operation.
     Cancelled,
-    /// Another process has the vault open.
+    /// Another process is changing the vault (or has it open while it must be upgraded); the
+    /// message names the holder.
     VaultBusy,
     /// Any other I/O failure.
     Io,
@@ -198,8 +199,8 @@ pub enum Error {
     /// See [`ErrorCode::Cancelled`].
     #[error("cancelled")]
     Cancelled,
-    /// See [`ErrorCode::VaultBusy`].
-    #[error("the vault at {0} is open in another process")]
+    /// See [`ErrorCode::VaultBusy`]; the message names who holds the vault.
+    #[error("{0}")]
     VaultBusy(String),
     /// See [`ErrorCode::Io`].
     #[error("{context}: {source}")]
@@ -222,6 +223,13 @@ pub enum Error {
     /// See [`ErrorCode::InvalidPolicy`].
     #[error("retention policy refused: {0}")]
     InvalidPolicy(String),
+    /// An audit chain does not verify ([`ErrorCode::Tampered`]): which device's chain, the
+    /// first sequence number that cannot be trusted and what was found, as values.
+    #[error(
+        "the audit trail of device {} is broken: first bad event seq {} ({})",
+        .0.device_id, .0.first_bad_seq, .0.kind.as_str()
+    )]
+    ChainBroken(labvault_governance::ChainError),
 }
 
 impl Error {
@@ -252,6 +260,7 @@ impl Error {
             Error::Erased(_) => ErrorCode::Erased,
             Error::OnHold(_) => ErrorCode::OnHold,
             Error::InvalidPolicy(_) => ErrorCode::InvalidPolicy,
+            Error::ChainBroken(_) => ErrorCode::Tampered,
         }
     }
 
@@ -290,7 +299,9 @@ impl From<rusqlite::Error> for Error {
                 ),
                 C::DatabaseCorrupt => Error::CorruptCatalog(e.to_string()),
                 C::DiskFull => Error::NoSpace("the catalog".into()),
-                C::DatabaseBusy | C::DatabaseLocked => Error::VaultBusy("catalog".into()),
+                C::DatabaseBusy | C::DatabaseLocked => Error::VaultBusy(
+                    "the catalog stayed locked by another LabVault process for 5 s; try again".into(),
+                ),
                 _ => Error::Internal(format!("catalog: {e}")),
             },
             _ => Error::Internal(format!("catalog: {e}")),

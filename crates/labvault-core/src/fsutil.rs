@@ -1,10 +1,10 @@
-//! Durable file-system primitives: atomic replace, directory fsync, the vault lock, random ids.
+//! Durable file-system primitives: atomic replace, directory fsync, random ids.
 
 use crate::error::{Error, Result};
 use rand::RngCore;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Random lowercase hex string of `n` bytes of entropy; used for blob and temp file names so
 /// nothing on disk is derived from a user-chosen name.
@@ -39,37 +39,4 @@ pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         return Err(Error::io_path("writing", path, e));
     }
     fsync_dir(dir)
-}
-
-/// An exclusive advisory lock on `<vault>/vault.lock`, held for as long as a vault handle is
-/// open, so two processes never write one vault at once. Released when dropped (or when the
-/// process dies: the kernel drops flock locks with the file descriptor).
-#[derive(Debug)]
-pub(crate) struct VaultLock {
-    _file: File,
-}
-
-impl VaultLock {
-    pub(crate) fn acquire(dir: &Path) -> Result<VaultLock> {
-        let path = dir.join(crate::vault::LOCK_FILE);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io_path("opening lock file", &path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(VaultLock { _file: file }),
-            Err(fs::TryLockError::WouldBlock) => Err(Error::VaultBusy(dir.display().to_string())),
-            Err(fs::TryLockError::Error(e)) => Err(Error::io_path("locking", &path, e)),
-        }
-    }
-}
-
-/// Where a blob with this id lives: `blobs/<first 2 hex>/<id>`.
-pub(crate) fn blob_path(dir: &Path, blob_id: &str) -> PathBuf {
-    dir.join(crate::vault::BLOBS_DIR)
-        .join(&blob_id[..2])
-        .join(blob_id)
 }

@@ -1,13 +1,14 @@
 //! Item queries and lifecycle operations: list/search, find, move, soft delete, restore, purge,
 //! stats.
 
+use crate::audit::Subject;
 use crate::error::{Error, Result};
-use crate::fsutil;
 use crate::model::{Area, DataType, ItemInfo, ItemState, ListFilter, StatRow};
-use crate::names;
-use crate::vault::{ms_to_ts, ts_to_ms, Vault};
+use crate::vault::{ms_to_ts, ts_to_ms, Vault, WriteOp};
+use crate::{blob_files, fsutil, names, projects};
+use labvault_governance::audit::{actions, resources};
 use rusqlite::types::ToSql;
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::fs;
 use std::path::Path;
 
@@ -53,13 +54,34 @@ pub(crate) fn label(item: &ItemInfo) -> String {
     format!("item {}/{}/{}", item.project, item.area, item.path)
 }
 
+/// One item by id, in any state, on `conn`.
+pub(crate) fn get(conn: &Connection, id: &str) -> Result<ItemInfo> {
+    conn.query_row(
+        &format!("{ITEM_SELECT} WHERE i.id = ?1"),
+        [id],
+        item_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| Error::NotFound(format!("item {id}")))
+}
+
+/// The audit resource of an item id (`item/<project>/<item>`), or `item/<id>` when it does not
+/// exist (for the failure event).
+pub(crate) fn resource_of(v: &Vault, item_id: &str) -> String {
+    match v.item(item_id) {
+        Ok(i) => resources::item(&i.project_id, &i.id),
+        Err(_) => format!("item/{item_id}"),
+    }
+}
+
 impl Vault {
     /// Lists items matching `filter`, ordered by project, area, path.
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<ItemInfo>> {
         let mut sql = format!("{ITEM_SELECT} WHERE 1=1");
         let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+        let conn = self.reader()?;
         if let Some(p) = &filter.project {
-            let p = self.project(p)?;
+            let p = projects::find(&conn, p)?;
             args.push(Box::new(p.id));
             sql += &format!(" AND i.project_id = ?{}", args.len());
         }
@@ -91,7 +113,7 @@ impl Vault {
             sql += &format!(" AND i.media_type = ?{}", args.len());
         }
         sql += " ORDER BY p.name, i.area, i.path, i.created_at";
-        let mut st = self.catalog.conn().prepare(&sql)?;
+        let mut st = conn.prepare(&sql)?;
         let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
         let rows = st.query_map(refs.as_slice(), item_from_row)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -99,15 +121,7 @@ impl Vault {
 
     /// One item by id, in any state.
     pub fn item(&self, id: &str) -> Result<ItemInfo> {
-        self.catalog
-            .conn()
-            .query_row(
-                &format!("{ITEM_SELECT} WHERE i.id = ?1"),
-                [id],
-                item_from_row,
-            )
-            .optional()?
-            .ok_or_else(|| Error::NotFound(format!("item {id}")))
+        get(&*self.reader()?, id)
     }
 
     /// Resolves what a user typed (an item id, or a logical path, optionally prefixed with its
@@ -183,170 +197,131 @@ impl Vault {
         )))
     }
 
-    /// Renames and/or moves an item to another area of its project. The item keeps its id,
-    /// versions and blobs; only catalog rows change.
-    pub(crate) fn move_item_unaudited(
-        &mut self,
+    /// Renames and/or moves an item to another area of its project (`data.rename`). The item
+    /// keeps its id, versions and blobs; only catalog rows change.
+    pub fn move_item(
+        &self,
         item_id: &str,
         new_area: Option<Area>,
         new_path: Option<&str>,
     ) -> Result<ItemInfo> {
-        let item = self.item(item_id)?;
-        if item.state != ItemState::Active {
-            return Err(wrong_state(&item, &[ItemState::Active]));
-        }
-        let area = new_area.unwrap_or(item.area);
-        let path = match new_path {
-            Some(p) => names::validate_logical_path(p)?,
-            None => item.path.clone(),
-        };
-        let now = ts_to_ms(self.now());
-        self.catalog.write(|tx| {
-            let clash: Option<String> = tx
-                .query_row(
-                    "SELECT id FROM items WHERE project_id = ?1 AND area = ?2 AND path = ?3 AND state = 'active' AND id != ?4",
-                    params![item.project_id, area.as_str(), path, item.id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if clash.is_some() {
-                return Err(Error::AlreadyExists(format!(
-                    "an active item at {}/{}/{}",
-                    item.project, area, path
-                )));
-            }
-            tx.execute(
-                "UPDATE items SET area = ?1, path = ?2, media_type = ?3, updated_at = ?4 WHERE id = ?5",
-                params![area.as_str(), path, crate::model::guess_media_type(&path), now, item.id],
-            )?;
-            Ok(())
-        })?;
-        self.item(item_id)
-    }
-
-    /// Soft-deletes an item: hidden from listings, restorable until purged.
-    pub(crate) fn soft_delete_unaudited(&mut self, item_id: &str) -> Result<ItemInfo> {
-        let item = self.item(item_id)?;
-        if item.state != ItemState::Active {
-            return Err(wrong_state(&item, &[ItemState::Active]));
-        }
-        let now = ts_to_ms(self.now());
-        self.catalog.write(|tx| {
-            tx.execute(
-                "UPDATE items SET state = 'soft_deleted', deleted_at = ?1 WHERE id = ?2",
-                params![now, item.id],
-            )?;
-            Ok(())
-        })?;
-        self.item(item_id)
-    }
-
-    /// Restores a soft-deleted item, refusing if another active item took its path meanwhile.
-    pub(crate) fn restore_unaudited(&mut self, item_id: &str) -> Result<ItemInfo> {
-        let item = self.item(item_id)?;
-        if item.state != ItemState::SoftDeleted {
-            return Err(wrong_state(&item, &[ItemState::SoftDeleted]));
-        }
-        self.catalog.write(|tx| {
-            let clash: Option<String> = tx
-                .query_row(
-                    "SELECT id FROM items WHERE project_id = ?1 AND area = ?2 AND path = ?3 AND state = 'active'",
-                    params![item.project_id, item.area.as_str(), item.path],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if clash.is_some() {
-                return Err(Error::AlreadyExists(format!(
-                    "an active item at {}/{}/{} (move it away first)",
-                    item.project, item.area, item.path
-                )));
-            }
-            tx.execute(
-                "UPDATE items SET state = 'active', deleted_at = NULL WHERE id = ?1",
-                params![item.id],
-            )?;
-            Ok(())
-        })?;
-        self.item(item_id)
-    }
-
-    /// Cryptographically erases an item (all its versions): the wrapped data keys are
-    /// overwritten then deleted with `secure_delete` on, the WAL is checkpointed and truncated,
-    /// and only then are the blobs removed. The item row stays, marked `erased` with when and
-    /// why. A copy of an old blob is undecryptable afterwards because its data key exists
-    /// nowhere any more.
-    pub(crate) fn purge_unaudited(&mut self, item_id: &str, reason: &str) -> Result<ItemInfo> {
-        self.settling_blobs(|v| v.purge_inner(item_id, reason))
-    }
-
-    /// [`Vault::purge_unaudited`] under [`Vault::settling_blobs`].
-    fn purge_inner(&mut self, item_id: &str, reason: &str) -> Result<ItemInfo> {
-        let item = self.item(item_id)?;
-        if item.state == ItemState::Erased {
-            return Err(Error::Erased(label(&item)));
-        }
-        let now = ts_to_ms(self.now());
-        self.mark_blobs_unsettled()?;
-        let (blob_ids, packs) = self.catalog.write(|tx| {
-            let mut st = tx.prepare(
-                "SELECT blob_id, pack_id FROM item_versions WHERE item_id = ?1 AND blob_id IS NOT NULL",
-            )?;
-            let mut own = Vec::new();
-            let mut packs = std::collections::BTreeSet::new();
-            for row in st.query_map([&item.id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-            })? {
-                match row? {
-                    (_, Some(pack)) => packs.insert(pack),
-                    (blob, None) => {
-                        own.push(blob);
-                        false
+        self.write_op(
+            actions::DATA_RENAME,
+            || resource_of(self, item_id),
+            |w| {
+                let now = ts_to_ms(w.vault.now());
+                w.commit(actions::DATA_RENAME, |tx| {
+                    let item = get(tx, item_id)?;
+                    if item.state != ItemState::Active {
+                        return Err(wrong_state(&item, &[ItemState::Active]));
                     }
-                };
-            }
-            drop(st);
-            // Overwrite in place first so no page keeps the old bytes, then drop them.
-            tx.execute(
-                "UPDATE item_versions SET wrapped_data_key = zeroblob(length(wrapped_data_key))
-                 WHERE item_id = ?1 AND wrapped_data_key IS NOT NULL",
-                [&item.id],
-            )?;
-            tx.execute(
-                "UPDATE item_versions SET wrapped_data_key = NULL, blob_id = NULL, pack_id = NULL,
-                    pack_offset = NULL, pack_len = NULL WHERE item_id = ?1",
-                [&item.id],
-            )?;
-            tx.execute(
-                "UPDATE items SET state = 'erased', erased_at = ?1, erase_reason = ?2 WHERE id = ?3",
-                params![now, reason, item.id],
-            )?;
-            Ok((own, packs))
-        })?;
-        self.catalog.checkpoint_truncate()?;
-        // After the commit: a crash here leaves orphan blobs and erased records in packs (with
-        // no key anywhere), which the next unlock removes.
-        let mut shards = std::collections::BTreeSet::new();
-        for id in &blob_ids {
-            let p = fsutil::blob_path(&self.dir, id);
-            remove_blob_file(&p)?;
-            shards.extend(p.parent().map(Path::to_path_buf));
-        }
-        for pack in &packs {
-            let p = fsutil::blob_path(&self.dir, pack);
-            if !self.erase_dead_records(pack)? {
-                remove_blob_file(&p)?;
-                shards.extend(p.parent().map(Path::to_path_buf));
-            }
-        }
-        for s in shards {
-            fsutil::fsync_dir(&s)?;
-        }
-        self.item(item_id)
+                    let area = new_area.unwrap_or(item.area);
+                    let path = match new_path {
+                        Some(p) => names::validate_logical_path(p)?,
+                        None => item.path.clone(),
+                    };
+                    let clash: Option<String> = tx
+                        .query_row(
+                            "SELECT id FROM items WHERE project_id = ?1 AND area = ?2 AND path = ?3 AND state = 'active' AND id != ?4",
+                            params![item.project_id, area.as_str(), path, item.id],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if clash.is_some() {
+                        return Err(Error::AlreadyExists(format!(
+                            "an active item at {}/{}/{}",
+                            item.project, area, path
+                        )));
+                    }
+                    tx.execute(
+                        "UPDATE items SET area = ?1, path = ?2, media_type = ?3, updated_at = ?4 WHERE id = ?5",
+                        params![area.as_str(), path, crate::model::guess_media_type(&path), now, item.id],
+                    )?;
+                    let moved = get(tx, item_id)?;
+                    Ok((moved, Subject::on(resources::item(&item.project_id, &item.id))))
+                })
+            },
+        )
+    }
+
+    /// Soft-deletes an item (`data.delete`): hidden from listings, restorable until purged.
+    /// Refused with `on_hold` (recorded as denied) under a legal hold.
+    pub fn soft_delete(&self, item_id: &str) -> Result<ItemInfo> {
+        self.write_op(
+            actions::DATA_DELETE,
+            || resource_of(self, item_id),
+            |w| {
+                let now = ts_to_ms(w.vault.now());
+                w.commit(actions::DATA_DELETE, |tx| {
+                    let item = get(tx, item_id)?;
+                    crate::holds::ensure_not_held(tx, &item)?;
+                    if item.state != ItemState::Active {
+                        return Err(wrong_state(&item, &[ItemState::Active]));
+                    }
+                    tx.execute(
+                        "UPDATE items SET state = 'soft_deleted', deleted_at = ?1 WHERE id = ?2",
+                        params![now, item.id],
+                    )?;
+                    let out = get(tx, item_id)?;
+                    Ok((
+                        out,
+                        Subject::on(resources::item(&item.project_id, &item.id)),
+                    ))
+                })
+            },
+        )
+    }
+
+    /// Restores a soft-deleted item (`data.restore`), refusing if another active item took
+    /// its path meanwhile.
+    pub fn restore(&self, item_id: &str) -> Result<ItemInfo> {
+        self.write_op(
+            actions::DATA_RESTORE,
+            || resource_of(self, item_id),
+            |w| {
+                w.commit(actions::DATA_RESTORE, |tx| {
+                    let item = get(tx, item_id)?;
+                    if item.state != ItemState::SoftDeleted {
+                        return Err(wrong_state(&item, &[ItemState::SoftDeleted]));
+                    }
+                    let clash: Option<String> = tx
+                        .query_row(
+                            "SELECT id FROM items WHERE project_id = ?1 AND area = ?2 AND path = ?3 AND state = 'active'",
+                            params![item.project_id, item.area.as_str(), item.path],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if clash.is_some() {
+                        return Err(Error::AlreadyExists(format!(
+                            "an active item at {}/{}/{} (move it away first)",
+                            item.project, item.area, item.path
+                        )));
+                    }
+                    tx.execute(
+                        "UPDATE items SET state = 'active', deleted_at = NULL WHERE id = ?1",
+                        params![item.id],
+                    )?;
+                    let out = get(tx, item_id)?;
+                    Ok((out, Subject::on(resources::item(&item.project_id, &item.id))))
+                })
+            },
+        )
+    }
+
+    /// Immediate cryptographic erasure on request (right to deletion; skips the grace period):
+    /// `data.purge` with the reason as detail, refused with `on_hold` under a legal hold.
+    pub fn purge(&self, item_id: &str, reason: &str) -> Result<ItemInfo> {
+        self.write_op(
+            actions::DATA_PURGE,
+            || resource_of(self, item_id),
+            |w| erase_in(w, item_id, reason, actions::DATA_PURGE, reason),
+        )
     }
 
     /// Counts and plaintext bytes per project, area and state.
     pub fn stats(&self) -> Result<Vec<StatRow>> {
-        let mut st = self.catalog.conn().prepare(
+        let conn = self.reader()?;
+        let mut st = conn.prepare(
             "SELECT p.name, i.area, i.state, count(*),
                     coalesce(sum(CASE WHEN i.state = 'erased' THEN 0 ELSE v.size END), 0)
              FROM items i
@@ -366,6 +341,91 @@ impl Vault {
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
+}
+
+/// Cryptographically erases an item (all its versions) as part of write op `w`, recording
+/// `action` with `detail`: the wrapped data keys are overwritten then deleted with
+/// `secure_delete` on, the WAL is checkpointed and truncated, and only then are the blobs
+/// removed. The item row stays, marked `erased` with when and why (`reason`). A copy of an old
+/// blob is undecryptable afterwards because its data key exists nowhere any more. Refused with
+/// `on_hold` under a legal hold.
+pub(crate) fn erase_in(
+    w: &mut WriteOp<'_>,
+    item_id: &str,
+    reason: &str,
+    action: &str,
+    detail: &str,
+) -> Result<ItemInfo> {
+    {
+        let item = get(w.conn(), item_id)?;
+        crate::holds::ensure_not_held(w.conn(), &item)?;
+        if item.state == ItemState::Erased {
+            return Err(Error::Erased(label(&item)));
+        }
+    }
+    let now = ts_to_ms(w.vault.now());
+    w.mark_blobs_unsettled()?;
+    let (blob_ids, packs) = w.commit(action, |tx| {
+        let item = get(tx, item_id)?;
+        if item.state == ItemState::Erased {
+            return Err(Error::Erased(label(&item)));
+        }
+        let mut st = tx.prepare(
+            "SELECT blob_id, pack_id FROM item_versions WHERE item_id = ?1 AND blob_id IS NOT NULL",
+        )?;
+        let mut own = Vec::new();
+        let mut packs = std::collections::BTreeSet::new();
+        for row in st.query_map([&item.id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })? {
+            match row? {
+                (_, Some(pack)) => packs.insert(pack),
+                (blob, None) => {
+                    own.push(blob);
+                    false
+                }
+            };
+        }
+        drop(st);
+        // Overwrite in place first so no page keeps the old bytes, then drop them.
+        tx.execute(
+            "UPDATE item_versions SET wrapped_data_key = zeroblob(length(wrapped_data_key))
+             WHERE item_id = ?1 AND wrapped_data_key IS NOT NULL",
+            [&item.id],
+        )?;
+        tx.execute(
+            "UPDATE item_versions SET wrapped_data_key = NULL, blob_id = NULL, pack_id = NULL,
+                pack_offset = NULL, pack_len = NULL WHERE item_id = ?1",
+            [&item.id],
+        )?;
+        tx.execute(
+            "UPDATE items SET state = 'erased', erased_at = ?1, erase_reason = ?2 WHERE id = ?3",
+            params![now, reason, item.id],
+        )?;
+        let subject = Subject::new(resources::item(&item.project_id, &item.id), detail);
+        Ok(((own, packs), subject))
+    })?;
+    w.checkpoint_truncate()?;
+    // After the commit: a crash here leaves orphan blobs and erased records in packs (with no
+    // key anywhere), which the next unlock removes.
+    let dir = w.vault.dir.clone();
+    let mut shards = std::collections::BTreeSet::new();
+    for id in &blob_ids {
+        let p = crate::layout::blob_path(&dir, id);
+        remove_blob_file(&p)?;
+        shards.extend(p.parent().map(Path::to_path_buf));
+    }
+    for pack in &packs {
+        let p = crate::layout::blob_path(&dir, pack);
+        if !blob_files::erase_dead_records(w.conn(), &dir, pack)? {
+            remove_blob_file(&p)?;
+            shards.extend(p.parent().map(Path::to_path_buf));
+        }
+    }
+    for s in shards {
+        fsutil::fsync_dir(&s)?;
+    }
+    get(w.conn(), item_id)
 }
 
 /// Removes a blob or pack file; one already gone is fine.

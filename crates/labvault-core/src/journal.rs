@@ -23,7 +23,7 @@
 //! imported, marked `unsealed` in the event detail.
 
 use crate::error::{Error, Result};
-use crate::vault::Vault;
+use crate::vault::{read_key_file, WriteOp};
 use labvault_crypto::{JournalPublicKey, JournalSecretKey};
 use labvault_governance::audit::{actions, resources, unix_micros, Action, EventDraft, Outcome};
 use rusqlite::params;
@@ -124,7 +124,7 @@ fn read_all(f: &mut File, path: &Path) -> Result<String> {
 
 /// Seals `e` (chained to the journal's last line) and appends it.
 fn append(dir: &Path, mut e: Entry) -> Result<()> {
-    let kf = Vault::read_key_file(dir)?;
+    let kf = read_key_file(dir)?;
     let path = dir.join(JOURNAL_FILE);
     let mut f = open_locked(&path, true).map_err(|er| Error::io_path("opening", &path, er))?;
     let text = read_all(&mut f, &path)?;
@@ -165,10 +165,12 @@ fn sealed_line(pk: &JournalPublicKey, vault_id: &str, e: &Entry) -> Result<Strin
     .map_err(|er| Error::Internal(er.to_string()))
 }
 
-/// Journals a failed unlock (best effort: an unwritable journal must not hide the real
-/// error). Only wrong secrets are journaled; a busy or missing vault is not an attempt.
+/// Journals a failed unlock, or a failed passphrase change whose current passphrase did not
+/// open the vault (`action`), best effort: an unwritable journal must not hide the real error.
+/// Only wrong secrets are journaled; a busy or missing vault is not an attempt.
 pub(crate) fn note_failed_unlock(
     dir: &Path,
+    action: &str,
     actor: &str,
     now: OffsetDateTime,
     method: &str,
@@ -185,7 +187,7 @@ pub(crate) fn note_failed_unlock(
     let e = Entry {
         id: uuid::Uuid::new_v4().to_string(),
         ts_us: unix_micros(now),
-        action: actions::AUTH_UNLOCK.into(),
+        action: action.into(),
         result: Outcome::Failure.as_str().into(),
         os_user: actor.into(),
         method: method.into(),
@@ -230,17 +232,21 @@ pub(crate) fn note_forget(
 
 /// The journal key of an unlocked vault, adding one (key file version 2) if the key file has
 /// none, or replacing one whose halves do not match. Returns the key and, if the stored one
-/// was unusable, why (recorded as an `audit.journal` failure by [`ingest`]).
-pub(crate) fn ensure_journal_key(v: &mut Vault) -> Result<(JournalSecretKey, Option<String>)> {
-    let problem = match v.key_file.journal_secret_key(&v.root) {
-        Ok(Some(sk)) => return Ok((sk, None)),
-        Ok(None) => None,
-        Err(e) => Some(format!("journal_key_replaced ({})", e.code())),
-    };
-    let (kf, sk) = v.key_file.with_journal_key(&v.root);
-    crate::fsutil::atomic_write(&v.dir.join(crate::vault::KEY_FILE), &kf.to_bytes())?;
-    v.key_file = kf;
-    Ok((sk, problem))
+/// was unusable, why (recorded as an `audit.journal` failure by [`ingest`]). Runs as the
+/// writer: the key file is rewritten.
+pub(crate) fn ensure_journal_key(w: &WriteOp<'_>) -> Result<(JournalSecretKey, Option<String>)> {
+    let dir = w.vault.dir.clone();
+    w.vault.with_keys_mut(|k| {
+        let problem = match k.key_file.journal_secret_key(&k.root) {
+            Ok(Some(sk)) => return Ok((sk, None)),
+            Ok(None) => None,
+            Err(e) => Some(format!("journal_key_replaced ({})", e.code())),
+        };
+        let (kf, sk) = k.key_file.with_journal_key(&k.root);
+        crate::fsutil::atomic_write(&dir.join(crate::layout::KEY_FILE), &kf.to_bytes())?;
+        k.key_file = kf;
+        Ok((sk, problem))
+    })
 }
 
 /// What one journal line turned out to be.
@@ -281,11 +287,12 @@ fn parse_line(line: &str, sk: &JournalSecretKey, vault_id: &str, expected_prev: 
 /// Idempotent: the last ingested entry id and the digest of the journal are stored in the
 /// same transaction, so a crash before the file is removed ingests nothing twice.
 pub(crate) fn ingest(
-    v: &mut Vault,
+    w: &mut WriteOp<'_>,
     sk: &JournalSecretKey,
     key_problem: Option<String>,
 ) -> Result<u64> {
-    let path = v.dir.join(JOURNAL_FILE);
+    let vault_id = w.vault.vault_id.clone();
+    let path = w.vault.dir.join(JOURNAL_FILE);
     let (file, text) = match open_locked(&path, false) {
         Ok(mut f) => {
             let t = read_all(&mut f, &path)?;
@@ -300,11 +307,11 @@ pub(crate) fn ingest(
     let digest = line_hash(&text);
     let mut entries = Vec::new();
     let mut problem: Option<String> = None;
-    let mut prev = start_hash(&v.vault_id);
+    let mut prev = start_hash(&vault_id);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let n_lines = lines.len();
     for (i, line) in lines.into_iter().enumerate() {
-        match parse_line(line, sk, &v.vault_id, &prev) {
+        match parse_line(line, sk, &vault_id, &prev) {
             Parsed::Ok(e, sealed, link) => {
                 if let (Some(why), None) = (link, &problem) {
                     problem = Some(format!("journal_tampered entry={} reason={why}", i + 1));
@@ -322,14 +329,15 @@ pub(crate) fn ingest(
         prev = line_hash(line);
     }
     let already = file.is_some()
-        && v.catalog.meta("audit_journal_digest")?.as_deref() == Some(digest.as_str());
-    let done = v.catalog.meta("audit_journal_last")?;
+        && crate::catalog::meta(w.conn(), "audit_journal_digest")?.as_deref()
+            == Some(digest.as_str());
+    let done = crate::catalog::meta(w.conn(), "audit_journal_last")?;
     let start = done
         .as_deref()
         .and_then(|d| entries.iter().position(|(e, _)| e.id == d).map(|i| i + 1))
         .unwrap_or(0);
     let todo = &entries[start..];
-    let ctx = v.audit_ctx();
+    let actor = w.vault.actor_ctx();
     let n = todo.len() as u64;
     // A journal problem already recorded (crash before the file was removed) is not repeated;
     // a replaced journal key is only ever found once.
@@ -339,7 +347,8 @@ pub(crate) fn ingest(
         .collect();
     if !todo.is_empty() || !problems.is_empty() {
         let last = todo.last().map(|(e, _)| e.id.clone());
-        v.catalog.write(|tx| {
+        // The journaled events carry their own times and users: appended here, not by commit.
+        w.tx(|tx| {
             for (e, sealed) in todo {
                 let ts = labvault_governance::audit::from_unix_micros(e.ts_us)
                     .unwrap_or(OffsetDateTime::UNIX_EPOCH);
@@ -362,18 +371,17 @@ pub(crate) fn ingest(
                     detail += &format!(" os_user={}", e.os_user);
                 }
                 let d = EventDraft::new(ts, user, action, resources::VAULT, result)
-                    .user_agent(ctx.user_agent.clone())
+                    .user_agent(actor.user_agent.clone())
                     .detail(detail);
-                crate::audit::append_draft(tx, &ctx.device_id, d)?;
+                crate::audit::append_draft(tx, &actor.device_id, d)?;
             }
             for p in &problems {
                 crate::audit::append(
                     tx,
-                    &ctx,
+                    &actor,
                     actions::AUDIT_JOURNAL,
-                    "audit".into(),
+                    crate::audit::Subject::new("audit", p.clone()),
                     Outcome::Failure,
-                    p.clone(),
                 )?;
             }
             if let Some(last) = &last {

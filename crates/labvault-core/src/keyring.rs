@@ -42,3 +42,12 @@ pub(crate) fn load_root_key(vault_id: &str) -> Result<RootKey> {
 pub(crate) fn delete_root_key(vault_id: &str) -> Result<bool> {
     keyring().delete(vault_id).map_err(map)
 }
+
+/// Asks the keyring itself whether it answers, and whether it holds `vault_id`'s entry. An
+/// unreachable or locked Secret Service is an error naming why.
+pub(crate) fn probe(vault_id: Option<&str>) -> Result<bool> {
+    // An id no vault has: the lookup still makes the keyring answer (or fail).
+    let id = vault_id.unwrap_or("labvault-availability-probe");
+    let found = keyring().load(id).map_err(map)?.is_some();
+    Ok(vault_id.is_some() && found)
+}

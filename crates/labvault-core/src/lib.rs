@@ -3,25 +3,39 @@
 //!
 //! Headless on purpose (no Tauri, no network) so the CLI, the desktop app and the tests drive
 //! exactly the same code. See `docs/vault-layout.md` for the on-disk layout and the protocols.
+//!
+//! Modules in dependency order (a module only uses those above it; a test checks it):
+//! * foundations: `error`, `names`, `model`, `layout`, `locks`, `fsutil`, `keyring`;
+//! * storage: `catalog` (connections, schema, migrations), then `audit` (the hash chain on a
+//!   connection), `packs`, `holds`;
+//! * the handle: `vault` (keys, readers, the one writer, how events are recorded);
+//! * operations on it: `blob_files`, `journal`, `projects`, `items`, `retention`, `account`,
+//!   `audit_log`, `transfer`, `view`.
 #![forbid(unsafe_code)]
 
+mod account;
 pub mod audit;
-mod audited_ops;
+mod audit_log;
+mod blob_files;
 pub mod catalog;
-mod catalog_upgrade;
 pub mod error;
 mod fsutil;
+mod holds;
 mod items;
 mod journal;
 mod keyring;
+pub mod layout;
+mod locks;
 pub mod model;
 pub mod names;
 mod packs;
+mod projects;
 pub mod retention;
 pub mod transfer;
 pub mod vault;
 pub mod view;
 
+pub use account::{check_new_passphrase, KeyringStatus, MIN_PASSPHRASE_CHARS, VERSION};
 pub use error::{Error, ErrorCode, Result};
 pub use labvault_crypto::{KdfParams, Passphrase, RecoveryKey};
 /// The shared audit/retention model (event format, export, policies), for front ends.
@@ -35,4 +49,4 @@ pub use transfer::{
     TransferProgress, VerifyProblem, VerifyReport, IMPORT_GROUP_FILES,
 };
 pub use vault::{default_vault_dir, os_user_name, vault_exists, Unlock, Vault, VaultOptions};
-pub use view::{ItemPage, ItemQuery, SortKey, ViewHandle};
+pub use view::{ItemDetails, ItemPage, ItemQuery, SortKey, ViewHandle};

@@ -4,7 +4,6 @@
 //! docs/vault-layout.md, "Packs"). Readers see either as one blob through [`Window`].
 
 use crate::error::{Error, Result};
-use crate::fsutil;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -41,9 +40,9 @@ impl BlobLoc {
             )));
         }
         match (pack_id, offset, len) {
-            (None, None, None) => Ok(BlobLoc::Own(fsutil::blob_path(dir, blob_id))),
+            (None, None, None) => Ok(BlobLoc::Own(crate::layout::blob_path(dir, blob_id))),
             (Some(p), Some(o), Some(l)) if valid_id(&p) && o >= 0 && l > 0 => Ok(BlobLoc::Record {
-                pack: fsutil::blob_path(dir, &p),
+                pack: crate::layout::blob_path(dir, &p),
                 offset: o as u64,
                 len: l as u64,
             }),

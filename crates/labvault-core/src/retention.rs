@@ -3,16 +3,18 @@
 //! `labvault_governance::retention`, shared with the tenant server; this module stores them and
 //! applies them to items, one item per transaction, each step audited.
 
-use crate::audit::ResourceOf;
+use crate::audit::Subject;
 use crate::error::{Error, Result};
+use crate::holds::{held_ids, hold_reason};
 use crate::model::{ItemInfo, ItemState};
-use crate::vault::{ms_to_ts, ts_to_ms, Vault};
+use crate::vault::{ms_to_ts, ts_to_ms, Vault, WriteOp};
+use crate::{items, projects};
 use labvault_governance::audit::{actions, resources, Outcome};
 use labvault_governance::retention::{
     self as gov, DataType, DisplayState, ItemLifecycle, LifecycleState, LifecycleStep, PlanTier,
     PolicyOverride, RetentionPeriod, RetentionPolicy,
 };
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use time::{Duration, OffsetDateTime};
@@ -223,88 +225,293 @@ fn candidates_query(now: OffsetDateTime, all: &[&RetentionPolicy]) -> (String, V
     (sql, args)
 }
 
-/// Migration 4 (registered in [`crate::catalog::MIGRATIONS`]): the index the unlock-time
-/// retention pass reads, so it visits only items whose step may be due, not every item.
-pub(crate) const MIGRATION_LIFECYCLE_INDEX: &str =
-    "CREATE INDEX items_lifecycle ON items(state, data_type, created_at);";
+fn stored_overrides(
+    conn: &Connection,
+    scope: &str,
+) -> Result<Option<(Option<String>, PolicyOverride)>> {
+    let row: Option<(Option<String>, String)> = conn
+        .query_row(
+            "SELECT plan, overrides FROM retention_policies WHERE scope = ?1",
+            [scope],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    row.map(|(plan, json)| {
+        serde_json::from_str(&json)
+            .map(|ov| (plan, ov))
+            .map_err(|e| Error::CorruptCatalog(format!("retention policy {scope}: {e}")))
+    })
+    .transpose()
+}
+
+fn project_overrides(conn: &Connection, project_id: &str) -> Result<PolicyOverride> {
+    Ok(stored_overrides(conn, project_id)?
+        .map(|x| x.1)
+        .unwrap_or_default())
+}
+
+fn vault_policy_parts(conn: &Connection) -> Result<(PlanTier, PolicyOverride)> {
+    Ok(match stored_overrides(conn, "vault")? {
+        None => (DEFAULT_PLAN, PolicyOverride::default()),
+        Some((plan, ov)) => (
+            plan.as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(policy_err)?
+                .unwrap_or(DEFAULT_PLAN),
+            ov,
+        ),
+    })
+}
+
+fn effective(
+    plan: PlanTier,
+    vault: &PolicyOverride,
+    project: Option<&PolicyOverride>,
+) -> Result<RetentionPolicy> {
+    let merged = match project {
+        Some(p) => vault.merged_with(p),
+        None => vault.clone(),
+    };
+    RetentionPolicy::defaults(plan)
+        .apply(&merged)
+        .map_err(policy_err)
+}
+
+/// Every policy in force on `conn`: the vault's (for projects without overrides) and each
+/// project's, by project id.
+fn policies_in_force(
+    conn: &Connection,
+) -> Result<(RetentionPolicy, HashMap<String, RetentionPolicy>)> {
+    let (plan, vault) = vault_policy_parts(conn)?;
+    let vault_policy = effective(plan, &vault, None)?;
+    let mut policies = HashMap::new();
+    let mut st = conn.prepare("SELECT id FROM projects")?;
+    let ids: Vec<String> = st
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in ids {
+        let ov = project_overrides(conn, &id)?;
+        policies.insert(id, effective(plan, &vault, Some(&ov))?);
+    }
+    Ok((vault_policy, policies))
+}
+
+fn hold_resource(v: &Vault, target: &HoldTarget) -> String {
+    match target {
+        HoldTarget::Item(id) => items::resource_of(v, id),
+        HoldTarget::Project(p) => match v.project(p) {
+            Ok(p) => resources::project(&p.id),
+            Err(_) => format!("project/{p}"),
+        },
+    }
+}
+
+/// The audit resource of a hold's target, read in the hold's own transaction.
+fn hold_subject(conn: &Connection, target: &HoldTarget) -> Result<String> {
+    Ok(match target {
+        HoldTarget::Item(id) => {
+            let i = items::get(conn, id)?;
+            resources::item(&i.project_id, &i.id)
+        }
+        HoldTarget::Project(p) => resources::project(&projects::find(conn, p)?.id),
+    })
+}
+
+fn hold_target_id(conn: &Connection, target: &HoldTarget) -> Result<(&'static str, String)> {
+    Ok(match target {
+        HoldTarget::Item(id) => {
+            let i = items::get(conn, id)?;
+            if i.state == ItemState::Erased {
+                return Err(Error::Erased(format!("item {}", i.id)));
+            }
+            ("item", i.id)
+        }
+        HoldTarget::Project(p) => ("project", projects::find(conn, p)?.id),
+    })
+}
+
+/// A candidate row of the lifecycle pass: id, project id, data type, created, state, deleted.
+type Candidate = (String, String, String, i64, String, Option<i64>);
+
+/// The items whose next lifecycle step may be due at `at`, found through the `items_lifecycle`
+/// index instead of reading every item: an active item of data type `dt` can only have expired
+/// if it was created at least the *shortest* `dt` period in force (over every policy) before
+/// `at`, and a soft-deleted one can only be due for erasure once the shortest grace has passed
+/// since its deletion. The bounds are conservative (a calendar year counts as 364 days), so
+/// every due item is returned; callers still decide each one exactly with `gov::evaluate`.
+/// `data_type` is only ever written from [`DataType`], so the per-type ranges cover every row.
+fn candidates(
+    conn: &Connection,
+    at: OffsetDateTime,
+    all: &[&RetentionPolicy],
+    project_id: Option<&str>,
+) -> Result<Vec<Candidate>> {
+    let (mut sql, args) = candidates_query(at, all);
+    let mut args: Vec<Box<dyn rusqlite::ToSql>> = args
+        .into_iter()
+        .map(|a| Box::new(a) as Box<dyn rusqlite::ToSql>)
+        .collect();
+    if let Some(p) = project_id {
+        args.push(Box::new(p.to_string()));
+        sql = format!("SELECT * FROM ({sql}) WHERE project_id = ?{}", args.len());
+    }
+    let mut st = conn.prepare(&sql)?;
+    let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
+    let r = st.query_map(refs.as_slice(), |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        ))
+    })?;
+    Ok(r.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Applies the lifecycle to every item as part of write op `w` (see [`Vault::run_retention`]);
+/// `always_record = false` (at unlock) records `retention.run` only when the run did or
+/// refused something, so opening the vault does not flood the trail.
+pub(crate) fn run_in(
+    w: &mut WriteOp<'_>,
+    progress: &mut dyn FnMut(u64, u64),
+    always_record: bool,
+) -> Result<RetentionRunReport> {
+    let now = w.vault.now();
+    let (vault_policy, policies) = policies_in_force(w.conn())?;
+    let held = held_ids(w.conn())?;
+    let all: Vec<&RetentionPolicy> = std::iter::once(&vault_policy)
+        .chain(policies.values())
+        .collect();
+    let rows = candidates(w.conn(), now, &all, None)?;
+    let total = rows.len() as u64;
+    let mut report = RetentionRunReport {
+        // On demand the report counts every item in scope (what users read as "checked");
+        // at unlock only the candidates, so opening a large vault reads no extra rows.
+        checked: if always_record {
+            w.conn().query_row(
+                "SELECT count(*) FROM items WHERE state IN ('active','soft_deleted')",
+                [],
+                |r| r.get::<_, i64>(0),
+            )? as u64
+        } else {
+            total
+        },
+        ..Default::default()
+    };
+    for (n, (id, project_id, dt, created, state, deleted)) in rows.into_iter().enumerate() {
+        let policy = policies.get(&project_id).unwrap_or(&vault_policy);
+        let on_hold = held.contains(&id) || held.contains(&project_id);
+        let life = ItemLifecycle {
+            data_type: data_type(&dt),
+            created_at: ms_to_ts(created),
+            state: lifecycle_state(&state),
+            deleted_at: deleted.map(ms_to_ts),
+            on_hold,
+        };
+        let status = gov::evaluate(&life, policy, now);
+        let resource = resources::item(&project_id, &id);
+        let step_action = match status.next_step {
+            Some(LifecycleStep::Erase) => actions::RETENTION_ERASE,
+            _ => actions::RETENTION_EXPIRE,
+        };
+        if status.blocked_by_hold && status.next_step_at.is_some_and(|t| t <= now) {
+            w.record(
+                step_action,
+                Subject::new(resource, "on_hold"),
+                Outcome::Denied,
+            )?;
+            report.held += 1;
+        } else if status.due {
+            let r = match status.next_step {
+                Some(LifecycleStep::Expire) => expire_in(w, &id, &resource).map(|changed| {
+                    if changed {
+                        report.expired += 1
+                    }
+                }),
+                Some(LifecycleStep::Erase) => items::erase_in(
+                    w,
+                    &id,
+                    REASON_RETENTION,
+                    actions::RETENTION_ERASE,
+                    "grace_period_ended",
+                )
+                .map(|_| report.erased += 1),
+                None => Ok(()),
+            };
+            if let Err(e) = r {
+                if matches!(
+                    e.code(),
+                    crate::ErrorCode::NoSpace | crate::ErrorCode::VaultBusy
+                ) {
+                    return Err(e);
+                }
+                tracing::warn!(item = %id, code = e.code().as_str(), "retention step failed; retried next run");
+                // Best effort, like the step: its failure is what the report counts.
+                let _ = w.record(
+                    step_action,
+                    Subject::new(resource, e.code().as_str()),
+                    crate::vault::outcome_of(&e),
+                );
+                report.failed += 1;
+            }
+        }
+        progress(n as u64 + 1, total);
+    }
+    let detail = format!(
+        "checked={} expired={} erased={} held={} failed={}",
+        report.checked, report.expired, report.erased, report.held, report.failed
+    );
+    let did_something = report.expired + report.erased + report.held + report.failed > 0;
+    if always_record || did_something {
+        w.commit(actions::RETENTION_RUN, |_| {
+            Ok(((), Subject::new(resources::VAULT, detail)))
+        })?;
+    }
+    Ok(report)
+}
+
+/// Soft-deletes an expired item (state-guarded: false if someone else moved it first).
+fn expire_in(w: &mut WriteOp<'_>, id: &str, resource: &str) -> Result<bool> {
+    let now = ts_to_ms(w.vault.now());
+    w.commit(actions::RETENTION_EXPIRE, |tx| {
+        let n = tx.execute(
+            "UPDATE items SET state = 'soft_deleted', deleted_at = ?1 WHERE id = ?2 AND state = 'active'",
+            params![now, id],
+        )?;
+        Ok((n == 1, Subject::new(resource, "expired")))
+    })
+}
 
 impl Vault {
     // ----- policies -------------------------------------------------------------------------
 
-    fn stored_overrides(&self, scope: &str) -> Result<Option<(Option<String>, PolicyOverride)>> {
-        let row: Option<(Option<String>, String)> = self
-            .catalog
-            .conn()
-            .query_row(
-                "SELECT plan, overrides FROM retention_policies WHERE scope = ?1",
-                [scope],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        row.map(|(plan, json)| {
-            serde_json::from_str(&json)
-                .map(|ov| (plan, ov))
-                .map_err(|e| Error::CorruptCatalog(format!("retention policy {scope}: {e}")))
-        })
-        .transpose()
-    }
-
-    fn vault_policy_parts(&self) -> Result<(PlanTier, PolicyOverride)> {
-        Ok(match self.stored_overrides("vault")? {
-            None => (DEFAULT_PLAN, PolicyOverride::default()),
-            Some((plan, ov)) => (
-                plan.as_deref()
-                    .map(str::parse)
-                    .transpose()
-                    .map_err(policy_err)?
-                    .unwrap_or(DEFAULT_PLAN),
-                ov,
-            ),
-        })
-    }
-
-    fn effective(
-        plan: PlanTier,
-        vault: &PolicyOverride,
-        project: Option<&PolicyOverride>,
-    ) -> Result<RetentionPolicy> {
-        let merged = match project {
-            Some(p) => vault.merged_with(p),
-            None => vault.clone(),
-        };
-        RetentionPolicy::defaults(plan)
-            .apply(&merged)
-            .map_err(policy_err)
-    }
-
     /// The policy in effect for `project` (name or id), or the vault-wide one.
     pub fn retention_policy(&self, project: Option<&str>) -> Result<RetentionPolicy> {
-        let (plan, vault) = self.vault_policy_parts()?;
+        let conn = self.reader()?;
+        let (plan, vault) = vault_policy_parts(&conn)?;
         match project {
-            None => Self::effective(plan, &vault, None),
+            None => effective(plan, &vault, None),
             Some(p) => {
-                let p = self.project(p)?;
-                let ov = self
-                    .stored_overrides(&p.id)?
-                    .map(|x| x.1)
-                    .unwrap_or_default();
-                Self::effective(plan, &vault, Some(&ov))
+                let p = projects::find(&conn, p)?;
+                let ov = project_overrides(&conn, &p.id)?;
+                effective(plan, &vault, Some(&ov))
             }
         }
     }
 
     /// Every stored policy setting, and what is in effect where.
     pub fn retention_policies(&self) -> Result<PolicySettings> {
-        let (plan, vault) = self.vault_policy_parts()?;
-        let effective = Self::effective(plan, &vault, None)?;
+        let conn = self.reader()?;
+        let (plan, vault) = vault_policy_parts(&conn)?;
+        let eff = effective(plan, &vault, None)?;
         let mut projects = Vec::new();
         for p in self.list_projects()? {
-            let ov = self
-                .stored_overrides(&p.id)?
-                .map(|x| x.1)
-                .unwrap_or_default();
+            let ov = project_overrides(&conn, &p.id)?;
             projects.push(ProjectPolicy {
-                effective: Self::effective(plan, &vault, Some(&ov))?,
+                effective: effective(plan, &vault, Some(&ov))?,
                 project_id: p.id,
                 project: p.name,
                 overrides: ov,
@@ -313,7 +520,7 @@ impl Vault {
         Ok(PolicySettings {
             plan,
             vault,
-            effective,
+            effective: eff,
             projects,
         })
     }
@@ -323,12 +530,12 @@ impl Vault {
     /// (nothing changed) when any resulting policy breaks a rule, e.g. audit logs below 6 years.
     /// Audited as `retention.policy`.
     pub fn set_retention_policy(
-        &mut self,
+        &self,
         project: Option<&str>,
         plan: Option<PlanTier>,
         changes: &PolicyOverride,
     ) -> Result<RetentionPolicy> {
-        let resource = match project {
+        let resource = || match project {
             Some(p) => match self.project(p) {
                 Ok(p) => resources::project(&p.id),
                 Err(_) => format!("project/{p}"),
@@ -340,176 +547,128 @@ impl Vault {
             Some(p) => format!("plan={} {detail}", p.as_str()),
             None => detail,
         };
-        self.audited(
-            actions::RETENTION_POLICY,
-            ResourceOf::Fixed(resource),
-            detail,
-            false,
-            |v| v.set_retention_policy_unaudited(project, plan, changes),
-        )
-    }
-
-    fn set_retention_policy_unaudited(
-        &mut self,
-        project: Option<&str>,
-        plan: Option<PlanTier>,
-        changes: &PolicyOverride,
-    ) -> Result<RetentionPolicy> {
-        let (cur_plan, vault) = self.vault_policy_parts()?;
-        let now = ts_to_ms(self.now());
-        let actor = self.actor.clone();
-        match project {
-            None => {
-                let new_plan = plan.unwrap_or(cur_plan);
-                let new_vault = vault.merged_with(changes);
-                let eff = Self::effective(new_plan, &new_vault, None)?;
-                // Every project's layered policy must stay valid too.
-                for p in self.list_projects()? {
-                    let ov = self
-                        .stored_overrides(&p.id)?
-                        .map(|x| x.1)
-                        .unwrap_or_default();
-                    Self::effective(new_plan, &new_vault, Some(&ov))
-                        .map_err(|e| Error::InvalidPolicy(format!("project {:?}: {e}", p.name)))?;
+        self.write_op(actions::RETENTION_POLICY, resource, |w| {
+            let now = ts_to_ms(w.vault.now());
+            let actor = w.vault.actor.clone();
+            w.commit(actions::RETENTION_POLICY, |tx| {
+                let (cur_plan, vault) = vault_policy_parts(tx)?;
+                match project {
+                    None => {
+                        let new_plan = plan.unwrap_or(cur_plan);
+                        let new_vault = vault.merged_with(changes);
+                        let eff = effective(new_plan, &new_vault, None)?;
+                        // Every project's layered policy must stay valid too.
+                        let mut st = tx.prepare("SELECT id, name FROM projects")?;
+                        let ps: Vec<(String, String)> = st
+                            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                            .collect::<rusqlite::Result<_>>()?;
+                        for (id, name) in ps {
+                            let ov = project_overrides(tx, &id)?;
+                            effective(new_plan, &new_vault, Some(&ov)).map_err(|e| {
+                                Error::InvalidPolicy(format!("project {name:?}: {e}"))
+                            })?;
+                        }
+                        let json = serde_json::to_string(&new_vault)
+                            .map_err(|e| Error::Internal(e.to_string()))?;
+                        tx.execute(
+                            "INSERT INTO retention_policies(scope, plan, overrides, updated_at, updated_by)
+                             VALUES ('vault', ?1, ?2, ?3, ?4)
+                             ON CONFLICT(scope) DO UPDATE SET plan = ?1, overrides = ?2, updated_at = ?3, updated_by = ?4",
+                            params![new_plan.as_str(), json, now, actor],
+                        )?;
+                        Ok((eff, Subject::new(resources::VAULT, detail)))
+                    }
+                    Some(p) => {
+                        if plan.is_some() {
+                            return Err(Error::InvalidPolicy(
+                                "the plan tier belongs to the vault; set it without --project"
+                                    .into(),
+                            ));
+                        }
+                        let p = projects::find(tx, p)?;
+                        let new_ov = project_overrides(tx, &p.id)?.merged_with(changes);
+                        let eff = effective(cur_plan, &vault, Some(&new_ov))?;
+                        let json = serde_json::to_string(&new_ov)
+                            .map_err(|e| Error::Internal(e.to_string()))?;
+                        tx.execute(
+                            "INSERT INTO retention_policies(scope, plan, overrides, updated_at, updated_by)
+                             VALUES (?1, NULL, ?2, ?3, ?4)
+                             ON CONFLICT(scope) DO UPDATE SET overrides = ?2, updated_at = ?3, updated_by = ?4",
+                            params![p.id, json, now, actor],
+                        )?;
+                        Ok((eff, Subject::new(resources::project(&p.id), detail)))
+                    }
                 }
-                let json = serde_json::to_string(&new_vault)
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                self.catalog.write(|tx| {
-                    tx.execute(
-                        "INSERT INTO retention_policies(scope, plan, overrides, updated_at, updated_by)
-                         VALUES ('vault', ?1, ?2, ?3, ?4)
-                         ON CONFLICT(scope) DO UPDATE SET plan = ?1, overrides = ?2, updated_at = ?3, updated_by = ?4",
-                        params![new_plan.as_str(), json, now, actor],
-                    )?;
-                    Ok(())
-                })?;
-                Ok(eff)
-            }
-            Some(p) => {
-                if plan.is_some() {
-                    return Err(Error::InvalidPolicy(
-                        "the plan tier belongs to the vault; set it without --project".into(),
-                    ));
-                }
-                let p = self.project(p)?;
-                let cur = self
-                    .stored_overrides(&p.id)?
-                    .map(|x| x.1)
-                    .unwrap_or_default();
-                let new_ov = cur.merged_with(changes);
-                let eff = Self::effective(cur_plan, &vault, Some(&new_ov))?;
-                let json =
-                    serde_json::to_string(&new_ov).map_err(|e| Error::Internal(e.to_string()))?;
-                self.catalog.write(|tx| {
-                    tx.execute(
-                        "INSERT INTO retention_policies(scope, plan, overrides, updated_at, updated_by)
-                         VALUES (?1, NULL, ?2, ?3, ?4)
-                         ON CONFLICT(scope) DO UPDATE SET overrides = ?2, updated_at = ?3, updated_by = ?4",
-                        params![p.id, json, now, actor],
-                    )?;
-                    Ok(())
-                })?;
-                Ok(eff)
-            }
-        }
+            })
+        })
     }
 
     // ----- holds ----------------------------------------------------------------------------
 
-    /// Puts an item or a whole project on legal hold: from now on it is never soft-deleted,
-    /// expired or purged, and every attempt is refused with `on_hold` (and audited as denied).
-    pub fn hold_set(&mut self, target: &HoldTarget, reason: &str) -> Result<HoldInfo> {
-        let resource = self.hold_resource(target);
-        self.audited(
+    /// Puts an item or a whole project on legal hold (`retention.hold`, the reason as detail):
+    /// from now on it is never soft-deleted, expired or purged, and every attempt is refused
+    /// with `on_hold` (and audited as denied).
+    pub fn hold_set(&self, target: &HoldTarget, reason: &str) -> Result<HoldInfo> {
+        self.write_op(
             actions::RETENTION_HOLD,
-            ResourceOf::Fixed(resource),
-            reason.to_string(),
-            false,
-            |v| v.hold_set_unaudited(target, reason),
+            || hold_resource(self, target),
+            |w| {
+                let reason = reason.trim();
+                if reason.is_empty() || reason.len() > 1000 || reason.chars().any(char::is_control)
+                {
+                    return Err(Error::InvalidArgument(
+                        "a legal hold needs a reason (1 to 1000 characters, no control characters)"
+                            .into(),
+                    ));
+                }
+                let now = w.vault.now();
+                let created_by = w.vault.actor.clone();
+                w.commit(actions::RETENTION_HOLD, |tx| {
+                    let (kind, target_id) = hold_target_id(tx, target)?;
+                    let info = HoldInfo {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        target_kind: kind.to_string(),
+                        target_id,
+                        reason: reason.to_string(),
+                        created_at: ms_to_ts(ts_to_ms(now)),
+                        created_by,
+                    };
+                    tx.execute(
+                        "INSERT INTO holds(id, target_kind, target_id, reason, created_at, created_by)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            info.id,
+                            info.target_kind,
+                            info.target_id,
+                            info.reason,
+                            ts_to_ms(now),
+                            info.created_by
+                        ],
+                    )?;
+                    let subject = Subject::new(hold_subject(tx, target)?, reason);
+                    Ok((info, subject))
+                })
+            },
         )
     }
 
-    fn hold_resource(&self, target: &HoldTarget) -> String {
-        match target {
-            HoldTarget::Item(id) => match self.item(id) {
-                Ok(i) => resources::item(&i.project_id, &i.id),
-                Err(_) => format!("item/{id}"),
-            },
-            HoldTarget::Project(p) => match self.project(p) {
-                Ok(p) => resources::project(&p.id),
-                Err(_) => format!("project/{p}"),
-            },
-        }
-    }
-
-    fn hold_target_id(&self, target: &HoldTarget) -> Result<(&'static str, String)> {
-        Ok(match target {
-            HoldTarget::Item(id) => {
-                let i = self.item(id)?;
-                if i.state == ItemState::Erased {
-                    return Err(Error::Erased(format!("item {}", i.id)));
-                }
-                ("item", i.id)
-            }
-            HoldTarget::Project(p) => ("project", self.project(p)?.id),
-        })
-    }
-
-    fn hold_set_unaudited(&mut self, target: &HoldTarget, reason: &str) -> Result<HoldInfo> {
-        let reason = reason.trim();
-        if reason.is_empty() || reason.len() > 1000 || reason.chars().any(char::is_control) {
-            return Err(Error::InvalidArgument(
-                "a legal hold needs a reason (1 to 1000 characters, no control characters)".into(),
-            ));
-        }
-        let (kind, target_id) = self.hold_target_id(target)?;
-        let now = self.now();
-        let info = HoldInfo {
-            id: uuid::Uuid::new_v4().to_string(),
-            target_kind: kind.to_string(),
-            target_id,
-            reason: reason.to_string(),
-            created_at: ms_to_ts(ts_to_ms(now)),
-            created_by: self.actor.clone(),
-        };
-        self.catalog.write(|tx| {
-            tx.execute(
-                "INSERT INTO holds(id, target_kind, target_id, reason, created_at, created_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    info.id,
-                    info.target_kind,
-                    info.target_id,
-                    info.reason,
-                    ts_to_ms(now),
-                    info.created_by
-                ],
-            )?;
-            Ok(())
-        })?;
-        Ok(info)
-    }
-
-    /// Releases every active hold on the target; returns how many were released
-    /// (`not_found` when there was none).
-    pub fn hold_clear(&mut self, target: &HoldTarget) -> Result<u64> {
-        let resource = self.hold_resource(target);
-        self.audited(
+    /// Releases every active hold on the target (`retention.release`); returns how many were
+    /// released (`not_found` when there was none).
+    pub fn hold_clear(&self, target: &HoldTarget) -> Result<u64> {
+        self.write_op(
             actions::RETENTION_RELEASE,
-            ResourceOf::Fixed(resource),
-            String::new(),
-            false,
-            |v| {
-                let (_, target_id) = match target {
-                    HoldTarget::Item(id) => ("item", v.item(id)?.id),
-                    HoldTarget::Project(p) => ("project", v.project(p)?.id),
-                };
-                let now = ts_to_ms(v.now());
-                let actor = v.actor.clone();
-                let n = v.catalog.write(|tx| {
+            || hold_resource(self, target),
+            |w| {
+                let now = ts_to_ms(w.vault.now());
+                let actor = w.vault.actor.clone();
+                w.commit(actions::RETENTION_RELEASE, |tx| {
+                    let target_id = match target {
+                        HoldTarget::Item(id) => items::get(tx, id)?.id,
+                        HoldTarget::Project(p) => projects::find(tx, p)?.id,
+                    };
                     let n = tx.execute(
                         "UPDATE holds SET released_at = ?1, released_by = ?2
-                     WHERE target_id = ?3 AND released_at IS NULL",
+                         WHERE target_id = ?3 AND released_at IS NULL",
                         params![now, actor, target_id],
                     )?;
                     if n == 0 {
@@ -517,16 +676,16 @@ impl Vault {
                             "an active legal hold on {target_id}"
                         )));
                     }
-                    Ok(n as u64)
-                })?;
-                Ok(n)
+                    Ok((n as u64, Subject::on(hold_subject(tx, target)?)))
+                })
             },
         )
     }
 
     /// Active holds.
     pub fn holds(&self) -> Result<Vec<HoldInfo>> {
-        let mut st = self.catalog.conn().prepare(
+        let conn = self.reader()?;
+        let mut st = conn.prepare(
             "SELECT id, target_kind, target_id, reason, created_at, created_by FROM holds
              WHERE released_at IS NULL ORDER BY created_at, id",
         )?;
@@ -545,30 +704,7 @@ impl Vault {
 
     /// The reason of an active hold on the item or its project, if any.
     pub fn hold_reason(&self, item: &ItemInfo) -> Result<Option<String>> {
-        Ok(self
-            .catalog
-            .conn()
-            .query_row(
-                "SELECT reason FROM holds WHERE released_at IS NULL AND target_id IN (?1, ?2)
-                 ORDER BY created_at LIMIT 1",
-                params![item.id, item.project_id],
-                |r| r.get(0),
-            )
-            .optional()?)
-    }
-
-    /// `Err(on_hold)` when the item may not be deleted, expired or purged.
-    pub(crate) fn ensure_not_held(&self, item_id: &str) -> Result<()> {
-        let Ok(item) = self.item(item_id) else {
-            return Ok(()); // the operation itself reports not_found
-        };
-        match self.hold_reason(&item)? {
-            Some(reason) => Err(Error::OnHold(format!(
-                "{}/{}/{} (hold: {reason})",
-                item.project, item.area, item.path
-            ))),
-            None => Ok(()),
-        }
+        hold_reason(&*self.reader()?, item)
     }
 
     // ----- enforcement ----------------------------------------------------------------------
@@ -578,178 +714,11 @@ impl Vault {
     /// step is its own transaction with its own audit event, guarded by the item's state, so a
     /// run that is interrupted resumes where it stopped and never repeats a step; held items
     /// are skipped and the refused step recorded as denied. Runs at unlock and on demand.
-    pub fn run_retention(
-        &mut self,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<RetentionRunReport> {
-        self.run_retention_inner(progress, true)
-    }
-
-    /// The run itself; `always_record = false` (at unlock) records `retention.run` only when
-    /// the run did or refused something, so opening the vault does not flood the trail.
-    pub(crate) fn run_retention_inner(
-        &mut self,
-        progress: &mut dyn FnMut(u64, u64),
-        always_record: bool,
-    ) -> Result<RetentionRunReport> {
-        let now = self.now();
-        let (plan, vault) = self.vault_policy_parts()?;
-        // Every policy in force: the vault's (projects without overrides) and each project's.
-        let mut policies: HashMap<String, RetentionPolicy> = HashMap::new();
-        let vault_policy = Self::effective(plan, &vault, None)?;
-        for p in self.list_projects()? {
-            let ov = self
-                .stored_overrides(&p.id)?
-                .map(|x| x.1)
-                .unwrap_or_default();
-            policies.insert(p.id, Self::effective(plan, &vault, Some(&ov))?);
-        }
-        let held = self.held_ids()?;
-        let rows = self.retention_candidates(now, &vault_policy, policies.values())?;
-        let total = rows.len() as u64;
-        let mut report = RetentionRunReport {
-            // On demand the report counts every item in scope (what users read as "checked");
-            // at unlock only the candidates, so opening a large vault reads no extra rows.
-            checked: if always_record {
-                self.catalog.conn().query_row(
-                    "SELECT count(*) FROM items WHERE state IN ('active','soft_deleted')",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )? as u64
-            } else {
-                total
-            },
-            ..Default::default()
-        };
-        for (n, (id, project_id, dt, created, state, deleted)) in rows.into_iter().enumerate() {
-            let policy = match policies.get(&project_id) {
-                Some(p) => p,
-                None => &vault_policy,
-            };
-            let on_hold = held.contains(&id) || held.contains(&project_id);
-            let life = ItemLifecycle {
-                data_type: data_type(&dt),
-                created_at: ms_to_ts(created),
-                state: lifecycle_state(&state),
-                deleted_at: deleted.map(ms_to_ts),
-                on_hold,
-            };
-            let status = gov::evaluate(&life, policy, now);
-            let resource = resources::item(&project_id, &id);
-            if status.blocked_by_hold && status.next_step_at.is_some_and(|t| t <= now) {
-                let action = match status.next_step {
-                    Some(LifecycleStep::Erase) => actions::RETENTION_ERASE,
-                    _ => actions::RETENTION_EXPIRE,
-                };
-                self.record(action, resource, Outcome::Denied, "on_hold".into())?;
-                report.held += 1;
-            } else if status.due {
-                let r = match status.next_step {
-                    Some(LifecycleStep::Expire) => self.expire_item(&id, resource).map(|changed| {
-                        if changed {
-                            report.expired += 1
-                        }
-                    }),
-                    Some(LifecycleStep::Erase) => {
-                        self.erase_item(&id, resource).map(|_| report.erased += 1)
-                    }
-                    None => Ok(()),
-                };
-                if let Err(e) = r {
-                    if matches!(
-                        e.code(),
-                        crate::ErrorCode::NoSpace | crate::ErrorCode::VaultBusy
-                    ) {
-                        return Err(e);
-                    }
-                    tracing::warn!(item = %id, code = e.code().as_str(), "retention step failed; retried next run");
-                    report.failed += 1;
-                }
-            }
-            progress(n as u64 + 1, total);
-        }
-        let detail = format!(
-            "checked={} expired={} erased={} held={} failed={}",
-            report.checked, report.expired, report.erased, report.held, report.failed
-        );
-        let did_something = report.expired + report.erased + report.held + report.failed > 0;
-        if always_record || did_something {
-            self.record(
-                actions::RETENTION_RUN,
-                resources::VAULT.into(),
-                Outcome::Success,
-                detail,
-            )?;
-        }
-        Ok(report)
-    }
-
-    /// The items whose next lifecycle step may be due at `now`, found through the
-    /// `items_lifecycle` index instead of reading every item: an active item of data type `dt`
-    /// can only have expired if it was created at least the *shortest* `dt` period in force
-    /// (over every policy) ago, and a soft-deleted one can only be due for erasure once the
-    /// shortest grace has passed since its deletion. The bounds are conservative (a calendar
-    /// year counts as 364 days), so every due item is returned; the caller still decides
-    /// each one exactly with `gov::evaluate`, so candidates that are not due change nothing.
-    /// `data_type` is only ever written from [`DataType`], so the per-type ranges cover every
-    /// row.
-    #[allow(clippy::type_complexity)]
-    fn retention_candidates<'a>(
-        &self,
-        now: OffsetDateTime,
-        vault_policy: &'a RetentionPolicy,
-        project_policies: impl Iterator<Item = &'a RetentionPolicy>,
-    ) -> Result<Vec<(String, String, String, i64, String, Option<i64>)>> {
-        let all: Vec<&RetentionPolicy> = std::iter::once(vault_policy)
-            .chain(project_policies)
-            .collect();
-        let (sql, args) = candidates_query(now, &all);
-        let mut st = self.catalog.conn().prepare(&sql)?;
-        let r = st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })?;
-        Ok(r.collect::<rusqlite::Result<_>>()?)
-    }
-
-    fn held_ids(&self) -> Result<HashSet<String>> {
-        let mut st = self
-            .catalog
-            .conn()
-            .prepare("SELECT target_id FROM holds WHERE released_at IS NULL")?;
-        let r = st.query_map([], |r| r.get::<_, String>(0))?;
-        Ok(r.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// Soft-deletes an expired item (state-guarded: false if someone else moved it first).
-    fn expire_item(&mut self, id: &str, resource: String) -> Result<bool> {
-        let now = ts_to_ms(self.now());
-        self.audited(actions::RETENTION_EXPIRE, ResourceOf::Fixed(resource), "expired".into(), false, |v| {
-            let id = id.to_string();
-            v.catalog.write(move |tx| {
-                let n = tx.execute(
-                    "UPDATE items SET state = 'soft_deleted', deleted_at = ?1 WHERE id = ?2 AND state = 'active'",
-                    params![now, id],
-                )?;
-                Ok(n == 1)
-            })
-        })
-    }
-
-    /// Cryptographically erases an item whose grace ended.
-    fn erase_item(&mut self, id: &str, resource: String) -> Result<()> {
-        self.audited(
-            actions::RETENTION_ERASE,
-            ResourceOf::Fixed(resource),
-            "grace_period_ended".into(),
-            false,
-            |v| v.purge_unaudited(id, REASON_RETENTION).map(|_| ()),
+    pub fn run_retention(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<RetentionRunReport> {
+        self.write_op(
+            actions::RETENTION_RUN,
+            || resources::VAULT.into(),
+            |w| run_in(w, progress, true),
         )
     }
 
@@ -758,12 +727,16 @@ impl Vault {
     /// Retention status of every item (of one project, if given) and a summary per project.
     pub fn retention_status(&self, project: Option<&str>) -> Result<RetentionStatus> {
         let now = self.now();
-        let project_id = project.map(|p| self.project(p)).transpose()?.map(|p| p.id);
-        let (plan, vault) = self.vault_policy_parts()?;
+        let conn = self.reader()?;
+        let project_id = project
+            .map(|p| projects::find(&conn, p))
+            .transpose()?
+            .map(|p| p.id);
+        let (plan, vault) = vault_policy_parts(&conn)?;
         // Per project (index = its summary's index): effective policy and period labels.
         let mut policies: Vec<(RetentionPolicy, HashMap<DataType, String>)> = Vec::new();
-        let held = self.held_ids()?;
-        let mut st = self.catalog.conn().prepare(
+        let held = held_ids(&conn)?;
+        let mut st = conn.prepare(
             "SELECT i.id, i.project_id, p.name, i.area, i.path, i.data_type, i.created_at, i.state,
                     i.deleted_at, CASE WHEN i.state = 'erased' THEN 0 ELSE v.size END
              FROM items i
@@ -788,11 +761,8 @@ impl Vault {
                 cur = match summary_of.get(pid.as_str()) {
                     Some(&i) => i,
                     None => {
-                        let ov = self
-                            .stored_overrides(&pid)?
-                            .map(|x| x.1)
-                            .unwrap_or_default();
-                        policies.push((Self::effective(plan, &vault, Some(&ov))?, HashMap::new()));
+                        let ov = project_overrides(&conn, &pid)?;
+                        policies.push((effective(plan, &vault, Some(&ov))?, HashMap::new()));
                         summaries.push(ProjectRetentionSummary {
                             project_id: pid.clone(),
                             project: pname.clone(),
@@ -881,6 +851,215 @@ impl Vault {
     }
 }
 
+/// The retention columns of an item row, as the paged queries select them.
+const RETENTION_COLS: &str =
+    "i.id, i.project_id, p.name, i.area, i.path, i.data_type, i.created_at, i.state,
+        i.deleted_at, CASE WHEN i.state = 'erased' THEN 0 ELSE v.size END";
+const RETENTION_FROM: &str = "FROM items i
+     JOIN projects p ON p.id = i.project_id
+     JOIN item_versions v ON v.item_id = i.id AND v.version = i.current_version";
+
+/// Evaluates item rows against the policies in force, reading each project's policy once.
+struct Evaluator {
+    now: OffsetDateTime,
+    plan: PlanTier,
+    vault: PolicyOverride,
+    held: HashSet<String>,
+    projects: HashMap<String, (RetentionPolicy, HashMap<DataType, String>)>,
+}
+
+impl Evaluator {
+    fn new(conn: &Connection, now: OffsetDateTime) -> Result<Evaluator> {
+        let (plan, vault) = vault_policy_parts(conn)?;
+        Ok(Evaluator {
+            now,
+            plan,
+            vault,
+            held: held_ids(conn)?,
+            projects: HashMap::new(),
+        })
+    }
+
+    /// One row of `SELECT {RETENTION_COLS}` evaluated.
+    fn row(&mut self, conn: &Connection, r: &rusqlite::Row<'_>) -> Result<ItemRetention> {
+        let id: String = r.get(0)?;
+        let pid: String = r.get(1)?;
+        if !self.projects.contains_key(&pid) {
+            let ov = project_overrides(conn, &pid)?;
+            let policy = effective(self.plan, &self.vault, Some(&ov))?;
+            self.projects.insert(pid.clone(), (policy, HashMap::new()));
+        }
+        let (policy, labels) = self.projects.get_mut(&pid).expect("inserted above");
+        let dt = data_type(&r.get::<_, String>(5)?);
+        let life = ItemLifecycle {
+            data_type: dt,
+            created_at: ms_to_ts(r.get(6)?),
+            state: lifecycle_state(&r.get::<_, String>(7)?),
+            deleted_at: r.get::<_, Option<i64>>(8)?.map(ms_to_ts),
+            on_hold: self.held.contains(&id) || self.held.contains(&pid),
+        };
+        let s = gov::evaluate(&life, policy, self.now);
+        let period = labels
+            .entry(dt)
+            .or_insert_with(|| policy.period(dt).to_string())
+            .clone();
+        Ok(ItemRetention {
+            item_id: id,
+            project_id: pid,
+            project: r.get(2)?,
+            area: r.get(3)?,
+            path: r.get(4)?,
+            data_type: dt,
+            period,
+            size: r.get::<_, i64>(9)? as u64,
+            created_at: life.created_at,
+            expires_at: s.expires_at,
+            state: s.state,
+            next_step: s.next_step,
+            next_step_at: s.next_step_at,
+        })
+    }
+}
+
+/// One page of [`Vault::retention_items_page`].
+#[derive(Clone, Debug, Serialize)]
+pub struct RetentionItemsPage {
+    /// Items in scope (all pages).
+    pub total: u64,
+    /// This page, ordered by project, area, path, creation.
+    pub rows: Vec<ItemRetention>,
+}
+
+/// One step of [`Vault::retention_timeline`].
+#[derive(Clone, Debug, Serialize)]
+pub struct TimelineStep {
+    /// When it is due.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// What happens then.
+    pub step: LifecycleStep,
+    /// The item.
+    pub item: ItemRetention,
+}
+
+/// [`Vault::retention_timeline`].
+#[derive(Clone, Debug, Serialize)]
+pub struct RetentionTimeline {
+    /// Evaluated at.
+    #[serde(with = "time::serde::rfc3339")]
+    pub now: OffsetDateTime,
+    /// The first `limit` steps due, soonest first.
+    pub steps: Vec<TimelineStep>,
+    /// Steps due in the window (all of them).
+    pub total: u64,
+}
+
+/// Largest page of [`Vault::retention_items_page`].
+pub const MAX_RETENTION_PAGE: u64 = 5_000;
+
+impl Vault {
+    /// A page of every item's retention facts (of one project, if given), ordered by project,
+    /// area, path and creation and paged in SQL: a screenful costs one bounded query and the
+    /// evaluation of its own rows, however large the vault.
+    pub fn retention_items_page(
+        &self,
+        project: Option<&str>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<RetentionItemsPage> {
+        let conn = self.reader()?;
+        let project_id = project
+            .map(|p| projects::find(&conn, p))
+            .transpose()?
+            .map(|p| p.id);
+        let total: i64 = conn.query_row(
+            "SELECT count(*) FROM items WHERE (?1 IS NULL OR project_id = ?1)",
+            [&project_id],
+            |r| r.get(0),
+        )?;
+        let mut ev = Evaluator::new(&conn, self.now())?;
+        let mut st = conn.prepare(&format!(
+            "SELECT {RETENTION_COLS} {RETENTION_FROM} WHERE (?1 IS NULL OR i.project_id = ?1)
+             ORDER BY p.name, i.area, i.path, i.created_at, i.id LIMIT ?2 OFFSET ?3"
+        ))?;
+        let mut rows = st.query(params![
+            project_id,
+            limit.clamp(1, MAX_RETENTION_PAGE) as i64,
+            offset.min(i64::MAX as u64) as i64
+        ])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(ev.row(&conn, r)?);
+        }
+        Ok(RetentionItemsPage {
+            total: total as u64,
+            rows: out,
+        })
+    }
+
+    /// The lifecycle steps due within `days` (of one project, if given), soonest first, at most
+    /// `limit` of them, with the total. Held items never step, so they are left out. Only the
+    /// candidates the lifecycle index yields for the window's end are read and evaluated.
+    pub fn retention_timeline(
+        &self,
+        project: Option<&str>,
+        days: u32,
+        limit: usize,
+    ) -> Result<RetentionTimeline> {
+        let now = self.now();
+        let until = now + Duration::days(i64::from(days.min(36_500)));
+        let conn = self.reader()?;
+        let project_id = project
+            .map(|p| projects::find(&conn, p))
+            .transpose()?
+            .map(|p| p.id);
+        let (vault_policy, policies) = policies_in_force(&conn)?;
+        let all: Vec<&RetentionPolicy> = std::iter::once(&vault_policy)
+            .chain(policies.values())
+            .collect();
+        let ids: Vec<String> = candidates(&conn, until, &all, project_id.as_deref())?
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
+        let mut ev = Evaluator::new(&conn, now)?;
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT {RETENTION_COLS} {RETENTION_FROM} WHERE i.id = ?1"
+        ))?;
+        let mut steps = Vec::new();
+        for id in ids {
+            let mut rows = st.query([&id])?;
+            let Some(r) = rows.next()? else { continue };
+            let item = ev.row(&conn, r)?;
+            if item.state == DisplayState::OnHold {
+                continue;
+            }
+            if let (Some(at), Some(step)) = (item.next_step_at, item.next_step) {
+                if at <= until {
+                    steps.push(TimelineStep { at, step, item });
+                }
+            }
+        }
+        steps.sort_by(|a, b| (a.at, &a.item.item_id).cmp(&(b.at, &b.item.item_id)));
+        let total = steps.len() as u64;
+        steps.truncate(limit);
+        Ok(RetentionTimeline { now, steps, total })
+    }
+
+    /// One item's retention facts.
+    pub fn item_retention(&self, item_id: &str) -> Result<ItemRetention> {
+        let conn = self.reader()?;
+        let mut ev = Evaluator::new(&conn, self.now())?;
+        let mut st = conn.prepare(&format!(
+            "SELECT {RETENTION_COLS} {RETENTION_FROM} WHERE i.id = ?1"
+        ))?;
+        let mut rows = st.query([item_id])?;
+        match rows.next()? {
+            Some(r) => ev.row(&conn, r),
+            None => Err(Error::NotFound(format!("item {item_id}"))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -899,7 +1078,7 @@ mod tests {
             Vault::create(&tmp.path().join("v"), &Passphrase::new("pw".into()), opts).unwrap();
         let policy = v.retention_policy(None).unwrap();
         let (sql, args) = candidates_query(OffsetDateTime::now_utc(), &[&policy]);
-        let conn = v.catalog.conn();
+        let conn = v.reader().unwrap();
         let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let plan: Vec<String> = st
             .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get(3))

@@ -1,64 +1,54 @@
-//! The vault handle: creation, unlocking, locking, passphrase change, projects, start-up recovery.
+//! The vault handle: keys, catalog connections and the rules for using them from many callers.
+//!
+//! One [`Vault`] serves any number of readers while one writer works. It is `Send + Sync`, so a
+//! front end can share it (`Arc<Vault>`) between an import running on one thread and the list,
+//! previews and audit pages the user keeps using on others:
+//!
+//! * **Readers** (listing, item details, previews, audit pages, retention status, export,
+//!   verify) take a read-only connection from a pool. The catalog is in WAL mode, so they see
+//!   the last committed state and never wait for a writer; blob reads need no lock at all.
+//! * **Writers** (everything that changes the vault) run as a [`WriteOp`]: one at a time in this
+//!   process (a mutex), one at a time across processes (the writer lock of `locks.rs`, which
+//!   refuses a second process with `vault_busy` naming the holder). A write op records its
+//!   audit events itself, each in the transaction of the change it describes.
+//! * **Events of readers** (a view, an export, a verification) are appended through a side
+//!   connection in short transactions of their own, so recording a read never waits for a
+//!   long write operation either (SQLite serialises it between the writer's transactions).
+//!
+//! [`Vault::shutdown`] (locking) drops every connection, the readers' included, and zeroizes the
+//! keys; later calls fail with `locked`.
 
-use crate::catalog::Catalog;
-use crate::error::{Error, Result};
-use crate::fsutil::{self, VaultLock};
-use crate::model::ProjectInfo;
-use crate::names;
-use crate::packs;
+use crate::audit::{self, Actor, Subject};
+use crate::catalog::{self, Catalog, Reader, ReaderPool};
+use crate::error::{Error, ErrorCode, Result};
+use crate::locks::{OpenLock, WriterLock, WriterNote};
+use crate::{fsutil, keyring};
 use labvault_crypto::{
-    CryptoError, KdfParams, KeyFile, Passphrase, ProjectKey, RecoveryKey, RootKey, WrappedKey,
+    CatalogKey, CryptoError, KdfParams, KeyFile, Passphrase, ProjectKey, RecoveryKey, RootKey,
+    WrappedKey,
 };
+use labvault_governance::audit::Outcome;
 use labvault_governance::{Clock, SystemClock};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-/// Key file name inside the vault directory.
-pub const KEY_FILE: &str = "vault.key";
-/// Catalog file name inside the vault directory.
-pub const CATALOG_FILE: &str = "catalog.db";
-/// Directory of encrypted blobs.
-pub const BLOBS_DIR: &str = "blobs";
-/// Present while `blobs/` may hold a file that no committed catalog row references: created
-/// (durably) before an import or an erasure changes `blobs/`, removed once it finished cleanly.
-/// Unlock sweeps every blob for orphans only when it is there (at 100,000 blobs the sweep was
-/// ~90 ms of every unlock).
-pub const BLOBS_UNSETTLED: &str = "blobs.unsettled";
+// The layout's names, where callers have always found them.
+pub use crate::layout::{
+    default_vault_dir, vault_exists, BLOBS_DIR, BLOBS_UNSETTLED, CATALOG_FILE, KEY_FILE, LOCK_FILE,
+    TMP_DIR,
+};
+
 /// Catalog meta key: this vault writes [`BLOBS_UNSETTLED`]. A vault from before the marker gets
 /// one full sweep at its next unlock, which then sets it.
-const MARKER_PROTOCOL_META: &str = "blobs_unsettled_marker";
-/// Directory of in-flight (ciphertext-only) temp files.
-pub const TMP_DIR: &str = "tmp";
-/// Lock file (empty; an flock on it marks the vault as open).
-pub const LOCK_FILE: &str = "vault.lock";
-
-/// The default vault location: `$XDG_DATA_HOME/labvault/vault`, else
-/// `~/.local/share/labvault/vault`. `None` if neither variable is usable.
-pub fn default_vault_dir() -> Option<PathBuf> {
-    let base = match std::env::var_os("XDG_DATA_HOME").map(PathBuf::from) {
-        Some(p) if p.is_absolute() => p,
-        _ => {
-            let home = std::env::var_os("HOME").map(PathBuf::from)?;
-            if !home.is_absolute() {
-                return None;
-            }
-            home.join(".local").join("share")
-        }
-    };
-    Some(base.join("labvault").join("vault"))
-}
-
-/// Whether `dir` holds a vault (a key file); cheap, needs no passphrase.
-pub fn vault_exists(dir: &Path) -> bool {
-    dir.join(KEY_FILE).is_file()
-}
+pub(crate) const MARKER_PROTOCOL_META: &str = "blobs_unsettled_marker";
 
 /// How the vault handle identifies the acting user and device and tells the time. Recorded on
-/// items now and on audit events later.
+/// items and audit events.
 pub struct VaultOptions {
     /// Argon2id parameters for a new key file (create / passphrase change). `None`: calibrate to
     /// about half a second on this machine.
@@ -77,7 +67,7 @@ impl Default for VaultOptions {
             kdf: None,
             clock: Arc::new(SystemClock),
             actor: os_user_name(),
-            user_agent: format!("labvault-core/{}", env!("CARGO_PKG_VERSION")),
+            user_agent: format!("labvault-core/{}", crate::VERSION),
         }
     }
 }
@@ -101,25 +91,52 @@ pub enum Unlock<'a> {
     Keyring,
 }
 
-/// An unlocked vault. Keys live only inside this handle and are zeroized when it is dropped
-/// ([`Vault::lock`] is the explicit form). Holds the vault's exclusive lock while alive.
-pub struct Vault {
-    pub(crate) dir: PathBuf,
+impl Unlock<'_> {
+    /// The method's name in audit details.
+    pub(crate) fn method(&self) -> &'static str {
+        match self {
+            Unlock::Passphrase(_) => "passphrase",
+            Unlock::RecoveryKey(_) => "recovery_key",
+            Unlock::Keyring => "keyring",
+        }
+    }
+}
+
+/// The secrets of an unlocked vault. Never leaves the core; zeroized when dropped.
+pub(crate) struct Keys {
     pub(crate) key_file: KeyFile,
     pub(crate) root: RootKey,
-    pub(crate) catalog: Catalog,
+}
+
+/// What the writer mutex guards.
+struct WriterSlot {
+    /// The write connection; `None` once the vault is locked.
+    catalog: Option<Catalog>,
+    /// An operation failed while [`BLOBS_UNSETTLED`] was set (or found it set): it may have
+    /// left orphans, so the marker stays until the next unlock sweeps.
+    blobs_left_unsettled: bool,
+    /// An erasure's truncating checkpoint could not finish (readers held the WAL); retried
+    /// after every later write and at lock, so erased key material does not linger in the WAL.
+    checkpoint_owed: bool,
+}
+
+/// An unlocked vault. Keys live only inside this handle and are zeroized when it is locked or
+/// dropped. See the module documentation for how callers share it.
+pub struct Vault {
+    pub(crate) dir: PathBuf,
     pub(crate) vault_id: String,
     pub(crate) device_id: String,
     pub(crate) actor: String,
     pub(crate) user_agent: String,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) kdf: Option<KdfParams>,
-    /// This handle created [`BLOBS_UNSETTLED`] and has not removed it.
-    pub(crate) blobs_marked: bool,
-    /// An operation failed while [`BLOBS_UNSETTLED`] was set: it may have left orphans, so the
-    /// marker stays until the next unlock sweeps, whatever later operations do.
-    pub(crate) blobs_left_unsettled: bool,
-    _lock: VaultLock,
+    keys: RwLock<Option<Keys>>,
+    writer: Mutex<WriterSlot>,
+    readers: ReaderPool,
+    /// Connection for standalone audit events (see the module documentation).
+    side: Mutex<Option<Connection>>,
+    closed: AtomicBool,
+    _open: OpenLock,
 }
 
 impl std::fmt::Debug for Vault {
@@ -158,11 +175,40 @@ pub(crate) fn ms_to_ts(ms: i64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// The result an error is recorded with: a legal hold refuses (`denied`), anything else fails.
+pub(crate) fn outcome_of(e: &Error) -> Outcome {
+    match e.code() {
+        ErrorCode::OnHold => Outcome::Denied,
+        _ => Outcome::Failure,
+    }
+}
+
+/// Reads and parses the key file of the vault in `dir`.
+pub(crate) fn read_key_file(dir: &Path) -> Result<KeyFile> {
+    let path = dir.join(KEY_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NotFound(format!("a vault at {}", dir.display())))
+        }
+        Err(e) => return Err(Error::io_path("reading", &path, e)),
+    };
+    // A real key file is well under 4 KiB; refuse to parse anything absurd.
+    if bytes.len() > 64 * 1024 {
+        return Err(Error::CorruptKeyFile(format!(
+            "{} is {} bytes, far larger than any key file",
+            path.display(),
+            bytes.len()
+        )));
+    }
+    KeyFile::from_bytes(&bytes).map_err(key_err)
+}
+
 impl Vault {
-    /// Creates a new vault in `dir` (created if missing) and returns it unlocked, together with
-    /// the recovery key's display form, which is shown to the user exactly once and never
-    /// stored. The key file is written last: it is the commit point of creation.
-    pub(crate) fn create_unaudited(
+    /// Creates the directory, key file and catalog of a new vault and returns it open, with the
+    /// recovery key's display form (shown to the user once, never stored). The key file is
+    /// written last: it is the commit point of creation. Records nothing yet.
+    pub(crate) fn create_new(
         dir: &Path,
         passphrase: &Passphrase,
         opts: VaultOptions,
@@ -174,7 +220,7 @@ impl Vault {
             )));
         }
         fs::create_dir_all(dir).map_err(|e| Error::io_path("creating vault directory", dir, e))?;
-        let lock = VaultLock::acquire(dir)?;
+        let open = OpenLock::exclusive(dir)?;
         if vault_exists(dir) {
             return Err(Error::AlreadyExists(format!(
                 "a vault at {}",
@@ -202,7 +248,12 @@ impl Vault {
             let p = dir.join(sub);
             fs::create_dir_all(&p).map_err(|e| Error::io_path("creating", &p, e))?;
         }
-        let mut catalog = Catalog::open(&dir.join(CATALOG_FILE), &root.catalog_key(), true)?;
+        let mut catalog = Catalog::open(
+            &dir.join(CATALOG_FILE),
+            &root.catalog_key(),
+            true,
+            &mut || Ok(()),
+        )?;
         let vault_id = key_file.vault_id().to_string();
         let device_id = uuid::Uuid::new_v4().to_string();
         let now = ts_to_ms(opts.clock.now());
@@ -215,71 +266,45 @@ impl Vault {
         })?;
         fsutil::fsync_dir(dir)?;
         fsutil::atomic_write(&dir.join(KEY_FILE), &key_file.to_bytes())?;
+        open.make_shared()?;
         let display = recovery.to_display_string();
-        let vault = Vault {
-            dir: dir.to_path_buf(),
-            key_file,
-            root,
-            catalog,
-            vault_id,
-            device_id,
-            actor: opts.actor,
-            user_agent: opts.user_agent,
-            clock: opts.clock,
-            kdf: opts.kdf,
-            blobs_marked: false,
-            blobs_left_unsettled: false,
-            _lock: lock,
-        };
-        Ok((vault, display))
+        let keys = Keys { key_file, root };
+        Ok((
+            Vault::assemble(dir, keys, catalog, vault_id, device_id, opts, open),
+            display,
+        ))
     }
 
-    /// Reads and parses the key file of the vault in `dir`.
-    pub(crate) fn read_key_file(dir: &Path) -> Result<KeyFile> {
-        let path = dir.join(KEY_FILE);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NotFound(format!("a vault at {}", dir.display())))
-            }
-            Err(e) => return Err(Error::io_path("reading", &path, e)),
-        };
-        // A real key file is well under 4 KiB; refuse to parse anything absurd.
-        if bytes.len() > 64 * 1024 {
-            return Err(Error::CorruptKeyFile(format!(
-                "{} is {} bytes, far larger than any key file",
-                path.display(),
-                bytes.len()
-            )));
-        }
-        KeyFile::from_bytes(&bytes).map_err(key_err)
-    }
-
-    /// The vault id of the vault in `dir`, read from its key file (no secret needed); the
-    /// keyring entry is stored under it.
-    pub fn peek_vault_id(dir: &Path) -> Result<String> {
-        Ok(Self::read_key_file(dir)?.vault_id().to_string())
-    }
-
-    /// Unlocks the vault in `dir`. Takes the vault's exclusive lock first (`vault_busy` if
-    /// another process has it), then checks the key, the catalog and its schema version, and
-    /// finally removes orphans left by an interrupted import or purge.
-    pub(crate) fn unlock_unaudited(
-        dir: &Path,
-        how: Unlock<'_>,
-        opts: VaultOptions,
-    ) -> Result<Vault> {
+    /// Opens the vault in `dir` with `how`: the shared open lock, the key, the catalog (upgraded
+    /// and migrated if needed, which requires that no other process has it open). Records
+    /// nothing and changes nothing else; see `account.rs` for what unlocking does.
+    pub(crate) fn open(dir: &Path, how: &Unlock<'_>, opts: VaultOptions) -> Result<Vault> {
         if !vault_exists(dir) {
             return Err(Error::NotFound(format!("a vault at {}", dir.display())));
         }
-        let lock = VaultLock::acquire(dir)?;
-        let key_file = Self::read_key_file(dir)?;
+        let open = OpenLock::shared(dir)?;
+        let key_file = read_key_file(dir)?;
         let root = match how {
             Unlock::Passphrase(p) => key_file.unlock_with_passphrase(p).map_err(key_err)?,
             Unlock::RecoveryKey(r) => key_file.unlock_with_recovery_key(r).map_err(key_err)?,
-            Unlock::Keyring => crate::keyring::load_root_key(key_file.vault_id())?,
+            Unlock::Keyring => keyring::load_root_key(key_file.vault_id())?,
         };
-        let catalog = Catalog::open(&dir.join(CATALOG_FILE), &root.catalog_key(), false)?;
+        let mut exclusive_taken = false;
+        let catalog = Catalog::open(
+            &dir.join(CATALOG_FILE),
+            &root.catalog_key(),
+            false,
+            &mut || {
+                if !exclusive_taken {
+                    open.make_exclusive(dir)?;
+                    exclusive_taken = true;
+                }
+                Ok(())
+            },
+        )?;
+        if exclusive_taken {
+            open.make_shared()?;
+        }
         let vault_id = catalog.meta("vault_id")?.unwrap_or_default();
         if vault_id != key_file.vault_id() {
             return Err(Error::CorruptCatalog(
@@ -289,28 +314,40 @@ impl Vault {
         let device_id = catalog
             .meta("device_id")?
             .ok_or_else(|| Error::CorruptCatalog("device id missing".into()))?;
-        let mut vault = Vault {
+        let keys = Keys { key_file, root };
+        Ok(Vault::assemble(
+            dir, keys, catalog, vault_id, device_id, opts, open,
+        ))
+    }
+
+    fn assemble(
+        dir: &Path,
+        keys: Keys,
+        catalog: Catalog,
+        vault_id: String,
+        device_id: String,
+        opts: VaultOptions,
+        open: OpenLock,
+    ) -> Vault {
+        Vault {
             dir: dir.to_path_buf(),
-            key_file,
-            root,
-            catalog,
             vault_id,
             device_id,
             actor: opts.actor,
             user_agent: opts.user_agent,
             clock: opts.clock,
             kdf: opts.kdf,
-            blobs_marked: false,
-            blobs_left_unsettled: false,
-            _lock: lock,
-        };
-        vault.clean_orphans()?;
-        Ok(vault)
-    }
-
-    /// Locks the vault: drops the catalog connection and zeroizes every key held.
-    pub(crate) fn lock_unaudited(self) {
-        drop(self);
+            keys: RwLock::new(Some(keys)),
+            writer: Mutex::new(WriterSlot {
+                catalog: Some(catalog),
+                blobs_left_unsettled: false,
+                checkpoint_owed: false,
+            }),
+            readers: ReaderPool::new(dir.join(CATALOG_FILE)),
+            side: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            _open: open,
+        }
     }
 
     /// Vault directory.
@@ -343,114 +380,193 @@ impl Vault {
         self.clock.now()
     }
 
-    /// Changes the passphrase: re-wraps the root key under a new key-encryption key and
-    /// replaces the key file atomically. No blob or catalog page is re-encrypted.
-    pub(crate) fn change_passphrase_unaudited(&mut self, new: &Passphrase) -> Result<()> {
-        let kdf = match self.kdf {
-            Some(k) => k,
-            None => KdfParams::calibrate(std::time::Duration::from_millis(500)),
-        };
-        let new_file = self
-            .key_file
-            .with_new_passphrase(&self.root, new, kdf)
-            .map_err(key_err)?;
-        let path = self.dir.join(KEY_FILE);
-        self.catalog.write(|_tx| {
-            fsutil::atomic_write(&path, &new_file.to_bytes())?;
-            Ok(())
-        })?;
-        self.key_file = new_file;
+    /// Whether [`Vault::shutdown`] has run (every call then fails with `locked`).
+    pub fn is_locked(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.is_locked() {
+            return Err(Error::Locked);
+        }
         Ok(())
     }
 
-    /// Stores the root key in the OS keyring under this vault's id ("remember on this device").
-    pub(crate) fn remember_on_device_unaudited(&mut self) -> Result<()> {
-        crate::keyring::store_root_key(&self.vault_id, &self.root)
+    /// Runs `f` with the keys; `locked` once they are gone.
+    pub(crate) fn with_keys<T>(&self, f: impl FnOnce(&Keys) -> Result<T>) -> Result<T> {
+        let guard = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        match guard.as_ref() {
+            Some(k) => f(k),
+            None => Err(Error::Locked),
+        }
     }
 
-    /// Removes this vault's root key from the OS keyring. Needs no unlocked vault, so a lost
-    /// passphrase does not leave the key stranded in the keyring.
-    /// Returns whether there was an entry (forgetting twice is not an error).
-    pub(crate) fn forget_on_device_unaudited(dir: &Path) -> Result<bool> {
-        let id = Self::peek_vault_id(dir)?;
-        crate::keyring::delete_root_key(&id)
+    /// Runs `f` with the keys for changing them (passphrase change, journal key).
+    pub(crate) fn with_keys_mut<T>(&self, f: impl FnOnce(&mut Keys) -> Result<T>) -> Result<T> {
+        let mut guard = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        match guard.as_mut() {
+            Some(k) => f(k),
+            None => Err(Error::Locked),
+        }
     }
 
-    // ----- projects -------------------------------------------------------------------------
+    fn catalog_key(&self) -> Result<CatalogKey> {
+        self.with_keys(|k| Ok(k.root.catalog_key()))
+    }
 
-    /// Creates a project with a fresh random project key wrapped by the root key.
-    pub(crate) fn create_project_unaudited(&mut self, name: &str) -> Result<ProjectInfo> {
-        names::validate_project_name(name)?;
-        let id = uuid::Uuid::new_v4().to_string();
-        let key = ProjectKey::generate();
-        let wrapped = self.root.wrap_project_key(&key, &id);
-        let now = self.now();
-        let actor = self.actor.clone();
-        self.catalog.write(|tx| {
-            let exists: Option<String> = tx
-                .query_row("SELECT id FROM projects WHERE name = ?1", [name], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            if exists.is_some() {
-                return Err(Error::AlreadyExists(format!("project {name:?}")));
+    /// A read-only catalog connection for one read (never waits for a writer).
+    pub(crate) fn reader(&self) -> Result<Reader<'_>> {
+        self.check_open()?;
+        self.readers.get(|| self.catalog_key())
+    }
+
+    /// Who the events of this handle name.
+    pub(crate) fn actor_ctx(&self) -> Actor {
+        Actor {
+            device_id: self.device_id.clone(),
+            user: self.actor.clone(),
+            user_agent: self.user_agent.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// Records one event in a transaction of its own on the side connection (the event of a
+    /// read, or of a write that could not start). Never call it from inside a write
+    /// transaction of this handle: use [`WriteOp::record`] there.
+    pub(crate) fn record(&self, action: &str, subject: Subject, result: Outcome) -> Result<()> {
+        self.check_open()?;
+        let mut side = self.side.lock().unwrap_or_else(|e| e.into_inner());
+        if side.is_none() {
+            *side = Some(catalog::open_side_writer(
+                &self.dir.join(CATALOG_FILE),
+                &self.catalog_key()?,
+            )?);
+        }
+        let conn = side.as_mut().expect("opened above");
+        let actor = self.actor_ctx();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        audit::append(&tx, &actor, action, subject, result)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a failure (or, under a legal hold, a denial) of `action`; best effort: the
+    /// operation's own error is what the caller needs to see.
+    pub(crate) fn record_failure(&self, action: &str, resource: String, e: &Error) {
+        if e.code() == ErrorCode::Locked {
+            return;
+        }
+        let subject = Subject::new(resource, e.code().as_str());
+        if let Err(rec) = self.record(action, subject, outcome_of(e)) {
+            tracing::warn!(
+                code = rec.code().as_str(),
+                "could not record a failure audit event"
+            );
+        }
+    }
+
+    /// A read-only operation with one audit event: `f` returns its result and the event's
+    /// detail; the event is recorded after it succeeded (or its failure, if it failed).
+    pub(crate) fn read_op<T>(
+        &self,
+        action: &'static str,
+        resource: String,
+        f: impl FnOnce() -> Result<(T, String)>,
+    ) -> Result<T> {
+        match f() {
+            Ok((out, detail)) => {
+                self.record(action, Subject::new(resource, detail), Outcome::Success)?;
+                Ok(out)
             }
-            tx.execute(
-                "INSERT INTO projects(id, name, wrapped_key, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, name, wrapped.as_bytes(), ts_to_ms(now), actor],
-            )?;
-            Ok(())
-        })?;
-        Ok(ProjectInfo {
-            id,
-            name: name.to_string(),
-            created_at: ms_to_ts(ts_to_ms(now)),
-            created_by: self.actor.clone(),
-        })
+            Err(e) => {
+                self.record_failure(action, resource, &e);
+                Err(e)
+            }
+        }
     }
 
-    /// All projects, by name.
-    pub fn list_projects(&self) -> Result<Vec<ProjectInfo>> {
-        let mut st = self.catalog.conn().prepare(
-            "SELECT id, name, created_at, created_by FROM projects ORDER BY name COLLATE NOCASE, name",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(ProjectInfo {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                created_at: ms_to_ts(r.get(2)?),
-                created_by: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    /// A changing operation: runs `f` as the one writer of the vault (waiting for a writer of
+    /// this process, refusing with `vault_busy` while another process writes). `f` records its
+    /// events through the [`WriteOp`] it gets, each with its change; if it fails before any
+    /// audited commit, its failure (or denial) is recorded here against `resource()`.
+    pub(crate) fn write_op<T>(
+        &self,
+        action: &'static str,
+        resource: impl FnOnce() -> String,
+        f: impl FnOnce(&mut WriteOp<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut op = match self.begin_write(action, true) {
+            Ok(Some(op)) => op,
+            Ok(None) => unreachable!("a waiting writer always gets the vault"),
+            Err(e) => {
+                self.record_failure(action, resource(), &e);
+                return Err(e);
+            }
+        };
+        let out = f(&mut op);
+        let out = op.settle(out);
+        if let Err(e) = &out {
+            if op.audited_commits == 0 && e.code() != ErrorCode::Locked {
+                let subject = Subject::new(resource(), e.code().as_str());
+                if let Err(rec) = op.record(action, subject, outcome_of(e)) {
+                    tracing::warn!(
+                        code = rec.code().as_str(),
+                        "could not record a failure audit event"
+                    );
+                }
+            }
+        }
+        out
     }
 
-    /// Finds a project by name or id.
-    pub fn project(&self, name_or_id: &str) -> Result<ProjectInfo> {
-        self.catalog
-            .conn()
-            .query_row(
-                "SELECT id, name, created_at, created_by FROM projects WHERE name = ?1 OR id = ?1
-                 ORDER BY (name = ?1) DESC LIMIT 1",
-                [name_or_id],
-                |r| {
-                    Ok(ProjectInfo {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        created_at: ms_to_ts(r.get(2)?),
-                        created_by: r.get(3)?,
-                    })
-                },
-            )
-            .optional()?
-            .ok_or_else(|| Error::NotFound(format!("project {name_or_id:?}")))
+    /// Starts a write op. With `wait`, waits for another writer of this process; without, gives
+    /// `None` when the vault is being written here or in another process (maintenance that
+    /// can wait for the next unlock).
+    pub(crate) fn begin_write(
+        &self,
+        action: &'static str,
+        wait: bool,
+    ) -> Result<Option<WriteOp<'_>>> {
+        self.check_open()?;
+        let slot = if wait {
+            self.writer.lock().unwrap_or_else(|e| e.into_inner())
+        } else {
+            match self.writer.try_lock() {
+                Ok(s) => s,
+                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+            }
+        };
+        if slot.catalog.is_none() {
+            return Err(Error::Locked);
+        }
+        let note = WriterNote {
+            pid: std::process::id(),
+            program: self.user_agent.clone(),
+            operation: action.to_string(),
+            since: self
+                .now()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        };
+        let lock = match WriterLock::try_acquire(&self.dir, &note) {
+            Ok(l) => l,
+            Err(e) if !wait && e.code() == ErrorCode::VaultBusy => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(Some(WriteOp {
+            vault: self,
+            slot,
+            _lock: lock,
+            audited_commits: 0,
+            marked: false,
+        }))
     }
 
     /// Unwraps a project's key (kept only for the duration of one operation).
     pub(crate) fn project_key(&self, project_id: &str) -> Result<ProjectKey> {
         let bytes: Vec<u8> = self
-            .catalog
-            .conn()
+            .reader()?
             .query_row(
                 "SELECT wrapped_key FROM projects WHERE id = ?1",
                 [project_id],
@@ -461,185 +577,177 @@ impl Vault {
         let wrapped = WrappedKey::from_bytes(bytes).map_err(|e| {
             Error::CorruptCatalog(format!("wrapped key of project {project_id}: {e}"))
         })?;
-        self.root
-            .unwrap_project_key(&wrapped, project_id)
-            .map_err(|e| Error::CorruptCatalog(format!("key of project {project_id}: {e}")))
+        self.with_keys(|k| {
+            k.root
+                .unwrap_project_key(&wrapped, project_id)
+                .map_err(|e| Error::CorruptCatalog(format!("key of project {project_id}: {e}")))
+        })
     }
 
-    // ----- start-up recovery ----------------------------------------------------------------
-
-    /// Removes what an interrupted operation can leave behind: every file in `tmp/` (nothing
-    /// committed ever points there), stray key-file temp files, and, when [`BLOBS_UNSETTLED`]
-    /// says an import or erasure did not finish cleanly (or the vault predates the marker),
-    /// blobs that no committed catalog row references (written by an import that died before
-    /// its transaction committed, or left by a purge that died after its commit). Returns how
-    /// many were removed.
-    pub(crate) fn clean_orphans(&mut self) -> Result<u64> {
-        let mut removed = 0u64;
-        let tmp = self.dir.join(TMP_DIR);
-        if let Ok(rd) = fs::read_dir(&tmp) {
-            for e in rd.flatten() {
-                if fs::remove_file(e.path()).is_ok() {
-                    removed += 1;
+    /// Locks the handle: every later call fails with `locked`, idle read connections and the
+    /// side connection close at once, the write connection once a running write op (which the
+    /// caller has cancelled) returns, and the keys are zeroized. A truncating checkpoint still
+    /// owed by an erasure is made first.
+    pub fn shutdown(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.readers.close();
+        drop(self.side.lock().unwrap_or_else(|e| e.into_inner()).take());
+        {
+            let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.checkpoint_owed {
+                if let Some(c) = slot.catalog.as_ref() {
+                    if let Err(e) = c.checkpoint_truncate() {
+                        tracing::warn!(code = e.code().as_str(), "final checkpoint failed");
+                    }
                 }
             }
-        } else {
-            fs::create_dir_all(&tmp).map_err(|e| Error::io_path("creating", &tmp, e))?;
+            slot.catalog = None;
         }
-        if let Ok(rd) = fs::read_dir(&self.dir) {
-            for e in rd.flatten() {
-                let n = e.file_name();
-                let n = n.to_string_lossy();
-                if n.starts_with('.') && n.ends_with(".tmp") && fs::remove_file(e.path()).is_ok() {
-                    removed += 1;
-                }
-            }
-        }
-        let marker = self.dir.join(BLOBS_UNSETTLED);
-        let legacy = self.catalog.meta(MARKER_PROTOCOL_META)?.is_none();
-        if legacy || marker.exists() {
-            let referenced = self.referenced_blobs()?;
-            let mut dirs = std::collections::BTreeSet::new();
-            for (blob_id, path) in self.blob_files()? {
-                if !referenced.contains(&blob_id) {
-                    fs::remove_file(&path)
-                        .map_err(|e| Error::io_path("removing orphan", &path, e))?;
-                    removed += 1;
-                    dirs.extend(path.parent().map(Path::to_path_buf));
-                }
-            }
-            // Records of erased items whose bytes a crash left in their pack.
-            let mut st = self
-                .catalog
-                .conn()
-                .prepare("SELECT DISTINCT pack_id FROM item_versions WHERE pack_id IS NOT NULL")?;
-            let packs: Vec<String> = st
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            drop(st);
-            for p in packs {
-                self.erase_dead_records(&p)?;
-            }
-            // The removals must be durable before the marker that would redo them goes.
-            for d in dirs {
-                fsutil::fsync_dir(&d)?;
-            }
-            if legacy {
-                self.catalog.write(|tx| {
-                    tx.execute(
-                        "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, '1')",
-                        [MARKER_PROTOCOL_META],
-                    )?;
-                    Ok(())
-                })?;
-            }
-            match fs::remove_file(&marker) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io_path("removing", &marker, e)),
-            }
-        }
-        if removed > 0 {
-            tracing::info!(removed, "cleaned up files left by an interrupted operation");
-        }
-        Ok(removed)
+        drop(self.keys.write().unwrap_or_else(|e| e.into_inner()).take());
     }
 
-    /// Sets [`BLOBS_UNSETTLED`] (durably) unless this handle already did: called right before
-    /// an operation adds a blob that its catalog commit will reference, or commits the removal
-    /// of blobs it deletes afterwards.
+    /// A fresh raw connection to this vault's catalog (unit tests reach below the API).
+    #[cfg(test)]
+    pub(crate) fn raw_connection_for_tests(&self) -> Result<Connection> {
+        catalog::open_raw(&self.dir.join(CATALOG_FILE), &self.catalog_key()?)
+    }
+}
+
+/// The one writer of a vault, for the length of one changing operation (see
+/// [`Vault::write_op`]). Every change goes through [`WriteOp::commit`] (one transaction carrying
+/// its audit event) or [`WriteOp::commit_each`] (a group commit with one event per unit).
+pub(crate) struct WriteOp<'v> {
+    pub(crate) vault: &'v Vault,
+    slot: MutexGuard<'v, WriterSlot>,
+    _lock: WriterLock,
+    audited_commits: u32,
+    /// This op created [`BLOBS_UNSETTLED`].
+    marked: bool,
+}
+
+impl WriteOp<'_> {
+    fn catalog(&mut self) -> &mut Catalog {
+        self.slot
+            .catalog
+            .as_mut()
+            .expect("a write op exists only while the catalog is open")
+    }
+
+    /// The write connection, for reads that must see what this op committed so far.
+    pub(crate) fn conn(&self) -> &Connection {
+        self.slot
+            .catalog
+            .as_ref()
+            .expect("a write op exists only while the catalog is open")
+            .conn()
+    }
+
+    /// One transaction: `f` makes the change and says what it was about; the `action` event
+    /// is appended in the same transaction, so the change and its record commit together.
+    pub(crate) fn commit<T>(
+        &mut self,
+        action: &str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<(T, Subject)>,
+    ) -> Result<T> {
+        let actor = self.vault.actor_ctx();
+        let out = self.catalog().write(|tx| {
+            let (out, subject) = f(tx)?;
+            audit::append(tx, &actor, action, subject, Outcome::Success)?;
+            Ok(out)
+        })?;
+        self.audited_commits += 1;
+        Ok(out)
+    }
+
+    /// A group commit: `f(tx, k)` for every unit `k` in ONE transaction, each unit with its own
+    /// `action` event naming what it did.
+    pub(crate) fn commit_each<T>(
+        &mut self,
+        action: &str,
+        n: usize,
+        mut f: impl FnMut(&Transaction<'_>, usize) -> Result<(T, Subject)>,
+    ) -> Result<Vec<T>> {
+        let actor = self.vault.actor_ctx();
+        let mut chain: Option<audit::ChainAppender> = None;
+        let out = self.catalog().write_each(n, |tx, k| {
+            let (out, subject) = f(tx, k)?;
+            let chain = match &mut chain {
+                Some(c) => c,
+                None => chain.insert(audit::ChainAppender::new(tx, &actor.device_id)?),
+            };
+            chain.push(tx, &actor, action, subject, Outcome::Success)?;
+            Ok(out)
+        })?;
+        self.audited_commits += n as u32;
+        Ok(out)
+    }
+
+    /// A transaction whose events the caller appends itself (journal ingestion carries events
+    /// of other times and users) or that records nothing of its own (bookkeeping in `meta`).
+    pub(crate) fn tx<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.catalog().write(f)
+    }
+
+    /// One event in a transaction of its own (a refused step, a file that failed).
+    pub(crate) fn record(&mut self, action: &str, subject: Subject, result: Outcome) -> Result<()> {
+        let actor = self.vault.actor_ctx();
+        self.catalog().write(|tx| {
+            audit::append(tx, &actor, action, subject, result)?;
+            Ok(())
+        })
+    }
+
+    /// Sets [`BLOBS_UNSETTLED`] (durably) unless this op already did: called right before the op
+    /// adds a blob its catalog commit will reference, or commits the removal of blobs it deletes
+    /// afterwards. A marker found already there was left by an operation that did not finish:
+    /// it then stays until the next unlock sweeps.
     pub(crate) fn mark_blobs_unsettled(&mut self) -> Result<()> {
-        if self.blobs_marked {
+        if self.marked {
             return Ok(());
         }
-        let marker = self.dir.join(BLOBS_UNSETTLED);
+        let marker = self.vault.dir.join(BLOBS_UNSETTLED);
+        if marker.exists() {
+            self.slot.blobs_left_unsettled = true;
+        }
         File::create(&marker)
             .and_then(|f| f.sync_all())
             .map_err(|e| Error::io_path("creating", &marker, e))?;
-        fsutil::fsync_dir(&self.dir)?;
-        self.blobs_marked = true;
+        fsutil::fsync_dir(&self.vault.dir)?;
+        self.marked = true;
         Ok(())
     }
 
-    /// Runs `op`, which may call [`Vault::mark_blobs_unsettled`], and removes the marker again
-    /// only if `op` (and every earlier marked operation since unlock) succeeded, so a crash or
-    /// failure anywhere in between leaves it for the next unlock's sweep.
-    pub(crate) fn settling_blobs<T>(
-        &mut self,
-        op: impl FnOnce(&mut Self) -> Result<T>,
-    ) -> Result<T> {
-        let res = op(self);
-        if self.blobs_marked {
-            if res.is_err() {
-                self.blobs_left_unsettled = true;
-            } else if !self.blobs_left_unsettled {
+    /// Moves the WAL into the catalog and truncates it (after an erasure); if readers keep it
+    /// from completing, it is owed and retried after later writes and at lock.
+    pub(crate) fn checkpoint_truncate(&mut self) -> Result<()> {
+        let done = self.catalog().checkpoint_truncate()?;
+        self.slot.checkpoint_owed = !done;
+        if !done {
+            tracing::warn!("the WAL could not be truncated now (readers active); retried later");
+        }
+        Ok(())
+    }
+
+    /// Blob marker and owed checkpoint at the end of the op: the marker goes only if this op
+    /// (and every earlier one) finished cleanly, so a crash or failure leaves it for the sweep.
+    fn settle<T>(&mut self, out: Result<T>) -> Result<T> {
+        if self.marked {
+            if out.is_err() {
+                self.slot.blobs_left_unsettled = true;
+            } else if !self.slot.blobs_left_unsettled {
                 // Not synced: should a crash undo the removal, the next unlock merely sweeps once.
-                let _ = fs::remove_file(self.dir.join(BLOBS_UNSETTLED));
-                self.blobs_marked = false;
+                let _ = fs::remove_file(self.vault.dir.join(BLOBS_UNSETTLED));
             }
+            self.marked = false;
         }
-        res
+        if self.slot.checkpoint_owed {
+            let _ = self.checkpoint_truncate();
+        }
+        out
     }
 
-    /// Names of the files in `blobs/` that committed catalog rows reference: blobs of their
-    /// own and packs.
-    pub(crate) fn referenced_blobs(&self) -> Result<std::collections::HashSet<String>> {
-        let mut st = self.catalog.conn().prepare(
-            "SELECT blob_id FROM item_versions WHERE blob_id IS NOT NULL AND pack_id IS NULL
-             UNION SELECT DISTINCT pack_id FROM item_versions WHERE pack_id IS NOT NULL",
-        )?;
-        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// Removes from a pack the bytes of every record no catalog row references any more
-    /// (erased items). False when no record of it is live (the caller removes the file).
-    pub(crate) fn erase_dead_records(&self, pack_id: &str) -> Result<bool> {
-        let live = packs::live_records(self.catalog.conn(), pack_id)?;
-        if live.is_empty() {
-            return Ok(false);
-        }
-        let path = fsutil::blob_path(&self.dir, pack_id);
-        let size = match fs::metadata(&path) {
-            Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
-            Err(e) => return Err(Error::io_path("reading", &path, e)),
-        };
-        let dead = packs::gaps(&live, size);
-        if !dead.is_empty() {
-            packs::erase_ranges(&path, &dead)?;
-        }
-        Ok(true)
-    }
-
-    /// Every file under `blobs/` as (file name, path).
-    pub(crate) fn blob_files(&self) -> Result<Vec<(String, PathBuf)>> {
-        let blobs = self.dir.join(BLOBS_DIR);
-        let mut out = Vec::new();
-        let rd = match fs::read_dir(&blobs) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                fs::create_dir_all(&blobs).map_err(|e| Error::io_path("creating", &blobs, e))?;
-                return Ok(out);
-            }
-            Err(e) => return Err(Error::io_path("listing", &blobs, e)),
-        };
-        for shard in rd {
-            let shard = shard.map_err(|e| Error::io_path("listing", &blobs, e))?;
-            if !shard.path().is_dir() {
-                out.push((
-                    shard.file_name().to_string_lossy().into_owned(),
-                    shard.path(),
-                ));
-                continue;
-            }
-            for f in fs::read_dir(shard.path())
-                .map_err(|e| Error::io_path("listing", &shard.path(), e))?
-            {
-                let f = f.map_err(|e| Error::io_path("listing", &shard.path(), e))?;
-                out.push((f.file_name().to_string_lossy().into_owned(), f.path()));
-            }
-        }
-        Ok(out)
+    /// After a sweep removed every orphan: the marker's promise is kept again.
+    pub(crate) fn blobs_settled(&mut self) {
+        self.slot.blobs_left_unsettled = false;
     }
 }

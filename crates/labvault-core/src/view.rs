@@ -6,15 +6,17 @@
 //! `data.view` event and returns the only handle [`Vault::view_read`] accepts, so a range read
 //! can never happen without a recorded view.
 
-use crate::audit::ResourceOf;
+use crate::audit::AuditFilter;
 use crate::error::{Error, Result};
-use crate::items::{item_from_row, label, ITEM_SELECT};
+use crate::items::{self, item_from_row, label, ITEM_SELECT};
 use crate::model::{Area, DataType, ItemInfo, ItemState};
 use crate::packs::BlobLoc;
+use crate::retention::ItemRetention;
 use crate::transfer::blob_err;
 use crate::vault::Vault;
+use crate::{holds, projects};
 use labvault_crypto::{decrypt_range, WrappedKey};
-use labvault_governance::audit::{actions, resources};
+use labvault_governance::audit::{actions, resources, AuditEvent};
 use rusqlite::types::ToSql;
 use rusqlite::{params, OptionalExtension};
 
@@ -109,10 +111,10 @@ impl Vault {
     /// A page of items, sorted and filtered in SQL (`ORDER BY ... LIMIT ... OFFSET`), with the
     /// total count, so a list of any size costs one bounded query per screenful.
     pub fn items_page(&self, q: &ItemQuery, offset: u64, limit: u64) -> Result<ItemPage> {
-        let project = self.project(&q.project)?;
+        let conn = self.reader()?;
+        let project = projects::find(&conn, &q.project)?;
         let (count_sql, sql, args) = page_sql(q, project.id, offset, limit);
         let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
-        let conn = self.catalog.conn();
         let total: i64 = conn.query_row(&count_sql, refs.as_slice(), |r| r.get(0))?;
         let mut st = conn.prepare(&sql)?;
         let rows = st
@@ -127,22 +129,17 @@ impl Vault {
     /// Opens an active item for viewing and records `data.view` (once per opening, however
     /// many ranges are read afterwards). Erased items give `erased`, others not active
     /// `invalid_argument`.
-    pub fn view_open(&mut self, item_id: &str) -> Result<ViewHandle> {
-        let resource = match self.item(item_id) {
-            Ok(i) => resources::item(&i.project_id, &i.id),
-            Err(_) => format!("item/{item_id}"),
-        };
-        self.audited(
+    pub fn view_open(&self, item_id: &str) -> Result<ViewHandle> {
+        self.read_op(
             actions::DATA_VIEW,
-            ResourceOf::Fixed(resource),
-            String::new(),
-            false,
-            |v| v.view_open_unaudited(item_id),
+            items::resource_of(self, item_id),
+            || Ok((self.view_handle(item_id)?, String::new())),
         )
     }
 
-    fn view_open_unaudited(&self, item_id: &str) -> Result<ViewHandle> {
-        let item = self.item(item_id)?;
+    fn view_handle(&self, item_id: &str) -> Result<ViewHandle> {
+        let conn = self.reader()?;
+        let item = items::get(&conn, item_id)?;
         if item.state != ItemState::Active {
             return Err(crate::items::wrong_state(&item, &[ItemState::Active]));
         }
@@ -154,9 +151,7 @@ impl Vault {
             Option<i64>,
             Option<i64>,
         );
-        let row: Option<Row> = self
-            .catalog
-            .conn()
+        let row: Option<Row> = conn
             .query_row(
                 "SELECT blob_id, wrapped_data_key, pack_id, pack_offset, pack_len
                  FROM item_versions WHERE item_id = ?1 AND version = ?2",
@@ -213,6 +208,41 @@ impl Vault {
             len,
         )
         .map_err(|e| blob_err(e, &view.what))
+    }
+}
+
+/// What the details pane of one item shows, read in one call.
+#[derive(Clone, Debug)]
+pub struct ItemDetails {
+    /// The item.
+    pub item: ItemInfo,
+    /// Its retention facts.
+    pub retention: ItemRetention,
+    /// The reason of an active legal hold on it or its project.
+    pub hold_reason: Option<String>,
+    /// Its newest audit events, newest first.
+    pub history: Vec<AuditEvent>,
+}
+
+impl Vault {
+    /// An item with its retention status, hold and audit history (its newest
+    /// `history_limit` events).
+    pub fn item_details(&self, item_id: &str, history_limit: usize) -> Result<ItemDetails> {
+        let conn = self.reader()?;
+        let item = items::get(&conn, item_id)?;
+        let hold_reason = holds::hold_reason(&conn, &item)?;
+        let filter = AuditFilter {
+            resource_prefix: Some(resources::item(&item.project_id, &item.id)),
+            ..Default::default()
+        };
+        let history = crate::audit::query(&conn, &filter, history_limit, None)?.events;
+        drop(conn);
+        Ok(ItemDetails {
+            retention: self.item_retention(&item.id)?,
+            item,
+            hold_reason,
+            history,
+        })
     }
 }
 
@@ -290,7 +320,7 @@ mod tests {
             kdf: Some(KdfParams::FLOOR),
             ..Default::default()
         };
-        let (mut v, _rk) =
+        let (v, _rk) =
             Vault::create(&tmp.path().join("v"), &Passphrase::new("pw".into()), opts).unwrap();
         v.create_project("p").unwrap();
         let src = tmp.path().join("src");
@@ -360,7 +390,7 @@ mod tests {
         for desc in [false, true] {
             let (_, sql, args) = page_sql(&query(SortKey::Path, desc), "pid".into(), 0, 200);
             let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
-            let conn = v.catalog.conn();
+            let conn = v.reader().unwrap();
             let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let plan: Vec<String> = st
                 .query_map(refs.as_slice(), |r| r.get(3))
@@ -378,7 +408,7 @@ mod tests {
 
     #[test]
     fn deleted_items_only_when_asked_for() {
-        let (_t, mut v) = vault_with(&[("a.txt", vec![1; 10]), ("b.txt", vec![2; 10])]);
+        let (_t, v) = vault_with(&[("a.txt", vec![1; 10]), ("b.txt", vec![2; 10])]);
         let a = v
             .find_item(Some("p"), None, "a.txt", &[ItemState::Active])
             .unwrap();
@@ -398,7 +428,7 @@ mod tests {
     #[test]
     fn ranges_decrypt_exact_bytes_across_chunks_and_are_audited_once() {
         let data: Vec<u8> = (0..2_500_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let (_t, mut v) = vault_with(&[("big.bin", data.clone())]);
+        let (_t, v) = vault_with(&[("big.bin", data.clone())]);
         let item = v
             .find_item(Some("p"), None, "big.bin", &[ItemState::Active])
             .unwrap();
@@ -437,12 +467,12 @@ mod tests {
     #[test]
     fn tampered_chunk_is_refused_not_returned() {
         let data = vec![42u8; 3 << 20];
-        let (_t, mut v) = vault_with(&[("x.bin", data)]);
+        let (_t, v) = vault_with(&[("x.bin", data)]);
         let item = v
             .find_item(Some("p"), None, "x.bin", &[ItemState::Active])
             .unwrap();
         let h = v.view_open(&item.id).unwrap();
-        let path = crate::fsutil::blob_path(v.dir(), &h.blob_id);
+        let path = crate::layout::blob_path(v.dir(), &h.blob_id);
         let mut blob = std::fs::read(&path).unwrap();
         let i = labvault_crypto::HEADER_LEN + (1 << 20) + 100; // inside chunk 1
         blob[i] ^= 1;
@@ -458,7 +488,7 @@ mod tests {
 
     #[test]
     fn erased_items_cannot_be_viewed() {
-        let (_t, mut v) = vault_with(&[("a.txt", b"hello".to_vec())]);
+        let (_t, v) = vault_with(&[("a.txt", b"hello".to_vec())]);
         let item = v
             .find_item(Some("p"), None, "a.txt", &[ItemState::Active])
             .unwrap();

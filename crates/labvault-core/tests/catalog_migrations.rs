@@ -84,7 +84,7 @@ fn upgrading_a_version_5_catalog_keeps_every_item_and_every_rule() {
     let before = items(&v5_catalog(&path, &key, true));
     assert_eq!(before.len(), 2);
 
-    let cat = Catalog::open(&path, &key, false).unwrap();
+    let cat = Catalog::open(&path, &key, false, &mut || Ok(())).unwrap();
     let conn = cat.conn();
     let version: u32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -169,7 +169,7 @@ fn a_catalog_whose_upgrade_would_leave_dangling_references_is_refused_unchanged(
         )
         .unwrap();
     }
-    let e = Catalog::open(&path, &key, false).unwrap_err();
+    let e = Catalog::open(&path, &key, false, &mut || Ok(())).unwrap_err();
     assert_eq!(e.code(), ErrorCode::CorruptCatalog, "{e}");
     assert!(e.to_string().contains("item_versions"), "{e}");
 

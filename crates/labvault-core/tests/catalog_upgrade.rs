@@ -220,7 +220,7 @@ fn v1_fixture_is_upgraded_at_unlock_and_keeps_items_exports_and_audit_trail() {
         use std::os::unix::fs::MetadataExt;
         fs::metadata(dir.join("catalog.db")).unwrap().ino()
     };
-    let mut v = unlock(&dir).unwrap();
+    let v = unlock(&dir).unwrap();
     assert!(v.audit_verify(&mut |_, _| {}).unwrap()[0].complete);
     v.lock();
     #[cfg(unix)]

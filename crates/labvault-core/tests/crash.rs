@@ -24,7 +24,7 @@ fn crash_child() {
     let (Some(dir), Some(src)) = (std::env::var_os(ENV_DIR), std::env::var_os(ENV_SRC)) else {
         return;
     };
-    let mut v = unlock(&PathBuf::from(dir));
+    let v = unlock(&PathBuf::from(dir));
     let mut out = std::io::stdout();
     v.import(
         "P",
@@ -45,7 +45,7 @@ fn crash_child() {
 
 #[test]
 fn kill_mid_import_loses_nothing_reported() {
-    let (t, dir, mut v, _) = new_vault();
+    let (t, dir, v, _) = new_vault();
     v.create_project("P").unwrap();
     drop(v);
     let src = t.path().join("batch");
@@ -105,7 +105,7 @@ fn kill_mid_import_loses_nothing_reported() {
     );
 
     // Reopen: the lock died with the process, orphans are cleaned, everything reported is intact.
-    let mut v = unlock(&dir);
+    let v = unlock(&dir);
     assert_eq!(tmp_count(&dir), 0, "temp files removed");
     let items = v.list(&ListFilter::default()).unwrap();
     // A group commits as a whole: what survived is a plan-order prefix ending on a unit
@@ -134,7 +134,7 @@ fn kill_mid_import_loses_nothing_reported() {
             .unwrap_or_else(|| panic!("reported {path} is missing after the crash"));
         assert_eq!(it.sha256, sha);
     }
-    let rep = verify(&mut v);
+    let rep = verify(&v);
     assert!(rep.is_ok(), "{:?}", rep.problems);
     let out = t.path().join("out");
     let first = &items[0];
@@ -154,7 +154,7 @@ fn kill_mid_import_loses_nothing_reported() {
     );
 
     // The interrupted import can simply be run again: the rest comes in, nothing duplicated.
-    let rep = import(&mut v, "P", Area::Uploads, &[src]);
+    let rep = import(&v, "P", Area::Uploads, &[src]);
     assert!(rep.failed.is_empty());
     assert_eq!(v.list(&ListFilter::default()).unwrap().len(), n);
 }

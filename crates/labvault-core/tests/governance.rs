@@ -241,9 +241,20 @@ fn every_vault_action_records_exactly_one_event_with_the_right_result() {
     one(&evs, "audit.export", Outcome::Failure);
 
     let (_, evs) = events_of(&mut v, |v| {
-        v.change_passphrase(&Passphrase::new(PASS.into())).unwrap()
+        v.change_passphrase(&Passphrase::new(PASS.into()), &Passphrase::new(PASS.into()))
+            .unwrap()
     });
     one(&evs, "auth.passwd", Outcome::Success);
+    // A wrong current passphrase is recorded as such, whichever front end asked.
+    let (r, evs) = events_of(&mut v, |v| {
+        v.change_passphrase(
+            &Passphrase::new("not the passphrase".into()),
+            &Passphrase::new("another passphrase".into()),
+        )
+    });
+    assert_eq!(r.unwrap_err().code(), ErrorCode::WrongPassphrase);
+    one(&evs, "auth.passwd", Outcome::Failure);
+    assert_eq!(evs[0].detail, "wrong_passphrase");
 
     let f = e.src.join("audit.csv");
     let (_, evs) = events_of(&mut v, |v| {
@@ -275,7 +286,7 @@ fn every_vault_action_records_exactly_one_event_with_the_right_result() {
         "a retention run at unlock that changes nothing is not recorded"
     );
     // And the whole chain is intact.
-    let mut v = v;
+    let v = v;
     let reports = v.audit_verify(&mut |_, _| {}).unwrap();
     assert_eq!(reports.len(), 1);
     assert!(reports[0].complete);
@@ -349,7 +360,7 @@ fn journal_entries_are_sealed_and_a_deleted_middle_entry_is_reported() {
         format!("{}\n{}\n", lines[0], lines[2]),
     )
     .unwrap();
-    let mut v = unlock(&e);
+    let v = unlock(&e);
     let failures: Vec<_> = with_action(&v, "auth.unlock")
         .into_iter()
         .filter(|ev| ev.result == Outcome::Failure)
@@ -554,7 +565,7 @@ fn tampered_vault(tamper: impl FnOnce(&rusqlite::Connection)) -> (u64, String) {
         let c = raw_catalog(&e);
         tamper(&c);
     }
-    let mut v = unlock(&e);
+    let v = unlock(&e);
     let err = v.audit_verify(&mut |_, _| {}).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Tampered);
     let msg = err.to_string();
@@ -794,7 +805,7 @@ fn lifecycle_expires_then_erases_and_a_hold_stops_it() {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, b).unwrap();
     }
-    let mut v = unlock(&e);
+    let v = unlock(&e);
     let out = e.src.join("restore-attempt");
     std::fs::create_dir_all(&out).unwrap();
     let err = v
@@ -814,7 +825,7 @@ fn lifecycle_expires_then_erases_and_a_hold_stops_it() {
         .unwrap();
     assert_eq!(keys, 0, "the data key is destroyed");
     drop(c);
-    let mut v = unlock(&e);
+    let v = unlock(&e);
     let rep = v.verify(&mut |_| {}, &AtomicBool::new(false)).unwrap();
     assert!(
         rep.problems.iter().any(|p| p.message.contains("orphan")),
@@ -831,7 +842,7 @@ fn lifecycle_expires_then_erases_and_a_hold_stops_it() {
 #[test]
 fn policies_layer_per_project_and_audit_minimum_holds() {
     let e = env();
-    let mut v = create(&e);
+    let v = create(&e);
     v.create_project("P").unwrap();
     let before = v.retention_policies().unwrap();
     for bad in [RetentionPeriod::Years(5), RetentionPeriod::Days(2000)] {
@@ -1018,7 +1029,7 @@ fn unlock_enforces_every_due_step_and_nothing_early() {
     let v = relock(v);
     assert_eq!(v.item(&leap).unwrap().state, Active);
     e.clock.set(datetime!(2029-02-28 09:00 UTC));
-    let mut v = relock(v);
+    let v = relock(v);
     assert_eq!(states(&v), [SoftDeleted, Erased, Active, Erased]);
     assert!(v.audit_verify(&mut |_, _| {}).is_ok());
 }

@@ -11,7 +11,7 @@ use labvault_core::{ErrorCode, Unlock, Vault};
 fn remember_unlock_forget_roundtrip() {
     // A private namespace so the test never touches a user's real entries.
     std::env::set_var("LABVAULT_KEYRING_SERVICE", "org.labvault.test.core");
-    let (_t, dir, mut v, _) = new_vault();
+    let (_t, dir, v, _) = new_vault();
     match v.remember_on_device() {
         Ok(()) => {}
         Err(e) if e.code() == ErrorCode::KeyringUnavailable => {

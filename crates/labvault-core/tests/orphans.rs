@@ -42,9 +42,9 @@ fn finished_import_and_erasure_leave_no_marker_and_unlock_skips_the_sweep() {
     // Without the marker nothing can have been left behind by us, so unlock does not walk the
     // blobs; a file put there by someone else stays for `verify` to report.
     let planted = plant_orphan(&dir);
-    let mut v = unlock(&dir);
+    let v = unlock(&dir);
     assert!(planted.exists(), "no sweep without the marker");
-    let rep = verify(&mut v);
+    let rep = verify(&v);
     assert!(
         rep.problems.iter().any(|p| p.message.contains("orphan")),
         "{:?}",
@@ -59,10 +59,10 @@ fn an_interrupted_operation_leaves_the_marker_and_the_next_unlock_sweeps() {
     // What a crash between "blob renamed into blobs/" and "catalog commit" leaves.
     let planted = plant_orphan(&dir);
     fs::write(dir.join(BLOBS_UNSETTLED), b"").unwrap();
-    let mut v = unlock(&dir);
+    let v = unlock(&dir);
     assert!(!planted.exists(), "the orphan is swept");
     assert!(!marker(&dir), "and the marker removed after the sweep");
-    let rep = verify(&mut v);
+    let rep = verify(&v);
     assert!(rep.is_ok(), "{:?}", rep.problems);
 }
 
@@ -71,7 +71,7 @@ fn a_failed_import_keeps_the_marker_even_after_later_successes() {
     let (t, dir, mut v, _) = new_vault();
     v.create_project("P").unwrap();
     write(&t.path().join("big.bin"), &bytes(3 * 1024 * 1024, 1));
-    let e = import_cancelled_mid_way(&mut v, "P", &t.path().join("big.bin"));
+    let e = import_cancelled_mid_way(&v, "P", &t.path().join("big.bin"));
     assert_eq!(e.code(), ErrorCode::Cancelled);
     assert!(marker(&dir), "a stopped import leaves the marker");
     import_bytes(&mut v, t.path(), "after.csv");
@@ -89,7 +89,7 @@ fn a_failed_import_keeps_the_marker_even_after_later_successes() {
 
 #[test]
 fn an_import_refused_before_it_starts_sets_no_marker() {
-    let (t, dir, mut v, _) = new_vault();
+    let (t, dir, v, _) = new_vault();
     write(&t.path().join("a.csv"), b"x");
     let e = v
         .import(

@@ -57,10 +57,10 @@ fn a_group_of_small_files_is_one_pack_of_independent_records() {
         "one record per file, in import order"
     );
     for (f, c) in rep.imported.iter().zip(&contents) {
-        let p = export_one(&mut v, &f.item_id, &t.path().join("out")).unwrap();
+        let p = export_one(&v, &f.item_id, &t.path().join("out")).unwrap();
         assert_eq!(&fs::read(p).unwrap(), c);
     }
-    assert!(verify(&mut v).is_ok());
+    assert!(verify(&v).is_ok());
 }
 
 #[test]
@@ -73,18 +73,18 @@ fn a_tampered_record_names_its_item_and_no_other() {
     pack[(s + e) / 2] ^= 0x01;
     fs::write(&path, &pack).unwrap();
 
-    let report = verify(&mut v);
+    let report = verify(&v);
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     let p = &report.problems[0];
     assert_eq!(p.code, ErrorCode::Tampered);
     assert_eq!(p.item_id.as_deref(), Some(rep.imported[5].item_id.as_str()));
 
     let out = t.path().join("out");
-    let err = export_one(&mut v, &rep.imported[5].item_id, &out).unwrap_err();
+    let err = export_one(&v, &rep.imported[5].item_id, &out).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Tampered);
     assert!(err.to_string().contains("f05.dat"), "{err}");
     for k in [4, 6] {
-        let p = export_one(&mut v, &rep.imported[k].item_id, &out).unwrap();
+        let p = export_one(&v, &rep.imported[k].item_id, &out).unwrap();
         assert_eq!(fs::read(p).unwrap(), contents[k]);
     }
 }
@@ -98,7 +98,7 @@ fn a_cut_pack_names_the_records_it_lost() {
     let (s, e) = records(&pack)[4];
     fs::write(&path, &pack[..(s + e) / 2]).unwrap();
 
-    let report = verify(&mut v);
+    let report = verify(&v);
     let mut named: Vec<&str> = report
         .problems
         .iter()
@@ -136,14 +136,14 @@ fn erasing_a_packed_item_removes_its_record_bytes_and_keeps_its_neighbours() {
     assert_eq!(after[..s], before[..s]);
     assert_eq!(after[e..], before[e..]);
     for k in [2, 4, 9] {
-        let p = export_one(&mut v, &rep.imported[k].item_id, &t.path().join("out")).unwrap();
+        let p = export_one(&v, &rep.imported[k].item_id, &t.path().join("out")).unwrap();
         assert_eq!(fs::read(p).unwrap(), contents[k]);
     }
-    assert!(verify(&mut v).is_ok());
+    assert!(verify(&v).is_ok());
 
     // Putting the old bytes back does not bring the erased item back: its key is gone.
     fs::write(&path, &before).unwrap();
-    let err = export_one(&mut v, &rep.imported[3].item_id, &t.path().join("out2")).unwrap_err();
+    let err = export_one(&v, &rep.imported[3].item_id, &t.path().join("out2")).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Erased);
 
     for (k, f) in rep.imported.iter().enumerate() {
@@ -152,7 +152,7 @@ fn erasing_a_packed_item_removes_its_record_bytes_and_keeps_its_neighbours() {
         }
     }
     assert_eq!(blob_count(&dir), 0, "the pack goes with its last record");
-    assert!(verify(&mut v).is_ok());
+    assert!(verify(&v).is_ok());
 }
 
 #[test]
@@ -170,13 +170,13 @@ fn erased_record_bytes_a_crash_left_in_a_pack_are_removed_at_the_next_unlock() {
     fs::write(&path, &before).unwrap();
     fs::write(dir.join(BLOBS_UNSETTLED), b"").unwrap();
 
-    let mut v = unlock(&dir);
+    let v = unlock(&dir);
     let after = fs::read(&path).unwrap();
     assert!(after[s..e].iter().all(|&b| b == 0), "swept at unlock");
     assert!(!dir.join(BLOBS_UNSETTLED).exists());
-    let p = export_one(&mut v, &rep.imported[2].item_id, &t.path().join("out")).unwrap();
+    let p = export_one(&v, &rep.imported[2].item_id, &t.path().join("out")).unwrap();
     assert_eq!(fs::read(p).unwrap(), contents[2]);
-    assert!(verify(&mut v).is_ok());
+    assert!(verify(&v).is_ok());
 }
 
 #[test]

@@ -32,8 +32,8 @@ fn create_unlock_wrong_passphrase_recovery_and_passwd() {
     assert_eq!(e.to_string(), "wrong passphrase", "no other detail");
 
     let key = RecoveryKey::parse(&rk).unwrap();
-    let mut v = Vault::unlock(&dir, Unlock::RecoveryKey(&key), opts()).unwrap();
-    v.change_passphrase(&Passphrase::new("new passphrase".into()))
+    let v = Vault::unlock(&dir, Unlock::RecoveryKey(&key), opts()).unwrap();
+    v.reset_passphrase(&Passphrase::new("new passphrase".into()))
         .unwrap();
     drop(v);
     let e = Vault::unlock(&dir, Unlock::Passphrase(&pass()), opts()).unwrap_err();
@@ -54,15 +54,6 @@ fn create_unlock_wrong_passphrase_recovery_and_passwd() {
     let last = typo.pop().unwrap();
     typo.push(if last == 'A' { 'B' } else { 'A' });
     assert!(RecoveryKey::parse(&typo).is_err());
-}
-
-#[test]
-fn second_open_is_refused_as_busy() {
-    let (_t, dir, v, _) = new_vault();
-    let e = Vault::unlock(&dir, Unlock::Passphrase(&pass()), opts()).unwrap_err();
-    assert_eq!(e.code(), ErrorCode::VaultBusy);
-    drop(v);
-    unlock(&dir);
 }
 
 #[test]
@@ -111,24 +102,24 @@ fn catalog_newer_version_garbage_and_wrong_key() {
     let path = t.path().join("catalog.db");
     let key = labvault_crypto::RootKey::generate().catalog_key();
     {
-        let cat = Catalog::open(&path, &key, true).unwrap();
+        let cat = Catalog::open(&path, &key, true, &mut || Ok(())).unwrap();
         cat.conn().pragma_update(None, "user_version", 999).unwrap();
         cat.conn()
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .unwrap();
     }
     let before = fs::read(&path).unwrap();
-    let e = Catalog::open(&path, &key, false).unwrap_err();
+    let e = Catalog::open(&path, &key, false, &mut || Ok(())).unwrap_err();
     assert_eq!(e.code(), ErrorCode::UnsupportedVersion, "{e}");
     assert_eq!(fs::read(&path).unwrap(), before, "nothing changed");
 
     let other = labvault_crypto::RootKey::generate().catalog_key();
-    let e = Catalog::open(&path, &other, false).unwrap_err();
+    let e = Catalog::open(&path, &other, false, &mut || Ok(())).unwrap_err();
     assert_eq!(e.code(), ErrorCode::CorruptCatalog, "{e}");
 
     let junk = t.path().join("junk.db");
     fs::write(&junk, bytes(8192, 3)).unwrap();
-    let e = Catalog::open(&junk, &key, false).unwrap_err();
+    let e = Catalog::open(&junk, &key, false, &mut || Ok(())).unwrap_err();
     assert_eq!(e.code(), ErrorCode::CorruptCatalog, "{e}");
 }
 
@@ -144,7 +135,7 @@ fn vault_with_damaged_catalog_is_corrupt_catalog() {
 
 #[test]
 fn projects_create_list_duplicate_and_bad_names() {
-    let (_t, _dir, mut v, _) = new_vault();
+    let (_t, _dir, v, _) = new_vault();
     let p = v.create_project("Cell imaging").unwrap();
     v.create_project("Assays").unwrap();
     let names: Vec<_> = v
@@ -175,7 +166,7 @@ fn projects_create_list_duplicate_and_bad_names() {
 
 #[test]
 fn import_dir_list_filters_versions_and_export_roundtrip() {
-    let (t, _dir, mut v, _) = new_vault();
+    let (t, _dir, v, _) = new_vault();
     v.create_project("P").unwrap();
     let src = t.path().join("run-7");
     let big = bytes(3 * 1024 * 1024 + 17, 1);
@@ -273,7 +264,7 @@ fn import_dir_list_filters_versions_and_export_roundtrip() {
 
     // Re-import of the same path is a new version of the same item.
     write(&src.join("notes.txt"), b"hello again");
-    let rep = import(&mut v, "P", Area::Uploads, &[src.join("notes.txt")]);
+    let rep = import(&v, "P", Area::Uploads, &[src.join("notes.txt")]);
     assert_eq!(
         rep.imported[0].path, "notes.txt",
         "single file goes to the area root"
@@ -313,15 +304,15 @@ fn import_dir_list_filters_versions_and_export_roundtrip() {
             &[ItemState::Active],
         )
         .unwrap();
-    let p = export_one(&mut v, &big_item.id, &out).unwrap();
+    let p = export_one(&v, &big_item.id, &out).unwrap();
     assert_eq!(p, out.join("big.bin"));
     assert_eq!(fs::read(&p).unwrap(), big);
-    let p = export_one(&mut v, &notes.id, &out).unwrap();
+    let p = export_one(&v, &notes.id, &out).unwrap();
     assert_eq!(fs::read(&p).unwrap(), b"hello again");
     // No overwrite by default; the existing file is untouched.
     fs::write(out.join("notes.txt"), b"mine").unwrap();
     assert_eq!(
-        export_one(&mut v, &notes.id, &out).unwrap_err().code(),
+        export_one(&v, &notes.id, &out).unwrap_err().code(),
         ErrorCode::AlreadyExists
     );
     assert_eq!(fs::read(out.join("notes.txt")).unwrap(), b"mine");
@@ -351,7 +342,7 @@ fn import_dir_list_filters_versions_and_export_roundtrip() {
 
 #[test]
 fn no_plaintext_marker_anywhere_under_the_vault() {
-    let (t, dir, mut v, _) = new_vault();
+    let (t, dir, v, _) = new_vault();
     let marker = "ZEBRAFISH-MARKER-4711";
     v.create_project(&format!("project {marker}")).unwrap();
     let mut content = bytes(2 * 1024 * 1024, 5);
@@ -360,7 +351,7 @@ fn no_plaintext_marker_anywhere_under_the_vault() {
     let src = t.path().join(format!("dir {marker}"));
     write(&src.join(format!("file {marker}.csv")), &content);
     write(&src.join("small.txt"), format!("a {marker} b").as_bytes());
-    let rep = import(&mut v, &format!("project {marker}"), Area::Uploads, &[src]);
+    let rep = import(&v, &format!("project {marker}"), Area::Uploads, &[src]);
     assert_eq!(rep.imported.len(), 2);
     let item = &rep.imported[0];
     v.move_item(&item.item_id, None, Some(&format!("moved {marker}/x.csv")))
@@ -385,12 +376,12 @@ fn no_plaintext_marker_anywhere_under_the_vault() {
 
 #[test]
 fn rename_move_soft_delete_restore_and_clashes() {
-    let (t, _dir, mut v, _) = new_vault();
+    let (t, _dir, v, _) = new_vault();
     v.create_project("P").unwrap();
     write(&t.path().join("a.csv"), b"A");
     write(&t.path().join("b.csv"), b"B");
     let rep = import(
-        &mut v,
+        &v,
         "P",
         Area::Workspace,
         &[t.path().join("a.csv"), t.path().join("b.csv")],
@@ -437,13 +428,13 @@ fn rename_move_soft_delete_restore_and_clashes() {
     );
     let out = t.path().join("out");
     assert_eq!(
-        export_one(&mut v, &b, &out).unwrap_err().code(),
+        export_one(&v, &b, &out).unwrap_err().code(),
         ErrorCode::InvalidArgument
     );
 
     // Path reused while deleted: restore must refuse rather than create two active copies.
     write(&t.path().join("b.csv"), b"B2");
-    import(&mut v, "P", Area::Workspace, &[t.path().join("b.csv")]);
+    import(&v, "P", Area::Workspace, &[t.path().join("b.csv")]);
     assert_eq!(v.restore(&b).unwrap_err().code(), ErrorCode::AlreadyExists);
     let newer = v
         .find_item(
@@ -456,10 +447,7 @@ fn rename_move_soft_delete_restore_and_clashes() {
     v.move_item(&newer.id, None, Some("b2.csv")).unwrap();
     let r = v.restore(&b).unwrap();
     assert_eq!(r.state, ItemState::Active);
-    assert_eq!(
-        fs::read(export_one(&mut v, &b, &out).unwrap()).unwrap(),
-        b"B"
-    );
+    assert_eq!(fs::read(export_one(&v, &b, &out).unwrap()).unwrap(), b"B");
 
     let stats = v.stats().unwrap();
     let total: u64 = stats.iter().map(|s| s.items).sum();
@@ -471,11 +459,11 @@ fn rename_move_soft_delete_restore_and_clashes() {
 
 #[test]
 fn purge_erases_keys_and_an_old_blob_copy_stays_undecryptable() {
-    let (t, dir, mut v, _) = new_vault();
+    let (t, dir, v, _) = new_vault();
     v.create_project("P").unwrap();
     let secret = bytes(100_000, 8);
     write(&t.path().join("s.bin"), &secret);
-    let rep = import(&mut v, "P", Area::Uploads, &[t.path().join("s.bin")]);
+    let rep = import(&v, "P", Area::Uploads, &[t.path().join("s.bin")]);
     let id = rep.imported[0].item_id.clone();
     // Keep a copy of the blob as an attacker with an old backup would.
     let blobs_before = all_files(&dir.join("blobs"));
@@ -496,7 +484,7 @@ fn purge_erases_keys_and_an_old_blob_copy_stays_undecryptable() {
     assert_eq!(v.restore(&id).unwrap_err().code(), ErrorCode::Erased);
     let out = t.path().join("out");
     assert_eq!(
-        export_one(&mut v, &id, &out).unwrap_err().code(),
+        export_one(&v, &id, &out).unwrap_err().code(),
         ErrorCode::Erased
     );
     drop(v);
@@ -505,12 +493,12 @@ fn purge_erases_keys_and_an_old_blob_copy_stays_undecryptable() {
     // orphan, which `verify` names, and the item stays erased.
     fs::create_dir_all(blobs_before[0].parent().unwrap()).unwrap();
     fs::write(&blobs_before[0], &old_blob).unwrap();
-    let mut v = unlock(&dir);
+    let v = unlock(&dir);
     assert_eq!(
-        export_one(&mut v, &id, &out).unwrap_err().code(),
+        export_one(&v, &id, &out).unwrap_err().code(),
         ErrorCode::Erased
     );
-    let rep = verify(&mut v);
+    let rep = verify(&v);
     assert!(
         rep.problems.iter().any(|p| p.message.contains("orphan")),
         "{:?}",
@@ -522,7 +510,13 @@ fn purge_erases_keys_and_an_old_blob_copy_stays_undecryptable() {
     let kf =
         labvault_crypto::KeyFile::from_bytes(&fs::read(dir.join("vault.key")).unwrap()).unwrap();
     let root = kf.unlock_with_passphrase(&pass()).unwrap();
-    let cat = Catalog::open(&dir.join("catalog.db"), &root.catalog_key(), false).unwrap();
+    let cat = Catalog::open(
+        &dir.join("catalog.db"),
+        &root.catalog_key(),
+        false,
+        &mut || Ok(()),
+    )
+    .unwrap();
     let (keys, blobs): (i64, i64) = cat
         .conn()
         .query_row(
@@ -547,13 +541,13 @@ fn corrupt_blob(dir: &std::path::Path, f: impl FnOnce(&mut Vec<u8>)) {
 
 #[test]
 fn verify_names_tampered_truncated_missing_and_orphans_and_export_leaves_nothing() {
-    let (t, dir, mut v, _) = new_vault();
+    let (t, dir, v, _) = new_vault();
     v.create_project("Lab").unwrap();
     let data = bytes(2 * 1024 * 1024 + 5, 2);
     write(&t.path().join("d/results.bin"), &data);
-    import(&mut v, "Lab", Area::Uploads, &[t.path().join("d")]);
+    import(&v, "Lab", Area::Uploads, &[t.path().join("d")]);
     let id = v.list(&ListFilter::default()).unwrap()[0].id.clone();
-    let rep = verify(&mut v);
+    let rep = verify(&v);
     assert!(rep.is_ok());
     assert_eq!(
         (rep.blobs_checked, rep.bytes_checked),
@@ -562,7 +556,7 @@ fn verify_names_tampered_truncated_missing_and_orphans_and_export_leaves_nothing
 
     // Flip one bit in the middle of the second chunk.
     corrupt_blob(&dir, |b| b[1024 * 1024 + 500] ^= 1);
-    let rep = verify(&mut v);
+    let rep = verify(&v);
     assert_eq!(rep.problems.len(), 1);
     let p = &rep.problems[0];
     assert_eq!(p.code, ErrorCode::Tampered);
@@ -573,7 +567,7 @@ fn verify_names_tampered_truncated_missing_and_orphans_and_export_leaves_nothing
         p.message
     );
     let out = t.path().join("out");
-    let e = export_one(&mut v, &id, &out).unwrap_err();
+    let e = export_one(&v, &id, &out).unwrap_err();
     assert_eq!(e.code(), ErrorCode::Tampered);
     assert!(e.to_string().contains("Lab/uploads/d/results.bin"), "{e}");
     assert!(
@@ -584,7 +578,7 @@ fn verify_names_tampered_truncated_missing_and_orphans_and_export_leaves_nothing
     // Truncated (cut at a chunk boundary region).
     corrupt_blob(&dir, |b| b[1024 * 1024 + 500] ^= 1);
     corrupt_blob(&dir, |b| b.truncate(b.len() - 100));
-    let rep = verify(&mut v);
+    let rep = verify(&v);
     assert!(
         matches!(
             rep.problems[0].code,
@@ -593,7 +587,7 @@ fn verify_names_tampered_truncated_missing_and_orphans_and_export_leaves_nothing
         "{:?}",
         rep.problems
     );
-    let e = export_one(&mut v, &id, &out).unwrap_err();
+    let e = export_one(&v, &id, &out).unwrap_err();
     assert!(matches!(
         e.code(),
         ErrorCode::Truncated | ErrorCode::Tampered
@@ -605,7 +599,7 @@ fn verify_names_tampered_truncated_missing_and_orphans_and_export_leaves_nothing
     let orphan = dir.join("blobs/ab/abababababababababababababababab");
     fs::create_dir_all(orphan.parent().unwrap()).unwrap();
     fs::rename(&blob, &orphan).unwrap();
-    let rep = verify(&mut v);
+    let rep = verify(&v);
     let codes: Vec<_> = rep.problems.iter().map(|p| p.code).collect();
     assert!(codes.contains(&ErrorCode::NotFound), "{:?}", rep.problems);
     assert!(
@@ -618,7 +612,7 @@ fn verify_names_tampered_truncated_missing_and_orphans_and_export_leaves_nothing
 #[test]
 fn bad_names_are_skipped_and_reported_the_rest_is_imported() {
     use std::os::unix::ffi::OsStrExt;
-    let (t, _dir, mut v, _) = new_vault();
+    let (t, _dir, v, _) = new_vault();
     v.create_project("P").unwrap();
     let src = t.path().join("src");
     write(&src.join("good.txt"), b"ok");
@@ -627,7 +621,7 @@ fn bad_names_are_skipped_and_reported_the_rest_is_imported() {
     fs::write(&bad, b"x").unwrap();
     std::os::unix::fs::symlink("/etc/passwd", src.join("link")).unwrap();
     let rep = import(
-        &mut v,
+        &v,
         "P",
         Area::Uploads,
         &[src.clone(), t.path().join("missing.txt")],
@@ -670,7 +664,7 @@ fn bad_names_are_skipped_and_reported_the_rest_is_imported() {
 
 #[test]
 fn source_shrinking_mid_read_is_source_vanished_and_nothing_half_imported() {
-    let (t, dir, mut v, _) = new_vault();
+    let (t, dir, v, _) = new_vault();
     v.create_project("P").unwrap();
     let src = t.path().join("growing.bin");
     write(&src, &bytes(4 * 1024 * 1024, 4));
@@ -715,10 +709,10 @@ fn source_shrinking_mid_read_is_source_vanished_and_nothing_half_imported() {
 
 #[test]
 fn cancel_stops_import_and_leaves_nothing() {
-    let (t, dir, mut v, _) = new_vault();
+    let (t, dir, v, _) = new_vault();
     v.create_project("P").unwrap();
     write(&t.path().join("a.bin"), &bytes(3 * 1024 * 1024, 1));
-    let e = import_cancelled_mid_way(&mut v, "P", &t.path().join("a.bin"));
+    let e = import_cancelled_mid_way(&v, "P", &t.path().join("a.bin"));
     assert_eq!(e.code(), ErrorCode::Cancelled);
     assert!(v.list(&ListFilter::default()).unwrap().is_empty());
     assert_eq!((blob_count(&dir), tmp_count(&dir)), (0, 0));
@@ -729,7 +723,7 @@ fn cancel_between_groups_keeps_committed_groups_and_removes_the_one_in_flight() 
     // Three groups of small files: while the first commits, the second is already encrypted,
     // synced and renamed into `blobs/` (pipelining). Cancelling when the first group is
     // reported must keep exactly that group and remove every blob of the second.
-    let (t, dir, mut v, _) = new_vault();
+    let (t, dir, v, _) = new_vault();
     v.create_project("P").unwrap();
     let g = labvault_core::IMPORT_GROUP_FILES[0];
     let src = t.path().join("many");
@@ -765,16 +759,16 @@ fn cancel_between_groups_keeps_committed_groups_and_removes_the_one_in_flight() 
         (1, 0),
         "the first group's pack stays; no pack or temp file of the cancelled groups is left"
     );
-    let rep = verify(&mut v);
+    let rep = verify(&v);
     assert!(rep.is_ok(), "{:?}", rep.problems);
 }
 
 #[test]
 fn export_to_a_full_disk_is_no_space_and_leaves_no_file() {
-    let (t, _dir, mut v, _) = new_vault();
+    let (t, _dir, v, _) = new_vault();
     v.create_project("P").unwrap();
     write(&t.path().join("big.bin"), &bytes(3 * 1024 * 1024, 7));
-    let rep = import(&mut v, "P", Area::Uploads, &[t.path().join("big.bin")]);
+    let rep = import(&v, "P", Area::Uploads, &[t.path().join("big.bin")]);
     let mnt = t.path().join("tiny");
     fs::create_dir_all(&mnt).unwrap();
     let ok = std::process::Command::new("mount")
@@ -787,7 +781,7 @@ fn export_to_a_full_disk_is_no_space_and_leaves_no_file() {
         eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
         return;
     }
-    let res = export_one(&mut v, &rep.imported[0].item_id, &mnt);
+    let res = export_one(&v, &rep.imported[0].item_id, &mnt);
     let left = all_files(&mnt);
     let _ = std::process::Command::new("umount").arg(&mnt).status();
     let e = res.unwrap_err();
@@ -798,12 +792,12 @@ fn export_to_a_full_disk_is_no_space_and_leaves_no_file() {
 
 #[test]
 fn find_item_by_id_path_area_prefix_and_ambiguity() {
-    let (t, _dir, mut v, _) = new_vault();
+    let (t, _dir, v, _) = new_vault();
     v.create_project("P").unwrap();
     v.create_project("Q").unwrap();
     write(&t.path().join("x.csv"), b"1");
-    let up = import(&mut v, "P", Area::Uploads, &[t.path().join("x.csv")]);
-    let ws = import(&mut v, "P", Area::Workspace, &[t.path().join("x.csv")]);
+    let up = import(&v, "P", Area::Uploads, &[t.path().join("x.csv")]);
+    let ws = import(&v, "P", Area::Workspace, &[t.path().join("x.csv")]);
     let active = [ItemState::Active];
     // By id, with or without the project; an id from another project is not found there.
     let id = &up.imported[0].item_id;
@@ -920,7 +914,7 @@ fn import_into_a_full_vault_disk_is_no_space_and_changes_nothing() {
     }
     let res = std::panic::catch_unwind(|| {
         let dir = mnt.join("vault");
-        let (mut v, _) = Vault::create(&dir, &pass(), opts()).unwrap();
+        let (v, _) = Vault::create(&dir, &pass(), opts()).unwrap();
         v.create_project("P").unwrap();
         write(&t.path().join("small.txt"), b"fits");
         write(&t.path().join("huge.bin"), &bytes(4 * 1024 * 1024, 3));
@@ -941,7 +935,7 @@ fn import_into_a_full_vault_disk_is_no_space_and_changes_nothing() {
         assert_eq!(items[0].path, "small.txt");
         assert_eq!(tmp_count(&dir), 0, "partial blob removed");
         assert_eq!(blob_count(&dir), 1);
-        let rep = verify(&mut v);
+        let rep = verify(&v);
         assert!(rep.is_ok(), "{:?}", rep.problems);
     });
     let _ = std::process::Command::new("umount").arg(&mnt).status();
@@ -958,24 +952,24 @@ fn interrupted_create_is_redone_and_verify_can_be_cancelled() {
     let dir = t.path().join("vault");
     fs::create_dir_all(dir.join("blobs")).unwrap();
     fs::write(dir.join("catalog.db"), bytes(4096, 1)).unwrap();
-    let (mut v, _) = Vault::create(&dir, &pass(), opts()).unwrap();
+    let (v, _) = Vault::create(&dir, &pass(), opts()).unwrap();
     v.create_project("P").unwrap();
     // Larger than one parallel batch (~8 MiB), so cancellation lands mid-blob.
     write(&t.path().join("a.bin"), &vec![0x5a; 9 * 1024 * 1024 + 1]);
-    import(&mut v, "P", Area::Uploads, &[t.path().join("a.bin")]);
+    import(&v, "P", Area::Uploads, &[t.path().join("a.bin")]);
     let cancel = AtomicBool::new(false);
     let e = v
         .verify(&mut |_| cancel.store(true, Ordering::Relaxed), &cancel)
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::Cancelled);
     drop(v);
-    let mut v = unlock(&dir);
-    assert!(verify(&mut v).is_ok());
+    let v = unlock(&dir);
+    assert!(verify(&v).is_ok());
 }
 
 #[test]
 fn many_small_files_commit_in_order_and_round_trip() {
-    let (t, dir, mut v, _) = new_vault();
+    let (t, dir, v, _) = new_vault();
     v.create_project("P").unwrap();
     let src = t.path().join("many");
     for i in 0..40u8 {
@@ -1042,7 +1036,7 @@ fn many_small_files_commit_in_order_and_round_trip() {
 fn group_commit_records_one_audit_event_per_file_and_keeps_the_chain_valid() {
     use labvault_core::audit::AuditFilter;
     use labvault_core::governance::audit::Outcome;
-    let (t, _dir, mut v, _) = new_vault();
+    let (t, _dir, v, _) = new_vault();
     v.create_project("P").unwrap();
     let src = t.path().join("g");
     // Three groups (two full ones and a partial one) plus a file refused on its own.
@@ -1060,7 +1054,7 @@ fn group_commit_records_one_audit_event_per_file_and_keeps_the_chain_valid() {
         let bad = std::ffi::OsStr::from_bytes(b"f0100-\xff.txt");
         write(&src.join(bad), b"non-utf8 name");
     }
-    let rep = import(&mut v, "P", Area::Uploads, std::slice::from_ref(&src));
+    let rep = import(&v, "P", Area::Uploads, std::slice::from_ref(&src));
     assert_eq!(rep.imported.len(), n);
     let evs = v
         .audit_query(
@@ -1105,7 +1099,7 @@ fn group_commit_records_one_audit_event_per_file_and_keeps_the_chain_valid() {
 /// reports progress up to the total, and leaves no temp file.
 #[test]
 fn area_export_in_groups_round_trips_and_leaves_no_temp_file() {
-    let (t, _dir, mut v, _) = new_vault();
+    let (t, _dir, v, _) = new_vault();
     v.create_project("G").unwrap();
     let src = t.path().join("src");
     let n = 260; // more than one export group (256 files)
@@ -1118,7 +1112,7 @@ fn area_export_in_groups_round_trips_and_leaves_no_temp_file() {
     }
     let big = bytes(1024 * 1024 + 7, 9);
     write(&src.join("d1/m-big.bin"), &big);
-    let rep = import(&mut v, "G", Area::Uploads, std::slice::from_ref(&src));
+    let rep = import(&v, "G", Area::Uploads, std::slice::from_ref(&src));
     assert_eq!(rep.imported.len(), n + 1);
     let out = t.path().join("out");
     let mut last = (0u64, 0u64);
@@ -1287,13 +1281,13 @@ fn area_export_group_stops_at_missing_blob_and_at_existing_file() {
 /// exported is intact, and no temp file is left behind.
 #[test]
 fn cancelled_area_export_leaves_no_temp_file() {
-    let (t, _dir, mut v, _) = new_vault();
+    let (t, _dir, v, _) = new_vault();
     v.create_project("G").unwrap();
     let src = t.path().join("src");
     for i in 0..40 {
         write(&src.join(format!("f{i:02}")), &bytes(5000, i));
     }
-    import(&mut v, "G", Area::Uploads, std::slice::from_ref(&src));
+    import(&v, "G", Area::Uploads, std::slice::from_ref(&src));
     let out = t.path().join("out");
     let cancel = AtomicBool::new(false);
     let e = v

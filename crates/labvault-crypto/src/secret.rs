@@ -53,6 +53,10 @@ impl Passphrase {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// Its length in characters, for a length policy, without handing the secret out.
+    pub fn char_count(&self) -> usize {
+        self.0.chars().count()
+    }
     pub(crate) fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }

@@ -55,7 +55,7 @@ pub fn bytes(n: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-pub fn import(v: &mut Vault, project: &str, area: Area, paths: &[PathBuf]) -> ImportReport {
+pub fn import(v: &Vault, project: &str, area: Area, paths: &[PathBuf]) -> ImportReport {
     v.import(
         project,
         area,
@@ -69,7 +69,7 @@ pub fn import(v: &mut Vault, project: &str, area: Area, paths: &[PathBuf]) -> Im
 
 /// Imports `path` into `project`/uploads and cancels at its first progress report (a file of a
 /// few MiB reports progress mid-way); returns the import's error.
-pub fn import_cancelled_mid_way(v: &mut Vault, project: &str, path: &Path) -> labvault_core::Error {
+pub fn import_cancelled_mid_way(v: &Vault, project: &str, path: &Path) -> labvault_core::Error {
     let cancel = AtomicBool::new(false);
     v.import(
         project,
@@ -87,7 +87,7 @@ pub fn import_cancelled_mid_way(v: &mut Vault, project: &str, path: &Path) -> la
 }
 
 /// Exports one item into `dest` (default options, no progress, no cancel).
-pub fn export_one(v: &mut Vault, id: &str, dest: &Path) -> labvault_core::Result<PathBuf> {
+pub fn export_one(v: &Vault, id: &str, dest: &Path) -> labvault_core::Result<PathBuf> {
     v.export_item(
         id,
         dest,
@@ -98,7 +98,7 @@ pub fn export_one(v: &mut Vault, id: &str, dest: &Path) -> labvault_core::Result
 }
 
 /// Runs `verify` to the end (no progress, no cancel).
-pub fn verify(v: &mut Vault) -> VerifyReport {
+pub fn verify(v: &Vault) -> VerifyReport {
     v.verify(&mut no_progress(), &AtomicBool::new(false))
         .unwrap()
 }

@@ -1,119 +1,40 @@
-//! The SQLCipher catalog: connection set-up, schema migrations and the single write path.
+//! The SQLCipher catalog: connection set-up, the schema and its migrations, the single write
+//! path, and the pool of read-only connections that serve readers while a writer works.
 //!
-//! Every mutating vault operation goes through [`Catalog::write`], one explicit transaction per
-//! operation, so that anything that must commit atomically with a change (the audit trail) can be
-//! added inside that one closure.
+//! The catalog runs in WAL mode, so any number of read connections (in this process or in
+//! others) see the last committed state while one write transaction is open. Every change goes
+//! through [`Catalog::write`] or [`Catalog::write_each`]: one explicit transaction per unit of
+//! work, inside which the caller appends the unit's audit event (see `audit.rs`).
 
-use crate::audit::Subject;
+mod upgrade;
+
 use crate::error::{Error, Result};
 use labvault_crypto::CatalogKey;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use zeroize::Zeroizing;
 
 /// Ordered schema migrations; `PRAGMA user_version` = number applied. Append only: never edit a
-/// shipped migration, add a new one at the end (the index + 1 is its version).
+/// shipped migration, add a new numbered file at the end (its position + 1 is its version).
 pub const MIGRATIONS: &[&str] = &[
-    // 1: projects, items, versions, vault metadata.
-    r#"
-    CREATE TABLE meta (
-        key   TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    );
-    CREATE TABLE projects (
-        id          TEXT PRIMARY KEY,
-        name        TEXT NOT NULL UNIQUE,
-        wrapped_key BLOB NOT NULL,
-        created_at  INTEGER NOT NULL,
-        created_by  TEXT NOT NULL
-    );
-    CREATE TABLE items (
-        id              TEXT PRIMARY KEY,
-        project_id      TEXT NOT NULL REFERENCES projects(id),
-        area            TEXT NOT NULL CHECK (area IN ('uploads','workspace','plots','exports')),
-        path            TEXT NOT NULL,
-        media_type      TEXT NOT NULL,
-        data_type       TEXT NOT NULL,
-        created_by      TEXT NOT NULL,
-        created_at      INTEGER NOT NULL,
-        updated_at      INTEGER NOT NULL,
-        state           TEXT NOT NULL CHECK (state IN ('active','soft_deleted','erased')),
-        deleted_at      INTEGER,
-        erased_at       INTEGER,
-        erase_reason    TEXT,
-        current_version INTEGER NOT NULL
-    );
-    CREATE UNIQUE INDEX items_active_path ON items(project_id, area, path) WHERE state = 'active';
-    CREATE INDEX items_project_area ON items(project_id, area, state);
-    CREATE TABLE item_versions (
-        item_id          TEXT NOT NULL REFERENCES items(id),
-        version          INTEGER NOT NULL,
-        blob_id          TEXT UNIQUE,
-        wrapped_data_key BLOB,
-        size             INTEGER NOT NULL,
-        sha256           TEXT NOT NULL,
-        created_at       INTEGER NOT NULL,
-        created_by       TEXT NOT NULL,
-        PRIMARY KEY (item_id, version)
-    );
-    "#,
-    // 2: audit trail, legal holds, retention policies (see audit.rs).
-    crate::audit::MIGRATION_GOVERNANCE,
-    // 3: composite audit indexes for combined filters (see audit.rs).
-    crate::audit::MIGRATION_AUDIT_COMBINED,
-    // 4: lifecycle index for the unlock-time retention pass (see retention.rs).
-    crate::retention::MIGRATION_LIFECYCLE_INDEX,
-    // 5: small files stored as records of pack files (see packs.rs).
-    r#"
-    ALTER TABLE item_versions ADD COLUMN pack_id TEXT;
-    ALTER TABLE item_versions ADD COLUMN pack_offset INTEGER;
-    ALTER TABLE item_versions ADD COLUMN pack_len INTEGER;
-    CREATE INDEX item_versions_pack ON item_versions(pack_id) WHERE pack_id IS NOT NULL;
-    "#,
-    // 6: the items CHECKs as OR-chains (see MIGRATION_ITEMS_CHECKS).
-    MIGRATION_ITEMS_CHECKS,
+    include_str!("migrations/0001_catalog.sql"),
+    include_str!("migrations/0002_governance.sql"),
+    include_str!("migrations/0003_audit_combined_indexes.sql"),
+    include_str!("migrations/0004_lifecycle_index.sql"),
+    include_str!("migrations/0005_packs.sql"),
+    include_str!("migrations/0006_items_checks.sql"),
 ];
-
-/// Migration 6: `items` rebuilt with its `area`/`state` CHECKs written as `=` comparisons
-/// instead of `IN (...)` lists. Same rule, but SQLite evaluates an `IN` list of more than two
-/// values through a temporary b-tree built on every INSERT: two per imported file, about half of
-/// the row's insert cost. Runs with foreign keys off (SQLite's table-rebuild procedure);
-/// [`Catalog::migrate`] checks them before committing. Row ids are kept.
-const MIGRATION_ITEMS_CHECKS: &str = r#"
-    CREATE TABLE items_v6 (
-        id              TEXT PRIMARY KEY,
-        project_id      TEXT NOT NULL REFERENCES projects(id),
-        area            TEXT NOT NULL CHECK (area = 'uploads' OR area = 'workspace'
-                                             OR area = 'plots' OR area = 'exports'),
-        path            TEXT NOT NULL,
-        media_type      TEXT NOT NULL,
-        data_type       TEXT NOT NULL,
-        created_by      TEXT NOT NULL,
-        created_at      INTEGER NOT NULL,
-        updated_at      INTEGER NOT NULL,
-        state           TEXT NOT NULL CHECK (state = 'active' OR state = 'soft_deleted'
-                                             OR state = 'erased'),
-        deleted_at      INTEGER,
-        erased_at       INTEGER,
-        erase_reason    TEXT,
-        current_version INTEGER NOT NULL
-    );
-    INSERT INTO items_v6(rowid, id, project_id, area, path, media_type, data_type, created_by,
-            created_at, updated_at, state, deleted_at, erased_at, erase_reason, current_version)
-        SELECT rowid, id, project_id, area, path, media_type, data_type, created_by,
-            created_at, updated_at, state, deleted_at, erased_at, erase_reason, current_version
-        FROM items;
-    DROP TABLE items;
-    ALTER TABLE items_v6 RENAME TO items;
-    CREATE UNIQUE INDEX items_active_path ON items(project_id, area, path) WHERE state = 'active';
-    CREATE INDEX items_project_area ON items(project_id, area, state);
-    CREATE INDEX items_lifecycle ON items(state, data_type, created_at);
-"#;
 
 /// The schema version this build writes and understands.
 pub fn current_schema_version() -> u32 {
     MIGRATIONS.len() as u32
 }
+
+/// How long a connection waits for another one's write transaction before giving up with
+/// `vault_busy`. Write transactions are short (a group commit is tens of milliseconds), so
+/// this is only reached when another process holds the catalog locked for real.
+pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The catalog's SQLCipher page format. Part of the on-disk format: a catalog only opens with
 /// the settings it was written with, so a change needs an upgrade of existing catalogs.
@@ -196,11 +117,9 @@ pub fn open_raw(path: &Path, key: &CatalogKey) -> Result<Connection> {
     Ok(conn)
 }
 
-/// An open, keyed catalog connection.
+/// The write connection of a catalog.
 pub struct Catalog {
     conn: Connection,
-    /// Audit frame of the operation in progress (see `audit.rs`).
-    pub(crate) audit: crate::audit::AuditHook,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -213,9 +132,18 @@ impl Catalog {
     /// Opens (or with `create`, creates) the catalog, keys it, checks the key and schema
     /// version, and applies pending migrations. A newer schema is refused before anything is
     /// written. A catalog still in the v1 cipher format is first upgraded to
-    /// [`CipherFormat::V2`] (see `catalog_upgrade.rs`); one that reads under neither format is
+    /// [`CipherFormat::V2`] (see `upgrade.rs`); one that reads under neither format is
     /// `corrupt_catalog` and is left untouched.
-    pub fn open(path: &Path, key: &CatalogKey, create: bool) -> Result<Catalog> {
+    ///
+    /// `exclusive` is called before anything rewrites the catalog (upgrade, migrations, the
+    /// clean-up of an interrupted upgrade): it must make sure no other process has the vault
+    /// open, or fail (the vault's open lock does this).
+    pub fn open(
+        path: &Path,
+        key: &CatalogKey,
+        create: bool,
+        exclusive: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<Catalog> {
         if !create && !path.exists() {
             return Err(Error::CorruptCatalog(format!(
                 "catalog {} is missing",
@@ -225,15 +153,17 @@ impl Catalog {
         let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         if create {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
-        } else {
+        } else if upgrade::has_leftovers(path) {
             // Leftovers of an interrupted upgrade: the old catalog is still the valid one.
-            crate::catalog_upgrade::remove_leftovers(path)?;
+            exclusive()?;
+            upgrade::remove_leftovers(path)?;
         }
         let mut conn = Connection::open_with_flags(path, flags)?;
         let mut probe = key_and_probe(&conn, key, CipherFormat::V2);
         if probe.is_err() && !create {
             drop(conn);
-            crate::catalog_upgrade::upgrade_v1_to_v2(path, key)?;
+            exclusive()?;
+            upgrade::upgrade_v1_to_v2(path, key)?;
             conn = Connection::open_with_flags(path, flags)?;
             probe = key_and_probe(&conn, key, CipherFormat::V2);
         }
@@ -255,12 +185,12 @@ impl Catalog {
              PRAGMA synchronous = FULL;
              PRAGMA secure_delete = ON;",
         )?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let mut cat = Catalog {
-            conn,
-            audit: Default::default(),
-        };
-        cat.migrate(version)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mut cat = Catalog { conn };
+        if version < current_schema_version() {
+            exclusive()?;
+            cat.migrate(version)?;
+        }
         cat.conn.execute_batch("PRAGMA foreign_keys = ON;")?;
         Ok(cat)
     }
@@ -290,92 +220,162 @@ impl Catalog {
         Ok(())
     }
 
-    /// A second, read-only connection to the same catalog, for a bulk read that runs on another
-    /// thread next to the main connection (audit verification). Same key and cipher settings;
-    /// `query_only`, so it can never write.
-    pub(crate) fn open_reader(path: &Path, key: &CatalogKey) -> Result<Connection> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        key_and_probe(&conn, key, CipherFormat::V2)?;
-        conn.execute_batch("PRAGMA query_only = ON;")?;
-        Ok(conn)
-    }
-
     /// Runs `f` in one IMMEDIATE transaction and commits iff it returns `Ok`. The single place
     /// where catalog changes happen.
     pub fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = match f(&tx).and_then(|out| self.audit.flush(&tx).map(|()| out)) {
-            Ok(out) => out,
-            Err(e) => {
-                self.audit.rolled_back();
-                return Err(e);
-            }
-        };
-        if let Err(e) = tx.commit() {
-            self.audit.rolled_back();
-            return Err(e.into());
-        }
-        self.audit.committed();
+        let out = f(&tx)?;
+        tx.commit()?;
         Ok(out)
     }
 
     /// Runs `f(tx, 0..n)` in ONE IMMEDIATE transaction (group commit: one durable commit for
-    /// many units of work) and commits iff every call returns `Ok`. The audit frame is flushed
-    /// after each call, so each unit still gets its own audit event, naming what `subject`
-    /// says of the unit's result (or else what the frame finds in the database).
+    /// many units of work) and commits iff every call returns `Ok`.
     pub fn write_each<T>(
         &mut self,
         n: usize,
         mut f: impl FnMut(&Transaction<'_>, usize) -> Result<T>,
-        subject: impl Fn(&T) -> Option<Subject>,
     ) -> Result<Vec<T>> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(n);
-        self.audit.begin_batch();
         for k in 0..n {
-            let res = f(&tx, k).and_then(|o| self.audit.flush_with(&tx, subject(&o)).map(|()| o));
-            match res {
-                Ok(o) => out.push(o),
-                Err(e) => {
-                    self.audit.rolled_back();
-                    return Err(e);
-                }
-            }
+            out.push(f(&tx, k)?);
         }
-        if let Err(e) = tx.commit() {
-            self.audit.rolled_back();
-            return Err(e.into());
-        }
-        self.audit.committed();
+        tx.commit()?;
         Ok(out)
     }
 
-    /// Read-only access for queries.
+    /// The write connection, for reads that must see this writer's own state.
     pub fn conn(&self) -> &Connection {
         &self.conn
     }
 
     /// Moves everything from the WAL into the main file and truncates the WAL, so that erased
-    /// key material does not linger in the log file.
-    pub fn checkpoint_truncate(&self) -> Result<()> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
+    /// key material does not linger in the log file. `false` when readers (here or in another
+    /// process) kept it from completing within the busy timeout; the caller retries later.
+    pub fn checkpoint_truncate(&self) -> Result<bool> {
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        Ok(busy == 0)
     }
 
     /// Reads a metadata value.
     pub fn meta(&self, key: &str) -> Result<Option<String>> {
-        use rusqlite::OptionalExtension;
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?)
+        meta(&self.conn, key)
+    }
+}
+
+/// Reads a metadata value on any connection.
+pub(crate) fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+/// Opens a read-only connection to the catalog: same key and cipher settings, `query_only`,
+/// so it can never write. In WAL mode it reads the last committed state without waiting for
+/// a writer.
+pub(crate) fn open_reader(path: &Path, key: &CatalogKey) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    key_and_probe(&conn, key, CipherFormat::V2)?;
+    conn.execute_batch("PRAGMA query_only = ON;")?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+/// Opens a read-write connection beside the writer for short transactions of their own
+/// (standalone audit events), which SQLite serialises with the writer's transactions.
+pub(crate) fn open_side_writer(path: &Path, key: &CatalogKey) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    key_and_probe(&conn, key, CipherFormat::V2)?;
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL;
+         PRAGMA secure_delete = ON;
+         PRAGMA foreign_keys = ON;",
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+/// Idle read-only connections, reused by readers. Closing the pool drops them all, and any
+/// connection handed back afterwards is dropped instead of kept.
+pub(crate) struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Option<Vec<Connection>>>,
+}
+
+/// Idle connections kept at most (more readers at once open more, then drop the surplus).
+const MAX_IDLE_READERS: usize = 4;
+
+impl ReaderPool {
+    pub(crate) fn new(path: PathBuf) -> ReaderPool {
+        ReaderPool {
+            path,
+            idle: Mutex::new(Some(Vec::new())),
+        }
+    }
+
+    /// A connection for one read: an idle one, or a new one keyed with `key()` (called only
+    /// when a connection must be opened). `locked` once the pool is closed.
+    pub(crate) fn get(&self, key: impl FnOnce() -> Result<CatalogKey>) -> Result<Reader<'_>> {
+        let conn = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            match idle.as_mut() {
+                None => return Err(Error::Locked),
+                Some(v) => v.pop(),
+            }
+        };
+        let conn = match conn {
+            Some(c) => c,
+            None => open_reader(&self.path, &key()?)?,
+        };
+        Ok(Reader {
+            pool: self,
+            conn: Some(conn),
+        })
+    }
+
+    /// Drops every idle connection; later `get`s fail with `locked`.
+    pub(crate) fn close(&self) {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(idle);
+    }
+}
+
+/// A read connection on loan from the [`ReaderPool`]; goes back when dropped.
+pub(crate) struct Reader<'p> {
+    pool: &'p ReaderPool,
+    conn: Option<Connection>,
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("a reader holds its connection")
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let mut idle = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = idle.as_mut() {
+            if v.len() < MAX_IDLE_READERS {
+                v.push(conn);
+            }
+        }
     }
 }

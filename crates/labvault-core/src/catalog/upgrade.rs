@@ -1,5 +1,5 @@
 //! One-time upgrade of a catalog from cipher format v1 (SQLCipher 4 defaults, HMAC-SHA512 page
-//! MAC) to v2 (HMAC-SHA256), run by [`crate::catalog::Catalog::open`] when a catalog does not
+//! MAC) to v2 (HMAC-SHA256), run by [`super::Catalog::open`] when a catalog does not
 //! read in the current format but does in the legacy one.
 //!
 //! Crash safety: the v2 copy is built in a temp file next to the catalog (`catalog.db.upgrade`,
@@ -8,7 +8,7 @@
 //! moment exactly one valid catalog sits at `catalog.db`; a temp file left by a crash is deleted at
 //! the next open and the upgrade is redone from the old catalog.
 
-use crate::catalog::{current_schema_version, key_and_probe, key_connection, CipherFormat};
+use super::{current_schema_version, key_and_probe, key_connection, CipherFormat};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use labvault_crypto::CatalogKey;
@@ -39,6 +39,14 @@ fn remove_if_present(p: &Path) -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::io_path("removing", p, e)),
     }
+}
+
+/// Whether an interrupted upgrade of the catalog at `path` left files behind.
+pub(crate) fn has_leftovers(path: &Path) -> bool {
+    let tmp = with_suffix(path, UPGRADE_SUFFIX);
+    ["", "-journal", "-wal", "-shm"]
+        .iter()
+        .any(|suffix| with_suffix(&tmp, suffix).exists())
 }
 
 /// Deletes what an interrupted upgrade of the catalog at `path` left behind (the temp copy and

@@ -1,0 +1,519 @@
+//! Export: items and whole areas out of the vault into plaintext files the user chose. Nothing
+//! is written under its final name before every chunk authenticated and the SHA-256 matched.
+
+use super::sql::current_version;
+use super::{
+    blob_err, create_guarded, file_id_of, small_run_end, sync_files, ExportOptions, SinkWriter,
+    SourceReader, TempGuard, TransferProgress, WriteBehind, GROUP_FILE_MAX_BYTES,
+    WRITE_BEHIND_BYTES,
+};
+use crate::error::{Error, Result};
+use crate::fsutil::random_hex;
+use crate::items::{self, label};
+use crate::model::{Area, ItemInfo, ItemState, ListFilter};
+use crate::packs::BlobLoc;
+use crate::vault::Vault;
+use crate::{fsutil, names};
+use labvault_crypto::{decrypt_blob, DataKey, ProjectKey};
+use labvault_governance::audit::{actions, resources};
+use std::fs::{self, File};
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// At most this many small items share one group export (one sync pass, one fsync per
+/// destination directory).
+pub const EXPORT_GROUP_FILES: usize = 256;
+
+/// One item of an export, ready for a worker thread (no catalog access needed).
+struct ExportJob {
+    what: String,
+    size: u64,
+    loc: BlobLoc,
+    file_id: [u8; 16],
+    dkey: DataKey,
+    sha: String,
+    target: PathBuf,
+}
+
+/// An item decrypted and verified into its temp file beside its target; the guard removes the
+/// temp file unless it is placed.
+struct Decrypted {
+    file: Option<File>,
+    tmp: PathBuf,
+    guard: TempGuard,
+}
+
+impl Decrypted {
+    /// Moves the (synced) temp file to `target`; the caller fsyncs the directory.
+    fn place(&mut self, target: &Path, opts: &ExportOptions) -> Result<()> {
+        if opts.overwrite {
+            fs::rename(&self.tmp, target).map_err(|e| Error::io_path("writing", target, e))?;
+        } else {
+            // One atomic rename that refuses to clobber a file that appeared meanwhile
+            // (renameat2 NOREPLACE); where the file system lacks it, link-then-unlink.
+            #[cfg(target_os = "linux")]
+            match rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                &self.tmp,
+                rustix::fs::CWD,
+                target,
+                rustix::fs::RenameFlags::NOREPLACE,
+            ) {
+                Ok(()) => {
+                    self.guard.disarm();
+                    return Ok(());
+                }
+                Err(rustix::io::Errno::EXIST) => {
+                    return Err(Error::AlreadyExists(format!("{}", target.display())))
+                }
+                Err(_) => {}
+            }
+            match fs::hard_link(&self.tmp, target) {
+                Ok(()) => {
+                    let _ = fs::remove_file(&self.tmp);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(Error::AlreadyExists(format!("{}", target.display())))
+                }
+                Err(_) => fs::rename(&self.tmp, target)
+                    .map_err(|e| Error::io_path("writing", target, e))?,
+            }
+        }
+        self.guard.disarm();
+        Ok(())
+    }
+}
+
+/// Decrypts `job` into a temp file in its target's directory (created by the caller) and
+/// verifies the final chunk, the length and the SHA-256; the file is not synced. Nothing is
+/// left behind on error.
+fn decrypt_to_temp(
+    job: &ExportJob,
+    opts: &ExportOptions,
+    cancel: &AtomicBool,
+    write_behind: bool,
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<Decrypted> {
+    let target = &job.target;
+    let dir = target
+        .parent()
+        .ok_or_else(|| Error::InvalidArgument("export destination has no directory".into()))?;
+    if !opts.overwrite && fs::symlink_metadata(target).is_ok() {
+        return Err(Error::AlreadyExists(format!("{}", target.display())));
+    }
+    let what = &job.what;
+    let blob = job.loc.open(what)?;
+    let tmp = dir.join(format!(".labvault-export-{}.part", random_hex(8)));
+    let (out, guard) = create_guarded(&tmp)?;
+    // Small items get small buffers: a 1 MiB one per file would cost more than the file.
+    let buf = usize::try_from(job.size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 << 10)
+        .min(1 << 20);
+    let never = AtomicBool::new(false);
+    let mut reader = SourceReader {
+        inner: io::BufReader::with_capacity(buf, blob),
+        cancel: &never,
+        cancelled: false,
+        error: None,
+    };
+    let mut writer = SinkWriter {
+        inner: BufWriter::with_capacity(
+            buf,
+            WriteBehind::new(out, write_behind && job.size >= 2 * WRITE_BEHIND_BYTES),
+        ),
+        cancel,
+        cancelled: false,
+        error: None,
+    };
+    let res = decrypt_blob(
+        &job.dkey,
+        &job.file_id,
+        &mut reader,
+        &mut writer,
+        on_progress,
+    );
+    let summary = match res {
+        Ok(s) => s,
+        Err(e) => {
+            if writer.cancelled {
+                return Err(Error::Cancelled);
+            }
+            if let Some(we) = writer.error.take() {
+                return Err(Error::io(format!("writing {}", target.display()), we));
+            }
+            if let Some(re) = reader.error.take() {
+                return Err(Error::io(format!("reading the blob of {what}"), re));
+            }
+            return Err(blob_err(e, what));
+        }
+    };
+    if hex::encode(summary.sha256) != job.sha || summary.plaintext_len != job.size {
+        return Err(Error::Tampered {
+            what: what.clone(),
+            detail: "decrypted content does not match the recorded SHA-256".into(),
+        });
+    }
+    let out = writer
+        .inner
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(WriteBehind::finish)
+        .map_err(|e| Error::io(format!("writing {}", target.display()), e))?;
+    Ok(Decrypted {
+        file: Some(out),
+        tmp,
+        guard,
+    })
+}
+
+/// Group export of `jobs` (small items, directories already created): workers decrypt and
+/// verify every item into its temp file (calling `on_done(k)` in order as item k is verified),
+/// one sync pass makes them durable, then they are placed in order and every destination
+/// directory is fsynced once. At the first failure (item k), items before k are still placed
+/// and returned, items from k on leave nothing; the error is returned beside them.
+fn export_group(
+    jobs: &[ExportJob],
+    opts: &ExportOptions,
+    dest_root: &Path,
+    cancel: &AtomicBool,
+    on_done: &mut dyn FnMut(usize),
+) -> (Vec<PathBuf>, Option<Error>) {
+    if jobs.is_empty() {
+        return (Vec::new(), None);
+    }
+    // Opened before anything is written, so `syncfs` reports any writeback error since.
+    let fs_handle = match File::open(dest_root) {
+        Ok(f) => f,
+        Err(e) => return (Vec::new(), Some(Error::io_path("opening", dest_root, e))),
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4)
+        .min(jobs.len());
+    let stop = AtomicBool::new(false);
+    let mut decrypted: Vec<Decrypted> = Vec::with_capacity(jobs.len());
+    let mut err = None;
+    std::thread::scope(|s| {
+        let mut rxs = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Decrypted>>(4);
+            rxs.push(rx);
+            let stop = &stop;
+            s.spawn(move || {
+                for job in jobs.iter().skip(w).step_by(workers) {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let r = decrypt_to_temp(job, opts, cancel, false, &mut |_| {});
+                    // A refused send drops `r`, whose guard removes its temp file.
+                    if tx.send(r).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        for k in 0..jobs.len() {
+            match rxs[k % workers]
+                .recv()
+                .unwrap_or_else(|_| Err(Error::Internal("an export worker stopped".into())))
+            {
+                Ok(d) => {
+                    decrypted.push(d);
+                    on_done(k);
+                }
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        if err.is_some() {
+            stop.store(true, Ordering::Relaxed);
+            for rx in &rxs {
+                while rx.recv().is_ok() {}
+            }
+        }
+    });
+    // Durable data first (only then may a name point at it), for the verified prefix.
+    let same_fs = same_file_system(dest_root, jobs[..decrypted.len()].iter().map(|j| &j.target));
+    let files: Vec<(File, &Path)> = decrypted
+        .iter_mut()
+        .filter_map(|d| d.file.take().map(|f| (f, d.tmp.as_path())))
+        .collect();
+    if let Err(e) = sync_files(files, same_fs.then_some(&fs_handle), dest_root) {
+        return (Vec::new(), Some(e));
+    }
+    let mut placed = Vec::with_capacity(decrypted.len());
+    let mut dirs: Vec<&Path> = Vec::new();
+    for (d, job) in decrypted.iter_mut().zip(jobs) {
+        if let Err(e) = d.place(&job.target, opts) {
+            err = Some(e);
+            break;
+        }
+        let dir = job.target.parent().expect("checked by decrypt_to_temp");
+        if dirs.last() != Some(&dir) && !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+        placed.push(job.target.clone());
+    }
+    for dir in dirs {
+        if let Err(e) = fsutil::fsync_dir(dir) {
+            return (placed, Some(e));
+        }
+    }
+    (placed, err)
+}
+
+/// True when every target's directory is on the file system of `root`, so one `syncfs` on
+/// `root` covers them all (a mount point inside the destination would not be).
+fn same_file_system<'a>(root: &Path, targets: impl Iterator<Item = &'a PathBuf>) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(dev) = fs::metadata(root).map(|m| m.dev()) else {
+            return false;
+        };
+        let mut seen: Vec<&Path> = Vec::new();
+        for t in targets {
+            let Some(dir) = t.parent() else {
+                return false;
+            };
+            if seen.contains(&dir) {
+                continue;
+            }
+            if fs::metadata(dir).map(|m| m.dev()).ok() != Some(dev) {
+                return false;
+            }
+            seen.push(dir);
+        }
+        true
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (root, targets);
+        false
+    }
+}
+
+impl Vault {
+    /// Exports one active item into directory `dest_dir` under its file name. The plaintext is
+    /// written to a temp file beside the final one and renamed into place only after the final
+    /// chunk verified and the SHA-256 matched; on any failure no output file is left.
+    pub fn export_item(
+        &self,
+        item_id: &str,
+        dest_dir: &Path,
+        opts: &ExportOptions,
+        progress: &mut dyn FnMut(&TransferProgress<'_>),
+        cancel: &AtomicBool,
+    ) -> Result<PathBuf> {
+        self.read_op(
+            actions::DATA_EXPORT,
+            items::resource_of(self, item_id),
+            || {
+                let out = self.export_item_to(item_id, dest_dir, opts, progress, cancel)?;
+                Ok((out, String::new()))
+            },
+        )
+    }
+
+    fn export_item_to(
+        &self,
+        item_id: &str,
+        dest_dir: &Path,
+        opts: &ExportOptions,
+        progress: &mut dyn FnMut(&TransferProgress<'_>),
+        cancel: &AtomicBool,
+    ) -> Result<PathBuf> {
+        let item = self.item(item_id)?;
+        if item.state != ItemState::Active {
+            return Err(crate::items::wrong_state(&item, &[ItemState::Active]));
+        }
+        let name = item
+            .path
+            .rsplit('/')
+            .next()
+            .unwrap_or(&item.path)
+            .to_string();
+        names::validate_component(&name)?;
+        let total = item.size;
+        self.export_to(
+            &item,
+            &dest_dir.join(name),
+            opts,
+            0,
+            total,
+            progress,
+            cancel,
+        )
+    }
+    /// Exports every active item of `project`/`area` under `dest_dir`, recreating the logical
+    /// directory structure. Stops at the first failure: the files before it (in listing order)
+    /// are exported and stay, the one that failed and every later one leave nothing.
+    ///
+    /// Small items go in groups (group export, the mirror of the import's group commit): worker
+    /// threads decrypt and verify each into its own temp file beside its target, then the
+    /// group's data is made durable at once, then the temp files are renamed into place and
+    /// each destination directory is fsynced once. A temp file is renamed only after its final
+    /// chunk verified and its SHA-256 matched, as for a single item.
+    #[allow(clippy::too_many_arguments)]
+    pub fn export_area(
+        &self,
+        project: &str,
+        area: Area,
+        dest_dir: &Path,
+        opts: &ExportOptions,
+        progress: &mut dyn FnMut(&TransferProgress<'_>),
+        cancel: &AtomicBool,
+    ) -> Result<Vec<PathBuf>> {
+        let resource = match self.project(project) {
+            Ok(p) => resources::project(&p.id),
+            Err(_) => "project/unknown".to_string(),
+        };
+        self.read_op(actions::DATA_EXPORT, resource, || {
+            let out = self.export_area_to(project, area, dest_dir, opts, progress, cancel)?;
+            Ok((out, format!("area={area}")))
+        })
+    }
+
+    fn export_area_to(
+        &self,
+        project: &str,
+        area: Area,
+        dest_dir: &Path,
+        opts: &ExportOptions,
+        progress: &mut dyn FnMut(&TransferProgress<'_>),
+        cancel: &AtomicBool,
+    ) -> Result<Vec<PathBuf>> {
+        let items = self.list(&ListFilter {
+            project: Some(project.to_string()),
+            area: Some(area),
+            ..Default::default()
+        })?;
+        let total: u64 = items.iter().map(|i| i.size).sum();
+        let mut done = 0u64;
+        let mut out = Vec::new();
+        let mut pkeys: std::collections::HashMap<String, ProjectKey> = Default::default();
+        let mut made_dirs = std::collections::HashSet::new();
+        let mut i = 0;
+        while i < items.len() {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
+            let item = &items[i];
+            if item.size > GROUP_FILE_MAX_BYTES {
+                let rel = names::validate_logical_path(&item.path)?;
+                let target = dest_dir.join(&rel);
+                out.push(self.export_to(item, &target, opts, done, total, progress, cancel)?);
+                done += item.size;
+                i += 1;
+                continue;
+            }
+            let end = small_run_end(items.len(), i, EXPORT_GROUP_FILES, |k| items[k].size);
+            // Catalog reads and key unwrapping here (the connection stays on this thread); a
+            // failure cuts the group before that item.
+            let mut jobs = Vec::with_capacity(end - i);
+            let mut first_err = None;
+            for item in &items[i..end] {
+                let job = (|| -> Result<ExportJob> {
+                    let rel = names::validate_logical_path(&item.path)?;
+                    let target = dest_dir.join(&rel);
+                    let dir = target.parent().ok_or_else(|| {
+                        Error::InvalidArgument("export destination has no directory".into())
+                    })?;
+                    if !made_dirs.contains(dir) {
+                        fs::create_dir_all(dir).map_err(|e| Error::io_path("creating", dir, e))?;
+                        made_dirs.insert(dir.to_path_buf());
+                    }
+                    if !pkeys.contains_key(&item.project_id) {
+                        let k = self.project_key(&item.project_id)?;
+                        pkeys.insert(item.project_id.clone(), k);
+                    }
+                    self.export_job(item, target, &pkeys[&item.project_id])
+                })();
+                match job {
+                    Ok(j) => jobs.push(j),
+                    Err(e) => {
+                        first_err = Some(e);
+                        break;
+                    }
+                }
+            }
+            let (paths, err) = export_group(&jobs, opts, dest_dir, cancel, &mut |k| {
+                let it = &items[i + k];
+                done += it.size;
+                progress(&TransferProgress {
+                    path: &it.path,
+                    file_done: it.size,
+                    file_total: it.size,
+                    overall_done: done,
+                    overall_total: total,
+                })
+            });
+            out.extend(paths);
+            if let Some(e) = err.or(first_err) {
+                return Err(e);
+            }
+            i = end;
+        }
+        Ok(out)
+    }
+    /// What a worker needs to decrypt one item to `target`: read from the catalog and
+    /// unwrapped here, on the thread that owns the connection.
+    fn export_job(&self, item: &ItemInfo, target: PathBuf, pkey: &ProjectKey) -> Result<ExportJob> {
+        let what = label(item);
+        let v = current_version(&*self.reader()?, &self.dir, item)?;
+        let file_id = file_id_of(&v.blob_id)?;
+        let dkey = pkey
+            .unwrap_data_key(&v.wrapped, &file_id)
+            .map_err(|e| blob_err(e, &what))?;
+        Ok(ExportJob {
+            what,
+            size: item.size,
+            loc: v.loc,
+            file_id,
+            dkey,
+            sha: v.sha256,
+            target,
+        })
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn export_to(
+        &self,
+        item: &ItemInfo,
+        target: &Path,
+        opts: &ExportOptions,
+        overall_done: u64,
+        overall_total: u64,
+        progress: &mut dyn FnMut(&TransferProgress<'_>),
+        cancel: &AtomicBool,
+    ) -> Result<PathBuf> {
+        let dir = target
+            .parent()
+            .ok_or_else(|| Error::InvalidArgument("export destination has no directory".into()))?;
+        if !opts.overwrite && fs::symlink_metadata(target).is_ok() {
+            return Err(Error::AlreadyExists(format!("{}", target.display())));
+        }
+        fs::create_dir_all(dir).map_err(|e| Error::io_path("creating", dir, e))?;
+        let pkey = self.project_key(&item.project_id)?;
+        let job = self.export_job(item, target.to_path_buf(), &pkey)?;
+        let mut dec = decrypt_to_temp(&job, opts, cancel, true, &mut |done| {
+            progress(&TransferProgress {
+                path: &item.path,
+                file_done: done,
+                file_total: item.size,
+                overall_done: overall_done + done.min(item.size),
+                overall_total,
+            })
+        })?;
+        let out = dec.file.take().expect("a decrypted temp file is open");
+        out.sync_all()
+            .map_err(|e| Error::io(format!("writing {}", target.display()), e))?;
+        drop(out);
+        dec.place(&job.target, opts)?;
+        fsutil::fsync_dir(dir)?;
+        Ok(target.to_path_buf())
+    }
+}

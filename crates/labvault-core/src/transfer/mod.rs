@@ -1,0 +1,562 @@
+//! Moving bytes in and out: import (files and directory trees), export (items and areas) and
+//! verify. All streaming through blob format v1, constant memory whatever the file size.
+//!
+//! Crash-safety protocol for import: every blob is encrypted into a temp file in `tmp/`,
+//! synced, renamed into `blobs/<xx>/` and that directory fsynced before the catalog transaction
+//! that references it commits, and a file is reported as imported only after that commit.
+//! Small files do this as a group: their blobs become the records of ONE pack file (see
+//! `packs.rs`), with one sync, one rename, one directory fsync and one transaction for the
+//! group (group commit, at most [`IMPORT_GROUP_FILES`] files); big files get a blob file each,
+//! one at a time. Anything a crash leaves behind is unreferenced and removed at the next
+//! unlock.
+//!
+//! The folder: `import.rs` (planning, big files, group commits), `pack_writer.rs` (small files
+//! sealed by workers into one pack per group), `export.rs` (items and areas, group export),
+//! `verify.rs` (the whole-vault check), `sql.rs` (the catalog rows they read and write) and
+//! `phases.rs` (the import benchmark's time budget, compiled only with `bench-phases`).
+
+mod export;
+mod import;
+mod pack_writer;
+mod phases;
+mod sql;
+mod verify;
+
+pub use export::EXPORT_GROUP_FILES;
+pub use import::IMPORT_GROUP_FILES;
+#[cfg(feature = "bench-phases")]
+pub use phases::take_import_phase_times;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::layout::TMP_DIR;
+use crate::model::{Area, DataType};
+use labvault_crypto::CryptoError;
+use serde::Serialize;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Progress and outcome notifications from [`Vault::import`].
+#[derive(Debug)]
+pub enum ImportEvent<'a> {
+    /// Planning done: this much will be read.
+    Started {
+        /// Files to import.
+        files_total: u64,
+        /// Their total size.
+        bytes_total: u64,
+    },
+    /// Bytes of one file encrypted so far.
+    Progress {
+        /// Logical path being imported.
+        path: &'a str,
+        /// Bytes of this file done.
+        file_done: u64,
+        /// Size of this file.
+        file_total: u64,
+        /// Bytes of the whole import done.
+        overall_done: u64,
+        /// Size of the whole import.
+        overall_total: u64,
+    },
+    /// A file is committed: it survives any crash from now on.
+    FileDone(&'a ImportedFile),
+    /// A file was skipped; the import goes on with the others.
+    FileFailed(&'a ImportFailure),
+}
+
+/// Progress of [`Vault::export_item`] / [`Vault::export_area`] / [`Vault::verify`].
+#[derive(Debug, Clone)]
+pub struct TransferProgress<'a> {
+    /// The item's logical path.
+    pub path: &'a str,
+    /// Bytes of this item done.
+    pub file_done: u64,
+    /// Size of this item.
+    pub file_total: u64,
+    /// Bytes done overall.
+    pub overall_done: u64,
+    /// Total bytes overall.
+    pub overall_total: u64,
+}
+
+/// Options for [`Vault::import`].
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Data type for every imported item; default by area.
+    pub data_type: Option<DataType>,
+    /// Logical directory inside the area to import under (e.g. `run-7`).
+    pub dest_prefix: Option<String>,
+}
+
+/// A committed import of one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportedFile {
+    /// Where it came from.
+    pub source: PathBuf,
+    /// Item id.
+    pub item_id: String,
+    /// Logical path in the area.
+    pub path: String,
+    /// Version created (1 = new item, >1 = new version of an existing path).
+    pub version: u32,
+    /// Plaintext size.
+    pub size: u64,
+    /// Plaintext SHA-256, hex.
+    pub sha256: String,
+}
+
+/// A file that was not imported, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportFailure {
+    /// The source file (lossy display for non-UTF-8 names).
+    pub source: PathBuf,
+    /// Stable error code.
+    pub code: ErrorCode,
+    /// Human-readable reason naming the file.
+    pub message: String,
+}
+
+/// Outcome of an import that ran to the end (fatal errors and cancellation are `Err`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    /// Files imported.
+    pub imported: Vec<ImportedFile>,
+    /// Files skipped.
+    pub failed: Vec<ImportFailure>,
+}
+
+/// Options for exports.
+#[derive(Debug, Clone, Default)]
+pub struct ExportOptions {
+    /// Replace existing files at the destination (default: refuse with `already_exists`).
+    pub overwrite: bool,
+}
+
+/// One problem found by [`Vault::verify`].
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyProblem {
+    /// Stable code (`tampered`, `truncated`, `not_found` for a missing blob, `corrupt_catalog`, ...).
+    pub code: ErrorCode,
+    /// The item concerned, if any.
+    pub item_id: Option<String>,
+    /// Its project.
+    pub project: Option<String>,
+    /// Its area.
+    pub area: Option<Area>,
+    /// Its path.
+    pub path: Option<String>,
+    /// Its version.
+    pub version: Option<u32>,
+    /// What is wrong, naming the item or file.
+    pub message: String,
+}
+
+/// Outcome of [`Vault::verify`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    /// Blob versions decrypted and hashed.
+    pub blobs_checked: u64,
+    /// Plaintext bytes checked.
+    pub bytes_checked: u64,
+    /// Everything wrong; empty means the vault is intact.
+    pub problems: Vec<VerifyProblem>,
+}
+
+impl VerifyReport {
+    /// True when nothing is wrong.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Maps a blob-processing error to a vault error naming `what`.
+pub(crate) fn blob_err(e: CryptoError, what: &str) -> Error {
+    let what = what.to_string();
+    match e {
+        CryptoError::Tampered { chunk } => Error::Tampered {
+            what,
+            detail: format!("chunk {chunk} failed authentication"),
+        },
+        CryptoError::Truncated => Error::Truncated {
+            what,
+            detail: "its blob ends before the final chunk".into(),
+        },
+        CryptoError::TrailingData => Error::Tampered {
+            what,
+            detail: "data after the final chunk".into(),
+        },
+        CryptoError::NotABlob => Error::Tampered {
+            what,
+            detail: "its blob is not a LabVault blob".into(),
+        },
+        CryptoError::FileIdMismatch => Error::Tampered {
+            what,
+            detail: "its blob belongs to another file".into(),
+        },
+        CryptoError::InvalidHeader(m) => Error::Tampered {
+            what,
+            detail: format!("invalid blob header: {m}"),
+        },
+        CryptoError::UnsupportedVersion(v) => {
+            Error::UnsupportedVersion(format!("{what}: blob format version {v}"))
+        }
+        CryptoError::KeyUnwrapFailed { .. } | CryptoError::InvalidWrappedKey(_) => {
+            Error::Tampered {
+                what,
+                detail: "its wrapped data key failed authentication".into(),
+            }
+        }
+        CryptoError::Io(io) => Error::io(what, io),
+        other => Error::Internal(format!("{what}: {other}")),
+    }
+}
+
+/// Reader wrapper: stops on cancellation and remembers its own errors, so a failure can be
+/// attributed to the source (not the vault disk) and named.
+pub(super) struct SourceReader<'a, R> {
+    pub(super) inner: R,
+    pub(super) cancel: &'a AtomicBool,
+    pub(super) cancelled: bool,
+    pub(super) error: Option<io::Error>,
+}
+
+impl<R: Read> Read for SourceReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            self.cancelled = true;
+            return Err(io::Error::other("cancelled"));
+        }
+        self.inner.read(buf).inspect_err(|e| {
+            self.error = Some(io::Error::new(e.kind(), e.to_string()));
+        })
+    }
+}
+
+/// Writer wrapper, same idea on the output side (ENOSPC at the destination).
+pub(super) struct SinkWriter<'a, W> {
+    pub(super) inner: W,
+    pub(super) cancel: &'a AtomicBool,
+    pub(super) cancelled: bool,
+    pub(super) error: Option<io::Error>,
+}
+
+impl<W: Write> Write for SinkWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            self.cancelled = true;
+            return Err(io::Error::other("cancelled"));
+        }
+        self.inner.write(buf).inspect_err(|e| {
+            self.error = Some(io::Error::new(e.kind(), e.to_string()));
+        })
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().inspect_err(|e| {
+            self.error = Some(io::Error::new(e.kind(), e.to_string()));
+        })
+    }
+}
+
+/// Removes a temp file on drop unless disarmed: nothing half-written survives an error path.
+pub(super) struct TempGuard(pub(super) Option<PathBuf>);
+
+impl TempGuard {
+    pub(super) fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+/// Files up to this size are imported in groups with one durable commit per group (for small
+/// files the fsyncs and the commit, not the CPU, set the pace). Bigger files go one at a time
+/// (each already uses every core) with fine-grained progress.
+pub(super) const GROUP_FILE_MAX_BYTES: u64 = 1 << 20;
+
+/// At most this many plaintext bytes share one group commit (bounds the work a crash or a
+/// cancellation throws away).
+pub(super) const GROUP_MAX_BYTES: u64 = 64 << 20;
+
+/// Makes the data of `files` durable, then closes them. On Linux, with `fs_handle` (a
+/// descriptor on the files' file system opened before they were written), ONE `syncfs`: the
+/// kernel writes back all dirty data of the file system and commits its journal once, instead
+/// of one journal commit and cache flush per file, and reports any writeback error since
+/// `fs_handle` was opened (Linux >= 5.8). Elsewhere, without a handle, or if `syncfs` is
+/// refused: fdatasync every file, a few at a time in parallel so the file system can fold them
+/// into few journal commits.
+pub(super) fn sync_files(
+    files: Vec<(File, &Path)>,
+    fs_handle: Option<&File>,
+    dir: &Path,
+) -> Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    #[cfg(target_os = "linux")]
+    if let Some(h) = fs_handle {
+        match rustix::fs::syncfs(h) {
+            Ok(()) => return Ok(()),
+            // Not supported here (ENOSYS in some sandboxes): fall back to per-file syncs.
+            Err(e) if e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::INVAL => {}
+            Err(e) => return Err(Error::io_path("syncing", dir, e.into())),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (fs_handle, dir);
+    let threads = files.len().min(SYNC_THREADS);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let errors = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some((f, path)) = files.get(k) else {
+                    break;
+                };
+                if let Err(e) = f.sync_data() {
+                    let mut slot = errors.lock().unwrap_or_else(|p| p.into_inner());
+                    slot.get_or_insert(Error::io_path("syncing", path, e));
+                }
+            });
+        }
+    });
+    match errors.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Concurrent fdatasyncs per group.
+pub(super) const SYNC_THREADS: usize = 16;
+
+/// Write-behind: a big file's writer asks a helper thread to `fdatasync` what it has written
+/// every this many bytes, so the disk writes while the cores still encrypt or decrypt, and the
+/// final fsync (which stays: nothing is renamed before it) finds little left to flush.
+pub(super) const WRITE_BEHIND_BYTES: u64 = 32 << 20;
+
+/// A file writer with optional write-behind (see [`WRITE_BEHIND_BYTES`]). [`WriteBehind::finish`]
+/// returns the file and any error of the helper's syncs (a failed writeback is never ignored).
+pub(super) struct WriteBehind {
+    file: File,
+    since: u64,
+    flusher: Option<(
+        std::sync::mpsc::SyncSender<()>,
+        std::thread::JoinHandle<io::Result<()>>,
+    )>,
+}
+
+impl WriteBehind {
+    /// `enabled` for files big enough to benefit; small files get no thread.
+    pub(super) fn new(file: File, enabled: bool) -> WriteBehind {
+        let flusher = if enabled {
+            file.try_clone().ok().map(|f| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+                let h = std::thread::spawn(move || {
+                    for () in rx {
+                        f.sync_data()?;
+                    }
+                    Ok(())
+                });
+                (tx, h)
+            })
+        } else {
+            None
+        };
+        WriteBehind {
+            file,
+            since: 0,
+            flusher,
+        }
+    }
+
+    pub(super) fn finish(mut self) -> io::Result<File> {
+        if let Some((tx, h)) = self.flusher.take() {
+            drop(tx);
+            h.join()
+                .unwrap_or_else(|_| Err(io::Error::other("the write-behind thread panicked")))?;
+        }
+        Ok(self.file)
+    }
+}
+
+impl Write for WriteBehind {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.since += n as u64;
+        if self.since >= WRITE_BEHIND_BYTES {
+            if let Some((tx, _)) = &self.flusher {
+                // Busy (the previous sync still runs): try again after the next write. Gone
+                // (its sync failed): `finish` reports the error.
+                if !matches!(tx.try_send(()), Err(std::sync::mpsc::TrySendError::Full(_))) {
+                    self.since = 0;
+                }
+            }
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Creates the new file `path` (never opens an existing one), with the guard that removes it
+/// unless disarmed: every temp file of an import or export.
+pub(super) fn create_guarded(path: &Path) -> Result<(File, TempGuard)> {
+    let out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| Error::io_path("creating", path, e))?;
+    // Guarded only once created: a name that already existed is never ours to remove.
+    Ok((out, TempGuard(Some(path.to_path_buf()))))
+}
+
+/// End (exclusive) of the run of small files that starts at `start` (whose file is small):
+/// at most `max_files` files and [`GROUP_MAX_BYTES`] bytes, ending before the first file bigger
+/// than [`GROUP_FILE_MAX_BYTES`]. Import and export group the same way, so one group's worth of
+/// temp files shares one sync pass in both directions.
+pub(super) fn small_run_end(
+    len: usize,
+    start: usize,
+    max_files: usize,
+    size_of: impl Fn(usize) -> u64,
+) -> usize {
+    let mut end = start;
+    let mut bytes = 0u64;
+    while end < len
+        && size_of(end) <= GROUP_FILE_MAX_BYTES
+        && end - start < max_files
+        && (end == start || bytes + size_of(end) <= GROUP_MAX_BYTES)
+    {
+        bytes += size_of(end);
+        end += 1;
+    }
+    end
+}
+
+/// The blob format's file id is the blob id's 16 random bytes.
+pub(super) fn file_id_of(blob_id: &str) -> Result<[u8; 16]> {
+    let mut id = [0u8; 16];
+    hex::decode_to_slice(blob_id, &mut id)
+        .map_err(|_| Error::CorruptCatalog(format!("malformed blob id {blob_id:?}")))?;
+    Ok(id)
+}
+
+// One planned file of an import.
+pub(super) struct Planned {
+    pub(super) source: PathBuf,
+    pub(super) path: String,
+    pub(super) size: u64,
+}
+
+/// Creates `tmp/<id>.tmp` for a blob or pack being written, with the guard that removes it.
+pub(super) fn create_temp(dir: &Path, id: &str) -> Result<(File, PathBuf, TempGuard)> {
+    let tmp_path = dir.join(TMP_DIR).join(format!("{id}.tmp"));
+    let (out, guard) = create_guarded(&tmp_path)?;
+    Ok((out, tmp_path, guard))
+}
+
+/// Opens an import source; one that vanished since planning is `source_vanished`.
+pub(super) fn open_source(source: &Path, src_name: &str) -> Result<File> {
+    match File::open(source) {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::SourceVanished {
+            path: src_name.to_string(),
+            detail: "it no longer exists".into(),
+        }),
+        Err(e) => Err(Error::io(format!("reading source {src_name}"), e)),
+    }
+}
+
+/// The source must be what we planned to read, and still be there: a file that shrank, grew
+/// or vanished under us is not imported half-way.
+pub(super) fn check_source_unchanged(p: &Planned, read: u64, src_name: &str) -> Result<()> {
+    let now_len = fs::metadata(&p.source).map(|m| m.len());
+    if read == p.size && now_len.as_ref().ok() == Some(&p.size) {
+        return Ok(());
+    }
+    Err(Error::SourceVanished {
+        path: src_name.to_string(),
+        detail: match now_len {
+            Err(_) => "it was removed while being read".into(),
+            Ok(n) => format!(
+                "its size changed while being read (expected {} bytes, read {read}, now {n})",
+                p.size
+            ),
+        },
+    })
+}
+
+/// Files that fail on their own are reported and skipped; anything else stops the import.
+pub(super) fn is_per_file_error(e: &Error) -> bool {
+    matches!(
+        e.code(),
+        ErrorCode::SourceVanished | ErrorCode::InvalidName | ErrorCode::AlreadyExists
+    ) || matches!(e, Error::Io { context, .. } if context.starts_with("reading source"))
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Groups stop at the file count, at the byte budget (a lone file always fits) and before a
+    /// big file, so neither a huge group nor a big file ever waits in a sync pass.
+    #[test]
+    fn small_runs_respect_count_bytes_and_big_files() {
+        let kib = 1u64 << 10;
+        let sizes = vec![kib; 600];
+        assert_eq!(small_run_end(sizes.len(), 0, 256, |k| sizes[k]), 256);
+        assert_eq!(small_run_end(sizes.len(), 512, 256, |k| sizes[k]), 600);
+        let big = GROUP_FILE_MAX_BYTES + 1;
+        let mixed = [kib, kib, big, kib];
+        assert_eq!(small_run_end(mixed.len(), 0, 256, |k| mixed[k]), 2);
+        let mib = GROUP_FILE_MAX_BYTES;
+        let full = vec![mib; 100];
+        assert_eq!(
+            small_run_end(full.len(), 0, 256, |k| full[k]),
+            (GROUP_MAX_BYTES / mib) as usize
+        );
+        let empty = [0u64; 3];
+        assert_eq!(small_run_end(empty.len(), 0, 2, |k| empty[k]), 2);
+    }
+
+    /// Write-behind must not change what lands in the file, must run its syncs while the
+    /// writer goes on (more than one window here), and `finish` must hand back the file.
+    #[test]
+    fn write_behind_keeps_every_byte_and_finishes() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("f");
+        let f = File::create(&path).unwrap();
+        let mut w = WriteBehind::new(f, true);
+        assert!(w.flusher.is_some(), "enabled: a sync thread runs");
+        let block: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+        let windows = 2 * WRITE_BEHIND_BYTES as usize / block.len() + 3;
+        for _ in 0..windows {
+            w.write_all(&block).unwrap();
+        }
+        let f = w.finish().unwrap();
+        f.sync_all().unwrap();
+        let got = fs::read(&path).unwrap();
+        assert_eq!(got.len(), windows * block.len());
+        assert!(got.chunks(block.len()).all(|c| c == &block[..]));
+    }
+
+    /// Disabled (small files): no thread; dropping an unfinished writer (an error path) does
+    /// not hang or panic.
+    #[test]
+    fn write_behind_disabled_and_dropped_unfinished() {
+        let t = tempfile::tempdir().unwrap();
+        let w = WriteBehind::new(File::create(t.path().join("a")).unwrap(), false);
+        assert!(w.flusher.is_none());
+        let mut w = WriteBehind::new(File::create(t.path().join("b")).unwrap(), true);
+        w.write_all(&[1u8; 4096]).unwrap();
+        drop(w);
+    }
+}
