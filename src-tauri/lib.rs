@@ -17,6 +17,8 @@ pub mod preview;
 pub mod state;
 
 #[cfg(test)]
+mod architecture_tests;
+#[cfg(test)]
 mod ipc_tests;
 
 use std::sync::Arc;

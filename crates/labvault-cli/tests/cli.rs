@@ -422,3 +422,89 @@ fn import_of_many_files_prints_one_line_per_file_in_order() {
         );
     }
 }
+
+/// While the app (here: this test process, through the core) imports, the CLI lists, exports
+/// and verifies the vault from another process; a command that would change it is refused at
+/// once with a message naming the process that holds it.
+#[test]
+fn the_cli_reads_while_another_process_imports_and_is_told_who_holds_the_writer() {
+    use labvault_core::{
+        Area, ImportEvent, ImportOptions, Passphrase, Unlock, Vault, VaultOptions,
+    };
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{mpsc, Arc};
+
+    let env = Env::new();
+    env.init();
+    env.ok(&["project", "create", "p"]);
+    let src = env.root.join("batch");
+    let files: Vec<PathBuf> = (0..200)
+        .map(|i| {
+            let p = src.join(format!("f{i:03}.txt"));
+            write(&p, format!("file {i}").as_bytes());
+            p
+        })
+        .collect();
+    let opts = VaultOptions {
+        user_agent: "labvault-app/test".into(),
+        ..VaultOptions::default()
+    };
+    let v = Arc::new(
+        Vault::unlock(
+            &env.vault,
+            Unlock::Passphrase(&Passphrase::new(PASS.into())),
+            opts,
+        )
+        .unwrap(),
+    );
+    let (committed_tx, committed_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let importer = {
+        let v = v.clone();
+        std::thread::spawn(move || {
+            let mut parked = false;
+            v.import(
+                "p",
+                Area::Uploads,
+                &files,
+                &ImportOptions::default(),
+                &mut |e| {
+                    if let (ImportEvent::FileDone(_), false) = (e, parked) {
+                        parked = true;
+                        committed_tx.send(()).unwrap();
+                        release_rx.recv().unwrap();
+                    }
+                },
+                &AtomicBool::new(false),
+            )
+            .unwrap()
+        })
+    };
+    committed_rx.recv().unwrap();
+
+    // The writer is held mid-import: another process reads.
+    let listed = ls_json(&env, &["--project", "p"]);
+    assert!(!listed.is_empty() && listed.len() < 200, "{}", listed.len());
+    let first = listed[0]["path"].as_str().unwrap().to_string();
+    let out = env.root.join("out");
+    env.ok(&["export", "--project", "p", &first, out.to_str().unwrap()]);
+    assert_eq!(
+        fs::read(out.join(&first)).unwrap(),
+        fs::read(src.join(&first)).unwrap()
+    );
+    env.ok(&["verify"]);
+    // A change is refused at once, naming the holder.
+    let o = env.run(&["project", "create", "q"]);
+    assert_eq!(code(&o), 11, "{}", stderr(&o));
+    let msg = stderr(&o);
+    assert!(msg.contains("error[vault_busy]"), "{msg}");
+    assert!(msg.contains("labvault-app/test"), "{msg}");
+    assert!(msg.contains("data.import"), "{msg}");
+    assert!(msg.contains(&std::process::id().to_string()), "{msg}");
+
+    release_tx.send(()).unwrap();
+    assert_eq!(importer.join().unwrap().imported.len(), 200);
+    v.close();
+    env.ok(&["project", "create", "q"]);
+    assert_eq!(ls_json(&env, &["--project", "p"]).len(), 200);
+}

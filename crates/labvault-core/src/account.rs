@@ -38,9 +38,6 @@ pub struct KeyringStatus {
     pub problem: Option<String>,
 }
 
-/// The core's version (the crate's own, which front ends report beside theirs).
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
 impl Vault {
     /// Creates a new vault in `dir` (created if missing) and returns it unlocked, together with
     /// the recovery key's display form, which is shown to the user exactly once and never

@@ -13,6 +13,9 @@
 //!   `audit_log`, `transfer`, `view`.
 #![forbid(unsafe_code)]
 
+/// The core's version (the crate's own, which front ends report beside theirs).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 mod account;
 pub mod audit;
 mod audit_log;
@@ -35,7 +38,7 @@ pub mod transfer;
 pub mod vault;
 pub mod view;
 
-pub use account::{check_new_passphrase, KeyringStatus, MIN_PASSPHRASE_CHARS, VERSION};
+pub use account::{check_new_passphrase, KeyringStatus, MIN_PASSPHRASE_CHARS};
 pub use error::{Error, ErrorCode, Result};
 pub use labvault_crypto::{KdfParams, Passphrase, RecoveryKey};
 /// The shared audit/retention model (event format, export, policies), for front ends.
@@ -50,3 +53,6 @@ pub use transfer::{
 };
 pub use vault::{default_vault_dir, os_user_name, vault_exists, Unlock, Vault, VaultOptions};
 pub use view::{ItemDetails, ItemPage, ItemQuery, SortKey, ViewHandle};
+
+#[cfg(test)]
+mod layering;
