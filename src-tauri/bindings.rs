@@ -107,8 +107,23 @@ fn ts_rs_file<T: TS + 'static>(cfg: &Config) -> (String, String) {
     (format!("{own}.ts"), text)
 }
 
-/// Name and generated content of every binding file the UI imports.
+/// Name and generated content of every binding file the UI imports, and `index.ts`, which
+/// re-exports them all under their Rust names (the UI renames nothing).
 pub fn generated() -> Vec<(String, String)> {
+    let mut files = type_files();
+    let mut index = String::from(HEADER);
+    index.push('\n');
+    for (name, _) in &files {
+        let ty = name.trim_end_matches(".ts");
+        index.push_str(&format!("export type {{ {ty} }} from \"./{ty}\";\n"));
+    }
+    // The error codes are also a value (the list of every code).
+    index.push_str("export { ERROR_CODES } from \"./ErrorCode\";\n");
+    files.push(("index.ts".to_string(), index));
+    files
+}
+
+fn type_files() -> Vec<(String, String)> {
     use crate::dto::*;
     use labvault_core::governance::audit::Outcome;
     use labvault_core::{Area, DataType, ItemState, SortKey};
@@ -164,24 +179,24 @@ pub fn generated() -> Vec<(String, String)> {
         ts_rs_file::<ExportResult>(&cfg),
         ts_rs_file::<VerifyProblem>(&cfg),
         ts_rs_file::<VerifyResult>(&cfg),
-        ts_rs_file::<StatRowDto>(&cfg),
-        ts_rs_file::<AuditEventDto>(&cfg),
-        ts_rs_file::<AuditFilterDto>(&cfg),
-        ts_rs_file::<AuditPageDto>(&cfg),
+        ts_rs_file::<StatRow>(&cfg),
+        ts_rs_file::<AuditEvent>(&cfg),
+        ts_rs_file::<AuditFilter>(&cfg),
+        ts_rs_file::<AuditPage>(&cfg),
         ts_rs_file::<AuditVerifyResult>(&cfg),
         ts_rs_file::<AuditExportFormat>(&cfg),
         ts_rs_file::<AuditExportResult>(&cfg),
-        ts_rs_file::<StateCountDto>(&cfg),
-        ts_rs_file::<ProjectRetention>(&cfg),
+        ts_rs_file::<StateCount>(&cfg),
+        ts_rs_file::<ProjectRetentionSummary>(&cfg),
         ts_rs_file::<RetentionSummary>(&cfg),
-        ts_rs_file::<ItemRetentionDto>(&cfg),
+        ts_rs_file::<ItemRetention>(&cfg),
         ts_rs_file::<RetentionItemsPage>(&cfg),
-        ts_rs_file::<TimelineEntry>(&cfg),
+        ts_rs_file::<TimelineStep>(&cfg),
         ts_rs_file::<RetentionTimeline>(&cfg),
         ts_rs_file::<PolicyPeriods>(&cfg),
-        ts_rs_file::<ProjectPolicyDto>(&cfg),
-        ts_rs_file::<Policies>(&cfg),
-        ts_rs_file::<HoldTargetDto>(&cfg),
+        ts_rs_file::<ProjectPolicy>(&cfg),
+        ts_rs_file::<RetentionPolicies>(&cfg),
+        ts_rs_file::<HoldTarget>(&cfg),
         ts_rs_file::<Hold>(&cfg),
         ts_rs_file::<RetentionRunResult>(&cfg),
         ts_rs_file::<ItemDetails>(&cfg),

@@ -65,6 +65,7 @@ fn show_recovery_native<R: Runtime>(app: &AppHandle<R>, key: &str) -> Result<(),
 }
 
 /// Creates the vault (unlocked) and shows its recovery key in a native dialog.
+/// A passphrase under 8 characters is `invalid_argument`; an existing vault `already_exists`. The recovery key is never returned.
 #[tauri::command]
 pub async fn vault_create<R: Runtime>(
     app: AppHandle<R>,
@@ -82,6 +83,7 @@ pub async fn vault_create<R: Runtime>(
 }
 
 /// Shows the pending recovery key again (until it is confirmed).
+/// `invalid_argument` when none is pending.
 #[tauri::command]
 pub async fn vault_show_recovery<R: Runtime>(
     app: AppHandle<R>,
@@ -92,6 +94,7 @@ pub async fn vault_show_recovery<R: Runtime>(
 }
 
 /// Checks the last group of the recovery key the user typed back.
+/// Case and spaces do not matter; a wrong group is `invalid_recovery_key`.
 #[tauri::command]
 pub async fn vault_confirm_recovery(
     state: State<'_, AppState>,
@@ -102,6 +105,7 @@ pub async fn vault_confirm_recovery(
 }
 
 /// Unlocks with the passphrase.
+/// Wrong: `wrong_passphrase`; being created or upgraded by another process: `vault_busy`; already unlocked: `invalid_argument`.
 #[tauri::command]
 pub async fn vault_unlock(
     state: State<'_, AppState>,
@@ -112,6 +116,7 @@ pub async fn vault_unlock(
 }
 
 /// Unlocks with the recovery key.
+/// A typo (checksum) is `invalid_recovery_key`; another vault's key `wrong_recovery_key`.
 #[tauri::command]
 pub async fn vault_unlock_recovery(
     state: State<'_, AppState>,
@@ -122,6 +127,7 @@ pub async fn vault_unlock_recovery(
 }
 
 /// Unlocks with the key remembered in the OS keyring.
+/// No keyring or no entry: `keyring_unavailable`.
 #[tauri::command]
 pub async fn vault_unlock_keyring(state: State<'_, AppState>) -> Result<VaultStatus, CommandError> {
     let s = shared(&state);
@@ -136,17 +142,19 @@ pub async fn vault_lock(state: State<'_, AppState>) -> Result<(), CommandError> 
 }
 
 /// Changes the passphrase after checking the current one.
+/// A wrong current passphrase is `wrong_passphrase` (and audited as a failed `auth.passwd`).
 #[tauri::command]
 pub async fn vault_change_passphrase(
     state: State<'_, AppState>,
     current: String,
-    new: String,
+    new_passphrase: String,
 ) -> Result<(), CommandError> {
     let s = shared(&state);
-    blocking(move || ops::change_passphrase(&s, current, new)).await
+    blocking(move || ops::change_passphrase(&s, current, new_passphrase)).await
 }
 
 /// Remembers (needs unlocked) or forgets the vault key in the OS keyring.
+/// `true` needs the vault unlocked; `keyring_unavailable` without a keyring.
 #[tauri::command]
 pub async fn vault_set_remember(
     state: State<'_, AppState>,
@@ -158,7 +166,7 @@ pub async fn vault_set_remember(
 
 /// Counts and bytes per project, area and state.
 #[tauri::command]
-pub async fn vault_stats(state: State<'_, AppState>) -> Result<Vec<StatRowDto>, CommandError> {
+pub async fn vault_stats(state: State<'_, AppState>) -> Result<Vec<StatRow>, CommandError> {
     let s = shared(&state);
     blocking(move || ops::stats(&s)).await
 }
@@ -182,6 +190,7 @@ pub async fn settings_get<R: Runtime>(
 }
 
 /// Changes settings; `vaultDir` (absolute; empty = default) only while locked.
+/// 1..=1440 minutes.
 #[tauri::command]
 pub async fn settings_set<R: Runtime>(
     app: AppHandle<R>,
@@ -204,6 +213,7 @@ pub async fn projects_list(state: State<'_, AppState>) -> Result<Vec<Project>, C
 }
 
 /// Creates a project.
+/// `already_exists` for a taken name, `invalid_name` for a refused one.
 #[tauri::command]
 pub async fn project_create(
     state: State<'_, AppState>,
@@ -214,6 +224,7 @@ pub async fn project_create(
 }
 
 /// One page of a sorted, filtered item list.
+/// `states` empty = active only; `limit` at most 5000; sorted and paged in SQL.
 #[tauri::command]
 pub async fn items_page(
     state: State<'_, AppState>,
@@ -226,6 +237,7 @@ pub async fn items_page(
 }
 
 /// An item with its retention status, hold and audit history.
+/// History newest first, at most 200 events.
 #[tauri::command]
 pub async fn item_details(
     state: State<'_, AppState>,
@@ -248,6 +260,7 @@ pub async fn item_move(
 }
 
 /// Soft-deletes an item (`on_hold` under a legal hold).
+/// Under a legal hold: `on_hold`.
 #[tauri::command]
 pub async fn item_delete(
     state: State<'_, AppState>,
@@ -268,6 +281,7 @@ pub async fn item_restore(
 }
 
 /// Erases an item cryptographically, now (`on_hold` under a legal hold).
+/// Under a legal hold: `on_hold`; an empty reason: `invalid_argument`.
 #[tauri::command]
 pub async fn item_erase(
     state: State<'_, AppState>,
@@ -279,6 +293,7 @@ pub async fn item_erase(
 }
 
 /// Opens a preview (audited as `data.view`) and returns its URL.
+/// Records one `data.view`; an erased item is `erased`.
 #[tauri::command]
 pub async fn preview_open(
     state: State<'_, AppState>,
@@ -324,6 +339,7 @@ pub async fn import_paths(
 }
 
 /// Exports one item into a directory.
+/// An existing file without `overwrite`: `already_exists`.
 #[tauri::command]
 pub async fn export_item(
     state: State<'_, AppState>,
@@ -386,6 +402,7 @@ pub async fn vault_verify(
 }
 
 /// Cancels a running operation; false when none has that id.
+/// False when no operation with that id is running.
 #[tauri::command]
 pub fn operation_cancel(state: State<'_, AppState>, op_id: String) -> Result<bool, CommandError> {
     Ok(ops::cancel(&state.0, &op_id))
@@ -394,18 +411,20 @@ pub fn operation_cancel(state: State<'_, AppState>, op_id: String) -> Result<boo
 // ----- audit --------------------------------------------------------------------------------
 
 /// A page of audit events, newest first.
+/// Newest first; empty filter strings mean no filter; a malformed date is `invalid_argument`.
 #[tauri::command]
 pub async fn audit_page(
     state: State<'_, AppState>,
-    filter: AuditFilterDto,
+    filter: AuditFilter,
     cursor: Option<String>,
     limit: u32,
-) -> Result<AuditPageDto, CommandError> {
+) -> Result<AuditPage, CommandError> {
     let s = shared(&state);
     blocking(move || ops::audit_page(&s, &filter, cursor.as_deref(), limit)).await
 }
 
 /// Verifies the hash chains of the audit log.
+/// A broken chain is `ok: false` with the device and first bad seq, not an error.
 #[tauri::command]
 pub async fn audit_verify(
     state: State<'_, AppState>,
@@ -420,7 +439,7 @@ pub async fn audit_verify(
 #[tauri::command]
 pub async fn audit_export(
     state: State<'_, AppState>,
-    filter: AuditFilterDto,
+    filter: AuditFilter,
     format: AuditExportFormat,
     dest_path: String,
     op_id: String,
@@ -444,6 +463,7 @@ pub async fn retention_summary(
 }
 
 /// Upcoming lifecycle steps within `days`, soonest first.
+/// Soonest first, at most 1000; held items never step, so they are left out.
 #[tauri::command]
 pub async fn retention_timeline(
     state: State<'_, AppState>,
@@ -468,13 +488,16 @@ pub async fn retention_items_page(
 
 /// Stored policies and what is in effect.
 #[tauri::command]
-pub async fn retention_policies(state: State<'_, AppState>) -> Result<Policies, CommandError> {
+pub async fn retention_policies(
+    state: State<'_, AppState>,
+) -> Result<RetentionPolicies, CommandError> {
     let s = shared(&state);
     blocking(move || ops::retention_policies(&s)).await
 }
 
 /// Changes the vault's (no `project`) or a project's policy; `invalid_policy` when a rule
 /// forbids it.
+/// Periods like `24h`, `90d`, `7y`; null keeps the inherited value; breaking a rule (audit log under 6 years, ...) is `invalid_policy`.
 #[tauri::command]
 pub async fn retention_policy_set(
     state: State<'_, AppState>,
@@ -491,7 +514,7 @@ pub async fn retention_policy_set(
 #[tauri::command]
 pub async fn hold_set(
     state: State<'_, AppState>,
-    target: HoldTargetDto,
+    target: HoldTarget,
     reason: String,
 ) -> Result<Hold, CommandError> {
     let s = shared(&state);
@@ -499,10 +522,11 @@ pub async fn hold_set(
 }
 
 /// Releases the holds on an item or project; returns how many.
+/// `not_found` when there was none.
 #[tauri::command]
 pub async fn hold_clear(
     state: State<'_, AppState>,
-    target: HoldTargetDto,
+    target: HoldTarget,
 ) -> Result<u64, CommandError> {
     let s = shared(&state);
     blocking(move || ops::hold_clear(&s, &target)).await
@@ -547,6 +571,7 @@ fn path_string(p: tauri_plugin_dialog::FilePath) -> Option<String> {
 }
 
 /// Native "open files" dialog for import.
+/// Empty when the dialog was cancelled.
 #[tauri::command]
 pub async fn pick_import_files<R: Runtime>(app: AppHandle<R>) -> Result<Vec<String>, CommandError> {
     if let Some(p) = e2e_paths("LABVAULT_E2E_PICK_IMPORT") {

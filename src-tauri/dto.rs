@@ -5,15 +5,13 @@
 //! accident: none of these types has a field that could hold key material. Sizes and counts are
 //! `number` in TypeScript (exact up to 2^53 bytes, far above any real file).
 
-use labvault_core::audit::AuditPage;
-use labvault_core::governance::audit::{AuditEvent, Outcome};
+use labvault_core::governance::audit::Outcome;
 use labvault_core::governance::retention::{PolicyOverride, RetentionPeriod, RetentionPolicy};
-use labvault_core::retention::{
-    HoldInfo, ItemRetention, PolicySettings, ProjectPolicy, ProjectRetentionSummary,
-    RetentionRunReport, StateCount,
-};
+use labvault_core::retention::{HoldInfo, PolicySettings, RetentionRunReport};
+/// Core types whose IPC form has the same name here.
+use labvault_core::{audit as core_audit, governance::audit as gov_audit, retention as core_ret};
 use labvault_core::{
-    Area, DataType, ErrorCode, ImportReport, ItemInfo, ItemState, ProjectInfo, SortKey, StatRow,
+    Area, DataType, ErrorCode, ImportReport, ItemInfo, ItemState, ProjectInfo, SortKey,
     VerifyReport,
 };
 use serde::{Deserialize, Serialize};
@@ -434,7 +432,7 @@ impl From<VerifyReport> for VerifyResult {
 /// Counts and bytes per project, area and state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-pub struct StatRowDto {
+pub struct StatRow {
     /// Project name.
     pub project: String,
     /// Area.
@@ -451,9 +449,9 @@ pub struct StatRowDto {
     pub bytes: u64,
 }
 
-impl From<StatRow> for StatRowDto {
-    fn from(s: StatRow) -> Self {
-        StatRowDto {
+impl From<labvault_core::StatRow> for StatRow {
+    fn from(s: labvault_core::StatRow) -> Self {
+        StatRow {
             project: s.project,
             area: s.area,
             state: s.state,
@@ -466,7 +464,7 @@ impl From<StatRow> for StatRowDto {
 /// One audit event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-pub struct AuditEventDto {
+pub struct AuditEvent {
     /// RFC 3339 (microseconds).
     pub timestamp: String,
     /// Who.
@@ -491,9 +489,9 @@ pub struct AuditEventDto {
     pub hash: String,
 }
 
-impl From<AuditEvent> for AuditEventDto {
-    fn from(e: AuditEvent) -> Self {
-        AuditEventDto {
+impl From<gov_audit::AuditEvent> for AuditEvent {
+    fn from(e: gov_audit::AuditEvent) -> Self {
+        AuditEvent {
             timestamp: ts(e.timestamp),
             user: e.user,
             action: e.action.as_str().to_string(),
@@ -515,7 +513,7 @@ fn hex_lower(b: &[u8]) -> String {
 /// Audit filters; all optional, combined with AND.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, TS)]
 #[serde(rename_all = "camelCase", default)]
-pub struct AuditFilterDto {
+pub struct AuditFilter {
     /// RFC 3339: events at or after.
     #[ts(optional)]
     pub from: Option<String>,
@@ -536,7 +534,7 @@ pub struct AuditFilterDto {
     pub result: Option<Outcome>,
 }
 
-impl AuditFilterDto {
+impl AuditFilter {
     /// The core filter (empty strings mean "no filter").
     pub fn to_core(&self) -> Result<labvault_core::audit::AuditFilter, CommandError> {
         let s = |o: &Option<String>| o.clone().filter(|x| !x.trim().is_empty());
@@ -554,16 +552,16 @@ impl AuditFilterDto {
 /// One page of the audit log, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-pub struct AuditPageDto {
+pub struct AuditPage {
     /// Events.
-    pub events: Vec<AuditEventDto>,
+    pub events: Vec<AuditEvent>,
     /// Pass back as `cursor` for the next (older) page; null at the end.
     pub next_cursor: Option<String>,
 }
 
-impl From<AuditPage> for AuditPageDto {
-    fn from(p: AuditPage) -> Self {
-        AuditPageDto {
+impl From<core_audit::AuditPage> for AuditPage {
+    fn from(p: core_audit::AuditPage) -> Self {
+        AuditPage {
             events: p.events.into_iter().map(Into::into).collect(),
             next_cursor: p.next_cursor,
         }
@@ -614,7 +612,7 @@ pub struct AuditExportResult {
 /// Counts and bytes in one retention state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-pub struct StateCountDto {
+pub struct StateCount {
     /// Items.
     #[ts(type = "number")]
     pub items: u64,
@@ -623,9 +621,9 @@ pub struct StateCountDto {
     pub bytes: u64,
 }
 
-impl From<StateCount> for StateCountDto {
-    fn from(s: StateCount) -> Self {
-        StateCountDto {
+impl From<core_ret::StateCount> for StateCount {
+    fn from(s: core_ret::StateCount) -> Self {
+        StateCount {
             items: s.items,
             bytes: s.bytes,
         }
@@ -635,19 +633,19 @@ impl From<StateCount> for StateCountDto {
 /// Retention summary of one project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-pub struct ProjectRetention {
+pub struct ProjectRetentionSummary {
     /// Project id.
     pub project_id: String,
     /// Project name.
     pub project: String,
     /// Active, not held.
-    pub active: StateCountDto,
+    pub active: StateCount,
     /// Under legal hold.
-    pub on_hold: StateCountDto,
+    pub on_hold: StateCount,
     /// Soft-deleted, not held.
-    pub soft_deleted: StateCountDto,
+    pub soft_deleted: StateCount,
     /// Erased.
-    pub erased: StateCountDto,
+    pub erased: StateCount,
     /// Next step due within 7 days (overdue included, held excluded).
     #[ts(type = "number")]
     pub due7d: u64,
@@ -656,9 +654,9 @@ pub struct ProjectRetention {
     pub due30d: u64,
 }
 
-impl From<ProjectRetentionSummary> for ProjectRetention {
-    fn from(s: ProjectRetentionSummary) -> Self {
-        ProjectRetention {
+impl From<core_ret::ProjectRetentionSummary> for ProjectRetentionSummary {
+    fn from(s: core_ret::ProjectRetentionSummary) -> Self {
+        ProjectRetentionSummary {
             project_id: s.project_id,
             project: s.project,
             active: s.active.into(),
@@ -678,13 +676,13 @@ pub struct RetentionSummary {
     /// Evaluated at (RFC 3339).
     pub now: String,
     /// Per project.
-    pub projects: Vec<ProjectRetention>,
+    pub projects: Vec<ProjectRetentionSummary>,
 }
 
 /// Retention facts of one item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-pub struct ItemRetentionDto {
+pub struct ItemRetention {
     /// Item id.
     pub item_id: String,
     /// Project id.
@@ -722,9 +720,9 @@ fn json_str<T: Serialize>(v: &T) -> String {
     }
 }
 
-impl From<ItemRetention> for ItemRetentionDto {
-    fn from(r: ItemRetention) -> Self {
-        ItemRetentionDto {
+impl From<core_ret::ItemRetention> for ItemRetention {
+    fn from(r: core_ret::ItemRetention) -> Self {
+        ItemRetention {
             item_id: r.item_id,
             project_id: r.project_id,
             project: r.project,
@@ -750,11 +748,11 @@ pub struct RetentionItemsPage {
     #[ts(type = "number")]
     pub total: u64,
     /// This page (sorted by project, area, path).
-    pub rows: Vec<ItemRetentionDto>,
+    pub rows: Vec<ItemRetention>,
 }
 
-impl From<labvault_core::retention::RetentionItemsPage> for RetentionItemsPage {
-    fn from(p: labvault_core::retention::RetentionItemsPage) -> Self {
+impl From<core_ret::RetentionItemsPage> for RetentionItemsPage {
+    fn from(p: core_ret::RetentionItemsPage) -> Self {
         RetentionItemsPage {
             total: p.total,
             rows: p.rows.into_iter().map(Into::into).collect(),
@@ -765,7 +763,7 @@ impl From<labvault_core::retention::RetentionItemsPage> for RetentionItemsPage {
 /// One upcoming lifecycle step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-pub struct TimelineEntry {
+pub struct TimelineStep {
     /// When (RFC 3339); may be in the past (overdue, done at the next run).
     pub at: String,
     /// `expire` or `erase`.
@@ -790,21 +788,21 @@ pub struct RetentionTimeline {
     /// Evaluated at (RFC 3339).
     pub now: String,
     /// Steps, soonest first.
-    pub entries: Vec<TimelineEntry>,
+    pub entries: Vec<TimelineStep>,
     /// Steps in the window (may exceed `entries.length`).
     #[ts(type = "number")]
     pub total: u64,
 }
 
-impl From<labvault_core::retention::RetentionTimeline> for RetentionTimeline {
-    fn from(t: labvault_core::retention::RetentionTimeline) -> Self {
+impl From<core_ret::RetentionTimeline> for RetentionTimeline {
+    fn from(t: core_ret::RetentionTimeline) -> Self {
         RetentionTimeline {
             now: ts(t.now),
             total: t.total,
             entries: t
                 .steps
                 .into_iter()
-                .map(|st| TimelineEntry {
+                .map(|st| TimelineStep {
                     at: ts(st.at),
                     step: json_str(&st.step),
                     item_id: st.item.item_id,
@@ -889,7 +887,7 @@ impl PolicyPeriods {
 /// One project's retention policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-pub struct ProjectPolicyDto {
+pub struct ProjectPolicy {
     /// Project id.
     pub project_id: String,
     /// Project name.
@@ -900,9 +898,9 @@ pub struct ProjectPolicyDto {
     pub effective: PolicyPeriods,
 }
 
-impl From<&ProjectPolicy> for ProjectPolicyDto {
-    fn from(p: &ProjectPolicy) -> Self {
-        ProjectPolicyDto {
+impl From<&core_ret::ProjectPolicy> for ProjectPolicy {
+    fn from(p: &core_ret::ProjectPolicy) -> Self {
+        ProjectPolicy {
             project_id: p.project_id.clone(),
             project: p.project.clone(),
             overrides: (&p.overrides).into(),
@@ -914,7 +912,7 @@ impl From<&ProjectPolicy> for ProjectPolicyDto {
 /// `retention_policies`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-pub struct Policies {
+pub struct RetentionPolicies {
     /// `trial`, `starter`, `professional`, `enterprise`.
     pub plan: String,
     /// Vault-wide overrides of the plan defaults.
@@ -922,12 +920,12 @@ pub struct Policies {
     /// Vault-wide policy in effect.
     pub effective: PolicyPeriods,
     /// Per project.
-    pub projects: Vec<ProjectPolicyDto>,
+    pub projects: Vec<ProjectPolicy>,
 }
 
-impl From<&PolicySettings> for Policies {
+impl From<&PolicySettings> for RetentionPolicies {
     fn from(s: &PolicySettings) -> Self {
-        Policies {
+        RetentionPolicies {
             plan: s.plan.as_str().to_string(),
             vault: (&s.vault).into(),
             effective: (&s.effective).into(),
@@ -939,19 +937,19 @@ impl From<&PolicySettings> for Policies {
 /// What a legal hold is on: `{ item: "<id>" }` or `{ project: "<name or id>" }`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
-pub enum HoldTargetDto {
+pub enum HoldTarget {
     /// One item, by id.
     Item(String),
     /// A whole project, by name or id.
     Project(String),
 }
 
-impl HoldTargetDto {
+impl HoldTarget {
     /// The core target.
-    pub fn to_core(&self) -> labvault_core::retention::HoldTarget {
+    pub fn to_core(&self) -> core_ret::HoldTarget {
         match self {
-            HoldTargetDto::Item(i) => labvault_core::retention::HoldTarget::Item(i.clone()),
-            HoldTargetDto::Project(p) => labvault_core::retention::HoldTarget::Project(p.clone()),
+            HoldTarget::Item(i) => core_ret::HoldTarget::Item(i.clone()),
+            HoldTarget::Project(p) => core_ret::HoldTarget::Project(p.clone()),
         }
     }
 }
@@ -1027,11 +1025,11 @@ pub struct ItemDetails {
     /// The item.
     pub item: ItemRow,
     /// Its retention status.
-    pub retention: Option<ItemRetentionDto>,
+    pub retention: Option<ItemRetention>,
     /// Reason of the legal hold on it (or its project), if any.
     pub hold_reason: Option<String>,
     /// Its audit events, newest first (at most 200).
-    pub history: Vec<AuditEventDto>,
+    pub history: Vec<AuditEvent>,
 }
 
 impl From<labvault_core::ItemDetails> for ItemDetails {

@@ -148,7 +148,7 @@ mod flow {
     }
 
     fn views(s: &Shared) -> usize {
-        let f = AuditFilterDto {
+        let f = AuditFilter {
             action_prefix: Some("data.view".into()),
             ..Default::default()
         };
@@ -291,7 +291,7 @@ mod flow {
             ops::item_restore(&s, &a).unwrap().state,
             labvault_core::ItemState::Active
         );
-        ops::hold_set(&s, &HoldTargetDto::Item(a.clone()), "case 42").unwrap();
+        ops::hold_set(&s, &HoldTarget::Item(a.clone()), "case 42").unwrap();
         let e = ops::item_delete(&s, &a).unwrap_err();
         assert_eq!(e.code, ErrorCode::OnHold);
         let e = ops::item_erase(&s, &a, "request").unwrap_err();
@@ -301,7 +301,7 @@ mod flow {
         assert!(d.history.iter().any(|e| e.action == "data.delete"));
 
         // Audit filter: the refused delete is there as denied.
-        let f = AuditFilterDto {
+        let f = AuditFilter {
             action_prefix: Some("data.delete".into()),
             result: Some(labvault_core::governance::audit::Outcome::Denied),
             ..Default::default()

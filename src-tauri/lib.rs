@@ -17,6 +17,8 @@ pub mod preview;
 pub mod state;
 
 #[cfg(test)]
+mod api_gen;
+#[cfg(test)]
 mod architecture_tests;
 #[cfg(test)]
 mod ipc_tests;

@@ -414,7 +414,7 @@ pub fn item_erase(s: &Shared, item_id: &str, reason: &str) -> Result<ItemRow, Co
 }
 
 /// `vault_stats`.
-pub fn stats(s: &Shared) -> Result<Vec<StatRowDto>, CommandError> {
+pub fn stats(s: &Shared) -> Result<Vec<StatRow>, CommandError> {
     s.with_vault(|v| Ok(v.stats()?.into_iter().map(Into::into).collect()))
 }
 
@@ -669,10 +669,10 @@ pub fn cancel(s: &Shared, op_id: &str) -> bool {
 /// `audit_page`.
 pub fn audit_page(
     s: &Shared,
-    filter: &AuditFilterDto,
+    filter: &AuditFilter,
     cursor: Option<&str>,
     limit: u32,
-) -> Result<AuditPageDto, CommandError> {
+) -> Result<AuditPage, CommandError> {
     let f = filter.to_core()?;
     s.with_vault(|v| {
         Ok(
@@ -733,7 +733,7 @@ pub fn audit_verify(
 /// `audit_export`.
 pub fn audit_export(
     s: &Arc<Shared>,
-    filter: &AuditFilterDto,
+    filter: &AuditFilter,
     format: AuditExportFormat,
     dest_path: &str,
     op_id: &str,
@@ -802,7 +802,7 @@ pub fn retention_items_page(
 }
 
 /// `retention_policies`.
-pub fn retention_policies(s: &Shared) -> Result<Policies, CommandError> {
+pub fn retention_policies(s: &Shared) -> Result<RetentionPolicies, CommandError> {
     s.with_vault(|v| Ok((&v.retention_policies()?).into()))
 }
 
@@ -828,7 +828,7 @@ pub fn retention_policy_set(
 }
 
 /// `hold_set`.
-pub fn hold_set(s: &Shared, target: &HoldTargetDto, reason: &str) -> Result<Hold, CommandError> {
+pub fn hold_set(s: &Shared, target: &HoldTarget, reason: &str) -> Result<Hold, CommandError> {
     if reason.trim().is_empty() {
         return Err(err(
             ErrorCode::InvalidArgument,
@@ -842,7 +842,7 @@ pub fn hold_set(s: &Shared, target: &HoldTargetDto, reason: &str) -> Result<Hold
 }
 
 /// `hold_clear`: number of holds released.
-pub fn hold_clear(s: &Shared, target: &HoldTargetDto) -> Result<u64, CommandError> {
+pub fn hold_clear(s: &Shared, target: &HoldTarget) -> Result<u64, CommandError> {
     logged(
         "hold_clear",
         s.with_vault(|v| Ok(v.hold_clear(&target.to_core())?)),

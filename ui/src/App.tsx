@@ -9,7 +9,7 @@ import { AuditScreen } from "./screens/Audit";
 import { RetentionScreen } from "./screens/Retention";
 import { SettingsScreen } from "./screens/Settings";
 import { WorkspaceScreen } from "./screens/Workspace";
-import type { VaultStatusFull } from "./types";
+import type { VaultStatus } from "./types";
 
 export type Screen = "workspace" | "audit" | "retention" | "settings";
 
@@ -26,7 +26,7 @@ function MainShell({
   onLock,
   onStatusChanged,
 }: {
-  status: VaultStatusFull | null;
+  status: VaultStatus | null;
   onLock: () => void;
   onStatusChanged: () => void;
 }) {
@@ -86,7 +86,7 @@ function MainShell({
 /** Top level: first run, unlock, or the unlocked app; every lock unmounts the unlocked tree. */
 export default function App() {
   const [state, dispatch] = useReducer(sessionReducer, { phase: { kind: "loading" }, session: 0 });
-  const [status, setStatus] = useState<VaultStatusFull | null>(null);
+  const [status, setStatus] = useState<VaultStatus | null>(null);
   const [error, setError] = useState<AppError | null>(null);
   const [rememberError, setRememberError] = useState<AppError | null>(null);
 

@@ -7,12 +7,12 @@ import type { AppError } from "../errors";
 import { auditExportName, emptyAuditForm, toAuditFilter, type AuditFilterForm } from "../lib/auditFilter";
 import { formatDateTime } from "../lib/format";
 import { newOpId } from "../lib/progress";
-import type { AuditEvent, AuditFilter, AuditVerifyReport } from "../types";
+import type { AuditEvent, AuditFilter, AuditVerifyResult } from "../types";
 
 const PAGE = 200;
 const ROW_HEIGHT = 34;
 
-type Verify = { state: "checking"; checked: number } | { state: "ok"; report: AuditVerifyReport } | { state: "broken"; report: AuditVerifyReport } | { state: "error"; error: AppError };
+type Verify = { state: "checking"; checked: number } | { state: "ok"; report: AuditVerifyResult } | { state: "broken"; report: AuditVerifyResult } | { state: "error"; error: AppError };
 
 /** Whether the hash chain verifies, and if not, the first bad event. */
 function VerifyBadge({ verify, onVerify }: { verify: Verify; onVerify: () => void }) {

@@ -10,7 +10,7 @@ import {
 import { ErrorBanner, Field, StrengthMeter } from "../components/common";
 import { errorText, type AppError } from "../errors";
 import { MIN_ACCEPTED_SCORE, estimateStrength } from "../lib/strength";
-import type { CreateResult, VaultStatusFull } from "../types";
+import type { CreateResult, VaultStatus } from "../types";
 
 function AuthCard({ testId, title, intro, children }: { testId: string; title: string; intro: string; children: React.ReactNode }) {
   return (
@@ -29,7 +29,7 @@ function AuthCard({ testId, title, intro, children }: { testId: string; title: s
 }
 
 /** First run: choose a passphrase (with strength feedback), opt in to the keyring, create. */
-export function FirstRun({ status, onCreated }: { status: VaultStatusFull | null; onCreated: (result: CreateResult) => void }) {
+export function FirstRun({ status, onCreated }: { status: VaultStatus | null; onCreated: (result: CreateResult) => void }) {
   const [passphrase, setPassphrase] = useState("");
   const [confirm, setConfirm] = useState("");
   const [remember, setRemember] = useState(false);
@@ -190,7 +190,7 @@ export function Unlock({
   reason,
   onUnlocked,
 }: {
-  status: VaultStatusFull | null;
+  status: VaultStatus | null;
   reason: string;
   onUnlocked: () => void;
 }) {

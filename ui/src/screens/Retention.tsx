@@ -21,7 +21,7 @@ import { describePeriod, periodProblem } from "../lib/period";
 import { usePageCache } from "../hooks/usePageCache";
 import { FETCH_DELAY_MS } from "../components/ItemList";
 import type {
-  ItemRetentionInfo,
+  ItemRetention,
   PolicyField,
   PolicyPeriods,
   Project,
@@ -51,7 +51,7 @@ export function RetentionScreen() {
   const [days, setDays] = useState(30);
   const [error, setError] = useState<AppError | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
-  const [dialog, setDialog] = useState<{ kind: "hold" | "erase"; item: ItemRetentionInfo } | { kind: "hold-project" } | null>(null);
+  const [dialog, setDialog] = useState<{ kind: "hold" | "erase"; item: ItemRetention } | { kind: "hold-project" } | null>(null);
   const [reload, setReload] = useState(0);
   const progress = useProgress();
   const p = project || null;
@@ -78,7 +78,7 @@ export function RetentionScreen() {
     },
     [p],
   );
-  const { cache, version } = usePageCache<ItemRetentionInfo>(fetcher, `${p}`);
+  const { cache, version } = usePageCache<ItemRetention>(fetcher, `${p}`);
 
   const changed = (msg: string) => {
     setNotice(msg);
@@ -275,11 +275,11 @@ function RetentionItems({
   onClear,
   onErase,
 }: {
-  cache: ReturnType<typeof usePageCache<ItemRetentionInfo>>["cache"];
+  cache: ReturnType<typeof usePageCache<ItemRetention>>["cache"];
   version: number;
-  onHold: (item: ItemRetentionInfo) => void;
-  onClear: (item: ItemRetentionInfo) => void;
-  onErase: (item: ItemRetentionInfo) => void;
+  onHold: (item: ItemRetention) => void;
+  onClear: (item: ItemRetention) => void;
+  onErase: (item: ItemRetention) => void;
 }) {
   const scrollRef = useRef<HTMLDivElement>(null);
   const virtualizer = useVirtualizer({

@@ -6,7 +6,7 @@ import type { VerifyResult } from "../types";
 import { ErrorBanner, Field, StrengthMeter } from "../components/common";
 import type { AppError } from "../errors";
 import { MIN_ACCEPTED_SCORE, estimateStrength } from "../lib/strength";
-import type { Settings, VaultStatusFull } from "../types";
+import type { Settings, VaultStatus } from "../types";
 
 /** Validates the auto-lock minutes field: a whole number from 1 to 240. */
 export function autoLockProblem(text: string): string | null {
@@ -17,7 +17,7 @@ export function autoLockProblem(text: string): string | null {
 }
 
 /** Settings: passphrase, keyring, auto-lock, vault location, versions. */
-export function SettingsScreen({ status, onStatusChanged }: { status: VaultStatusFull | null; onStatusChanged: () => void }) {
+export function SettingsScreen({ status, onStatusChanged }: { status: VaultStatus | null; onStatusChanged: () => void }) {
   const [settings, setSettings] = useState<Settings | null>(null);
   const [minutes, setMinutes] = useState("");
   const [vaultDir, setVaultDir] = useState("");

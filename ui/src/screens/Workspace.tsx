@@ -8,10 +8,10 @@ import { useProgress } from "../components/progress";
 import { errorText, type AppError } from "../errors";
 import { humanize } from "../lib/format";
 import { useDebounced, usePageCache } from "../hooks/usePageCache";
-import { AREAS, type Area, type ImportReport, type ItemQuery, type ItemRow, type ItemSort, type Project, type SortKey } from "../types";
+import { AREAS, type Area, type ImportResult, type ItemQuery, type ItemRow, type ItemSort, type Project, type SortKey } from "../types";
 
 /** "3 files imported, 1 failed." from an import result. */
-export function importSummary(report: ImportReport): string {
+export function importSummary(report: ImportResult): string {
   const n = report.imported.length;
   const parts = [`${n} file${n === 1 ? "" : "s"} imported`];
   if (report.failed.length > 0) parts.push(`${report.failed.length} failed`);
@@ -82,7 +82,7 @@ export function WorkspaceScreen() {
       setImportFailures([]);
       const label = paths.length === 1 ? `Importing ${paths[0]!.split("/").pop()}` : `Importing ${paths.length} items`;
       const target = project;
-      const r = await progress.run("import", label, (opId, cb) => importPaths(target, area, paths, opId, cb), importSummary);
+      const r = await progress.run("import", label, (opId, cb) => importPaths(target, area, paths, null, opId, cb), importSummary);
       if (r.ok) setImportFailures(r.value.failed.map((f) => ({ path: f.source, message: `${errorText(f.code)} ${f.message}` })));
       else if (r.error.code !== "cancelled") setError(r.error);
       refreshList();
@@ -108,7 +108,7 @@ export function WorkspaceScreen() {
     const r = await progress.run(
       "export",
       `Exporting ${target} / ${humanize(area)}`,
-      (opId, cb) => exportArea(target, area, dest, opId, cb),
+      (opId, cb) => exportArea(target, area, dest, false, opId, cb),
       (v) => `${v.paths.length} file${v.paths.length === 1 ? "" : "s"} exported to ${dest}`,
     );
     if (!r.ok && r.error.code !== "cancelled") setError(r.error);
