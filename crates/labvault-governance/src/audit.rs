@@ -46,8 +46,8 @@ const LOOKAHEAD: usize = 16;
 /// A SHA-256 hash of the chain.
 pub type Hash32 = [u8; 32];
 
-/// The action names the vault records (the server may add its own under other prefixes, such as
-/// `member.*`, `apikey.*`, `tenant.*`); any name passing [`Action::new`] is valid in the chain.
+/// The action names the vault and the tenant server record: one vocabulary, so filters and
+/// reports mean the same everywhere. Any name passing [`Action::new`] is valid in a chain.
 pub mod actions {
     /// A vault was created (first event of a chain).
     pub const VAULT_CREATE: &str = "vault.create";
@@ -128,6 +128,136 @@ pub mod actions {
         AUDIT_VIEW,
         AUDIT_VERIFY,
         AUDIT_JOURNAL,
+    ];
+
+    // ----- tenant server --------------------------------------------------------------------
+    /// Password login (success, failure, denied for a locked account).
+    pub const AUTH_LOGIN: &str = "auth.login";
+    /// An account locked after too many failed attempts.
+    pub const AUTH_LOCKOUT: &str = "auth.lockout";
+    /// Second login step with a TOTP or recovery code.
+    pub const AUTH_MFA: &str = "auth.mfa";
+    /// TOTP enrolment started (secret issued).
+    pub const AUTH_MFA_ENROLL_START: &str = "auth.mfa_enroll_start";
+    /// TOTP enrolment confirmed (recovery codes issued).
+    pub const AUTH_MFA_ENROLL: &str = "auth.mfa_enroll";
+    /// Refresh token rotated.
+    pub const AUTH_REFRESH: &str = "auth.refresh";
+    /// A used refresh token presented again: the session is revoked.
+    pub const AUTH_REFRESH_REUSE: &str = "auth.refresh_reuse";
+    /// Session revoked by its user.
+    pub const AUTH_LOGOUT: &str = "auth.logout";
+    /// MFA re-verified for an admin action.
+    pub const AUTH_STEP_UP: &str = "auth.step_up";
+    /// The caller read their account.
+    pub const ACCOUNT_VIEW: &str = "account.view";
+    /// The caller deleted their account (right to deletion).
+    pub const ACCOUNT_DELETE: &str = "account.delete";
+    /// Password changed.
+    pub const ACCOUNT_PASSWORD_CHANGE: &str = "account.password_change";
+    /// MFA turned off by its user.
+    pub const ACCOUNT_MFA_DISABLE: &str = "account.mfa_disable";
+    /// Tenant created (server-level chain).
+    pub const TENANT_CREATE: &str = "tenant.create";
+    /// Tenant details read.
+    pub const TENANT_VIEW: &str = "tenant.view";
+    /// Tenant deleted (right to deletion).
+    pub const TENANT_DELETE: &str = "tenant.delete";
+    /// Plan tier changed.
+    pub const TENANT_PLAN_CHANGE: &str = "tenant.plan_change";
+    /// Tenant settings (MFA requirement) changed.
+    pub const TENANT_SETTINGS_CHANGE: &str = "tenant.settings_change";
+    /// Ownership transferred to another member.
+    pub const TENANT_OWNERSHIP_TRANSFER: &str = "tenant.ownership_transfer";
+    /// A trial tenant's data purged at expiry.
+    pub const TENANT_TRIAL_EXPIRE: &str = "tenant.trial_expire";
+    /// Members listed.
+    pub const MEMBER_LIST: &str = "member.list";
+    /// A member's tenant role changed.
+    pub const MEMBER_ROLE_CHANGE: &str = "member.role_change";
+    /// A member removed.
+    pub const MEMBER_REMOVE: &str = "member.remove";
+    /// A member's MFA reset by an admin.
+    pub const MEMBER_MFA_RESET: &str = "member.mfa_reset";
+    /// Open invitations listed.
+    pub const INVITATION_LIST: &str = "invitation.list";
+    /// Invitation sent.
+    pub const INVITATION_CREATE: &str = "invitation.create";
+    /// Invitation revoked.
+    pub const INVITATION_REVOKE: &str = "invitation.revoke";
+    /// Invitation accepted (account created).
+    pub const INVITATION_ACCEPT: &str = "invitation.accept";
+    /// API keys listed.
+    pub const APIKEY_LIST: &str = "apikey.list";
+    /// API key created.
+    pub const APIKEY_CREATE: &str = "apikey.create";
+    /// API key revoked.
+    pub const APIKEY_REVOKE: &str = "apikey.revoke";
+    /// Projects listed.
+    pub const PROJECT_LIST: &str = "project.list";
+    /// A project read.
+    pub const PROJECT_VIEW: &str = "project.view";
+    /// A project deleted.
+    pub const PROJECT_DELETE: &str = "project.delete";
+    /// A per-project role assigned.
+    pub const PROJECT_ROLE_CHANGE: &str = "project.role_change";
+    /// A per-project role removed.
+    pub const PROJECT_ROLE_REMOVE: &str = "project.role_remove";
+    /// Retention policies read.
+    pub const RETENTION_VIEW: &str = "retention.view";
+    /// Retention policies changed (tenant or project).
+    pub const RETENTION_CHANGE: &str = "retention.change";
+    /// Audit log queried.
+    pub const AUDIT_QUERY: &str = "audit.query";
+    /// Access review read.
+    pub const ACCESS_REVIEW_VIEW: &str = "access_review.view";
+    /// Access review exported as CSV.
+    pub const ACCESS_REVIEW_EXPORT: &str = "access_review.export";
+
+    /// Every action the tenant server records besides the shared ones (`project.create`,
+    /// `audit.export`, `audit.verify`).
+    pub const TENANT_ACTIONS: &[&str] = &[
+        AUTH_LOGIN,
+        AUTH_LOCKOUT,
+        AUTH_MFA,
+        AUTH_MFA_ENROLL_START,
+        AUTH_MFA_ENROLL,
+        AUTH_REFRESH,
+        AUTH_REFRESH_REUSE,
+        AUTH_LOGOUT,
+        AUTH_STEP_UP,
+        ACCOUNT_VIEW,
+        ACCOUNT_DELETE,
+        ACCOUNT_PASSWORD_CHANGE,
+        ACCOUNT_MFA_DISABLE,
+        TENANT_CREATE,
+        TENANT_VIEW,
+        TENANT_DELETE,
+        TENANT_PLAN_CHANGE,
+        TENANT_SETTINGS_CHANGE,
+        TENANT_OWNERSHIP_TRANSFER,
+        TENANT_TRIAL_EXPIRE,
+        MEMBER_LIST,
+        MEMBER_ROLE_CHANGE,
+        MEMBER_REMOVE,
+        MEMBER_MFA_RESET,
+        INVITATION_LIST,
+        INVITATION_CREATE,
+        INVITATION_REVOKE,
+        INVITATION_ACCEPT,
+        APIKEY_LIST,
+        APIKEY_CREATE,
+        APIKEY_REVOKE,
+        PROJECT_LIST,
+        PROJECT_VIEW,
+        PROJECT_DELETE,
+        PROJECT_ROLE_CHANGE,
+        PROJECT_ROLE_REMOVE,
+        RETENTION_VIEW,
+        RETENTION_CHANGE,
+        AUDIT_QUERY,
+        ACCESS_REVIEW_VIEW,
+        ACCESS_REVIEW_EXPORT,
     ];
 }
 
@@ -239,6 +369,7 @@ impl std::str::FromStr for Action {
 /// How an action ended: `success`, `failure` (it was allowed but did not work, e.g. wrong passphrase,
 /// tampered blob) or `denied` (refused by policy: legal hold, missing role).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The action happened.
@@ -344,16 +475,19 @@ impl EventDraft {
 /// Serialises (serde) to the JSON Lines export/wire shape: timestamps as RFC 3339 UTC with exactly six
 /// fractional digits, hashes as lowercase hex, the format version as `v`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AuditEvent {
     /// RFC 3339 UTC, microsecond precision.
     #[serde(with = "ts_micros")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub timestamp: OffsetDateTime,
-    /// Who.
+    /// Who acted: the OS user (vault), the account email, `apikey:<id>` or `system` (server).
     pub user: String,
-    /// What.
+    /// What was done: a dotted action name such as `data.import` or `member.role_change`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub action: Action,
-    /// On what.
+    /// On what: `vault`, `project/<id>`, `project/<id>/item/<id>`, `member/<id>`, ...
     pub resource: String,
     /// Client IP (server), empty for local actions.
     pub ip_address: String,
@@ -361,7 +495,8 @@ pub struct AuditEvent {
     pub user_agent: String,
     /// How it ended.
     pub result: Outcome,
-    /// Error code / reason / counts.
+    /// The error code of a failure or denial, or what the action says of itself (a reason,
+    /// counts, a version).
     pub detail: String,
     /// The chain this event belongs to.
     pub device_id: String,
@@ -371,9 +506,11 @@ pub struct AuditEvent {
     pub v: u16,
     /// Hash of event `seq - 1`, or the device's genesis hash for seq 1.
     #[serde(with = "hex32")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub prev_hash: Hash32,
     /// This event's chain hash.
     #[serde(with = "hex32")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub hash: Hash32,
 }
 

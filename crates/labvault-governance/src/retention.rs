@@ -19,6 +19,7 @@ pub const MAX_YEARS: u32 = 200;
 
 /// Kinds of data with their own retention period.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DataType {
     /// Raw research data (default 7 years).
@@ -73,6 +74,7 @@ impl fmt::Display for DataType {
 
 /// Plan tiers; they fix the session-data retention except for enterprise, which sets its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PlanTier {
     /// 24 hours.

@@ -158,6 +158,26 @@ impl AppState {
         }
     }
 
+    /// Runs one audited operation of an authenticated caller: the event (`action` on
+    /// `resource`, the caller's IP and user agent) is drafted here and handed to `f`, and
+    /// recorded exactly once: by the store in the change's own transaction
+    /// ([`AuditedBy::Store`], success only), or here afterwards ([`AuditedBy::Handler`]), and
+    /// always here as a failure or denial when `f` fails.
+    pub async fn audited<T>(
+        &self,
+        p: &Principal,
+        meta: &ReqMeta,
+        action: &str,
+        resource: String,
+        by: AuditedBy,
+        f: impl AsyncFnOnce(&AuditDraft) -> ApiResult<T>,
+    ) -> ApiResult<T> {
+        let draft = self.draft(&p.actor, meta, action, resource);
+        let r = f(&draft).await;
+        self.finish(&p.tenant_id, draft, r, by == AuditedBy::Store)
+            .await
+    }
+
     /// Records the outcome of an audited operation. `recorded` = the store already wrote
     /// the success event in the same transaction as the change.
     pub async fn finish<T>(
@@ -247,6 +267,15 @@ impl AppState {
             tracing::warn!(error = %e, "could not record activity");
         }
     }
+}
+
+/// Who records the success event of an operation (see [`AppState::audited`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditedBy {
+    /// The store, in the same transaction as the change (every state-changing call).
+    Store,
+    /// The handler, after the operation (reads).
+    Handler,
 }
 
 /// Connection and client metadata recorded in audit events.

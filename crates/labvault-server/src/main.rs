@@ -175,7 +175,7 @@ async fn main() -> Result<()> {
             plan,
             owner_email,
         } => {
-            let plan = PlanTier::parse(&plan).with_context(|| {
+            let plan = plan.parse::<PlanTier>().ok().with_context(|| {
                 format!("unknown plan '{plan}' (trial, starter, professional, enterprise)")
             })?;
             let password = read_password()?;

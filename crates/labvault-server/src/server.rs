@@ -1,6 +1,7 @@
 //! Data directory, TLS (1.3 only) with a self-signed certificate and SPKI pin, the accept
 //! loop, tenant bootstrap and the trial sweeper.
 
+use labvault_governance::audit::actions;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -426,7 +427,7 @@ pub async fn create_tenant(st: &AppState, t: NewTenant) -> Result<TenantRow, Ser
     };
     let ev = system_draft(
         st,
-        "tenant.create",
+        actions::TENANT_CREATE,
         format!("tenant/{}", tenant.id),
         "system",
     );
@@ -440,7 +441,12 @@ pub async fn create_tenant(st: &AppState, t: NewTenant) -> Result<TenantRow, Ser
 pub async fn sweep_trials(st: &AppState) -> Result<Vec<String>, ServerError> {
     let expired = st.store.expired_trials(st.now()).await?;
     for id in &expired {
-        let ev = system_draft(st, "tenant.trial_expire", format!("tenant/{id}"), "system");
+        let ev = system_draft(
+            st,
+            actions::TENANT_TRIAL_EXPIRE,
+            format!("tenant/{id}"),
+            "system",
+        );
         match st.store.delete_tenant(id, st.now(), ev.clone(), ev).await {
             Ok(()) | Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),

@@ -1,13 +1,21 @@
 //! Wire types shared by the tenant server and the desktop client.
 //!
-//! Kept free of server-only dependencies (serde only; OpenAPI schemas behind the `openapi`
-//! feature) so the desktop client can depend on it without pulling in axum or SQLite.
+//! Kept free of server-only dependencies (serde and the governance model only; OpenAPI schemas
+//! behind the `openapi` feature) so the desktop client can depend on it without pulling in axum
+//! or SQLite. Enums and the audit event format are governance's own types, re-exported, not
+//! copies.
 //! All timestamps are RFC 3339 UTC strings, all ids are UUID strings: both survive any
 //! language's JSON parser without precision loss.
 #![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+/// The audit event format (same JSON as the vault's export, so a client verifies pages and
+/// exports with the shared chain verifier) and its outcome, which the wire calls a result.
+pub use labvault_governance::audit::{AuditEvent, Outcome as AuditResult};
+/// Plan tiers and retention data types, as the retention model defines them.
+pub use labvault_governance::retention::{DataType, PlanTier};
 
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
@@ -145,43 +153,6 @@ impl Role {
             "editor" => Role::Editor,
             "admin" => Role::Admin,
             "owner" => Role::Owner,
-            _ => return None,
-        })
-    }
-}
-
-/// Plan tier of a tenant; decides session-data retention and trial expiry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum PlanTier {
-    /// Expires (and is deleted) 24 hours after creation.
-    Trial,
-    /// 30 days of session data.
-    Starter,
-    /// 90 days of session data.
-    Professional,
-    /// Custom retention.
-    Enterprise,
-}
-
-impl PlanTier {
-    /// Stable lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PlanTier::Trial => "trial",
-            PlanTier::Starter => "starter",
-            PlanTier::Professional => "professional",
-            PlanTier::Enterprise => "enterprise",
-        }
-    }
-    /// Parses the lowercase name.
-    pub fn parse(s: &str) -> Option<PlanTier> {
-        Some(match s {
-            "trial" => PlanTier::Trial,
-            "starter" => PlanTier::Starter,
-            "professional" => PlanTier::Professional,
-            "enterprise" => PlanTier::Enterprise,
             _ => return None,
         })
     }
@@ -619,73 +590,6 @@ pub struct ApiKeyCreated {
 
 // ---------------------------------------------------------------- audit
 
-/// Outcome recorded in an audit event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum AuditResult {
-    /// Done.
-    Success,
-    /// Attempted, failed (bad input, wrong password...).
-    Failure,
-    /// Refused by authorization.
-    Denied,
-}
-
-impl AuditResult {
-    /// Stable lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditResult::Success => "success",
-            AuditResult::Failure => "failure",
-            AuditResult::Denied => "denied",
-        }
-    }
-    /// Parses the lowercase name.
-    pub fn parse(s: &str) -> Option<AuditResult> {
-        Some(match s {
-            "success" => AuditResult::Success,
-            "failure" => AuditResult::Failure,
-            "denied" => AuditResult::Denied,
-            _ => return None,
-        })
-    }
-}
-
-/// One hash-chained audit event; the same JSON shape as the vault's audit export
-/// (`labvault_governance::audit::AuditEvent`), so clients can verify pages and exports with
-/// the shared chain verifier.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-pub struct AuditEvent {
-    /// RFC 3339 UTC with microseconds.
-    pub timestamp: String,
-    /// Email of the actor (or `apikey:<id>`, `system`).
-    pub user: String,
-    /// Dotted action name (e.g. `member.role_change`).
-    pub action: String,
-    /// Resource path (e.g. `member/<id>`).
-    pub resource: String,
-    /// Client address from the connection.
-    pub ip_address: String,
-    /// Client User-Agent.
-    pub user_agent: String,
-    /// Outcome.
-    pub result: AuditResult,
-    /// Error code of a failure or denial; empty on success.
-    pub detail: String,
-    /// Chain id: the tenant id.
-    pub device_id: String,
-    /// Position in the tenant's chain (1-based).
-    pub seq: u64,
-    /// Event format version.
-    pub v: u16,
-    /// Hash of the previous event (hex).
-    pub prev_hash: String,
-    /// Hash of this event (hex).
-    pub hash: String,
-}
-
 /// One page of audit events, newest first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -711,23 +615,6 @@ pub struct AuditVerifyReport {
 }
 
 // ---------------------------------------------------------------- retention
-
-/// Data types with a retention period (names shared with the vault's retention model).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum DataType {
-    /// Research data (default 7 years).
-    ResearchData,
-    /// Analysis results (default 7 years).
-    AnalysisResult,
-    /// Backups (default 90 days).
-    Backup,
-    /// Audit logs (6 years minimum, not lowerable).
-    AuditLog,
-    /// Session data (fixed by the plan tier except on enterprise).
-    SessionData,
-}
 
 /// One retention rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

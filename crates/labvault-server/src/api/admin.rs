@@ -3,10 +3,11 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use labvault_governance::audit::actions;
 use labvault_wire::*;
 use serde::Deserialize;
 
-use crate::app::{check_id, check_text, clean, AppState, Principal, ReqMeta};
+use crate::app::{check_id, check_text, clean, AppState, AuditedBy, Principal, ReqMeta};
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::secrets::{self, normalize_email, sha256_hex};
@@ -68,18 +69,18 @@ pub async fn get_tenant(
     p: Principal,
     meta: ReqMeta,
 ) -> ApiResult<Json<TenantInfo>> {
-    let draft = st.draft(
-        &p.actor,
+    st.audited(
+        &p,
         &meta,
-        "tenant.view",
+        actions::TENANT_VIEW,
         format!("tenant/{}", p.tenant_id),
-    );
-    let r = async {
-        p.require(Role::Viewer)?;
-        Ok(Json(tenant_info(&st.store.get_tenant(&p.tenant_id).await?)))
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, false).await
+        AuditedBy::Handler,
+        async |_| {
+            p.require(Role::Viewer)?;
+            Ok(Json(tenant_info(&st.store.get_tenant(&p.tenant_id).await?)))
+        },
+    )
+    .await
 }
 
 /// Confirmation body for deleting the tenant.
@@ -101,28 +102,28 @@ pub async fn delete_tenant(
     meta: ReqMeta,
     Json(req): Json<DeleteTenantRequest>,
 ) -> ApiResult<StatusCode> {
-    let draft = st.draft(
-        &p.actor,
+    st.audited(
+        &p,
         &meta,
-        "tenant.delete",
+        actions::TENANT_DELETE,
         format!("tenant/{}", p.tenant_id),
-    );
-    let r = async {
-        p.require(Role::Owner)?;
-        p.require_recent_mfa(&st)?;
-        let t = st.store.get_tenant(&p.tenant_id).await?;
-        if req.confirm_slug != t.slug {
-            return Err(ApiError::invalid(
-                "confirm_slug does not match the tenant slug",
-            ));
-        }
-        st.store
-            .delete_tenant(&p.tenant_id, st.now(), draft.clone(), draft.clone())
-            .await?;
-        Ok(StatusCode::NO_CONTENT)
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, true).await
+        AuditedBy::Store,
+        async |draft| {
+            p.require(Role::Owner)?;
+            p.require_recent_mfa(&st)?;
+            let t = st.store.get_tenant(&p.tenant_id).await?;
+            if req.confirm_slug != t.slug {
+                return Err(ApiError::invalid(
+                    "confirm_slug does not match the tenant slug",
+                ));
+            }
+            st.store
+                .delete_tenant(&p.tenant_id, st.now(), draft.clone(), draft.clone())
+                .await?;
+            Ok(StatusCode::NO_CONTENT)
+        },
+    )
+    .await
 }
 
 /// Plan tier change (Owner, step-up).
@@ -135,28 +136,28 @@ pub async fn set_plan(
     meta: ReqMeta,
     Json(req): Json<PlanRequest>,
 ) -> ApiResult<Json<TenantInfo>> {
-    let draft = st.draft(
-        &p.actor,
+    st.audited(
+        &p,
         &meta,
-        "tenant.plan_change",
+        actions::TENANT_PLAN_CHANGE,
         format!("tenant/{}/plan/{}", p.tenant_id, req.plan.as_str()),
-    );
-    let r = async {
-        p.require(Role::Owner)?;
-        p.require_recent_mfa(&st)?;
-        if req.plan == PlanTier::Trial {
-            return Err(ApiError::invalid(
-                "a tenant cannot be moved back to the trial tier",
-            ));
-        }
-        let t = st
-            .store
-            .update_tenant(&p.tenant_id, Some(req.plan), None, true, draft.clone())
-            .await?;
-        Ok(Json(tenant_info(&t)))
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, true).await
+        AuditedBy::Store,
+        async |draft| {
+            p.require(Role::Owner)?;
+            p.require_recent_mfa(&st)?;
+            if req.plan == PlanTier::Trial {
+                return Err(ApiError::invalid(
+                    "a tenant cannot be moved back to the trial tier",
+                ));
+            }
+            let t = st
+                .store
+                .update_tenant(&p.tenant_id, Some(req.plan), None, true, draft.clone())
+                .await?;
+            Ok(Json(tenant_info(&t)))
+        },
+    )
+    .await
 }
 
 /// Tenant settings (require MFA for all members): Owner/Admin, step-up.
@@ -169,29 +170,29 @@ pub async fn set_settings(
     meta: ReqMeta,
     Json(req): Json<TenantSettingsRequest>,
 ) -> ApiResult<Json<TenantInfo>> {
-    let draft = st.draft(
-        &p.actor,
+    st.audited(
+        &p,
         &meta,
-        "tenant.settings_change",
+        actions::TENANT_SETTINGS_CHANGE,
         format!("tenant/{}/require_mfa/{}", p.tenant_id, req.require_mfa),
-    );
-    let r = async {
-        p.require(Role::Admin)?;
-        p.require_recent_mfa(&st)?;
-        let t = st
-            .store
-            .update_tenant(
-                &p.tenant_id,
-                None,
-                Some(req.require_mfa),
-                false,
-                draft.clone(),
-            )
-            .await?;
-        Ok(Json(tenant_info(&t)))
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, true).await
+        AuditedBy::Store,
+        async |draft| {
+            p.require(Role::Admin)?;
+            p.require_recent_mfa(&st)?;
+            let t = st
+                .store
+                .update_tenant(
+                    &p.tenant_id,
+                    None,
+                    Some(req.require_mfa),
+                    false,
+                    draft.clone(),
+                )
+                .await?;
+            Ok(Json(tenant_info(&t)))
+        },
+    )
+    .await
 }
 
 /// Transfers ownership; the caller becomes Admin.
@@ -204,23 +205,23 @@ pub async fn transfer_ownership(
     meta: ReqMeta,
     Json(req): Json<TransferOwnershipRequest>,
 ) -> ApiResult<StatusCode> {
-    let draft = st.draft(
-        &p.actor,
+    st.audited(
+        &p,
         &meta,
-        "tenant.ownership_transfer",
+        actions::TENANT_OWNERSHIP_TRANSFER,
         format!("member/{}", clean(&req.user_id)),
-    );
-    let r = async {
-        p.require(Role::Owner)?;
-        p.require_recent_mfa(&st)?;
-        check_id("member", &req.user_id)?;
-        st.store
-            .transfer_ownership(&p.tenant_id, &p.user_id, &req.user_id, draft.clone())
-            .await?;
-        Ok(StatusCode::NO_CONTENT)
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, true).await
+        AuditedBy::Store,
+        async |draft| {
+            p.require(Role::Owner)?;
+            p.require_recent_mfa(&st)?;
+            check_id("member", &req.user_id)?;
+            st.store
+                .transfer_ownership(&p.tenant_id, &p.user_id, &req.user_id, draft.clone())
+                .await?;
+            Ok(StatusCode::NO_CONTENT)
+        },
+    )
+    .await
 }
 
 /// Members of the tenant.
@@ -231,14 +232,19 @@ pub async fn list_members(
     p: Principal,
     meta: ReqMeta,
 ) -> ApiResult<Json<Vec<Member>>> {
-    let draft = st.draft(&p.actor, &meta, "member.list", "members".into());
-    let r = async {
-        p.require(Role::Viewer)?;
-        let users = st.store.list_users(&p.tenant_id).await?;
-        Ok(Json(users.iter().map(member).collect()))
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, false).await
+    st.audited(
+        &p,
+        &meta,
+        actions::MEMBER_LIST,
+        "members".into(),
+        AuditedBy::Handler,
+        async |_| {
+            p.require(Role::Viewer)?;
+            let users = st.store.list_users(&p.tenant_id).await?;
+            Ok(Json(users.iter().map(member).collect()))
+        },
+    )
+    .await
 }
 
 /// Changes a member's tenant role (Admin+, step-up; only Owners grant or revoke Owner).
@@ -252,30 +258,30 @@ pub async fn set_member_role(
     Path(user_id): Path<String>,
     Json(req): Json<RoleRequest>,
 ) -> ApiResult<Json<Member>> {
-    let draft = st.draft(
-        &p.actor,
+    st.audited(
+        &p,
         &meta,
-        "member.role_change",
+        actions::MEMBER_ROLE_CHANGE,
         format!("member/{}/role/{}", clean(&user_id), req.role.as_str()),
-    );
-    let r = async {
-        p.require(Role::Admin)?;
-        p.require_recent_mfa(&st)?;
-        check_id("member", &user_id)?;
-        let target = st.store.get_user(&p.tenant_id, &user_id).await?;
-        if (target.role == Role::Owner || req.role == Role::Owner) && p.role != Role::Owner {
-            return Err(ApiError::forbidden(
-                "only an Owner can grant or revoke the Owner role",
-            ));
-        }
-        let u = st
-            .store
-            .set_role(&p.tenant_id, &user_id, req.role, draft.clone())
-            .await?;
-        Ok(Json(member(&u)))
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, true).await
+        AuditedBy::Store,
+        async |draft| {
+            p.require(Role::Admin)?;
+            p.require_recent_mfa(&st)?;
+            check_id("member", &user_id)?;
+            let target = st.store.get_user(&p.tenant_id, &user_id).await?;
+            if (target.role == Role::Owner || req.role == Role::Owner) && p.role != Role::Owner {
+                return Err(ApiError::forbidden(
+                    "only an Owner can grant or revoke the Owner role",
+                ));
+            }
+            let u = st
+                .store
+                .set_role(&p.tenant_id, &user_id, req.role, draft.clone())
+                .await?;
+            Ok(Json(member(&u)))
+        },
+    )
+    .await
 }
 
 /// Removes a member (Admin+, step-up; the last Owner cannot be removed).
@@ -288,27 +294,27 @@ pub async fn remove_member(
     meta: ReqMeta,
     Path(user_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let draft = st.draft(
-        &p.actor,
+    st.audited(
+        &p,
         &meta,
-        "member.remove",
+        actions::MEMBER_REMOVE,
         format!("member/{}", clean(&user_id)),
-    );
-    let r = async {
-        p.require(Role::Admin)?;
-        p.require_recent_mfa(&st)?;
-        check_id("member", &user_id)?;
-        let target = st.store.get_user(&p.tenant_id, &user_id).await?;
-        if target.role == Role::Owner && p.role != Role::Owner {
-            return Err(ApiError::forbidden("only an Owner can remove an Owner"));
-        }
-        st.store
-            .delete_user(&p.tenant_id, &user_id, draft.clone())
-            .await?;
-        Ok(StatusCode::NO_CONTENT)
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, true).await
+        AuditedBy::Store,
+        async |draft| {
+            p.require(Role::Admin)?;
+            p.require_recent_mfa(&st)?;
+            check_id("member", &user_id)?;
+            let target = st.store.get_user(&p.tenant_id, &user_id).await?;
+            if target.role == Role::Owner && p.role != Role::Owner {
+                return Err(ApiError::forbidden("only an Owner can remove an Owner"));
+            }
+            st.store
+                .delete_user(&p.tenant_id, &user_id, draft.clone())
+                .await?;
+            Ok(StatusCode::NO_CONTENT)
+        },
+    )
+    .await
 }
 
 /// Resets a member's MFA (lost authenticator and recovery codes): Admin+, step-up; only an
@@ -323,37 +329,37 @@ pub async fn reset_member_mfa(
     meta: ReqMeta,
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<SessionsRevoked>> {
-    let draft = st.draft(
-        &p.actor,
+    st.audited(
+        &p,
         &meta,
-        "member.mfa_reset",
+        actions::MEMBER_MFA_RESET,
         format!("member/{}", clean(&user_id)),
-    );
-    let r = async {
-        p.require(Role::Admin)?;
-        p.require_recent_mfa(&st)?;
-        check_id("member", &user_id)?;
-        let target = st.store.get_user(&p.tenant_id, &user_id).await?;
-        if target.id == p.user_id {
-            return Err(ApiError::invalid(
-                "use DELETE /v1/me/mfa to turn off your own MFA",
-            ));
-        }
-        if target.role == Role::Owner && p.role != Role::Owner {
-            return Err(ApiError::forbidden(
-                "only an Owner can reset an Owner's MFA",
-            ));
-        }
-        let n = st
-            .store
-            .reset_mfa(&p.tenant_id, &user_id, "", st.now(), draft.clone())
-            .await?;
-        Ok(Json(SessionsRevoked {
-            sessions_revoked: n,
-        }))
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, true).await
+        AuditedBy::Store,
+        async |draft| {
+            p.require(Role::Admin)?;
+            p.require_recent_mfa(&st)?;
+            check_id("member", &user_id)?;
+            let target = st.store.get_user(&p.tenant_id, &user_id).await?;
+            if target.id == p.user_id {
+                return Err(ApiError::invalid(
+                    "use DELETE /v1/me/mfa to turn off your own MFA",
+                ));
+            }
+            if target.role == Role::Owner && p.role != Role::Owner {
+                return Err(ApiError::forbidden(
+                    "only an Owner can reset an Owner's MFA",
+                ));
+            }
+            let n = st
+                .store
+                .reset_mfa(&p.tenant_id, &user_id, "", st.now(), draft.clone())
+                .await?;
+            Ok(Json(SessionsRevoked {
+                sessions_revoked: n,
+            }))
+        },
+    )
+    .await
 }
 
 /// Pending invitations.
@@ -364,14 +370,19 @@ pub async fn list_invitations(
     p: Principal,
     meta: ReqMeta,
 ) -> ApiResult<Json<Vec<Invitation>>> {
-    let draft = st.draft(&p.actor, &meta, "invitation.list", "invitations".into());
-    let r = async {
-        p.require(Role::Admin)?;
-        let inv = st.store.pending_invitations(&p.tenant_id, st.now()).await?;
-        Ok(Json(inv.iter().map(invitation).collect()))
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, false).await
+    st.audited(
+        &p,
+        &meta,
+        actions::INVITATION_LIST,
+        "invitations".into(),
+        AuditedBy::Handler,
+        async |_| {
+            p.require(Role::Admin)?;
+            let inv = st.store.pending_invitations(&p.tenant_id, st.now()).await?;
+            Ok(Json(inv.iter().map(invitation).collect()))
+        },
+    )
+    .await
 }
 
 /// Invites someone (Admin+; only Owners invite Owners).
@@ -385,49 +396,49 @@ pub async fn create_invitation(
     Json(req): Json<InvitationRequest>,
 ) -> ApiResult<(StatusCode, Json<InvitationCreated>)> {
     let id = uuid::Uuid::new_v4().to_string();
-    let draft = st.draft(
-        &p.actor,
+    st.audited(
+        &p,
         &meta,
-        "invitation.create",
+        actions::INVITATION_CREATE,
         format!("invitation/{id}"),
-    );
-    let r = async {
-        p.require(Role::Admin)?;
-        if req.role == Role::Owner && p.role != Role::Owner {
-            return Err(ApiError::forbidden("only an Owner can invite an Owner"));
-        }
-        let email = normalize_email(&req.email)?;
-        let hours = req.expires_in_hours.unwrap_or(72);
-        if !(1..=720).contains(&hours) {
-            return Err(ApiError::invalid(
-                "expires_in_hours must be between 1 and 720",
-            ));
-        }
-        let token = secrets::random_token();
-        let now = st.now();
-        let row = InvitationRow {
-            id: id.clone(),
-            tenant_id: p.tenant_id.clone(),
-            email,
-            role: req.role,
-            token_hash: sha256_hex(&token),
-            created_at: now,
-            expires_at: now + i64::from(hours) * 3600,
-            closed_at: None,
-        };
-        st.store
-            .create_invitation(row.clone(), draft.clone())
-            .await?;
-        Ok((
-            StatusCode::CREATED,
-            Json(InvitationCreated {
-                invitation: invitation(&row),
-                token,
-            }),
-        ))
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, true).await
+        AuditedBy::Store,
+        async |draft| {
+            p.require(Role::Admin)?;
+            if req.role == Role::Owner && p.role != Role::Owner {
+                return Err(ApiError::forbidden("only an Owner can invite an Owner"));
+            }
+            let email = normalize_email(&req.email)?;
+            let hours = req.expires_in_hours.unwrap_or(72);
+            if !(1..=720).contains(&hours) {
+                return Err(ApiError::invalid(
+                    "expires_in_hours must be between 1 and 720",
+                ));
+            }
+            let token = secrets::random_token();
+            let now = st.now();
+            let row = InvitationRow {
+                id: id.clone(),
+                tenant_id: p.tenant_id.clone(),
+                email,
+                role: req.role,
+                token_hash: sha256_hex(&token),
+                created_at: now,
+                expires_at: now + i64::from(hours) * 3600,
+                closed_at: None,
+            };
+            st.store
+                .create_invitation(row.clone(), draft.clone())
+                .await?;
+            Ok((
+                StatusCode::CREATED,
+                Json(InvitationCreated {
+                    invitation: invitation(&row),
+                    token,
+                }),
+            ))
+        },
+    )
+    .await
 }
 
 /// Revokes a pending invitation.
@@ -440,22 +451,22 @@ pub async fn revoke_invitation(
     meta: ReqMeta,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let draft = st.draft(
-        &p.actor,
+    st.audited(
+        &p,
         &meta,
-        "invitation.revoke",
+        actions::INVITATION_REVOKE,
         format!("invitation/{}", clean(&id)),
-    );
-    let r = async {
-        p.require(Role::Admin)?;
-        check_id("invitation", &id)?;
-        st.store
-            .revoke_invitation(&p.tenant_id, &id, st.now(), draft.clone())
-            .await?;
-        Ok(StatusCode::NO_CONTENT)
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, true).await
+        AuditedBy::Store,
+        async |draft| {
+            p.require(Role::Admin)?;
+            check_id("invitation", &id)?;
+            st.store
+                .revoke_invitation(&p.tenant_id, &id, st.now(), draft.clone())
+                .await?;
+            Ok(StatusCode::NO_CONTENT)
+        },
+    )
+    .await
 }
 
 /// Accepts an invitation, creating the account (single use, before expiry).
@@ -500,7 +511,7 @@ pub async fn accept_invitation(
     let draft = st.draft(
         &inv.email,
         &meta,
-        "invitation.accept",
+        actions::INVITATION_ACCEPT,
         format!("invitation/{}", inv.id),
     );
     st.store
@@ -517,14 +528,19 @@ pub async fn list_api_keys(
     p: Principal,
     meta: ReqMeta,
 ) -> ApiResult<Json<Vec<ApiKey>>> {
-    let draft = st.draft(&p.actor, &meta, "apikey.list", "api-keys".into());
-    let r = async {
-        p.require(Role::Admin)?;
-        let keys = st.store.list_api_keys(&p.tenant_id).await?;
-        Ok(Json(keys.iter().map(api_key).collect()))
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, false).await
+    st.audited(
+        &p,
+        &meta,
+        actions::APIKEY_LIST,
+        "api-keys".into(),
+        AuditedBy::Handler,
+        async |_| {
+            p.require(Role::Admin)?;
+            let keys = st.store.list_api_keys(&p.tenant_id).await?;
+            Ok(Json(keys.iter().map(api_key).collect()))
+        },
+    )
+    .await
 }
 
 /// Creates an API key (Admin+, step-up); the secret is shown once.
@@ -538,49 +554,54 @@ pub async fn create_api_key(
     Json(req): Json<ApiKeyRequest>,
 ) -> ApiResult<(StatusCode, Json<ApiKeyCreated>)> {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let draft = st.draft(&p.actor, &meta, "apikey.create", format!("api-key/{id}"));
-    let r = async {
-        p.require(Role::Admin)?;
-        p.require_recent_mfa(&st)?;
-        check_text("name", &req.name, 200)?;
-        if req.role > p.role || req.role == Role::Owner {
-            return Err(ApiError::forbidden(
-                "an API key cannot have the Owner role or a role above its creator's",
-            ));
-        }
-        if !(1..=365).contains(&req.expires_in_days) {
-            return Err(ApiError::invalid(
-                "expires_in_days must be between 1 and 365",
-            ));
-        }
-        if let Some(pid) = &req.project_id {
-            check_id("project", pid)?;
-        }
-        let secret = secrets::random_token();
-        let now = st.now();
-        let row = ApiKeyRow {
-            id: id.clone(),
-            tenant_id: p.tenant_id.clone(),
-            name: req.name.clone(),
-            role: req.role,
-            project_id: req.project_id.clone(),
-            secret_hash: sha256_hex(&secret),
-            created_by: p.user_id.clone(),
-            created_at: now,
-            expires_at: now + i64::from(req.expires_in_days) * 86400,
-            revoked_at: None,
-        };
-        st.store.create_api_key(row.clone(), draft.clone()).await?;
-        Ok((
-            StatusCode::CREATED,
-            Json(ApiKeyCreated {
-                api_key: api_key(&row),
-                key: format!("lvk_{id}_{secret}"),
-            }),
-        ))
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, true).await
+    st.audited(
+        &p,
+        &meta,
+        actions::APIKEY_CREATE,
+        format!("api-key/{id}"),
+        AuditedBy::Store,
+        async |draft| {
+            p.require(Role::Admin)?;
+            p.require_recent_mfa(&st)?;
+            check_text("name", &req.name, 200)?;
+            if req.role > p.role || req.role == Role::Owner {
+                return Err(ApiError::forbidden(
+                    "an API key cannot have the Owner role or a role above its creator's",
+                ));
+            }
+            if !(1..=365).contains(&req.expires_in_days) {
+                return Err(ApiError::invalid(
+                    "expires_in_days must be between 1 and 365",
+                ));
+            }
+            if let Some(pid) = &req.project_id {
+                check_id("project", pid)?;
+            }
+            let secret = secrets::random_token();
+            let now = st.now();
+            let row = ApiKeyRow {
+                id: id.clone(),
+                tenant_id: p.tenant_id.clone(),
+                name: req.name.clone(),
+                role: req.role,
+                project_id: req.project_id.clone(),
+                secret_hash: sha256_hex(&secret),
+                created_by: p.user_id.clone(),
+                created_at: now,
+                expires_at: now + i64::from(req.expires_in_days) * 86400,
+                revoked_at: None,
+            };
+            st.store.create_api_key(row.clone(), draft.clone()).await?;
+            Ok((
+                StatusCode::CREATED,
+                Json(ApiKeyCreated {
+                    api_key: api_key(&row),
+                    key: format!("lvk_{id}_{secret}"),
+                }),
+            ))
+        },
+    )
+    .await
 }
 
 /// Revokes an API key.
@@ -593,22 +614,22 @@ pub async fn revoke_api_key(
     meta: ReqMeta,
     Path(key_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let draft = st.draft(
-        &p.actor,
+    st.audited(
+        &p,
         &meta,
-        "apikey.revoke",
+        actions::APIKEY_REVOKE,
         format!("api-key/{}", clean(&key_id)),
-    );
-    let r = async {
-        p.require(Role::Admin)?;
-        if key_id.len() != 32 || !key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ApiError::not_found("api key"));
-        }
-        st.store
-            .revoke_api_key(&p.tenant_id, &key_id, st.now(), draft.clone())
-            .await?;
-        Ok(StatusCode::NO_CONTENT)
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, true).await
+        AuditedBy::Store,
+        async |draft| {
+            p.require(Role::Admin)?;
+            if key_id.len() != 32 || !key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ApiError::not_found("api key"));
+            }
+            st.store
+                .revoke_api_key(&p.tenant_id, &key_id, st.now(), draft.clone())
+                .await?;
+            Ok(StatusCode::NO_CONTENT)
+        },
+    )
+    .await
 }

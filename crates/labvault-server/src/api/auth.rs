@@ -3,9 +3,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use labvault_governance::audit::actions;
 use labvault_wire::*;
 
-use crate::app::{AppState, Principal, ReqMeta};
+use crate::app::{AppState, AuditedBy, Principal, ReqMeta};
 use crate::error::{ApiError, ApiResult};
 use crate::jwt::{Claims, AUD_MFA, ISSUER};
 use crate::secrets::{self, normalize_email, sha256_hex};
@@ -85,7 +86,12 @@ async fn fail_attempt(
     let mut ev = st.draft(&u.email, meta, action, format!("user/{}", u.id));
     ev.result = AuditResult::Failure;
     ev.detail = err.code.as_str().into();
-    let mut lock = st.draft(&u.email, meta, "auth.lockout", format!("user/{}", u.id));
+    let mut lock = st.draft(
+        &u.email,
+        meta,
+        actions::AUTH_LOCKOUT,
+        format!("user/{}", u.id),
+    );
     lock.result = AuditResult::Denied;
     lock.detail = "rate_limited".into();
     st.store
@@ -138,7 +144,12 @@ pub async fn login(
     };
     let Some(user) = user else {
         verify_pw(&st, password.expose().to_string(), st.dummy_hash.clone()).await?;
-        let mut ev = st.draft(&claimed(&email), &meta, "auth.login", "user/unknown".into());
+        let mut ev = st.draft(
+            &claimed(&email),
+            &meta,
+            actions::AUTH_LOGIN,
+            "user/unknown".into(),
+        );
         ev.result = AuditResult::Failure;
         ev.detail = "invalid_credentials".into();
         st.store.append_audit(&tenant.id, ev).await?;
@@ -148,7 +159,7 @@ pub async fn login(
         let mut ev = st.draft(
             &user.email,
             &meta,
-            "auth.login",
+            actions::AUTH_LOGIN,
             format!("user/{}", user.id),
         );
         ev.result = AuditResult::Denied;
@@ -163,7 +174,14 @@ pub async fn login(
     )
     .await?
     {
-        return Err(fail_attempt(&st, &user, &meta, "auth.login", invalid_credentials()).await);
+        return Err(fail_attempt(
+            &st,
+            &user,
+            &meta,
+            actions::AUTH_LOGIN,
+            invalid_credentials(),
+        )
+        .await);
     }
     if tenant.expires_at.is_some_and(|t| t <= st.now()) {
         return Err(ApiError::new(
@@ -201,7 +219,7 @@ pub async fn login(
     let ev = st.draft(
         &user.email,
         &meta,
-        "auth.login",
+        actions::AUTH_LOGIN,
         format!("user/{}", user.id),
     );
     st.store.append_audit(&tenant.id, ev).await?;
@@ -260,14 +278,14 @@ pub async fn login_mfa(
         return Err(e);
     }
     if !check_code(&st, &user, &req.code).await? {
-        return Err(fail_attempt(&st, &user, &meta, "auth.mfa", wrong_code()).await);
+        return Err(fail_attempt(&st, &user, &meta, actions::AUTH_MFA, wrong_code()).await);
     }
     st.store.login_succeeded(&user.tenant_id, &user.id).await?;
     let pair = start_session(&st, &user, Some(st.now())).await?;
     let ev = st.draft(
         &user.email,
         &meta,
-        "auth.login",
+        actions::AUTH_LOGIN,
         format!("user/{}", user.id),
     );
     st.store.append_audit(&user.tenant_id, ev).await?;
@@ -314,7 +332,12 @@ pub async fn refresh(
                 .await
                 .map(|u| u.email)
                 .unwrap_or_else(|_| "unknown".into());
-            let ev = st.draft(&actor, &meta, "auth.refresh", format!("user/{user_id}"));
+            let ev = st.draft(
+                &actor,
+                &meta,
+                actions::AUTH_REFRESH,
+                format!("user/{user_id}"),
+            );
             st.store.append_audit(&tenant_id, ev).await?;
             Ok(Json(TokenPair {
                 access_token: st.access_token(&tenant_id, &user_id, &family_id, mfa_at),
@@ -332,7 +355,7 @@ pub async fn refresh(
             let mut ev = st.draft(
                 &actor,
                 &meta,
-                "auth.refresh_reuse",
+                actions::AUTH_REFRESH_REUSE,
                 format!("user/{user_id}"),
             );
             ev.result = AuditResult::Denied;
@@ -363,7 +386,7 @@ pub async fn logout(
             .await
             .map(|u| u.email)
             .unwrap_or_else(|_| "unknown".into());
-        let ev = st.draft(&actor, &meta, "auth.logout", format!("user/{user}"));
+        let ev = st.draft(&actor, &meta, actions::AUTH_LOGOUT, format!("user/{user}"));
         st.store.append_audit(&tenant, ev).await?;
     }
     Ok(StatusCode::NO_CONTENT)
@@ -382,7 +405,7 @@ pub async fn step_up(
     let draft = st.draft(
         &p.actor,
         &meta,
-        "auth.step_up",
+        actions::AUTH_STEP_UP,
         format!("user/{}", p.user_id),
     );
     let r = async {
@@ -395,7 +418,7 @@ pub async fn step_up(
             ));
         }
         if !check_code(&st, &user, &req.code).await? {
-            return Err(fail_attempt(&st, &user, &meta, "auth.step_up", wrong_code()).await);
+            return Err(fail_attempt(&st, &user, &meta, actions::AUTH_STEP_UP, wrong_code()).await);
         }
         let now = st.now();
         st.store
@@ -430,24 +453,24 @@ async fn finish_unless_counted<T>(
 #[utoipa::path(get, path = "/v1/me", tag = "account", security(("bearer" = [])),
     responses((status = 200, body = Me), (status = "4XX", body = ErrorBody)))]
 pub async fn me(State(st): State<AppState>, p: Principal, meta: ReqMeta) -> ApiResult<Json<Me>> {
-    let draft = st.draft(
-        &p.actor,
+    st.audited(
+        &p,
         &meta,
-        "account.view",
+        actions::ACCOUNT_VIEW,
         format!("user/{}", p.user_id),
-    );
-    let r = async {
-        let u = st.store.get_user(&p.tenant_id, &p.user_id).await?;
-        Ok(Json(Me {
-            id: u.id,
-            email: u.email,
-            role: p.role,
-            tenant_id: p.tenant_id.clone(),
-            mfa_enrolled: u.totp_secret.is_some(),
-        }))
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, false).await
+        AuditedBy::Handler,
+        async |_| {
+            let u = st.store.get_user(&p.tenant_id, &p.user_id).await?;
+            Ok(Json(Me {
+                id: u.id,
+                email: u.email,
+                role: p.role,
+                tenant_id: p.tenant_id.clone(),
+                mfa_enrolled: u.totp_secret.is_some(),
+            }))
+        },
+    )
+    .await
 }
 
 /// Right to deletion: irreversibly deletes the caller's account.
@@ -460,25 +483,25 @@ pub async fn delete_me(
     meta: ReqMeta,
     Json(req): Json<DeleteAccountRequest>,
 ) -> ApiResult<StatusCode> {
-    let draft = st.draft(
-        &p.actor,
+    st.audited(
+        &p,
         &meta,
-        "account.delete",
+        actions::ACCOUNT_DELETE,
         format!("user/{}", p.user_id),
-    );
-    let r = async {
-        p.require_user()?;
-        let u = st.store.get_user(&p.tenant_id, &p.user_id).await?;
-        if !verify_pw(&st, req.password.clone(), u.password_hash.clone()).await? {
-            return Err(invalid_credentials());
-        }
-        st.store
-            .delete_user(&p.tenant_id, &p.user_id, draft.clone())
-            .await?;
-        Ok(StatusCode::NO_CONTENT)
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, true).await
+        AuditedBy::Store,
+        async |draft| {
+            p.require_user()?;
+            let u = st.store.get_user(&p.tenant_id, &p.user_id).await?;
+            if !verify_pw(&st, req.password.clone(), u.password_hash.clone()).await? {
+                return Err(invalid_credentials());
+            }
+            st.store
+                .delete_user(&p.tenant_id, &p.user_id, draft.clone())
+                .await?;
+            Ok(StatusCode::NO_CONTENT)
+        },
+    )
+    .await
 }
 
 /// Starts TOTP enrolment.
@@ -489,13 +512,7 @@ pub async fn mfa_enroll(
     p: Principal,
     meta: ReqMeta,
 ) -> ApiResult<Json<MfaEnrollResponse>> {
-    let draft = st.draft(
-        &p.actor,
-        &meta,
-        "auth.mfa_enroll_start",
-        format!("user/{}", p.user_id),
-    );
-    let r = async {
+    st.audited(&p, &meta, actions::AUTH_MFA_ENROLL_START, format!("user/{}", p.user_id), AuditedBy::Handler, async |_| {
         p.require_user()?;
         let u = st.store.get_user(&p.tenant_id, &p.user_id).await?;
         if u.mfa_enrolled() {
@@ -514,9 +531,8 @@ pub async fn mfa_enroll(
             ),
             secret_base32: b32,
         }))
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, false).await
+    })
+    .await
 }
 
 /// Confirms enrolment with a first code; returns recovery codes once.
@@ -529,36 +545,36 @@ pub async fn mfa_confirm(
     meta: ReqMeta,
     Json(req): Json<MfaCodeRequest>,
 ) -> ApiResult<Json<RecoveryCodes>> {
-    let draft = st.draft(
-        &p.actor,
+    st.audited(
+        &p,
         &meta,
-        "auth.mfa_enroll",
+        actions::AUTH_MFA_ENROLL,
         format!("user/{}", p.user_id),
-    );
-    let r = async {
-        p.require_user()?;
-        let u = st.store.get_user(&p.tenant_id, &p.user_id).await?;
-        let sealed = u
-            .totp_pending
-            .as_ref()
-            .ok_or_else(|| ApiError::conflict("no MFA enrolment in progress"))?;
-        let pending = st
-            .sealer
-            .open(&totp_aad(&u), sealed)
-            .ok_or_else(|| ApiError::internal("stored TOTP secret does not decrypt"))?;
-        let step = totp::verify(&pending, &req.code, st.now(), None)
-            .ok_or_else(|| ApiError::new(ErrorCode::InvalidMfaCode, "MFA code wrong"))?;
-        let codes: Vec<String> = (0..10).map(|_| secrets::recovery_code()).collect();
-        let hashes = codes.iter().map(|c| sha256_hex(c)).collect();
-        st.store
-            .confirm_totp(&p.tenant_id, &p.user_id, step, hashes, draft.clone())
-            .await?;
-        Ok(Json(RecoveryCodes {
-            recovery_codes: codes,
-        }))
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, true).await
+        AuditedBy::Store,
+        async |draft| {
+            p.require_user()?;
+            let u = st.store.get_user(&p.tenant_id, &p.user_id).await?;
+            let sealed = u
+                .totp_pending
+                .as_ref()
+                .ok_or_else(|| ApiError::conflict("no MFA enrolment in progress"))?;
+            let pending = st
+                .sealer
+                .open(&totp_aad(&u), sealed)
+                .ok_or_else(|| ApiError::internal("stored TOTP secret does not decrypt"))?;
+            let step = totp::verify(&pending, &req.code, st.now(), None)
+                .ok_or_else(|| ApiError::new(ErrorCode::InvalidMfaCode, "MFA code wrong"))?;
+            let codes: Vec<String> = (0..10).map(|_| secrets::recovery_code()).collect();
+            let hashes = codes.iter().map(|c| sha256_hex(c)).collect();
+            st.store
+                .confirm_totp(&p.tenant_id, &p.user_id, step, hashes, draft.clone())
+                .await?;
+            Ok(Json(RecoveryCodes {
+                recovery_codes: codes,
+            }))
+        },
+    )
+    .await
 }
 
 /// Changes the caller's password. The current password is required (a stolen access token
@@ -575,13 +591,13 @@ pub async fn change_password(
     let draft = st.draft(
         &p.actor,
         &meta,
-        "account.password_change",
+        actions::ACCOUNT_PASSWORD_CHANGE,
         format!("user/{}", p.user_id),
     );
     let current = secrets::Secret::new(req.current_password);
     let new = secrets::Secret::new(req.new_password);
     let r = async {
-        let u = reauthenticate(&st, &p, &meta, &current, "account.password_change").await?;
+        let u = reauthenticate(&st, &p, &meta, &current, actions::ACCOUNT_PASSWORD_CHANGE).await?;
         if new.expose() == current.expose() {
             return Err(ApiError::invalid(
                 "the new password must differ from the current one",
@@ -650,17 +666,19 @@ pub async fn mfa_disable(
     let draft = st.draft(
         &p.actor,
         &meta,
-        "account.mfa_disable",
+        actions::ACCOUNT_MFA_DISABLE,
         format!("user/{}", p.user_id),
     );
     let password = secrets::Secret::new(req.password);
     let r = async {
-        let u = reauthenticate(&st, &p, &meta, &password, "account.mfa_disable").await?;
+        let u = reauthenticate(&st, &p, &meta, &password, actions::ACCOUNT_MFA_DISABLE).await?;
         if !u.mfa_enrolled() {
             return Err(ApiError::conflict("MFA is not enrolled"));
         }
         if !check_code(&st, &u, &req.code).await? {
-            return Err(fail_attempt(&st, &u, &meta, "account.mfa_disable", wrong_code()).await);
+            return Err(
+                fail_attempt(&st, &u, &meta, actions::ACCOUNT_MFA_DISABLE, wrong_code()).await,
+            );
         }
         let n = st
             .store

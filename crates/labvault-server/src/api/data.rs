@@ -3,9 +3,10 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use labvault_governance::audit::actions;
 use labvault_wire::*;
 
-use crate::app::{check_id, check_text, clean, AppState, Principal, ReqMeta};
+use crate::app::{check_id, check_text, clean, AppState, AuditedBy, Principal, ReqMeta};
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::store::{ProjectRow, RetentionRow};
@@ -18,40 +19,45 @@ pub async fn list_projects(
     p: Principal,
     meta: ReqMeta,
 ) -> ApiResult<Json<Vec<Project>>> {
-    let draft = st.draft(&p.actor, &meta, "project.list", "projects".into());
-    let r = async {
-        let projects = st.store.list_projects(&p.tenant_id).await?;
-        if let Some(only) = &p.key_project {
-            return Ok(Json(
+    st.audited(
+        &p,
+        &meta,
+        actions::PROJECT_LIST,
+        "projects".into(),
+        AuditedBy::Handler,
+        async |_| {
+            let projects = st.store.list_projects(&p.tenant_id).await?;
+            if let Some(only) = &p.key_project {
+                return Ok(Json(
+                    projects
+                        .into_iter()
+                        .filter(|x| &x.id == only)
+                        .map(|x| project(x, p.role))
+                        .collect(),
+                ));
+            }
+            p.require(Role::Viewer)?;
+            let roles = st.store.project_roles(&p.tenant_id).await?;
+            Ok(Json(
                 projects
                     .into_iter()
-                    .filter(|x| &x.id == only)
-                    .map(|x| project(x, p.role))
+                    .map(|x| {
+                        let role = if p.role == Role::Owner || p.api_key.is_some() {
+                            p.role
+                        } else {
+                            roles
+                                .iter()
+                                .find(|r| r.project_id == x.id && r.user_id == p.user_id)
+                                .map(|r| r.role)
+                                .unwrap_or(p.role)
+                        };
+                        project(x, role)
+                    })
                     .collect(),
-            ));
-        }
-        p.require(Role::Viewer)?;
-        let roles = st.store.project_roles(&p.tenant_id).await?;
-        Ok(Json(
-            projects
-                .into_iter()
-                .map(|x| {
-                    let role = if p.role == Role::Owner || p.api_key.is_some() {
-                        p.role
-                    } else {
-                        roles
-                            .iter()
-                            .find(|r| r.project_id == x.id && r.user_id == p.user_id)
-                            .map(|r| r.role)
-                            .unwrap_or(p.role)
-                    };
-                    project(x, role)
-                })
-                .collect(),
-        ))
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, false).await
+            ))
+        },
+    )
+    .await
 }
 
 fn project(x: ProjectRow, role: Role) -> Project {
@@ -74,22 +80,27 @@ pub async fn create_project(
     Json(req): Json<ProjectRequest>,
 ) -> ApiResult<(StatusCode, Json<Project>)> {
     let id = uuid::Uuid::new_v4().to_string();
-    let draft = st.draft(&p.actor, &meta, "project.create", format!("project/{id}"));
-    let r = async {
-        p.require(Role::Editor)?;
-        check_text("name", &req.name, 512)?;
-        let row = ProjectRow {
-            id: id.clone(),
-            name: req.name.clone(),
-            created_at: st.now(),
-        };
-        st.store
-            .create_project(&p.tenant_id, row.clone(), draft.clone())
-            .await?;
-        Ok((StatusCode::CREATED, Json(project(row, p.role))))
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, true).await
+    st.audited(
+        &p,
+        &meta,
+        actions::PROJECT_CREATE,
+        format!("project/{id}"),
+        AuditedBy::Store,
+        async |draft| {
+            p.require(Role::Editor)?;
+            check_text("name", &req.name, 512)?;
+            let row = ProjectRow {
+                id: id.clone(),
+                name: req.name.clone(),
+                created_at: st.now(),
+            };
+            st.store
+                .create_project(&p.tenant_id, row.clone(), draft.clone())
+                .await?;
+            Ok((StatusCode::CREATED, Json(project(row, p.role))))
+        },
+    )
+    .await
 }
 
 /// One project.
@@ -102,20 +113,20 @@ pub async fn get_project(
     meta: ReqMeta,
     Path(project_id): Path<String>,
 ) -> ApiResult<Json<Project>> {
-    let draft = st.draft(
-        &p.actor,
+    st.audited(
+        &p,
         &meta,
-        "project.view",
+        actions::PROJECT_VIEW,
         format!("project/{}", clean(&project_id)),
-    );
-    let r = async {
-        check_id("project", &project_id)?;
-        let row = st.store.get_project(&p.tenant_id, &project_id).await?;
-        let role = p.require_project(&st, &project_id, Role::Viewer).await?;
-        Ok(Json(project(row, role)))
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, false).await
+        AuditedBy::Handler,
+        async |_| {
+            check_id("project", &project_id)?;
+            let row = st.store.get_project(&p.tenant_id, &project_id).await?;
+            let role = p.require_project(&st, &project_id, Role::Viewer).await?;
+            Ok(Json(project(row, role)))
+        },
+    )
+    .await
 }
 
 /// Deletes a project (Admin on the project).
@@ -128,22 +139,22 @@ pub async fn delete_project(
     meta: ReqMeta,
     Path(project_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let draft = st.draft(
-        &p.actor,
+    st.audited(
+        &p,
         &meta,
-        "project.delete",
+        actions::PROJECT_DELETE,
         format!("project/{}", clean(&project_id)),
-    );
-    let r = async {
-        p.require_project(&st, &project_id, Role::Admin).await?;
-        check_id("project", &project_id)?;
-        st.store
-            .delete_project(&p.tenant_id, &project_id, draft.clone())
-            .await?;
-        Ok(StatusCode::NO_CONTENT)
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, true).await
+        AuditedBy::Store,
+        async |draft| {
+            p.require_project(&st, &project_id, Role::Admin).await?;
+            check_id("project", &project_id)?;
+            st.store
+                .delete_project(&p.tenant_id, &project_id, draft.clone())
+                .await?;
+            Ok(StatusCode::NO_CONTENT)
+        },
+    )
+    .await
 }
 
 /// Assigns a per-project role overriding the member's tenant role there (Admin, step-up).
@@ -158,34 +169,34 @@ pub async fn set_project_role(
     Path((project_id, user_id)): Path<(String, String)>,
     Json(req): Json<RoleRequest>,
 ) -> ApiResult<StatusCode> {
-    let draft = st.draft(
-        &p.actor,
+    st.audited(
+        &p,
         &meta,
-        "project.role_change",
+        actions::PROJECT_ROLE_CHANGE,
         format!(
             "project/{}/member/{}/role/{}",
             clean(&project_id),
             clean(&user_id),
             req.role.as_str()
         ),
-    );
-    let r = async {
-        p.require(Role::Admin)?;
-        p.require_recent_mfa(&st)?;
-        check_id("project", &project_id)?;
-        check_id("member", &user_id)?;
-        if req.role == Role::Owner {
-            return Err(ApiError::invalid(
-                "Owner is a tenant role, not a project role",
-            ));
-        }
-        st.store
-            .set_project_role(&p.tenant_id, &project_id, &user_id, req.role, draft.clone())
-            .await?;
-        Ok(StatusCode::NO_CONTENT)
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, true).await
+        AuditedBy::Store,
+        async |draft| {
+            p.require(Role::Admin)?;
+            p.require_recent_mfa(&st)?;
+            check_id("project", &project_id)?;
+            check_id("member", &user_id)?;
+            if req.role == Role::Owner {
+                return Err(ApiError::invalid(
+                    "Owner is a tenant role, not a project role",
+                ));
+            }
+            st.store
+                .set_project_role(&p.tenant_id, &project_id, &user_id, req.role, draft.clone())
+                .await?;
+            Ok(StatusCode::NO_CONTENT)
+        },
+    )
+    .await
 }
 
 /// Removes a per-project role (Admin, step-up).
@@ -198,24 +209,24 @@ pub async fn remove_project_role(
     meta: ReqMeta,
     Path((project_id, user_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let draft = st.draft(
-        &p.actor,
+    st.audited(
+        &p,
         &meta,
-        "project.role_remove",
+        actions::PROJECT_ROLE_REMOVE,
         format!("project/{}/member/{}", clean(&project_id), clean(&user_id)),
-    );
-    let r = async {
-        p.require(Role::Admin)?;
-        p.require_recent_mfa(&st)?;
-        check_id("project", &project_id)?;
-        check_id("member", &user_id)?;
-        st.store
-            .remove_project_role(&p.tenant_id, &project_id, &user_id, draft.clone())
-            .await?;
-        Ok(StatusCode::NO_CONTENT)
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, true).await
+        AuditedBy::Store,
+        async |draft| {
+            p.require(Role::Admin)?;
+            p.require_recent_mfa(&st)?;
+            check_id("project", &project_id)?;
+            check_id("member", &user_id)?;
+            st.store
+                .remove_project_role(&p.tenant_id, &project_id, &user_id, draft.clone())
+                .await?;
+            Ok(StatusCode::NO_CONTENT)
+        },
+    )
+    .await
 }
 
 // ------------------------------------------------------------------ retention
@@ -307,27 +318,33 @@ pub async fn get_retention(
     p: Principal,
     meta: ReqMeta,
 ) -> ApiResult<Json<RetentionOverview>> {
-    let draft = st.draft(&p.actor, &meta, "retention.view", "retention".into());
-    let r = async {
-        p.require(Role::Viewer)?;
-        let t = st.store.get_tenant(&p.tenant_id).await?;
-        let rows = st.store.retention_rules(&p.tenant_id).await?;
-        let mut projects: Vec<String> = rows.iter().filter_map(|r| r.project_id.clone()).collect();
-        projects.dedup();
-        let mut out = Vec::new();
-        for pid in &projects {
-            out.push(ProjectRetention {
-                project_id: pid.clone(),
-                policy: wire_policy(&effective(&rows, Some(pid), t.plan)?, t.plan),
-            });
-        }
-        Ok(Json(RetentionOverview {
-            tenant: wire_policy(&effective(&rows, None, t.plan)?, t.plan),
-            projects: out,
-        }))
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, false).await
+    st.audited(
+        &p,
+        &meta,
+        actions::RETENTION_VIEW,
+        "retention".into(),
+        AuditedBy::Handler,
+        async |_| {
+            p.require(Role::Viewer)?;
+            let t = st.store.get_tenant(&p.tenant_id).await?;
+            let rows = st.store.retention_rules(&p.tenant_id).await?;
+            let mut projects: Vec<String> =
+                rows.iter().filter_map(|r| r.project_id.clone()).collect();
+            projects.dedup();
+            let mut out = Vec::new();
+            for pid in &projects {
+                out.push(ProjectRetention {
+                    project_id: pid.clone(),
+                    policy: wire_policy(&effective(&rows, Some(pid), t.plan)?, t.plan),
+                });
+            }
+            Ok(Json(RetentionOverview {
+                tenant: wire_policy(&effective(&rows, None, t.plan)?, t.plan),
+                projects: out,
+            }))
+        },
+    )
+    .await
 }
 
 async fn set_rules(
@@ -396,7 +413,12 @@ pub async fn set_retention(
     meta: ReqMeta,
     Json(req): Json<RetentionRequest>,
 ) -> ApiResult<Json<RetentionPolicy>> {
-    let draft = st.draft(&p.actor, &meta, "retention.change", "retention".into());
+    let draft = st.draft(
+        &p.actor,
+        &meta,
+        actions::RETENTION_CHANGE,
+        "retention".into(),
+    );
     let r = set_rules(&st, &p, None, req, draft.clone()).await.map(Json);
     st.finish(&p.tenant_id, draft, r, true).await
 }
@@ -416,7 +438,7 @@ pub async fn set_project_retention(
     let draft = st.draft(
         &p.actor,
         &meta,
-        "retention.change",
+        actions::RETENTION_CHANGE,
         format!("project/{}/retention", clean(&project_id)),
     );
     let r = set_rules(&st, &p, Some(project_id), req, draft.clone())

@@ -4,12 +4,13 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use labvault_governance::audit::actions;
 use labvault_wire::*;
 use serde::Deserialize;
 
 use std::sync::Arc;
 
-use crate::app::{AppState, Principal, ReqMeta, ReviewBody};
+use crate::app::{AppState, AuditedBy, Principal, ReqMeta, ReviewBody};
 use crate::chain;
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::error::{ApiError, ApiResult};
@@ -53,8 +54,8 @@ fn filter(q: &AuditQuery) -> ApiResult<AuditFilter> {
         .result
         .as_deref()
         .map(|r| {
-            AuditResult::parse(r)
-                .ok_or_else(|| ApiError::invalid("result must be success, failure or denied"))
+            r.parse::<AuditResult>()
+                .map_err(|_| ApiError::invalid("result must be success, failure or denied"))
         })
         .transpose()?;
     let before_seq = q
@@ -93,29 +94,40 @@ pub async fn query_audit(
     meta: ReqMeta,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Response> {
-    let draft = st.draft(&p.actor, &meta, "audit.query", "audit".into());
-    let r = async {
-        p.require(Role::Admin)?;
-        let f = filter(&q)?;
-        let limit = q.limit.unwrap_or(100);
-        if !(1..=1000).contains(&limit) {
-            return Err(ApiError::invalid("limit must be between 1 and 1000"));
-        }
-        if let Some(events) = st.store.audit_page_json(&p.tenant_id, &f, limit).await {
-            return Ok(page_json(&events, limit).into_response());
-        }
-        let events = st.store.audit_page(&p.tenant_id, f, limit).await?;
-        let next_cursor = (events.len() as u32 == limit)
-            .then(|| events.last().map(|r| r.seq.to_string()))
-            .flatten();
-        Ok(Json(AuditPage {
-            events,
-            next_cursor,
-        })
-        .into_response())
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, false).await
+    st.audited(
+        &p,
+        &meta,
+        actions::AUDIT_QUERY,
+        "audit".into(),
+        AuditedBy::Handler,
+        async |_| {
+            p.require(Role::Admin)?;
+            let f = filter(&q)?;
+            let limit = q.limit.unwrap_or(100);
+            if !(1..=1000).contains(&limit) {
+                return Err(ApiError::invalid("limit must be between 1 and 1000"));
+            }
+            if let Some(events) = st.store.audit_page_json(&p.tenant_id, &f, limit).await {
+                return Ok(page_json(&events, limit).into_response());
+            }
+            let events = st.store.audit_page(&p.tenant_id, f, limit).await?;
+            let next_cursor = (events.len() as u32 == limit)
+                .then(|| events.last().map(|r| r.seq.to_string()))
+                .flatten();
+            // The JSON of an `AuditPage`, from events that were never decoded.
+            #[derive(serde::Serialize)]
+            struct Page {
+                events: Vec<crate::store::AuditJson>,
+                next_cursor: Option<String>,
+            }
+            Ok(Json(Page {
+                events,
+                next_cursor,
+            })
+            .into_response())
+        },
+    )
+    .await
 }
 
 /// The JSON of an [`AuditPage`] from events already in wire JSON (byte-identical to
@@ -187,43 +199,48 @@ pub async fn export_audit(
     meta: ReqMeta,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Response> {
-    let draft = st.draft(&p.actor, &meta, "audit.export", "audit".into());
-    let r = async {
-        p.require(Role::Admin)?;
-        let format = q.format.as_deref().unwrap_or("jsonl");
-        if format != "csv" && format != "jsonl" {
-            return Err(ApiError::invalid("format must be csv or jsonl"));
-        }
-        let f = filter(&q)?;
-        let unfiltered = f.from.is_none()
-            && f.to.is_none()
-            && f.user.is_none()
-            && f.action_prefix.is_none()
-            && f.resource_prefix.is_none()
-            && f.result.is_none()
-            && f.before_seq.is_none();
-        let rows = if unfiltered {
-            st.store.audit_chain(&p.tenant_id).await?
-        } else {
-            let mut rows = st.store.query_audit(&p.tenant_id, f, u32::MAX).await?;
-            rows.reverse();
-            rows
-        };
-        let (fmt, ctype) = if format == "csv" {
-            (ExportFormat::Csv, "text/csv; charset=utf-8")
-        } else {
-            (ExportFormat::Jsonl, "application/x-ndjson")
-        };
-        let mut w = ExportWriter::new(Vec::with_capacity(rows.len() * 300), fmt)
-            .map_err(ApiError::internal)?;
-        for r in &rows {
-            w.write(r).map_err(ApiError::internal)?;
-        }
-        let body = w.finish().map_err(ApiError::internal)?;
-        Ok(([(header::CONTENT_TYPE, ctype)], body).into_response())
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, false).await
+    st.audited(
+        &p,
+        &meta,
+        actions::AUDIT_EXPORT,
+        "audit".into(),
+        AuditedBy::Handler,
+        async |_| {
+            p.require(Role::Admin)?;
+            let format = q.format.as_deref().unwrap_or("jsonl");
+            if format != "csv" && format != "jsonl" {
+                return Err(ApiError::invalid("format must be csv or jsonl"));
+            }
+            let f = filter(&q)?;
+            let unfiltered = f.from.is_none()
+                && f.to.is_none()
+                && f.user.is_none()
+                && f.action_prefix.is_none()
+                && f.resource_prefix.is_none()
+                && f.result.is_none()
+                && f.before_seq.is_none();
+            let rows = if unfiltered {
+                st.store.audit_chain(&p.tenant_id).await?
+            } else {
+                let mut rows = st.store.query_audit(&p.tenant_id, f, u32::MAX).await?;
+                rows.reverse();
+                rows
+            };
+            let (fmt, ctype) = if format == "csv" {
+                (ExportFormat::Csv, "text/csv; charset=utf-8")
+            } else {
+                (ExportFormat::Jsonl, "application/x-ndjson")
+            };
+            let mut w = ExportWriter::new(Vec::with_capacity(rows.len() * 300), fmt)
+                .map_err(ApiError::internal)?;
+            for r in &rows {
+                w.write(r).map_err(ApiError::internal)?;
+            }
+            let body = w.finish().map_err(ApiError::internal)?;
+            Ok(([(header::CONTENT_TYPE, ctype)], body).into_response())
+        },
+    )
+    .await
 }
 
 /// Verifies the tenant's audit chain (Owner/Admin).
@@ -234,20 +251,25 @@ pub async fn verify_audit(
     p: Principal,
     meta: ReqMeta,
 ) -> ApiResult<Json<AuditVerifyReport>> {
-    let draft = st.draft(&p.actor, &meta, "audit.verify", "audit".into());
-    let r = async {
-        p.require(Role::Admin)?;
-        let rows = st.store.audit_chain(&p.tenant_id).await?;
-        let bad = chain::verify(&rows).err();
-        Ok(Json(AuditVerifyReport {
-            events: rows.len() as u64,
-            ok: bad.is_none(),
-            first_bad_seq: bad.as_ref().map(|e| e.first_bad_seq),
-            problem: bad.map(|e| e.kind.as_str().to_string()),
-        }))
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, false).await
+    st.audited(
+        &p,
+        &meta,
+        actions::AUDIT_VERIFY,
+        "audit".into(),
+        AuditedBy::Handler,
+        async |_| {
+            p.require(Role::Admin)?;
+            let rows = st.store.audit_chain(&p.tenant_id).await?;
+            let bad = chain::verify(&rows).err();
+            Ok(Json(AuditVerifyReport {
+                events: rows.len() as u64,
+                ok: bad.is_none(),
+                first_bad_seq: bad.as_ref().map(|e| e.first_bad_seq),
+                problem: bad.map(|e| e.kind.as_str().to_string()),
+            }))
+        },
+    )
+    .await
 }
 
 /// Access review parameters.
@@ -376,7 +398,7 @@ pub async fn access_review(
     let draft = st.draft(
         &p.actor,
         &meta,
-        "access_review.view",
+        actions::ACCESS_REVIEW_VIEW,
         "access-review".into(),
     );
     let r = review_json(&st, &p, &q).await;
@@ -394,74 +416,74 @@ pub async fn access_review_csv(
     meta: ReqMeta,
     Query(q): Query<ReviewQuery>,
 ) -> ApiResult<Response> {
-    let draft = st.draft(
-        &p.actor,
+    st.audited(
+        &p,
         &meta,
-        "access_review.export",
+        actions::ACCESS_REVIEW_EXPORT,
         "access-review".into(),
-    );
-    let r = async {
-        let review = build_review(&st, &p, &q).await?;
-        let mut out = csv_line(&[
-            "kind",
-            "user_id",
-            "email",
-            "project_id",
-            "effective_role",
-            "source",
-            "last_active_at",
-            "mfa_enrolled",
-            "stale",
-            "admin_without_mfa",
-        ]);
-        let b = |v: bool| if v { "true" } else { "false" };
-        for e in &review.entries {
-            out.push_str(&csv_line(&[
-                "access",
-                &e.user_id,
-                &e.email,
-                &e.project_id,
-                e.effective_role.as_str(),
-                match e.source {
-                    RoleSource::Tenant => "tenant",
-                    RoleSource::Project => "project",
-                },
-                e.last_active_at.as_deref().unwrap_or(""),
-                b(e.mfa_enrolled),
-                b(e.stale),
-                b(e.admin_without_mfa),
-            ]));
-        }
-        for m in &review.members {
-            out.push_str(&csv_line(&[
-                "member",
-                &m.user_id,
-                &m.email,
-                "",
-                m.tenant_role.as_str(),
-                "tenant",
-                m.last_active_at.as_deref().unwrap_or(""),
-                b(m.mfa_enrolled),
-                b(m.stale),
-                b(m.admin_without_mfa),
-            ]));
-        }
-        for i in &review.pending_invitations {
-            out.push_str(&csv_line(&[
-                "invitation",
-                &i.id,
-                &i.email,
-                "",
-                i.role.as_str(),
-                "tenant",
-                "",
-                "false",
-                "false",
-                "false",
-            ]));
-        }
-        Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response())
-    }
-    .await;
-    st.finish(&p.tenant_id, draft, r, false).await
+        AuditedBy::Handler,
+        async |_| {
+            let review = build_review(&st, &p, &q).await?;
+            let mut out = csv_line(&[
+                "kind",
+                "user_id",
+                "email",
+                "project_id",
+                "effective_role",
+                "source",
+                "last_active_at",
+                "mfa_enrolled",
+                "stale",
+                "admin_without_mfa",
+            ]);
+            let b = |v: bool| if v { "true" } else { "false" };
+            for e in &review.entries {
+                out.push_str(&csv_line(&[
+                    "access",
+                    &e.user_id,
+                    &e.email,
+                    &e.project_id,
+                    e.effective_role.as_str(),
+                    match e.source {
+                        RoleSource::Tenant => "tenant",
+                        RoleSource::Project => "project",
+                    },
+                    e.last_active_at.as_deref().unwrap_or(""),
+                    b(e.mfa_enrolled),
+                    b(e.stale),
+                    b(e.admin_without_mfa),
+                ]));
+            }
+            for m in &review.members {
+                out.push_str(&csv_line(&[
+                    "member",
+                    &m.user_id,
+                    &m.email,
+                    "",
+                    m.tenant_role.as_str(),
+                    "tenant",
+                    m.last_active_at.as_deref().unwrap_or(""),
+                    b(m.mfa_enrolled),
+                    b(m.stale),
+                    b(m.admin_without_mfa),
+                ]));
+            }
+            for i in &review.pending_invitations {
+                out.push_str(&csv_line(&[
+                    "invitation",
+                    &i.id,
+                    &i.email,
+                    "",
+                    i.role.as_str(),
+                    "tenant",
+                    "",
+                    "false",
+                    "false",
+                    "false",
+                ]));
+            }
+            Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response())
+        },
+    )
+    .await
 }

@@ -192,6 +192,40 @@ pub struct AuditDraft {
 /// A stored, chained audit event (the shared governance format).
 pub type AuditRow = labvault_governance::audit::AuditEvent;
 
+/// An audit event in its wire JSON shape straight from storage: times formatted, hashes as the
+/// stored hex, nothing decoded or re-validated (the audit page is the hottest read, and decoding
+/// only to re-encode doubled its cost). Serializes to exactly the JSON of
+/// [`labvault_wire::AuditEvent`]; a test deserializes it as one.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditJson {
+    /// RFC 3339 UTC with microseconds.
+    pub timestamp: String,
+    /// Actor.
+    pub user: String,
+    /// Dotted action.
+    pub action: String,
+    /// Resource path.
+    pub resource: String,
+    /// Client IP.
+    pub ip_address: String,
+    /// Client User-Agent.
+    pub user_agent: String,
+    /// Outcome.
+    pub result: AuditResult,
+    /// Error code of a failure or denial.
+    pub detail: String,
+    /// Chain id (the tenant).
+    pub device_id: String,
+    /// Position in the chain.
+    pub seq: u64,
+    /// Event format version.
+    pub v: u16,
+    /// Hex hash of the previous event.
+    pub prev_hash: String,
+    /// Hex hash of this event.
+    pub hash: String,
+}
+
 /// Audit query filters.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -528,7 +562,7 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         f: AuditFilter,
         limit: u32,
-    ) -> StoreResult<Vec<labvault_wire::AuditEvent>>;
+    ) -> StoreResult<Vec<AuditJson>>;
     /// The page of [`Store::audit_page`] as `(seq, wire JSON of the event)`, newest first,
     /// when the store holds it in memory (`None`: call `audit_page`). The newest pages are
     /// read far more often than anything else, and serializing them was most of their cost.

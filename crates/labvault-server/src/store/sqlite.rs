@@ -629,7 +629,8 @@ fn role_of(s: String) -> rusqlite::Result<Role> {
 }
 
 fn plan_of(s: String) -> rusqlite::Result<PlanTier> {
-    PlanTier::parse(&s)
+    s.parse::<PlanTier>()
+        .ok()
         .ok_or_else(|| rusqlite::Error::InvalidColumnType(0, s, rusqlite::types::Type::Text))
 }
 
@@ -745,14 +746,14 @@ fn audit_row(r: &Row) -> rusqlite::Result<AuditRow> {
     })
 }
 /// Wire form of an audit row without decoding the stored hex hashes (see `audit_page`).
-fn audit_wire_row(r: &Row) -> rusqlite::Result<labvault_wire::AuditEvent> {
+fn audit_wire_row(r: &Row) -> rusqlite::Result<AuditJson> {
     let ts: i64 = r.get(2)?;
     let result: String = r.get(8)?;
     let bad =
         |i: usize, v: String| rusqlite::Error::InvalidColumnType(i, v, rusqlite::types::Type::Text);
     let timestamp =
         labvault_governance::audit::from_unix_micros(ts).map_err(|_| bad(2, ts.to_string()))?;
-    Ok(labvault_wire::AuditEvent {
+    Ok(AuditJson {
         device_id: r.get(0)?,
         seq: r.get::<_, i64>(1)? as u64,
         timestamp: labvault_governance::audit::ts_micros::format(timestamp),
@@ -761,7 +762,7 @@ fn audit_wire_row(r: &Row) -> rusqlite::Result<labvault_wire::AuditEvent> {
         resource: r.get(5)?,
         ip_address: r.get(6)?,
         user_agent: r.get(7)?,
-        result: AuditResult::parse(&result).ok_or_else(|| bad(8, result))?,
+        result: result.parse().map_err(|_| bad(8, result))?,
         detail: r.get(9)?,
         v: r.get::<_, i64>(10)? as u16,
         prev_hash: r.get(11)?,
@@ -814,12 +815,30 @@ fn append(c: &Connection, tenant: &str, ev: &AuditDraft) -> StoreResult<()> {
     ])
     .map_err(backend)?;
     // Serialized once here, published to the audit tail when the batch commits.
-    let json = serde_json::to_string(&chain::to_wire(&e)).map_err(backend)?;
+    let json = serde_json::to_string(&e).map_err(backend)?;
     PENDING.with(|p| {
         p.borrow_mut()
             .push((tenant.to_string(), e.seq, json.into()))
     });
     Ok(())
+}
+
+/// A change that must hit a row, recorded with its audit event in the same transaction:
+/// `NotFound(what)` (and nothing recorded) when no row matched, which for another tenant's
+/// row is exactly the answer for a missing one.
+fn change_one<P: rusqlite::Params>(
+    c: &Connection,
+    sql: &str,
+    params: P,
+    what: &'static str,
+    tenant: &str,
+    audit: &AuditDraft,
+) -> StoreResult<()> {
+    let n = c.execute(sql, params).map_err(backend)?;
+    if n == 0 {
+        return Err(StoreError::NotFound(what));
+    }
+    append(c, tenant, audit)
 }
 
 /// One row, or `NotFound(what)`: the shape of every point lookup.
@@ -1754,16 +1773,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let (tenant, project, user) = (tenant.to_string(), project.to_string(), user.to_string());
         self.write(move |c| {
-            let n = c
-                .execute(
-                    "DELETE FROM project_roles WHERE tenant_id = ?1 AND project_id = ?2 AND user_id = ?3",
-                    [&tenant, &project, &user],
-                )
-                .map_err(backend)?;
-            if n == 0 {
-                return Err(StoreError::NotFound("project role assignment"));
-            }
-            append(c, &tenant, &audit)
+            change_one(c, "DELETE FROM project_roles WHERE tenant_id = ?1 AND project_id = ?2 AND user_id = ?3", [&tenant, &project, &user], "project role assignment", &tenant, &audit)
         })
         .await
     }
@@ -1910,16 +1920,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let (tenant, id) = (tenant.to_string(), id.to_string());
         self.write(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE invitations SET closed_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND closed_at IS NULL",
-                    params![tenant, id, now],
-                )
-                .map_err(backend)?;
-            if n == 0 {
-                return Err(StoreError::NotFound("invitation"));
-            }
-            append(c, &tenant, &audit)
+            change_one(c, "UPDATE invitations SET closed_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND closed_at IS NULL", params![tenant, id, now], "invitation", &tenant, &audit)
         })
         .await
     }
@@ -2028,16 +2029,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let (tenant, id) = (tenant.to_string(), id.to_string());
         self.write(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE tenant_id = ?1 AND id = ?2",
-                    params![tenant, id, now],
-                )
-                .map_err(backend)?;
-            if n == 0 {
-                return Err(StoreError::NotFound("api key"));
-            }
-            append(c, &tenant, &audit)
+            change_one(c, "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE tenant_id = ?1 AND id = ?2", params![tenant, id, now], "api key", &tenant, &audit)
         })
         .await
     }
@@ -2063,7 +2055,7 @@ impl Store for SqliteStore {
         tenant: &str,
         f: AuditFilter,
         limit: u32,
-    ) -> StoreResult<Vec<labvault_wire::AuditEvent>> {
+    ) -> StoreResult<Vec<AuditJson>> {
         self.audit_select(tenant, f, limit, audit_wire_row).await
     }
 
@@ -2147,6 +2139,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use labvault_governance::audit::actions;
     use std::sync::atomic::AtomicUsize;
 
     fn draft(action: &str) -> AuditDraft {
@@ -2202,7 +2195,7 @@ mod tests {
                 let (s, q, t) = (s.clone(), queued.clone(), tenant.to_string());
                 tokio::spawn(async move {
                     q.fetch_add(1, Ordering::SeqCst);
-                    s.append_audit(&t, draft("access_review.view")).await
+                    s.append_audit(&t, draft(actions::ACCESS_REVIEW_VIEW)).await
                 })
             })
             .collect();
@@ -2235,7 +2228,9 @@ mod tests {
     async fn a_failed_commit_fails_every_waiter_and_keeps_nothing() {
         let (_d, s) = store();
         for _ in 0..3 {
-            s.append_audit("t1", draft("audit.query")).await.unwrap();
+            s.append_audit("t1", draft(actions::AUDIT_QUERY))
+                .await
+                .unwrap();
         }
         let (release, blocker) = block_writer(&s).await;
         // A job whose own statements succeed but whose batch cannot commit: a deferred
@@ -2266,7 +2261,9 @@ mod tests {
         }
         // Nothing of the failed batch was kept; the chain goes on from where it was.
         assert_eq!(s.audit_chain("t1").await.unwrap().len(), 3);
-        s.append_audit("t1", draft("audit.query")).await.unwrap();
+        s.append_audit("t1", draft(actions::AUDIT_QUERY))
+            .await
+            .unwrap();
         let chain = s.audit_chain("t1").await.unwrap();
         assert_eq!(
             chain.iter().map(|e| e.seq).collect::<Vec<_>>(),
@@ -2307,7 +2304,9 @@ mod tests {
             created_at: 0,
             last_active_at: None,
         };
-        s.create_tenant(t, u, draft("tenant.create")).await.unwrap();
+        s.create_tenant(t, u, draft(actions::TENANT_CREATE))
+            .await
+            .unwrap();
         ("t1".into(), "u1".into())
     }
 
@@ -2328,7 +2327,7 @@ mod tests {
         .unwrap();
         assert!(!s.auth_lookup(&t, &u, "f1").await.unwrap().session_revoked);
         let epoch = s.epoch.load(Ordering::SeqCst);
-        s.append_audit(&t, draft("access_review.view"))
+        s.append_audit(&t, draft(actions::ACCESS_REVIEW_VIEW))
             .await
             .unwrap();
         assert_eq!(
@@ -2356,7 +2355,7 @@ mod tests {
             expires_at,
             closed_at: None,
         };
-        s.create_invitation(inv("a", 100), draft("invitation.create"))
+        s.create_invitation(inv("a", 100), draft(actions::INVITATION_CREATE))
             .await
             .unwrap();
         let snap = s.access_snapshot(&t, 50).await.unwrap();
@@ -2378,7 +2377,7 @@ mod tests {
             name: "p".into(),
             created_at: 1,
         };
-        s.create_project(&t, p, draft("project.create"))
+        s.create_project(&t, p, draft(actions::PROJECT_CREATE))
             .await
             .unwrap();
         assert_eq!(s.access_snapshot(&t, 101).await.unwrap().projects.len(), 1);
@@ -2389,17 +2388,19 @@ mod tests {
         let (_d, s) = store();
         // A failed batch in the middle publishes nothing to the tail.
         for _ in 0..20 {
-            s.append_audit("t1", draft("audit.query")).await.unwrap();
+            s.append_audit("t1", draft(actions::AUDIT_QUERY))
+                .await
+                .unwrap();
         }
         let r = s
             .write(|c| {
-                append(c, "t1", &draft("audit.query"))?;
+                append(c, "t1", &draft(actions::AUDIT_QUERY))?;
                 Err::<(), _>(StoreError::Conflict("job fails after its append".into()))
             })
             .await;
         assert!(r.is_err());
         for i in 0..100 {
-            let mut d = draft("access_review.view");
+            let mut d = draft(actions::ACCESS_REVIEW_VIEW);
             d.user_agent = format!("agent \"{i}\" \u{e9}\\");
             s.append_audit("t1", d).await.unwrap();
         }
@@ -2424,12 +2425,20 @@ mod tests {
             let next_cursor = (events.len() as u32 == limit)
                 .then(|| events.last().map(|r| r.seq.to_string()))
                 .flatten();
-            let slow = serde_json::to_string(&labvault_wire::AuditPage {
+            #[derive(serde::Serialize)]
+            struct Page {
+                events: Vec<AuditJson>,
+                next_cursor: Option<String>,
+            }
+            let slow = serde_json::to_string(&Page {
                 events,
                 next_cursor,
             })
             .unwrap();
             assert_eq!(crate::api::governance::page_body(&fast, limit), slow);
+            // The undecoded JSON is exactly the wire page of governance events.
+            let typed: labvault_wire::AuditPage = serde_json::from_str(&slow).unwrap();
+            assert_eq!(serde_json::to_string(&typed).unwrap(), slow);
         }
         // Filtered pages always come from the database.
         let f = AuditFilter {
@@ -2445,7 +2454,9 @@ mod tests {
                 [],
             )
             .unwrap();
-        s.append_audit("t2", draft("audit.query")).await.unwrap();
+        s.append_audit("t2", draft(actions::AUDIT_QUERY))
+            .await
+            .unwrap();
         assert!(s
             .audit_page_json("t1", &AuditFilter::default(), 10)
             .await
