@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use common::*;
 use labvault_server::jwt::{Claims, AUD_ACCESS, ISSUER};
 use labvault_wire::Role;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 #[derive(Clone, Copy, Debug)]
 enum Rule {
@@ -234,9 +234,17 @@ async fn every_endpoint_for_every_principal() {
     let owner = h.enroll_and_relogin("alpha", &owner).await;
     let mut users = vec![(Who::Owner, owner.clone())];
     for (who, email, role) in [
-        (Who::Admin, "admin@alpha.test", "admin"),
-        (Who::Editor, "editor@alpha.test", "editor"),
-        (Who::Viewer, "viewer@alpha.test", "viewer"),
+        (Who::Admin, "admin@alpha.test", labvault_wire::Role::Admin),
+        (
+            Who::Editor,
+            "editor@alpha.test",
+            labvault_wire::Role::Editor,
+        ),
+        (
+            Who::Viewer,
+            "viewer@alpha.test",
+            labvault_wire::Role::Viewer,
+        ),
     ] {
         let u = h.add_member("alpha", &owner, email, role).await;
         users.push((who, h.enroll_and_relogin("alpha", &u).await));
@@ -244,16 +252,12 @@ async fn every_endpoint_for_every_principal() {
     h.tenant("beta").await;
     let other = h.login("beta", "owner@beta.test").await;
     let other = h.enroll_and_relogin("beta", &other).await;
-    let (s, p) = h
-        .call(
-            "POST",
-            "/v1/projects",
-            Some(&owner.access),
-            Some(json!({"name": "fixture"})),
-        )
-        .await;
-    assert_eq!(s, 201);
-    let project = p["id"].as_str().unwrap().to_string();
+    let project = h
+        .api
+        .create_project(&owner.access, "fixture")
+        .await
+        .unwrap()
+        .id;
     let now = h.now();
     let expired = h.server.state.jwt.sign(&Claims {
         iss: ISSUER.into(),

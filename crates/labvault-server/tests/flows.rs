@@ -1,15 +1,33 @@
-//! End-to-end flows over TLS: sessions, MFA, step-up, lockout, trials, roles, access review,
-//! API keys, audit and retention, deletion.
+//! End-to-end flows over TLS through the typed client: sessions, MFA, step-up, lockout, trials,
+//! roles, access review, API keys, audit and retention, deletion.
 
 mod common;
 
 use common::*;
+use labvault_client::ClientError;
 use labvault_governance::audit::Outcome;
 use labvault_server::secrets::Secret;
 use labvault_server::{create_tenant, sweep_trials, Config, NewTenant};
-use labvault_wire::PlanTier;
-use serde_json::json;
+use labvault_wire::*;
 use time::Duration;
+
+fn rules(data_type: DataType, period: &str) -> RetentionRequest {
+    RetentionRequest {
+        rules: vec![RetentionRule {
+            data_type,
+            period: period.into(),
+        }],
+    }
+}
+
+fn period(p: &RetentionPolicy, t: DataType) -> String {
+    p.rules
+        .iter()
+        .find(|r| r.data_type == t)
+        .unwrap()
+        .period
+        .clone()
+}
 
 #[tokio::test]
 async fn refresh_rotates_and_reuse_revokes_the_family() {
@@ -17,71 +35,28 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     let email = h.tenant("lab").await;
     let u = h.login("lab", &email).await;
 
-    let (s, r2) = h
-        .call(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": u.refresh})),
-        )
-        .await;
-    assert_eq!(s, 200, "{r2}");
-    let r2_token = r2["refresh_token"].as_str().unwrap().to_string();
-    assert_ne!(r2_token, u.refresh);
+    let r2 = h.api.refresh(&u.refresh).await.unwrap();
+    assert_ne!(r2.refresh_token, u.refresh);
 
     // The response was "lost": a retry with the old token inside the grace window works.
     h.clock.advance(Duration::seconds(5));
-    let (s, r3) = h
-        .call(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": u.refresh})),
-        )
-        .await;
-    assert_eq!(s, 200, "retry within grace tolerated: {r3}");
-    let r3_token = r3["refresh_token"].as_str().unwrap().to_string();
-    let (s, _) = h
-        .call(
-            "GET",
-            "/v1/me",
-            Some(r3["access_token"].as_str().unwrap()),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200);
+    let r3 = h.api.refresh(&u.refresh).await.unwrap();
+    h.api.me(&r3.access_token).await.unwrap();
 
     // The retired successor r2 presented later = reuse: the whole family is revoked.
     h.clock.advance(Duration::seconds(60));
-    let (s, v) = h
-        .call(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": r2_token})),
-        )
-        .await;
-    assert_eq!((s.as_u16(), code_of(&v)), (401, "invalid_refresh_token"));
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": r3_token})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "invalid_refresh_token", "family revoked");
-    let (s, v) = h
-        .call(
-            "GET",
-            "/v1/me",
-            Some(r3["access_token"].as_str().unwrap()),
-            None,
-        )
-        .await;
     assert_eq!(
-        (s.as_u16(), code_of(&v)),
-        (401, "unauthorized"),
+        api_err(h.api.refresh(&r2.refresh_token).await),
+        (401, ErrorCode::InvalidRefreshToken)
+    );
+    assert_eq!(
+        code(h.api.refresh(&r3.refresh_token).await),
+        ErrorCode::InvalidRefreshToken,
+        "family revoked"
+    );
+    assert_eq!(
+        api_err(h.api.me(&r3.access_token).await),
+        (401, ErrorCode::Unauthorized),
         "access tokens of the family die too"
     );
     assert!(h
@@ -92,33 +67,16 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
 
     // Plain replay after the grace window.
     let u = h.login("lab", &email).await;
-    let (_, n) = h
-        .call(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": u.refresh})),
-        )
-        .await;
+    let n = h.api.refresh(&u.refresh).await.unwrap();
     h.clock.advance(Duration::seconds(31));
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": u.refresh})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "invalid_refresh_token");
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": n["refresh_token"]})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "invalid_refresh_token");
+    assert_eq!(
+        code(h.api.refresh(&u.refresh).await),
+        ErrorCode::InvalidRefreshToken
+    );
+    assert_eq!(
+        code(h.api.refresh(&n.refresh_token).await),
+        ErrorCode::InvalidRefreshToken
+    );
 }
 
 #[tokio::test]
@@ -126,26 +84,12 @@ async fn logout_revokes_refresh_and_access() {
     let h = harness().await;
     let email = h.tenant("lab").await;
     let u = h.login("lab", &email).await;
-    let (s, _) = h
-        .call(
-            "POST",
-            "/v1/auth/logout",
-            None,
-            Some(json!({"refresh_token": u.refresh})),
-        )
-        .await;
-    assert_eq!(s, 204);
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": u.refresh})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "invalid_refresh_token");
-    let (_, v) = h.call("GET", "/v1/me", Some(&u.access), None).await;
-    assert_eq!(code_of(&v), "unauthorized");
+    h.api.logout(&u.refresh).await.unwrap();
+    assert_eq!(
+        code(h.api.refresh(&u.refresh).await),
+        ErrorCode::InvalidRefreshToken
+    );
+    assert_eq!(code(h.api.me(&u.access).await), ErrorCode::Unauthorized);
 }
 
 #[tokio::test]
@@ -153,34 +97,19 @@ async fn mfa_two_step_login_replay_and_recovery_codes() {
     let h = harness().await;
     let email = h.tenant("lab").await;
     let u = h.login("lab", &email).await;
-    let (_, v) = h
-        .call("POST", "/v1/me/mfa/enroll", Some(&u.access), None)
-        .await;
-    let secret =
-        labvault_server::totp::base32_decode(v["secret_base32"].as_str().unwrap()).unwrap();
-    assert!(v["otpauth_uri"]
-        .as_str()
+    let e = h.api.mfa_enroll(&u.access).await.unwrap();
+    let secret = labvault_server::totp::base32_decode(&e.secret_base32).unwrap();
+    assert!(e.otpauth_uri.starts_with("otpauth://totp/"));
+    assert_eq!(
+        code(h.api.mfa_confirm(&u.access, "000001").await),
+        ErrorCode::InvalidMfaCode
+    );
+    let recovery = h
+        .api
+        .mfa_confirm(&u.access, &h.code(&secret))
+        .await
         .unwrap()
-        .starts_with("otpauth://totp/"));
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/me/mfa/confirm",
-            Some(&u.access),
-            Some(json!({"code": "000001"})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "invalid_mfa_code");
-    let (s, rc) = h
-        .call(
-            "POST",
-            "/v1/me/mfa/confirm",
-            Some(&u.access),
-            Some(json!({"code": h.code(&secret)})),
-        )
-        .await;
-    assert_eq!(s, 200);
-    let recovery: Vec<String> = serde_json::from_value(rc["recovery_codes"].clone()).unwrap();
+        .recovery_codes;
     // At rest the seed is sealed (AES-GCM) and recovery codes are hashed.
     let db = rusqlite::Connection::open(h.dir.path().join("labvault-server.db")).unwrap();
     let stored: Vec<u8> = db
@@ -199,80 +128,39 @@ async fn mfa_two_step_login_replay_and_recovery_codes() {
     assert!(recovery.iter().all(|c| !codes.contains(c)));
 
     h.clock.advance(Duration::seconds(30));
-    let login = || {
-        h.call(
-            "POST",
-            "/v1/auth/login",
-            None,
-            Some(json!({"tenant": "lab", "email": email, "password": PW})),
-        )
-    };
-    let (_, v) = login().await;
-    assert_eq!(v["status"], "mfa_required");
-    assert!(
-        v.get("access_token").is_none(),
-        "no token before the second step"
-    );
-    let challenge = v["mfa_token"].clone();
-    // The challenge is not an access token.
-    let (_, me) = h
-        .call("GET", "/v1/me", Some(challenge.as_str().unwrap()), None)
-        .await;
-    assert_eq!(code_of(&me), "unauthorized");
+    // No token before the second step; the challenge is not an access token.
+    let challenge = h.mfa_challenge("lab", &email).await;
+    assert_eq!(code(h.api.me(&challenge).await), ErrorCode::Unauthorized);
     let wrong = if h.code(&secret) == "123456" {
         "654321"
     } else {
         "123456"
     };
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/auth/mfa",
-            None,
-            Some(json!({"mfa_token": challenge, "code": wrong})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "invalid_mfa_code");
-    let code = h.code(&secret);
-    let (s, _) = h
-        .call(
-            "POST",
-            "/v1/auth/mfa",
-            None,
-            Some(json!({"mfa_token": challenge, "code": code})),
-        )
-        .await;
-    assert_eq!(s, 200);
+    let second = |mfa_token: &str, code: &str| MfaLoginRequest {
+        mfa_token: mfa_token.into(),
+        code: code.into(),
+    };
+    assert_eq!(
+        code(h.api.login_mfa(&second(&challenge, wrong)).await),
+        ErrorCode::InvalidMfaCode
+    );
+    let totp = h.code(&secret);
+    h.api.login_mfa(&second(&challenge, &totp)).await.unwrap();
     // Same code again in the same window: replay refused.
-    let (_, v) = login().await;
-    let (_, r) = h
-        .call(
-            "POST",
-            "/v1/auth/mfa",
-            None,
-            Some(json!({"mfa_token": v["mfa_token"], "code": code})),
-        )
-        .await;
-    assert_eq!(code_of(&r), "invalid_mfa_code");
+    let challenge = h.mfa_challenge("lab", &email).await;
+    assert_eq!(
+        code(h.api.login_mfa(&second(&challenge, &totp)).await),
+        ErrorCode::InvalidMfaCode
+    );
     // A recovery code works exactly once.
-    let (s, _) = h
-        .call(
-            "POST",
-            "/v1/auth/mfa",
-            None,
-            Some(json!({"mfa_token": v["mfa_token"], "code": recovery[0]})),
-        )
-        .await;
-    assert_eq!(s, 200);
-    let (_, r) = h
-        .call(
-            "POST",
-            "/v1/auth/mfa",
-            None,
-            Some(json!({"mfa_token": v["mfa_token"], "code": recovery[0]})),
-        )
-        .await;
-    assert_eq!(code_of(&r), "invalid_mfa_code");
+    h.api
+        .login_mfa(&second(&challenge, &recovery[0]))
+        .await
+        .unwrap();
+    assert_eq!(
+        code(h.api.login_mfa(&second(&challenge, &recovery[0])).await),
+        ErrorCode::InvalidMfaCode
+    );
 }
 
 #[tokio::test]
@@ -280,46 +168,38 @@ async fn admin_operations_need_recent_mfa_and_step_up_gives_it() {
     let h = harness().await;
     let email = h.tenant("lab").await;
     let u = h.login("lab", &email).await;
-    let body = json!({"rules": [{"data_type": "backup", "period": "120d"}]});
-    let (s, v) = h
-        .call("PUT", "/v1/retention", Some(&u.access), Some(body.clone()))
-        .await;
-    assert_eq!((s.as_u16(), code_of(&v)), (403, "mfa_required"));
+    let body = rules(DataType::Backup, "120d");
+    assert_eq!(
+        api_err(h.api.set_retention(&u.access, &body).await),
+        (403, ErrorCode::MfaRequired)
+    );
     let u = h.enroll_and_relogin("lab", &u).await;
-    let (s, _) = h
-        .call("PUT", "/v1/retention", Some(&u.access), Some(body.clone()))
-        .await;
-    assert_eq!(s, 200, "fresh MFA login allows it");
+    h.api.set_retention(&u.access, &body).await.unwrap();
 
     h.clock.advance(Duration::seconds(301));
-    let (_, v) = h
-        .call("PUT", "/v1/retention", Some(&u.access), Some(body.clone()))
-        .await;
-    assert_eq!(code_of(&v), "mfa_required", "MFA older than the window");
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/api-keys",
-            Some(&u.access),
-            Some(json!({"name": "ci", "role": "viewer", "expires_in_days": 1})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "mfa_required");
+    assert_eq!(
+        code(h.api.set_retention(&u.access, &body).await),
+        ErrorCode::MfaRequired,
+        "MFA older than the window"
+    );
+    let key = ApiKeyRequest {
+        name: "ci".into(),
+        role: Role::Viewer,
+        project_id: None,
+        expires_in_days: 1,
+    };
+    assert_eq!(
+        code(h.api.create_api_key(&u.access, &key).await),
+        ErrorCode::MfaRequired
+    );
     let secret = u.totp.clone().unwrap();
-    let (s, t) = h
-        .call(
-            "POST",
-            "/v1/auth/step-up",
-            Some(&u.access),
-            Some(json!({"code": h.code(&secret)})),
-        )
-        .await;
-    assert_eq!(s, 200, "{t}");
-    let stepped = t["access_token"].as_str().unwrap();
-    let (s, _) = h
-        .call("PUT", "/v1/retention", Some(stepped), Some(body))
-        .await;
-    assert_eq!(s, 200);
+    let stepped = h
+        .api
+        .step_up(&u.access, &h.code(&secret))
+        .await
+        .unwrap()
+        .access_token;
+    h.api.set_retention(&stepped, &body).await.unwrap();
     let denied = h
         .audit("lab")
         .await
@@ -330,8 +210,10 @@ async fn admin_operations_need_recent_mfa_and_step_up_gives_it() {
 
     // Access tokens expire after ~10 minutes.
     h.clock.advance(Duration::seconds(700));
-    let (s, v) = h.call("GET", "/v1/me", Some(stepped), None).await;
-    assert_eq!((s.as_u16(), code_of(&v)), (401, "token_expired"));
+    assert_eq!(
+        api_err(h.api.me(&stepped).await),
+        (401, ErrorCode::TokenExpired)
+    );
 }
 
 #[tokio::test]
@@ -339,26 +221,25 @@ async fn failed_logins_lock_the_account_temporarily_and_are_audited() {
     let h = harness().await;
     let email = h.tenant("lab").await;
     for _ in 0..5 {
-        let (_, v) = h
-            .call(
-                "POST",
-                "/v1/auth/login",
-                None,
-                Some(json!({"tenant": "lab", "email": email, "password": "Wrong-horse-9"})),
-            )
-            .await;
-        assert_eq!(code_of(&v), "invalid_credentials");
+        assert_eq!(
+            code(
+                h.api
+                    .login(&login_req("lab", &email, "Wrong-horse-9"))
+                    .await
+            ),
+            ErrorCode::InvalidCredentials
+        );
     }
-    let (s, v) = h
-        .call_raw(
-            "POST",
-            "/v1/auth/login",
-            None,
-            Some(json!({"tenant": "lab", "email": email, "password": PW})),
-        )
-        .await;
-    assert_eq!(s.as_u16(), 429, "{v}");
-    assert!(v.contains("rate_limited"));
+    match h.api.login(&login_req("lab", &email, PW)).await {
+        Err(ClientError::Api {
+            status: 429,
+            code: ErrorCode::RateLimited,
+            retry_after,
+            ..
+        }) => assert!(retry_after.is_some_and(|s| s > 0), "Retry-After is given"),
+        Err(other) => panic!("expected a lockout, got {other:?}"),
+        Ok(_) => panic!("expected a lockout, the login succeeded"),
+    }
     let events = h.audit("lab").await;
     assert_eq!(
         events
@@ -386,26 +267,14 @@ async fn login_attempts_are_rate_limited_per_address() {
     })
     .await;
     h.tenant("lab").await;
+    let req = login_req("nope", "a@b.cc", "x");
     for _ in 0..3 {
-        let (_, v) = h
-            .call(
-                "POST",
-                "/v1/auth/login",
-                None,
-                Some(json!({"tenant": "nope", "email": "a@b.cc", "password": "x"})),
-            )
-            .await;
-        assert_eq!(code_of(&v), "invalid_credentials");
+        assert_eq!(code(h.api.login(&req).await), ErrorCode::InvalidCredentials);
     }
-    let (s, v) = h
-        .call(
-            "POST",
-            "/v1/auth/login",
-            None,
-            Some(json!({"tenant": "nope", "email": "a@b.cc", "password": "x"})),
-        )
-        .await;
-    assert_eq!((s.as_u16(), code_of(&v)), (429, "rate_limited"));
+    assert_eq!(
+        api_err(h.api.login(&req).await),
+        (429, ErrorCode::RateLimited)
+    );
 }
 
 #[tokio::test]
@@ -424,35 +293,20 @@ async fn trial_tenants_expire_after_24_hours_and_their_data_is_deleted() {
     .await
     .unwrap();
     let u = h.login("trial-1", "t@trial.test").await;
-    let (_, t) = h.call("GET", "/v1/tenant", Some(&u.access), None).await;
-    assert_eq!(t["plan"], "trial");
-    assert!(t["expires_at"].is_string());
+    let t = h.api.tenant(&u.access).await.unwrap();
+    assert_eq!(t.plan, PlanTier::Trial);
+    assert!(t.expires_at.is_some());
     h.clock.advance(Duration::hours(23));
     assert!(sweep_trials(&h.server.state).await.unwrap().is_empty());
     h.clock.advance(Duration::hours(1));
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/auth/login",
-            None,
-            Some(json!({"tenant": "trial-1", "email": "t@trial.test", "password": PW})),
-        )
-        .await;
+    let req = login_req("trial-1", "t@trial.test", PW);
     assert_eq!(
-        code_of(&v),
-        "tenant_expired",
+        code(h.api.login(&req).await),
+        ErrorCode::TenantExpired,
         "expired even before the sweeper runs"
     );
     assert_eq!(sweep_trials(&h.server.state).await.unwrap().len(), 1);
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/auth/login",
-            None,
-            Some(json!({"tenant": "trial-1", "email": "t@trial.test", "password": PW})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "invalid_credentials");
+    assert_eq!(code(h.api.login(&req).await), ErrorCode::InvalidCredentials);
     let sys = h
         .server
         .state
@@ -483,76 +337,59 @@ async fn last_owner_is_protected_and_ownership_transfers() {
     let email = h.tenant("lab").await;
     let owner = h.login("lab", &email).await;
     let owner = h.enroll_and_relogin("lab", &owner).await;
-    let (s, v) = h
-        .call(
-            "PUT",
-            &format!("/v1/members/{}/role", owner.id),
-            Some(&owner.access),
-            Some(json!({"role": "admin"})),
-        )
-        .await;
-    assert_eq!((s.as_u16(), code_of(&v)), (409, "conflict"));
-    let (_, v) = h
-        .call(
-            "DELETE",
-            &format!("/v1/members/{}", owner.id),
-            Some(&owner.access),
-            None,
-        )
-        .await;
-    assert_eq!(code_of(&v), "conflict");
-    let (_, v) = h
-        .call(
-            "DELETE",
-            "/v1/me",
-            Some(&owner.access),
-            Some(json!({"password": PW})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "conflict");
+    assert_eq!(
+        api_err(
+            h.api
+                .set_member_role(&owner.access, &owner.id, Role::Admin)
+                .await
+        ),
+        (409, ErrorCode::Conflict)
+    );
+    assert_eq!(
+        code(h.api.remove_member(&owner.access, &owner.id).await),
+        ErrorCode::Conflict
+    );
+    let del = DeleteAccountRequest {
+        password: PW.into(),
+    };
+    assert_eq!(
+        code(h.api.delete_me(&owner.access, &del).await),
+        ErrorCode::Conflict
+    );
 
-    let admin = h.add_member("lab", &owner, "admin@lab.test", "admin").await;
+    let admin = h
+        .add_member("lab", &owner, "admin@lab.test", Role::Admin)
+        .await;
     let admin = h.enroll_and_relogin("lab", &admin).await;
     // An Admin cannot touch the Owner.
-    let (_, v) = h
-        .call(
-            "DELETE",
-            &format!("/v1/members/{}", owner.id),
-            Some(&admin.access),
-            None,
-        )
-        .await;
-    assert_eq!(code_of(&v), "forbidden");
-    let (_, v) = h
-        .call(
-            "PUT",
-            &format!("/v1/members/{}/role", admin.id),
-            Some(&admin.access),
-            Some(json!({"role": "owner"})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "forbidden");
+    assert_eq!(
+        code(h.api.remove_member(&admin.access, &owner.id).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(
+            h.api
+                .set_member_role(&admin.access, &admin.id, Role::Owner)
+                .await
+        ),
+        ErrorCode::Forbidden
+    );
 
-    let (s, v) = h
-        .call(
-            "POST",
-            "/v1/tenant/transfer-ownership",
-            Some(&owner.access),
-            Some(json!({"user_id": admin.id})),
-        )
-        .await;
-    assert_eq!(s, 204, "{v}");
-    let (_, me) = h.call("GET", "/v1/me", Some(&owner.access), None).await;
-    assert_eq!(me["role"], "admin", "role changes apply to live tokens");
-    let (_, me) = h.call("GET", "/v1/me", Some(&admin.access), None).await;
-    assert_eq!(me["role"], "owner");
-    let actions: Vec<String> = h
+    h.api
+        .transfer_ownership(&owner.access, &admin.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.api.me(&owner.access).await.unwrap().role,
+        Role::Admin,
+        "role changes apply to live tokens"
+    );
+    assert_eq!(h.api.me(&admin.access).await.unwrap().role, Role::Owner);
+    assert!(h
         .audit("lab")
         .await
-        .into_iter()
-        .map(|e| e.action.as_str().to_string())
-        .collect();
-    assert!(actions.contains(&"tenant.ownership_transfer".to_string()));
+        .iter()
+        .any(|e| e.action.as_str() == "tenant.ownership_transfer"));
 }
 
 #[tokio::test]
@@ -562,103 +399,85 @@ async fn project_roles_override_and_access_review_reports_them() {
     let owner = h.login("lab", &email).await;
     let owner = h.enroll_and_relogin("lab", &owner).await;
     let viewer = h
-        .add_member("lab", &owner, "viewer@lab.test", "viewer")
+        .add_member("lab", &owner, "viewer@lab.test", Role::Viewer)
         .await;
-    let admin = h.add_member("lab", &owner, "admin@lab.test", "admin").await;
-    let (_, p) = h
-        .call(
-            "POST",
-            "/v1/projects",
-            Some(&owner.access),
-            Some(json!({"name": "enc:abc"})),
+    let admin = h
+        .add_member("lab", &owner, "admin@lab.test", Role::Admin)
+        .await;
+    let pid = h
+        .api
+        .create_project(&owner.access, "enc:abc")
+        .await
+        .unwrap()
+        .id;
+    h.api
+        .set_project_role(&owner.access, &pid, &viewer.id, Role::Editor)
+        .await
+        .unwrap();
+    let got = h.api.project(&viewer.access, &pid).await.unwrap();
+    assert_eq!(got.effective_role, Role::Editor);
+    let inv = h
+        .api
+        .create_invitation(
+            &owner.access,
+            &InvitationRequest {
+                email: "pending@lab.test".into(),
+                role: Role::Viewer,
+                expires_in_hours: None,
+            },
         )
-        .await;
-    let pid = p["id"].as_str().unwrap();
-    let (s, _) = h
-        .call(
-            "PUT",
-            &format!("/v1/projects/{pid}/members/{}", viewer.id),
-            Some(&owner.access),
-            Some(json!({"role": "editor"})),
-        )
-        .await;
-    assert_eq!(s, 204);
-    let (_, got) = h
-        .call(
-            "GET",
-            &format!("/v1/projects/{pid}"),
-            Some(&viewer.access),
-            None,
-        )
-        .await;
-    assert_eq!(got["effective_role"], "editor");
-    let (_, inv) = h
-        .call(
-            "POST",
-            "/v1/invitations",
-            Some(&owner.access),
-            Some(json!({"email": "pending@lab.test", "role": "viewer"})),
-        )
-        .await;
-    assert!(inv["token"].is_string());
+        .await
+        .unwrap();
+    assert!(!inv.token.is_empty());
 
-    let (s, r) = h
-        .call("GET", "/v1/access-review", Some(&owner.access), None)
-        .await;
-    assert_eq!(s, 200, "{r}");
-    assert_eq!(r["stale_days"], 90);
-    let entries = r["entries"].as_array().unwrap();
-    assert_eq!(entries.len(), 3, "3 members x 1 project");
-    let v = entries
-        .iter()
-        .find(|e| e["user_id"] == viewer.id.as_str())
+    let r = h
+        .api
+        .access_review(&owner.access, &ReviewQuery::default())
+        .await
         .unwrap();
+    assert_eq!(r.stale_days, 90);
+    assert_eq!(r.entries.len(), 3, "3 members x 1 project");
+    let v = r.entries.iter().find(|e| e.user_id == viewer.id).unwrap();
     assert_eq!(
-        (v["effective_role"].as_str(), v["source"].as_str()),
-        (Some("editor"), Some("project"))
+        (v.effective_role, v.source),
+        (Role::Editor, RoleSource::Project)
     );
-    let a = entries
-        .iter()
-        .find(|e| e["user_id"] == admin.id.as_str())
-        .unwrap();
-    assert_eq!(a["source"], "tenant");
-    assert_eq!(a["admin_without_mfa"], true);
-    let o = entries
-        .iter()
-        .find(|e| e["user_id"] == owner.id.as_str())
-        .unwrap();
-    assert_eq!(o["admin_without_mfa"], false);
-    assert_eq!(r["pending_invitations"].as_array().unwrap().len(), 1);
-    assert!(entries.iter().all(|e| e["stale"] == false));
+    let a = r.entries.iter().find(|e| e.user_id == admin.id).unwrap();
+    assert_eq!(a.source, RoleSource::Tenant);
+    assert!(a.admin_without_mfa);
+    let o = r.entries.iter().find(|e| e.user_id == owner.id).unwrap();
+    assert!(!o.admin_without_mfa);
+    assert_eq!(r.pending_invitations.len(), 1);
+    assert!(r.entries.iter().all(|e| !e.stale));
 
     // 91 days later everyone who has not been active is stale (the reviewer is re-logged in).
     h.clock.advance(Duration::days(91));
     let owner = h
         .mfa_login("lab", &email, owner.totp.as_ref().unwrap())
         .await;
-    let (_, r) = h
-        .call(
-            "GET",
-            "/v1/access-review?stale_days=90",
-            Some(&owner.access),
-            None,
-        )
-        .await;
-    let m = r["members"].as_array().unwrap();
-    assert_eq!(m.iter().filter(|x| x["stale"] == true).count(), 2);
-    let (s, csv) = h
-        .call_raw("GET", "/v1/access-review/csv", Some(&owner.access), None)
-        .await;
-    assert_eq!(s, 200);
+    let q = ReviewQuery {
+        stale_days: Some(90),
+    };
+    let r = h.api.access_review(&owner.access, &q).await.unwrap();
+    assert_eq!(r.members.iter().filter(|x| x.stale).count(), 2);
+    let csv = h
+        .api
+        .access_review_csv(&owner.access, &ReviewQuery::default())
+        .await
+        .unwrap();
     assert!(csv.starts_with("kind,user_id,email,project_id,effective_role,source"));
     assert!(csv.contains(&format!(
         "access,{},viewer@lab.test,{pid},editor,project",
         viewer.id
     )));
-    let (_, v) = h
-        .call("GET", "/v1/access-review", Some(&viewer.access), None)
-        .await;
-    assert_eq!(code_of(&v), "token_expired");
+    assert_eq!(
+        code(
+            h.api
+                .access_review(&viewer.access, &ReviewQuery::default())
+                .await
+        ),
+        ErrorCode::TokenExpired
+    );
 }
 
 #[tokio::test]
@@ -667,117 +486,67 @@ async fn api_keys_are_scoped_shown_once_revocable_and_expiring() {
     let email = h.tenant("lab").await;
     let owner = h.login("lab", &email).await;
     let owner = h.enroll_and_relogin("lab", &owner).await;
-    let (_, p) = h
-        .call(
-            "POST",
-            "/v1/projects",
-            Some(&owner.access),
-            Some(json!({"name": "p1"})),
-        )
-        .await;
-    let pid = p["id"].as_str().unwrap().to_string();
-    let (_, p2) = h
-        .call(
-            "POST",
-            "/v1/projects",
-            Some(&owner.access),
-            Some(json!({"name": "p2"})),
-        )
-        .await;
-    let (s, k) = h
-        .call(
-            "POST",
-            "/v1/api-keys",
-            Some(&owner.access),
-            Some(json!({"name": "ci", "role": "viewer", "expires_in_days": 2})),
-        )
-        .await;
-    assert_eq!(s, 201, "{k}");
-    let key = k["key"].as_str().unwrap().to_string();
-    let (_, list) = h
-        .call("GET", "/v1/api-keys", Some(&owner.access), None)
-        .await;
+    let pid = h.api.create_project(&owner.access, "p1").await.unwrap().id;
+    let p2 = h.api.create_project(&owner.access, "p2").await.unwrap().id;
+    let req = |name: &str, role: Role, project_id: Option<&str>, days: u32| ApiKeyRequest {
+        name: name.into(),
+        role,
+        project_id: project_id.map(str::to_string),
+        expires_in_days: days,
+    };
+    let k = h
+        .api
+        .create_api_key(&owner.access, &req("ci", Role::Viewer, None, 2))
+        .await
+        .unwrap();
+    let key = k.key.clone();
+    let list = h.api.api_keys(&owner.access).await.unwrap();
     assert!(
-        !list.to_string().contains(&key[40..]),
+        !format!("{list:?}").contains(&key[40..]),
         "secret never listed"
     );
-    let (s, _) = h.call("GET", "/v1/projects", Some(&key), None).await;
-    assert_eq!(s, 200);
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/projects",
-            Some(&key),
-            Some(json!({"name": "x"})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "forbidden");
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/auth/step-up",
-            Some(&key),
-            Some(json!({"code": "123456"})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "forbidden", "keys cannot step up");
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/api-keys",
-            Some(&owner.access),
-            Some(json!({"name": "x", "role": "owner", "expires_in_days": 1})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "forbidden");
+    h.api.projects(&key).await.unwrap();
+    assert_eq!(
+        code(h.api.create_project(&key, "x").await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(h.api.step_up(&key, "123456").await),
+        ErrorCode::Forbidden,
+        "keys cannot step up"
+    );
+    assert_eq!(
+        code(
+            h.api
+                .create_api_key(&owner.access, &req("x", Role::Owner, None, 1))
+                .await
+        ),
+        ErrorCode::Forbidden
+    );
 
     // Project-scoped editor key.
-    let (_, pk) = h
-        .call(
-            "POST",
-            "/v1/api-keys",
-            Some(&owner.access),
-            Some(json!({"name": "p", "role": "editor", "project_id": pid, "expires_in_days": 1})),
-        )
-        .await;
-    let pkey = pk["key"].as_str().unwrap().to_string();
-    let (s, _) = h
-        .call("GET", &format!("/v1/projects/{pid}"), Some(&pkey), None)
-        .await;
-    assert_eq!(s, 200);
-    let (_, v) = h
-        .call(
-            "GET",
-            &format!("/v1/projects/{}", p2["id"].as_str().unwrap()),
-            Some(&pkey),
-            None,
-        )
-        .await;
-    assert_eq!(code_of(&v), "not_found");
-    let (_, v) = h.call("GET", "/v1/members", Some(&pkey), None).await;
-    assert_eq!(code_of(&v), "forbidden");
-    let (_, l) = h.call("GET", "/v1/projects", Some(&pkey), None).await;
-    assert_eq!(l.as_array().unwrap().len(), 1);
+    let pkey = h
+        .api
+        .create_api_key(&owner.access, &req("p", Role::Editor, Some(&pid), 1))
+        .await
+        .unwrap()
+        .key;
+    h.api.project(&pkey, &pid).await.unwrap();
+    assert_eq!(code(h.api.project(&pkey, &p2).await), ErrorCode::NotFound);
+    assert_eq!(code(h.api.members(&pkey).await), ErrorCode::Forbidden);
+    assert_eq!(h.api.projects(&pkey).await.unwrap().len(), 1);
 
-    let kid = k["api_key"]["id"].as_str().unwrap();
-    let (s, _) = h
-        .call(
-            "DELETE",
-            &format!("/v1/api-keys/{kid}"),
-            Some(&owner.access),
-            None,
-        )
-        .await;
-    assert_eq!(s, 204);
-    let (_, v) = h.call("GET", "/v1/projects", Some(&key), None).await;
-    assert_eq!(code_of(&v), "unauthorized");
-    let (_, v) = h
-        .call("GET", "/v1/projects", Some(&format!("{}x", &pkey)), None)
-        .await;
-    assert_eq!(code_of(&v), "unauthorized");
+    h.api
+        .revoke_api_key(&owner.access, &k.api_key.id)
+        .await
+        .unwrap();
+    assert_eq!(code(h.api.projects(&key).await), ErrorCode::Unauthorized);
+    assert_eq!(
+        code(h.api.projects(&format!("{pkey}x")).await),
+        ErrorCode::Unauthorized
+    );
     h.clock.advance(Duration::days(2));
-    let (_, v) = h.call("GET", "/v1/projects", Some(&pkey), None).await;
-    assert_eq!(code_of(&v), "token_expired");
+    assert_eq!(code(h.api.projects(&pkey).await), ErrorCode::TokenExpired);
     let events = h.audit("lab").await;
     assert!(events.iter().any(|e| e.user.starts_with("apikey:")));
 }
@@ -788,114 +557,114 @@ async fn audit_events_are_chained_queryable_exportable_and_tamper_evident() {
     let email = h.tenant("lab").await;
     let owner = h.login("lab", &email).await;
     let viewer = h
-        .add_member("lab", &owner, "viewer@lab.test", "viewer")
+        .add_member("lab", &owner, "viewer@lab.test", Role::Viewer)
         .await;
     // Each call (read, change, refusal) adds exactly one event.
-    for (m, path, body) in [
-        ("GET", "/v1/me", None),
-        ("GET", "/v1/tenant", None),
-        ("POST", "/v1/projects", Some(json!({"name": "p"}))),
-        ("GET", "/v1/members", None),
-        ("GET", "/v1/access-review", None),
-    ] {
+    let v = viewer.access.as_str();
+    for step in 0..5 {
         let before = h.audit("lab").await.len();
-        h.call(m, path, Some(&viewer.access), body).await;
-        assert_eq!(h.audit("lab").await.len(), before + 1, "{m} {path}");
+        match step {
+            0 => drop(h.api.me(v).await),
+            1 => drop(h.api.tenant(v).await),
+            2 => drop(h.api.create_project(v, "p").await),
+            3 => drop(h.api.members(v).await),
+            _ => drop(h.api.access_review(v, &ReviewQuery::default()).await),
+        }
+        assert_eq!(h.audit("lab").await.len(), before + 1, "call {step}");
     }
-    let (_, v) = h.call("GET", "/v1/audit", Some(&viewer.access), None).await;
-    assert_eq!(code_of(&v), "forbidden");
-    h.call("GET", "/v1/projects", Some(&viewer.access), None)
-        .await;
-
-    let (s, page) = h
-        .call("GET", "/v1/audit?limit=2", Some(&owner.access), None)
-        .await;
-    assert_eq!(s, 200, "{page}");
-    let ev = page["events"].as_array().unwrap();
-    assert_eq!(ev.len(), 2);
-    assert!(
-        ev[0]["seq"].as_u64() > ev[1]["seq"].as_u64(),
-        "newest first"
+    assert_eq!(
+        code(h.api.audit(v, &AuditQuery::default()).await),
+        ErrorCode::Forbidden
     );
-    // The page (served without decoding the stored hashes) is exactly the chain's wire form.
+    h.api.projects(v).await.unwrap();
+
+    let q = |f: fn(&mut AuditQuery)| {
+        let mut a = AuditQuery::default();
+        f(&mut a);
+        a
+    };
+    let page = h
+        .api
+        .audit(&owner.access, &q(|a| a.limit = Some(2)))
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 2);
+    assert!(page.events[0].seq > page.events[1].seq, "newest first");
+    // The page (served without decoding the stored hashes) is exactly the stored chain.
     let chain = h.audit("lab").await;
-    for e in ev {
-        let seq = e["seq"].as_u64().unwrap();
-        let stored = chain.iter().find(|c| c.seq == seq).unwrap();
-        assert_eq!(*e, serde_json::to_value(stored).unwrap());
+    for e in &page.events {
+        assert_eq!(chain.iter().find(|c| c.seq == e.seq).unwrap(), e);
     }
     // A filtered page (served from the blocking pool) agrees with the filter.
-    let (_, denied) = h
-        .call(
-            "GET",
-            "/v1/audit?result=denied&limit=500",
-            Some(&owner.access),
-            None,
+    let denied = h
+        .api
+        .audit(
+            &owner.access,
+            &q(|a| {
+                a.result = Some("denied".into());
+                a.limit = Some(500)
+            }),
         )
-        .await;
-    let denied = denied["events"].as_array().unwrap();
-    assert!(!denied.is_empty());
-    assert!(denied.iter().all(|e| e["result"] == "denied"));
-    let cursor = page["next_cursor"].as_str().unwrap();
-    let (_, next) = h
-        .call(
-            "GET",
-            &format!("/v1/audit?limit=2&cursor={cursor}"),
-            Some(&owner.access),
-            None,
-        )
-        .await;
-    assert!(next["events"][0]["seq"].as_u64() < ev[1]["seq"].as_u64());
+        .await
+        .unwrap();
+    assert!(!denied.events.is_empty());
+    assert!(denied.events.iter().all(|e| e.result == Outcome::Denied));
+    let cursor = page.next_cursor.clone().unwrap();
+    let mut next_q = q(|a| a.limit = Some(2));
+    next_q.cursor = Some(cursor);
+    let next = h.api.audit(&owner.access, &next_q).await.unwrap();
+    assert!(next.events[0].seq < page.events[1].seq);
 
-    let (_, denied) = h
-        .call(
-            "GET",
-            "/v1/audit?result=denied&action=audit.",
-            Some(&owner.access),
-            None,
+    let denied = h
+        .api
+        .audit(
+            &owner.access,
+            &q(|a| {
+                a.result = Some("denied".into());
+                a.action = Some("audit.".into())
+            }),
         )
-        .await;
-    let d = &denied["events"][0];
+        .await
+        .unwrap();
+    let d = &denied.events[0];
     assert_eq!(
-        (d["user"].as_str(), d["result"].as_str()),
-        (Some("viewer@lab.test"), Some("denied"))
+        (d.user.as_str(), d.result),
+        ("viewer@lab.test", Outcome::Denied)
     );
-    assert_eq!(d["ip_address"], "127.0.0.1");
-    assert_eq!(d["user_agent"], "labvault-tests/1");
-    let (_, v) = h
-        .call(
-            "GET",
-            "/v1/audit?action=project.list&user=viewer@lab.test",
-            Some(&owner.access),
-            None,
+    assert_eq!(d.ip_address, "127.0.0.1");
+    assert_eq!(d.user_agent, UA);
+    let one = h
+        .api
+        .audit(
+            &owner.access,
+            &q(|a| {
+                a.action = Some("project.list".into());
+                a.user = Some("viewer@lab.test".into())
+            }),
         )
-        .await;
-    assert_eq!(v["events"].as_array().unwrap().len(), 1);
+        .await
+        .unwrap();
+    assert_eq!(one.events.len(), 1);
     // LIKE metacharacters in a prefix filter match literally.
-    let (_, v) = h
-        .call("GET", "/v1/audit?action=%25", Some(&owner.access), None)
-        .await;
-    assert_eq!(v["events"].as_array().unwrap().len(), 0);
+    let none = h
+        .api
+        .audit(&owner.access, &q(|a| a.action = Some("%".into())))
+        .await
+        .unwrap();
+    assert!(none.events.is_empty());
 
-    let (s, csv) = h
-        .call_raw(
-            "GET",
-            "/v1/audit/export?format=csv",
-            Some(&owner.access),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200);
+    let csv = h
+        .api
+        .audit_export(&owner.access, &q(|a| a.format = Some("csv".into())))
+        .await
+        .unwrap();
     assert!(csv.starts_with(&labvault_governance::export::CSV_HEADER.join(",")));
-    let (_, jsonl) = h
-        .call_raw(
-            "GET",
-            "/v1/audit/export?format=jsonl",
-            Some(&owner.access),
-            None,
-        )
-        .await;
-    let lines: Vec<labvault_wire::AuditEvent> = jsonl
+    let jsonl = h
+        .api
+        .audit_export(&owner.access, &q(|a| a.format = Some("jsonl".into())))
+        .await
+        .unwrap();
+    let lines: Vec<AuditEvent> = jsonl
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -924,15 +693,17 @@ async fn audit_events_are_chained_queryable_exportable_and_tamper_evident() {
         |_| {}
     )
     .is_err());
-    let (_, rep) = h
-        .call("GET", "/v1/audit/verify", Some(&owner.access), None)
-        .await;
-    assert_eq!(rep["ok"], true);
+    assert!(h.api.audit_verify(&owner.access).await.unwrap().ok);
 
-    // Append-only through the API.
+    // Append-only through the API: no route changes events.
     for m in ["PUT", "DELETE", "POST"] {
         let (s, _) = h
-            .call(m, "/v1/audit", Some(&owner.access), Some(json!({})))
+            .call(
+                m,
+                "/v1/audit",
+                Some(&owner.access),
+                Some(serde_json::json!({})),
+            )
             .await;
         assert_eq!(s.as_u16(), 405, "{m} /v1/audit");
     }
@@ -944,11 +715,9 @@ async fn audit_events_are_chained_queryable_exportable_and_tamper_evident() {
         [],
     )
     .unwrap();
-    let (_, rep) = h
-        .call("GET", "/v1/audit/verify", Some(&owner.access), None)
-        .await;
-    assert_eq!(rep["ok"], false);
-    assert!(rep["first_bad_seq"].as_u64().is_some());
+    let rep = h.api.audit_verify(&owner.access).await.unwrap();
+    assert!(!rep.ok);
+    assert!(rep.first_bad_seq.is_some());
 }
 
 #[tokio::test]
@@ -957,112 +726,69 @@ async fn retention_defaults_overrides_and_audit_log_minimum() {
     let email = h.tenant("lab").await;
     let owner = h.login("lab", &email).await;
     let owner = h.enroll_and_relogin("lab", &owner).await;
-    let viewer = h.add_member("lab", &owner, "v@lab.test", "viewer").await;
-    let (s, r) = h
-        .call("GET", "/v1/retention", Some(&viewer.access), None)
+    let viewer = h
+        .add_member("lab", &owner, "v@lab.test", Role::Viewer)
         .await;
-    assert_eq!(s, 200, "{r}");
-    let period = |r: &serde_json::Value, t: &str| {
-        r["rules"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["data_type"] == t)
-            .unwrap()["period"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    assert_eq!(period(&r["tenant"], "research_data"), "7y");
-    assert_eq!(period(&r["tenant"], "analysis_result"), "7y");
-    assert_eq!(period(&r["tenant"], "audit_log"), "6y");
-    assert_eq!(period(&r["tenant"], "backup"), "90d");
+    let r = h.api.retention(&viewer.access).await.unwrap();
+    assert_eq!(period(&r.tenant, DataType::ResearchData), "7y");
+    assert_eq!(period(&r.tenant, DataType::AnalysisResult), "7y");
+    assert_eq!(period(&r.tenant, DataType::AuditLog), "6y");
+    assert_eq!(period(&r.tenant, DataType::Backup), "90d");
     assert_eq!(
-        period(&r["tenant"], "session_data"),
+        period(&r.tenant, DataType::SessionData),
         "90d",
         "professional tier"
     );
     for (t, p) in [
-        ("audit_log", "5y"),
-        ("audit_log", "2000d"),
-        ("backup", "0d"),
-        ("backup", "ten days"),
-        ("session_data", "10d"),
+        (DataType::AuditLog, "5y"),
+        (DataType::AuditLog, "2000d"),
+        (DataType::Backup, "0d"),
+        (DataType::Backup, "ten days"),
+        (DataType::SessionData, "10d"),
     ] {
-        let (_, v) = h
-            .call(
-                "PUT",
-                "/v1/retention",
-                Some(&owner.access),
-                Some(json!({"rules": [{"data_type": t, "period": p}]})),
-            )
-            .await;
-        assert_eq!(code_of(&v), "invalid_input", "{t}={p}");
+        assert_eq!(
+            code(h.api.set_retention(&owner.access, &rules(t, p)).await),
+            ErrorCode::InvalidInput,
+            "{t}={p}"
+        );
     }
-    let (_, v) = h
-        .call(
-            "PUT",
-            "/v1/retention",
-            Some(&viewer.access),
-            Some(json!({"rules": [{"data_type": "backup", "period": "30d"}]})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "forbidden");
-    let (s, _) = h
-        .call(
-            "PUT",
-            "/v1/retention",
-            Some(&owner.access),
-            Some(json!({"rules": [{"data_type": "audit_log", "period": "10y"}]})),
-        )
-        .await;
-    assert_eq!(s, 200, "raising audit retention is fine");
-    let (_, p) = h
-        .call(
-            "POST",
-            "/v1/projects",
-            Some(&owner.access),
-            Some(json!({"name": "p"})),
-        )
-        .await;
-    let pid = p["id"].as_str().unwrap();
-    let (s, pol) = h
-        .call(
-            "PUT",
-            &format!("/v1/projects/{pid}/retention"),
-            Some(&owner.access),
-            Some(json!({"rules": [{"data_type": "research_data", "period": "10y"}]})),
-        )
-        .await;
-    assert_eq!(s, 200, "{pol}");
-    assert_eq!(period(&pol, "research_data"), "10y");
     assert_eq!(
-        period(&pol, "audit_log"),
+        code(
+            h.api
+                .set_retention(&viewer.access, &rules(DataType::Backup, "30d"))
+                .await
+        ),
+        ErrorCode::Forbidden
+    );
+    h.api
+        .set_retention(&owner.access, &rules(DataType::AuditLog, "10y"))
+        .await
+        .expect("raising audit retention is fine");
+    let pid = h.api.create_project(&owner.access, "p").await.unwrap().id;
+    let pol = h
+        .api
+        .set_project_retention(&owner.access, &pid, &rules(DataType::ResearchData, "10y"))
+        .await
+        .unwrap();
+    assert_eq!(period(&pol, DataType::ResearchData), "10y");
+    assert_eq!(
+        period(&pol, DataType::AuditLog),
         "10y",
         "inherits the tenant override"
     );
-    let (_, r) = h
-        .call("GET", "/v1/retention", Some(&viewer.access), None)
-        .await;
+    let r = h.api.retention(&viewer.access).await.unwrap();
     assert_eq!(
-        period(&r["tenant"], "research_data"),
+        period(&r.tenant, DataType::ResearchData),
         "7y",
         "override is per project"
     );
-    assert_eq!(r["projects"][0]["project_id"], pid);
-    let (s, t) = h
-        .call(
-            "PUT",
-            "/v1/tenant/plan",
-            Some(&owner.access),
-            Some(json!({"plan": "starter"})),
-        )
-        .await;
-    assert_eq!(s, 200, "{t}");
-    let (_, r) = h
-        .call("GET", "/v1/retention", Some(&viewer.access), None)
-        .await;
-    assert_eq!(period(&r["tenant"], "session_data"), "30d");
+    assert_eq!(r.projects[0].project_id, pid);
+    h.api
+        .set_plan(&owner.access, PlanTier::Starter)
+        .await
+        .unwrap();
+    let r = h.api.retention(&viewer.access).await.unwrap();
+    assert_eq!(period(&r.tenant, DataType::SessionData), "30d");
     assert!(h
         .audit("lab")
         .await
@@ -1076,62 +802,37 @@ async fn account_and_tenant_deletion_are_irreversible_and_audited() {
     let email = h.tenant("lab").await;
     let owner = h.login("lab", &email).await;
     let owner = h.enroll_and_relogin("lab", &owner).await;
-    let member = h.add_member("lab", &owner, "m@lab.test", "editor").await;
-    let (_, v) = h
-        .call(
-            "DELETE",
-            "/v1/me",
-            Some(&member.access),
-            Some(json!({"password": "Wrong-horse-9"})),
-        )
+    let member = h
+        .add_member("lab", &owner, "m@lab.test", Role::Editor)
         .await;
-    assert_eq!(code_of(&v), "invalid_credentials");
-    let (s, _) = h
-        .call(
-            "DELETE",
-            "/v1/me",
-            Some(&member.access),
-            Some(json!({"password": PW})),
-        )
-        .await;
-    assert_eq!(s, 204);
-    let (_, v) = h.call("GET", "/v1/me", Some(&member.access), None).await;
-    assert_eq!(code_of(&v), "unauthorized");
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/auth/login",
-            None,
-            Some(json!({"tenant": "lab", "email": "m@lab.test", "password": PW})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "invalid_credentials");
+    let del = |pw: &str| DeleteAccountRequest {
+        password: pw.into(),
+    };
+    assert_eq!(
+        code(h.api.delete_me(&member.access, &del("Wrong-horse-9")).await),
+        ErrorCode::InvalidCredentials
+    );
+    h.api.delete_me(&member.access, &del(PW)).await.unwrap();
+    assert_eq!(
+        code(h.api.me(&member.access).await),
+        ErrorCode::Unauthorized
+    );
+    assert_eq!(
+        code(h.api.login(&login_req("lab", "m@lab.test", PW)).await),
+        ErrorCode::InvalidCredentials
+    );
     assert!(h
         .audit("lab")
         .await
         .iter()
         .any(|e| e.action.as_str() == "account.delete"));
 
-    let (_, v) = h
-        .call(
-            "DELETE",
-            "/v1/tenant",
-            Some(&owner.access),
-            Some(json!({"confirm_slug": "nope"})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "invalid_input");
-    let (s, _) = h
-        .call(
-            "DELETE",
-            "/v1/tenant",
-            Some(&owner.access),
-            Some(json!({"confirm_slug": "lab"})),
-        )
-        .await;
-    assert_eq!(s, 204);
-    let (_, v) = h.call("GET", "/v1/me", Some(&owner.access), None).await;
-    assert_eq!(code_of(&v), "unauthorized");
+    assert_eq!(
+        code(h.api.delete_tenant(&owner.access, "nope").await),
+        ErrorCode::InvalidInput
+    );
+    h.api.delete_tenant(&owner.access, "lab").await.unwrap();
+    assert_eq!(code(h.api.me(&owner.access).await), ErrorCode::Unauthorized);
     assert!(h.server.state.store.tenant_by_slug("lab").await.is_err());
     let sys = h
         .server
@@ -1183,32 +884,26 @@ async fn tenant_can_require_mfa_for_all_members() {
     let email = h.tenant("lab").await;
     let owner = h.login("lab", &email).await;
     let owner = h.enroll_and_relogin("lab", &owner).await;
-    let member = h.add_member("lab", &owner, "m@lab.test", "editor").await;
-    let (s, _) = h
-        .call(
-            "PUT",
-            "/v1/tenant/settings",
-            Some(&owner.access),
-            Some(json!({"require_mfa": true})),
-        )
+    let member = h
+        .add_member("lab", &owner, "m@lab.test", Role::Editor)
         .await;
-    assert_eq!(s, 200);
-    let (s, v) = h
-        .call("GET", "/v1/projects", Some(&member.access), None)
-        .await;
-    assert_eq!((s.as_u16(), code_of(&v)), (403, "mfa_enrollment_required"));
+    h.api
+        .set_settings(&owner.access, &TenantSettingsRequest { require_mfa: true })
+        .await
+        .unwrap();
+    assert_eq!(
+        api_err(h.api.projects(&member.access).await),
+        (403, ErrorCode::MfaEnrollmentRequired)
+    );
     let member = h.enroll_and_relogin("lab", &member).await;
-    let (s, _) = h
-        .call("GET", "/v1/projects", Some(&member.access), None)
-        .await;
-    assert_eq!(s, 200);
+    h.api.projects(&member.access).await.unwrap();
 }
 
 #[tokio::test]
 async fn responses_carry_security_headers_and_tls_below_1_3_is_refused() {
     let h = harness().await;
     let resp = h
-        .client
+        .http
         .get(format!("{}/v1/health", h.base))
         .send()
         .await
@@ -1245,6 +940,7 @@ async fn responses_carry_security_headers_and_tls_below_1_3_is_refused() {
         .await;
     assert!(r.is_err() || !r.unwrap().status().is_success());
     assert!(h.server.pin.starts_with("sha256/"));
+    assert_eq!(h.api.health().await.unwrap().api_version, "v1");
 }
 
 #[tokio::test]
@@ -1252,96 +948,63 @@ async fn invitations_are_single_use_expire_and_can_be_revoked() {
     let h = harness().await;
     let email = h.tenant("lab").await;
     let owner = h.login("lab", &email).await;
-    let invite = |email: &'static str, role: &'static str| {
-        h.call(
-            "POST",
-            "/v1/invitations",
-            Some(&owner.access),
-            Some(json!({"email": email, "role": role})),
-        )
+    let invite = async |email: &'static str, role: Role, hours: Option<u32>| {
+        h.api
+            .create_invitation(
+                &owner.access,
+                &InvitationRequest {
+                    email: email.into(),
+                    role,
+                    expires_in_hours: hours,
+                },
+            )
+            .await
     };
-    let (_, inv) = invite("new@lab.test", "editor").await;
-    let token = inv["token"].clone();
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/invitations/accept",
-            None,
-            Some(json!({"token": token, "password": "password1"})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "weak_password");
-    let (s, m) = h
-        .call(
-            "POST",
-            "/v1/invitations/accept",
-            None,
-            Some(json!({"token": token, "password": PW})),
-        )
-        .await;
-    assert_eq!(s, 201, "{m}");
-    assert_eq!(m["role"], "editor");
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/invitations/accept",
-            None,
-            Some(json!({"token": token, "password": PW})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "not_found", "single use");
+    let accept = async |token: &str, password: &str| {
+        h.api
+            .accept_invitation(&AcceptInvitationRequest {
+                token: token.into(),
+                password: password.into(),
+            })
+            .await
+    };
+    let inv = invite("new@lab.test", Role::Editor, None).await.unwrap();
+    assert_eq!(
+        code(accept(&inv.token, "password1").await),
+        ErrorCode::WeakPassword
+    );
+    let m = accept(&inv.token, PW).await.unwrap();
+    assert_eq!(m.role, Role::Editor);
+    assert_eq!(
+        code(accept(&inv.token, PW).await),
+        ErrorCode::NotFound,
+        "single use"
+    );
     h.login("lab", "new@lab.test").await;
 
-    let (_, dup) = invite("new@lab.test", "viewer").await;
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/invitations/accept",
-            None,
-            Some(json!({"token": dup["token"], "password": PW})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "conflict", "already a member");
+    let dup = invite("new@lab.test", Role::Viewer, None).await.unwrap();
+    assert_eq!(
+        code(accept(&dup.token, PW).await),
+        ErrorCode::Conflict,
+        "already a member"
+    );
 
-    let (_, revoked) = invite("r@lab.test", "viewer").await;
-    let id = revoked["invitation"]["id"].as_str().unwrap();
-    let (s, _) = h
-        .call(
-            "DELETE",
-            &format!("/v1/invitations/{id}"),
-            Some(&owner.access),
-            None,
-        )
-        .await;
-    assert_eq!(s, 204);
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/invitations/accept",
-            None,
-            Some(json!({"token": revoked["token"], "password": PW})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "not_found");
+    let revoked = invite("r@lab.test", Role::Viewer, None).await.unwrap();
+    h.api
+        .revoke_invitation(&owner.access, &revoked.invitation.id)
+        .await
+        .unwrap();
+    assert_eq!(code(accept(&revoked.token, PW).await), ErrorCode::NotFound);
 
-    let (_, late) = h
-        .call(
-            "POST",
-            "/v1/invitations",
-            Some(&owner.access),
-            Some(json!({"email": "late@lab.test", "role": "viewer", "expires_in_hours": 1})),
-        )
-        .await;
+    let late = invite("late@lab.test", Role::Viewer, Some(1))
+        .await
+        .unwrap();
     h.clock.advance(Duration::minutes(61));
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/invitations/accept",
-            None,
-            Some(json!({"token": late["token"], "password": PW})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "not_found", "expired");
+    assert_eq!(
+        code(accept(&late.token, PW).await),
+        ErrorCode::NotFound,
+        "expired"
+    );
     let actions: Vec<String> = h
         .audit("lab")
         .await
@@ -1364,75 +1027,56 @@ async fn password_change_needs_the_current_password_and_logs_out_other_sessions(
     let a = h.login("lab", &email).await;
     let b = h.login("lab", &email).await;
     const NEW: &str = "Battery-Staple-42";
-    let change =
-        |current: &str, new: &str| json!({"current_password": current, "new_password": new});
-
-    let (s, v) = h
-        .call(
-            "POST",
-            "/v1/me/password",
-            Some(&a.access),
-            Some(change("Wrong-pass-1", NEW)),
-        )
-        .await;
-    assert_eq!((s.as_u16(), code_of(&v)), (401, "invalid_credentials"));
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/me/password",
-            Some(&a.access),
-            Some(change(PW, "short")),
-        )
-        .await;
-    assert_eq!(code_of(&v), "weak_password");
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/me/password",
-            Some(&a.access),
-            Some(change(PW, PW)),
-        )
-        .await;
-    assert_eq!(code_of(&v), "invalid_input");
+    let change = |current: &str, new: &str| ChangePasswordRequest {
+        current_password: current.into(),
+        new_password: new.into(),
+    };
+    assert_eq!(
+        api_err(
+            h.api
+                .change_password(&a.access, &change("Wrong-pass-1", NEW))
+                .await
+        ),
+        (401, ErrorCode::InvalidCredentials)
+    );
+    assert_eq!(
+        code(h.api.change_password(&a.access, &change(PW, "short")).await),
+        ErrorCode::WeakPassword
+    );
+    assert_eq!(
+        code(h.api.change_password(&a.access, &change(PW, PW)).await),
+        ErrorCode::InvalidInput
+    );
     // Nothing changed so far: B still works and the old password still logs in.
-    let (s, _) = h.call("GET", "/v1/me", Some(&b.access), None).await;
-    assert_eq!(s, 200);
+    h.api.me(&b.access).await.unwrap();
     let c = h.login("lab", &email).await;
 
-    let (s, v) = h
-        .call(
-            "POST",
-            "/v1/me/password",
-            Some(&a.access),
-            Some(change(PW, NEW)),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
-    assert_eq!(v["sessions_revoked"], 2, "B and C, not the caller's own");
-    let (s, _) = h.call("GET", "/v1/me", Some(&a.access), None).await;
-    assert_eq!(s, 200, "the caller stays logged in");
+    let r = h
+        .api
+        .change_password(&a.access, &change(PW, NEW))
+        .await
+        .unwrap();
+    assert_eq!(r.sessions_revoked, 2, "B and C, not the caller's own");
+    h.api
+        .me(&a.access)
+        .await
+        .expect("the caller stays logged in");
     for other in [&b, &c] {
-        let (_, v) = h.call("GET", "/v1/me", Some(&other.access), None).await;
-        assert_eq!(code_of(&v), "unauthorized");
-        let (_, v) = h
-            .call(
-                "POST",
-                "/v1/auth/refresh",
-                None,
-                Some(json!({"refresh_token": other.refresh})),
-            )
-            .await;
-        assert_eq!(code_of(&v), "invalid_refresh_token");
+        assert_eq!(code(h.api.me(&other.access).await), ErrorCode::Unauthorized);
+        assert_eq!(
+            code(h.api.refresh(&other.refresh).await),
+            ErrorCode::InvalidRefreshToken
+        );
     }
-    let login = |pw: &str| json!({"tenant": "lab", "email": email, "password": pw});
-    let (_, v) = h
-        .call("POST", "/v1/auth/login", None, Some(login(PW)))
-        .await;
-    assert_eq!(code_of(&v), "invalid_credentials", "old password refused");
-    let (s, v) = h
-        .call("POST", "/v1/auth/login", None, Some(login(NEW)))
-        .await;
-    assert_eq!((s.as_u16(), v["status"].as_str()), (200, Some("ok")));
+    assert_eq!(
+        code(h.api.login(&login_req("lab", &email, PW)).await),
+        ErrorCode::InvalidCredentials,
+        "old password refused"
+    );
+    assert!(matches!(
+        h.api.login(&login_req("lab", &email, NEW)).await.unwrap(),
+        LoginResponse::Ok(_)
+    ));
 
     let audit = h.audit("lab").await;
     let changes: Vec<_> = audit
@@ -1456,23 +1100,24 @@ async fn wrong_current_passwords_count_towards_the_lockout() {
     let h = harness().await;
     let email = h.tenant("lab").await;
     let a = h.login("lab", &email).await;
-    let body = json!({"current_password": "Wrong-pass-1", "new_password": "Battery-Staple-42"});
+    let wrong = ChangePasswordRequest {
+        current_password: "Wrong-pass-1".into(),
+        new_password: "Battery-Staple-42".into(),
+    };
     for _ in 0..h.server.state.cfg.max_failed_logins {
-        let (_, v) = h
-            .call(
-                "POST",
-                "/v1/me/password",
-                Some(&a.access),
-                Some(body.clone()),
-            )
-            .await;
-        assert_eq!(code_of(&v), "invalid_credentials");
+        assert_eq!(
+            code(h.api.change_password(&a.access, &wrong).await),
+            ErrorCode::InvalidCredentials
+        );
     }
-    let good = json!({"current_password": PW, "new_password": "Battery-Staple-42"});
-    let (s, v) = h
-        .call("POST", "/v1/me/password", Some(&a.access), Some(good))
-        .await;
-    assert_eq!((s.as_u16(), code_of(&v)), (429, "rate_limited"));
+    let good = ChangePasswordRequest {
+        current_password: PW.into(),
+        new_password: "Battery-Staple-42".into(),
+    };
+    assert_eq!(
+        api_err(h.api.change_password(&a.access, &good).await),
+        (429, ErrorCode::RateLimited)
+    );
     assert!(h
         .audit("lab")
         .await
@@ -1491,76 +1136,63 @@ async fn own_mfa_can_be_disabled_with_password_and_code_only() {
         .await;
     let secret = u.totp.clone().unwrap();
     h.clock.advance(Duration::seconds(30));
-    let disable = |pw: &str, code: &str| json!({"password": pw, "code": code});
+    let disable = |pw: &str, code: &str| DisableMfaRequest {
+        password: pw.into(),
+        code: code.into(),
+    };
 
-    let (_, v) = h
-        .call(
-            "DELETE",
-            "/v1/me/mfa",
-            Some(&u.access),
-            Some(disable("Wrong-pass-1", &h.code(&secret))),
-        )
-        .await;
-    assert_eq!(code_of(&v), "invalid_credentials");
-    let (_, v) = h
-        .call(
-            "DELETE",
-            "/v1/me/mfa",
-            Some(&u.access),
-            Some(disable(PW, "000000")),
-        )
-        .await;
-    assert_eq!(code_of(&v), "invalid_mfa_code");
-    let (_, me) = h.call("GET", "/v1/me", Some(&u.access), None).await;
-    assert_eq!(me["mfa_enrolled"], true, "failed attempts changed nothing");
-
-    let code = h.code(&secret);
-    let (s, v) = h
-        .call(
-            "DELETE",
-            "/v1/me/mfa",
-            Some(&u.access),
-            Some(disable(PW, &code)),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
     assert_eq!(
-        v["sessions_revoked"], 2,
+        code(
+            h.api
+                .mfa_disable(&u.access, &disable("Wrong-pass-1", &h.code(&secret)))
+                .await
+        ),
+        ErrorCode::InvalidCredentials
+    );
+    assert_eq!(
+        code(h.api.mfa_disable(&u.access, &disable(PW, "000000")).await),
+        ErrorCode::InvalidMfaCode
+    );
+    assert!(
+        h.api.me(&u.access).await.unwrap().mfa_enrolled,
+        "failed attempts changed nothing"
+    );
+
+    let totp = h.code(&secret);
+    let r = h
+        .api
+        .mfa_disable(&u.access, &disable(PW, &totp))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.sessions_revoked, 2,
         "the pre-MFA session and the other one"
     );
-    let (_, me) = h.call("GET", "/v1/me", Some(&u.access), None).await;
-    assert_eq!(me["mfa_enrolled"], false);
-    let (_, v) = h.call("GET", "/v1/me", Some(&other.access), None).await;
-    assert_eq!(code_of(&v), "unauthorized", "other sessions revoked");
+    assert!(!h.api.me(&u.access).await.unwrap().mfa_enrolled);
+    assert_eq!(
+        code(h.api.me(&other.access).await),
+        ErrorCode::Unauthorized,
+        "other sessions revoked"
+    );
     // The kept session lost its step-up: admin operations need MFA again.
-    let (_, v) = h
-        .call(
-            "PUT",
-            "/v1/tenant/settings",
-            Some(&u.access),
-            Some(json!({"require_mfa": false})),
-        )
-        .await;
-    assert_eq!(code_of(&v), "mfa_required");
-    let (_, v) = h
-        .call(
-            "DELETE",
-            "/v1/me/mfa",
-            Some(&u.access),
-            Some(disable(PW, &code)),
-        )
-        .await;
-    assert_eq!(code_of(&v), "conflict", "nothing left to disable");
+    assert_eq!(
+        code(
+            h.api
+                .set_settings(&u.access, &TenantSettingsRequest { require_mfa: false })
+                .await
+        ),
+        ErrorCode::MfaRequired
+    );
+    assert_eq!(
+        code(h.api.mfa_disable(&u.access, &disable(PW, &totp)).await),
+        ErrorCode::Conflict,
+        "nothing left to disable"
+    );
     // Login is one step again.
-    let (_, v) = h
-        .call(
-            "POST",
-            "/v1/auth/login",
-            None,
-            Some(json!({"tenant": "lab", "email": email, "password": PW})),
-        )
-        .await;
-    assert_eq!(v["status"], "ok");
+    assert!(matches!(
+        h.api.login(&login_req("lab", &email, PW)).await.unwrap(),
+        LoginResponse::Ok(_)
+    ));
     let results: Vec<_> = h
         .audit("lab")
         .await
@@ -1585,65 +1217,59 @@ async fn admin_mfa_reset_needs_step_up_and_spares_owners() {
     let email = h.tenant("lab").await;
     let owner = h.login("lab", &email).await;
     let owner = h.enroll_and_relogin("lab", &owner).await;
-    let admin = h.add_member("lab", &owner, "a@lab.test", "admin").await;
+    let admin = h.add_member("lab", &owner, "a@lab.test", Role::Admin).await;
     let admin = h.enroll_and_relogin("lab", &admin).await;
-    let member = h.add_member("lab", &owner, "m@lab.test", "editor").await;
+    let member = h
+        .add_member("lab", &owner, "m@lab.test", Role::Editor)
+        .await;
     let member = h.enroll_and_relogin("lab", &member).await;
-    let reset = |id: &str| format!("/v1/members/{id}/mfa/reset");
 
-    let (_, v) = h
-        .call("POST", &reset(&owner.id), Some(&admin.access), None)
-        .await;
-    assert_eq!(code_of(&v), "forbidden", "an Admin cannot reset an Owner");
-    let (_, v) = h
-        .call("POST", &reset(&owner.id), Some(&owner.access), None)
-        .await;
     assert_eq!(
-        code_of(&v),
-        "invalid_input",
+        code(h.api.reset_member_mfa(&admin.access, &owner.id).await),
+        ErrorCode::Forbidden,
+        "an Admin cannot reset an Owner"
+    );
+    assert_eq!(
+        code(h.api.reset_member_mfa(&owner.access, &owner.id).await),
+        ErrorCode::InvalidInput,
         "own MFA goes through /v1/me/mfa"
     );
     h.clock
         .advance(Duration::seconds(h.server.state.cfg.step_up_window + 1));
-    let (_, v) = h
-        .call("POST", &reset(&member.id), Some(&owner.access), None)
-        .await;
-    assert_eq!(code_of(&v), "mfa_required", "stale MFA");
-    let (_, me) = h.call("GET", "/v1/me", Some(&member.access), None).await;
-    assert_eq!(me["mfa_enrolled"], true, "refusals changed nothing");
+    assert_eq!(
+        code(h.api.reset_member_mfa(&owner.access, &member.id).await),
+        ErrorCode::MfaRequired,
+        "stale MFA"
+    );
+    assert!(
+        h.api.me(&member.access).await.unwrap().mfa_enrolled,
+        "refusals changed nothing"
+    );
 
     let secret = owner.totp.clone().unwrap();
-    let (s, v) = h
-        .call(
-            "POST",
-            "/v1/auth/step-up",
-            Some(&owner.access),
-            Some(json!({"code": h.code(&secret)})),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
-    let stepped = v["access_token"].as_str().unwrap().to_string();
-    let (s, v) = h
-        .call("POST", &reset(&member.id), Some(&stepped), None)
-        .await;
-    assert_eq!(s, 200, "{v}");
-    assert!(v["sessions_revoked"].as_u64().unwrap() >= 1);
-    let (_, v) = h.call("GET", "/v1/me", Some(&member.access), None).await;
+    let stepped = h
+        .api
+        .step_up(&owner.access, &h.code(&secret))
+        .await
+        .unwrap()
+        .access_token;
+    let r = h.api.reset_member_mfa(&stepped, &member.id).await.unwrap();
+    assert!(r.sessions_revoked >= 1);
     assert_eq!(
-        code_of(&v),
-        "unauthorized",
+        code(h.api.me(&member.access).await),
+        ErrorCode::Unauthorized,
         "every session of the member is revoked"
     );
     let again = h.login("lab", "m@lab.test").await;
-    let (_, me) = h.call("GET", "/v1/me", Some(&again.access), None).await;
-    assert_eq!(
-        me["mfa_enrolled"], false,
+    assert!(
+        !h.api.me(&again.access).await.unwrap().mfa_enrolled,
         "password-only login, then enrol again"
     );
-    let (_, v) = h
-        .call("POST", &reset(&member.id), Some(&stepped), None)
-        .await;
-    assert_eq!(code_of(&v), "conflict", "nothing to reset");
+    assert_eq!(
+        code(h.api.reset_member_mfa(&stepped, &member.id).await),
+        ErrorCode::Conflict,
+        "nothing to reset"
+    );
 
     let ev: Vec<_> = h
         .audit("lab")
@@ -1678,14 +1304,12 @@ async fn parallel_reads_are_all_audited_in_one_unbroken_chain() {
     let before = h.audit("lab").await.len();
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..200 {
-        let req = h
-            .client
-            .get(format!("{}/v1/access-review", h.base))
-            .bearer_auth(&owner.access);
-        set.spawn(async move { req.send().await.map(|r| r.status().as_u16()) });
+        let api = h.api.clone();
+        let token = owner.access.clone();
+        set.spawn(async move { api.access_review(&token, &ReviewQuery::default()).await });
     }
     while let Some(r) = set.join_next().await {
-        assert_eq!(r.unwrap().expect("request reaches the server"), 200);
+        r.unwrap().expect("every review is answered");
     }
     let chain = h.audit("lab").await;
     assert_eq!(chain.len(), before + 200);
@@ -1695,12 +1319,9 @@ async fn parallel_reads_are_all_audited_in_one_unbroken_chain() {
         .filter(|e| e.action.as_str() == "access_review.view" && e.result == Outcome::Success)
         .collect();
     assert_eq!(views.len(), 200);
-    let (s, v) = h
-        .call("GET", "/v1/audit/verify", Some(&owner.access), None)
-        .await;
-    assert_eq!(s, 200);
-    assert_eq!(v["ok"], true, "{v}");
-    assert_eq!(v["events"], before as u64 + 200);
+    let v = h.api.audit_verify(&owner.access).await.unwrap();
+    assert!(v.ok, "{v:?}");
+    assert_eq!(v.events, before as u64 + 200);
 }
 
 /// The auth and access-review caches never serve a row older than an acknowledged change.
@@ -1711,109 +1332,53 @@ async fn cached_reads_see_every_change_at_once() {
     let owner = h.login("lab", &email).await;
     let owner = h.enroll_and_relogin("lab", &owner).await;
     let member = h
-        .add_member("lab", &owner, "member@lab.test", "viewer")
+        .add_member("lab", &owner, "member@lab.test", Role::Viewer)
         .await;
-    async fn review(h: &Harness, owner: &User) -> serde_json::Value {
-        let (s, v) = h
-            .call("GET", "/v1/access-review", Some(&owner.access), None)
-            .await;
-        assert_eq!(s, 200, "{v}");
-        v
-    }
-    let v = review(&h, &owner).await;
-    assert_eq!(v["entries"].as_array().unwrap().len(), 0);
-    let (s, _) = h
-        .call(
-            "POST",
-            "/v1/projects",
-            Some(&owner.access),
-            Some(json!({"name": "enc:p"})),
+    let review = async || {
+        h.api
+            .access_review(&owner.access, &ReviewQuery::default())
+            .await
+    };
+    assert!(review().await.unwrap().entries.is_empty());
+    h.api.create_project(&owner.access, "enc:p").await.unwrap();
+    assert_eq!(review().await.unwrap().entries.len(), 2);
+    let inv = h
+        .api
+        .create_invitation(
+            &owner.access,
+            &InvitationRequest {
+                email: "later@lab.test".into(),
+                role: Role::Viewer,
+                expires_in_hours: None,
+            },
         )
-        .await;
-    assert_eq!(s, 201);
-    assert_eq!(
-        review(&h, &owner).await["entries"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
-    let (s, inv) = h
-        .call(
-            "POST",
-            "/v1/invitations",
-            Some(&owner.access),
-            Some(json!({"email": "later@lab.test", "role": "viewer"})),
-        )
-        .await;
-    assert_eq!(s, 201);
-    assert_eq!(
-        review(&h, &owner).await["pending_invitations"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
-    let (s, _) = h
-        .call(
-            "DELETE",
-            &format!(
-                "/v1/invitations/{}",
-                inv["invitation"]["id"].as_str().unwrap()
-            ),
-            Some(&owner.access),
-            None,
-        )
-        .await;
-    assert_eq!(s, 204);
-    assert!(review(&h, &owner).await["pending_invitations"]
-        .as_array()
-        .unwrap()
-        .is_empty());
-    let (s, _) = h
-        .call(
-            "PUT",
-            &format!("/v1/members/{}/role", member.id),
-            Some(&owner.access),
-            Some(json!({"role": "admin"})),
-        )
-        .await;
-    assert_eq!(s, 200);
-    let v = review(&h, &owner).await;
-    let m = v["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["user_id"] == member.id.as_str())
+        .await
         .unwrap();
-    assert_eq!(m["tenant_role"], "admin");
-    assert_eq!(m["admin_without_mfa"], true);
+    assert_eq!(review().await.unwrap().pending_invitations.len(), 1);
+    h.api
+        .revoke_invitation(&owner.access, &inv.invitation.id)
+        .await
+        .unwrap();
+    assert!(review().await.unwrap().pending_invitations.is_empty());
+    h.api
+        .set_member_role(&owner.access, &member.id, Role::Admin)
+        .await
+        .unwrap();
+    let v = review().await.unwrap();
+    let m = v.members.iter().find(|m| m.user_id == member.id).unwrap();
+    assert_eq!(m.tenant_role, Role::Admin);
+    assert!(m.admin_without_mfa);
     // The member's auth row is cached (login read /v1/me); removal refuses the token at once.
-    let (s, _) = h.call("GET", "/v1/me", Some(&member.access), None).await;
-    assert_eq!(s, 200);
-    let (s, _) = h
-        .call(
-            "DELETE",
-            &format!("/v1/members/{}", member.id),
-            Some(&owner.access),
-            None,
-        )
-        .await;
-    assert_eq!(s, 204);
-    let (_, v) = h.call("GET", "/v1/me", Some(&member.access), None).await;
-    assert_eq!(code_of(&v), "unauthorized");
+    h.api.me(&member.access).await.unwrap();
+    h.api
+        .remove_member(&owner.access, &member.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(h.api.me(&member.access).await),
+        ErrorCode::Unauthorized
+    );
     // Logout of a session whose auth row is cached.
-    let (s, _) = h
-        .call(
-            "POST",
-            "/v1/auth/logout",
-            None,
-            Some(json!({"refresh_token": owner.refresh})),
-        )
-        .await;
-    assert_eq!(s, 204);
-    let (_, v) = h
-        .call("GET", "/v1/access-review", Some(&owner.access), None)
-        .await;
-    assert_eq!(code_of(&v), "unauthorized");
+    h.api.logout(&owner.refresh).await.unwrap();
+    assert_eq!(code(review().await), ErrorCode::Unauthorized);
 }

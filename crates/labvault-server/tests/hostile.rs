@@ -130,7 +130,9 @@ async fn other_tenants_ids_behave_exactly_like_missing_ids() {
     let a = h.enroll_and_relogin("alpha", &a).await;
     let b = h.login("beta", &eb).await;
     let b = h.enroll_and_relogin("beta", &b).await;
-    let a_member = h.add_member("alpha", &a, "m@alpha.test", "editor").await;
+    let a_member = h
+        .add_member("alpha", &a, "m@alpha.test", labvault_wire::Role::Editor)
+        .await;
     let (_, p) = h
         .call(
             "POST",
@@ -264,7 +266,7 @@ async fn malformed_oversized_and_control_character_input_changes_nothing() {
     let email = h.tenant("lab").await;
     let u = h.login("lab", &email).await;
     let send = |body: String, ctype: &'static str| {
-        h.client
+        h.http
             .post(format!("{}/v1/projects", h.base))
             .bearer_auth(&u.access)
             .header("content-type", ctype)
@@ -515,4 +517,157 @@ async fn account_security_endpoints_refuse_hostile_input_and_change_nothing() {
         )
         .await;
     assert_eq!(s, 200, "the password is unchanged");
+}
+
+static TLS12_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+static TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+
+/// A TLS server on 127.0.0.1:0 that answers every connection with `answer` (raw HTTP/1.1),
+/// offering only `versions`: a stand-in for a wrong or hostile tenant. Returns its address
+/// and the pin of its (fresh) key.
+async fn fake_tenant(
+    versions: &'static [&'static rustls::SupportedProtocolVersion],
+    answer: &'static str,
+) -> (std::net::SocketAddr, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert = ck.cert.der().clone();
+    let pin = labvault_client::Pin::of_certificate(&cert)
+        .unwrap()
+        .to_string();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(ck.signing_key.serialize_der()).unwrap();
+    let mut cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 8192];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (addr, pin)
+}
+
+/// The typed client trusts one key and TLS 1.3 only: a wrong pin is named (with the key the
+/// server showed) before anything is sent, a TLS 1.2 server is refused whatever its key, a
+/// non-HTTPS URL is refused, and a server answering outside the API is `Malformed`, never
+/// taken for data.
+#[tokio::test]
+async fn the_client_trusts_only_the_pinned_key_over_tls_1_3_and_names_every_failure() {
+    use labvault_client::{ClientError, ClientOptions, Pin, TenantClient};
+    let h = harness().await;
+    let url = format!("https://127.0.0.1:{}", h.server.addr.port());
+    let email = h.tenant("lab").await;
+    let before = h.audit("lab").await.len();
+    let wrong = Pin::parse(&format!(
+        "sha256/{}",
+        base64::engine::general_purpose::STANDARD.encode([1u8; 32])
+    ))
+    .unwrap();
+    let c = TenantClient::new(&url, wrong, ClientOptions::default()).unwrap();
+    match c.login(&login_req("lab", &email, PW)).await {
+        Err(ClientError::PinMismatch {
+            pinned, presented, ..
+        }) => {
+            assert_eq!(pinned, wrong.to_string());
+            assert_eq!(
+                presented, h.server.pin,
+                "the key the server showed is named"
+            );
+        }
+        Err(e) => panic!("expected a pin mismatch, got {e:?}"),
+        Ok(_) => panic!("a wrong pin logged in"),
+    }
+    assert_eq!(
+        h.audit("lab").await.len(),
+        before,
+        "nothing reached the server"
+    );
+    for bad in ["http://127.0.0.1:1", "ftp://x", "not a url", "https://"] {
+        assert!(
+            matches!(
+                TenantClient::new(bad, wrong, ClientOptions::default()),
+                Err(ClientError::InvalidUrl(_))
+            ),
+            "{bad}"
+        );
+    }
+
+    // The same well-behaved answer over TLS 1.3 is accepted; over TLS 1.2 only it is refused,
+    // even with the server's own, correct pin.
+    const HEALTH: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 34\r\n\r\n{\"status\":\"ok\",\"api_version\":\"v1\"}";
+    for (versions, accepted) in [(TLS13_ONLY, true), (TLS12_ONLY, false)] {
+        let (addr, pin) = fake_tenant(versions, HEALTH).await;
+        let c = TenantClient::new(
+            &format!("https://{addr}"),
+            Pin::parse(&pin).unwrap(),
+            ClientOptions::default(),
+        )
+        .unwrap();
+        match c.health().await {
+            Ok(health) => assert!(accepted && health.api_version == "v1"),
+            Err(ClientError::Unreachable { .. }) => assert!(!accepted, "TLS 1.3 refused"),
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+
+    // A pinned TLS 1.3 server answering outside the API.
+    for (answer, want_status) in [
+        (
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 13\r\n\r\n{\"status\":42}",
+            200,
+        ),
+        (
+            "HTTP/1.1 500 Oops\r\ncontent-length: 9\r\n\r\n<html>bad",
+            500,
+        ),
+        (
+            "HTTP/1.1 401 No\r\ncontent-type: application/json\r\ncontent-length: 43\r\n\r\n{\"code\":\"made_up_code\",\"message\":\"hostile\"}",
+            401,
+        ),
+    ] {
+        let (addr, pin) = fake_tenant(TLS13_ONLY, answer).await;
+        let c = TenantClient::new(
+            &format!("https://{addr}"),
+            Pin::parse(&pin).unwrap(),
+            ClientOptions::default(),
+        )
+        .unwrap();
+        match c.health().await {
+            Err(ClientError::Malformed { status, .. }) => assert_eq!(status, want_status),
+            Err(e) => panic!("expected Malformed for {answer:?}, got {e:?}"),
+            Ok(h) => panic!("a malformed answer was taken for data: {h:?}"),
+        }
+    }
+    // The real server, rightly pinned, works.
+    let good = TenantClient::new(
+        &url,
+        Pin::parse(&h.server.pin).unwrap(),
+        ClientOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(good.health().await.unwrap().status, "ok");
 }

@@ -614,6 +614,60 @@ pub struct AuditVerifyReport {
     pub problem: Option<String>,
 }
 
+// ---------------------------------------------------------------- queries
+
+/// Query parameters of the audit log.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct AuditQuery {
+    /// From (inclusive), RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// To (exclusive), RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Exact actor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Action prefix, e.g. `auth.`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Resource prefix, e.g. `project/`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// `success`, `failure` or `denied`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// Paging cursor from the previous page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Page size (1..=1000, default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Export format: `csv` or `jsonl` (export only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}
+
+/// Access review parameters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct ReviewQuery {
+    /// Days without activity after which access is flagged stale (default 90).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_days: Option<u32>,
+}
+
+/// Confirmation body for deleting the tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DeleteTenantRequest {
+    /// Must equal the tenant slug.
+    pub confirm_slug: String,
+}
+
 // ---------------------------------------------------------------- retention
 
 /// One retention rule.

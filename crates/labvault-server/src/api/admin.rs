@@ -5,7 +5,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use labvault_governance::audit::actions;
 use labvault_wire::*;
-use serde::Deserialize;
 
 use crate::app::{check_id, check_text, clean, AppState, AuditedBy, Principal, ReqMeta};
 use crate::clock::rfc3339;
@@ -81,13 +80,6 @@ pub async fn get_tenant(
         },
     )
     .await
-}
-
-/// Confirmation body for deleting the tenant.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct DeleteTenantRequest {
-    /// Must equal the tenant slug.
-    pub confirm_slug: String,
 }
 
 /// Right to deletion: the Owner irreversibly deletes the tenant's data. The tenant is

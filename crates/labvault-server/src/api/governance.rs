@@ -6,7 +6,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use labvault_governance::audit::actions;
 use labvault_wire::*;
-use serde::Deserialize;
 
 use std::sync::Arc;
 
@@ -16,30 +15,6 @@ use crate::clock::{parse_rfc3339, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{AccessSnapshot, AuditFilter};
 use labvault_governance::export::{ExportFormat, ExportWriter};
-
-/// Query parameters of the audit log.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AuditQuery {
-    /// From (inclusive), RFC 3339.
-    pub from: Option<String>,
-    /// To (exclusive), RFC 3339.
-    pub to: Option<String>,
-    /// Exact actor.
-    pub user: Option<String>,
-    /// Action prefix, e.g. `auth.`.
-    pub action: Option<String>,
-    /// Resource prefix, e.g. `project/`.
-    pub resource: Option<String>,
-    /// `success`, `failure` or `denied`.
-    pub result: Option<String>,
-    /// Paging cursor from the previous page.
-    pub cursor: Option<String>,
-    /// Page size (1..=1000, default 100).
-    pub limit: Option<u32>,
-    /// Export format: `csv` or `jsonl` (export only).
-    pub format: Option<String>,
-}
 
 fn filter(q: &AuditQuery) -> ApiResult<AuditFilter> {
     let time = |s: &Option<String>, name: &str| -> ApiResult<Option<i64>> {
@@ -270,14 +245,6 @@ pub async fn verify_audit(
         },
     )
     .await
-}
-
-/// Access review parameters.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ReviewQuery {
-    /// Days without activity after which access is flagged stale (default 90).
-    pub stale_days: Option<u32>,
 }
 
 /// Authorization, parameters and the snapshot a review is computed from.

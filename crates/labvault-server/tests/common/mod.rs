@@ -1,26 +1,39 @@
-//! Test harness: the real server on 127.0.0.1:0 over TLS (generated certificate), a real
-//! reqwest client that trusts exactly that certificate, and a manual clock.
+//! Test harness: the real server on 127.0.0.1:0 over TLS (generated certificate), the typed
+//! tenant client (`labvault-client`, TLS 1.3, pinned to that certificate's key) and a manual
+//! clock. Client, server and wire types are exercised together; the raw helpers exist only for
+//! the tests of the API's edges (every route, hostile input), which must send what no typed
+//! client would.
 #![allow(dead_code)]
 
 use std::sync::Arc;
 
+use labvault_client::{ClientError, ClientOptions, Pin, TenantClient};
 use labvault_server::clock::ManualClock;
 use labvault_server::secrets::{KdfParams, Secret};
 use labvault_server::server::self_signed;
 use labvault_server::{
     create_tenant, open_state, start, Config, DataDir, NewTenant, RunningServer,
 };
-use labvault_wire::PlanTier;
+use labvault_wire::{
+    AcceptInvitationRequest, ErrorCode, InvitationRequest, LoginRequest, LoginResponse,
+    MfaLoginRequest, PlanTier, Role,
+};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::Value;
 use time::macros::datetime;
 
 /// Password used for every test account (meets the policy).
 pub const PW: &str = "Correct-Horse-9";
 
+/// User agent of the typed client (asserted in audit events).
+pub const UA: &str = "labvault-tests/1";
+
 pub struct Harness {
     pub server: RunningServer,
-    pub client: reqwest::Client,
+    /// The typed client, pinned to the server's key.
+    pub api: TenantClient,
+    /// A plain HTTPS client trusting the server's certificate, for raw bodies and headers.
+    pub http: reqwest::Client,
     pub base: String,
     pub clock: Arc<ManualClock>,
     pub dir: tempfile::TempDir,
@@ -51,19 +64,29 @@ pub async fn harness_with(cfg: Config) -> Harness {
     )
     .await
     .unwrap();
-    let client = reqwest::Client::builder()
+    let base = format!("https://localhost:{}", server.addr.port());
+    let api = TenantClient::new(
+        &format!("https://127.0.0.1:{}", server.addr.port()),
+        Pin::parse(&server.pin).unwrap(),
+        ClientOptions {
+            user_agent: UA.into(),
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let http = reqwest::Client::builder()
         .use_rustls_tls()
         .tls_built_in_root_certs(false)
         .add_root_certificate(reqwest::Certificate::from_pem(server.cert_pem.as_bytes()).unwrap())
         .resolve("localhost", server.addr)
         .https_only(true)
-        .user_agent("labvault-tests/1")
+        .user_agent(UA)
         .build()
         .unwrap();
-    let base = format!("https://localhost:{}", server.addr.port());
     Harness {
         server,
-        client,
+        api,
+        http,
         base,
         clock,
         dir,
@@ -80,11 +103,37 @@ pub struct User {
     pub totp: Option<Vec<u8>>,
 }
 
+/// The HTTP status and API code of a call that must fail.
+#[track_caller]
+pub fn api_err<T>(r: Result<T, ClientError>) -> (u16, ErrorCode) {
+    match r {
+        Err(ClientError::Api { status, code, .. }) => (status, code),
+        Err(other) => panic!("expected an API error, got {other:?}"),
+        Ok(_) => panic!("expected an API error, the call succeeded"),
+    }
+}
+
+/// The API code of a call that must fail.
+#[track_caller]
+pub fn code<T>(r: Result<T, ClientError>) -> ErrorCode {
+    api_err(r).1
+}
+
+pub fn login_req(slug: &str, email: &str, password: &str) -> LoginRequest {
+    LoginRequest {
+        tenant: slug.into(),
+        email: email.into(),
+        password: password.into(),
+    }
+}
+
 impl Harness {
     pub fn now(&self) -> i64 {
         labvault_server::clock::now_ts(self.clock.as_ref())
     }
 
+    /// A raw request through the typed client's TLS (pin, TLS 1.3): status and JSON (or the
+    /// text as a JSON string). For route and hostile-input tests only.
     pub async fn call(
         &self,
         method: &str,
@@ -97,6 +146,7 @@ impl Harness {
         (s, v)
     }
 
+    /// Like [`Harness::call`], with the answer as text.
     pub async fn call_raw(
         &self,
         method: &str,
@@ -104,17 +154,13 @@ impl Harness {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, String) {
-        let m = Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.client.request(m, format!("{}{}", self.base, path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("request reaches the server");
-        let s = resp.status();
-        (s, resp.text().await.unwrap())
+        let _ = Method::from_bytes(method.as_bytes()).unwrap();
+        let (s, text) = self
+            .api
+            .raw(method, path, token, body.as_ref())
+            .await
+            .expect("request reaches the server");
+        (StatusCode::from_u16(s).unwrap(), text)
     }
 
     /// Creates a tenant directly (like `labvault-server init`); returns the Owner's email.
@@ -137,24 +183,18 @@ impl Harness {
 
     /// Password login of a user without MFA.
     pub async fn login(&self, slug: &str, email: &str) -> User {
-        let (s, v) = self
-            .call(
-                "POST",
-                "/v1/auth/login",
-                None,
-                Some(json!({"tenant": slug, "email": email, "password": PW})),
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
-        assert_eq!(v["status"], "ok", "{v}");
-        let access = v["access_token"].as_str().unwrap().to_string();
-        let (_, me) = self.call("GET", "/v1/me", Some(&access), None).await;
-        User {
-            id: me["id"].as_str().unwrap().to_string(),
-            email: email.into(),
-            access,
-            refresh: v["refresh_token"].as_str().unwrap().to_string(),
-            totp: None,
+        match self.api.login(&login_req(slug, email, PW)).await.unwrap() {
+            LoginResponse::Ok(t) => {
+                let me = self.api.me(&t.access_token).await.unwrap();
+                User {
+                    id: me.id,
+                    email: email.into(),
+                    access: t.access_token,
+                    refresh: t.refresh_token,
+                    totp: None,
+                }
+            }
+            LoginResponse::MfaRequired { .. } => panic!("{email} has MFA"),
         }
     }
 
@@ -164,54 +204,43 @@ impl Harness {
 
     /// Enrols TOTP for a logged-in user, then logs in again with MFA (fresh `mfa_at`).
     pub async fn enroll_and_relogin(&self, slug: &str, u: &User) -> User {
-        let (s, v) = self
-            .call("POST", "/v1/me/mfa/enroll", Some(&u.access), None)
-            .await;
-        assert_eq!(s, 200, "{v}");
-        let secret =
-            labvault_server::totp::base32_decode(v["secret_base32"].as_str().unwrap()).unwrap();
-        let (s, v) = self
-            .call(
-                "POST",
-                "/v1/me/mfa/confirm",
-                Some(&u.access),
-                Some(json!({"code": self.code(&secret)})),
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
-        assert_eq!(v["recovery_codes"].as_array().unwrap().len(), 10);
+        let e = self.api.mfa_enroll(&u.access).await.unwrap();
+        let secret = labvault_server::totp::base32_decode(&e.secret_base32).unwrap();
+        let rc = self
+            .api
+            .mfa_confirm(&u.access, &self.code(&secret))
+            .await
+            .unwrap();
+        assert_eq!(rc.recovery_codes.len(), 10);
         self.clock.advance(time::Duration::seconds(31));
         self.mfa_login(slug, &u.email, &secret).await
     }
 
+    /// The challenge of the first login step of a user with MFA.
+    pub async fn mfa_challenge(&self, slug: &str, email: &str) -> String {
+        match self.api.login(&login_req(slug, email, PW)).await.unwrap() {
+            LoginResponse::MfaRequired { mfa_token } => mfa_token,
+            LoginResponse::Ok(_) => panic!("{email} has no MFA"),
+        }
+    }
+
     /// Two-step login; the clock must be at a TOTP step not used yet by this user.
     pub async fn mfa_login(&self, slug: &str, email: &str, secret: &[u8]) -> User {
-        let (s, v) = self
-            .call(
-                "POST",
-                "/v1/auth/login",
-                None,
-                Some(json!({"tenant": slug, "email": email, "password": PW})),
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
-        assert_eq!(v["status"], "mfa_required", "{v}");
-        let (s, t) = self
-            .call(
-                "POST",
-                "/v1/auth/mfa",
-                None,
-                Some(json!({"mfa_token": v["mfa_token"], "code": self.code(secret)})),
-            )
-            .await;
-        assert_eq!(s, 200, "{t}");
-        let access = t["access_token"].as_str().unwrap().to_string();
-        let (_, me) = self.call("GET", "/v1/me", Some(&access), None).await;
+        let mfa_token = self.mfa_challenge(slug, email).await;
+        let t = self
+            .api
+            .login_mfa(&MfaLoginRequest {
+                mfa_token,
+                code: self.code(secret),
+            })
+            .await
+            .unwrap();
+        let me = self.api.me(&t.access_token).await.unwrap();
         User {
-            id: me["id"].as_str().unwrap().to_string(),
+            id: me.id,
             email: email.into(),
-            access,
-            refresh: t["refresh_token"].as_str().unwrap().to_string(),
+            access: t.access_token,
+            refresh: t.refresh_token,
             totp: Some(secret.to_vec()),
         }
     }
@@ -223,25 +252,26 @@ impl Harness {
     }
 
     /// Invites `email` with `role` (by `admin`) and accepts; returns the logged-in user.
-    pub async fn add_member(&self, slug: &str, admin: &User, email: &str, role: &str) -> User {
-        let (s, v) = self
-            .call(
-                "POST",
-                "/v1/invitations",
-                Some(&admin.access),
-                Some(json!({"email": email, "role": role})),
+    pub async fn add_member(&self, slug: &str, admin: &User, email: &str, role: Role) -> User {
+        let inv = self
+            .api
+            .create_invitation(
+                &admin.access,
+                &InvitationRequest {
+                    email: email.into(),
+                    role,
+                    expires_in_hours: None,
+                },
             )
-            .await;
-        assert_eq!(s, 201, "{v}");
-        let (s, v) = self
-            .call(
-                "POST",
-                "/v1/invitations/accept",
-                None,
-                Some(json!({"token": v["token"], "password": PW})),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
+            .await
+            .unwrap();
+        self.api
+            .accept_invitation(&AcceptInvitationRequest {
+                token: inv.token,
+                password: PW.into(),
+            })
+            .await
+            .unwrap();
         self.login(slug, email).await
     }
 
