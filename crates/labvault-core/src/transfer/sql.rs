@@ -3,7 +3,7 @@
 
 use super::blob_err;
 use crate::error::{Error, Result};
-use crate::items::label;
+use crate::items::{item_from_row, label, ITEM_SELECT};
 use crate::model::{guess_media_type, Area, DataType, ItemInfo};
 use crate::packs::BlobLoc;
 use labvault_crypto::WrappedKey;
@@ -20,6 +20,51 @@ pub(crate) struct CurrentVersion {
     pub(crate) wrapped: WrappedKey,
     /// Recorded plaintext SHA-256 (hex).
     pub(crate) sha256: String,
+}
+
+/// Every active item of `project_id`/`area` with its current version, in export order
+/// (path), from one query.
+pub(crate) fn area_versions(
+    conn: &Connection,
+    dir: &Path,
+    project_id: &str,
+    area: Area,
+) -> Result<Vec<(ItemInfo, CurrentVersion)>> {
+    let (cols, from) = ITEM_SELECT
+        .split_once("FROM items i")
+        .expect("ITEM_SELECT reads from items i");
+    let sql = format!(
+        "{cols}, v.blob_id, v.wrapped_data_key, v.pack_id, v.pack_offset, v.pack_len
+         FROM items i {from}
+         WHERE i.project_id = ?1 AND i.area = ?2 AND i.state = 'active'
+         ORDER BY i.path, i.created_at"
+    );
+    let mut st = conn.prepare(&sql)?;
+    let mut rows = st.query(params![project_id, area.as_str()])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let item = item_from_row(r)?;
+        let (blob, wrapped): (Option<String>, Option<Vec<u8>>) = (r.get(17)?, r.get(18)?);
+        let (Some(blob_id), Some(w)) = (blob, wrapped) else {
+            return Err(Error::CorruptCatalog(format!(
+                "{} is active but its current version has no blob",
+                label(&item)
+            )));
+        };
+        let wrapped = WrappedKey::from_bytes(w).map_err(|e| blob_err(e, &label(&item)))?;
+        let loc = BlobLoc::from_row(dir, &blob_id, r.get(19)?, r.get(20)?, r.get(21)?)?;
+        let sha256 = item.sha256.clone();
+        out.push((
+            item,
+            CurrentVersion {
+                blob_id,
+                loc,
+                wrapped,
+                sha256,
+            },
+        ));
+    }
+    Ok(out)
 }
 
 /// The current version of `item`; `erased` once its key is gone.
