@@ -12,9 +12,16 @@ fn remember_unlock_forget_roundtrip() {
     // A private namespace so the test never touches a user's real entries.
     std::env::set_var("LABVAULT_KEYRING_SERVICE", "org.labvault.test.core");
     let (_t, dir, v, _) = new_vault();
+    // Asked of the keyring itself: with one, it answers and does not remember this vault yet.
+    let before = Vault::keyring_status(Some(v.vault_id()));
     match v.remember_on_device() {
-        Ok(()) => {}
+        Ok(()) => {
+            assert!(before.available && !before.remembers, "{before:?}");
+            let after = Vault::keyring_status(Some(v.vault_id()));
+            assert!(after.available && after.remembers, "{after:?}");
+        }
         Err(e) if e.code() == ErrorCode::KeyringUnavailable => {
+            assert!(!before.available && before.problem.is_some(), "{before:?}");
             assert!(
                 std::env::var("LABVAULT_REQUIRE_KEYRING").as_deref() != Ok("1"),
                 "keyring required but unavailable: {e}"
