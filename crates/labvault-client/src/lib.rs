@@ -5,19 +5,29 @@
 //! the wire type of its answer or a [`ClientError`] the caller branches on (an API error code,
 //! a pin mismatch, an unreachable server, a malformed answer); nothing is parsed out of
 //! messages. Headless and Tauri-free, so the CLI, the sync engine and the tests share it.
+//!
+//! Requests go through a [`Transport`]: [`HttpsTransport`] in production; a deterministic
+//! simulation plugs in one that calls the server's handlers in process and injects faults.
 #![forbid(unsafe_code)]
 
 mod error;
+mod sync;
 mod tls;
+mod transport;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 pub use error::ClientError;
+use http::{header, HeaderValue, Method, StatusCode};
 use labvault_wire::*;
-use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+pub use sync::{frame, unframe};
 pub use tls::Pin;
+pub use transport::{HttpsTransport, Transport};
+use url::Url;
 
 /// Options of a [`TenantClient`].
 #[derive(Debug, Clone)]
@@ -35,25 +45,24 @@ impl Default for ClientOptions {
         ClientOptions {
             user_agent: format!("labvault-client/{}", env!("CARGO_PKG_VERSION")),
             connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(120),
         }
     }
 }
 
-/// A connection pool to one tenant server. Cheap to clone (shares the pool).
+/// A client of one tenant server. Cheap to clone (shares the transport and its connections).
 #[derive(Clone)]
 pub struct TenantClient {
-    http: reqwest::Client,
+    transport: Arc<dyn Transport>,
     base: Url,
-    pin: Pin,
-    refused: tls::RefusedPin,
+    /// Sent as `x-labvault-device` on every request when set (sync calls need it).
+    device: Option<HeaderValue>,
 }
 
 impl std::fmt::Debug for TenantClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TenantClient")
             .field("base", &self.base.as_str())
-            .field("pin", &self.pin)
             .finish()
     }
 }
@@ -68,39 +77,59 @@ enum Body {
     Text,
 }
 
+/// A request body.
+pub(crate) enum Payload<'a, B: ?Sized> {
+    /// None.
+    None,
+    /// JSON.
+    Json(&'a B),
+    /// Raw bytes with a content type and extra headers.
+    Bytes(Bytes, Vec<(&'static str, String)>),
+}
+
 impl TenantClient {
     /// A client for the server at `base_url` (`https://host[:port]`) whose key has `pin`.
     pub fn new(base_url: &str, pin: Pin, opts: ClientOptions) -> Result<TenantClient, ClientError> {
-        let base = Url::parse(base_url.trim_end_matches('/'))
+        let base = Self::parse_base(base_url)?;
+        Ok(TenantClient {
+            transport: Arc::new(HttpsTransport::new(pin, opts)?),
+            base,
+            device: None,
+        })
+    }
+
+    /// A client that sends its requests through `transport` (a simulation's, in tests).
+    pub fn with_transport(
+        base_url: &str,
+        transport: Arc<dyn Transport>,
+    ) -> Result<TenantClient, ClientError> {
+        Ok(TenantClient {
+            transport,
+            base: Self::parse_base(base_url)?,
+            device: None,
+        })
+    }
+
+    fn parse_base(base_url: &str) -> Result<Url, ClientError> {
+        Url::parse(base_url.trim_end_matches('/'))
             .ok()
             .filter(|u| u.scheme() == "https" && u.host().is_some() && u.query().is_none())
-            .ok_or_else(|| ClientError::InvalidUrl(base_url.chars().take(200).collect()))?;
-        let (tls, refused) = tls::client_config(pin)?;
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .https_only(true)
-            .user_agent(opts.user_agent)
-            .connect_timeout(opts.connect_timeout)
-            .timeout(opts.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ClientError::Tls(e.to_string()))?;
+            .ok_or_else(|| ClientError::InvalidUrl(base_url.chars().take(200).collect()))
+    }
+
+    /// The same client, naming `device_id` on every request (`x-labvault-device`).
+    pub fn for_device(&self, device_id: &str) -> Result<TenantClient, ClientError> {
+        let v = HeaderValue::from_str(device_id)
+            .map_err(|_| ClientError::InvalidUrl(format!("device id {device_id:?}")))?;
         Ok(TenantClient {
-            http,
-            base,
-            pin,
-            refused,
+            device: Some(v),
+            ..self.clone()
         })
     }
 
     /// The server's base URL.
     pub fn base_url(&self) -> &str {
         self.base.as_str()
-    }
-
-    /// The pinned key.
-    pub fn pin(&self) -> Pin {
-        self.pin
     }
 
     /// `base/v1/<segments...>`, each segment percent-encoded (an id cannot add a path step).
@@ -116,38 +145,66 @@ impl TenantClient {
         u
     }
 
-    /// One request; `query` is appended as URL parameters, `body` sent as JSON.
-    async fn send<Q: Serialize + ?Sized, B: Serialize + ?Sized>(
+    /// Builds and sends one request; a non-2xx answer becomes [`ClientError::Api`] (or
+    /// `Malformed` when it is not an error body).
+    pub(crate) async fn exchange<Q: Serialize + ?Sized, B: Serialize + ?Sized>(
         &self,
         method: Method,
         segments: &[&str],
         token: Option<&str>,
         query: Option<&Q>,
-        body: Option<&B>,
-    ) -> Result<reqwest::Response, ClientError> {
-        let url = self.url(segments);
-        let mut req = self.http.request(method, url.clone());
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
+        body: Payload<'_, B>,
+        extra: &[(header::HeaderName, String)],
+    ) -> Result<http::Response<Bytes>, ClientError> {
+        let mut url = self.url(segments);
         if let Some(q) = query {
-            req = req.query(q);
+            let qs = serde_urlencoded::to_string(q)
+                .map_err(|e| ClientError::InvalidUrl(format!("query: {e}")))?;
+            if !qs.is_empty() {
+                url.set_query(Some(&qs));
+            }
         }
-        if let Some(b) = body {
-            req = req.json(b);
+        let mut req = http::Request::builder().method(method).uri(url.as_str());
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
-        let resp = req.send().await.map_err(|e| self.transport(&url, e))?;
+        if let Some(d) = &self.device {
+            req = req.header(DEVICE_HEADER, d.clone());
+        }
+        for (k, v) in extra {
+            req = req.header(k, v);
+        }
+        let bytes = match body {
+            Payload::None => Bytes::new(),
+            Payload::Json(b) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Bytes::from(
+                    serde_json::to_vec(b)
+                        .map_err(|e| ClientError::InvalidUrl(format!("body: {e}")))?,
+                )
+            }
+            Payload::Bytes(b, headers) => {
+                req = req.header(header::CONTENT_TYPE, "application/octet-stream");
+                for (k, v) in headers {
+                    req = req.header(k, v);
+                }
+                b
+            }
+        };
+        let req = req
+            .body(bytes)
+            .map_err(|e| ClientError::InvalidUrl(format!("request: {e}")))?;
+        let resp = self.transport.send(req).await?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
         }
         let retry_after = resp
             .headers()
-            .get(reqwest::header::RETRY_AFTER)
+            .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let bytes = resp.bytes().await.map_err(|e| self.transport(&url, e))?;
-        match serde_json::from_slice::<ErrorBody>(&bytes) {
+        match serde_json::from_slice::<ErrorBody>(resp.body()) {
             Ok(b) => Err(ClientError::Api {
                 status: status.as_u16(),
                 code: b.code,
@@ -162,43 +219,31 @@ impl TenantClient {
         }
     }
 
-    /// A transport failure, telling a refused pin from everything else.
-    fn transport(&self, url: &Url, e: reqwest::Error) -> ClientError {
-        if let Some(presented) = self
-            .refused
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            return ClientError::PinMismatch {
-                url: url.to_string(),
-                pinned: self.pin.to_string(),
-                presented: presented.to_string(),
-            };
-        }
-        // The chain of causes, for people (never parsed).
-        let mut reason = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            reason.push_str(": ");
-            reason.push_str(&s.to_string());
-            src = s.source();
-        }
-        ClientError::Unreachable {
-            url: url.to_string(),
-            reason,
-            timeout: e.is_timeout(),
-        }
+    async fn send<Q: Serialize + ?Sized, B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        token: Option<&str>,
+        query: Option<&Q>,
+        body: Option<&B>,
+    ) -> Result<(Url, http::Response<Bytes>), ClientError> {
+        let payload = match body {
+            Some(b) => Payload::Json(b),
+            None => Payload::None,
+        };
+        let resp = self
+            .exchange(method, segments, token, query, payload, &[])
+            .await?;
+        Ok((self.url(segments), resp))
     }
 
-    async fn decode<R: DeserializeOwned>(
-        &self,
-        resp: reqwest::Response,
+    fn decode<R: DeserializeOwned>(
+        url: &Url,
+        resp: http::Response<Bytes>,
         kind: Body,
     ) -> Result<R, ClientError> {
-        let url = resp.url().clone();
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| self.transport(&url, e))?;
+        let bytes = resp.into_body();
         let malformed = |detail: String| ClientError::Malformed {
             url: url.to_string(),
             status: status.as_u16(),
@@ -222,54 +267,54 @@ impl TenantClient {
         }
     }
 
-    async fn get<R: DeserializeOwned>(
+    pub(crate) async fn get<R: DeserializeOwned>(
         &self,
         segments: &[&str],
         token: Option<&str>,
     ) -> Result<R, ClientError> {
-        let r = self
+        let (url, r) = self
             .send::<(), ()>(Method::GET, segments, token, None, None)
             .await?;
-        self.decode(r, Body::Json).await
+        Self::decode(&url, r, Body::Json)
     }
 
-    async fn get_query<Q: Serialize, R: DeserializeOwned>(
+    pub(crate) async fn get_query<Q: Serialize, R: DeserializeOwned>(
         &self,
         segments: &[&str],
         token: &str,
         query: &Q,
         kind: Body,
     ) -> Result<R, ClientError> {
-        let r = self
+        let (url, r) = self
             .send::<Q, ()>(Method::GET, segments, Some(token), Some(query), None)
             .await?;
-        self.decode(r, kind).await
+        Self::decode(&url, r, kind)
     }
 
-    async fn call<B: Serialize + ?Sized, R: DeserializeOwned>(
+    pub(crate) async fn call<B: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         method: Method,
         segments: &[&str],
         token: Option<&str>,
         body: Option<&B>,
     ) -> Result<R, ClientError> {
-        let r = self
+        let (url, r) = self
             .send::<(), B>(method, segments, token, None, body)
             .await?;
-        self.decode(r, Body::Json).await
+        Self::decode(&url, r, Body::Json)
     }
 
-    async fn call_empty<B: Serialize + ?Sized>(
+    pub(crate) async fn call_empty<B: Serialize + ?Sized>(
         &self,
         method: Method,
         segments: &[&str],
         token: Option<&str>,
         body: Option<&B>,
     ) -> Result<(), ClientError> {
-        let r = self
+        let (url, r) = self
             .send::<(), B>(method, segments, token, None, body)
             .await?;
-        self.decode(r, Body::Empty).await
+        Self::decode(&url, r, Body::Empty)
     }
 
     // ----- meta --------------------------------------------------------------------------
@@ -534,10 +579,27 @@ impl TenantClient {
         self.get(&["projects"], Some(token)).await
     }
 
-    /// Creates a project (Editor); `name` is an opaque label (the desktop sends it encrypted).
+    /// Creates a project (Editor); `name` is an opaque label (the desktop never sends a
+    /// project's real name).
     pub async fn create_project(&self, token: &str, name: &str) -> Result<Project, ClientError> {
         let req = ProjectRequest {
             name: name.to_string(),
+            id: None,
+        };
+        self.call(Method::POST, &["projects"], Some(token), Some(&req))
+            .await
+    }
+
+    /// Creates a project with an id chosen by the client (a vault's own project id).
+    pub async fn create_project_with_id(
+        &self,
+        token: &str,
+        name: &str,
+        id: &str,
+    ) -> Result<Project, ClientError> {
+        let req = ProjectRequest {
+            name: name.to_string(),
+            id: Some(id.to_string()),
         };
         self.call(Method::POST, &["projects"], Some(token), Some(&req))
             .await
@@ -662,13 +724,14 @@ impl TenantClient {
 
     /// Any request with a JSON body or none, answered as status and text: for tests of the
     /// API's own edges (routes, hostile input), never for product code, which uses the typed
-    /// calls above. TLS and the pin apply as for every call.
+    /// calls above. TLS and the pin apply as for every call; `headers` are added as given.
     pub async fn raw(
         &self,
         method: &str,
         path_and_query: &str,
         token: Option<&str>,
         body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
     ) -> Result<(u16, String), ClientError> {
         let mut url = self.base.clone();
         let (path, query) = match path_and_query.split_once('?') {
@@ -679,16 +742,26 @@ impl TenantClient {
         url.set_query(query);
         let method = Method::from_bytes(method.as_bytes())
             .map_err(|_| ClientError::InvalidUrl(format!("method {method:?}")))?;
-        let mut req = self.http.request(method, url.clone());
+        let mut req = http::Request::builder().method(method).uri(url.as_str());
         if let Some(t) = token {
-            req = req.bearer_auth(t);
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
-        if let Some(b) = body {
-            req = req.json(b);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
-        let resp = req.send().await.map_err(|e| self.transport(&url, e))?;
+        let bytes = match body {
+            Some(b) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Bytes::from(serde_json::to_vec(b).expect("a JSON value serializes"))
+            }
+            None => Bytes::new(),
+        };
+        let req = req
+            .body(bytes)
+            .map_err(|e| ClientError::InvalidUrl(format!("request: {e}")))?;
+        let resp = self.transport.send(req).await?;
         let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| self.transport(&url, e))?;
+        let text = String::from_utf8_lossy(resp.body()).into_owned();
         Ok((status, text))
     }
 }

@@ -63,6 +63,22 @@ pub enum CryptoError {
     /// key, or bound to other associated data.
     #[error("sealed box failed authentication: modified, truncated, or sealed to another key")]
     SealedBoxInvalid,
+    /// A sealed op payload of file sync failed authentication: modified, sealed under another
+    /// key epoch, or moved to another op, item, project or revision.
+    #[error("sync payload failed authentication: modified, under another key, or moved to another op or item")]
+    PayloadInvalid,
+    /// A key box failed to open: modified, sealed to another device, or for another project
+    /// or epoch.
+    #[error(
+        "key box failed authentication: modified, or sealed to another device, project or epoch"
+    )]
+    KeyBoxInvalid,
+    /// A signature (of a key box, a device approval, an anchor) does not verify.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// A pairing code with a typo (length, character).
+    #[error("invalid pairing code: expected 20 characters (XXXXX-XXXXX-XXXXX-XXXXX) from the new device's screen")]
+    InvalidPairingCode,
     /// The secret read from the OS keyring is not a LabVault root key.
     #[error("the secret stored in the OS keyring is not a valid LabVault root key")]
     KeyringSecretInvalid,
@@ -91,6 +107,10 @@ impl CryptoError {
             CryptoError::KeyUnwrapFailed { .. } => "key_unwrap_failed",
             CryptoError::KeyringSecretInvalid => "keyring_secret_invalid",
             CryptoError::SealedBoxInvalid => "sealed_box_invalid",
+            CryptoError::PayloadInvalid => "payload_invalid",
+            CryptoError::KeyBoxInvalid => "key_box_invalid",
+            CryptoError::BadSignature => "bad_signature",
+            CryptoError::InvalidPairingCode => "invalid_pairing_code",
             CryptoError::Io(_) => "io",
         }
     }

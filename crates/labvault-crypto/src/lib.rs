@@ -1,13 +1,16 @@
 //! LabVault's cryptography: the key hierarchy (`docs/key-hierarchy.md`), the key file,
-//! and blob format v1 (`docs/blob-format-v1.md`).
+//! blob format v1 (`docs/blob-format-v1.md`), and the device keys, key boxes and sealed op
+//! payloads of file sync (`docs/sync-protocol.md`).
 //!
 //! Pure crypto: no file system, no network; streams go through `Read`/`Write` so the
 //! vault decides where bytes live.
 #![forbid(unsafe_code)]
 
 mod blob;
+mod device;
 mod error;
 mod keyfile;
+mod payload;
 mod recovery;
 mod sealed;
 mod secret;
@@ -19,8 +22,15 @@ pub use blob::{
 };
 #[doc(hidden)]
 pub use blob::{encrypt_blob_buffer_with_header_randomness, encrypt_blob_with_header_randomness};
+#[doc(hidden)]
+pub use device::seal_key_box_with_randomness;
+pub use device::{
+    approval_statement, seal_key_box, DeviceKeys, DevicePublic, KeyBoxContext, PairingCode,
+    PairingSecret,
+};
 pub use error::CryptoError;
 pub use keyfile::{KdfParams, KeyFile, KEY_FILE_VERSION};
+pub use payload::{PayloadContext, PayloadKey, PAYLOAD_VERSION};
 pub use recovery::RecoveryKey;
 pub use sealed::{seal, JournalPublicKey, JournalSecretKey, SEALED_VERSION};
 pub use secret::{

@@ -85,27 +85,37 @@ impl JournalSecretKey {
     /// [`CryptoError::SealedBoxInvalid`]; nothing of the plaintext is released before the tag
     /// is checked.
     pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        if sealed.len() < OVERHEAD || sealed[0] != SEALED_VERSION {
-            return Err(CryptoError::SealedBoxInvalid);
-        }
-        let epk: [u8; 32] = sealed[1..33].try_into().expect("checked length");
-        let shared = self.0.diffie_hellman(&PublicKey::from(epk));
-        if !shared.was_contributory() {
-            return Err(CryptoError::SealedBoxInvalid);
-        }
-        let key = box_key(shared.as_bytes(), &epk, &self.public_key().0);
-        let cipher = Aes256Gcm::new((&*key).into());
-        cipher
-            .decrypt(
-                &Nonce::try_from(&sealed[33..45]).expect("12-byte nonce slice"),
-                Payload {
-                    msg: &sealed[45..],
-                    aad,
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| CryptoError::SealedBoxInvalid)
+        open_raw(&self.0, sealed, aad).map_err(|_| CryptoError::SealedBoxInvalid)
     }
+}
+
+/// Opens a sealed box (format v1) with the recipient's private key. `Err(())` on any failure.
+#[allow(clippy::result_unit_err)]
+pub(crate) fn open_raw(
+    sk: &StaticSecret,
+    sealed: &[u8],
+    aad: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, ()> {
+    if sealed.len() < OVERHEAD || sealed[0] != SEALED_VERSION {
+        return Err(());
+    }
+    let epk: [u8; 32] = sealed[1..33].try_into().expect("checked length");
+    let shared = sk.diffie_hellman(&PublicKey::from(epk));
+    if !shared.was_contributory() {
+        return Err(());
+    }
+    let key = box_key(shared.as_bytes(), &epk, PublicKey::from(sk).as_bytes());
+    let cipher = Aes256Gcm::new((&*key).into());
+    cipher
+        .decrypt(
+            &Nonce::try_from(&sealed[33..45]).expect("12-byte nonce slice"),
+            Payload {
+                msg: &sealed[45..],
+                aad,
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| ())
 }
 
 fn box_key(shared: &[u8; 32], epk: &[u8; 32], rpk: &[u8; 32]) -> Zeroizing<[u8; 32]> {
@@ -118,11 +128,23 @@ fn box_key(shared: &[u8; 32], epk: &[u8; 32], rpk: &[u8; 32]) -> Zeroizing<[u8; 
 /// Seals `plaintext` (with associated data `aad`, authenticated but not stored) to `to`.
 pub fn seal(to: &JournalPublicKey, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     let eph = StaticSecret::random_from_rng(rand::rngs::OsRng);
-    let epk = PublicKey::from(&eph).to_bytes();
-    let shared = eph.diffie_hellman(&PublicKey::from(to.0));
-    let key = box_key(shared.as_bytes(), &epk, &to.0);
     let mut nonce = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
+    seal_raw(&to.0, eph, nonce, plaintext, aad)
+}
+
+/// Sealed box v1 to the X25519 key `to` with the given ephemeral key and nonce (fresh random
+/// ones in every caller but the committed test vectors).
+pub(crate) fn seal_raw(
+    to: &[u8; 32],
+    eph: StaticSecret,
+    nonce: [u8; 12],
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Vec<u8> {
+    let epk = PublicKey::from(&eph).to_bytes();
+    let shared = eph.diffie_hellman(&PublicKey::from(*to));
+    let key = box_key(shared.as_bytes(), &epk, to);
     let ct = Aes256Gcm::new((&*key).into())
         .encrypt(
             &Nonce::from(nonce),

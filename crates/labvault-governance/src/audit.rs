@@ -100,6 +100,33 @@ pub mod actions {
     /// Problem found while importing the journal of events that happened while the vault was
     /// locked (an entry deleted, altered or not sealed to this vault; result `failure`).
     pub const AUDIT_JOURNAL: &str = "audit.journal";
+    /// A tenant was configured for sync (`remote add`), or removed.
+    pub const SYNC_REMOTE: &str = "sync.remote";
+    /// Signed in to the tenant (this device registered).
+    pub const SYNC_LOGIN: &str = "sync.login";
+    /// Signed out (the session revoked, the refresh token removed from the keyring).
+    pub const SYNC_LOGOUT: &str = "sync.logout";
+    /// A local change of an item or project acknowledged by the tenant (one per op).
+    pub const SYNC_PUSH: &str = "sync.push";
+    /// A change from the tenant applied to an item or project (one per op).
+    pub const SYNC_PULL: &str = "sync.pull";
+    /// Concurrent changes of one item merged; both versions kept.
+    pub const SYNC_CONFLICT: &str = "sync.conflict";
+    /// A conflict resolved by the user (a version picked as the head).
+    pub const SYNC_RESOLVE: &str = "sync.resolve";
+    /// A change refused by the tenant for good, or a change from the tenant refused (tampered,
+    /// foreign key epoch, replayed), kept aside for the user.
+    pub const SYNC_REFUSED: &str = "sync.refused";
+    /// This device asked to join (pairing code shown).
+    pub const SYNC_DEVICE_PAIR: &str = "sync.device_pair";
+    /// Another device of the user approved from this one (project keys sealed to it).
+    pub const SYNC_DEVICE_APPROVE: &str = "sync.device_approve";
+    /// A device revoked from this one.
+    pub const SYNC_DEVICE_REVOKE: &str = "sync.device_revoke";
+    /// Project keys received from another device (key boxes opened).
+    pub const SYNC_KEYS: &str = "sync.keys";
+    /// The head of this device's audit chain anchored (signed checkpoint stored).
+    pub const SYNC_ANCHOR: &str = "sync.anchor";
 
     /// Every action the vault records, for documentation and UI filters.
     pub const VAULT_ACTIONS: &[&str] = &[
@@ -128,6 +155,19 @@ pub mod actions {
         AUDIT_VIEW,
         AUDIT_VERIFY,
         AUDIT_JOURNAL,
+        SYNC_REMOTE,
+        SYNC_LOGIN,
+        SYNC_LOGOUT,
+        SYNC_PUSH,
+        SYNC_PULL,
+        SYNC_CONFLICT,
+        SYNC_RESOLVE,
+        SYNC_REFUSED,
+        SYNC_DEVICE_PAIR,
+        SYNC_DEVICE_APPROVE,
+        SYNC_DEVICE_REVOKE,
+        SYNC_KEYS,
+        SYNC_ANCHOR,
     ];
 
     // ----- tenant server --------------------------------------------------------------------
@@ -213,6 +253,50 @@ pub mod actions {
     pub const ACCESS_REVIEW_VIEW: &str = "access_review.view";
     /// Access review exported as CSV.
     pub const ACCESS_REVIEW_EXPORT: &str = "access_review.export";
+    /// Ops committed to a project's change feed (one event per commit request).
+    pub const FEED_COMMIT: &str = "feed.commit";
+    /// A project's change feed read.
+    pub const FEED_READ: &str = "feed.read";
+    /// A project's snapshot read.
+    pub const FEED_SNAPSHOT: &str = "feed.snapshot";
+    /// A blob stored (one request).
+    pub const BLOB_PUT: &str = "blob.put";
+    /// A pack of small blobs stored.
+    pub const BLOB_PACK: &str = "blob.pack";
+    /// A blob (or a range of it) read.
+    pub const BLOB_GET: &str = "blob.get";
+    /// Several blobs read in one request.
+    pub const BLOB_BATCH: &str = "blob.batch";
+    /// Which blobs the server lacks.
+    pub const BLOB_MISSING: &str = "blob.missing";
+    /// Erased blobs removed after the grace period (by the server).
+    pub const BLOB_REMOVE: &str = "blob.remove";
+    /// A resumable upload started or resumed.
+    pub const UPLOAD_CREATE: &str = "upload.create";
+    /// A part of a resumable upload stored.
+    pub const UPLOAD_PART: &str = "upload.part";
+    /// A resumable upload's state read.
+    pub const UPLOAD_STATUS: &str = "upload.status";
+    /// A resumable upload completed (the blob checked and stored).
+    pub const UPLOAD_COMPLETE: &str = "upload.complete";
+    /// A resumable upload abandoned by its client.
+    pub const UPLOAD_ABORT: &str = "upload.abort";
+    /// An idle resumable upload forgotten (by the server).
+    pub const UPLOAD_EXPIRE: &str = "upload.expire";
+    /// A device registered.
+    pub const DEVICE_REGISTER: &str = "device.register";
+    /// A user's devices listed.
+    pub const DEVICE_LIST: &str = "device.list";
+    /// A device approved by another device of its user.
+    pub const DEVICE_APPROVE: &str = "device.approve";
+    /// A device revoked.
+    pub const DEVICE_REVOKE: &str = "device.revoke";
+    /// Key boxes read.
+    pub const KEYRING_VIEW: &str = "keyring.view";
+    /// Key boxes stored.
+    pub const KEYRING_CHANGE: &str = "keyring.change";
+    /// A device's audit chain head signed (and the tenant's own).
+    pub const AUDIT_ANCHOR: &str = "audit.anchor";
 
     /// Every action the tenant server records besides the shared ones (`project.create`,
     /// `audit.export`, `audit.verify`).
@@ -258,6 +342,28 @@ pub mod actions {
         AUDIT_QUERY,
         ACCESS_REVIEW_VIEW,
         ACCESS_REVIEW_EXPORT,
+        FEED_COMMIT,
+        FEED_READ,
+        FEED_SNAPSHOT,
+        BLOB_PUT,
+        BLOB_PACK,
+        BLOB_GET,
+        BLOB_BATCH,
+        BLOB_MISSING,
+        BLOB_REMOVE,
+        UPLOAD_CREATE,
+        UPLOAD_PART,
+        UPLOAD_STATUS,
+        UPLOAD_COMPLETE,
+        UPLOAD_ABORT,
+        UPLOAD_EXPIRE,
+        DEVICE_REGISTER,
+        DEVICE_LIST,
+        DEVICE_APPROVE,
+        DEVICE_REVOKE,
+        KEYRING_VIEW,
+        KEYRING_CHANGE,
+        AUDIT_ANCHOR,
     ];
 }
 

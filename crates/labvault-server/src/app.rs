@@ -12,6 +12,8 @@ use crate::clock::{now_ts, Clock};
 use crate::error::{ApiError, ApiResult};
 use crate::jwt::{Claims, JwtError, JwtKey, AUD_ACCESS, ISSUER};
 use crate::secrets::{sha256_hex, KdfParams};
+use crate::store::blobs::BlobStore;
+use crate::store::sync::SyncStore;
 use crate::store::{AuditDraft, Store, StoreError};
 
 /// Tunables; defaults are production values, tests shorten some and use cheap KDF params.
@@ -43,8 +45,21 @@ pub struct Config {
     pub trial_ttl: i64,
     /// Default staleness threshold of the access review (days).
     pub stale_days: u32,
-    /// How often the trial sweeper runs (s).
+    /// How often the trial sweeper and the blob sweeper run (s).
     pub sweep_interval_secs: u64,
+    /// Largest blob sent in one request, and largest pack of small blobs (bytes).
+    pub max_blob_request: u64,
+    /// Smallest and largest part size of a resumable upload (bytes).
+    pub part_size_range: (u64, u64),
+    /// An idle resumable upload is forgotten after this long (s).
+    pub upload_ttl_secs: i64,
+    /// Largest commit request (bytes of JSON).
+    pub max_commit_body: usize,
+    /// Timeout of requests that carry or return blob bytes (s).
+    pub blob_timeout_secs: u64,
+    /// An object no blob record names is removed once it is this old (s): a crash between
+    /// storing bytes and recording them leaves one.
+    pub orphan_object_age_secs: i64,
 }
 
 impl Default for Config {
@@ -64,8 +79,32 @@ impl Default for Config {
             trial_ttl: 86400,
             stale_days: 90,
             sweep_interval_secs: 60,
+            max_blob_request: 32 << 20,
+            part_size_range: (5 << 20, 64 << 20),
+            upload_ttl_secs: 7 * 86400,
+            max_commit_body: 16 << 20,
+            blob_timeout_secs: 600,
+            orphan_object_age_secs: 3600,
         }
     }
+}
+
+/// What the state is built from: storage, clock and keys.
+pub struct StateParts {
+    /// Identity and governance storage.
+    pub store: Arc<dyn Store>,
+    /// Metadata of file sync (the same database by default).
+    pub sync: Arc<dyn SyncStore>,
+    /// Blob bytes.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Token signing key.
+    pub jwt: JwtKey,
+    /// Encryption of TOTP seeds at rest.
+    pub sealer: crate::secrets::SecretBox,
+    /// Signs audit anchors.
+    pub anchor_key: ed25519_dalek::SigningKey,
 }
 
 /// Shared state of every handler.
@@ -92,6 +131,44 @@ pub struct Inner {
     pub dummy_hash: String,
     /// Last access-review JSON per tenant (see [`ReviewBody`]).
     pub review_cache: Mutex<HashMap<String, ReviewBody>>,
+    /// Metadata of file sync.
+    pub sync: Arc<dyn SyncStore>,
+    /// Blob bytes.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Signs audit anchors.
+    pub anchor_key: ed25519_dalek::SigningKey,
+    /// Wakes long-polling feed readers when a project's feed grows.
+    pub feeds: FeedWatch,
+    /// Last `last_seen_at` written per device, to write at most once a minute.
+    device_seen: Mutex<HashMap<String, i64>>,
+}
+
+/// Per-project notification of new ops, for long polls: a reader subscribes before it reads,
+/// so a commit between its read and its wait still wakes it.
+#[derive(Default)]
+pub struct FeedWatch {
+    senders: Mutex<HashMap<(String, String), tokio::sync::watch::Sender<u64>>>,
+}
+
+impl FeedWatch {
+    /// A receiver that changes when the project's feed head moves.
+    pub fn subscribe(&self, tenant: &str, project: &str) -> tokio::sync::watch::Receiver<u64> {
+        let mut m = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() > 10_000 {
+            m.retain(|_, s| s.receiver_count() > 0);
+        }
+        m.entry((tenant.to_string(), project.to_string()))
+            .or_insert_with(|| tokio::sync::watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// Announces a new head.
+    pub fn publish(&self, tenant: &str, project: &str, head: u64) {
+        let m = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = m.get(&(tenant.to_string(), project.to_string())) {
+            s.send_replace(head);
+        }
+    }
 }
 
 /// A serialized access review and what it was computed from. The review is a pure function
@@ -118,25 +195,40 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Builds the state.
-    pub fn new(
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-        jwt: JwtKey,
-        sealer: crate::secrets::SecretBox,
-        cfg: Config,
-    ) -> Self {
+    pub fn new(parts: StateParts, cfg: Config) -> Self {
         let dummy_hash = crate::secrets::dummy_hash(cfg.kdf);
         AppState(Arc::new(Inner {
-            store,
-            clock,
-            jwt,
-            sealer,
+            store: parts.store,
+            clock: parts.clock,
+            jwt: parts.jwt,
+            sealer: parts.sealer,
             cfg,
             activity: Mutex::new(HashMap::new()),
             ip_attempts: Mutex::new(HashMap::new()),
             dummy_hash,
             review_cache: Mutex::new(HashMap::new()),
+            sync: parts.sync,
+            blobs: parts.blobs,
+            anchor_key: parts.anchor_key,
+            feeds: FeedWatch::default(),
+            device_seen: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// Whether a device's `last_seen_at` is due to be written (at most once a minute).
+    pub fn device_seen_due(&self, device: &str) -> bool {
+        let now = self.now();
+        let mut m = self.device_seen.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() > 100_000 {
+            m.clear();
+        }
+        match m.get(device) {
+            Some(t) if now - *t < 60 && now >= *t => false,
+            _ => {
+                m.insert(device.to_string(), now);
+                true
+            }
+        }
     }
 
     /// Now, Unix seconds.

@@ -1,10 +1,11 @@
-//! Reference LabVault tenant server: identity, MFA, roles, access review, audit and
-//! retention policies over HTTPS (TLS 1.3 only). It stores ciphertext only: project names
-//! and, later, file blobs arrive encrypted by the desktop client.
+//! Reference LabVault tenant server: identity, MFA, roles, access review, audit, retention
+//! policies and end-to-end encrypted file sync over HTTPS (TLS 1.3 only). It stores
+//! ciphertext only: file blobs and item states arrive sealed by the devices
+//! (`docs/sync-protocol.md`, "What the server sees").
 //!
 //! Layers: [`api`] (axum handlers, one route table that also feeds OpenAPI), [`app`]
-//! (state, authentication, audit helpers), [`store`] (storage trait + SQLite), [`server`]
-//! (TLS, accept loop, bootstrap, trial sweeper).
+//! (state, authentication, audit helpers), [`store`] (storage traits + SQLite + files),
+//! [`server`] (TLS, accept loop, bootstrap, sweeper), [`gc`] (removal of erased blobs).
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -12,6 +13,7 @@ pub mod app;
 pub mod chain;
 pub mod clock;
 pub mod error;
+pub mod gc;
 pub mod jwt;
 pub mod secrets;
 pub mod server;

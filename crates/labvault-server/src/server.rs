@@ -20,12 +20,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use crate::app::{AppState, Config};
+use crate::app::{AppState, Config, StateParts};
 use crate::clock::Clock;
 use crate::jwt::JwtKey;
 use crate::secrets;
+use crate::store::blobs::FsBlobStore;
 use crate::store::sqlite::{SqliteStore, SYSTEM_TENANT};
-use crate::store::{AuditDraft, Store, StoreError, TenantRow, UserRow};
+use crate::store::{AuditDraft, StoreError, TenantRow, UserRow};
 
 /// Failures while starting the server or bootstrapping a tenant.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +65,13 @@ impl DataDir {
     }
     fn seal_key(&self) -> PathBuf {
         self.0.join("secrets.key")
+    }
+    fn anchor_key(&self) -> PathBuf {
+        self.0.join("anchor.key")
+    }
+    /// Encrypted blob bytes (the file blob store).
+    pub fn blobs(&self) -> PathBuf {
+        self.0.join("blobs")
     }
     /// Generated certificate.
     pub fn cert(&self) -> PathBuf {
@@ -120,9 +128,19 @@ pub fn open_state(
     cfg: Config,
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, ServerError> {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.db())?);
+    let sqlite = Arc::new(SqliteStore::open(&dir.db())?);
     let sealer = crate::secrets::SecretBox::new(*load_key(&dir.seal_key())?);
-    Ok(AppState::new(store, clock, load_jwt_key(dir)?, sealer, cfg))
+    let anchor_key = ed25519_dalek::SigningKey::from_bytes(&*load_key(&dir.anchor_key())?);
+    let parts = StateParts {
+        store: sqlite.clone(),
+        sync: sqlite,
+        blobs: Arc::new(FsBlobStore::open(&dir.blobs())?),
+        clock,
+        jwt: load_jwt_key(dir)?,
+        sealer,
+        anchor_key,
+    };
+    Ok(AppState::new(parts, cfg))
 }
 
 // ------------------------------------------------------------------ TLS
@@ -449,6 +467,10 @@ pub async fn sweep_trials(st: &AppState) -> Result<Vec<String>, ServerError> {
         );
         match st.store.delete_tenant(id, st.now(), ev.clone(), ev).await {
             Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(StoreError::Rule(_, why)) => {
+                tracing::warn!(tenant = %id, reason = %why, "expired trial tenant kept");
+                continue;
+            }
             Err(e) => return Err(e.into()),
         }
         tracing::info!(tenant = %id, "trial tenant expired and deleted");
@@ -458,9 +480,20 @@ pub async fn sweep_trials(st: &AppState) -> Result<Vec<String>, ServerError> {
 
 async fn sweeper_loop(st: AppState) {
     let every = Duration::from_secs(st.cfg.sweep_interval_secs.max(1));
+    let mut orphans_due = 0i64;
     loop {
         if let Err(e) = sweep_trials(&st).await {
             tracing::error!(error = %e, "trial sweep failed");
+        }
+        if let Err(e) = crate::gc::sweep_blobs(&st).await {
+            tracing::error!(error = %e, "blob sweep failed");
+        }
+        // Unrecorded objects need a listing of the store: a few times a day.
+        if st.now() >= orphans_due {
+            orphans_due = st.now() + 6 * 3600;
+            if let Err(e) = crate::gc::sweep_unrecorded_objects(&st).await {
+                tracing::error!(error = %e, "object sweep failed");
+            }
         }
         tokio::time::sleep(every).await;
     }

@@ -20,15 +20,21 @@ enum Rule {
     Member,
     /// At least this tenant role.
     Min(Role),
+    /// A member calling from an approved device of theirs (`x-labvault-device`).
+    Device,
+    /// From an approved device, with at least this role on the project.
+    DeviceMin(Role),
 }
 
 use Role::*;
 use Rule::*;
 
 /// Placeholders: {project} = a real project of tenant A, {missing} = a UUID that exists
-/// nowhere, {missing_key} = an API key id that exists nowhere. Destructive rows target
-/// missing ids (or carry a wrong confirmation) so an allowed call proves authorization
-/// without destroying the fixture.
+/// nowhere, {missing_key} = an API key id that exists nowhere, {missing_blob} = a blob id that
+/// exists nowhere, {device} = the calling principal's own approved device. Destructive rows
+/// target missing ids (or carry a wrong confirmation) so an allowed call proves
+/// authorization without destroying the fixture. Every principal calls with its device
+/// header; `device_without_approval_is_refused_everywhere` covers calls without one.
 const MATRIX: &[(&str, &str, Rule, &str)] = &[
     ("GET", "/v1/health", Public, ""),
     (
@@ -157,6 +163,108 @@ const MATRIX: &[(&str, &str, Rule, &str)] = &[
     ("GET", "/v1/audit/verify", Min(Admin), ""),
     ("GET", "/v1/access-review", Min(Admin), ""),
     ("GET", "/v1/access-review/csv", Min(Admin), ""),
+    (
+        "POST",
+        "/v1/me/devices",
+        Member,
+        r#"{"device_id":"{missing}","name":"laptop","x25519":"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=","ed25519":"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="}"#,
+    ),
+    ("GET", "/v1/me/devices", Member, ""),
+    (
+        "POST",
+        "/v1/me/devices/{missing}/approve",
+        Device,
+        r#"{"approval":{"approver_device_id":"{device}","signature":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==","mac":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="},"boxes":[]}"#,
+    ),
+    ("DELETE", "/v1/me/devices/{missing}", Device, ""),
+    (
+        "GET",
+        "/v1/projects/{project}/keyring",
+        DeviceMin(Viewer),
+        "",
+    ),
+    (
+        "PUT",
+        "/v1/projects/{project}/keyring",
+        DeviceMin(Viewer),
+        r#"{"boxes":[]}"#,
+    ),
+    (
+        "GET",
+        "/v1/projects/{project}/keyring/recipients",
+        DeviceMin(Viewer),
+        "",
+    ),
+    (
+        "POST",
+        "/v1/projects/{project}/commits",
+        DeviceMin(Editor),
+        r#"{"ops":[{"op_id":"{missing}","item_id":"{missing}","base_rev":0,"epoch":1,"payload":"AQID","blobs":["{missing_blob}"],"tombstone":false}]}"#,
+    ),
+    (
+        "GET",
+        "/v1/projects/{project}/changes?after=0",
+        DeviceMin(Viewer),
+        "",
+    ),
+    (
+        "GET",
+        "/v1/projects/{project}/snapshot",
+        DeviceMin(Viewer),
+        "",
+    ),
+    (
+        "PUT",
+        "/v1/projects/{project}/blobs/{missing_blob}",
+        DeviceMin(Editor),
+        "{}",
+    ),
+    (
+        "GET",
+        "/v1/projects/{project}/blobs/{missing_blob}",
+        DeviceMin(Viewer),
+        "",
+    ),
+    (
+        "POST",
+        "/v1/projects/{project}/missing-blobs",
+        DeviceMin(Viewer),
+        r#"{"ids":["{missing_blob}"]}"#,
+    ),
+    (
+        "POST",
+        "/v1/projects/{project}/packs",
+        DeviceMin(Editor),
+        "{}",
+    ),
+    (
+        "POST",
+        "/v1/projects/{project}/blob-batches",
+        DeviceMin(Viewer),
+        r#"{"ids":["{missing_blob}"]}"#,
+    ),
+    (
+        "POST",
+        "/v1/projects/{project}/uploads",
+        DeviceMin(Editor),
+        r#"{"blob_id":"{missing_blob}","size":10,"part_size":8388608}"#,
+    ),
+    ("GET", "/v1/uploads/{missing}", Device, ""),
+    ("PUT", "/v1/uploads/{missing}/parts/0", Device, "{}"),
+    (
+        "POST",
+        "/v1/uploads/{missing}/complete",
+        Device,
+        r#"{"parts_sha256":[]}"#,
+    ),
+    ("DELETE", "/v1/uploads/{missing}", Device, ""),
+    (
+        "POST",
+        "/v1/audit/anchors",
+        Device,
+        r#"{"chain_id":"{device}","seq":1,"head_hash":"0000000000000000000000000000000000000000000000000000000000000000"}"#,
+    ),
+    ("GET", "/v1/audit/anchors?chain_id={device}", Member, ""),
 ];
 
 /// Codes that mean "authorization refused"; anything else means the request got past
@@ -177,6 +285,17 @@ fn template(path: &str) -> String {
         )
         .replace("/v1/api-keys/{missing_key}", "/v1/api-keys/{key_id}")
         .replace("/v1/projects/{missing}", "/v1/projects/{project_id}")
+        .replace("/v1/me/devices/{missing}", "/v1/me/devices/{device_id}")
+        .replace("{missing_blob}", "{blob_id}")
+        .replace(
+            "/v1/uploads/{missing}/parts/0",
+            "/v1/uploads/{upload_id}/parts/{n}",
+        )
+        .replace("/v1/uploads/{missing}", "/v1/uploads/{upload_id}")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -232,7 +351,7 @@ async fn every_endpoint_for_every_principal() {
     h.tenant("alpha").await;
     let owner = h.login("alpha", "owner@alpha.test").await;
     let owner = h.enroll_and_relogin("alpha", &owner).await;
-    let mut users = vec![(Who::Owner, owner.clone())];
+    let mut users = vec![(Who::Owner, owner.clone(), h.device(&owner).await)];
     for (who, email, role) in [
         (Who::Admin, "admin@alpha.test", labvault_wire::Role::Admin),
         (
@@ -247,11 +366,14 @@ async fn every_endpoint_for_every_principal() {
         ),
     ] {
         let u = h.add_member("alpha", &owner, email, role).await;
-        users.push((who, h.enroll_and_relogin("alpha", &u).await));
+        let u = h.enroll_and_relogin("alpha", &u).await;
+        let d = h.device(&u).await;
+        users.push((who, u, d));
     }
     h.tenant("beta").await;
     let other = h.login("beta", "owner@beta.test").await;
     let other = h.enroll_and_relogin("beta", &other).await;
+    let other_device = h.device(&other).await;
     let project = h
         .api
         .create_project(&owner.access, "fixture")
@@ -281,31 +403,46 @@ async fn every_endpoint_for_every_principal() {
 
     let missing = uuid::Uuid::new_v4().to_string();
     let missing_key = uuid::Uuid::new_v4().simple().to_string();
+    let missing_blob = uuid::Uuid::new_v4().simple().to_string();
     let mut failures = Vec::new();
     let mut forbidden = 0;
     let mut cases = 0;
     for (method, path, rule, body_template) in MATRIX {
-        let fill = |s: &str| {
+        let fill = |s: &str, device: &str| {
             s.replace("{project}", &project)
                 .replace("{missing_key}", &missing_key)
+                .replace("{missing_blob}", &missing_blob)
                 .replace("{missing}", &missing)
+                .replace("{device}", device)
         };
-        let url = fill(path);
-        let body: Option<Value> = (!body_template.is_empty())
-            .then(|| serde_json::from_str(&fill(body_template)).unwrap());
         let targets_missing = path.contains("{missing") || body_template.contains("{missing");
-        let principals: Vec<(Who, Option<String>)> = users
+        let principals: Vec<(Who, Option<String>, String)> = users
             .iter()
-            .map(|(w, u)| (*w, Some(u.access.clone())))
+            .map(|(w, u, d)| (*w, Some(u.access.clone()), d.clone()))
             .chain([
-                (Who::NoToken, None),
-                (Who::Expired, Some(expired.clone())),
-                (Who::OtherTenant, Some(other.access.clone())),
+                (Who::NoToken, None, users[0].2.clone()),
+                (Who::Expired, Some(expired.clone()), users[0].2.clone()),
+                (
+                    Who::OtherTenant,
+                    Some(other.access.clone()),
+                    other_device.clone(),
+                ),
             ])
             .collect();
-        for (who, token) in principals {
+        for (who, token, device) in principals {
             cases += 1;
-            let (status, v) = h.call(method, &url, token.as_deref(), body.clone()).await;
+            let url = fill(path, &device);
+            let body: Option<Value> = (!body_template.is_empty())
+                .then(|| serde_json::from_str(&fill(body_template, &device)).unwrap());
+            let (status, v) = h
+                .call_with(
+                    method,
+                    &url,
+                    token.as_deref(),
+                    body,
+                    &[(labvault_wire::DEVICE_HEADER, device.as_str())],
+                )
+                .await;
             let code = if status.is_success() {
                 "ok"
             } else {
@@ -325,8 +462,10 @@ async fn every_endpoint_for_every_principal() {
                 (_, Who::Expired) => Some("token_expired"),
                 (_, Who::OtherTenant) if path.contains("{project}") => Some("not_found"),
                 (_, Who::OtherTenant) => None,
-                (Member, _) => None,
-                (Min(min), w) => (role_of(w).unwrap() < *min).then_some("forbidden"),
+                (Member, _) | (Device, _) => None,
+                (Min(min), w) | (DeviceMin(min), w) => {
+                    (role_of(w).unwrap() < *min).then_some("forbidden")
+                }
             };
             let ok = match (rule, expect) {
                 (Public, _) => status.as_u16() < 500,
@@ -364,4 +503,64 @@ async fn every_endpoint_for_every_principal() {
         })
         .count();
     assert_eq!(denied, forbidden, "denied attempts audited");
+}
+
+/// Every sync route refuses a caller without an approved device of their own: no device
+/// header, a device still pending approval, another user's device, and an API key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_without_approval_is_refused_everywhere() {
+    let h = harness().await;
+    h.tenant("alpha").await;
+    let owner = h.login("alpha", "owner@alpha.test").await;
+    let first = h.device(&owner).await;
+    let pending = h.device(&owner).await;
+    let editor = h
+        .add_member("alpha", &owner, "editor@alpha.test", Role::Editor)
+        .await;
+    let project = h.api.create_project(&owner.access, "p").await.unwrap().id;
+    let missing = uuid::Uuid::new_v4().to_string();
+    let blob = uuid::Uuid::new_v4().simple().to_string();
+    let mut checked = 0;
+    for (method, path, rule, body) in MATRIX {
+        if !matches!(rule, Device | DeviceMin(_)) {
+            continue;
+        }
+        let fill = |s: &str| {
+            s.replace("{project}", &project)
+                .replace("{missing_blob}", &blob)
+                .replace("{missing}", &missing)
+                .replace("{device}", &first)
+        };
+        let body: Option<Value> =
+            (!body.is_empty()).then(|| serde_json::from_str(&fill(body)).unwrap());
+        for (who, token, headers) in [
+            ("no header", &owner.access, vec![]),
+            (
+                "pending device",
+                &owner.access,
+                vec![(labvault_wire::DEVICE_HEADER, pending.as_str())],
+            ),
+            (
+                "another user's device",
+                &editor.access,
+                vec![(labvault_wire::DEVICE_HEADER, first.as_str())],
+            ),
+            (
+                "not a uuid",
+                &owner.access,
+                vec![(labvault_wire::DEVICE_HEADER, "../x")],
+            ),
+        ] {
+            let (status, v) = h
+                .call_with(method, &fill(path), Some(token), body.clone(), &headers)
+                .await;
+            assert_eq!(
+                (status.as_u16(), code_of(&v)),
+                (403, "device_not_approved"),
+                "{method} {path} with {who}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 4 * 19, "every device-bound route checked");
 }

@@ -2,6 +2,7 @@
 //! roles, access review, API keys, audit and retention, deletion.
 
 mod common;
+mod flows_sync;
 
 use common::*;
 use labvault_client::ClientError;

@@ -20,6 +20,9 @@ pub use labvault_governance::retention::{DataType, PlanTier};
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
+mod sync;
+pub use sync::*;
+
 /// Version of this wire protocol, served under `/v1`; bumped on incompatible changes.
 pub const API_VERSION: &str = "v1";
 
@@ -60,6 +63,16 @@ pub enum ErrorCode {
     TenantExpired,
     /// Server-side failure; details are in the server log, not in the response.
     Internal,
+    /// The tenant's storage quota (by plan tier) would be exceeded.
+    QuotaExceeded,
+    /// Uploaded bytes do not have the digest the client announced.
+    DigestMismatch,
+    /// The device is not (yet, or any more) allowed to sync: approve it from another device.
+    DeviceNotApproved,
+    /// The cursor is older than what the feed still holds: read the snapshot.
+    CursorExpired,
+    /// Refused because a legal hold covers the data (an erasure of held items).
+    OnHold,
 }
 
 impl ErrorCode {
@@ -82,6 +95,11 @@ impl ErrorCode {
             ErrorCode::MfaEnrollmentRequired => "mfa_enrollment_required",
             ErrorCode::TenantExpired => "tenant_expired",
             ErrorCode::Internal => "internal",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::DigestMismatch => "digest_mismatch",
+            ErrorCode::DeviceNotApproved => "device_not_approved",
+            ErrorCode::CursorExpired => "cursor_expired",
+            ErrorCode::OnHold => "on_hold",
         }
     }
 
@@ -93,14 +111,19 @@ impl ErrorCode {
             | ErrorCode::TokenExpired
             | ErrorCode::InvalidRefreshToken
             | ErrorCode::InvalidMfaCode => 401,
-            ErrorCode::MfaRequired | ErrorCode::Forbidden | ErrorCode::MfaEnrollmentRequired => 403,
+            ErrorCode::MfaRequired
+            | ErrorCode::Forbidden
+            | ErrorCode::MfaEnrollmentRequired
+            | ErrorCode::DeviceNotApproved => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict => 409,
-            ErrorCode::TenantExpired => 410,
+            ErrorCode::OnHold => 423,
+            ErrorCode::TenantExpired | ErrorCode::CursorExpired => 410,
             ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::InvalidInput | ErrorCode::WeakPassword => 422,
+            ErrorCode::InvalidInput | ErrorCode::WeakPassword | ErrorCode::DigestMismatch => 422,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
+            ErrorCode::QuotaExceeded => 507,
         }
     }
 }
@@ -453,6 +476,10 @@ pub struct AcceptInvitationRequest {
 pub struct ProjectRequest {
     /// Opaque label (1..=512 chars, no control characters).
     pub name: String,
+    /// Id chosen by the client (a UUID), so a vault's project keeps its id on the tenant;
+    /// the server makes one when absent. An id already in use is a conflict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// A project.

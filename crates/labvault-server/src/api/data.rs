@@ -79,7 +79,13 @@ pub async fn create_project(
     meta: ReqMeta,
     Json(req): Json<ProjectRequest>,
 ) -> ApiResult<(StatusCode, Json<Project>)> {
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = match &req.id {
+        Some(id) => match uuid::Uuid::parse_str(id) {
+            Ok(u) => u.hyphenated().to_string(),
+            Err(_) => return Err(ApiError::invalid("id must be a UUID")),
+        },
+        None => uuid::Uuid::new_v4().to_string(),
+    };
     st.audited(
         &p,
         &meta,
@@ -280,6 +286,26 @@ fn overrides(rows: &[RetentionRow], project: Option<&str>) -> PolicyOverride {
         }
     }
     ov
+}
+
+/// When erased blobs of a project may be removed: `erased_at` plus the grace period of the
+/// project's effective policy. A deleted tenant has no policy left: at once.
+pub(crate) async fn erased_removable_at(
+    st: &AppState,
+    tenant: &str,
+    project: &str,
+    erased_at: i64,
+) -> ApiResult<i64> {
+    let t = match st.store.get_tenant(tenant).await {
+        Ok(t) => t,
+        Err(crate::store::StoreError::NotFound(_)) => return Ok(erased_at),
+        Err(e) => return Err(e.into()),
+    };
+    let rows = st.store.retention_rules(tenant).await?;
+    let policy = effective(&rows, Some(project), t.plan)?;
+    let start = time::OffsetDateTime::from_unix_timestamp(erased_at)
+        .map_err(|e| ApiError::internal(format!("erasure time: {e}")))?;
+    Ok(policy.grace.add_to(start).unix_timestamp())
 }
 
 fn effective(rows: &[RetentionRow], project: Option<&str>, plan: PlanTier) -> ApiResult<GovPolicy> {

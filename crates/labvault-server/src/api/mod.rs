@@ -1,13 +1,14 @@
 //! HTTP surface: one route table feeds the router, the OpenAPI document and (through
 //! [`route_table`]) the authorization-matrix test, so no route can exist without the others.
-//!
-//! File sync (ciphertext blobs) will be a sibling module `sync` with its own routes added to
-//! the same table; nothing here assumes the API is identity-only.
+//! Each route has its body limit and timeout: identity and governance calls the small
+//! defaults, commits a larger JSON limit, and the routes that carry blob bytes (streamed,
+//! bounded by their own checks) a long timeout.
 
 pub mod admin;
 pub mod auth;
 pub mod data;
 pub mod governance;
+pub mod sync;
 
 use std::time::Duration;
 
@@ -36,19 +37,49 @@ pub async fn health() -> Json<Health> {
     })
 }
 
+/// How much a route's request may carry and how long it may take.
+#[derive(Clone, Copy)]
+enum Limits {
+    /// `cfg.body_limit` of JSON, `cfg.request_timeout_secs`.
+    Small,
+    /// `cfg.max_commit_body` of JSON (commits, key boxes), `cfg.request_timeout_secs`.
+    Commit,
+    /// Streamed blob bytes (bounded by the handler), `cfg.blob_timeout_secs`.
+    Blob,
+}
+
+fn limited(
+    r: axum::routing::MethodRouter<AppState>,
+    cfg: &crate::app::Config,
+    l: Limits,
+) -> axum::routing::MethodRouter<AppState> {
+    let (body, secs) = match l {
+        Limits::Small => (cfg.body_limit, cfg.request_timeout_secs),
+        Limits::Commit => (cfg.max_commit_body, cfg.request_timeout_secs),
+        Limits::Blob => (cfg.max_commit_body, cfg.blob_timeout_secs),
+    };
+    r.layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(body))
+        .layer::<_, std::convert::Infallible>(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(secs),
+        ))
+}
+
 macro_rules! route_table {
-    ($( $method:ident $path:literal => $handler:path ),* $(,)?) => {
+    ($( $method:ident $path:literal => $handler:path $([$limits:ident])? ),* $(,)?) => {
         /// Every (METHOD, path) the server serves, in registration order.
         pub fn route_table() -> Vec<(&'static str, &'static str)> {
             vec![$( (route_table!(@upper $method), $path) ),*]
         }
 
-        fn routes() -> Router<AppState> {
+        fn routes(cfg: &crate::app::Config) -> Router<AppState> {
             let mut r = Router::new();
-            $( r = r.route($path, $method($handler)); )*
+            $( r = r.route($path, limited($method($handler), cfg, route_table!(@limits $($limits)?))); )*
             r
         }
     };
+    (@limits) => { Limits::Small };
+    (@limits $l:ident) => { Limits::$l };
     (@upper get) => { "GET" };
     (@upper post) => { "POST" };
     (@upper put) => { "PUT" };
@@ -98,12 +129,34 @@ route_table! {
     get "/v1/audit/verify" => governance::verify_audit,
     get "/v1/access-review" => governance::access_review,
     get "/v1/access-review/csv" => governance::access_review_csv,
+    post "/v1/me/devices" => sync::register_device,
+    get "/v1/me/devices" => sync::list_devices,
+    post "/v1/me/devices/{device_id}/approve" => sync::approve_device [Commit],
+    delete "/v1/me/devices/{device_id}" => sync::revoke_device,
+    get "/v1/projects/{project_id}/keyring" => sync::get_keyring,
+    put "/v1/projects/{project_id}/keyring" => sync::put_keyring [Commit],
+    get "/v1/projects/{project_id}/keyring/recipients" => sync::key_recipients,
+    post "/v1/projects/{project_id}/commits" => sync::commit [Commit],
+    get "/v1/projects/{project_id}/changes" => sync::changes,
+    get "/v1/projects/{project_id}/snapshot" => sync::snapshot,
+    put "/v1/projects/{project_id}/blobs/{blob_id}" => sync::put_blob [Blob],
+    get "/v1/projects/{project_id}/blobs/{blob_id}" => sync::get_blob [Blob],
+    post "/v1/projects/{project_id}/missing-blobs" => sync::missing_blobs [Commit],
+    post "/v1/projects/{project_id}/packs" => sync::put_pack [Blob],
+    post "/v1/projects/{project_id}/blob-batches" => sync::blob_batch [Blob],
+    post "/v1/projects/{project_id}/uploads" => sync::create_upload,
+    get "/v1/uploads/{upload_id}" => sync::get_upload,
+    put "/v1/uploads/{upload_id}/parts/{n}" => sync::put_part [Blob],
+    post "/v1/uploads/{upload_id}/complete" => sync::complete_upload [Commit],
+    delete "/v1/uploads/{upload_id}" => sync::abort_upload,
+    post "/v1/audit/anchors" => sync::anchor,
+    get "/v1/audit/anchors" => sync::list_anchors,
 }
 
 /// The OpenAPI document, generated from the handlers' annotations and the wire types.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "LabVault tenant server", description = "Identity, access and governance API of the reference LabVault tenant server. Errors are `{code, message}` with stable codes."),
+    info(title = "LabVault tenant server", description = "Identity, access, governance and end-to-end encrypted file sync API of the reference LabVault tenant server. Errors are `{code, message}` with stable codes."),
     paths(
         health,
         auth::login, auth::login_mfa, auth::refresh, auth::logout, auth::step_up,
@@ -119,6 +172,11 @@ route_table! {
         data::get_retention, data::set_retention,
         governance::query_audit, governance::export_audit, governance::verify_audit,
         governance::access_review, governance::access_review_csv,
+        sync::register_device, sync::list_devices, sync::approve_device, sync::revoke_device,
+        sync::get_keyring, sync::put_keyring, sync::key_recipients, sync::commit, sync::changes,
+        sync::snapshot, sync::put_blob, sync::get_blob, sync::missing_blobs, sync::put_pack,
+        sync::blob_batch, sync::create_upload, sync::get_upload, sync::put_part,
+        sync::complete_upload, sync::abort_upload, sync::anchor, sync::list_anchors,
     ),
     modifiers(&BearerAuth)
 )]
@@ -185,24 +243,24 @@ async fn normalize_errors(resp: Response) -> Response {
     out
 }
 
+/// Room for a pack's manifest (and its length prefix) beyond its blobs' bytes.
+const MAX_FRAME_OVERHEAD: usize = (1 << 20) + 4;
+
 /// The full application: routes, limits, timeouts, security headers and tracing.
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.cfg.body_limit;
-    let timeout = Duration::from_secs(state.cfg.request_timeout_secs);
+    // Outer bound on any body; each route has its own, smaller, limit (see [`Limits`]).
+    let body_limit = (state.cfg.max_blob_request as usize + MAX_FRAME_OVERHEAD)
+        .max(state.cfg.max_commit_body)
+        .max(state.cfg.body_limit);
     let hdr = |name: &'static str, value: &'static str| {
         SetResponseHeaderLayer::overriding(
             HeaderName::from_static(name),
             HeaderValue::from_static(value),
         )
     };
-    routes()
+    routes(&state.cfg)
         .with_state(state)
-        .layer(DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyLimitLayer::new(body_limit))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
         .layer(axum::middleware::map_response(normalize_errors))
         .layer(hdr(
             "strict-transport-security",

@@ -6,10 +6,13 @@
 //! indistinguishable from a missing row. Mutations take the audit event describing them and
 //! write it in the same transaction, so no change exists without its audit record.
 //!
-//! Future file-sync endpoints (ciphertext blobs) get their own trait (`BlobStore`) next to
-//! this one; the schema reserves nothing for them yet.
+//! File sync has two traits of its own beside this one: [`sync::SyncStore`] (feeds, ops, blob
+//! records, uploads, devices, key boxes, anchors; implemented by the same SQLite store) and
+//! [`blobs::BlobStore`] (the ciphertext bytes; files by default).
 
+pub mod blobs;
 pub mod sqlite;
+pub mod sync;
 
 use async_trait::async_trait;
 use labvault_wire::{AuditResult, ErrorCode, PlanTier, Role};

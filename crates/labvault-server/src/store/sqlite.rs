@@ -35,6 +35,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+mod sync;
+
 /// Tenant id of the server-level chain (tenant creation/deletion, trial expiry).
 pub const SYSTEM_TENANT: &str = "_system";
 
@@ -309,6 +311,8 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE tenants ADD COLUMN deleted_at INTEGER;
     "#,
+    // 3: file sync (devices, key boxes, change feeds, blob records, uploads, anchors).
+    sync::MIGRATION,
 ];
 
 /// SQLite-backed store.
@@ -1089,6 +1093,19 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound("tenant"));
             }
+            let held: bool = c
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM feed_items WHERE tenant_id = ?1 AND hold = 1)",
+                    [&tenant],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            if held {
+                return Err(StoreError::Rule(
+                    ErrorCode::OnHold,
+                    "a legal hold covers data of this tenant: release it before deleting the tenant".into(),
+                ));
+            }
             c.execute(
                 "DELETE FROM refresh_tokens WHERE session_id IN \
                  (SELECT id FROM sessions WHERE tenant_id = ?1)",
@@ -1112,6 +1129,7 @@ impl Store for SqliteStore {
                 )
                 .map_err(backend)?;
             }
+            sync::forget_tenant(c, &tenant, now)?;
             // Tombstone: '~' cannot occur in a slug, so the old slug is free again and the
             // tombstone can never collide with a live tenant.
             c.execute(
@@ -1684,7 +1702,13 @@ impl Store for SqliteStore {
                 "INSERT INTO projects (id, tenant_id, name, created_at) VALUES (?1,?2,?3,?4)",
                 params![p.id, tenant, p.name, p.created_at],
             )
-            .map_err(backend)?;
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict("a project with this id exists".into())
+                } else {
+                    backend(e)
+                }
+            })?;
             append(c, &tenant, &audit)
         })
         .await
@@ -1729,6 +1753,13 @@ impl Store for SqliteStore {
         let (tenant, project) = (tenant.to_string(), project.to_string());
         self.write(move |c| {
             project_exists(c, &tenant, &project)?;
+            if sync::project_held_c(c, &tenant, &project)? {
+                return Err(StoreError::Rule(
+                    ErrorCode::OnHold,
+                    "a legal hold covers data of this project: release it before deleting the project".into(),
+                ));
+            }
+            sync::forget_project(c, &tenant, &project, audit.timestamp.unix_timestamp())?;
             for sql in [
                 "DELETE FROM project_roles WHERE tenant_id = ?1 AND project_id = ?2",
                 "DELETE FROM retention_rules WHERE tenant_id = ?1 AND project_id = ?2",

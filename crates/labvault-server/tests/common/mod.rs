@@ -37,6 +37,7 @@ pub struct Harness {
     pub base: String,
     pub clock: Arc<ManualClock>,
     pub dir: tempfile::TempDir,
+    pub cfg: Config,
 }
 
 pub fn test_config() -> Config {
@@ -44,6 +45,8 @@ pub fn test_config() -> Config {
         kdf: KdfParams::TEST,
         login_attempts_per_ip_minute: 10_000,
         sweep_interval_secs: 3600,
+        // Small parts, so resumable uploads are tested with kilobytes.
+        part_size_range: (1024, 64 << 20),
         ..Config::default()
     }
 }
@@ -56,7 +59,7 @@ pub async fn harness_with(cfg: Config) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let data = DataDir::create(dir.path()).unwrap();
     let clock = Arc::new(ManualClock::new(datetime!(2026-03-01 09:00 UTC)));
-    let state = open_state(&data, cfg, clock.clone()).unwrap();
+    let state = open_state(&data, cfg.clone(), clock.clone()).unwrap();
     let server = start(
         "127.0.0.1:0".parse().unwrap(),
         self_signed(&data).unwrap(),
@@ -90,6 +93,7 @@ pub async fn harness_with(cfg: Config) -> Harness {
         base,
         clock,
         dir,
+        cfg,
     }
 }
 
@@ -128,6 +132,32 @@ pub fn login_req(slug: &str, email: &str, password: &str) -> LoginRequest {
 }
 
 impl Harness {
+    /// Stops the server and starts it again on the same address and data directory (a
+    /// restart of the tenant: everything not durable is gone).
+    pub async fn restart(&mut self) {
+        let addr = self.server.addr;
+        let placeholder = start(
+            "127.0.0.1:0".parse().unwrap(),
+            self_signed(&DataDir(self.dir.path().to_path_buf())).unwrap(),
+            self.server.state.clone(),
+        )
+        .await
+        .unwrap();
+        let old = std::mem::replace(&mut self.server, placeholder);
+        let old_state = old.state.clone();
+        old.stop().await;
+        drop(old_state);
+        let data = DataDir(self.dir.path().to_path_buf());
+        let state = open_state(&data, self.cfg.clone(), self.clock.clone()).unwrap();
+        let tmp = std::mem::replace(
+            &mut self.server,
+            start(addr, self_signed(&data).unwrap(), state)
+                .await
+                .unwrap(),
+        );
+        tmp.stop().await;
+    }
+
     pub fn now(&self) -> i64 {
         labvault_server::clock::now_ts(self.clock.as_ref())
     }
@@ -154,13 +184,58 @@ impl Harness {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, String) {
+        self.call_raw_with(method, path, token, body, &[]).await
+    }
+
+    /// Like [`Harness::call`], with extra headers (a device id for sync routes).
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let (s, text) = self.call_raw_with(method, path, token, body, headers).await;
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (s, v)
+    }
+
+    pub async fn call_raw_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, String) {
         let _ = Method::from_bytes(method.as_bytes()).unwrap();
         let (s, text) = self
             .api
-            .raw(method, path, token, body.as_ref())
+            .raw(method, path, token, body.as_ref(), headers)
             .await
             .expect("request reaches the server");
         (StatusCode::from_u16(s).unwrap(), text)
+    }
+
+    /// Registers a fresh device for `u` (approved if it is the user's first) and returns its id.
+    pub async fn device(&self, u: &User) -> String {
+        use base64::Engine;
+        let id = uuid::Uuid::new_v4().to_string();
+        let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        self.api
+            .register_device(
+                &u.access,
+                &labvault_wire::DeviceRegistration {
+                    device_id: id.clone(),
+                    name: "test device".into(),
+                    x25519: key.clone(),
+                    ed25519: key,
+                },
+            )
+            .await
+            .unwrap();
+        id
     }
 
     /// Creates a tenant directly (like `labvault-server init`); returns the Owner's email.
