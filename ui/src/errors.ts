@@ -71,6 +71,8 @@ export const ERROR_TEXT: Readonly<Record<string, string>> = {
   erased: "This item was erased; its content no longer exists.",
   on_hold: "A legal hold protects this item: it cannot be deleted or erased until the hold is cleared.",
   invalid_policy: "That retention policy is not allowed.",
+  sync_refused: "Something the lab's server sent failed its checks and was refused; nothing here was changed.",
+  feed_diverged: "The lab's server no longer has changes this device already applied (it may have been restored from a backup). Sync of that project stopped; nothing was deleted.",
   not_unlocked: "The vault is locked. Unlock it to continue.",
   ipc: "The app could not run this action.",
   unknown: "An unexpected error occurred.",

@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::io::{BufRead, IsTerminal};
 use std::ops::Deref;
 use std::path::PathBuf;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// Options valid for every subcommand.
@@ -27,31 +28,32 @@ pub struct GlobalOpts {
 }
 
 /// An unlocked vault for the length of one command. Dropping it locks the vault through
-/// [`Vault::lock`], which records `auth.lock`, whether the command succeeded or failed, so
+/// [`Vault::close`], which records `auth.lock`, whether the command succeeded or failed, so
 /// every CLI session shows up in the audit trail as exactly one unlock and one lock.
-pub struct Session(Option<Vault>);
+pub struct Session(Arc<Vault>);
 
 impl Session {
     /// Takes ownership of a vault just unlocked (or created) by a command.
     pub fn new(v: Vault) -> Session {
-        Session(Some(v))
+        Session(Arc::new(v))
+    }
+
+    /// The vault for a task that shares it (the sync engine); the session still locks it.
+    pub fn shared(&self) -> Arc<Vault> {
+        self.0.clone()
     }
 }
 
 impl Deref for Session {
     type Target = Vault;
     fn deref(&self) -> &Vault {
-        self.0
-            .as_ref()
-            .expect("a session holds its vault until dropped")
+        &self.0
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if let Some(v) = self.0.take() {
-            v.lock();
-        }
+        self.0.close();
     }
 }
 
@@ -96,7 +98,7 @@ impl Ctx {
         }
     }
 
-    fn stdin_line(&self, what: &str) -> Result<Zeroizing<String>> {
+    pub fn stdin_line(&self, what: &str) -> Result<Zeroizing<String>> {
         let mut guard = self.stdin_lines.borrow_mut();
         let lock = guard.get_or_insert_with(|| std::io::stdin().lock());
         let mut line = Zeroizing::new(String::new());
@@ -112,7 +114,7 @@ impl Ctx {
         Ok(line)
     }
 
-    fn prompt(&self, prompt: &str, what: &str, env: &str) -> Result<Zeroizing<String>> {
+    pub fn prompt(&self, prompt: &str, what: &str, env: &str) -> Result<Zeroizing<String>> {
         if !std::io::stdin().is_terminal() {
             return Err(invalid(&format!(
                 "no {what}: stdin is not a terminal; use --passphrase-stdin or {env}"

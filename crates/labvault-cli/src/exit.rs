@@ -46,8 +46,19 @@ pub fn exit_code(code: ErrorCode) -> u8 {
         ErrorCode::Cancelled => 20,
         ErrorCode::Erased => 21,
         ErrorCode::OnHold => 22,
+        ErrorCode::SyncRefused | ErrorCode::FeedDiverged => EXIT_SYNC_REFUSED,
     }
 }
+
+/// Exit status of sync: the tenant could not be reached (try again later).
+pub const EXIT_SYNC_UNREACHABLE: u8 = 23;
+/// Exit status of sync: sign-in, device approval or account problems.
+pub const EXIT_SYNC_ACCOUNT: u8 = 24;
+/// Exit status of sync: something from the tenant was refused (tampered, replayed, wrong
+/// pin, diverged feed); nothing local was changed.
+pub const EXIT_SYNC_REFUSED: u8 = 25;
+/// Exit status of sync: the pass finished but some projects did not sync completely.
+pub const EXIT_SYNC_INCOMPLETE: u8 = 26;
 
 /// The `--help` footer.
 pub const EXIT_CODES_HELP: &str = "\
@@ -62,6 +73,10 @@ Exit codes:
  11  vault_busy, locked            21 erased
  12  not_found                     22 on_hold (legal hold)
  13  already_exists                14 also: invalid_policy
+ 23  tenant unreachable (sync; try again later)
+ 24  not signed in, device not approved or revoked, tenant refused the account
+ 25  sync_refused, feed_diverged, pin_mismatch (nothing local was changed)
+ 26  sync finished, some projects incomplete (`labvault sync status`)
 Errors are printed on stderr as `error[<code>]: <message>`.
 Passphrase: interactive prompt, --passphrase-stdin, or LABVAULT_PASSPHRASE
 (new passphrase for init/passwd/recover: LABVAULT_NEW_PASSPHRASE).";
@@ -82,6 +97,66 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
         eprintln!("error[{}]: {core}", core.code());
         return ExitCode::from(exit_code(core.code()));
     }
+    if let Some(s) = e.downcast_ref::<labvault_sync::SyncError>() {
+        let (code, exit) = crate::sync_cmd::sync_error(s);
+        eprintln!("error[{code}]: {s}");
+        return ExitCode::from(exit);
+    }
+    if let Some(c) = e.downcast_ref::<labvault_client::ClientError>() {
+        let s = labvault_sync::SyncError::Client(clone_client_error(c));
+        let (code, exit) = crate::sync_cmd::sync_error(&s);
+        eprintln!("error[{code}]: {c}");
+        return ExitCode::from(exit);
+    }
     eprintln!("error[internal]: {e:#}");
     ExitCode::from(1)
+}
+
+/// A copy of a client error (they are not `Clone`: a transport error holds no secret but is
+/// rebuilt field by field here to be classified).
+fn clone_client_error(c: &labvault_client::ClientError) -> labvault_client::ClientError {
+    use labvault_client::ClientError as C;
+    match c {
+        C::InvalidPin(s) => C::InvalidPin(s.clone()),
+        C::InvalidUrl(s) => C::InvalidUrl(s.clone()),
+        C::PinMismatch {
+            url,
+            pinned,
+            presented,
+        } => C::PinMismatch {
+            url: url.clone(),
+            pinned: pinned.clone(),
+            presented: presented.clone(),
+        },
+        C::Tls(s) => C::Tls(s.clone()),
+        C::Unreachable {
+            url,
+            reason,
+            timeout,
+        } => C::Unreachable {
+            url: url.clone(),
+            reason: reason.clone(),
+            timeout: *timeout,
+        },
+        C::Api {
+            status,
+            code,
+            message,
+            retry_after,
+        } => C::Api {
+            status: *status,
+            code: *code,
+            message: message.clone(),
+            retry_after: *retry_after,
+        },
+        C::Malformed {
+            url,
+            status,
+            detail,
+        } => C::Malformed {
+            url: url.clone(),
+            status: *status,
+            detail: detail.clone(),
+        },
+    }
 }

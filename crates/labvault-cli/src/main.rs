@@ -10,6 +10,7 @@ mod ctx;
 mod exit;
 mod progress;
 mod retention_cmd;
+mod sync_cmd;
 
 use clap::{Parser, Subcommand};
 use ctx::{Ctx, GlobalOpts};
@@ -71,6 +72,21 @@ enum Command {
     /// Legal holds on items and projects.
     #[command(subcommand)]
     Hold(retention_cmd::HoldCmd),
+    /// The lab's tenant this vault syncs with.
+    #[command(subcommand)]
+    Remote(sync_cmd::RemoteCmd),
+    /// Sign in to the tenant (the token is kept in the OS keyring).
+    Login(sync_cmd::LoginArgs),
+    /// Sign out (the session is revoked, the token removed).
+    Logout,
+    /// Sync with the tenant (end-to-end encrypted); `sync status` shows what waits.
+    Sync(sync_cmd::SyncArgs),
+    /// Items whose concurrent edits were both kept.
+    #[command(subcommand)]
+    Conflicts(sync_cmd::ConflictsCmd),
+    /// This user's devices: pair, approve, revoke.
+    #[command(subcommand)]
+    Device(sync_cmd::DeviceCmd),
 }
 
 fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
@@ -93,6 +109,12 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Audit(c) => audit_cmd::run(ctx, c),
         Command::Retention(c) => retention_cmd::run(ctx, c),
         Command::Hold(c) => retention_cmd::run_hold(ctx, c),
+        Command::Remote(c) => sync_cmd::remote(ctx, c),
+        Command::Login(a) => sync_cmd::login(ctx, a),
+        Command::Logout => sync_cmd::logout(ctx),
+        Command::Sync(a) => sync_cmd::sync(ctx, a),
+        Command::Conflicts(c) => sync_cmd::conflicts(ctx, c),
+        Command::Device(c) => sync_cmd::device(ctx, c),
     }
 }
 

@@ -36,9 +36,12 @@ impl Vault {
         audit::count(&*self.reader()?)
     }
 
-    /// Re-verifies every device chain in the catalog (streaming) and records `audit.verify`.
-    /// A break is [`crate::Error::ChainBroken`]: the device, the first bad seq and what was
-    /// found, as values (and recorded as a `failure` with code `tampered`).
+    /// Re-verifies every device chain in the catalog (streaming), then this device's chain
+    /// against every checkpoint the tenant signed (`crate::anchors`), and records
+    /// `audit.verify`. A break is [`crate::Error::ChainBroken`]: the device, the first bad seq
+    /// and what was found, as values (and recorded as a `failure` with code `tampered`); a
+    /// history rewritten after it was anchored is `tampered` naming the anchor. This
+    /// device's report has `checkpoint_matched` when anchors were checked.
     pub fn audit_verify(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<Vec<ChainReport>> {
         self.read_op(actions::AUDIT_VERIFY, "audit".into(), || {
             let conn = self.reader()?;
@@ -46,7 +49,18 @@ impl Vault {
                 let key = self.with_keys(|k| Ok(k.root.catalog_key()))?;
                 crate::catalog::open_reader(&self.dir.join(CATALOG_FILE), &key)
             };
-            Ok((audit::verify(&conn, second, progress)?, String::new()))
+            let mut reports = audit::verify(&conn, second, progress)?;
+            let anchors = self.check_anchors(&conn)?;
+            if anchors.device_anchors > 0 {
+                for r in reports.iter_mut().filter(|r| r.device_id == self.device_id) {
+                    r.checkpoint_matched = true;
+                }
+            }
+            let detail = format!(
+                "anchors={} anchored_seq={}",
+                anchors.device_anchors, anchors.anchored_seq
+            );
+            Ok((reports, detail))
         })
     }
 

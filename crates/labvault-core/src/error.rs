@@ -58,6 +58,14 @@ pub enum ErrorCode {
     OnHold,
     /// A retention policy change that breaks a rule (e.g. audit logs below 6 years).
     InvalidPolicy,
+    /// Something the tenant sent was refused: a change or blob that fails authentication, a
+    /// replayed op, a key epoch this device has no key for, an untrusted key box or approval.
+    /// Nothing local was changed; the message names what.
+    SyncRefused,
+    /// The tenant's change feed no longer matches what this device applied (the server was
+    /// restored from an older backup, or its feed was replaced): sync of that project stops
+    /// instead of deleting anything.
+    FeedDiverged,
 }
 
 impl ErrorCode {
@@ -87,6 +95,8 @@ impl ErrorCode {
             ErrorCode::Erased => "erased",
             ErrorCode::OnHold => "on_hold",
             ErrorCode::InvalidPolicy => "invalid_policy",
+            ErrorCode::SyncRefused => "sync_refused",
+            ErrorCode::FeedDiverged => "feed_diverged",
         }
     }
 
@@ -115,6 +125,8 @@ impl ErrorCode {
         ErrorCode::Erased,
         ErrorCode::OnHold,
         ErrorCode::InvalidPolicy,
+        ErrorCode::SyncRefused,
+        ErrorCode::FeedDiverged,
     ];
 }
 
@@ -230,6 +242,12 @@ pub enum Error {
         .0.device_id, .0.first_bad_seq, .0.kind.as_str()
     )]
     ChainBroken(labvault_governance::ChainError),
+    /// See [`ErrorCode::SyncRefused`].
+    #[error("refused from the tenant: {0}")]
+    SyncRefused(String),
+    /// See [`ErrorCode::FeedDiverged`].
+    #[error("{0}")]
+    FeedDiverged(String),
 }
 
 impl Error {
@@ -261,6 +279,8 @@ impl Error {
             Error::OnHold(_) => ErrorCode::OnHold,
             Error::InvalidPolicy(_) => ErrorCode::InvalidPolicy,
             Error::ChainBroken(_) => ErrorCode::Tampered,
+            Error::SyncRefused(_) => ErrorCode::SyncRefused,
+            Error::FeedDiverged(_) => ErrorCode::FeedDiverged,
         }
     }
 

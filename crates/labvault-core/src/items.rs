@@ -237,6 +237,7 @@ impl Vault {
                         "UPDATE items SET area = ?1, path = ?2, media_type = ?3, updated_at = ?4 WHERE id = ?5",
                         params![area.as_str(), path, crate::model::guess_media_type(&path), now, item.id],
                     )?;
+                    crate::changes::mark_if_tracking(tx, &item.project_id, &item.id)?;
                     let moved = get(tx, item_id)?;
                     Ok((moved, Subject::on(resources::item(&item.project_id, &item.id))))
                 })
@@ -262,6 +263,7 @@ impl Vault {
                         "UPDATE items SET state = 'soft_deleted', deleted_at = ?1 WHERE id = ?2",
                         params![now, item.id],
                     )?;
+                    crate::changes::mark_if_tracking(tx, &item.project_id, &item.id)?;
                     let out = get(tx, item_id)?;
                     Ok((
                         out,
@@ -301,6 +303,7 @@ impl Vault {
                         "UPDATE items SET state = 'active', deleted_at = NULL WHERE id = ?1",
                         params![item.id],
                     )?;
+                    crate::changes::mark_if_tracking(tx, &item.project_id, &item.id)?;
                     let out = get(tx, item_id)?;
                     Ok((out, Subject::on(resources::item(&item.project_id, &item.id))))
                 })
@@ -394,7 +397,8 @@ pub(crate) fn erase_in(
             [&item.id],
         )?;
         tx.execute(
-            "UPDATE item_versions SET wrapped_data_key = NULL, blob_id = NULL, pack_id = NULL,
+            "UPDATE item_versions SET sync_blob = coalesce(sync_blob, blob_id),
+                wrapped_data_key = NULL, blob_id = NULL, pack_id = NULL,
                 pack_offset = NULL, pack_len = NULL WHERE item_id = ?1",
             [&item.id],
         )?;
@@ -402,20 +406,32 @@ pub(crate) fn erase_in(
             "UPDATE items SET state = 'erased', erased_at = ?1, erase_reason = ?2 WHERE id = ?3",
             params![now, reason, item.id],
         )?;
+        crate::changes::mark_if_tracking(tx, &item.project_id, &item.id)?;
         let subject = Subject::new(resources::item(&item.project_id, &item.id), detail);
         Ok(((own, packs), subject))
     })?;
     w.checkpoint_truncate()?;
-    // After the commit: a crash here leaves orphan blobs and erased records in packs (with no
-    // key anywhere), which the next unlock removes.
+    remove_erased_blobs(w, &blob_ids, &packs)?;
+    get(w.conn(), item_id)
+}
+
+/// After an erasure committed (and the WAL was truncated): removes the erased versions' blob
+/// files and their records' bytes from packs (a pack with no live record left is deleted). A
+/// crash here leaves orphan blobs and erased records in packs (with no key anywhere), which
+/// the next unlock removes (the caller set the unsettled marker before committing).
+pub(crate) fn remove_erased_blobs(
+    w: &mut WriteOp<'_>,
+    blob_ids: &[String],
+    packs: &std::collections::BTreeSet<String>,
+) -> Result<()> {
     let dir = w.vault.dir.clone();
     let mut shards = std::collections::BTreeSet::new();
-    for id in &blob_ids {
+    for id in blob_ids {
         let p = crate::layout::blob_path(&dir, id);
         remove_blob_file(&p)?;
         shards.extend(p.parent().map(Path::to_path_buf));
     }
-    for pack in &packs {
+    for pack in packs {
         let p = crate::layout::blob_path(&dir, pack);
         if !blob_files::erase_dead_records(w.conn(), &dir, pack)? {
             remove_blob_file(&p)?;
@@ -425,7 +441,7 @@ pub(crate) fn erase_in(
     for s in shards {
         fsutil::fsync_dir(&s)?;
     }
-    get(w.conn(), item_id)
+    Ok(())
 }
 
 /// Removes a blob or pack file; one already gone is fine.

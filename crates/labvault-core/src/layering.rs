@@ -10,7 +10,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "error", "names", "model", "layout", "locks", "fsutil", "keyring",
     ],
-    &["catalog", "audit", "packs", "holds"],
+    &["catalog", "audit", "packs", "holds", "changes"],
     &["vault"],
     &[
         "blob_files",
@@ -19,10 +19,12 @@ const LAYERS: &[&[&str]] = &[
         "items",
         "retention",
         "account",
+        "anchors",
         "audit_log",
         "transfer",
         "view",
     ],
+    &["sync"],
 ];
 
 fn layer_of(m: &str) -> usize {

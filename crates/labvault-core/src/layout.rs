@@ -15,6 +15,9 @@ pub const BLOBS_DIR: &str = "blobs";
 pub const BLOBS_UNSETTLED: &str = "blobs.unsettled";
 /// Directory of in-flight (ciphertext-only) temp files.
 pub const TMP_DIR: &str = "tmp";
+/// Directory of blobs being downloaded by sync (ciphertext only): a download survives a
+/// restart and resumes where it stopped; unlock does not empty it (sync does).
+pub const SYNC_DIR: &str = "sync";
 /// Lock file every open handle holds (see `locks.rs`).
 pub const LOCK_FILE: &str = crate::locks::OPEN_LOCK_FILE;
 

@@ -7,20 +7,23 @@
 //! Modules in dependency order (a module only uses those above it; a test checks it):
 //! * foundations: `error`, `names`, `model`, `layout`, `locks`, `fsutil`, `keyring`;
 //! * storage: `catalog` (connections, schema, migrations), then `audit` (the hash chain on a
-//!   connection), `packs`, `holds`;
+//!   connection), `packs`, `holds`, `changes` (what sync must push);
 //! * the handle: `vault` (keys, readers, the one writer, how events are recorded);
 //! * operations on it: `blob_files`, `journal`, `projects`, `items`, `retention`, `account`,
-//!   `audit_log`, `transfer`, `view`.
+//!   `anchors`, `audit_log`, `transfer`, `view`;
+//! * above them all: `sync` (the vault's half of file sync; no network).
 #![forbid(unsafe_code)]
 
 /// The core's version (the crate's own, which front ends report beside theirs).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 mod account;
+mod anchors;
 pub mod audit;
 mod audit_log;
 mod blob_files;
 pub mod catalog;
+mod changes;
 pub mod error;
 mod fsutil;
 mod holds;
@@ -34,6 +37,7 @@ pub mod names;
 mod packs;
 mod projects;
 pub mod retention;
+pub mod sync;
 pub mod transfer;
 pub mod vault;
 pub mod view;

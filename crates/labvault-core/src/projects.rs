@@ -57,6 +57,7 @@ impl Vault {
                         "INSERT INTO projects(id, name, wrapped_key, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
                         params![id, name, wrapped.as_bytes(), now, actor],
                     )?;
+                    crate::changes::mark_if_tracking(tx, &id, &id)?;
                     let info = ProjectInfo {
                         id: id.clone(),
                         name: name.to_string(),

@@ -473,6 +473,20 @@ pub(crate) fn run_in(
     Ok(report)
 }
 
+/// Marks the item or project a hold changed for sync (holds travel with what they cover).
+fn mark_hold_target(tx: &rusqlite::Connection, target: &HoldTarget) -> Result<()> {
+    match target {
+        HoldTarget::Item(id) => {
+            let item = items::get(tx, id)?;
+            crate::changes::mark_if_tracking(tx, &item.project_id, &item.id)
+        }
+        HoldTarget::Project(p) => {
+            let p = projects::find(tx, p)?;
+            crate::changes::mark_if_tracking(tx, &p.id, &p.id)
+        }
+    }
+}
+
 /// Soft-deletes an expired item (state-guarded: false if someone else moved it first).
 fn expire_in(w: &mut WriteOp<'_>, id: &str, resource: &str) -> Result<bool> {
     let now = ts_to_ms(w.vault.now());
@@ -481,6 +495,10 @@ fn expire_in(w: &mut WriteOp<'_>, id: &str, resource: &str) -> Result<bool> {
             "UPDATE items SET state = 'soft_deleted', deleted_at = ?1 WHERE id = ?2 AND state = 'active'",
             params![now, id],
         )?;
+        if n == 1 {
+            let project_id = items::get(tx, id)?.project_id;
+            crate::changes::mark_if_tracking(tx, &project_id, id)?;
+        }
         Ok((n == 1, Subject::new(resource, "expired")))
     })
 }
@@ -645,6 +663,7 @@ impl Vault {
                             info.created_by
                         ],
                     )?;
+                    mark_hold_target(tx, target)?;
                     let subject = Subject::new(hold_subject(tx, target)?, reason);
                     Ok((info, subject))
                 })
@@ -676,6 +695,7 @@ impl Vault {
                             "an active legal hold on {target_id}"
                         )));
                     }
+                    mark_hold_target(tx, target)?;
                     Ok((n as u64, Subject::on(hold_subject(tx, target)?)))
                 })
             },

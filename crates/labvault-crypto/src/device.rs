@@ -411,13 +411,15 @@ fn decode50(s: &str) -> Result<[u8; 7], CryptoError> {
 }
 
 /// The statement an approving device signs (and MACs with the pairing secret): who approves
-/// whom, with which keys, for which user.
+/// whom, with which keys, for which user, and which other devices (with their keys) the
+/// approver vouches for, so the new device trusts the user's whole set of devices.
 pub fn approval_statement(
     user_id: &str,
     approver_id: &str,
     approver: &DevicePublic,
     device_id: &str,
     device: &DevicePublic,
+    vouched: &[(String, DevicePublic)],
 ) -> Vec<u8> {
     let mut s = b"labvault/v1/device-approval".to_vec();
     put_field(&mut s, user_id.as_bytes());
@@ -427,6 +429,12 @@ pub fn approval_statement(
     put_field(&mut s, device_id.as_bytes());
     s.extend_from_slice(&device.x25519);
     s.extend_from_slice(&device.ed25519);
+    s.extend_from_slice(&(vouched.len() as u32).to_be_bytes());
+    for (id, k) in vouched {
+        put_field(&mut s, id.as_bytes());
+        s.extend_from_slice(&k.x25519);
+        s.extend_from_slice(&k.ed25519);
+    }
     s
 }
 

@@ -34,5 +34,6 @@ pub use payload::{PayloadContext, PayloadKey, PAYLOAD_VERSION};
 pub use recovery::RecoveryKey;
 pub use sealed::{seal, JournalPublicKey, JournalSecretKey, SEALED_VERSION};
 pub use secret::{
-    CatalogKey, DataKey, Passphrase, ProjectKey, RootKey, WrappedKey, WRAPPED_KEY_LEN,
+    project_keys_equal, CatalogKey, DataKey, Passphrase, ProjectKey, RootKey, WrappedKey,
+    WRAPPED_KEY_LEN,
 };

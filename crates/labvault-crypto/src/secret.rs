@@ -179,6 +179,15 @@ impl ProjectKey {
     }
 }
 
+/// Whether two project keys are the same key (constant time): a key box must not replace a
+/// project's key.
+pub fn project_keys_equal(a: &ProjectKey, b: &ProjectKey) -> bool {
+    a.0.iter()
+        .zip(b.0.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
 impl DataKey {
     /// A fresh data key for one file version.
     pub fn generate() -> DataKey {

@@ -404,6 +404,10 @@ pub struct DeviceApproval {
     pub signature: String,
     /// Pairing MAC (base64).
     pub mac: String,
+    /// Devices the approver trusts and vouches for to the new device (covered by the
+    /// signature and the MAC, with the keys the approver holds for them).
+    #[serde(default)]
+    pub vouched: Vec<String>,
 }
 
 /// Approves a pending device: the approval and the project keys sealed to the device.

@@ -25,6 +25,8 @@ export type ErrorCode =
   | "erased"
   | "on_hold"
   | "invalid_policy"
+  | "sync_refused"
+  | "feed_diverged"
   ;
 
 /** Every error code, for exhaustive tables and validation. */
@@ -52,4 +54,6 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "erased",
   "on_hold",
   "invalid_policy",
+  "sync_refused",
+  "feed_diverged",
 ];

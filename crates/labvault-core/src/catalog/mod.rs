@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_lifecycle_index.sql"),
     include_str!("migrations/0005_packs.sql"),
     include_str!("migrations/0006_items_checks.sql"),
+    include_str!("migrations/0007_sync.sql"),
 ];
 
 /// The schema version this build writes and understands.

@@ -593,6 +593,7 @@ fn commit_group(
         .collect();
     t.stop(Phase::WrapKeys);
     let t = phases::start();
+    let track = crate::changes::tracking(w.conn())?;
     let rows = match &pack {
         Some((pack_id, _)) if !ok.is_empty() => {
             let insert = |tx: &rusqlite::Transaction<'_>, k: usize| {
@@ -611,6 +612,7 @@ fn commit_group(
                     &s.sha,
                     now,
                     &actor,
+                    track,
                 )?;
                 t.stop(Phase::CatalogRows);
                 // Each file's audit event names its item version.
@@ -670,6 +672,7 @@ fn commit_blob(
     } = prep;
     let now = ts_to_ms(w.vault.now());
     let actor = w.vault.actor.clone();
+    let track = crate::changes::tracking(w.conn())?;
     let (item_id, version) = w.commit(actions::DATA_IMPORT, |tx| {
         let (item_id, version) = insert_version(
             tx,
@@ -684,6 +687,7 @@ fn commit_blob(
             &sha,
             now,
             &actor,
+            track,
         )?;
         let subject = Subject::new(
             resources::item(project_id, &item_id),

@@ -117,8 +117,8 @@ pub(crate) fn current_version(
     }
 }
 
-/// Inserts one imported version: a new item, or a new version of the active item at `path`.
-/// Returns (item id, version).
+/// Inserts one imported version: a new item, or a new version of the active item at `path`,
+/// marked for sync when `track` (a tenant is configured). Returns (item id, version).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn insert_version(
     tx: &rusqlite::Transaction<'_>,
@@ -133,6 +133,7 @@ pub(super) fn insert_version(
     sha: &str,
     now: i64,
     actor: &str,
+    track: bool,
 ) -> Result<(String, u32)> {
     // A SELECT then an INSERT or UPDATE: measured cheaper than one upsert with RETURNING,
     // whose ephemeral result table costs more allocations (import_bench --catalog, UPSERT=1).
@@ -193,5 +194,8 @@ pub(super) fn insert_version(
         pack.map(|p| p.1 as i64),
         pack.map(|p| p.2 as i64),
     ])?;
+    if track {
+        crate::changes::mark(tx, project_id, &item_id)?;
+    }
     Ok((item_id, version))
 }

@@ -804,6 +804,7 @@ async fn devices_register_approve_and_revoke_anchors_verify() {
         approver_device_id: first.clone(),
         signature: B64.encode([1u8; 64]),
         mac: B64.encode([2u8; 32]),
+        vouched: vec![],
     };
     let boxes = vec![KeyBox {
         project_id: p.clone(),

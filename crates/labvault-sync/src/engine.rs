@@ -1,0 +1,717 @@
+//! The engine: one pass brings every project in step with the tenant.
+//!
+//! A pass: this device is registered (and, if it waits for approval, checks whether the
+//! approval arrived), trust and project keys are reconciled, then each project runs its cycle
+//! ([`ProjectCycle`]): pull pages until the feed's head is applied (blobs received and
+//! verified before each page is applied), stage local changes, push them (blobs first, then
+//! ops in batches) and after conflicts pull again. A transient failure backs off the ops it
+//! concerns (full jitter, honouring `Retry-After`) and the pass goes on with other projects; a
+//! refusal stops the project with its reason; a fatal error (wrong pin, signed out, device
+//! revoked) ends the pass. Finally this device's audit chain is anchored.
+//!
+//! Only one engine syncs a vault at a time (`sync/engine.lock`, a lock the OS releases if the
+//! process dies).
+
+use std::fs::File;
+use std::sync::Arc;
+
+use labvault_client::{ClientError, TenantClient};
+use labvault_core::sync::{FeedInfo, IncomingChange, OpAck, PulledPage, StoredAnchor};
+use labvault_core::Vault;
+use labvault_wire::{AnchorRequest, ChangesQuery, CommitRequest, OpResult, SnapshotQuery, SyncOp};
+use serde::Serialize;
+
+use crate::keys;
+use crate::planner::{backoff_ms, classify, Disposition, ProjectCycle, Seen, Step};
+use crate::session::Session;
+use crate::transfer::{blocking, Transfers};
+use crate::{Result, SyncError};
+
+/// Tunables.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Transfers in flight.
+    pub parallel: usize,
+    /// Ops per commit request.
+    pub commit_batch: usize,
+    /// Items staged per transaction.
+    pub stage_batch: usize,
+    /// Changes per feed page.
+    pub page_limit: u32,
+    /// Part size of resumable uploads and of ranged downloads.
+    pub part_size: u64,
+    /// Target size of a pack of small blobs (and of a download batch).
+    pub pack_target: u64,
+    /// Blobs up to this size travel in packs and batches.
+    pub small_blob_max: u64,
+    /// Anchor the audit chain when this many events were added since the last anchor.
+    pub anchor_every_events: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            parallel: 4,
+            commit_batch: 500,
+            stage_batch: 2000,
+            page_limit: 500,
+            part_size: 8 << 20,
+            pack_target: 8 << 20,
+            small_blob_max: 4 << 20,
+            anchor_every_events: 1,
+        }
+    }
+}
+
+/// What kind of work progress is reported for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgressPhase {
+    /// Blob bytes up.
+    Upload,
+    /// Blob bytes down.
+    Download,
+    /// Ops applied from the feed.
+    Pull,
+    /// Ops acknowledged.
+    Push,
+}
+
+/// A progress report (bytes for transfers, ops for pull and push).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    /// Project id.
+    pub project: String,
+    /// Phase.
+    pub phase: ProgressPhase,
+    /// Done so far.
+    pub done: u64,
+    /// Known total (0 when unknown).
+    pub total: u64,
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PassReport {
+    /// Changes applied from the tenant.
+    pub pulled: u64,
+    /// Ops the tenant acknowledged.
+    pub pushed: u64,
+    /// Merges that kept two versions.
+    pub conflicts: u64,
+    /// Blob bytes sent.
+    pub bytes_up: u64,
+    /// Blob bytes received.
+    pub bytes_down: u64,
+    /// Projects created on the tenant / installed here.
+    pub projects_created: u64,
+    /// Projects installed here from key boxes.
+    pub projects_installed: u64,
+    /// Problems per project: (project id, message).
+    pub errors: Vec<(String, String)>,
+    /// The earliest time (ms) a backed-off op may be retried.
+    pub retry_at: Option<i64>,
+    /// Ops waiting (staged, unacknowledged) after the pass.
+    pub pending: u64,
+}
+
+/// The sync engine of one vault.
+pub struct SyncEngine {
+    vault: Arc<Vault>,
+    session: Session,
+    api: TenantClient,
+    cfg: EngineConfig,
+    random: Box<dyn Fn() -> u64 + Send + Sync>,
+    progress: Box<dyn Fn(Progress) + Send + Sync>,
+    _lock: Option<File>,
+}
+
+fn is_would_block(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.raw_os_error() == Some(11)
+}
+
+impl SyncEngine {
+    /// An engine for `vault` signed in with `session`. Fails with `sync_busy` while another
+    /// process syncs the same vault.
+    pub fn new(vault: Arc<Vault>, session: Session, cfg: EngineConfig) -> Result<SyncEngine> {
+        let dir = vault.dir().join(labvault_core::layout::SYNC_DIR);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| SyncError::Busy(format!("creating {}: {e}", dir.display())))?;
+        let path = dir.join("engine.lock");
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| SyncError::Busy(format!("opening {}: {e}", path.display())))?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(SyncError::Busy(
+                    "another LabVault process is syncing this vault; it will bring it up to date"
+                        .into(),
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) if is_would_block(&e) => {
+                return Err(SyncError::Busy(
+                    "another LabVault process is syncing this vault".into(),
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(SyncError::Busy(format!("locking {}: {e}", path.display())))
+            }
+        }
+        let me = vault.device_id().to_string();
+        let session = session.bind_device(&me)?;
+        let api = session.client().clone();
+        Ok(SyncEngine {
+            vault,
+            session,
+            api,
+            cfg,
+            random: Box::new(rand::random::<u64>),
+            progress: Box::new(|_| {}),
+            _lock: Some(f),
+        })
+    }
+
+    /// Replaces the source of randomness (back-off jitter): a simulation seeds it.
+    pub fn with_random(mut self, f: impl Fn() -> u64 + Send + Sync + 'static) -> SyncEngine {
+        self.random = Box::new(f);
+        self
+    }
+
+    /// Reports progress to `f` (at most a few times per transfer chunk).
+    pub fn with_progress(mut self, f: impl Fn(Progress) + Send + Sync + 'static) -> SyncEngine {
+        self.progress = Box::new(f);
+        self
+    }
+
+    /// The session (for device commands).
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The vault.
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.vault
+    }
+
+    fn now(&self) -> i64 {
+        (self.vault.now().unix_timestamp_nanos() / 1_000_000) as i64
+    }
+
+    /// One pass over every project (or only `only`, a project id or name).
+    pub async fn pass(&self, only: Option<&str>) -> Result<PassReport> {
+        let mut report = PassReport::default();
+        self.vault.sync_remote()?.ok_or(SyncError::NoRemote)?;
+        let me = keys::register(&self.vault, &self.session).await?;
+        if !keys::complete_pairing(&self.vault, &self.session).await? {
+            let code = self.vault.sync_pairing_code()?;
+            return Err(SyncError::NotApproved(code.to_string()));
+        }
+        let _ = me;
+        keys::refresh_trust(&self.vault, &self.session).await?;
+        let r = keys::reconcile_projects(&self.vault, &self.session, only).await?;
+        report.projects_created = r.created;
+        report.projects_installed = r.installed;
+        self.vault.sync_clean_incoming(false)?;
+        for p in self.vault.sync_projects()? {
+            if !p.remote || only.is_some_and(|o| o != p.project_id && o != p.name) {
+                continue;
+            }
+            if let Some(why) = &p.stopped {
+                report.errors.push((p.project_id.clone(), why.clone()));
+                continue;
+            }
+            match self.project(&p.project_id, &mut report).await {
+                Ok(()) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for s in self.vault.sync_status()? {
+            report.pending += s.pending_ops;
+        }
+        self.anchor().await?;
+        Ok(report)
+    }
+
+    /// One project's cycle.
+    async fn project(&self, project: &str, report: &mut PassReport) -> Result<()> {
+        let mut cycle = ProjectCycle::new();
+        while !cycle.done() {
+            let seen = match cycle.next() {
+                Step::Pull => self.pull(project, report).await,
+                Step::Stage => {
+                    let n = {
+                        let (p, lim) = (project.to_string(), self.cfg.stage_batch);
+                        blocking(&self.vault, move |v| v.sync_stage(&p, lim)).await?
+                    };
+                    Ok(Seen::Staged {
+                        n,
+                        more: n >= self.cfg.stage_batch,
+                    })
+                }
+                Step::Push => self.push(project, report).await,
+                Step::Finish | Step::WaitUntil(_) | Step::Stop(_) => {
+                    unreachable!("the loop ends first")
+                }
+            };
+            let seen = match seen {
+                Ok(s) => s,
+                Err(e) => self.on_error(project, e, report).await?,
+            };
+            cycle.observe(seen);
+        }
+        match cycle.next() {
+            Step::WaitUntil(at) => {
+                report.retry_at = Some(report.retry_at.map_or(at, |r| r.min(at)));
+            }
+            Step::Stop(why) => report.errors.push((project.to_string(), why)),
+            _ => {}
+        }
+        if let Some(at) = self.vault.sync_next_retry(project)? {
+            report.retry_at = Some(report.retry_at.map_or(at, |r| r.min(at)));
+        }
+        Ok(())
+    }
+
+    /// Turns an error of a step into what the cycle sees, or ends the pass.
+    async fn on_error(&self, project: &str, e: SyncError, report: &mut PassReport) -> Result<Seen> {
+        match e {
+            SyncError::Client(c) => match classify(&c) {
+                Disposition::Retry { retry_after } => {
+                    let at = self.now() + backoff_ms(1, retry_after, (self.random)()) as i64;
+                    report.errors.push((project.to_string(), c.to_string()));
+                    Ok(Seen::Transient(at))
+                }
+                Disposition::StopProject(why) => {
+                    report.errors.push((project.to_string(), why.clone()));
+                    Ok(Seen::Stopped(why))
+                }
+                Disposition::Fatal(_) => Err(SyncError::Client(c)),
+            },
+            SyncError::Vault(ve) => match ve.code() {
+                labvault_core::ErrorCode::FeedDiverged => {
+                    let why = ve.to_string();
+                    self.vault.sync_set_stopped(project, Some(&why))?;
+                    Ok(Seen::Stopped(why))
+                }
+                labvault_core::ErrorCode::SyncRefused => {
+                    // Recorded (and the project stopped) where the refusal was found.
+                    Ok(Seen::Stopped(ve.to_string()))
+                }
+                labvault_core::ErrorCode::VaultBusy => {
+                    let at = self.now() + backoff_ms(1, None, (self.random)()) as i64;
+                    report.errors.push((project.to_string(), ve.to_string()));
+                    Ok(Seen::Transient(at))
+                }
+                _ => Err(SyncError::Vault(ve)),
+            },
+            other => Err(other),
+        }
+    }
+
+    /// Reads, checks, completes and applies one page of the feed (a device new to the project
+    /// starts from the snapshot instead).
+    async fn pull(&self, project: &str, report: &mut PassReport) -> Result<Seen> {
+        let sp = self
+            .vault
+            .sync_projects()?
+            .into_iter()
+            .find(|p| p.project_id == project)
+            .ok_or_else(|| {
+                SyncError::Vault(labvault_core::Error::NotFound(format!("project {project}")))
+            })?;
+        if sp.cursor == 0 && sp.generation.is_none() {
+            return self.pull_snapshot(project, report).await;
+        }
+        let q = ChangesQuery {
+            after: sp.cursor.saturating_sub(1),
+            limit: Some(self.cfg.page_limit),
+            wait: None,
+        };
+        let (api, p) = (self.api.clone(), project.to_string());
+        let page = self
+            .session
+            .call(|t| {
+                let (api, p, q) = (api.clone(), p.clone(), q.clone());
+                async move { api.changes(&t, &p, &q).await }
+            })
+            .await?;
+        let at_head = !page.has_more;
+        let feed = FeedInfo {
+            head_seq: page.head_seq,
+            epoch: page.epoch,
+            generation: page.generation.clone(),
+        };
+        let changes = page
+            .changes
+            .into_iter()
+            .map(incoming)
+            .collect::<Result<Vec<_>>>()?;
+        let first = changes
+            .iter()
+            .find(|c| c.seq > sp.cursor)
+            .map(|c| (c.seq, c.item_id.clone(), c.op_id.clone()));
+        let opened = self.vault.sync_open_page(project, changes, &feed);
+        let cursor = self
+            .complete_and_apply(project, opened, first, report)
+            .await?;
+        (self.progress)(Progress {
+            project: project.to_string(),
+            phase: ProgressPhase::Pull,
+            done: cursor,
+            total: feed.head_seq,
+        });
+        Ok(Seen::Pulled {
+            at_head: at_head && cursor >= feed.head_seq,
+        })
+    }
+
+    /// Receives what an opened page needs and applies it; returns the cursor after it.
+    async fn complete_and_apply(
+        &self,
+        project: &str,
+        opened: labvault_core::Result<PulledPage>,
+        first: Option<(u64, String, String)>,
+        report: &mut PassReport,
+    ) -> Result<u64> {
+        let mut page = match opened {
+            Ok(p) => p,
+            Err(e) => return Err(self.refusal(project, first, e)),
+        };
+        if page.is_empty() {
+            return Ok(page.last_seq());
+        }
+        let t = Transfers {
+            vault: &self.vault,
+            session: &self.session,
+            api: &self.api,
+            project,
+            cfg: &self.cfg,
+            progress: &*self.progress,
+        };
+        match t.download(&mut page).await {
+            Ok(n) => report.bytes_down += n,
+            Err(SyncError::Vault(e)) => return Err(self.refusal(project, first, e)),
+            Err(e) => return Err(e),
+        }
+        let applied = blocking(&self.vault, move |v| v.sync_apply_page(page)).await?;
+        report.pulled += applied.applied;
+        report.conflicts += applied.conflicts;
+        Ok(applied.cursor)
+    }
+
+    /// A device new to a project starts from the snapshot (the latest op of every item,
+    /// page by page); the cursor moves to the head the snapshot was read at with its last
+    /// page, and the feed continues from there.
+    async fn pull_snapshot(&self, project: &str, report: &mut PassReport) -> Result<Seen> {
+        let mut after: Option<String> = None;
+        let mut feed: Option<FeedInfo> = None;
+        loop {
+            let q = SnapshotQuery {
+                after_item: after.clone(),
+                limit: Some(self.cfg.page_limit),
+            };
+            let (api, p) = (self.api.clone(), project.to_string());
+            let page = self
+                .session
+                .call(|t| {
+                    let (api, p, q) = (api.clone(), p.clone(), q.clone());
+                    async move { api.snapshot(&t, &p, &q).await }
+                })
+                .await?;
+            let feed = feed.get_or_insert(FeedInfo {
+                head_seq: page.head_seq,
+                epoch: page.epoch,
+                generation: page.generation.clone(),
+            });
+            let last = page.next_item.is_none();
+            let head_op = if last && feed.head_seq > 0 {
+                Some(Some(self.op_at(project, feed.head_seq).await?))
+            } else if last {
+                Some(None)
+            } else {
+                None
+            };
+            let items = page
+                .items
+                .into_iter()
+                .map(incoming)
+                .collect::<Result<Vec<_>>>()?;
+            let first = items
+                .first()
+                .map(|c| (c.seq, c.item_id.clone(), c.op_id.clone()));
+            let opened = self.vault.sync_open_snapshot(project, items, feed, head_op);
+            self.complete_and_apply(project, opened, first, report)
+                .await?;
+            if last {
+                return Ok(Seen::Pulled { at_head: false });
+            }
+            after = page.next_item;
+        }
+    }
+
+    /// The op id at a position of the feed.
+    async fn op_at(&self, project: &str, seq: u64) -> Result<String> {
+        let q = ChangesQuery {
+            after: seq - 1,
+            limit: Some(1),
+            wait: None,
+        };
+        let (api, p) = (self.api.clone(), project.to_string());
+        let page = self
+            .session
+            .call(|t| {
+                let (api, p, q) = (api.clone(), p.clone(), q.clone());
+                async move { api.changes(&t, &p, &q).await }
+            })
+            .await?;
+        match page.changes.first() {
+            Some(c) if c.seq == seq => Ok(c.op_id.clone()),
+            _ => Err(SyncError::Client(ClientError::Malformed {
+                url: self.api.base_url().to_string(),
+                status: 200,
+                detail: format!("the feed has no op at its head {seq}"),
+            })),
+        }
+    }
+
+    /// Records a refusal of what the tenant sent (the project stops) and returns the error.
+    fn refusal(
+        &self,
+        project: &str,
+        at: Option<(u64, String, String)>,
+        e: labvault_core::Error,
+    ) -> SyncError {
+        if matches!(e.code(), labvault_core::ErrorCode::SyncRefused) {
+            let (seq, item, op) = at.unwrap_or((0, String::new(), String::new()));
+            if let Err(rec) = self.vault.sync_record_refusal(project, seq, &item, &op, &e) {
+                tracing::warn!(code = rec.code().as_str(), "could not record a refusal");
+            }
+        }
+        SyncError::Vault(e)
+    }
+
+    /// Sends one batch of ops (their blobs first) and records the answers.
+    async fn push(&self, project: &str, report: &mut PassReport) -> Result<Seen> {
+        let ops = {
+            let (p, lim) = (project.to_string(), self.cfg.commit_batch);
+            blocking(&self.vault, move |v| v.sync_outgoing(&p, lim)).await?
+        };
+        if ops.is_empty() {
+            return Ok(Seen::NothingToPush);
+        }
+        let mut blobs = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for op in &ops {
+            for b in self.vault.sync_blobs_for(op)? {
+                if seen.insert(b.blob_id.clone()) {
+                    blobs.push(b);
+                }
+            }
+        }
+        let op_ids: Vec<String> = ops.iter().map(|o| o.op_id.clone()).collect();
+        let t = Transfers {
+            vault: &self.vault,
+            session: &self.session,
+            api: &self.api,
+            project,
+            cfg: &self.cfg,
+            progress: &*self.progress,
+        };
+        let sent = t.upload(blobs).await;
+        let sent = match sent {
+            Ok(n) => n,
+            Err(e) => {
+                self.back_off(&op_ids, &e)?;
+                return Err(e);
+            }
+        };
+        report.bytes_up += sent;
+        self.vault.sync_mark_sent(&op_ids)?;
+        use base64::Engine;
+        let req = CommitRequest {
+            ops: ops
+                .iter()
+                .map(|o| SyncOp {
+                    op_id: o.op_id.clone(),
+                    item_id: o.item_id.clone(),
+                    base_rev: o.base_rev,
+                    epoch: o.epoch,
+                    payload: base64::engine::general_purpose::STANDARD.encode(&o.payload),
+                    blobs: o.blobs.clone(),
+                    tombstone: o.tombstone,
+                    hold: o.hold,
+                })
+                .collect(),
+        };
+        let (api, p) = (self.api.clone(), project.to_string());
+        let resp = self
+            .session
+            .call(|t| {
+                let (api, p, req) = (api.clone(), p.clone(), req.clone());
+                async move { api.commit(&t, &p, &req).await }
+            })
+            .await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                // The answer may be lost after the tenant applied them: they stay `sent` and
+                // are resent with the same ids (the tenant answers `duplicate`).
+                self.back_off(&op_ids, &e)?;
+                return Err(e);
+            }
+        };
+        if resp.results.len() != ops.len() {
+            return Err(SyncError::Client(ClientError::Malformed {
+                url: self.api.base_url().to_string(),
+                status: 200,
+                detail: format!("{} results for {} ops", resp.results.len(), ops.len()),
+            }));
+        }
+        let results: Vec<(String, OpAck)> = resp.results.into_iter().map(ack).collect();
+        let acks = {
+            let p = project.to_string();
+            blocking(&self.vault, move |v| v.sync_record_results(&p, &results)).await?
+        };
+        report.pushed += acks.pushed;
+        (self.progress)(Progress {
+            project: project.to_string(),
+            phase: ProgressPhase::Push,
+            done: report.pushed,
+            total: 0,
+        });
+        let more = ops.len() >= self.cfg.commit_batch || acks.missing_blobs > 0;
+        Ok(Seen::Pushed {
+            conflicts: acks.conflicts as usize,
+            more,
+        })
+    }
+
+    fn back_off(&self, op_ids: &[String], e: &SyncError) -> Result<()> {
+        if let SyncError::Client(c) = e {
+            if let Disposition::Retry { retry_after } = classify(c) {
+                let at = self.now() + backoff_ms(1, retry_after, (self.random)()) as i64;
+                self.vault.sync_backoff(op_ids, at, &c.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Has the tenant sign the head of this device's audit chain (when it moved) and keeps the
+    /// signed checkpoints.
+    async fn anchor(&self) -> Result<()> {
+        let (chain, seq, head) = self.vault.audit_head()?;
+        let last = self
+            .vault
+            .sync_anchors()?
+            .iter()
+            .filter(|a| a.kind == "device")
+            .map(|a| a.seq)
+            .max()
+            .unwrap_or(0);
+        if seq < last + self.cfg.anchor_every_events {
+            return Ok(());
+        }
+        let req = AnchorRequest {
+            chain_id: chain,
+            seq,
+            head_hash: head,
+        };
+        let receipt = self
+            .session
+            .call(|t| {
+                let (api, req) = (self.api.clone(), req.clone());
+                async move { api.anchor(&t, &req).await }
+            })
+            .await?;
+        let stored = |kind: &str, a: labvault_wire::Anchor| StoredAnchor {
+            kind: kind.to_string(),
+            tenant_id: a.tenant_id,
+            chain_id: a.chain_id,
+            seq: a.seq,
+            head_hash: a.head_hash,
+            signed_at: a.signed_at,
+            server_key: a.server_key,
+            signature: a.signature,
+        };
+        self.vault.sync_store_anchors(&[
+            stored("device", receipt.device),
+            stored("server", receipt.server),
+        ])?;
+        Ok(())
+    }
+
+    /// Waits until the tenant has changes for a project after its cursor (long poll, at most
+    /// 25 s); returns whether it has.
+    pub async fn wait_for_changes(&self, project: &str) -> Result<bool> {
+        let sp = self
+            .vault
+            .sync_projects()?
+            .into_iter()
+            .find(|p| p.project_id == project)
+            .ok_or_else(|| {
+                SyncError::Vault(labvault_core::Error::NotFound(format!("project {project}")))
+            })?;
+        let q = ChangesQuery {
+            after: sp.cursor,
+            limit: Some(1),
+            wait: Some(25),
+        };
+        let (api, p) = (self.api.clone(), project.to_string());
+        let page = self
+            .session
+            .call(|t| {
+                let (api, p, q) = (api.clone(), p.clone(), q.clone());
+                async move { api.changes(&t, &p, &q).await }
+            })
+            .await?;
+        Ok(!page.changes.is_empty())
+    }
+}
+
+fn incoming(c: labvault_wire::Change) -> Result<IncomingChange> {
+    use base64::Engine;
+    let payload = if c.compacted {
+        Vec::new()
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(&c.payload)
+            .map_err(|_| {
+                SyncError::Vault(labvault_core::Error::SyncRefused(format!(
+                    "the change at seq {} carries a payload that is not base64",
+                    c.seq
+                )))
+            })?
+    };
+    Ok(IncomingChange {
+        seq: c.seq,
+        op_id: c.op_id,
+        item_id: c.item_id,
+        rev: c.rev,
+        epoch: c.epoch,
+        device_id: c.device_id,
+        payload,
+        blobs: c.blobs,
+        tombstone: c.tombstone,
+        hold: c.hold,
+        compacted: c.compacted,
+    })
+}
+
+fn ack(r: OpResult) -> (String, OpAck) {
+    match r {
+        OpResult::Applied { op_id, seq, rev } => (op_id, OpAck::Applied { seq, rev }),
+        OpResult::Duplicate { op_id, seq, rev } => (op_id, OpAck::Duplicate { seq, rev }),
+        OpResult::Conflict { op_id, rev } => (op_id, OpAck::Conflict { rev }),
+        OpResult::StaleEpoch { op_id, epoch } => (op_id, OpAck::StaleEpoch { epoch }),
+        OpResult::BlobMissing { op_id, blob_id } => (op_id, OpAck::BlobMissing { blob_id }),
+        OpResult::Rejected {
+            op_id,
+            code,
+            message,
+        } => (op_id, OpAck::Rejected { code, message }),
+    }
+}

@@ -1,0 +1,350 @@
+//! Harness: the real tenant server (TLS on 127.0.0.1:0, its own data directory), and devices
+//! (real vaults in temp directories) that sign in, pair and sync through the real engine.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use labvault_client::{ClientOptions, Pin, TenantClient, Transport};
+use labvault_core::{Area, ImportOptions, KdfParams, Passphrase, Unlock, Vault, VaultOptions};
+use labvault_server::secrets::{KdfParams as ServerKdf, Secret};
+use labvault_server::server::self_signed;
+use labvault_server::{
+    create_tenant, open_state, start, Config, DataDir, NewTenant, RunningServer,
+};
+use labvault_sync::{
+    EngineConfig, LoginOutcome, MemoryTokens, PassReport, Session, SyncEngine, SyncError,
+    TokenStore,
+};
+use labvault_wire::PlanTier;
+
+pub const PW: &str = "Correct-Horse-9";
+pub const PASS: &str = "correct horse battery staple";
+
+/// A directory for test data: tmpfs when there is one (fsync is then free), else the temp dir.
+pub fn scratch() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(t) = tempfile::tempdir_in(shm) {
+            return t;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
+
+pub fn server_config() -> Config {
+    Config {
+        kdf: ServerKdf::TEST,
+        login_attempts_per_ip_minute: 100_000,
+        sweep_interval_secs: 3600,
+        part_size_range: (1024, 64 << 20),
+        ..Config::default()
+    }
+}
+
+/// The lab's tenant: a real server over TLS with one tenant and its owner.
+pub struct Tenant {
+    pub server: RunningServer,
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub pin: String,
+    pub slug: String,
+    pub email: String,
+}
+
+impl Tenant {
+    pub async fn start() -> Tenant {
+        let dir = scratch();
+        let data = DataDir::create(dir.path()).unwrap();
+        let state = open_state(
+            &data,
+            server_config(),
+            Arc::new(labvault_server::clock::SystemClock),
+        )
+        .unwrap();
+        let server = start(
+            "127.0.0.1:0".parse().unwrap(),
+            self_signed(&data).unwrap(),
+            state,
+        )
+        .await
+        .unwrap();
+        create_tenant(
+            &server.state,
+            NewTenant {
+                slug: "lab".into(),
+                name: "The lab".into(),
+                plan: PlanTier::Professional,
+                owner_email: "pi@lab.test".into(),
+                owner_password: Secret::new(PW.into()),
+            },
+        )
+        .await
+        .unwrap();
+        Tenant {
+            url: format!("https://127.0.0.1:{}", server.addr.port()),
+            pin: server.pin.clone(),
+            server,
+            dir,
+            slug: "lab".into(),
+            email: "pi@lab.test".into(),
+        }
+    }
+
+    pub fn client(&self) -> TenantClient {
+        TenantClient::new(
+            &self.url,
+            Pin::parse(&self.pin).unwrap(),
+            ClientOptions {
+                user_agent: "labvault-sync-tests/1".into(),
+                ..ClientOptions::default()
+            },
+        )
+        .unwrap()
+    }
+
+    /// Every file under the server's data directory.
+    pub fn files(&self) -> Vec<PathBuf> {
+        walk(self.dir.path())
+    }
+}
+
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+pub fn vault_options() -> VaultOptions {
+    VaultOptions {
+        kdf: Some(KdfParams::FLOOR),
+        actor: "scientist".into(),
+        user_agent: "labvault-sync-tests".into(),
+        ..VaultOptions::default()
+    }
+}
+
+/// A device: a vault of its own, its tokens, its engine settings.
+pub struct Device {
+    pub name: &'static str,
+    pub dir: tempfile::TempDir,
+    pub vault: Arc<Vault>,
+    pub tokens: Arc<MemoryTokens>,
+    pub cfg: EngineConfig,
+}
+
+pub fn engine_config() -> EngineConfig {
+    EngineConfig {
+        part_size: 64 << 10,
+        pack_target: 256 << 10,
+        small_blob_max: 128 << 10,
+        ..EngineConfig::default()
+    }
+}
+
+impl Device {
+    pub fn new(name: &'static str) -> Device {
+        let dir = scratch();
+        let (vault, _) = Vault::create(
+            &dir.path().join("vault"),
+            &Passphrase::new(PASS.into()),
+            vault_options(),
+        )
+        .unwrap();
+        Device {
+            name,
+            dir,
+            vault: Arc::new(vault),
+            tokens: Arc::new(MemoryTokens::default()),
+            cfg: engine_config(),
+        }
+    }
+
+    /// Locks the vault and opens it again (what a restart of the app does).
+    pub fn reopen(&mut self) {
+        self.vault.shutdown();
+        let v = Vault::unlock(
+            &self.dir.path().join("vault"),
+            Unlock::Passphrase(&Passphrase::new(PASS.into())),
+            vault_options(),
+        )
+        .unwrap();
+        self.vault = Arc::new(v);
+    }
+
+    /// Configures the tenant and signs in as its owner.
+    pub async fn login(&self, t: &Tenant) {
+        self.login_with(t, t.client()).await
+    }
+
+    pub async fn login_with(&self, t: &Tenant, client: TenantClient) {
+        self.vault
+            .set_sync_remote(&t.url, &t.pin, Some(&t.slug))
+            .unwrap();
+        let tokens: Arc<dyn TokenStore> = self.tokens.clone();
+        let s = match Session::login(
+            client.clone(),
+            self.vault.vault_id(),
+            tokens,
+            &t.slug,
+            &t.email,
+            PW,
+            None,
+        )
+        .await
+        .unwrap()
+        {
+            LoginOutcome::SignedIn(s) => *s,
+            LoginOutcome::MfaNeeded => panic!("no MFA in tests"),
+        };
+        let me = s
+            .call(|tok| {
+                let c = client.clone();
+                async move { c.me(&tok).await }
+            })
+            .await
+            .unwrap();
+        self.vault
+            .sync_signed_in(&t.slug, &t.email, &me.id)
+            .unwrap();
+    }
+
+    pub fn engine(&self, t: &Tenant) -> SyncEngine {
+        self.engine_with(t.client())
+    }
+
+    pub fn engine_with(&self, client: TenantClient) -> SyncEngine {
+        let tokens: Arc<dyn TokenStore> = self.tokens.clone();
+        let s = Session::resume(client, self.vault.vault_id(), tokens).unwrap();
+        SyncEngine::new(self.vault.clone(), s, self.cfg.clone()).unwrap()
+    }
+
+    pub async fn sync(&self, t: &Tenant) -> Result<PassReport, SyncError> {
+        self.engine(t).pass(None).await
+    }
+
+    /// Syncs until a pass changes nothing here (at most 6 passes).
+    pub async fn settle(&self, t: &Tenant) -> PassReport {
+        let mut last = PassReport::default();
+        for _ in 0..6 {
+            last = self.sync(t).await.unwrap();
+            if last.pulled == 0 && last.pushed == 0 {
+                return last;
+            }
+        }
+        last
+    }
+
+    pub fn project(&self, name: &str) -> String {
+        match self.vault.project(name) {
+            Ok(p) => p.id,
+            Err(_) => self.vault.create_project(name).unwrap().id,
+        }
+    }
+
+    /// Imports files (name, bytes) into project/uploads.
+    pub fn import(&self, project: &str, files: &[(&str, &[u8])]) {
+        let src = self
+            .dir
+            .path()
+            .join("src")
+            .join(uuid::Uuid::new_v4().simple().to_string());
+        let mut paths = Vec::new();
+        for (name, bytes) in files {
+            let p = src.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, bytes).unwrap();
+            paths.push(p);
+        }
+        for p in paths {
+            let rel = p
+                .strip_prefix(&src)
+                .unwrap()
+                .parent()
+                .map(|d| d.to_string_lossy().into_owned())
+                .filter(|d| !d.is_empty());
+            self.vault
+                .import(
+                    project,
+                    Area::Uploads,
+                    std::slice::from_ref(&p),
+                    &ImportOptions {
+                        dest_prefix: rel,
+                        ..ImportOptions::default()
+                    },
+                    &mut |_| {},
+                    &AtomicBool::new(false),
+                )
+                .unwrap();
+        }
+    }
+
+    pub fn item(&self, project: &str, path: &str) -> labvault_core::ItemInfo {
+        self.vault
+            .find_item(
+                Some(project),
+                Some(Area::Uploads),
+                path,
+                &[
+                    labvault_core::ItemState::Active,
+                    labvault_core::ItemState::SoftDeleted,
+                    labvault_core::ItemState::Erased,
+                ],
+            )
+            .unwrap()
+    }
+
+    /// The bytes of an item's current version.
+    pub fn read(&self, item_id: &str) -> Vec<u8> {
+        let h = self.vault.view_open(item_id).unwrap();
+        let size = self.vault.item(item_id).unwrap().size;
+        self.vault.view_read(&h, 0, size).unwrap()
+    }
+
+    /// Full verification: every version decrypts and matches its hash.
+    pub fn verify(&self) {
+        let r = self
+            .vault
+            .verify(&mut |_| {}, &AtomicBool::new(false))
+            .unwrap();
+        assert!(r.is_ok(), "{}: verify found {:?}", self.name, r.problems);
+    }
+}
+
+/// Pairs `new` (signed in, waiting) with `approver` (already syncing).
+pub async fn pair(t: &Tenant, approver: &Device, new: &Device) {
+    let code = match new.sync(t).await {
+        Err(SyncError::NotApproved(code)) => code,
+        other => panic!("a second device waits for approval, got {other:?}"),
+    };
+    let e = approver.engine(t);
+    labvault_sync::keys::approve(&approver.vault, e.session(), &code)
+        .await
+        .unwrap();
+    drop(e);
+}
+
+pub fn bytes(n: usize, seed: u32) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9 ^ seed;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 7) as u8
+        })
+        .collect()
+}
+
+/// A transport handle type for tests that wrap the real one.
+pub type DynTransport = Arc<dyn Transport>;
