@@ -358,8 +358,13 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<()> {
     if let Some(SyncSub::Status(j)) = a.sub {
         return status(&vault, j.json);
     }
+    // A project not here yet (a new device) is asked of the tenant by name.
     let project = match &a.project {
-        Some(p) => Some(vault.project(p)?.id),
+        Some(p) => match vault.project(p) {
+            Ok(found) => Some(found.id),
+            Err(e) if e.code() == labvault_core::ErrorCode::NotFound => Some(p.clone()),
+            Err(e) => return Err(e.into()),
+        },
         None => None,
     };
     if let Some(p) = &a.resync {
@@ -381,6 +386,8 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<()> {
             }
         }
     }
+    // Asked for now: what waits out a back-off of earlier failures is tried now.
+    vault.sync_retry_now(project.as_deref())?;
     let shared = vault.shared();
     let rt = runtime()?;
     let bars = Arc::new(Bars {
@@ -402,6 +409,22 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<()> {
             wait_for_work(&e, &shared, project.as_deref(), r.retry_at).await?;
         }
     });
+    if let (Ok(_), Some(p)) = (&result, &a.project) {
+        // Not here before the pass: a project's name travels encrypted in its feed, so a device
+        // that never pulled it knows it by id only.
+        if vault.project(p).is_err() {
+            return Err(crate::exit::Outcome {
+                code: labvault_core::ErrorCode::NotFound,
+                exit: crate::exit::exit_code(labvault_core::ErrorCode::NotFound),
+                message: format!(
+                    "project {p:?} is not on this device (nor, by that id, on the tenant for this user): \
+                     `labvault sync` fetches every project shared with this device; \
+                     `--project <id>` fetches one"
+                ),
+            }
+            .into());
+        }
+    }
     match result {
         Ok(false) => Ok(()),
         Ok(true) => Err(crate::exit::Outcome {

@@ -1,5 +1,7 @@
 //! Drives the real `labvault` binary end to end, as a user or a script would.
 
+mod sync_cli;
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -399,7 +399,7 @@ pub(crate) fn erase_in(
         tx.execute(
             "UPDATE item_versions SET sync_blob = coalesce(sync_blob, blob_id),
                 wrapped_data_key = NULL, blob_id = NULL, pack_id = NULL,
-                pack_offset = NULL, pack_len = NULL WHERE item_id = ?1",
+                pack_offset = NULL, pack_len = NULL, conflict = 0 WHERE item_id = ?1",
             [&item.id],
         )?;
         tx.execute(

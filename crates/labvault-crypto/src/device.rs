@@ -171,6 +171,14 @@ impl DeviceKeys {
         })
     }
 
+    /// The private keys' bytes, X25519 then Ed25519 (only in test builds that enable
+    /// `expose-keys-for-tests`).
+    #[cfg(feature = "expose-keys-for-tests")]
+    #[doc(hidden)]
+    pub fn expose_for_tests(&self) -> ([u8; 32], [u8; 32]) {
+        (self.x25519.to_bytes(), self.ed25519.to_bytes())
+    }
+
     /// Signs a statement of kind `kind` (e.g. `key-box`, `device-approval`): Ed25519 over
     /// `"labvault/v1/sig/" || kind || 0x00 || statement`.
     pub fn sign(&self, kind: &str, statement: &[u8]) -> [u8; 64] {

@@ -160,6 +160,12 @@ impl ProjectKey {
         ProjectKey(random_32())
     }
 
+    /// Only for committed test vectors, which need a fixed key.
+    #[doc(hidden)]
+    pub fn from_bytes_for_test_vectors(b: [u8; 32]) -> ProjectKey {
+        ProjectKey(b)
+    }
+
     /// Wraps a data key, bound to `file_id` so a wrapped key cannot be moved to another file.
     pub fn wrap_data_key(&self, key: &DataKey, file_id: &[u8; 16]) -> WrappedKey {
         wrap(&self.0, &key.0, PURPOSE_DATA, file_id)
@@ -176,6 +182,33 @@ impl ProjectKey {
             .map_err(|_| CryptoError::KeyUnwrapFailed {
                 purpose: "data key",
             })
+    }
+}
+
+#[cfg(feature = "expose-keys-for-tests")]
+impl RootKey {
+    /// The key's bytes (only in test builds that enable `expose-keys-for-tests`).
+    #[doc(hidden)]
+    pub fn expose_for_tests(&self) -> [u8; 32] {
+        self.0
+    }
+}
+
+#[cfg(feature = "expose-keys-for-tests")]
+impl ProjectKey {
+    /// The key's bytes (only in test builds that enable `expose-keys-for-tests`).
+    #[doc(hidden)]
+    pub fn expose_for_tests(&self) -> [u8; 32] {
+        self.0
+    }
+}
+
+#[cfg(feature = "expose-keys-for-tests")]
+impl DataKey {
+    /// The key's bytes (only in test builds that enable `expose-keys-for-tests`).
+    #[doc(hidden)]
+    pub fn expose_for_tests(&self) -> [u8; 32] {
+        self.0
     }
 }
 

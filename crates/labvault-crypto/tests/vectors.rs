@@ -1,4 +1,6 @@
-//! Committed test vectors for blob format v1 (`tests/vectors/blob-v1.json`).
+//! Committed test vectors for blob format v1 (`tests/vectors/blob-v1.json`) and for the
+//! formats of sync v1 (`tests/vectors/sync-v1.json`: sealed op payloads, key boxes, pairing
+//! codes and MACs, device signatures; docs/sync-protocol.md).
 //!
 //! `vectors_decrypt_as_committed` checks every committed vector against the decoder
 //! (valid ones decrypt to the given plaintext, negative ones fail with the exact error
@@ -444,5 +446,279 @@ fn vectors_decrypt_as_committed() {
                 );
             }
         }
+    }
+}
+
+// ------------------------------------------------------------------ sync v1
+
+mod sync_v1 {
+    use labvault_crypto::{
+        approval_statement, seal_key_box_with_randomness, DeviceKeys, KeyBoxContext, PairingCode,
+        PairingSecret, PayloadContext, PayloadKey, ProjectKey,
+    };
+    use serde_json::{json, Value};
+
+    const PROJECT_KEY: [u8; 32] = super::KEY;
+    const NONCE: [u8; 12] = [0x0c; 12];
+    const STATE: &[u8] =
+        br#"{"kind":"project","v":1,"name":"vector","created_at":0,"created_by":"t","holds":[]}"#;
+    const X_SEED: [u8; 32] = [0x11; 32];
+    const ED_SEED: [u8; 32] = [0x22; 32];
+    const EPHEMERAL: [u8; 32] = [0x33; 32];
+    const BOX_NONCE: [u8; 12] = [0x44; 12];
+    const SECRET: [u8; 7] = [0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x40];
+
+    fn path() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/sync-v1.json")
+    }
+
+    fn ctx() -> PayloadContext<'static> {
+        PayloadContext {
+            project_id: "p-vector",
+            item_id: "i-vector",
+            op_id: "o-vector",
+            epoch: 1,
+            base_rev: 7,
+        }
+    }
+
+    fn ctx_json(c: &PayloadContext<'_>) -> Value {
+        json!({"project_id": c.project_id, "item_id": c.item_id, "op_id": c.op_id, "epoch": c.epoch, "base_rev": c.base_rev})
+    }
+
+    fn box_ctx() -> KeyBoxContext<'static> {
+        KeyBoxContext {
+            project_id: "p-vector",
+            epoch: 1,
+            device_id: "d-vector",
+        }
+    }
+
+    fn generate() -> Value {
+        let pk = PayloadKey::derive(&ProjectKey::from_bytes_for_test_vectors(PROJECT_KEY));
+        let sealed = pk.seal_with_nonce(&ctx(), STATE, NONCE);
+        let c = ctx();
+        let mut payloads = vec![
+            json!({"name": "ok", "context": ctx_json(&c), "sealed": hex::encode(&sealed), "expect": "ok"}),
+        ];
+        for (name, other) in [
+            (
+                "other_project",
+                PayloadContext {
+                    project_id: "p-other",
+                    ..c
+                },
+            ),
+            (
+                "other_item",
+                PayloadContext {
+                    item_id: "i-other",
+                    ..c
+                },
+            ),
+            (
+                "other_op",
+                PayloadContext {
+                    op_id: "o-other",
+                    ..c
+                },
+            ),
+            ("other_epoch", PayloadContext { epoch: 2, ..c }),
+            ("other_base_rev", PayloadContext { base_rev: 8, ..c }),
+        ] {
+            payloads.push(json!({"name": name, "context": ctx_json(&other), "sealed": hex::encode(&sealed), "expect": "payload_invalid"}));
+        }
+        let mut flipped = sealed.clone();
+        flipped[20] ^= 1;
+        payloads.push(json!({"name": "flipped_byte", "context": ctx_json(&c), "sealed": hex::encode(&flipped), "expect": "payload_invalid"}));
+        let mut newer = sealed.clone();
+        newer[0] = 2;
+        payloads.push(json!({"name": "newer_version", "context": ctx_json(&c), "sealed": hex::encode(&newer), "expect": "unsupported_version"}));
+        payloads.push(json!({"name": "truncated", "context": ctx_json(&c), "sealed": hex::encode(&sealed[..28]), "expect": "payload_invalid"}));
+
+        let device = DeviceKeys::from_seeds_for_test_vectors(X_SEED, ED_SEED);
+        let public = device.public();
+        let bx = seal_key_box_with_randomness(
+            &public,
+            &ProjectKey::from_bytes_for_test_vectors(PROJECT_KEY),
+            &box_ctx(),
+            EPHEMERAL,
+            BOX_NONCE,
+        );
+        let b = box_ctx();
+        let mut boxes = vec![
+            json!({"name": "ok", "project_id": b.project_id, "epoch": b.epoch, "device_id": b.device_id, "sealed": hex::encode(&bx), "expect": "ok"}),
+        ];
+        for (name, other) in [
+            (
+                "other_device",
+                KeyBoxContext {
+                    device_id: "d-other",
+                    ..b
+                },
+            ),
+            (
+                "other_project",
+                KeyBoxContext {
+                    project_id: "p-other",
+                    ..b
+                },
+            ),
+            ("other_epoch", KeyBoxContext { epoch: 2, ..b }),
+        ] {
+            boxes.push(json!({"name": name, "project_id": other.project_id, "epoch": other.epoch, "device_id": other.device_id, "sealed": hex::encode(&bx), "expect": "key_box_invalid"}));
+        }
+        let mut flipped = bx.clone();
+        flipped[50] ^= 1;
+        boxes.push(json!({"name": "flipped_byte", "project_id": b.project_id, "epoch": b.epoch, "device_id": b.device_id, "sealed": hex::encode(&flipped), "expect": "key_box_invalid"}));
+
+        let secret = PairingSecret::from_bytes(&SECRET).unwrap();
+        let approver = DeviceKeys::from_seeds_for_test_vectors([0x66; 32], [0x77; 32]);
+        let statement = approval_statement(
+            "u-vector",
+            "a-vector",
+            &approver.public(),
+            "d-vector",
+            &public,
+            &[],
+        );
+        json!({
+            "format": "labvault sync v1 test vectors",
+            "spec": "docs/sync-protocol.md",
+            "note": "Generated deterministically (fixed keys, nonces and ephemeral keys) by crates/labvault-crypto/tests/vectors.rs; never reuse them in production.",
+            "project_key": hex::encode(PROJECT_KEY),
+            "payload_nonce": hex::encode(NONCE),
+            "state": String::from_utf8(STATE.to_vec()).unwrap(),
+            "payloads": payloads,
+            "device": {
+                "x25519_private": hex::encode(X_SEED),
+                "ed25519_private": hex::encode(ED_SEED),
+                "x25519_public": hex::encode(public.x25519),
+                "ed25519_public": hex::encode(public.ed25519),
+                "fingerprint": hex::encode(public.fingerprint()),
+            },
+            "key_box": {"ephemeral": hex::encode(EPHEMERAL), "nonce": hex::encode(BOX_NONCE), "cases": boxes},
+            "pairing": {
+                "secret": hex::encode(SECRET),
+                "code": secret.code(&public).to_string(),
+                "approval_statement": hex::encode(&statement),
+                "approval_mac": hex::encode(secret.mac(&public, &statement)),
+                "approver_ed25519_private": hex::encode([0x77u8; 32]),
+                "approval_signature": hex::encode(approver.sign("device-approval", &statement)),
+            },
+        })
+    }
+
+    fn committed() -> Value {
+        serde_json::from_str(&std::fs::read_to_string(path()).expect("committed sync vectors"))
+            .unwrap()
+    }
+
+    #[test]
+    fn sync_vectors_do_not_drift() {
+        let generated = generate();
+        if std::env::var_os("LABVAULT_REGEN_VECTORS").is_some() {
+            let mut s = serde_json::to_string_pretty(&generated).unwrap();
+            s.push('\n');
+            std::fs::write(path(), s).unwrap();
+        }
+        assert_eq!(
+            committed(),
+            generated,
+            "sync-v1.json differs from what the implementation produces: a format drifted"
+        );
+    }
+
+    #[test]
+    fn sync_vectors_open_and_refuse_as_committed() {
+        let v = committed();
+        let key: [u8; 32] = hex::decode(v["project_key"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let pk = PayloadKey::derive(&ProjectKey::from_bytes_for_test_vectors(key));
+        let state = v["state"].as_str().unwrap();
+        for c in v["payloads"].as_array().unwrap() {
+            let x = &c["context"];
+            let ctx = PayloadContext {
+                project_id: x["project_id"].as_str().unwrap(),
+                item_id: x["item_id"].as_str().unwrap(),
+                op_id: x["op_id"].as_str().unwrap(),
+                epoch: x["epoch"].as_u64().unwrap() as u32,
+                base_rev: x["base_rev"].as_u64().unwrap(),
+            };
+            let r = pk.open(&ctx, &hex::decode(c["sealed"].as_str().unwrap()).unwrap());
+            match c["expect"].as_str().unwrap() {
+                "ok" => assert_eq!(&*r.unwrap(), state.as_bytes()),
+                code => assert_eq!(r.unwrap_err().code(), code, "{}", c["name"]),
+            }
+        }
+        let d = &v["device"];
+        let seed = |f: &str| -> [u8; 32] {
+            hex::decode(d[f].as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        };
+        let device = DeviceKeys::from_seeds_for_test_vectors(
+            seed("x25519_private"),
+            seed("ed25519_private"),
+        );
+        assert_eq!(
+            hex::encode(device.public().x25519),
+            d["x25519_public"].as_str().unwrap()
+        );
+        for c in v["key_box"]["cases"].as_array().unwrap() {
+            let ctx = KeyBoxContext {
+                project_id: c["project_id"].as_str().unwrap(),
+                epoch: c["epoch"].as_u64().unwrap() as u32,
+                device_id: c["device_id"].as_str().unwrap(),
+            };
+            let r = device.open_key_box(&hex::decode(c["sealed"].as_str().unwrap()).unwrap(), &ctx);
+            match c["expect"].as_str().unwrap() {
+                "ok" => assert!(labvault_crypto::project_keys_equal(
+                    &r.unwrap(),
+                    &ProjectKey::from_bytes_for_test_vectors(key)
+                )),
+                code => assert_eq!(r.unwrap_err().code(), code, "{}", c["name"]),
+            }
+        }
+        let p = &v["pairing"];
+        let code = PairingCode::parse(p["code"].as_str().unwrap()).unwrap();
+        assert!(code.matches(&device.public()));
+        let statement = hex::decode(p["approval_statement"].as_str().unwrap()).unwrap();
+        let mac = hex::decode(p["approval_mac"].as_str().unwrap()).unwrap();
+        code.secret
+            .check_mac(&device.public(), &statement, &mac)
+            .unwrap();
+        let mut wrong = statement.clone();
+        wrong[5] ^= 1;
+        assert_eq!(
+            code.secret
+                .check_mac(&device.public(), &wrong, &mac)
+                .unwrap_err()
+                .code(),
+            "bad_signature"
+        );
+        let approver = DeviceKeys::from_seeds_for_test_vectors(
+            [0x66; 32],
+            hex::decode(p["approver_ed25519_private"].as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        );
+        let sig = hex::decode(p["approval_signature"].as_str().unwrap()).unwrap();
+        approver
+            .public()
+            .verify("device-approval", &statement, &sig)
+            .unwrap();
+        assert_eq!(
+            approver
+                .public()
+                .verify("key-box", &statement, &sig)
+                .unwrap_err()
+                .code(),
+            "bad_signature"
+        );
     }
 }

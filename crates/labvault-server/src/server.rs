@@ -303,6 +303,7 @@ pub async fn start(
         let sweeper = tokio::spawn(sweeper_loop(sweeper_state));
         accept_loop(listener, TlsAcceptor::from(cfg), app, rx).await;
         sweeper.abort();
+        let _ = sweeper.await;
     });
     Ok(RunningServer {
         addr,
@@ -321,6 +322,11 @@ async fn accept_loop(
     mut shutdown: oneshot::Receiver<()>,
 ) {
     let limit = Arc::new(Semaphore::new(10_000));
+    // Connections outlive the accept loop unless told to end: a stopped server must let go of
+    // its state (the database and blob files), so each connection watches `closing` and the loop
+    // waits for them before it returns.
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -331,6 +337,7 @@ async fn accept_loop(
                     continue;
                 }
             },
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
             _ = &mut shutdown => break,
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
@@ -340,13 +347,15 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
-        tokio::spawn(async move {
+        let mut closing = closing.clone();
+        conns.spawn(async move {
             let _permit = permit;
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
-                .await
-            {
-                Ok(Ok(s)) => s,
-                _ => return,
+            let tls = tokio::select! {
+                r = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)) => match r {
+                    Ok(Ok(s)) => s,
+                    _ => return,
+                },
+                _ = closing.changed() => return,
             };
             let svc = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
@@ -360,10 +369,34 @@ async fn accept_loop(
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10));
             builder.http2().max_concurrent_streams(100);
-            if let Err(e) = builder.serve_connection(TokioIo::new(tls), svc).await {
+            let conn = builder.serve_connection(TokioIo::new(tls), svc);
+            tokio::pin!(conn);
+            let ended = tokio::select! {
+                r = conn.as_mut() => Some(r),
+                _ = closing.changed() => None,
+            };
+            let ended = match ended {
+                Some(r) => r,
+                None => {
+                    // Finish the request in flight, then close.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "connection ended with error");
             }
         });
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    // Requests in flight get a moment to finish (a long poll answers early); the rest are cut.
+    let drained = tokio::time::timeout(Duration::from_secs(5), async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        conns.shutdown().await;
     }
 }
 

@@ -113,6 +113,8 @@ pub struct PassReport {
     pub retry_at: Option<i64>,
     /// Ops waiting (staged, unacknowledged) after the pass.
     pub pending: u64,
+    /// How long the pass took (ms).
+    pub elapsed_ms: u64,
 }
 
 /// The sync engine of one vault.
@@ -203,14 +205,14 @@ impl SyncEngine {
 
     /// One pass over every project (or only `only`, a project id or name).
     pub async fn pass(&self, only: Option<&str>) -> Result<PassReport> {
+        let started = std::time::Instant::now();
         let mut report = PassReport::default();
         self.vault.sync_remote()?.ok_or(SyncError::NoRemote)?;
-        let me = keys::register(&self.vault, &self.session).await?;
+        keys::register(&self.vault, &self.session).await?;
         if !keys::complete_pairing(&self.vault, &self.session).await? {
             let code = self.vault.sync_pairing_code()?;
             return Err(SyncError::NotApproved(code.to_string()));
         }
-        let _ = me;
         keys::refresh_trust(&self.vault, &self.session).await?;
         let r = keys::reconcile_projects(&self.vault, &self.session, only).await?;
         report.projects_created = r.created;
@@ -224,15 +226,13 @@ impl SyncEngine {
                 report.errors.push((p.project_id.clone(), why.clone()));
                 continue;
             }
-            match self.project(&p.project_id, &mut report).await {
-                Ok(()) => {}
-                Err(e) => return Err(e),
-            }
+            self.project(&p.project_id, &mut report).await?;
         }
         for s in self.vault.sync_status()? {
             report.pending += s.pending_ops;
         }
         self.anchor().await?;
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)
     }
 
@@ -267,7 +267,9 @@ impl SyncEngine {
             Step::WaitUntil(at) => {
                 report.retry_at = Some(report.retry_at.map_or(at, |r| r.min(at)));
             }
-            Step::Stop(why) => report.errors.push((project.to_string(), why)),
+            Step::Stop(why) if !report.errors.iter().any(|(p, w)| p == project && *w == why) => {
+                report.errors.push((project.to_string(), why));
+            }
             _ => {}
         }
         if let Some(at) = self.vault.sync_next_retry(project)? {

@@ -154,7 +154,17 @@ impl Session {
             .tokens
             .load(&self.vault_id)?
             .ok_or_else(|| SyncError::NotSignedIn(self.client.base_url().to_string()))?;
-        let pair = match self.client.refresh(&refresh).await {
+        // A refresh whose answer is lost has rotated the token on the tenant already: it is
+        // retried at once, while the tenant still accepts the previous token (its grace window).
+        let mut tries = 0;
+        let result = loop {
+            tries += 1;
+            match self.client.refresh(&refresh).await {
+                Err(e) if e.is_transient() && tries < 4 => continue,
+                other => break other,
+            }
+        };
+        let pair = match result {
             Ok(p) => p,
             Err(ClientError::Api {
                 code: ErrorCode::InvalidRefreshToken | ErrorCode::Unauthorized,

@@ -37,6 +37,15 @@ impl Default for KeyringTokens {
     }
 }
 
+impl KeyringTokens {
+    /// Entries under `service` (tests keep to their own).
+    pub fn with_service(service: &str) -> KeyringTokens {
+        KeyringTokens {
+            ring: DeviceKeyring::with_service(service),
+        }
+    }
+}
+
 fn kr(e: labvault_keyring::KeyringError) -> SyncError {
     SyncError::Keyring(format!(
         "{e}: the sign-in token is kept only in the OS keyring (never in a file)"

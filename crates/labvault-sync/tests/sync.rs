@@ -1,10 +1,19 @@
 //! Sync tested the way sync engines are tested: devices with real vaults converge through the
 //! real tenant server over TLS on 127.0.0.1 (`converge`), a hostile tenant is refused
-//! (`hostile`), the tenant stores nothing it could read (`blindness`), and a deterministic
+//! (`hostile`), sessions sign in with TOTP and keep their token in the OS keyring only
+//! (`session`), the tenant stores nothing it could read (`blindness`), and a deterministic
 //! simulation drives the engine and the server's handlers through seeded faults (`sim`).
 //! One test binary (links once).
 
+#[path = "sync/blindness.rs"]
+mod blindness;
 #[path = "sync/common.rs"]
 mod common;
 #[path = "sync/converge.rs"]
 mod converge;
+#[path = "sync/hostile.rs"]
+mod hostile;
+#[path = "sync/session.rs"]
+mod session;
+#[path = "sync/sim.rs"]
+mod sim;

@@ -74,8 +74,17 @@ fn later<'a>(a: &'a VersionState, b: &'a VersionState) -> &'a VersionState {
 }
 
 /// Merges an item changed on both sides since `base` (`None`: no common state known, e.g.
-/// the same item created on both sides, or a resync from scratch).
-pub fn merge_item(base: Option<&ItemBase>, local: &ItemPayload, remote: &ItemPayload) -> Merged {
+/// the same item created on both sides, or a resync from scratch). `held`: a legal hold
+/// covers the item's project here; with it (or a hold in the remote state itself) versions
+/// the tenant keeps live stay live even where this side erased them: the tenant refused the
+/// erasure, and a hold outranks it.
+pub fn merge_item(
+    base: Option<&ItemBase>,
+    local: &ItemPayload,
+    remote: &ItemPayload,
+    held: bool,
+) -> Merged {
+    let held = held || remote.holds.iter().any(|h| h.released_at.is_none());
     let mut conflicts = Vec::new();
     // Versions: the union; erased on either side is erased; conflict flags three-way.
     let mut versions: BTreeMap<String, VersionState> = BTreeMap::new();
@@ -87,7 +96,7 @@ pub fn merge_item(base: Option<&ItemBase>, local: &ItemPayload, remote: &ItemPay
     for v in &local.versions {
         match versions.get_mut(&v.blob) {
             Some(r) => {
-                if v.erased && !r.erased {
+                if v.erased && !r.erased && !held {
                     r.erased = true;
                     r.key = None;
                 }
@@ -279,15 +288,15 @@ pub fn merge_project(
     }
 }
 
-/// The name an item (or project) takes when another one already has its name: the id's first
-/// six characters in a suffix, before the extension (`data (conflict 0192ab).csv`). The same on
-/// every device, since it depends only on the id.
-pub fn clash_name(name: &str, id: &str) -> String {
-    let tag: String = id
-        .chars()
-        .filter(|c| c.is_ascii_hexdigit())
-        .take(6)
-        .collect();
+/// The name an item (or project) takes when another one already has its name: the last
+/// eight hex digits of its id (the random part; the first ones of a UUIDv7 are a time) in a
+/// suffix before the extension (`data (conflict 3fa94c1e).csv`); `attempt` takes four more
+/// digits each time, should that name be taken too. The same on every device, since it depends
+/// only on the id.
+pub fn clash_name(name: &str, id: &str, attempt: usize) -> String {
+    let hex: Vec<char> = id.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    let n = (8 + 4 * attempt).min(hex.len());
+    let tag: String = hex[hex.len() - n..].iter().collect();
     let (dir, file) = match name.rfind('/') {
         Some(i) => (&name[..=i], &name[i + 1..]),
         None => ("", name),
@@ -352,7 +361,7 @@ mod tests {
         let mut remote = base.clone();
         remote.versions.push(v("3", 2, 30));
         remote.current = b("3");
-        let m = merge_item(Some(&base.base()), &local, &remote);
+        let m = merge_item(Some(&base.base()), &local, &remote, false);
         assert_eq!(m.state.current, b("3"), "the later version is the head");
         assert_eq!(m.conflicts, vec![b("2")]);
         let nums: Vec<(String, u32, bool)> = m
@@ -366,7 +375,7 @@ mod tests {
             vec![(b("1"), 1, false), (b("3"), 2, false), (b("2"), 3, true)]
         );
         // The same from the other side gives the same head and the same sibling.
-        let m2 = merge_item(Some(&base.base()), &remote, &local);
+        let m2 = merge_item(Some(&base.base()), &remote, &local, false);
         assert_eq!(m2.state.current, b("3"));
         assert!(m2
             .state
@@ -384,7 +393,7 @@ mod tests {
         let mut remote = base.clone();
         remote.versions.push(v("2", 2, 20));
         remote.current = b("2");
-        let m = merge_item(Some(&base.base()), &local, &remote);
+        let m = merge_item(Some(&base.base()), &local, &remote, false);
         assert!(m.conflicts.is_empty());
         assert_eq!(
             (m.state.path.as_str(), m.state.current.clone()),
@@ -402,13 +411,13 @@ mod tests {
         edited.versions.push(v("2", 2, 20));
         edited.current = b("2");
         for (l, r) in [(&deleted, &edited), (&edited, &deleted)] {
-            let m = merge_item(Some(&base.base()), l, r);
+            let m = merge_item(Some(&base.base()), l, r, false);
             assert_eq!(m.state.state, ItemState::Active);
             assert_eq!(m.state.deleted_at, None);
             assert_eq!(m.state.current, b("2"));
         }
         // A delete against an unchanged item stays a delete.
-        let m = merge_item(Some(&base.base()), &deleted, &base);
+        let m = merge_item(Some(&base.base()), &deleted, &base, false);
         assert_eq!(m.state.state, ItemState::SoftDeleted);
         // Erased on one side, edited on the other: active with only the new version live.
         let mut erased = base.clone();
@@ -416,7 +425,7 @@ mod tests {
         erased.erased_at = Some(60);
         erased.versions[0].erased = true;
         erased.versions[0].key = None;
-        let m = merge_item(Some(&base.base()), &edited, &erased);
+        let m = merge_item(Some(&base.base()), &edited, &erased, false);
         assert_eq!(m.state.state, ItemState::Active);
         assert!(
             m.state
@@ -429,9 +438,31 @@ mod tests {
         assert_eq!(m.state.current, b("2"));
         m.state.check().unwrap();
         // Erased against unchanged: erased.
-        let m = merge_item(Some(&base.base()), &base, &erased);
+        let m = merge_item(Some(&base.base()), &base, &erased, false);
         assert_eq!(m.state.state, ItemState::Erased);
         m.state.check().unwrap();
+        // Erased here while the tenant holds the item: the hold wins, nothing is erased.
+        let mut held = base.clone();
+        held.holds.push(HoldState {
+            id: "h".into(),
+            reason: "litigation".into(),
+            created_at: 5,
+            created_by: "pi".into(),
+            released_at: None,
+            released_by: None,
+        });
+        let m = merge_item(Some(&base.base()), &erased, &held, false);
+        assert_eq!(m.state.state, ItemState::Active);
+        assert!(m
+            .state
+            .versions
+            .iter()
+            .all(|v| !v.erased && v.key.is_some()));
+        let m = merge_item(Some(&base.base()), &erased, &base, true);
+        assert_eq!(m.state.state, ItemState::Active, "a project hold here too");
+        // Held here but erased on the tenant first: the erasure stands.
+        let m = merge_item(Some(&base.base()), &held, &erased, false);
+        assert_eq!(m.state.state, ItemState::Erased);
     }
 
     #[test]
@@ -443,11 +474,23 @@ mod tests {
         let mut r = base.clone();
         r.path = "y.csv".into();
         r.updated_at = 7;
-        assert_eq!(merge_item(Some(&base.base()), &l, &r).state.path, "y.csv");
-        assert_eq!(merge_item(Some(&base.base()), &r, &l).state.path, "y.csv");
+        assert_eq!(
+            merge_item(Some(&base.base()), &l, &r, false).state.path,
+            "y.csv"
+        );
+        assert_eq!(
+            merge_item(Some(&base.base()), &r, &l, false).state.path,
+            "y.csv"
+        );
         r.updated_at = 5;
-        assert_eq!(merge_item(Some(&base.base()), &l, &r).state.path, "y.csv");
-        assert_eq!(merge_item(Some(&base.base()), &r, &l).state.path, "y.csv");
+        assert_eq!(
+            merge_item(Some(&base.base()), &l, &r, false).state.path,
+            "y.csv"
+        );
+        assert_eq!(
+            merge_item(Some(&base.base()), &r, &l, false).state.path,
+            "y.csv"
+        );
     }
 
     #[test]
@@ -477,8 +520,14 @@ mod tests {
     #[test]
     fn clash_names_are_deterministic_and_keep_the_extension() {
         let id = "0192ab34-5678-7abc-8def-001122334455";
-        assert_eq!(clash_name("a/data.csv", id), "a/data (conflict 0192ab).csv");
-        assert_eq!(clash_name("README", id), "README (conflict 0192ab)");
-        assert_eq!(clash_name(".hidden", id), ".hidden (conflict 0192ab)");
+        assert_eq!(
+            clash_name("a/data.csv", id, 0),
+            "a/data (conflict 22334455).csv"
+        );
+        assert_eq!(clash_name("README", id, 0), "README (conflict 22334455)");
+        assert_eq!(
+            clash_name(".hidden", id, 1),
+            ".hidden (conflict 001122334455)"
+        );
     }
 }

@@ -334,6 +334,18 @@ impl Vault {
         Ok(out)
     }
 
+    /// Makes backed-off ops due now (a sync the user asked for does not wait out the back-off
+    /// of earlier failures); returns how many. `None`: every project.
+    pub fn sync_retry_now(&self, project_id: Option<&str>) -> Result<u64> {
+        self.sync_bookkeeping(|tx| {
+            Ok(tx.execute(
+                "UPDATE sync_outbox SET next_attempt_at = NULL
+                 WHERE state = 'backoff' AND (?1 IS NULL OR project_id = ?1)",
+                [project_id],
+            )? as u64)
+        })
+    }
+
     /// The earliest time (ms) a backed-off op of a project may be retried.
     pub fn sync_next_retry(&self, project_id: &str) -> Result<Option<i64>> {
         Ok(self.reader()?.query_row(
@@ -437,6 +449,24 @@ impl Vault {
                             )?;
                             report.parked += 1;
                             ev.push((actions::SYNC_REFUSED.into(), Subject::new(res, format!("stale_epoch op={op_id}")), Outcome::Failure));
+                        }
+                        OpAck::Rejected { code, .. } if code == "on_hold" => {
+                            // The tenant keeps the item under a legal hold that reached it first:
+                            // this device's erasure yields. The item's state is fetched again (from
+                            // the snapshot) and merged, so what the hold keeps comes back here.
+                            tx.execute("DELETE FROM sync_outbox WHERE op_id = ?1", [op_id])?;
+                            tx.execute("DELETE FROM sync_items WHERE item_id = ?1", [&item_id])?;
+                            crate::changes::mark(tx, &project, &item_id)?;
+                            tx.execute(
+                                "UPDATE sync_projects SET cursor = 0, cursor_op = NULL, generation = NULL
+                                 WHERE project_id = ?1",
+                                [&project],
+                            )?;
+                            ev.push((
+                                actions::SYNC_REFUSED.into(),
+                                Subject::new(res, format!("on_hold op={op_id}: the tenant's legal hold outranks this erasure; fetching its state")),
+                                Outcome::Denied,
+                            ));
                         }
                         OpAck::Rejected { code, message } => {
                             tx.execute(

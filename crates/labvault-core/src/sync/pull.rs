@@ -552,6 +552,8 @@ impl Vault {
                 payload: Box::new(payload),
             });
         }
+        // The project's own record first: its holds decide merges of its items.
+        opened.sort_by_key(|o| !matches!(o, Opened::Apply { payload, .. } if matches!(payload.as_ref(), Payload::Project(_))));
         // The blobs the final states need that are not here.
         let mut needs = Vec::new();
         let mut expect = BTreeMap::new();
@@ -806,6 +808,24 @@ impl Vault {
                 }
                 Ok(())
             })?;
+            // Blobs received for versions the merge erased (this side erased them meanwhile):
+            // not kept.
+            let mut unused_packs = BTreeSet::new();
+            for (blob, loc) in &locations {
+                let used: bool = w
+                    .conn()
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM item_versions WHERE blob_id = ?1)")?
+                    .query_row([blob], |r| r.get(0))?;
+                if !used {
+                    match loc {
+                        Location::Own => erased_own.push(blob.clone()),
+                        Location::Pack(p, _, _) => {
+                            unused_packs.insert(p.clone());
+                        }
+                    }
+                }
+            }
+            erased_packs.extend(unused_packs);
             if !erased_own.is_empty() || !erased_packs.is_empty() {
                 w.mark_blobs_unsettled()?;
                 w.checkpoint_truncate()?;
@@ -963,7 +983,12 @@ fn apply_item(
     let (mut state, conflicts) = match (&local, is_pending) {
         (Some(l), true) => {
             let base = base_of(tx, item_id)?.map(|(_, _, b)| b);
-            let m = merge_item(base.as_ref(), l, &remote);
+            let project_held: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM holds WHERE target_id = ?1 AND released_at IS NULL)",
+                [project_id],
+                |r| r.get(0),
+            )?;
+            let m = merge_item(base.as_ref(), l, &remote, project_held);
             (m.state, m.conflicts)
         }
         _ => (remote, Vec::new()),
@@ -1000,35 +1025,47 @@ fn resolve_clash(
     if state.state != ItemState::Active {
         return Ok(0);
     }
-    for renamed in 0..4 {
-        let other: Option<(String, String)> = tx
+    let taken = |path: &str, except: &str| -> Result<Option<String>> {
+        Ok(tx
             .prepare_cached(
-                "SELECT id, path FROM items WHERE project_id = ?1 AND area = ?2 AND path = ?3
+                "SELECT id FROM items WHERE project_id = ?1 AND area = ?2 AND path = ?3
                  AND state = 'active' AND id <> ?4",
             )?
             .query_row(
-                params![project_id, state.area.as_str(), state.path, item_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                params![project_id, state.area.as_str(), path, except],
+                |r| r.get(0),
             )
-            .optional()?;
-        let Some((other, other_path)) = other else {
-            return Ok(renamed);
-        };
-        if item_id > other.as_str() {
-            state.path = clash_name(&state.path, item_id);
+            .optional()?)
+    };
+    let Some(other) = taken(&state.path, item_id)? else {
+        return Ok(0);
+    };
+    // The larger id yields; its new name must be free too.
+    let (loser, base) = if item_id > other.as_str() {
+        (item_id.to_string(), state.path.clone())
+    } else {
+        (other.clone(), state.path.clone())
+    };
+    for attempt in 0..6 {
+        let new = clash_name(&base, &loser, attempt);
+        names::validate_logical_path(&new)?;
+        if taken(&new, &loser)?.is_some() || (loser != item_id && new == state.path) {
+            continue;
+        }
+        if loser == item_id {
+            state.path = new;
             state.media_type = crate::model::guess_media_type(&state.path).to_string();
-            names::validate_logical_path(&state.path)?;
         } else {
-            let new = clash_name(&other_path, &other);
             tx.execute(
                 "UPDATE items SET path = ?1, media_type = ?2 WHERE id = ?3",
-                params![new, crate::model::guess_media_type(&new), other],
+                params![new, crate::model::guess_media_type(&new), loser],
             )?;
-            crate::changes::mark(tx, project_id, &other)?;
+            crate::changes::mark(tx, project_id, &loser)?;
         }
+        return Ok(1);
     }
     Err(Error::Internal(format!(
-        "could not give item {item_id} a path of its own"
+        "could not give item {loser} a path of its own"
     )))
 }
 
@@ -1092,6 +1129,33 @@ fn write_item(
             })
             .optional()?;
         match local {
+            Some((old_n, None, _)) if !v.erased => {
+                // Erased here, kept by the tenant (a legal hold outranked the erasure): the
+                // version comes back with its key and the blob just received.
+                let key = base64::engine::general_purpose::STANDARD
+                    .decode(v.key.as_deref().unwrap_or(""))
+                    .map_err(|_| {
+                        Error::SyncRefused(format!("the data key of version {} is not base64", v.n))
+                    })?;
+                let (pack_id, off, len) = match locations.get(&v.blob) {
+                    Some(Location::Pack(p, o, l)) => {
+                        (Some(p.clone()), Some(*o as i64), Some(*l as i64))
+                    }
+                    Some(Location::Own) => (None, None, None),
+                    None => {
+                        return Err(Error::Internal(format!(
+                        "blob {} of item {item_id} was not received before the page was applied",
+                        v.blob
+                    )))
+                    }
+                };
+                tx.execute(
+                    "UPDATE item_versions SET version = ?1, blob_id = ?2, wrapped_data_key = ?3, pack_id = ?4,
+                        pack_offset = ?5, pack_len = ?6, sync_blob = NULL, conflict = ?7
+                     WHERE item_id = ?8 AND version = ?9",
+                    params![v.n, v.blob, key, pack_id, off, len, v.conflict, item_id, old_n],
+                )?;
+            }
             Some((old_n, blob, pack)) => {
                 if v.erased && blob.is_some() {
                     match pack {
@@ -1222,11 +1286,11 @@ fn apply_project(
     let mut renamed = false;
     if let Some(other) = other {
         if project_id > other.as_str() {
-            state.name = clash_name(&state.name, project_id);
+            state.name = clash_name(&state.name, project_id, 0);
             names::validate_project_name(&state.name)?;
             renamed = true;
         } else {
-            let new = clash_name(&state.name, &other);
+            let new = clash_name(&state.name, &other, 0);
             names::validate_project_name(&new)?;
             tx.execute(
                 "UPDATE projects SET name = ?1 WHERE id = ?2",

@@ -147,12 +147,17 @@ pub(super) fn insert_version(
         })
         .optional()?;
     let (item_id, version) = match existing {
-        Some((id, v)) => {
+        Some((id, _)) => {
+            // After the head (a synced item's head need not be its highest version: a conflict
+            // sibling or a version picked back can sit above it).
+            let top: u32 = tx
+                .prepare_cached("SELECT max(version) FROM item_versions WHERE item_id = ?1")?
+                .query_row([&id], |r| r.get(0))?;
             tx.prepare_cached(
                 "UPDATE items SET current_version = ?1, updated_at = ?2 WHERE id = ?3",
             )?
-            .execute(params![v + 1, now, id])?;
-            (id, v + 1)
+            .execute(params![top + 1, now, id])?;
+            (id, top + 1)
         }
         None => {
             // Time-ordered: a group's new rows land at the right edge of the id indexes (items,

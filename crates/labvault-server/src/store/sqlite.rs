@@ -319,6 +319,9 @@ const MIGRATIONS: &[&str] = &[
 pub struct SqliteStore {
     path: PathBuf,
     jobs: Mutex<mpsc::Sender<Job>>,
+    /// The writer thread, joined on drop: it closes (and checkpoints) the database before the
+    /// store is gone, so the files can be copied or reopened right after.
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     read_permits: Arc<tokio::sync::Semaphore>,
     /// Write epoch, bumped by the writer after committing a batch that can change cached rows.
@@ -358,6 +361,24 @@ fn migrate(c: &mut Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Readers first, then the writer: ending its channel ends its loop.
+        self.readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        let (closed, _) = mpsc::channel();
+        drop(std::mem::replace(
+            &mut *self.jobs.lock().unwrap_or_else(|e| e.into_inner()),
+            closed,
+        ));
+        if let Some(h) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = h.join();
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> StoreResult<Self> {
@@ -374,13 +395,14 @@ impl SqliteStore {
         let commits = Arc::new(AtomicU64::new(0));
         let tail = Arc::new(AuditTail::default());
         let (e, n, t) = (epoch.clone(), commits.clone(), tail.clone());
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("labvault-db-writer".into())
             .spawn(move || writer_loop(writer, rx, e, n, t))
             .map_err(backend)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             jobs: Mutex::new(tx),
+            writer: Mutex::new(Some(handle)),
             readers: Arc::new(Mutex::new(Vec::new())),
             read_permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
             epoch,

@@ -108,6 +108,59 @@ impl Tenant {
     pub fn files(&self) -> Vec<PathBuf> {
         walk(self.dir.path())
     }
+
+    /// A consistent copy of the server's database now (what a nightly backup holds).
+    pub fn backup(&self) -> PathBuf {
+        let to = self
+            .dir
+            .path()
+            .join(format!("backup-{}.db", uuid::Uuid::new_v4().simple()));
+        let c = rusqlite::Connection::open(self.dir.path().join("labvault-server.db")).unwrap();
+        c.execute("VACUUM INTO ?1", [to.to_string_lossy().as_ref()])
+            .unwrap();
+        to
+    }
+
+    /// Stops the server, puts `backup` in place of its database, and starts it again on the
+    /// same address (a restore from an older backup).
+    pub async fn restore(&mut self, backup: &Path) {
+        let data = DataDir(self.dir.path().to_path_buf());
+        let addr = self.server.addr;
+        // A stand-in on its own data directory, so the real one is let go of entirely.
+        let spare = scratch();
+        let spare_data = DataDir::create(spare.path()).unwrap();
+        let spare_state = open_state(
+            &spare_data,
+            server_config(),
+            Arc::new(labvault_server::clock::SystemClock),
+        )
+        .unwrap();
+        let tmp = start(
+            "127.0.0.1:0".parse().unwrap(),
+            self_signed(&spare_data).unwrap(),
+            spare_state,
+        )
+        .await
+        .unwrap();
+        let old = std::mem::replace(&mut self.server, tmp);
+        old.stop().await;
+        let db = data.db();
+        for ext in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+        }
+        std::fs::copy(backup, &db).unwrap();
+        let state = open_state(
+            &data,
+            server_config(),
+            Arc::new(labvault_server::clock::SystemClock),
+        )
+        .unwrap();
+        let new = start(addr, self_signed(&data).unwrap(), state)
+            .await
+            .unwrap();
+        let tmp = std::mem::replace(&mut self.server, new);
+        tmp.stop().await;
+    }
 }
 
 pub fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -331,15 +331,17 @@ fn apply_op(
             epoch: feed.epoch,
         });
     }
-    let item: Option<(i64, bool)> = c
+    let item: Option<(i64, bool, bool)> = c
         .prepare_cached(
-            "SELECT rev, hold FROM feed_items WHERE tenant_id = ?1 AND project_id = ?2 AND item_id = ?3",
+            "SELECT rev, hold, tombstone FROM feed_items WHERE tenant_id = ?1 AND project_id = ?2 AND item_id = ?3",
         )
         .map_err(backend)?
-        .query_row([t, p, &op.item_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row([t, p, &op.item_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()
         .map_err(backend)?;
-    let (rev, held) = item.map(|(r, h)| (r as u64, h)).unwrap_or((0, false));
+    let (rev, held, erased) = item
+        .map(|(r, h, e)| (r as u64, h, e))
+        .unwrap_or((0, false, false));
     if op.base_rev != rev {
         return Ok(OpResult::Conflict {
             op_id: op.op_id,
@@ -373,7 +375,9 @@ fn apply_op(
         .filter(|b| !op.blobs.contains(b))
         .cloned()
         .collect();
-    if !removed.is_empty() || op.tombstone {
+    // An erasure removes blobs, or erases an item not erased yet; a tombstone of an item
+    // already erased removes nothing a hold could keep.
+    if !removed.is_empty() || (op.tombstone && !erased) {
         let project_hold: bool = c
             .prepare_cached(
                 "SELECT hold FROM feed_items WHERE tenant_id = ?1 AND project_id = ?2 AND item_id = ?2",
