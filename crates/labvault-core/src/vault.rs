@@ -556,8 +556,8 @@ impl Vault {
         };
         Ok(Some(WriteOp {
             vault: self,
-            slot,
             _lock: lock,
+            slot,
             audited_commits: 0,
             marked: false,
         }))
@@ -618,8 +618,11 @@ impl Vault {
 /// its audit event) or [`WriteOp::commit_each`] (a group commit with one event per unit).
 pub(crate) struct WriteOp<'v> {
     pub(crate) vault: &'v Vault,
-    slot: MutexGuard<'v, WriterSlot>,
+    /// Declared (so dropped) before `slot`: the file lock is let go of before the next writer
+    /// of this process gets the slot, which would otherwise find the lock still held and report
+    /// its own process as busy.
     _lock: WriterLock,
+    slot: MutexGuard<'v, WriterSlot>,
     audited_commits: u32,
     /// This op created [`BLOBS_UNSETTLED`].
     marked: bool,

@@ -217,6 +217,28 @@ fn another_handle_reads_while_one_writes_and_a_second_writer_is_told_who_holds_t
 }
 
 /// Open file descriptors of this process on `file`.
+/// Writers of one handle (the sync engine's parallel transfers recording what they did) take
+/// turns: none is ever told that the vault is busy with its own process.
+#[test]
+fn writers_of_one_handle_wait_for_each_other_and_never_see_the_vault_busy() {
+    let (_t, _dir, v, _) = new_vault();
+    let v = Arc::new(v);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let v = v.clone();
+            std::thread::spawn(move || {
+                for i in 0..150 {
+                    v.create_project(&format!("p{t}-{i}")).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(v.list_projects().unwrap().len(), 600);
+}
+
 fn open_fds_on(file: &Path) -> usize {
     let want = std::fs::canonicalize(file).unwrap();
     std::fs::read_dir("/proc/self/fd")
