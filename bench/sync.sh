@@ -14,6 +14,7 @@
 #         ROUNDS     rounds (default 3), each running every tool once in a rotated order; the
 #                    table shows medians and the median of the same-round ratios.
 #         IDLE_N     items of the idle-sync vault (default 100000; 0 skips it).
+#         TOOLS      which of "labvault restic rclone" to run (default all three).
 #         BENCH_PROFILE=dev  smoke-test the script with debug binaries (numbers meaningless).
 # LabVault's commands unlock from the OS keyring ("remember on this device", a private
 # gnome-keyring as in the tests), so the figures are the sync, not the passphrase KDF.
@@ -72,7 +73,9 @@ for i in range(n):
 PY
 BIG_BYTES=$(stat -c %s "$DATA/big.bin")
 SMALL_BYTES=$(find "$DATA/small" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
-cat "$DATA/big.bin" > /dev/null; tar -C "$DATA" -cf - small > /dev/null
+# On disk before any clock starts (else the first tool of round 1 pays this writeback), and
+# in the page cache for every tool alike.
+sync; cat "$DATA/big.bin" > /dev/null; tar -C "$DATA" -cf - small > /dev/null
 
 # One self-signed certificate for the peers' servers (the tenant server makes its own).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
@@ -134,6 +137,7 @@ tool_labvault() {
   lvk --vault "$R/a" project create small > /dev/null
   lvk --vault "$R/a" import --project big --area uploads "$DATA/big.bin" > /dev/null
   lvk --vault "$R/a" import --project small --area uploads "$DATA/small" > /dev/null
+  sync # the import's writes reach the disk before the clock starts, as the peers' data did
   local big_id small_id
   big_id=$(lvk --vault "$R/a" project ls --json | python3 -c 'import json,sys; print(next(p["id"] for p in json.load(sys.stdin) if p["name"]=="big"))')
   small_id=$(lvk --vault "$R/a" project ls --json | python3 -c 'import json,sys; print(next(p["id"] for p in json.load(sys.stdin) if p["name"]=="small"))')
@@ -193,7 +197,7 @@ tool_rclone() {
   rm -rf "$R"
 }
 
-TOOLS=(tool_labvault tool_restic tool_rclone)
+WANT="${TOOLS:-labvault restic rclone}"; TOOLS=(); for t in $WANT; do TOOLS+=("tool_$t"); done
 for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
   for ((i = 0; i < ${#TOOLS[@]}; i++)); do
     "${TOOLS[$(( (i + ROUND - 1) % ${#TOOLS[@]} ))]}"

@@ -358,6 +358,19 @@ impl TenantClient {
         bytes: Bytes,
     ) -> Result<PartInfo, ClientError> {
         let sha = hex::encode(Sha256::digest(&bytes));
+        self.put_part_hashed(token, upload_id, n, bytes, sha).await
+    }
+
+    /// Stores one part whose SHA-256 (hex) the caller already computed (off the runtime).
+    pub async fn put_part_hashed(
+        &self,
+        token: &str,
+        upload_id: &str,
+        n: u32,
+        bytes: Bytes,
+        sha256_hex: String,
+    ) -> Result<PartInfo, ClientError> {
+        let sha = sha256_hex;
         let n_s = n.to_string();
         let seg = ["uploads", upload_id, "parts", n_s.as_str()];
         let r = self

@@ -16,7 +16,9 @@ use std::fs::File;
 use std::sync::Arc;
 
 use labvault_client::{ClientError, TenantClient};
-use labvault_core::sync::{FeedInfo, IncomingChange, OpAck, PulledPage, StoredAnchor};
+use labvault_core::sync::{
+    FeedInfo, IncomingChange, LocalBlob, OpAck, OutgoingOp, PulledPage, StoredAnchor,
+};
 use labvault_core::Vault;
 use labvault_wire::{AnchorRequest, ChangesQuery, CommitRequest, OpResult, SnapshotQuery, SyncOp};
 use serde::Serialize;
@@ -52,9 +54,10 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             parallel: 4,
-            commit_batch: 500,
+            // The tenant's caps: fewer round trips per pass.
+            commit_batch: 1000,
             stage_batch: 2000,
-            page_limit: 500,
+            page_limit: 1000,
             part_size: 8 << 20,
             pack_target: 8 << 20,
             small_blob_max: 4 << 20,
@@ -228,9 +231,7 @@ impl SyncEngine {
             }
             self.project(&p.project_id, &mut report).await?;
         }
-        for s in self.vault.sync_status()? {
-            report.pending += s.pending_ops;
-        }
+        report.pending = self.vault.sync_pending_ops()?;
         self.anchor().await?;
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)
@@ -243,10 +244,13 @@ impl SyncEngine {
             let seen = match cycle.next() {
                 Step::Pull => self.pull(project, report).await,
                 Step::Stage => {
+                    let started = std::time::Instant::now();
                     let n = {
                         let (p, lim) = (project.to_string(), self.cfg.stage_batch);
                         blocking(&self.vault, move |v| v.sync_stage(&p, lim)).await?
                     };
+                    let ms = started.elapsed().as_millis();
+                    tracing::debug!(project, items = n, ms, "staged local changes");
                     Ok(Seen::Staged {
                         n,
                         more: n >= self.cfg.stage_batch,
@@ -394,14 +398,25 @@ impl SyncEngine {
             cfg: &self.cfg,
             progress: &*self.progress,
         };
-        match t.download(&mut page).await {
-            Ok(n) => report.bytes_down += n,
+        let started = std::time::Instant::now();
+        let bytes = match t.download(&mut page).await {
+            Ok(n) => n,
             Err(SyncError::Vault(e)) => return Err(self.refusal(project, first, e)),
             Err(e) => return Err(e),
-        }
+        };
+        report.bytes_down += bytes;
+        let download_ms = started.elapsed().as_millis();
         let applied = blocking(&self.vault, move |v| v.sync_apply_page(page)).await?;
         report.pulled += applied.applied;
         report.conflicts += applied.conflicts;
+        tracing::debug!(
+            project,
+            applied = applied.applied,
+            bytes,
+            download_ms,
+            total_ms = started.elapsed().as_millis(),
+            "applied a page (times since its download started)"
+        );
         Ok(applied.cursor)
     }
 
@@ -498,22 +513,31 @@ impl SyncEngine {
 
     /// Sends one batch of ops (their blobs first) and records the answers.
     async fn push(&self, project: &str, report: &mut PassReport) -> Result<Seen> {
-        let ops = {
-            let (p, lim) = (project.to_string(), self.cfg.commit_batch);
+        let started = std::time::Instant::now();
+        // This batch and the next: the next one's blobs go up while this one is committed.
+        let mut ops = {
+            let (p, lim) = (project.to_string(), 2 * self.cfg.commit_batch);
             blocking(&self.vault, move |v| v.sync_outgoing(&p, lim)).await?
         };
         if ops.is_empty() {
             return Ok(Seen::NothingToPush);
         }
-        let mut blobs = Vec::new();
+        let next = ops.split_off(ops.len().min(self.cfg.commit_batch));
+        let read_ms = started.elapsed().as_millis();
         let mut seen = std::collections::BTreeSet::new();
-        for op in &ops {
-            for b in self.vault.sync_blobs_for(op)? {
-                if seen.insert(b.blob_id.clone()) {
-                    blobs.push(b);
+        let mut blobs_of = |ops: &[OutgoingOp]| -> Result<Vec<LocalBlob>> {
+            let mut blobs = Vec::new();
+            for op in ops {
+                for b in self.vault.sync_blobs_for(op)? {
+                    if seen.insert(b.blob_id.clone()) {
+                        blobs.push(b);
+                    }
                 }
             }
-        }
+            Ok(blobs)
+        };
+        let blobs = blobs_of(&ops)?;
+        let ahead = blobs_of(&next)?;
         let op_ids: Vec<String> = ops.iter().map(|o| o.op_id.clone()).collect();
         let t = Transfers {
             vault: &self.vault,
@@ -532,6 +556,7 @@ impl SyncEngine {
             }
         };
         report.bytes_up += sent;
+        let upload_ms = started.elapsed().as_millis();
         self.vault.sync_mark_sent(&op_ids)?;
         use base64::Engine;
         let req = CommitRequest {
@@ -550,13 +575,24 @@ impl SyncEngine {
                 .collect(),
         };
         let (api, p) = (self.api.clone(), project.to_string());
-        let resp = self
-            .session
-            .call(|t| {
-                let (api, p, req) = (api.clone(), p.clone(), req.clone());
-                async move { api.commit(&t, &p, &req).await }
-            })
-            .await;
+        let commit = self.session.call(|t| {
+            let (api, p, req) = (api.clone(), p.clone(), req.clone());
+            async move { api.commit(&t, &p, &req).await }
+        });
+        // The next batch's blobs, quietly (its own push reports them); a failure here only
+        // means that push sends them itself.
+        let quiet = |_: Progress| {};
+        let pre = Transfers {
+            progress: &quiet,
+            ..t
+        };
+        let (resp, pre_sent) = futures_util::future::join(commit, pre.upload(ahead)).await;
+        match pre_sent {
+            Ok(n) => report.bytes_up += n,
+            Err(e) => {
+                tracing::debug!(project, error = %e, "uploading the next batch's blobs early")
+            }
+        }
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {
@@ -573,11 +609,22 @@ impl SyncEngine {
                 detail: format!("{} results for {} ops", resp.results.len(), ops.len()),
             }));
         }
+        let commit_ms = started.elapsed().as_millis();
         let results: Vec<(String, OpAck)> = resp.results.into_iter().map(ack).collect();
         let acks = {
             let p = project.to_string();
             blocking(&self.vault, move |v| v.sync_record_results(&p, &results)).await?
         };
+        tracing::debug!(
+            project,
+            ops = ops.len(),
+            bytes = sent,
+            read_ms,
+            upload_ms,
+            commit_ms,
+            total_ms = started.elapsed().as_millis(),
+            "pushed a batch (times since the batch started)"
+        );
         report.pushed += acks.pushed;
         (self.progress)(Progress {
             project: project.to_string(),

@@ -62,6 +62,14 @@ impl Transfers<'_> {
         });
     }
 
+    /// The size of a pack (or download batch) for `total` bytes of small blobs: a share per
+    /// transfer in flight, so a batch of a few MB still keeps every connection busy, between
+    /// 1 MiB (below that, per-request costs dominate) and `pack_target`.
+    fn share(&self, total: u64) -> u64 {
+        let per = total.div_ceil(self.cfg.parallel.max(1) as u64);
+        per.clamp(1 << 20, self.cfg.pack_target.max(1 << 20))
+    }
+
     /// Uploads blobs the tenant lacks; returns the bytes sent. Each blob the tenant confirms
     /// is recorded in the vault, so it is never sent twice.
     pub async fn upload(&self, blobs: Vec<LocalBlob>) -> Result<u64> {
@@ -72,11 +80,12 @@ impl Transfers<'_> {
         let (small, large): (Vec<LocalBlob>, Vec<LocalBlob>) = blobs
             .into_iter()
             .partition(|b| b.size <= self.cfg.small_blob_max);
+        let target = self.share(small.iter().map(|b| b.size).sum());
         let mut packs: Vec<Vec<LocalBlob>> = Vec::new();
         let mut cur: Vec<LocalBlob> = Vec::new();
         let mut cur_bytes = 0u64;
         for b in small {
-            if !cur.is_empty() && (cur_bytes + b.size > self.cfg.pack_target || cur.len() >= 4096) {
+            if !cur.is_empty() && (cur_bytes + b.size > target || cur.len() >= 4096) {
                 packs.push(std::mem::take(&mut cur));
                 cur_bytes = 0;
             }
@@ -112,7 +121,8 @@ impl Transfers<'_> {
 
     async fn upload_pack(&self, blobs: Vec<LocalBlob>) -> Result<()> {
         let ids: Vec<String> = blobs.iter().map(|b| b.blob_id.clone()).collect();
-        let (body, manifest) = {
+        // Read, hashed and framed off the runtime's threads.
+        let framed = {
             let blobs = blobs.clone();
             blocking(self.vault, move |v| {
                 let mut bytes = Vec::with_capacity(blobs.iter().map(|b| b.size as usize).sum());
@@ -126,13 +136,12 @@ impl Transfers<'_> {
                     });
                     bytes.extend_from_slice(&data);
                 }
-                Ok((bytes, PackManifest { blobs: entries }))
+                let mut framed = frame(&PackManifest { blobs: entries }, bytes.len());
+                framed.extend_from_slice(&bytes);
+                Ok(Bytes::from(framed))
             })
             .await?
         };
-        let mut framed = frame(&manifest, body.len());
-        framed.extend_from_slice(&body);
-        let framed = Bytes::from(framed);
         let (api, project) = (self.api.clone(), self.project.to_string());
         let r = self
             .session
@@ -188,18 +197,23 @@ impl Transfers<'_> {
             async move {
                 let off = u64::from(n) * part_size;
                 let len = part_size.min(blob.size - off);
-                let bytes = {
+                let (bytes, sha) = {
                     let blob = blob.clone();
-                    blocking(self.vault, move |v| v.sync_read_blob(&blob, off, len)).await?
+                    blocking(self.vault, move |v| {
+                        let bytes = v.sync_read_blob(&blob, off, len)?;
+                        let sha = hex::encode(Sha256::digest(&bytes));
+                        Ok((bytes, sha))
+                    })
+                    .await?
                 };
-                let sha = hex::encode(Sha256::digest(&bytes));
                 if have.as_deref() != Some(sha.as_str()) {
                     let bytes = Bytes::from(bytes);
                     let api = self.api.clone();
                     self.session
                         .call(|t| {
-                            let (api, id, bytes) = (api.clone(), upload_id.clone(), bytes.clone());
-                            async move { api.put_part(&t, &id, n, bytes).await }
+                            let (api, id, bytes, sha) =
+                                (api.clone(), upload_id.clone(), bytes.clone(), sha.clone());
+                            async move { api.put_part_hashed(&t, &id, n, bytes, sha).await }
                         })
                         .await?;
                 }
@@ -236,11 +250,12 @@ impl Transfers<'_> {
             .into_iter()
             .partition(|n| n.size <= self.cfg.small_blob_max);
         // Small ones in batches of about a pack.
+        let target = self.share(small.iter().map(|n| n.size).sum());
         let mut batches: Vec<Vec<String>> = Vec::new();
         let mut cur = Vec::new();
         let mut cur_bytes = 0;
         for n in small {
-            if !cur.is_empty() && (cur_bytes + n.size > self.cfg.pack_target || cur.len() >= 1000) {
+            if !cur.is_empty() && (cur_bytes + n.size > target || cur.len() >= 1000) {
                 batches.push(std::mem::take(&mut cur));
                 cur_bytes = 0;
             }
@@ -302,29 +317,39 @@ impl Transfers<'_> {
         {
             return Box::pin(self.download(page)).await.map(|n| n + done);
         }
-        // Large ones by ranges, resumed from what is already here.
+        // Large ones by ranges, resumed from what is already here: several ranges in flight,
+        // written in order (so at most `parallel` parts are held in memory).
         for n in large {
             let mut dl = self.vault.sync_download(page, &n.blob_id)?;
             done += dl.have();
-            while dl.have() < dl.size() {
-                let off = dl.have();
-                let len = self.cfg.part_size.min(dl.size() - off);
+            let (from, size, part) = (dl.have(), dl.size(), self.cfg.part_size.max(1));
+            let ranges = (from..size)
+                .step_by(part as usize)
+                .map(|off| (off, part.min(size - off)));
+            let mut fetched = futures_util::stream::iter(ranges.map(|(off, len)| {
                 let (api, project, id) = (
                     self.api.clone(),
                     self.project.to_string(),
                     n.blob_id.clone(),
                 );
-                let bytes = self
-                    .session
-                    .call(|t| {
-                        let (api, project, id) = (api.clone(), project.clone(), id.clone());
-                        async move { api.get_blob(&t, &project, &id, Some((off, len))).await }
-                    })
-                    .await?;
+                async move {
+                    self.session
+                        .call(|t| {
+                            let (api, project, id) = (api.clone(), project.clone(), id.clone());
+                            async move { api.get_blob(&t, &project, &id, Some((off, len))).await }
+                        })
+                        .await
+                }
+            }))
+            .buffered(self.cfg.parallel.max(1));
+            while let Some(r) = fetched.next().await {
+                // The client checked that the range arrived whole.
+                let bytes = r?;
                 dl.append(&bytes)?;
                 done += bytes.len() as u64;
                 self.report(ProgressPhase::Download, done, total);
             }
+            drop(fetched);
             self.vault.sync_accept_download(page, dl)?;
         }
         Ok(total)

@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_packs.sql"),
     include_str!("migrations/0006_items_checks.sql"),
     include_str!("migrations/0007_sync.sql"),
+    include_str!("migrations/0008_sync_status_index.sql"),
 ];
 
 /// The schema version this build writes and understands.

@@ -552,6 +552,15 @@ impl Vault {
         Ok(out)
     }
 
+    /// Ops staged and not yet acknowledged, over every project (what a pass reports as
+    /// pending; [`Vault::sync_status`] has the per-project detail).
+    pub fn sync_pending_ops(&self) -> Result<u64> {
+        let conn = self.reader()?;
+        Ok(conn.query_row("SELECT count(*) FROM sync_outbox", [], |r| {
+            r.get::<_, i64>(0)
+        })? as u64)
+    }
+
     /// Per project: what is waiting, parked, conflicting, and when it last synced.
     pub fn sync_status(&self) -> Result<Vec<ProjectStatus>> {
         let projects = self.sync_projects()?;
@@ -566,18 +575,11 @@ impl Vault {
             let awaiting = count(
                 "SELECT count(*) FROM sync_outbox WHERE project_id = ?1 AND state = 'confirm'",
             )?;
-            let conflicts = count(
-                "SELECT count(DISTINCT v.item_id) FROM item_versions v JOIN items i ON i.id = v.item_id
-                 WHERE i.project_id = ?1 AND v.conflict = 1 AND v.blob_id IS NOT NULL",
-            )?;
-            let pending_bytes = count(
-                "SELECT coalesce(sum(coalesce(v.pack_len, v.size)), 0) FROM item_versions v
-                 JOIN items i ON i.id = v.item_id
-                 WHERE i.project_id = ?1 AND v.blob_id IS NOT NULL
-                   AND NOT EXISTS (SELECT 1 FROM sync_uploaded u WHERE u.blob_id = v.blob_id)
-                   AND (EXISTS (SELECT 1 FROM sync_outbox o WHERE o.item_id = i.id)
-                        OR EXISTS (SELECT 1 FROM sync_dirty d WHERE d.item_id = i.id))",
-            )?;
+            // Both queries start from the few rows that matter (conflict siblings through
+            // their partial index; items waiting to go up) rather than from every version of
+            // the project: CROSS JOIN fixes that order.
+            let conflicts = count(CONFLICTS_SQL)?;
+            let pending_bytes = count(PENDING_BYTES_SQL)?;
             let mut parked = Vec::new();
             let mut st = conn.prepare(
                 "SELECT o.item_id, coalesce(i.area || '/' || i.path, 'project record'), coalesce(o.last_error, '')
@@ -611,6 +613,21 @@ impl Vault {
         Ok(out)
     }
 }
+
+/// Items of project `?1` with a conflict sibling. From the siblings' partial index, not from
+/// every version of the project: CROSS JOIN fixes that order.
+const CONFLICTS_SQL: &str =
+    "SELECT count(DISTINCT v.item_id) FROM item_versions v CROSS JOIN items i
+     ON i.id = v.item_id
+     WHERE v.conflict = 1 AND v.blob_id IS NOT NULL AND i.project_id = ?1";
+
+/// Bytes of project `?1` still to go up: from the (few) items waiting to be pushed.
+const PENDING_BYTES_SQL: &str = "SELECT coalesce(sum(coalesce(v.pack_len, v.size)), 0)
+     FROM (SELECT item_id FROM sync_outbox WHERE project_id = ?1
+           UNION SELECT item_id FROM sync_dirty WHERE project_id = ?1) w
+     CROSS JOIN item_versions v ON v.item_id = w.item_id
+     WHERE v.blob_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM sync_uploaded u WHERE u.blob_id = v.blob_id)";
 
 /// See [`Vault::sync_stage`].
 fn stage_in(
@@ -756,4 +773,44 @@ fn stage_in(
         }
     }
     Ok(staged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CONFLICTS_SQL, PENDING_BYTES_SQL};
+    use crate::{KdfParams, Passphrase, Vault, VaultOptions};
+
+    /// `sync status` and every sync pass run these: on a vault of 100,000 items a plan that
+    /// walks every version of the project took 170 ms of a 205 ms idle pass.
+    #[test]
+    fn status_counts_never_walk_every_version_of_a_project() {
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = VaultOptions {
+            kdf: Some(KdfParams::FLOOR),
+            ..Default::default()
+        };
+        let (v, _rk) =
+            Vault::create(&tmp.path().join("v"), &Passphrase::new("pw".into()), opts).unwrap();
+        let conn = v.reader().unwrap();
+        for (sql, must_use) in [
+            (CONFLICTS_SQL, "item_versions_conflict"),
+            (PENDING_BYTES_SQL, "SEARCH v USING"),
+        ] {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(["p"], |r| r.get(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            // Starting from the project's items, or scanning a table, walks them all.
+            let walks_all = |l: &String| {
+                l.contains("items_project_area")
+                    || l.starts_with("SCAN i")
+                    || (l.starts_with("SCAN v") && !l.contains("item_versions_conflict"))
+            };
+            assert!(!plan.iter().any(walks_all), "{plan:?}");
+            assert!(plan.iter().any(|l| l.contains(must_use)), "{plan:?}");
+        }
+    }
 }

@@ -134,6 +134,12 @@ async fn fsync_dir(dir: &Path) -> std::io::Result<()> {
         .map_err(std::io::Error::other)?
 }
 
+/// Request bodies arrive in TLS-record-sized chunks (16 KiB); each write of a tokio file is
+/// a trip to the blocking pool, so they are gathered into 1 MiB writes first.
+fn buffered(f: tokio::fs::File) -> tokio::io::BufWriter<tokio::fs::File> {
+    tokio::io::BufWriter::with_capacity(1 << 20, f)
+}
+
 fn not_found_is_none<T>(r: std::io::Result<T>) -> std::io::Result<Option<T>> {
     match r {
         Ok(v) => Ok(Some(v)),
@@ -199,7 +205,7 @@ impl FsBlobStore {
     ) -> Result<(PathBuf, Stored), BlobError> {
         let tmp = self.root.join("tmp").join(random_name());
         let res = async {
-            let mut f = tokio::fs::File::create(&tmp).await?;
+            let mut f = buffered(tokio::fs::File::create(&tmp).await?);
             let mut h = Sha256::new();
             let mut size = 0u64;
             while let Some(chunk) = body.next().await {
@@ -211,7 +217,8 @@ impl FsBlobStore {
                 h.update(&chunk);
                 f.write_all(&chunk).await?;
             }
-            f.sync_all().await?;
+            f.flush().await?;
+            f.get_ref().sync_all().await?;
             Ok(Stored {
                 size,
                 sha256: h.finalize().into(),
@@ -373,6 +380,7 @@ impl BlobStore for FsBlobStore {
         let mut f = not_found_is_none(tokio::fs::OpenOptions::new().write(true).open(&p).await)?
             .ok_or(BlobError::NotFound)?;
         f.seek(std::io::SeekFrom::Start(offset)).await?;
+        let mut f = buffered(f);
         let mut h = Sha256::new();
         let mut size = 0u64;
         while let Some(chunk) = body.next().await {
@@ -384,7 +392,8 @@ impl BlobStore for FsBlobStore {
             h.update(&chunk);
             f.write_all(&chunk).await?;
         }
-        f.sync_data().await?;
+        f.flush().await?;
+        f.get_ref().sync_data().await?;
         Ok(Stored {
             size,
             sha256: h.finalize().into(),
