@@ -7,7 +7,8 @@
 # with the peak memory (RSS) of each client and server process; and an idle sync of a vault of
 # 100,000 synced items (nothing changed).
 #
-# Usage:  bench/sync.sh                 (1 GiB + 10,000 files, 3 rounds; ~15 min)
+# Usage:  bench/sync.sh                 (1 GiB + 10,000 files, 3 rounds; ~50 min, most of it rclone's
+#                                        WebDAV upload of the small files)
 #         BIG_MIB=256 SMALL_N=2000 IDLE_N=20000 ROUNDS=1 bench/sync.sh   (quicker)
 # Env:    BENCH_DIR  work directory (default <target dir>/labvault-sync-bench; removed at the end
 #                    unless KEEP=1). Every server and client reads and writes there: same disk.
