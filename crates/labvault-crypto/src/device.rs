@@ -86,7 +86,7 @@ impl DevicePublic {
 
 /// `"labvault/v1/sig/" || kind || 0x00 || statement`: a signature made for one kind of
 /// statement never verifies as another.
-fn signed_message(kind: &str, statement: &[u8]) -> Vec<u8> {
+pub(crate) fn signed_message(kind: &str, statement: &[u8]) -> Vec<u8> {
     let mut m = Vec::with_capacity(SIGNATURE_PREFIX.len() + kind.len() + 1 + statement.len());
     m.extend_from_slice(SIGNATURE_PREFIX);
     m.extend_from_slice(kind.as_bytes());
@@ -125,6 +125,11 @@ impl DeviceKeys {
             x25519: StaticSecret::from(x25519),
             ed25519: SigningKey::from_bytes(&ed25519),
         }
+    }
+
+    /// The X25519 private key, for opening boxes sealed to this device within the crate.
+    pub(crate) fn x25519_secret(&self) -> &StaticSecret {
+        &self.x25519
     }
 
     /// The public halves.

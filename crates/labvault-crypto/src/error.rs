@@ -76,6 +76,9 @@ pub enum CryptoError {
     /// A signature (of a key box, a device approval, an anchor) does not verify.
     #[error("signature does not verify")]
     BadSignature,
+    /// A membership log entry that does not parse (names what is wrong).
+    #[error("invalid membership entry: {0}")]
+    MembershipEntryInvalid(&'static str),
     /// A pairing code with a typo (length, character).
     #[error("invalid pairing code: expected 20 characters (XXXXX-XXXXX-XXXXX-XXXXX) from the new device's screen")]
     InvalidPairingCode,
@@ -111,6 +114,7 @@ impl CryptoError {
             CryptoError::KeyBoxInvalid => "key_box_invalid",
             CryptoError::BadSignature => "bad_signature",
             CryptoError::InvalidPairingCode => "invalid_pairing_code",
+            CryptoError::MembershipEntryInvalid(_) => "membership_entry_invalid",
             CryptoError::Io(_) => "io",
         }
     }

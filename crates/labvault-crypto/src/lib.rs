@@ -1,6 +1,7 @@
 //! LabVault's cryptography: the key hierarchy (`docs/key-hierarchy.md`), the key file,
 //! blob format v1 (`docs/blob-format-v1.md`), and the device keys, key boxes and sealed op
-//! payloads of file sync (`docs/sync-protocol.md`).
+//! payloads of file sync (`docs/sync-protocol.md`), and the identity keys, member boxes, epoch
+//! links and membership log entries of shared projects (`docs/sharing.md`).
 //!
 //! Pure crypto: no file system, no network; streams go through `Read`/`Write` so the
 //! vault decides where bytes live.
@@ -14,6 +15,7 @@ mod payload;
 mod recovery;
 mod sealed;
 mod secret;
+mod sharing;
 
 pub use blob::{
     decrypt_blob, decrypt_range, encrypt_blob, encrypt_blob_buffer, random_file_id, DecryptSummary,
@@ -36,4 +38,11 @@ pub use sealed::{seal, JournalPublicKey, JournalSecretKey, SEALED_VERSION};
 pub use secret::{
     project_keys_equal, CatalogKey, DataKey, Passphrase, ProjectKey, RootKey, WrappedKey,
     WRAPPED_KEY_LEN,
+};
+#[doc(hidden)]
+pub use sharing::seal_member_box_with_randomness;
+pub use sharing::{
+    link_epoch, open_epoch_link, seal_member_box, EntryBody, IdentityBoxContext, IdentityKeys,
+    IdentityPublic, LogEntry, MemberBoxContext, MemberRole, UnsignedEntry,
+    MEMBERSHIP_ENTRY_VERSION,
 };

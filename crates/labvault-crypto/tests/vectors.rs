@@ -722,3 +722,259 @@ mod sync_v1 {
         );
     }
 }
+
+/// Committed vectors of the shared-project formats (`tests/vectors/sharing-v1.json`;
+/// docs/sharing.md): safety numbers, member boxes, identity boxes and membership log entries,
+/// each with the ways it must be refused.
+mod sharing {
+    use labvault_crypto::{
+        seal_member_box_with_randomness, DeviceKeys, EntryBody, IdentityBoxContext, IdentityKeys,
+        LogEntry, MemberBoxContext, MemberRole, ProjectKey, UnsignedEntry,
+    };
+    use serde_json::{json, Value};
+
+    const EPOCH_KEY: [u8; 32] = super::KEY;
+    const ADA: ([u8; 32], [u8; 32]) = ([0x61; 32], [0x62; 32]);
+    const BOB: ([u8; 32], [u8; 32]) = ([0x71; 32], [0x72; 32]);
+    const DEVICE: ([u8; 32], [u8; 32]) = ([0x11; 32], [0x22; 32]);
+    const EPHEMERAL: [u8; 32] = [0x33; 32];
+    const NONCE: [u8; 12] = [0x44; 12];
+
+    fn path() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/sharing-v1.json")
+    }
+
+    fn id((x, e): ([u8; 32], [u8; 32])) -> IdentityKeys {
+        IdentityKeys::from_seeds_for_test_vectors(x, e)
+    }
+
+    fn member_ctx() -> MemberBoxContext<'static> {
+        MemberBoxContext {
+            project_id: "p-vector",
+            epoch: 2,
+            user_id: "u-bob",
+        }
+    }
+
+    fn identity_ctx() -> IdentityBoxContext<'static> {
+        IdentityBoxContext {
+            user_id: "u-ada",
+            device_id: "d-laptop",
+        }
+    }
+
+    fn chain() -> Vec<LogEntry> {
+        let (ada, bob) = (id(ADA), id(BOB));
+        let at = 1_767_225_600_000;
+        let e0 = ada.sign_entry(UnsignedEntry {
+            project_id: "p-vector".into(),
+            seq: 0,
+            prev_hash: [0; 32],
+            at_ms: at,
+            signer: "u-ada".into(),
+            body: EntryBody::Add {
+                user_id: "u-ada".into(),
+                role: MemberRole::Owner,
+                identity: ada.public(),
+            },
+        });
+        let e1 = ada.sign_entry(UnsignedEntry {
+            project_id: "p-vector".into(),
+            seq: 1,
+            prev_hash: e0.hash(),
+            at_ms: at + 1,
+            signer: "u-ada".into(),
+            body: EntryBody::Add {
+                user_id: "u-bob".into(),
+                role: MemberRole::Editor,
+                identity: bob.public(),
+            },
+        });
+        let e2 = ada.sign_entry(UnsignedEntry {
+            project_id: "p-vector".into(),
+            seq: 2,
+            prev_hash: e1.hash(),
+            at_ms: at + 2,
+            signer: "u-ada".into(),
+            body: EntryBody::Rotate { epoch: 2 },
+        });
+        vec![e0, e1, e2]
+    }
+
+    fn generate() -> Value {
+        let (ada, bob) = (id(ADA), id(BOB));
+        let key = ProjectKey::from_bytes_for_test_vectors(EPOCH_KEY);
+        let mbox = |ctx: &MemberBoxContext<'_>| {
+            seal_member_box_with_randomness(&bob.public(), &key, ctx, EPHEMERAL, NONCE)
+        };
+        let good = mbox(&member_ctx());
+        let mut flipped = good.clone();
+        flipped[40] ^= 1;
+        let member_cases = vec![
+            json!({"name": "ok", "project_id": "p-vector", "epoch": 2, "user_id": "u-bob", "sealed": hex::encode(&good), "expect": "ok"}),
+            json!({"name": "other_epoch", "project_id": "p-vector", "epoch": 1, "user_id": "u-bob", "sealed": hex::encode(&good), "expect": "key_box_invalid"}),
+            json!({"name": "other_project", "project_id": "p-other", "epoch": 2, "user_id": "u-bob", "sealed": hex::encode(&good), "expect": "key_box_invalid"}),
+            json!({"name": "other_member", "project_id": "p-vector", "epoch": 2, "user_id": "u-eve", "sealed": hex::encode(&good), "expect": "key_box_invalid"}),
+            json!({"name": "flipped_byte", "project_id": "p-vector", "epoch": 2, "user_id": "u-bob", "sealed": hex::encode(&flipped), "expect": "key_box_invalid"}),
+        ];
+        let device = DeviceKeys::from_seeds_for_test_vectors(DEVICE.0, DEVICE.1);
+        let ibox =
+            ada.seal_to_device_with_randomness(&device.public(), &identity_ctx(), EPHEMERAL, NONCE);
+        let impostor =
+            bob.seal_to_device_with_randomness(&device.public(), &identity_ctx(), EPHEMERAL, NONCE);
+        let identity_cases = vec![
+            json!({"name": "ok", "user_id": "u-ada", "device_id": "d-laptop", "sealed": hex::encode(&ibox), "expect": "ok"}),
+            json!({"name": "other_device", "user_id": "u-ada", "device_id": "d-phone", "sealed": hex::encode(&ibox), "expect": "key_box_invalid"}),
+            json!({"name": "holds_another_identity", "user_id": "u-ada", "device_id": "d-laptop", "sealed": hex::encode(&impostor), "expect": "key_box_invalid"}),
+        ];
+        let entries = chain();
+        let wire = entries[1].to_bytes();
+        let label = b"labvault/v1/membership-entry".len();
+        let mut bad_sig = wire.clone();
+        *bad_sig.last_mut().unwrap() ^= 1;
+        let mut trailing = wire.clone();
+        trailing.push(0);
+        let mut v2 = wire.clone();
+        v2[label] = 2;
+        // The kind byte of entry 1 (an Add) follows the signer field.
+        let kind_at = label + 1 + 4 + "p-vector".len() + 8 + 32 + 8 + 4 + "u-ada".len();
+        let mut kind = wire.clone();
+        kind[kind_at] = 9;
+        let mut role = wire.clone();
+        role[kind_at + 1 + 4 + "u-bob".len()] = 7;
+        let entry_cases = vec![
+            json!({"name": "signature_flipped", "wire": hex::encode(&bad_sig), "expect": "bad_signature"}),
+            json!({"name": "trailing_byte", "wire": hex::encode(&trailing), "expect": "trailing_data"}),
+            json!({"name": "version_2", "wire": hex::encode(&v2), "expect": "unsupported_version"}),
+            json!({"name": "unknown_kind", "wire": hex::encode(&kind), "expect": "membership_entry_invalid"}),
+            json!({"name": "unknown_role", "wire": hex::encode(&role), "expect": "membership_entry_invalid"}),
+            json!({"name": "truncated", "wire": hex::encode(&wire[..wire.len() - 1]), "expect": "membership_entry_invalid"}),
+        ];
+        json!({
+            "format": "LabVault shared projects v1 (docs/sharing.md)",
+            "epoch_key": hex::encode(EPOCH_KEY),
+            "identities": [
+                {"user_id": "u-ada", "x25519_private": hex::encode(ADA.0), "ed25519_private": hex::encode(ADA.1),
+                 "x25519_public": hex::encode(ada.public().x25519), "ed25519_public": hex::encode(ada.public().ed25519),
+                 "safety_number": ada.public().safety_number("u-ada")},
+                {"user_id": "u-bob", "x25519_private": hex::encode(BOB.0), "ed25519_private": hex::encode(BOB.1),
+                 "x25519_public": hex::encode(bob.public().x25519), "ed25519_public": hex::encode(bob.public().ed25519),
+                 "safety_number": bob.public().safety_number("u-bob")},
+            ],
+            "member_box": {"ephemeral": hex::encode(EPHEMERAL), "nonce": hex::encode(NONCE), "cases": member_cases},
+            "identity_box": {"device_x25519_private": hex::encode(DEVICE.0), "device_ed25519_private": hex::encode(DEVICE.1), "cases": identity_cases},
+            "log": entries.iter().map(|e| json!({"wire": hex::encode(e.to_bytes()), "hash": hex::encode(e.hash())})).collect::<Vec<_>>(),
+            "log_refusals": entry_cases,
+        })
+    }
+
+    fn committed() -> Value {
+        serde_json::from_str(&std::fs::read_to_string(path()).expect("committed sharing vectors"))
+            .unwrap()
+    }
+
+    #[test]
+    fn sharing_vectors_do_not_drift() {
+        let generated = generate();
+        if std::env::var_os("LABVAULT_REGEN_VECTORS").is_some() {
+            let mut s = serde_json::to_string_pretty(&generated).unwrap();
+            s.push('\n');
+            std::fs::write(path(), s).unwrap();
+        }
+        assert_eq!(
+            committed(),
+            generated,
+            "sharing-v1.json differs from what the implementation produces: a format drifted"
+        );
+    }
+
+    #[test]
+    fn sharing_vectors_open_verify_and_refuse_as_committed() {
+        let v = committed();
+        let hex32 = |s: &Value| -> [u8; 32] {
+            hex::decode(s.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        };
+        let ids: Vec<IdentityKeys> = v["identities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                let k = IdentityKeys::from_seeds_for_test_vectors(
+                    hex32(&i["x25519_private"]),
+                    hex32(&i["ed25519_private"]),
+                );
+                assert_eq!(
+                    hex::encode(k.public().ed25519),
+                    i["ed25519_public"].as_str().unwrap()
+                );
+                assert_eq!(
+                    k.public().safety_number(i["user_id"].as_str().unwrap()),
+                    i["safety_number"].as_str().unwrap()
+                );
+                k
+            })
+            .collect();
+        let (ada, bob) = (&ids[0], &ids[1]);
+        let key = ProjectKey::from_bytes_for_test_vectors(hex32(&v["epoch_key"]));
+        for c in v["member_box"]["cases"].as_array().unwrap() {
+            let ctx = MemberBoxContext {
+                project_id: c["project_id"].as_str().unwrap(),
+                epoch: c["epoch"].as_u64().unwrap() as u32,
+                user_id: c["user_id"].as_str().unwrap(),
+            };
+            let r = bob.open_member_box(&hex::decode(c["sealed"].as_str().unwrap()).unwrap(), &ctx);
+            match c["expect"].as_str().unwrap() {
+                "ok" => assert!(labvault_crypto::project_keys_equal(&r.unwrap(), &key)),
+                code => assert_eq!(r.unwrap_err().code(), code, "{}", c["name"]),
+            }
+        }
+        let ib = &v["identity_box"];
+        let device = DeviceKeys::from_seeds_for_test_vectors(
+            hex32(&ib["device_x25519_private"]),
+            hex32(&ib["device_ed25519_private"]),
+        );
+        for c in ib["cases"].as_array().unwrap() {
+            let ctx = IdentityBoxContext {
+                user_id: c["user_id"].as_str().unwrap(),
+                device_id: c["device_id"].as_str().unwrap(),
+            };
+            let r = IdentityKeys::open_identity_box(
+                &device,
+                &hex::decode(c["sealed"].as_str().unwrap()).unwrap(),
+                &ctx,
+                &ada.public(),
+            );
+            match c["expect"].as_str().unwrap() {
+                "ok" => assert_eq!(r.unwrap().public(), ada.public()),
+                code => assert_eq!(r.unwrap_err().code(), code, "{}", c["name"]),
+            }
+        }
+        let mut prev = [0u8; 32];
+        for (n, e) in v["log"].as_array().unwrap().iter().enumerate() {
+            let entry =
+                LogEntry::from_bytes(&hex::decode(e["wire"].as_str().unwrap()).unwrap()).unwrap();
+            assert_eq!(entry.entry.seq, n as u64);
+            assert_eq!(
+                entry.entry.prev_hash, prev,
+                "entry {n} names the one before"
+            );
+            entry.verify(&ada.public()).unwrap();
+            assert!(entry.verify(&bob.public()).is_err());
+            assert_eq!(hex::encode(entry.hash()), e["hash"].as_str().unwrap());
+            prev = entry.hash();
+        }
+        for c in v["log_refusals"].as_array().unwrap() {
+            let r = LogEntry::from_bytes(&hex::decode(c["wire"].as_str().unwrap()).unwrap())
+                .and_then(|e| e.verify(&ada.public()).map(|_| e));
+            assert_eq!(
+                r.unwrap_err().code(),
+                c["expect"].as_str().unwrap(),
+                "{}",
+                c["name"]
+            );
+        }
+    }
+}

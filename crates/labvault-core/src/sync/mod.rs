@@ -12,12 +12,15 @@
 //!   in one transaction with the cursor, merging with local changes (`merge`).
 //! * `devices`: this device's key pairs, pairing and approval, trusted devices and the key
 //!   boxes that carry project keys between them.
+//! * `membership`: the signed, hash-chained membership log of a shared project, verified
+//!   entry by entry (formats in `docs/sharing.md`).
 //! * the tenant's signed checkpoints of this device's audit chain live in `crate::anchors`,
 //!   beside the audit verification that checks them.
 //!
 //! Formats, test vectors and what the tenant can see: `docs/sync-protocol.md`.
 
 pub mod devices;
+pub mod membership;
 pub mod merge;
 pub mod outbox;
 pub mod pull;
