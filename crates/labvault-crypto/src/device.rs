@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::sealed::{open_raw, seal_raw};
+use crate::sealed::{open_raw, seal_fresh, seal_raw};
 use crate::secret::{hkdf_32, unwrap, wrap, ProjectKey, RootKey, WrappedKey};
 use crate::CryptoError;
 
@@ -67,21 +67,31 @@ impl DevicePublic {
         statement: &[u8],
         signature: &[u8],
     ) -> Result<(), CryptoError> {
-        let key = VerifyingKey::from_bytes(&self.ed25519).map_err(|_| CryptoError::BadSignature)?;
-        let sig: [u8; 64] = signature
-            .try_into()
-            .map_err(|_| CryptoError::BadSignature)?;
-        key.verify_strict(
-            &signed_message(kind, statement),
-            &ed25519_dalek::Signature::from_bytes(&sig),
-        )
-        .map_err(|_| CryptoError::BadSignature)
+        verify_signed(&self.ed25519, kind, statement, signature)
     }
 
     /// The 50-bit fingerprint half of a pairing code, as 10 characters.
     pub fn code_half(&self) -> String {
         encode50(&self.fingerprint())
     }
+}
+
+/// Checks an Ed25519 `signature` by `ed25519` over a statement of kind `kind`.
+pub(crate) fn verify_signed(
+    ed25519: &[u8; 32],
+    kind: &str,
+    statement: &[u8],
+    signature: &[u8],
+) -> Result<(), CryptoError> {
+    let key = VerifyingKey::from_bytes(ed25519).map_err(|_| CryptoError::BadSignature)?;
+    let sig: [u8; 64] = signature
+        .try_into()
+        .map_err(|_| CryptoError::BadSignature)?;
+    key.verify_strict(
+        &signed_message(kind, statement),
+        &ed25519_dalek::Signature::from_bytes(&sig),
+    )
+    .map_err(|_| CryptoError::BadSignature)
 }
 
 /// `"labvault/v1/sig/" || kind || 0x00 || statement`: a signature made for one kind of
@@ -95,11 +105,85 @@ pub(crate) fn signed_message(kind: &str, statement: &[u8]) -> Vec<u8> {
     m
 }
 
-/// The private keys of this device. Not `Clone`, redacted `Debug`, zeroized on drop.
-pub struct DeviceKeys {
-    x25519: StaticSecret,
+/// An X25519 and an Ed25519 private key: a device's, or a user's identity
+/// (`crate::sharing`). Not `Clone`, zeroized on drop (by the dalek types).
+pub(crate) struct KeyPairs {
+    pub(crate) x25519: StaticSecret,
     ed25519: SigningKey,
 }
+
+impl KeyPairs {
+    pub(crate) fn generate() -> KeyPairs {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(&mut *seed);
+        KeyPairs {
+            x25519: StaticSecret::random_from_rng(rand::rngs::OsRng),
+            ed25519: SigningKey::from_bytes(&seed),
+        }
+    }
+
+    pub(crate) fn from_seeds(x25519: [u8; 32], ed25519: [u8; 32]) -> KeyPairs {
+        KeyPairs {
+            x25519: StaticSecret::from(x25519),
+            ed25519: SigningKey::from_bytes(&ed25519),
+        }
+    }
+
+    /// The public halves, X25519 then Ed25519.
+    pub(crate) fn public(&self) -> ([u8; 32], [u8; 32]) {
+        (
+            PublicKey::from(&self.x25519).to_bytes(),
+            self.ed25519.verifying_key().to_bytes(),
+        )
+    }
+
+    /// Both private keys wrapped under the root key with their purposes, bound to `context`.
+    pub(crate) fn wrap(
+        &self,
+        root: &RootKey,
+        (px, pe): (&str, &str),
+        context: &[u8],
+    ) -> (WrappedKey, WrappedKey) {
+        let x = Zeroizing::new(self.x25519.to_bytes());
+        let e = Zeroizing::new(self.ed25519.to_bytes());
+        (
+            wrap(&root.0, &x, px, context),
+            wrap(&root.0, &e, pe, context),
+        )
+    }
+
+    /// Inverse of [`KeyPairs::wrap`]; `what` names the keys in the error.
+    pub(crate) fn unwrap(
+        root: &RootKey,
+        (x25519, ed25519): (&WrappedKey, &WrappedKey),
+        (px, pe): (&str, &str),
+        context: &[u8],
+        what: &'static str,
+    ) -> Result<KeyPairs, CryptoError> {
+        let err = |_| CryptoError::KeyUnwrapFailed { purpose: what };
+        let x = unwrap(&root.0, x25519, px, context).map_err(err)?;
+        let e = unwrap(&root.0, ed25519, pe, context).map_err(err)?;
+        Ok(KeyPairs::from_seeds(*x, *e))
+    }
+
+    /// The private keys' bytes, X25519 then Ed25519.
+    pub(crate) fn to_bytes(&self) -> Zeroizing<[u8; 64]> {
+        let mut b = Zeroizing::new([0u8; 64]);
+        b[..32].copy_from_slice(&self.x25519.to_bytes());
+        b[32..].copy_from_slice(&self.ed25519.to_bytes());
+        b
+    }
+
+    /// Ed25519 over `"labvault/v1/sig/" || kind || 0x00 || statement`.
+    pub(crate) fn sign(&self, kind: &str, statement: &[u8]) -> [u8; 64] {
+        self.ed25519
+            .sign(&signed_message(kind, statement))
+            .to_bytes()
+    }
+}
+
+/// The private keys of this device. Not `Clone`, redacted `Debug`, zeroized on drop.
+pub struct DeviceKeys(KeyPairs);
 
 impl std::fmt::Debug for DeviceKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -110,43 +194,32 @@ impl std::fmt::Debug for DeviceKeys {
 impl DeviceKeys {
     /// Fresh key pairs from the OS CSPRNG.
     pub fn generate() -> DeviceKeys {
-        let mut seed = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(&mut *seed);
-        DeviceKeys {
-            x25519: StaticSecret::random_from_rng(rand::rngs::OsRng),
-            ed25519: SigningKey::from_bytes(&seed),
-        }
+        DeviceKeys(KeyPairs::generate())
     }
 
     /// Only for committed test vectors, which need fixed keys.
     #[doc(hidden)]
     pub fn from_seeds_for_test_vectors(x25519: [u8; 32], ed25519: [u8; 32]) -> DeviceKeys {
-        DeviceKeys {
-            x25519: StaticSecret::from(x25519),
-            ed25519: SigningKey::from_bytes(&ed25519),
-        }
+        DeviceKeys(KeyPairs::from_seeds(x25519, ed25519))
     }
 
     /// The X25519 private key, for opening boxes sealed to this device within the crate.
     pub(crate) fn x25519_secret(&self) -> &StaticSecret {
-        &self.x25519
+        &self.0.x25519
     }
 
     /// The public halves.
     pub fn public(&self) -> DevicePublic {
-        DevicePublic {
-            x25519: PublicKey::from(&self.x25519).to_bytes(),
-            ed25519: self.ed25519.verifying_key().to_bytes(),
-        }
+        let (x25519, ed25519) = self.0.public();
+        DevicePublic { x25519, ed25519 }
     }
 
     /// Both private keys wrapped under the root key, bound to the device id (for the catalog).
     pub fn wrap(&self, root: &RootKey, device_id: &str) -> (WrappedKey, WrappedKey) {
-        let x = Zeroizing::new(self.x25519.to_bytes());
-        let e = Zeroizing::new(self.ed25519.to_bytes());
-        (
-            wrap(&root.0, &x, PURPOSE_DEVICE_X25519, device_id.as_bytes()),
-            wrap(&root.0, &e, PURPOSE_DEVICE_ED25519, device_id.as_bytes()),
+        self.0.wrap(
+            root,
+            (PURPOSE_DEVICE_X25519, PURPOSE_DEVICE_ED25519),
+            device_id.as_bytes(),
         )
     }
 
@@ -158,22 +231,14 @@ impl DeviceKeys {
         ed25519: &WrappedKey,
         device_id: &str,
     ) -> Result<DeviceKeys, CryptoError> {
-        let err = |_| CryptoError::KeyUnwrapFailed {
-            purpose: "device key",
-        };
-        let x =
-            unwrap(&root.0, x25519, PURPOSE_DEVICE_X25519, device_id.as_bytes()).map_err(err)?;
-        let e = unwrap(
-            &root.0,
-            ed25519,
-            PURPOSE_DEVICE_ED25519,
+        KeyPairs::unwrap(
+            root,
+            (x25519, ed25519),
+            (PURPOSE_DEVICE_X25519, PURPOSE_DEVICE_ED25519),
             device_id.as_bytes(),
+            "device key",
         )
-        .map_err(err)?;
-        Ok(DeviceKeys {
-            x25519: StaticSecret::from(*x),
-            ed25519: SigningKey::from_bytes(&e),
-        })
+        .map(DeviceKeys)
     }
 
     /// The private keys' bytes, X25519 then Ed25519 (only in test builds that enable
@@ -181,15 +246,14 @@ impl DeviceKeys {
     #[cfg(feature = "expose-keys-for-tests")]
     #[doc(hidden)]
     pub fn expose_for_tests(&self) -> ([u8; 32], [u8; 32]) {
-        (self.x25519.to_bytes(), self.ed25519.to_bytes())
+        let b = self.0.to_bytes();
+        (b[..32].try_into().unwrap(), b[32..].try_into().unwrap())
     }
 
     /// Signs a statement of kind `kind` (e.g. `key-box`, `device-approval`): Ed25519 over
     /// `"labvault/v1/sig/" || kind || 0x00 || statement`.
     pub fn sign(&self, kind: &str, statement: &[u8]) -> [u8; 64] {
-        self.ed25519
-            .sign(&signed_message(kind, statement))
-            .to_bytes()
+        self.0.sign(kind, statement)
     }
 
     /// Opens a key box sealed to this device (see [`seal_key_box`]).
@@ -199,7 +263,7 @@ impl DeviceKeys {
         ctx: &KeyBoxContext<'_>,
     ) -> Result<ProjectKey, CryptoError> {
         let pt =
-            open_raw(&self.x25519, sealed, &ctx.aad()).map_err(|_| CryptoError::KeyBoxInvalid)?;
+            open_raw(&self.0.x25519, sealed, &ctx.aad()).map_err(|_| CryptoError::KeyBoxInvalid)?;
         let k: [u8; 32] = pt
             .as_slice()
             .try_into()
@@ -240,10 +304,7 @@ impl KeyBoxContext<'_> {
 /// Seals a project (epoch) key to a device's X25519 key (sealed-box format v1, with the
 /// context as associated data).
 pub fn seal_key_box(to: &DevicePublic, key: &ProjectKey, ctx: &KeyBoxContext<'_>) -> Vec<u8> {
-    let eph = StaticSecret::random_from_rng(rand::rngs::OsRng);
-    let mut nonce = [0u8; 12];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
-    seal_raw(&to.x25519, eph, nonce, &key.0, &ctx.aad())
+    seal_fresh(&to.x25519, &key.0, &ctx.aad())
 }
 
 /// [`seal_key_box`] with fixed randomness, for committed test vectors only.

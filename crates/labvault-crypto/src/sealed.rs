@@ -127,10 +127,15 @@ fn box_key(shared: &[u8; 32], epk: &[u8; 32], rpk: &[u8; 32]) -> Zeroizing<[u8; 
 
 /// Seals `plaintext` (with associated data `aad`, authenticated but not stored) to `to`.
 pub fn seal(to: &JournalPublicKey, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+    seal_fresh(&to.0, plaintext, aad)
+}
+
+/// Sealed box v1 to the X25519 key `to`, with a fresh ephemeral key and nonce.
+pub(crate) fn seal_fresh(to: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     let eph = StaticSecret::random_from_rng(rand::rngs::OsRng);
     let mut nonce = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
-    seal_raw(&to.0, eph, nonce, plaintext, aad)
+    seal_raw(to, eph, nonce, plaintext, aad)
 }
 
 /// Sealed box v1 to the X25519 key `to` with the given ephemeral key and nonce (fresh random

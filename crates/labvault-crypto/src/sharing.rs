@@ -8,14 +8,11 @@
 //! Only formats live here; what a log may contain (who may sign what, when a rotation is owed)
 //! is checked by the vault against these entries.
 
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
-use rand::RngCore;
 use sha2::{Digest, Sha256, Sha512};
-use x25519_dalek::{PublicKey, StaticSecret};
-use zeroize::Zeroizing;
+use x25519_dalek::StaticSecret;
 
-use crate::device::{put_field, DeviceKeys, DevicePublic};
-use crate::sealed::{open_raw, seal_raw};
+use crate::device::{put_field, verify_signed, DeviceKeys, DevicePublic, KeyPairs};
+use crate::sealed::{open_raw, seal_fresh, seal_raw};
 use crate::secret::{unwrap, wrap, ProjectKey, RootKey, WrappedKey};
 use crate::CryptoError;
 
@@ -48,12 +45,7 @@ pub struct IdentityPublic {
 impl IdentityPublic {
     /// Checks a membership entry's signature.
     fn verify(&self, statement: &[u8], signature: &[u8; 64]) -> Result<(), CryptoError> {
-        let key = VerifyingKey::from_bytes(&self.ed25519).map_err(|_| CryptoError::BadSignature)?;
-        key.verify_strict(
-            &crate::device::signed_message(ENTRY_SIG_KIND, statement),
-            &ed25519_dalek::Signature::from_bytes(signature),
-        )
-        .map_err(|_| CryptoError::BadSignature)
+        verify_signed(&self.ed25519, ENTRY_SIG_KIND, statement, signature)
     }
 
     /// The safety number of this identity for user `user_id`: 30 digits in 6 groups of 5.
@@ -89,10 +81,7 @@ impl IdentityPublic {
 
 /// A user's identity private keys. Not `Clone`, redacted `Debug`, zeroized on drop (by the
 /// dalek types).
-pub struct IdentityKeys {
-    x25519: StaticSecret,
-    ed25519: SigningKey,
-}
+pub struct IdentityKeys(KeyPairs);
 
 impl std::fmt::Debug for IdentityKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -103,39 +92,28 @@ impl std::fmt::Debug for IdentityKeys {
 impl IdentityKeys {
     /// Fresh key pairs from the OS CSPRNG.
     pub fn generate() -> IdentityKeys {
-        let mut seed = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(&mut *seed);
-        IdentityKeys {
-            x25519: StaticSecret::random_from_rng(rand::rngs::OsRng),
-            ed25519: SigningKey::from_bytes(&seed),
-        }
+        IdentityKeys(KeyPairs::generate())
     }
 
     /// Only for committed test vectors, which need fixed keys.
     #[doc(hidden)]
     pub fn from_seeds_for_test_vectors(x25519: [u8; 32], ed25519: [u8; 32]) -> IdentityKeys {
-        IdentityKeys {
-            x25519: StaticSecret::from(x25519),
-            ed25519: SigningKey::from_bytes(&ed25519),
-        }
+        IdentityKeys(KeyPairs::from_seeds(x25519, ed25519))
     }
 
     /// The public halves.
     pub fn public(&self) -> IdentityPublic {
-        IdentityPublic {
-            x25519: PublicKey::from(&self.x25519).to_bytes(),
-            ed25519: self.ed25519.verifying_key().to_bytes(),
-        }
+        let (x25519, ed25519) = self.0.public();
+        IdentityPublic { x25519, ed25519 }
     }
 
     /// Both private keys wrapped under the vault's root key, bound to the user id (for the
     /// catalog of a device that holds the identity).
     pub fn wrap(&self, root: &RootKey, user_id: &str) -> (WrappedKey, WrappedKey) {
-        let x = Zeroizing::new(self.x25519.to_bytes());
-        let e = Zeroizing::new(self.ed25519.to_bytes());
-        (
-            wrap(&root.0, &x, PURPOSE_IDENTITY_X25519, user_id.as_bytes()),
-            wrap(&root.0, &e, PURPOSE_IDENTITY_ED25519, user_id.as_bytes()),
+        self.0.wrap(
+            root,
+            (PURPOSE_IDENTITY_X25519, PURPOSE_IDENTITY_ED25519),
+            user_id.as_bytes(),
         )
     }
 
@@ -146,31 +124,20 @@ impl IdentityKeys {
         ed25519: &WrappedKey,
         user_id: &str,
     ) -> Result<IdentityKeys, CryptoError> {
-        let err = |_| CryptoError::KeyUnwrapFailed {
-            purpose: "identity key",
-        };
-        let x =
-            unwrap(&root.0, x25519, PURPOSE_IDENTITY_X25519, user_id.as_bytes()).map_err(err)?;
-        let e = unwrap(
-            &root.0,
-            ed25519,
-            PURPOSE_IDENTITY_ED25519,
+        KeyPairs::unwrap(
+            root,
+            (x25519, ed25519),
+            (PURPOSE_IDENTITY_X25519, PURPOSE_IDENTITY_ED25519),
             user_id.as_bytes(),
+            "identity key",
         )
-        .map_err(err)?;
-        Ok(IdentityKeys {
-            x25519: StaticSecret::from(*x),
-            ed25519: SigningKey::from_bytes(&e),
-        })
+        .map(IdentityKeys)
     }
 
     /// Seals this identity to one of the user's devices (sealed-box format v1; the plaintext
     /// is the X25519 then the Ed25519 private key, bound to the user and the device).
     pub fn seal_to_device(&self, device: &DevicePublic, ctx: &IdentityBoxContext<'_>) -> Vec<u8> {
-        let mut nonce = [0u8; 12];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let eph = StaticSecret::random_from_rng(rand::rngs::OsRng);
-        self.seal_to_device_with(device, ctx, eph, nonce)
+        seal_fresh(&device.x25519, &self.0.to_bytes()[..], &ctx.aad())
     }
 
     /// [`IdentityKeys::seal_to_device`] with fixed randomness, for committed test vectors only.
@@ -182,20 +149,13 @@ impl IdentityKeys {
         ephemeral: [u8; 32],
         nonce: [u8; 12],
     ) -> Vec<u8> {
-        self.seal_to_device_with(device, ctx, StaticSecret::from(ephemeral), nonce)
-    }
-
-    fn seal_to_device_with(
-        &self,
-        device: &DevicePublic,
-        ctx: &IdentityBoxContext<'_>,
-        eph: StaticSecret,
-        nonce: [u8; 12],
-    ) -> Vec<u8> {
-        let mut pt = Zeroizing::new([0u8; 64]);
-        pt[..32].copy_from_slice(&self.x25519.to_bytes());
-        pt[32..].copy_from_slice(&self.ed25519.to_bytes());
-        seal_raw(&device.x25519, eph, nonce, &pt[..], &ctx.aad())
+        seal_raw(
+            &device.x25519,
+            StaticSecret::from(ephemeral),
+            nonce,
+            &self.0.to_bytes()[..],
+            &ctx.aad(),
+        )
     }
 
     /// Opens an identity box sealed to `device` by [`IdentityKeys::seal_to_device`], and
@@ -209,17 +169,15 @@ impl IdentityKeys {
     ) -> Result<IdentityKeys, CryptoError> {
         let pt = open_raw(device.x25519_secret(), sealed, &ctx.aad())
             .map_err(|_| CryptoError::KeyBoxInvalid)?;
-        if pt.len() != 64 {
-            return Err(CryptoError::KeyBoxInvalid);
-        }
-        let mut x = Zeroizing::new([0u8; 32]);
-        let mut e = Zeroizing::new([0u8; 32]);
-        x.copy_from_slice(&pt[..32]);
-        e.copy_from_slice(&pt[32..]);
-        let keys = IdentityKeys {
-            x25519: StaticSecret::from(*x),
-            ed25519: SigningKey::from_bytes(&e),
-        };
+        let seeds: &[u8; 64] = pt
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::KeyBoxInvalid)?;
+        let (x, e) = seeds.split_at(32);
+        let keys = IdentityKeys(KeyPairs::from_seeds(
+            x.try_into().expect("32 bytes"),
+            e.try_into().expect("32 bytes"),
+        ));
         if keys.public() != *expected {
             return Err(CryptoError::KeyBoxInvalid);
         }
@@ -233,7 +191,7 @@ impl IdentityKeys {
         ctx: &MemberBoxContext<'_>,
     ) -> Result<ProjectKey, CryptoError> {
         let pt =
-            open_raw(&self.x25519, sealed, &ctx.aad()).map_err(|_| CryptoError::KeyBoxInvalid)?;
+            open_raw(&self.0.x25519, sealed, &ctx.aad()).map_err(|_| CryptoError::KeyBoxInvalid)?;
         let k: [u8; 32] = pt
             .as_slice()
             .try_into()
@@ -243,11 +201,7 @@ impl IdentityKeys {
 
     /// Signs a membership entry.
     pub fn sign_entry(&self, entry: UnsignedEntry) -> LogEntry {
-        let statement = entry.statement();
-        let signature = self
-            .ed25519
-            .sign(&crate::device::signed_message(ENTRY_SIG_KIND, &statement))
-            .to_bytes();
+        let signature = self.0.sign(ENTRY_SIG_KIND, &entry.statement());
         LogEntry { entry, signature }
     }
 }
@@ -300,15 +254,7 @@ pub fn seal_member_box(
     key: &ProjectKey,
     ctx: &MemberBoxContext<'_>,
 ) -> Vec<u8> {
-    let mut nonce = [0u8; 12];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
-    seal_raw(
-        &to.x25519,
-        StaticSecret::random_from_rng(rand::rngs::OsRng),
-        nonce,
-        &key.0,
-        &ctx.aad(),
-    )
+    seal_fresh(&to.x25519, &key.0, &ctx.aad())
 }
 
 /// [`seal_member_box`] with fixed randomness, for committed test vectors only.

@@ -62,12 +62,31 @@ impl Transfers<'_> {
         });
     }
 
-    /// The size of a pack (or download batch) for `total` bytes of small blobs: a share per
-    /// transfer in flight, so a batch of a few MB still keeps every connection busy, between
-    /// 1 MiB (below that, per-request costs dominate) and `pack_target`.
-    fn share(&self, total: u64) -> u64 {
-        let per = total.div_ceil(self.cfg.parallel.max(1) as u64);
-        per.clamp(1 << 20, self.cfg.pack_target.max(1 << 20))
+    /// Small blobs grouped, in order, into packs (or download batches) of at most `max_count`
+    /// and about a share per transfer in flight of their total size, so a batch of a few MB
+    /// still keeps every connection busy: between 1 MiB (below that, per-request costs
+    /// dominate) and `pack_target`.
+    fn group<T>(&self, items: Vec<T>, size: impl Fn(&T) -> u64, max_count: usize) -> Vec<Vec<T>> {
+        let total: u64 = items.iter().map(&size).sum();
+        let target = total
+            .div_ceil(self.cfg.parallel.max(1) as u64)
+            .clamp(1 << 20, self.cfg.pack_target.max(1 << 20));
+        let mut groups = Vec::new();
+        let mut cur = Vec::new();
+        let mut cur_bytes = 0u64;
+        for item in items {
+            let n = size(&item);
+            if !cur.is_empty() && (cur_bytes + n > target || cur.len() >= max_count) {
+                groups.push(std::mem::take(&mut cur));
+                cur_bytes = 0;
+            }
+            cur_bytes += n;
+            cur.push(item);
+        }
+        if !cur.is_empty() {
+            groups.push(cur);
+        }
+        groups
     }
 
     /// Uploads blobs the tenant lacks; returns the bytes sent. Each blob the tenant confirms
@@ -80,21 +99,7 @@ impl Transfers<'_> {
         let (small, large): (Vec<LocalBlob>, Vec<LocalBlob>) = blobs
             .into_iter()
             .partition(|b| b.size <= self.cfg.small_blob_max);
-        let target = self.share(small.iter().map(|b| b.size).sum());
-        let mut packs: Vec<Vec<LocalBlob>> = Vec::new();
-        let mut cur: Vec<LocalBlob> = Vec::new();
-        let mut cur_bytes = 0u64;
-        for b in small {
-            if !cur.is_empty() && (cur_bytes + b.size > target || cur.len() >= 4096) {
-                packs.push(std::mem::take(&mut cur));
-                cur_bytes = 0;
-            }
-            cur_bytes += b.size;
-            cur.push(b);
-        }
-        if !cur.is_empty() {
-            packs.push(cur);
-        }
+        let packs = self.group(small, |b| b.size, 4096);
         let done = std::sync::atomic::AtomicU64::new(0);
         let done = &done;
         let tick = |n: u64| {
@@ -250,21 +255,12 @@ impl Transfers<'_> {
             .into_iter()
             .partition(|n| n.size <= self.cfg.small_blob_max);
         // Small ones in batches of about a pack.
-        let target = self.share(small.iter().map(|n| n.size).sum());
-        let mut batches: Vec<Vec<String>> = Vec::new();
-        let mut cur = Vec::new();
-        let mut cur_bytes = 0;
-        for n in small {
-            if !cur.is_empty() && (cur_bytes + n.size > target || cur.len() >= 1000) {
-                batches.push(std::mem::take(&mut cur));
-                cur_bytes = 0;
-            }
-            cur_bytes += n.size;
-            cur.push(n.blob_id);
-        }
-        if !cur.is_empty() {
-            batches.push(cur);
-        }
+        let ids = small.into_iter().map(|n| (n.size, n.blob_id));
+        let batches: Vec<Vec<String>> = self
+            .group(ids.collect(), |(size, _)| *size, 1000)
+            .into_iter()
+            .map(|b| b.into_iter().map(|(_, id)| id).collect())
+            .collect();
         let mut fetched = futures_util::stream::iter(batches.into_iter().map(|ids| {
             let (api, project) = (self.api.clone(), self.project.to_string());
             async move {

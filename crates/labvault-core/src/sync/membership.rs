@@ -136,7 +136,7 @@ impl Membership {
             .values()
             .filter(|m| m.role == MemberRole::Owner)
             .count();
-        let mut next = self.clone();
+        // Every check of an arm comes before its change: a refused entry changes nothing.
         match &u.body {
             EntryBody::Add {
                 user_id,
@@ -149,7 +149,7 @@ impl Membership {
                 if *role == MemberRole::Owner && !by_owner {
                     return Err(refused(seq, "only an Owner can add an Owner"));
                 }
-                next.members.insert(
+                self.members.insert(
                     user_id.clone(),
                     Member {
                         role: *role,
@@ -170,8 +170,8 @@ impl Membership {
                         return Err(refused(seq, "the last Owner cannot leave"));
                     }
                 }
-                next.members.remove(user_id);
-                next.rotation_owed = true;
+                self.members.remove(user_id);
+                self.rotation_owed = true;
             }
             EntryBody::SetRole { user_id, role } => {
                 let m = self
@@ -184,7 +184,7 @@ impl Membership {
                 if m.role == MemberRole::Owner && *role != MemberRole::Owner && owners == 1 {
                     return Err(refused(seq, "the last Owner cannot step down"));
                 }
-                next.members.get_mut(user_id).expect("checked").role = *role;
+                self.members.get_mut(user_id).expect("checked").role = *role;
             }
             EntryBody::Rotate { epoch } => {
                 if *epoch != self.epoch + 1 {
@@ -196,8 +196,8 @@ impl Membership {
                         ),
                     ));
                 }
-                next.epoch = *epoch;
-                next.rotation_owed = false;
+                self.epoch = *epoch;
+                self.rotation_owed = false;
             }
             EntryBody::DeviceRevoked {
                 user_id,
@@ -206,14 +206,13 @@ impl Membership {
                 if !self.members.contains_key(user_id) {
                     return Err(refused(seq, format!("{user_id} is not a member")));
                 }
-                next.revoked_devices
+                self.revoked_devices
                     .insert((user_id.clone(), *device_fingerprint));
-                next.rotation_owed = true;
+                self.rotation_owed = true;
             }
         }
-        next.next_seq = seq + 1;
-        next.head = e.hash();
-        *self = next;
+        self.next_seq = seq + 1;
+        self.head = e.hash();
         Ok(())
     }
 

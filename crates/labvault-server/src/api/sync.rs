@@ -672,7 +672,7 @@ pub async fn changes(
         async |_| {
             calling_device(&st, &p, &headers).await?;
             project_access(&st, &p, &project_id, Role::Viewer).await?;
-            let limit = q.limit.unwrap_or(500).clamp(1, 1000);
+            let limit = page_limit(q.limit);
             let wait = q.wait.unwrap_or(0).min(MAX_WAIT);
             let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(wait));
             let mut rx = st.feeds.subscribe(&p.tenant_id, &project_id);
@@ -688,11 +688,7 @@ pub async fn changes(
                     let changes: Vec<Change> =
                         ops.into_iter().take(limit as usize).map(change).collect();
                     let next = changes.last().map(|c| c.seq).unwrap_or(q.after);
-                    let feed = if feed.generation.is_empty() {
-                        st.sync.feed(&p.tenant_id, &project_id).await?
-                    } else {
-                        feed
-                    };
+                    let feed = complete_feed(&st, &p, &project_id, feed).await?;
                     return Ok(Json(ChangesPage {
                         changes,
                         next,
@@ -707,6 +703,26 @@ pub async fn changes(
         },
     )
     .await
+}
+
+/// Entries per feed or snapshot page: 500 unless asked, at most 1,000.
+fn page_limit(asked: Option<u32>) -> u32 {
+    asked.unwrap_or(500).clamp(1, 1000)
+}
+
+/// The feed's state as a page reports it; a page read without it (no generation) asks the
+/// store for it.
+async fn complete_feed(
+    st: &AppState,
+    p: &Principal,
+    project_id: &str,
+    feed: crate::store::sync::FeedState,
+) -> ApiResult<crate::store::sync::FeedState> {
+    if feed.generation.is_empty() {
+        Ok(st.sync.feed(&p.tenant_id, project_id).await?)
+    } else {
+        Ok(feed)
+    }
 }
 
 /// The latest op of every item, by item id, paged (Viewer): what a new device starts from.
@@ -730,7 +746,7 @@ pub async fn snapshot(
         async |_| {
             calling_device(&st, &p, &headers).await?;
             project_access(&st, &p, &project_id, Role::Viewer).await?;
-            let limit = q.limit.unwrap_or(500).clamp(1, 1000);
+            let limit = page_limit(q.limit);
             let (ops, feed) = st
                 .sync
                 .snapshot(
@@ -747,11 +763,7 @@ pub async fn snapshot(
             } else {
                 None
             };
-            let feed = if feed.generation.is_empty() {
-                st.sync.feed(&p.tenant_id, &project_id).await?
-            } else {
-                feed
-            };
+            let feed = complete_feed(&st, &p, &project_id, feed).await?;
             Ok(Json(SnapshotPage {
                 items,
                 next_item,
