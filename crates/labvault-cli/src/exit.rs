@@ -47,6 +47,7 @@ pub fn exit_code(code: ErrorCode) -> u8 {
         ErrorCode::Erased => 21,
         ErrorCode::OnHold => 22,
         ErrorCode::SyncRefused | ErrorCode::FeedDiverged => EXIT_SYNC_REFUSED,
+        ErrorCode::ProjectLocked => EXIT_PROJECT_LOCKED,
     }
 }
 
@@ -59,6 +60,8 @@ pub const EXIT_SYNC_ACCOUNT: u8 = 24;
 pub const EXIT_SYNC_REFUSED: u8 = 25;
 /// Exit status of sync: the pass finished but some projects did not sync completely.
 pub const EXIT_SYNC_INCOMPLETE: u8 = 26;
+/// A shared project is locked on this device (offline lease ran out, or access revoked).
+pub const EXIT_PROJECT_LOCKED: u8 = 27;
 
 /// The `--help` footer.
 pub const EXIT_CODES_HELP: &str = "\
@@ -77,6 +80,7 @@ Exit codes:
  24  not signed in, device not approved or revoked, tenant refused the account
  25  sync_refused, feed_diverged, pin_mismatch (nothing local was changed)
  26  sync finished, some projects incomplete (`labvault sync status`)
+ 27  project_locked (a shared project past the offline lease: reconnect)
 Errors are printed on stderr as `error[<code>]: <message>`.
 Passphrase: interactive prompt, --passphrase-stdin, or LABVAULT_PASSPHRASE
 (new passphrase for init/passwd/recover: LABVAULT_NEW_PASSPHRASE).";

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod sharing;
 mod sync;
 mod tls;
 mod transport;

@@ -52,7 +52,7 @@ impl TenantClient {
         }
     }
 
-    fn json<R: serde::de::DeserializeOwned>(
+    pub(crate) fn json<R: serde::de::DeserializeOwned>(
         &self,
         segments: &[&str],
         r: http::Response<Bytes>,

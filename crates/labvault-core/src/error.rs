@@ -66,6 +66,9 @@ pub enum ErrorCode {
     /// restored from an older backup, or its feed was replaced): sync of that project stops
     /// instead of deleting anything.
     FeedDiverged,
+    /// A shared project is locked on this device: it has not reached the tenant within the
+    /// lab's offline lease (reconnect to unlock it), or its access was revoked.
+    ProjectLocked,
 }
 
 impl ErrorCode {
@@ -97,6 +100,7 @@ impl ErrorCode {
             ErrorCode::InvalidPolicy => "invalid_policy",
             ErrorCode::SyncRefused => "sync_refused",
             ErrorCode::FeedDiverged => "feed_diverged",
+            ErrorCode::ProjectLocked => "project_locked",
         }
     }
 
@@ -127,6 +131,7 @@ impl ErrorCode {
         ErrorCode::InvalidPolicy,
         ErrorCode::SyncRefused,
         ErrorCode::FeedDiverged,
+        ErrorCode::ProjectLocked,
     ];
 }
 
@@ -248,6 +253,9 @@ pub enum Error {
     /// See [`ErrorCode::FeedDiverged`].
     #[error("{0}")]
     FeedDiverged(String),
+    /// See [`ErrorCode::ProjectLocked`].
+    #[error("{0}")]
+    ProjectLocked(String),
 }
 
 impl Error {
@@ -281,6 +289,7 @@ impl Error {
             Error::ChainBroken(_) => ErrorCode::Tampered,
             Error::SyncRefused(_) => ErrorCode::SyncRefused,
             Error::FeedDiverged(_) => ErrorCode::FeedDiverged,
+            Error::ProjectLocked(_) => ErrorCode::ProjectLocked,
         }
     }
 

@@ -563,8 +563,15 @@ impl Vault {
         }))
     }
 
-    /// Unwraps a project's key (kept only for the duration of one operation).
+    /// Unwraps a project's key (kept only for the duration of one operation). A shared
+    /// project past the lab's offline lease is locked (`project_locked`).
     pub(crate) fn project_key(&self, project_id: &str) -> Result<ProjectKey> {
+        self.check_lease(project_id)?;
+        self.raw_project_key(project_id)
+    }
+
+    /// [`Vault::project_key`] without the lease check: for sync renewing the lease.
+    pub(crate) fn raw_project_key(&self, project_id: &str) -> Result<ProjectKey> {
         let bytes: Vec<u8> = self
             .reader()?
             .query_row(

@@ -143,6 +143,9 @@ impl Vault {
         if item.state != ItemState::Active {
             return Err(crate::items::wrong_state(&item, &[ItemState::Active]));
         }
+        drop(conn);
+        self.check_lease(&item.project_id)?;
+        let conn = self.reader()?;
         let what = label(&item);
         type Row = (
             Option<String>,

@@ -127,6 +127,15 @@ pub mod actions {
     pub const SYNC_KEYS: &str = "sync.keys";
     /// The head of this device's audit chain anchored (signed checkpoint stored).
     pub const SYNC_ANCHOR: &str = "sync.anchor";
+    /// The user's identity key made on this device, or received from another of their
+    /// devices (shared projects).
+    pub const SYNC_IDENTITY: &str = "sync.identity";
+    /// A shared project's membership changed (an entry signed here, or a verified entry
+    /// from another member: add, remove, role, rotation, revoked device).
+    pub const SYNC_MEMBERSHIP: &str = "sync.membership";
+    /// The local copy of a shared project this device lost (member removed, device revoked)
+    /// crypto-erased: its keys destroyed, its blobs deleted.
+    pub const SYNC_WIPE: &str = "sync.wipe";
 
     /// Every action the vault records, for documentation and UI filters.
     pub const VAULT_ACTIONS: &[&str] = &[
@@ -168,6 +177,9 @@ pub mod actions {
         SYNC_DEVICE_REVOKE,
         SYNC_KEYS,
         SYNC_ANCHOR,
+        SYNC_IDENTITY,
+        SYNC_MEMBERSHIP,
+        SYNC_WIPE,
     ];
 
     // ----- tenant server --------------------------------------------------------------------
@@ -297,6 +309,17 @@ pub mod actions {
     pub const KEYRING_CHANGE: &str = "keyring.change";
     /// A device's audit chain head signed (and the tenant's own).
     pub const AUDIT_ANCHOR: &str = "audit.anchor";
+    /// A user's identity key registered (shared projects).
+    pub const IDENTITY_REGISTER: &str = "identity.register";
+    /// An identity read (the caller's, or a member's to share with them).
+    pub const IDENTITY_VIEW: &str = "identity.view";
+    /// Identity boxes stored (the identity sealed to the user's devices).
+    pub const IDENTITY_BOXES: &str = "identity.boxes";
+    /// A project's membership log read.
+    pub const MEMBERSHIP_VIEW: &str = "membership.view";
+    /// A signed entry appended to a project's membership log (the detail names its kind:
+    /// add, remove, set_role, rotate, device_revoked).
+    pub const MEMBERSHIP_CHANGE: &str = "membership.change";
 
     /// Every action the tenant server records besides the shared ones (`project.create`,
     /// `audit.export`, `audit.verify`).
@@ -364,6 +387,11 @@ pub mod actions {
         KEYRING_VIEW,
         KEYRING_CHANGE,
         AUDIT_ANCHOR,
+        IDENTITY_REGISTER,
+        IDENTITY_VIEW,
+        IDENTITY_BOXES,
+        MEMBERSHIP_VIEW,
+        MEMBERSHIP_CHANGE,
     ];
 }
 

@@ -265,6 +265,36 @@ const MATRIX: &[(&str, &str, Rule, &str)] = &[
         r#"{"chain_id":"{device}","seq":1,"head_hash":"0000000000000000000000000000000000000000000000000000000000000000"}"#,
     ),
     ("GET", "/v1/audit/anchors?chain_id={device}", Member, ""),
+    (
+        "PUT",
+        "/v1/me/identity",
+        Device,
+        r#"{"x25519":"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=","ed25519":"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="}"#,
+    ),
+    ("GET", "/v1/me/identity", Device, ""),
+    ("PUT", "/v1/me/identity/boxes", Device, r#"{"boxes":[]}"#),
+    ("GET", "/v1/identities?user_id={missing}", Member, ""),
+    (
+        "GET",
+        "/v1/projects/{project}/membership",
+        DeviceMin(Viewer),
+        "",
+    ),
+    // Who may append is decided by the signed entry (an Owner or Admin of the project's
+    // log, checked in flows_sync): a malformed entry gets past authorization for any device.
+    (
+        "POST",
+        "/v1/projects/{project}/membership",
+        Device,
+        r#"{"entry":"AQID"}"#,
+    ),
+    ("GET", "/v1/tenant/sharing", Member, ""),
+    (
+        "PUT",
+        "/v1/tenant/sharing",
+        Min(Admin),
+        r#"{"offline_lease_days":14,"key_rotation_days":90}"#,
+    ),
 ];
 
 /// Codes that mean "authorization refused"; anything else means the request got past
@@ -562,5 +592,5 @@ async fn device_without_approval_is_refused_everywhere() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 4 * 19, "every device-bound route checked");
+    assert_eq!(checked, 4 * 24, "every device-bound route checked");
 }

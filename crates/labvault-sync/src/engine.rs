@@ -20,12 +20,15 @@ use labvault_core::sync::{
     FeedInfo, IncomingChange, LocalBlob, OpAck, OutgoingOp, PulledPage, StoredAnchor,
 };
 use labvault_core::Vault;
-use labvault_wire::{AnchorRequest, ChangesQuery, CommitRequest, OpResult, SnapshotQuery, SyncOp};
+use labvault_wire::{
+    AnchorRequest, ChangesQuery, CommitRequest, ErrorCode, OpResult, SnapshotQuery, SyncOp,
+};
 use serde::Serialize;
 
 use crate::keys;
 use crate::planner::{backoff_ms, classify, Disposition, ProjectCycle, Seen, Step};
 use crate::session::Session;
+use crate::sharing;
 use crate::transfer::{blocking, Transfers};
 use crate::{Result, SyncError};
 
@@ -112,6 +115,10 @@ pub struct PassReport {
     pub projects_installed: u64,
     /// Problems per project: (project id, message).
     pub errors: Vec<(String, String)>,
+    /// Local copies of shared projects wiped (this user was removed from them).
+    pub wiped: Vec<labvault_core::sync::WipeReport>,
+    /// Shared projects whose key this device rotated.
+    pub rotated: u64,
     /// The earliest time (ms) a backed-off op may be retried.
     pub retry_at: Option<i64>,
     /// Ops waiting (staged, unacknowledged) after the pass.
@@ -211,15 +218,30 @@ impl SyncEngine {
         let started = std::time::Instant::now();
         let mut report = PassReport::default();
         self.vault.sync_remote()?.ok_or(SyncError::NoRemote)?;
-        keys::register(&self.vault, &self.session).await?;
-        if !keys::complete_pairing(&self.vault, &self.session).await? {
-            let code = self.vault.sync_pairing_code()?;
-            return Err(SyncError::NotApproved(code.to_string()));
+        let paired = match keys::register(&self.vault, &self.session).await {
+            Ok(_) => keys::complete_pairing(&self.vault, &self.session).await,
+            Err(e) => Err(e),
+        };
+        match paired {
+            Ok(true) => {}
+            Ok(false) => {
+                let code = self.vault.sync_pairing_code()?;
+                return Err(SyncError::NotApproved(code.to_string()));
+            }
+            Err(SyncError::Revoked) => {
+                // A revoked device keeps nothing it synced: keys and copies are erased.
+                self.vault.sync_wipe_revoked()?;
+                return Err(SyncError::Revoked);
+            }
+            Err(e) => return Err(e),
         }
         keys::refresh_trust(&self.vault, &self.session).await?;
         let r = keys::reconcile_projects(&self.vault, &self.session, only).await?;
         report.projects_created = r.created;
         report.projects_installed = r.installed;
+        if sharing::ensure_identity(&self.vault, &self.session).await? {
+            self.refresh_shared(only, &mut report).await?;
+        }
         self.vault.sync_clean_incoming(false)?;
         for p in self.vault.sync_projects()? {
             if !p.remote || only.is_some_and(|o| o != p.project_id && o != p.name) {
@@ -235,6 +257,66 @@ impl SyncEngine {
         self.anchor().await?;
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)
+    }
+
+    /// Reads the membership log of every project this device has or the tenant lists (see
+    /// [`sharing::refresh`]); a refused log stops that project.
+    async fn refresh_shared(&self, only: Option<&str>, report: &mut PassReport) -> Result<()> {
+        let remote = self
+            .session
+            .call(|t| {
+                let api = self.api.clone();
+                async move { api.projects(&t).await }
+            })
+            .await?;
+        let local = self.vault.sync_projects()?;
+        let mut ids: std::collections::BTreeSet<String> =
+            remote.into_iter().map(|p| p.id).collect();
+        ids.extend(
+            local
+                .iter()
+                .filter(|p| p.remote)
+                .map(|p| p.project_id.clone()),
+        );
+        for id in ids {
+            let name = local
+                .iter()
+                .find(|p| p.project_id == id)
+                .map(|p| p.name.as_str());
+            if only.is_some_and(|o| o != id && Some(o) != name) {
+                continue;
+            }
+            if local
+                .iter()
+                .any(|p| p.project_id == id && p.stopped.is_some())
+            {
+                continue;
+            }
+            match sharing::refresh(&self.vault, &self.session, &id, true).await {
+                Ok(sharing::Refreshed::Wiped(w)) => report.wiped.push(w),
+                Ok(sharing::Refreshed::Member {
+                    installed, rotated, ..
+                }) => {
+                    report.projects_installed += u64::from(installed);
+                    report.rotated += u64::from(rotated);
+                }
+                Ok(sharing::Refreshed::NotShared) => {}
+                // Not a member (never added): nothing of it is this device's business.
+                Err(SyncError::Client(ClientError::Api {
+                    code: ErrorCode::Forbidden | ErrorCode::NotFound,
+                    ..
+                })) => {}
+                Err(SyncError::Vault(e)) if e.code() == labvault_core::ErrorCode::SyncRefused => {
+                    let why = e.to_string();
+                    if local.iter().any(|p| p.project_id == id) {
+                        self.vault.sync_set_stopped(&id, Some(&why))?;
+                    }
+                    report.errors.push((id.clone(), why));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// One project's cycle.
@@ -345,6 +427,15 @@ impl SyncEngine {
                 async move { api.changes(&t, &p, &q).await }
             })
             .await?;
+        if page.epoch > sp.epoch {
+            // The project rotated since this device last read its membership: the new key
+            // first (the log decides; the page's claim is only the reason to look).
+            match sharing::refresh(&self.vault, &self.session, project, false).await {
+                Ok(_) => {}
+                Err(SyncError::Client(c)) => return Err(SyncError::Client(c)),
+                Err(e) => return Err(e),
+            }
+        }
         let at_head = !page.has_more;
         let feed = FeedInfo {
             head_seq: page.head_seq,
@@ -633,8 +724,13 @@ impl SyncEngine {
             total: 0,
         });
         let more = ops.len() >= self.cfg.commit_batch || acks.missing_blobs > 0;
+        if acks.stale_epoch > 0 {
+            // Rotated meanwhile: the new key, then the changes sealed again (a conflict
+            // round of the planner: pull, stage, push).
+            sharing::refresh(&self.vault, &self.session, project, false).await?;
+        }
         Ok(Seen::Pushed {
-            conflicts: acks.conflicts as usize,
+            conflicts: (acks.conflicts + acks.stale_epoch) as usize,
             more,
         })
     }

@@ -71,13 +71,28 @@ pub async fn register(vault: &Vault, session: &Session) -> Result<DeviceIdentity
         x25519: B64.encode(me.keys.x25519),
         ed25519: B64.encode(me.keys.ed25519),
     };
-    let (d, _) = session
+    let registered = session
         .call(|t| {
             let reg = reg.clone();
             let api = session.client().clone();
             async move { api.register_device(&t, &reg).await }
         })
-        .await?;
+        .await;
+    let (d, _) = match registered {
+        Ok(r) => r,
+        Err(SyncError::Client(ClientError::Api {
+            code: ErrorCode::Conflict,
+            ..
+        })) if devices(session)
+            .await?
+            .iter()
+            .any(|d| d.device_id == me.device_id && d.state == DeviceState::Revoked) =>
+        {
+            vault.sync_set_device_state(LocalState::Revoked)?;
+            return Err(SyncError::Revoked);
+        }
+        Err(e) => return Err(e),
+    };
     let state = match d.state {
         DeviceState::Approved => LocalState::Approved,
         DeviceState::Pending => LocalState::Pending,
@@ -229,18 +244,32 @@ pub async fn approve(vault: &Vault, session: &Session, code: &str) -> Result<Dev
     let (signature, mac, vouched) =
         vault.sync_approve_device(code, &user, &device.device_id, &device.name, &keys)?;
     let mut boxes = Vec::new();
+    // Epoch 1 of every project (the key the catalog uses); later epochs of shared projects
+    // reach the device through the identity box below and the projects' member boxes.
     for p in vault.sync_projects()?.into_iter().filter(|p| p.remote) {
         let (sealed, sig) =
-            vault.sync_seal_project_key(&p.project_id, p.epoch, &device.device_id, &keys)?;
+            vault.sync_seal_project_key(&p.project_id, 1, &device.device_id, &keys)?;
         boxes.push(KeyBox {
             project_id: p.project_id,
-            epoch: p.epoch,
+            epoch: 1,
             device_id: device.device_id.clone(),
             sealed: B64.encode(sealed),
             signer_device_id: me.device_id.clone(),
             signature: B64.encode(sig),
         });
     }
+    // The user's identity travels with the approval (shared projects).
+    let identity_box = if vault.sync_identity()?.is_some() {
+        let (sealed, sig) = vault.sync_seal_identity(&device.device_id, &keys)?;
+        Some(labvault_wire::IdentityBox {
+            device_id: device.device_id.clone(),
+            sealed: B64.encode(sealed),
+            signer_device_id: me.device_id.clone(),
+            signature: B64.encode(sig),
+        })
+    } else {
+        None
+    };
     let req = ApproveDevice {
         approval: DeviceApproval {
             approver_device_id: me.device_id.clone(),
@@ -249,6 +278,7 @@ pub async fn approve(vault: &Vault, session: &Session, code: &str) -> Result<Dev
             vouched,
         },
         boxes,
+        identity_box,
     };
     let id = device.device_id.clone();
     session
@@ -388,12 +418,27 @@ pub async fn reconcile_projects(
         .filter(|p| p.remote && wanted(&p.project_id, &p.name))
     {
         let id = p.project_id.clone();
-        let have = session
+        let have = match session
             .call(|t| {
                 let (api, id) = (session.client().clone(), id.clone());
                 async move { api.key_recipients(&t, &id).await }
             })
-            .await?;
+            .await
+        {
+            Ok(h) => h,
+            // No longer a member of a shared project: its membership log says so (and the
+            // copy is wiped there, see `sharing::refresh`).
+            Err(SyncError::Client(ClientError::Api {
+                code: ErrorCode::Forbidden | ErrorCode::NotFound,
+                ..
+            })) => continue,
+            Err(e) => return Err(e),
+        };
+        if have.epoch > 1 {
+            // Rotated: a shared project's later keys reach the user's devices through their
+            // identity (member boxes), not device key boxes.
+            continue;
+        }
         let mut boxes = Vec::new();
         for d in peers
             .iter()

@@ -7,7 +7,8 @@
 //!   outbox, the cursors and the merge; keys never leave it.
 //! * `labvault-client` talks HTTPS to the tenant (TLS 1.3, pinned key) through a
 //!   `Transport` a simulation can replace.
-//! * This crate signs in ([`session`]), keeps devices and project keys in step ([`keys`]),
+//! * This crate signs in ([`session`]), keeps devices and project keys in step ([`keys`],
+//!   and for shared projects [`sharing`]),
 //!   decides what to do next ([`planner`], pure: a seeded simulation drives it through every
 //!   fault) and moves the bytes ([`transfer`], [`engine`]).
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ pub mod engine;
 pub mod keys;
 pub mod planner;
 pub mod session;
+pub mod sharing;
 pub mod tokens;
 pub mod transfer;
 

@@ -203,6 +203,21 @@ impl Session {
         }
     }
 
+    /// Steps up with a TOTP code: admin actions (sharing a project, removing a member) need
+    /// a recent MFA verification; the stepped-up access token replaces the current one.
+    pub async fn step_up(&self, code: &str) -> Result<()> {
+        let code = code.to_string();
+        let t = self
+            .call(|tok| {
+                let (api, code) = (self.client.clone(), code.clone());
+                async move { api.step_up(&tok, &code).await }
+            })
+            .await?;
+        *self.access.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Zeroizing::new(t.access_token));
+        Ok(())
+    }
+
     /// Revokes the session on the tenant (best effort when unreachable) and forgets the
     /// refresh token.
     pub async fn logout(self) -> Result<()> {

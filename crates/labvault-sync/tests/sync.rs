@@ -1,7 +1,8 @@
 //! Sync tested the way sync engines are tested: devices with real vaults converge through the
 //! real tenant server over TLS on 127.0.0.1 (`converge`), a hostile tenant is refused
 //! (`hostile`), sessions sign in with TOTP and keep their token in the OS keyring only
-//! (`session`), the tenant stores nothing it could read (`blindness`), and a deterministic
+//! (`session`), projects are shared between users with keys the tenant never sees
+//! (`sharing`), the tenant stores nothing it could read (`blindness`), and a deterministic
 //! simulation drives the engine and the server's handlers through seeded faults (`sim`).
 //! One test binary (links once).
 
@@ -15,5 +16,7 @@ mod converge;
 mod hostile;
 #[path = "sync/session.rs"]
 mod session;
+#[path = "sync/sharing.rs"]
+mod sharing;
 #[path = "sync/sim.rs"]
 mod sim;

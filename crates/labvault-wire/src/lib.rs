@@ -20,7 +20,9 @@ pub use labvault_governance::retention::{DataType, PlanTier};
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
+mod sharing;
 mod sync;
+pub use sharing::*;
 pub use sync::*;
 
 /// Version of this wire protocol, served under `/v1`; bumped on incompatible changes.

@@ -418,6 +418,9 @@ pub struct ApproveDevice {
     pub approval: DeviceApproval,
     /// Key boxes sealed to the new device.
     pub boxes: Vec<KeyBox>,
+    /// The user's identity sealed to the new device (docs/sharing.md).
+    #[serde(default)]
+    pub identity_box: Option<crate::IdentityBox>,
 }
 
 /// A project key of one epoch, sealed to one device.

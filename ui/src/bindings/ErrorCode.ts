@@ -27,6 +27,7 @@ export type ErrorCode =
   | "invalid_policy"
   | "sync_refused"
   | "feed_diverged"
+  | "project_locked"
   ;
 
 /** Every error code, for exhaustive tables and validation. */
@@ -56,4 +57,5 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "invalid_policy",
   "sync_refused",
   "feed_diverged",
+  "project_locked",
 ];

@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_items_checks.sql"),
     include_str!("migrations/0007_sync.sql"),
     include_str!("migrations/0008_sync_status_index.sql"),
+    include_str!("migrations/0009_sharing.sql"),
 ];
 
 /// The schema version this build writes and understands.

@@ -312,7 +312,10 @@ impl Vault {
     }
 
     /// The private keys, for one use (never kept outside this call).
-    fn with_device_keys<T>(&self, f: impl FnOnce(&DeviceKeys) -> Result<T>) -> Result<T> {
+    pub(crate) fn with_device_keys<T>(
+        &self,
+        f: impl FnOnce(&DeviceKeys) -> Result<T>,
+    ) -> Result<T> {
         let (x, e): (Vec<u8>, Vec<u8>) = self
             .reader()?
             .query_row(
@@ -667,21 +670,40 @@ impl Vault {
                 ))
             })
         })?;
+        self.install_remote_project(
+            project_id,
+            &key,
+            epoch,
+            &format!("epoch={epoch} from={signer_id}"),
+        )
+    }
+
+    /// Installs a project received from the tenant with its key of epoch 1 (the key the
+    /// catalog wraps data keys under; later epochs live in `sync_epoch_keys`), unless it is
+    /// already here: then the key must be this device's. Returns whether it was added
+    /// (`sync.keys`).
+    pub(crate) fn install_remote_project(
+        &self,
+        project_id: &str,
+        key: &ProjectKey,
+        epoch: u32,
+        detail: &str,
+    ) -> Result<bool> {
         let exists: bool = self.reader()?.query_row(
             "SELECT EXISTS (SELECT 1 FROM projects WHERE id = ?1)",
             [project_id],
             |r| r.get(0),
         )?;
         if exists {
-            let mine = self.project_key(project_id)?;
-            if !labvault_crypto::project_keys_equal(&mine, &key) {
+            let mine = self.raw_project_key(project_id)?;
+            if !labvault_crypto::project_keys_equal(&mine, key) {
                 return Err(Error::SyncRefused(format!(
-                    "the key box of project {project_id} holds another key than this device's: refused"
+                    "the tenant sent a key for project {project_id} that is not this device's: refused"
                 )));
             }
             return Ok(false);
         }
-        let wrapped = self.with_keys(|k| Ok(k.root.wrap_project_key(&key, project_id)))?;
+        let wrapped = self.with_keys(|k| Ok(k.root.wrap_project_key(key, project_id)))?;
         let now = ts_to_ms(self.now());
         let placeholder = format!("project-{}", &project_id[..8]);
         self.write_op(
@@ -708,7 +730,7 @@ impl Vault {
                          ON CONFLICT(project_id) DO UPDATE SET remote = 1",
                         params![project_id, epoch],
                     )?;
-                    Ok(((), Subject::new(resources::project(project_id), format!("epoch={epoch} from={signer_id}"))))
+                    Ok(((), Subject::new(resources::project(project_id), detail.to_string())))
                 })
             },
         )?;

@@ -14,6 +14,8 @@
 //!   boxes that carry project keys between them.
 //! * `membership`: the signed, hash-chained membership log of a shared project, verified
 //!   entry by entry (formats in `docs/sharing.md`).
+//! * `sharing`: this user's identity, each shared project's verified log and epoch keys, the
+//!   offline lease and the wipe of projects this device lost.
 //! * the tenant's signed checkpoints of this device's audit chain live in `crate::anchors`,
 //!   beside the audit verification that checks them.
 //!
@@ -24,13 +26,18 @@ pub mod membership;
 pub mod merge;
 pub mod outbox;
 pub mod pull;
+pub mod sharing;
 pub mod state;
 
 pub use crate::anchors::{AnchorCheck, StoredAnchor};
 pub use devices::{DeviceIdentity, DeviceState, RemoteConfig, TrustedDevice};
-pub use labvault_crypto::DevicePublic;
+pub use labvault_crypto::{DevicePublic, EntryBody, IdentityPublic, MemberRole};
 pub use outbox::{AckReport, LocalBlob, OpAck, OpState, OutgoingOp, ProjectStatus};
 pub use pull::{ApplyReport, BlobNeed, FeedInfo, IncomingChange, PartialDownload, PulledPage};
+pub use sharing::{
+    parse_role, IdentityInfo, MemberInfo, MembershipOutcome, MembershipView, PreparedRotation,
+    RemoteMembership, WipeReport,
+};
 
 use rusqlite::OptionalExtension;
 use serde::Serialize;

@@ -15,7 +15,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use labvault_crypto::{PayloadContext, PayloadKey};
+use labvault_crypto::{PayloadContext, PayloadKey, ProjectKey, WrappedKey};
 use labvault_governance::audit::{actions, resources, Outcome};
 
 use super::state::{read_item, read_project, ItemBase, Payload};
@@ -151,6 +151,8 @@ pub struct AckReport {
     pub parked: u64,
     /// Blobs the tenant said it lacks (sent again).
     pub missing_blobs: u64,
+    /// Ops sealed under an epoch the project rotated past (staged again under the new key).
+    pub stale_epoch: u64,
 }
 
 /// A blob of this vault to send to the tenant.
@@ -265,14 +267,21 @@ impl Vault {
     /// many ops were staged. Deletions beyond the mass-delete limits are held back
     /// (`confirm`).
     pub fn sync_stage(&self, project_id: &str, limit: usize) -> Result<usize> {
-        let key = PayloadKey::derive(&self.project_key(project_id)?);
+        let epoch = epoch_of(&*self.reader()?, project_id)?;
+        let base = self.project_key(project_id)?;
+        let current = self.epoch_key(project_id, epoch)?;
+        let keys = StageKeys {
+            epoch,
+            payload: PayloadKey::derive(&current),
+            rewrap: (epoch > 1).then_some((base, current)),
+        };
         let now = ts_to_ms(self.now());
         self.write_op(
             actions::SYNC_PUSH,
             || resources::project(project_id),
             |w| {
                 let dir = w.vault.dir.clone();
-                w.tx(|tx| stage_in(tx, &dir, &key, project_id, limit, now))
+                w.tx(|tx| stage_in(tx, &dir, &keys, project_id, limit, now))
             },
         )
     }
@@ -441,14 +450,12 @@ impl Vault {
                             tx.execute("UPDATE sync_outbox SET state = 'queued' WHERE op_id = ?1", [op_id])?;
                             report.missing_blobs += 1;
                         }
-                        OpAck::StaleEpoch { epoch } => {
-                            let why = format!("sealed under a key epoch the tenant no longer accepts (the project is at epoch {epoch})");
-                            tx.execute(
-                                "UPDATE sync_outbox SET state = 'parked', last_error = ?2 WHERE op_id = ?1",
-                                params![op_id, why],
-                            )?;
-                            report.parked += 1;
-                            ev.push((actions::SYNC_REFUSED.into(), Subject::new(res, format!("stale_epoch op={op_id}")), Outcome::Failure));
+                        OpAck::StaleEpoch { .. } => {
+                            // The project rotated: the change is sealed again under the new
+                            // key once this device has it (the engine reads the membership log).
+                            tx.execute("DELETE FROM sync_outbox WHERE op_id = ?1", [op_id])?;
+                            crate::changes::mark(tx, &project, &item_id)?;
+                            report.stale_epoch += 1;
                         }
                         OpAck::Rejected { code, .. } if code == "on_hold" => {
                             // The tenant keeps the item under a legal hold that reached it first:
@@ -629,16 +636,52 @@ const PENDING_BYTES_SQL: &str = "SELECT coalesce(sum(coalesce(v.pack_len, v.size
      WHERE v.blob_id IS NOT NULL
        AND NOT EXISTS (SELECT 1 FROM sync_uploaded u WHERE u.blob_id = v.blob_id)";
 
+/// The keys staging seals with: the payload key of the project's current epoch and, after a
+/// rotation, the keys to re-wrap data keys from the catalog's (epoch 1) to the current one.
+struct StageKeys {
+    epoch: u32,
+    payload: PayloadKey,
+    rewrap: Option<(ProjectKey, ProjectKey)>,
+}
+
+/// Re-wraps each live version's data key from the catalog's key to the current epoch's, so a
+/// member removed before the rotation cannot unwrap what is sent after it.
+fn rewrap_versions(
+    item: &mut super::state::ItemPayload,
+    from: &ProjectKey,
+    to: &ProjectKey,
+    epoch: u32,
+) -> Result<()> {
+    use base64::Engine;
+    let b64 = &base64::engine::general_purpose::STANDARD;
+    for v in item.versions.iter_mut().filter(|v| !v.erased) {
+        let Some(k) = &v.key else { continue };
+        let fid = super::pull::file_id(&v.blob)?;
+        let wrapped = WrappedKey::from_bytes(
+            b64.decode(k)
+                .map_err(|_| Error::CorruptCatalog(format!("data key of version {}", v.n)))?,
+        )
+        .map_err(|e| Error::CorruptCatalog(format!("data key of version {}: {e}", v.n)))?;
+        let dk = from
+            .unwrap_data_key(&wrapped, &fid)
+            .map_err(|e| Error::CorruptCatalog(format!("data key of version {}: {e}", v.n)))?;
+        v.key = Some(b64.encode(to.wrap_data_key(&dk, &fid).as_bytes()));
+        v.key_epoch = epoch;
+    }
+    Ok(())
+}
+
 /// See [`Vault::sync_stage`].
 fn stage_in(
     tx: &Transaction<'_>,
     dir: &std::path::Path,
-    key: &PayloadKey,
+    keys: &StageKeys,
     project_id: &str,
     limit: usize,
     now: i64,
 ) -> Result<usize> {
-    let epoch = epoch_of(tx, project_id)?;
+    let epoch = keys.epoch;
+    let key = &keys.payload;
     // Ops the tenant found based on an old revision are rebuilt on the merge base the pull
     // has brought since.
     tx.execute(
@@ -682,6 +725,9 @@ fn stage_in(
                 if let Ok(m) = std::fs::metadata(crate::layout::blob_path(dir, &v.blob)) {
                     v.blob_size = m.len();
                 }
+            }
+            if let Some((from, to)) = &keys.rewrap {
+                rewrap_versions(i, from, to, epoch)?;
             }
         }
         let base = base_of(tx, &item_id)?;

@@ -239,11 +239,26 @@ fn refused(project: &str, seq: u64, item: &str, why: impl std::fmt::Display) -> 
     ))
 }
 
-fn file_id(blob: &str) -> Result<[u8; 16]> {
+pub(crate) fn file_id(blob: &str) -> Result<[u8; 16]> {
     let mut b = [0u8; 16];
     hex::decode_to_slice(blob, &mut b)
         .map_err(|_| Error::SyncRefused(format!("blob id {blob:?} is not 32 hex characters")))?;
     Ok(b)
+}
+
+/// A data key wrapped under `from` (base64), wrapped under `to` instead.
+fn rewrap_key(from: &ProjectKey, to: &ProjectKey, blob: &str, key: Option<&str>) -> Result<String> {
+    use base64::Engine;
+    let b64 = &base64::engine::general_purpose::STANDARD;
+    let fid = file_id(blob)?;
+    let raw = b64
+        .decode(key.unwrap_or(""))
+        .map_err(|_| Error::SyncRefused("a data key is not base64".into()))?;
+    let w = WrappedKey::from_bytes(raw).map_err(|e| Error::SyncRefused(e.to_string()))?;
+    let dk = from
+        .unwrap_data_key(&w, &fid)
+        .map_err(|e| Error::SyncRefused(e.to_string()))?;
+    Ok(b64.encode(to.wrap_data_key(&dk, &fid).as_bytes()))
 }
 
 /// Decrypts a whole blob (authenticating every chunk) and checks the plaintext's size and
@@ -437,8 +452,11 @@ impl Vault {
         snapshot: bool,
     ) -> Result<PulledPage> {
         let epoch = epoch_of(conn, project_id)?;
-        let key = self.project_key(project_id)?;
-        let pk = PayloadKey::derive(&key);
+        let base = self.project_key(project_id)?;
+        // Payload keys of the epochs this page uses (each op names its own; history keeps
+        // the epoch it was written under).
+        let mut payload_keys: BTreeMap<u32, (PayloadKey, Option<ProjectKey>)> = BTreeMap::new();
+        let mut last_epoch = 0u32;
         let mut opened: Vec<Opened> = Vec::new();
         let mut last_index: BTreeMap<String, usize> = BTreeMap::new();
         let mut page_rev: BTreeMap<String, u64> = BTreeMap::new();
@@ -455,8 +473,18 @@ impl Vault {
                 opened.push(Opened::Skip);
                 continue;
             }
-            if ch.epoch != epoch {
-                return Err(refused(name, ch.seq, &ch.item_id, format_args!("is sealed under key epoch {}, which this device has no key for (it holds epoch {epoch})", ch.epoch)));
+            if ch.epoch == 0 || ch.epoch > epoch {
+                return Err(refused(name, ch.seq, &ch.item_id, format_args!("is sealed under key epoch {}, which this device has no key for (it holds epoch {epoch}; the membership log does not reach it)", ch.epoch)));
+            }
+            // In feed order epochs only grow: an op under an older key after a newer one was
+            // written with a key the rotation retired.
+            if !snapshot && ch.epoch < last_epoch {
+                return Err(refused(name, ch.seq, &ch.item_id, format_args!("is sealed under key epoch {} after an op under epoch {last_epoch}: written with a retired key", ch.epoch)));
+            }
+            last_epoch = last_epoch.max(ch.epoch);
+            if let std::collections::btree_map::Entry::Vacant(slot) = payload_keys.entry(ch.epoch) {
+                let k = self.epoch_key(project_id, ch.epoch)?;
+                slot.insert((PayloadKey::derive(&k), (ch.epoch > 1).then_some(k)));
             }
             if ch.rev == 0 || uuid::Uuid::parse_str(&ch.item_id).is_err() {
                 return Err(refused(name, ch.seq, &ch.item_id, "is malformed"));
@@ -468,10 +496,11 @@ impl Vault {
                 epoch: ch.epoch,
                 base_rev: ch.rev - 1,
             };
+            let pk = &payload_keys[&ch.epoch].0;
             let plain = pk.open(&ctx, &ch.payload).map_err(|e| {
                 refused(name, ch.seq, &ch.item_id, format_args!("does not authenticate ({}): it was tampered with, or moved from another op, item or revision", e.code()))
             })?;
-            let payload: Payload = serde_json::from_slice(&plain).map_err(|e| {
+            let mut payload: Payload = serde_json::from_slice(&plain).map_err(|e| {
                 refused(
                     name,
                     ch.seq,
@@ -479,6 +508,39 @@ impl Vault {
                     format_args!("holds a state this build cannot read ({e})"),
                 )
             })?;
+            if let Payload::Item(i) = &mut payload {
+                // Data keys under a later epoch's key are kept under the catalog's (epoch 1).
+                for v in i
+                    .versions
+                    .iter_mut()
+                    .filter(|v| !v.erased && v.key_epoch != 1)
+                {
+                    if v.key_epoch > ch.epoch {
+                        return Err(refused(
+                            name,
+                            ch.seq,
+                            &ch.item_id,
+                            format_args!(
+                                "wraps a data key under epoch {}, later than its own",
+                                v.key_epoch
+                            ),
+                        ));
+                    }
+                    if let std::collections::btree_map::Entry::Vacant(slot) =
+                        payload_keys.entry(v.key_epoch)
+                    {
+                        let k = self.epoch_key(project_id, v.key_epoch)?;
+                        slot.insert((PayloadKey::derive(&k), Some(k)));
+                    }
+                    let Some(from) = &payload_keys[&v.key_epoch].1 else {
+                        continue;
+                    };
+                    v.key = Some(rewrap_key(from, &base, &v.blob, v.key.as_deref()).map_err(|_| {
+                        refused(name, ch.seq, &ch.item_id, format_args!("holds a data key of version {} that does not unwrap under epoch {}", v.n, v.key_epoch))
+                    })?);
+                    v.key_epoch = 1;
+                }
+            }
             match &payload {
                 Payload::Item(i) => {
                     if ch.item_id == project_id {

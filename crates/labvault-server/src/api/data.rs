@@ -196,6 +196,7 @@ pub async fn set_project_role(
                     "Owner is a tenant role, not a project role",
                 ));
             }
+            super::sharing::refuse_if_shared(&st, &p.tenant_id, &project_id).await?;
             st.store
                 .set_project_role(&p.tenant_id, &project_id, &user_id, req.role, draft.clone())
                 .await?;
@@ -226,6 +227,7 @@ pub async fn remove_project_role(
             p.require_recent_mfa(&st)?;
             check_id("project", &project_id)?;
             check_id("member", &user_id)?;
+            super::sharing::refuse_if_shared(&st, &p.tenant_id, &project_id).await?;
             st.store
                 .remove_project_role(&p.tenant_id, &project_id, &user_id, draft.clone())
                 .await?;

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod auth;
 pub mod data;
 pub mod governance;
+pub mod sharing;
 pub mod sync;
 
 use std::time::Duration;
@@ -151,6 +152,14 @@ route_table! {
     delete "/v1/uploads/{upload_id}" => sync::abort_upload,
     post "/v1/audit/anchors" => sync::anchor,
     get "/v1/audit/anchors" => sync::list_anchors,
+    put "/v1/me/identity" => sharing::register_identity,
+    get "/v1/me/identity" => sharing::my_identity,
+    put "/v1/me/identity/boxes" => sharing::put_identity_boxes,
+    get "/v1/identities" => sharing::find_identity,
+    get "/v1/projects/{project_id}/membership" => sharing::membership,
+    post "/v1/projects/{project_id}/membership" => sharing::append_membership [Commit],
+    get "/v1/tenant/sharing" => sharing::get_policy,
+    put "/v1/tenant/sharing" => sharing::set_policy,
 }
 
 /// The OpenAPI document, generated from the handlers' annotations and the wire types.
@@ -177,6 +186,9 @@ route_table! {
         sync::snapshot, sync::put_blob, sync::get_blob, sync::missing_blobs, sync::put_pack,
         sync::blob_batch, sync::create_upload, sync::get_upload, sync::put_part,
         sync::complete_upload, sync::abort_upload, sync::anchor, sync::list_anchors,
+        sharing::register_identity, sharing::my_identity, sharing::put_identity_boxes,
+        sharing::find_identity, sharing::membership, sharing::append_membership,
+        sharing::get_policy, sharing::set_policy,
     ),
     modifiers(&BearerAuth)
 )]

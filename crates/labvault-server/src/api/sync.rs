@@ -27,7 +27,8 @@ use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::store::blobs::{BlobError, ByteStream, PutOutcome};
 use crate::store::sync::{
-    plan_quota, AnchorRow, Committer, DeviceRow, KeyBoxRow, NewBlob, OpRow, PartRow, UploadRow,
+    plan_quota, AnchorRow, Committer, DeviceRow, KeyBoxRow, MemberAccess, NewBlob, OpRow, PartRow,
+    UploadRow,
 };
 use crate::store::StoreError;
 
@@ -89,7 +90,7 @@ fn check_sha_hex(what: &str, s: &str) -> ApiResult<[u8; 32]> {
     }
 }
 
-fn check_key_b64(what: &str, s: &str) -> ApiResult<()> {
+pub(super) fn check_key_b64(what: &str, s: &str) -> ApiResult<()> {
     match B64.decode(s) {
         Ok(b) if b.len() == 32 => Ok(()),
         _ => Err(ApiError::invalid(format!(
@@ -111,7 +112,11 @@ fn body_stream(body: Body) -> ByteStream {
 
 /// The approved device of the caller named in `x-labvault-device` (a user session, not an
 /// API key).
-async fn calling_device(st: &AppState, p: &Principal, headers: &HeaderMap) -> ApiResult<DeviceRow> {
+pub(super) async fn calling_device(
+    st: &AppState,
+    p: &Principal,
+    headers: &HeaderMap,
+) -> ApiResult<DeviceRow> {
     p.require_user()?;
     let id = headers
         .get(DEVICE_HEADER)
@@ -147,12 +152,25 @@ async fn calling_device(st: &AppState, p: &Principal, headers: &HeaderMap) -> Ap
     Ok(d)
 }
 
-/// The project must exist in the caller's tenant and the caller hold `min` on it.
-async fn project_access(st: &AppState, p: &Principal, project: &str, min: Role) -> ApiResult<()> {
+/// The project must exist in the caller's tenant and the caller hold `min` on it: for a
+/// shared project, as its membership log records (docs/sharing.md); otherwise by the
+/// tenant's roles.
+pub(super) async fn project_access(
+    st: &AppState,
+    p: &Principal,
+    project: &str,
+    min: Role,
+) -> ApiResult<()> {
     check_id("project", project)?;
     st.store.get_project(&p.tenant_id, project).await?;
-    p.require_project(st, project, min).await?;
-    Ok(())
+    let access = st
+        .sync
+        .member_access(&p.tenant_id, project, &p.user_id)
+        .await?;
+    if access == MemberAccess::NotShared {
+        p.require_project(st, project, min).await?;
+    }
+    super::sharing::check_member(access, min)
 }
 
 /// Refuses when `more` bytes would take the tenant past its plan's quota.
@@ -395,6 +413,24 @@ pub async fn approve_device(
                 ));
             }
             let boxes = check_boxes(&st, &p, &caller, &req.boxes, Some(&device_id)).await?;
+            let identity_box = match &req.identity_box {
+                Some(b) if b.device_id != device_id => {
+                    return Err(ApiError::invalid(
+                        "the identity box must be sealed to the approved device",
+                    ))
+                }
+                Some(b) => {
+                    super::sharing::check_identity_boxes(
+                        &st,
+                        &p,
+                        &caller.device_id,
+                        std::slice::from_ref(b),
+                        Some(&device_id),
+                    )
+                    .await?
+                }
+                None => Vec::new(),
+            };
             let approval = serde_json::to_string(&req.approval).map_err(ApiError::internal)?;
             let d = st
                 .sync
@@ -408,6 +444,13 @@ pub async fn approve_device(
                     draft.clone(),
                 )
                 .await?;
+            if !identity_box.is_empty() {
+                let mut ev = draft.clone();
+                ev.action = actions::IDENTITY_BOXES.into();
+                st.sync
+                    .put_identity_boxes(&p.tenant_id, &p.user_id, identity_box, ev)
+                    .await?;
+            }
             Ok(Json(device(d)?))
         },
     )

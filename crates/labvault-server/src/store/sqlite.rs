@@ -35,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+mod sharing;
 mod sync;
 
 /// Tenant id of the server-level chain (tenant creation/deletion, trial expiry).
@@ -313,6 +314,8 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 3: file sync (devices, key boxes, change feeds, blob records, uploads, anchors).
     sync::MIGRATION,
+    // 4: shared projects (identities, identity boxes, membership logs, member boxes, links).
+    sharing::MIGRATION,
 ];
 
 /// SQLite-backed store.

@@ -7,7 +7,7 @@
 //! ciphertext, ids are random (docs/sync-protocol.md, "What the server sees").
 
 use async_trait::async_trait;
-use labvault_wire::{BlobPutStatus, DeviceState, OpResult, PlanTier, SyncOp};
+use labvault_wire::{BlobPutStatus, DeviceState, OpResult, PlanTier, Role, SharingPolicy, SyncOp};
 
 use super::{AuditDraft, StoreResult};
 
@@ -193,6 +193,128 @@ pub struct AnchorRow {
     pub signature: String,
 }
 
+/// A user's registered identity (public halves, base64).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRow {
+    /// Tenant.
+    pub tenant_id: String,
+    /// User.
+    pub user_id: String,
+    /// X25519 public key.
+    pub x25519: String,
+    /// Ed25519 public key.
+    pub ed25519: String,
+    /// Registered (Unix s).
+    pub registered_at: i64,
+}
+
+/// An identity box as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityBoxRow {
+    /// Device it is sealed to.
+    pub device_id: String,
+    /// Sealed identity (base64).
+    pub sealed: String,
+    /// Sealing device.
+    pub signer_device_id: String,
+    /// Signature (base64).
+    pub signature: String,
+}
+
+/// A member box as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberBoxRow {
+    /// Member.
+    pub user_id: String,
+    /// Epoch.
+    pub epoch: u32,
+    /// Sealed key (base64).
+    pub sealed: String,
+}
+
+/// What a caller may do with a project's synced data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberAccess {
+    /// The project has no membership log: the tenant's roles decide.
+    NotShared,
+    /// A member with this role.
+    Member(Role),
+    /// The project has a log and the caller is not a member.
+    NotMember,
+    /// The caller was a member and was removed: they may still read the signed log (to see
+    /// their removal and wipe their copy), nothing else.
+    Removed,
+}
+
+/// What an appended membership entry changes in the server's view of the project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipEffect {
+    /// A member joins.
+    Add {
+        /// User.
+        user: String,
+        /// Role.
+        role: Role,
+    },
+    /// A member leaves: their access ends and their boxes are deleted.
+    Remove {
+        /// User.
+        user: String,
+    },
+    /// A member's role changes.
+    SetRole {
+        /// User.
+        user: String,
+        /// Role.
+        role: Role,
+    },
+    /// The project's key epoch moves on (ops under older epochs are refused from then on).
+    Rotate {
+        /// New epoch.
+        epoch: u32,
+        /// The previous key wrapped under the new one (base64).
+        link: String,
+    },
+    /// Recorded only (a device's revocation, which rotation follows).
+    Note,
+}
+
+/// One entry to append (checked by the handler), with its boxes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipAppend {
+    /// Tenant.
+    pub tenant: String,
+    /// Project.
+    pub project: String,
+    /// Its position: must be the log's length (compare-and-swap).
+    pub seq: u64,
+    /// Hash of the previous entry (hex; empty for entry 0): must be the log's head.
+    pub prev_hash: String,
+    /// Its own hash (hex).
+    pub hash: String,
+    /// The signed entry (base64).
+    pub entry: String,
+    /// Signer.
+    pub signer: String,
+    /// Effect on access.
+    pub effect: MembershipEffect,
+    /// Member boxes it brings.
+    pub boxes: Vec<MemberBoxRow>,
+    /// Now (Unix s).
+    pub now: i64,
+}
+
+/// A stored membership entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipRow {
+    /// Position.
+    pub seq: u64,
+    /// The signed entry (base64).
+    pub entry: String,
+    /// Its hash (hex).
+    pub hash: String,
+}
+
 /// Metadata of file sync. Every method is scoped to one tenant (and where it applies, one
 /// project); another tenant's rows are indistinguishable from missing ones. Mutations that a
 /// user asked for take the audit event describing them and write it in the same transaction.
@@ -255,6 +377,79 @@ pub trait SyncStore: Send + Sync + 'static {
         project: &str,
         epoch: u32,
     ) -> StoreResult<Vec<String>>;
+
+    // ----- identities and shared projects (docs/sharing.md)
+    /// A user's registered identity.
+    async fn identity(&self, tenant: &str, user: &str) -> StoreResult<Option<IdentityRow>>;
+    /// Registers a user's identity (`true`), or returns it unchanged when the same keys are
+    /// already registered (`false`; `conflict` for other keys: an identity never changes
+    /// silently).
+    async fn register_identity(
+        &self,
+        row: IdentityRow,
+        audit: AuditDraft,
+    ) -> StoreResult<(IdentityRow, bool)>;
+    /// Stores identity boxes sealed to devices of `user` (replacing a device's box).
+    async fn put_identity_boxes(
+        &self,
+        tenant: &str,
+        user: &str,
+        boxes: Vec<IdentityBoxRow>,
+        audit: AuditDraft,
+    ) -> StoreResult<()>;
+    /// The identity boxes sealed to devices of a user.
+    async fn identity_boxes(&self, tenant: &str, user: &str) -> StoreResult<Vec<IdentityBoxRow>>;
+    /// The caller's access to a project's synced data (see [`MemberAccess`]).
+    async fn member_access(
+        &self,
+        tenant: &str,
+        project: &str,
+        user: &str,
+    ) -> StoreResult<MemberAccess>;
+    /// The members of a shared project with their roles.
+    async fn members(&self, tenant: &str, project: &str) -> StoreResult<Vec<(String, Role)>>;
+    /// The membership log from entry `from` on, and its length.
+    async fn membership_log(
+        &self,
+        tenant: &str,
+        project: &str,
+        from: u64,
+    ) -> StoreResult<(Vec<MembershipRow>, u64)>;
+    /// Appends an entry if it is the next one (`conflict` otherwise), applies its effect
+    /// (members, the tenant's project roles, boxes, the feed's epoch) and writes the audit
+    /// event, in one transaction. Returns the log's length and the feed.
+    async fn append_membership(
+        &self,
+        a: MembershipAppend,
+        audit: AuditDraft,
+    ) -> StoreResult<(u64, FeedState)>;
+    /// The member boxes of a project sealed to a user, every epoch.
+    async fn member_boxes(
+        &self,
+        tenant: &str,
+        project: &str,
+        user: &str,
+    ) -> StoreResult<Vec<MemberBoxRow>>;
+    /// The members holding a box of `epoch`.
+    async fn box_holders(
+        &self,
+        tenant: &str,
+        project: &str,
+        epoch: u32,
+    ) -> StoreResult<Vec<String>>;
+    /// Every epoch link of a project: (epoch, link).
+    async fn epoch_links(&self, tenant: &str, project: &str) -> StoreResult<Vec<(u32, String)>>;
+    /// Whether a member's device was revoked since the project's last rotation.
+    async fn rotation_requested(&self, tenant: &str, project: &str) -> StoreResult<bool>;
+    /// The tenant's policy for shared projects (the defaults until one is set).
+    async fn sharing_policy(&self, tenant: &str) -> StoreResult<SharingPolicy>;
+    /// Sets the tenant's policy for shared projects, with the audit event.
+    async fn set_sharing_policy(
+        &self,
+        tenant: &str,
+        policy: SharingPolicy,
+        audit: AuditDraft,
+    ) -> StoreResult<()>;
 
     // ----- feed
     /// The feed of a project (created empty, epoch 1, with a fresh generation, if new).

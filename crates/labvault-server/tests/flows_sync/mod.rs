@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::common::*;
 
-fn id() -> String {
+pub(super) fn id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
@@ -20,7 +20,7 @@ fn blob_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-fn op(item: &str, base_rev: u64, blobs: Vec<String>) -> SyncOp {
+pub(super) fn op(item: &str, base_rev: u64, blobs: Vec<String>) -> SyncOp {
     SyncOp {
         op_id: id(),
         item_id: item.into(),
@@ -825,7 +825,8 @@ async fn devices_register_approve_and_revoke_anchors_verify() {
                 &second,
                 &ApproveDevice {
                     approval: self_approval,
-                    boxes: vec![]
+                    boxes: vec![],
+                    identity_box: None,
                 }
             )
             .await
@@ -839,6 +840,7 @@ async fn devices_register_approve_and_revoke_anchors_verify() {
             &ApproveDevice {
                 approval: approval.clone(),
                 boxes: boxes.clone(),
+                identity_box: None,
             },
         )
         .await
@@ -952,3 +954,5 @@ async fn devices_register_approve_and_revoke_anchors_verify() {
         );
     }
 }
+
+mod sharing;

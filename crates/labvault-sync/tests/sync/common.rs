@@ -92,6 +92,47 @@ impl Tenant {
         }
     }
 
+    /// An access token of `email` (an account without MFA).
+    pub async fn token(&self, email: &str) -> String {
+        let r = self
+            .client()
+            .login(&labvault_wire::LoginRequest {
+                tenant: self.slug.clone(),
+                email: email.into(),
+                password: PW.into(),
+            })
+            .await
+            .unwrap();
+        match r {
+            labvault_wire::LoginResponse::Ok(p) => p.access_token,
+            labvault_wire::LoginResponse::MfaRequired { .. } => panic!("{email} has MFA"),
+        }
+    }
+
+    /// Invites `email` with a tenant role (by the owner) and accepts the invitation.
+    pub async fn add_member(&self, email: &str, role: labvault_wire::Role) {
+        let owner = self.token(&self.email).await;
+        let inv = self
+            .client()
+            .create_invitation(
+                &owner,
+                &labvault_wire::InvitationRequest {
+                    email: email.into(),
+                    role,
+                    expires_in_hours: None,
+                },
+            )
+            .await
+            .unwrap();
+        self.client()
+            .accept_invitation(&labvault_wire::AcceptInvitationRequest {
+                token: inv.token,
+                password: PW.into(),
+            })
+            .await
+            .unwrap();
+    }
+
     pub fn client(&self) -> TenantClient {
         TenantClient::new(
             &self.url,
@@ -207,11 +248,26 @@ pub fn engine_config() -> EngineConfig {
 
 impl Device {
     pub fn new(name: &'static str) -> Device {
+        Device::with_options(name, vault_options())
+    }
+
+    /// A device whose vault runs on `clock` (offline leases, rotation periods).
+    pub fn with_clock(name: &'static str, clock: Arc<labvault_core::ManualClock>) -> Device {
+        Device::with_options(
+            name,
+            VaultOptions {
+                clock,
+                ..vault_options()
+            },
+        )
+    }
+
+    pub fn with_options(name: &'static str, opts: VaultOptions) -> Device {
         let dir = scratch();
         let (vault, _) = Vault::create(
             &dir.path().join("vault"),
             &Passphrase::new(PASS.into()),
-            vault_options(),
+            opts,
         )
         .unwrap();
         Device {
@@ -241,6 +297,16 @@ impl Device {
     }
 
     pub async fn login_with(&self, t: &Tenant, client: TenantClient) {
+        self.login_as_with(t, client, &t.email).await
+    }
+
+    /// Configures the tenant and signs in as `email` (an account without MFA, or before
+    /// enrolling it).
+    pub async fn login_as(&self, t: &Tenant, email: &str) {
+        self.login_as_with(t, t.client(), email).await
+    }
+
+    pub async fn login_as_with(&self, t: &Tenant, client: TenantClient, email: &str) {
         self.vault
             .set_sync_remote(&t.url, &t.pin, Some(&t.slug))
             .unwrap();
@@ -250,7 +316,7 @@ impl Device {
             self.vault.vault_id(),
             tokens,
             &t.slug,
-            &t.email,
+            email,
             PW,
             None,
         )
@@ -267,9 +333,7 @@ impl Device {
             })
             .await
             .unwrap();
-        self.vault
-            .sync_signed_in(&t.slug, &t.email, &me.id)
-            .unwrap();
+        self.vault.sync_signed_in(&t.slug, email, &me.id).unwrap();
     }
 
     pub fn engine(&self, t: &Tenant) -> SyncEngine {
@@ -401,3 +465,31 @@ pub fn bytes(n: usize, seed: u32) -> Vec<u8> {
 
 /// A transport handle type for tests that wrap the real one.
 pub type DynTransport = Arc<dyn Transport>;
+
+/// Enrols TOTP for the account signed in on `d` and steps its session up with the next code,
+/// as an admin does before sharing (admin actions need a recent MFA verification). Returns
+/// the engine whose session is stepped up.
+pub async fn step_up(t: &Tenant, d: &Device) -> SyncEngine {
+    let e = d.engine(t);
+    let s = e.session();
+    let enrolled = s
+        .call(|tok| {
+            let c = s.client().clone();
+            async move { c.mfa_enroll(&tok).await }
+        })
+        .await
+        .unwrap();
+    let secret = labvault_server::totp::base32_decode(&enrolled.secret_base32).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let code = labvault_server::totp::code_at(&secret, now, 6);
+    let codes = s
+        .call(|tok| {
+            let (c, code) = (s.client().clone(), code.clone());
+            async move { c.mfa_confirm(&tok, &code).await }
+        })
+        .await
+        .unwrap();
+    // A recovery code steps up without waiting for the next TOTP step.
+    s.step_up(&codes.recovery_codes[0]).await.unwrap();
+    e
+}

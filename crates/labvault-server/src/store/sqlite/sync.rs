@@ -255,7 +255,7 @@ fn feed_c(c: &Connection, tenant: &str, project: &str) -> StoreResult<FeedState>
     }
 }
 
-fn ensure_feed(c: &Connection, tenant: &str, project: &str) -> StoreResult<FeedState> {
+pub(super) fn ensure_feed(c: &Connection, tenant: &str, project: &str) -> StoreResult<FeedState> {
     let f = feed_c(c, tenant, project)?;
     if !f.generation.is_empty() {
         return Ok(f);
@@ -713,6 +713,12 @@ impl SyncStore for SqliteStore {
                     [&t, &d],
                 )
                 .map_err(backend)?;
+                c.execute(
+                    "DELETE FROM identity_boxes WHERE tenant_id = ?1 AND device_id = ?2",
+                    [&t, &d],
+                )
+                .map_err(backend)?;
+                super::sharing::request_rotations(c, &t, &u)?;
                 append(c, &t, &audit)
             },
             false,
@@ -794,6 +800,152 @@ impl SyncStore for SqliteStore {
                 |r| r.get(0),
             )
         })
+        .await
+    }
+
+    async fn identity(&self, tenant: &str, user: &str) -> StoreResult<Option<IdentityRow>> {
+        let (t, u) = (tenant.to_string(), user.to_string());
+        self.read(move |c| super::sharing::identity(c, &t, &u))
+            .await
+    }
+
+    async fn register_identity(
+        &self,
+        row: IdentityRow,
+        audit: AuditDraft,
+    ) -> StoreResult<(IdentityRow, bool)> {
+        self.write_job(
+            move |c| {
+                let r = super::sharing::register_identity(c, &row)?;
+                append(c, &row.tenant_id, &audit)?;
+                Ok(r)
+            },
+            false,
+        )
+        .await
+    }
+
+    async fn put_identity_boxes(
+        &self,
+        tenant: &str,
+        user: &str,
+        boxes: Vec<IdentityBoxRow>,
+        audit: AuditDraft,
+    ) -> StoreResult<()> {
+        let (t, u) = (tenant.to_string(), user.to_string());
+        self.write_job(
+            move |c| {
+                super::sharing::put_identity_boxes(c, &t, &u, &boxes)?;
+                append(c, &t, &audit)
+            },
+            false,
+        )
+        .await
+    }
+
+    async fn identity_boxes(&self, tenant: &str, user: &str) -> StoreResult<Vec<IdentityBoxRow>> {
+        let (t, u) = (tenant.to_string(), user.to_string());
+        self.read(move |c| super::sharing::identity_boxes(c, &t, &u))
+            .await
+    }
+
+    async fn member_access(
+        &self,
+        tenant: &str,
+        project: &str,
+        user: &str,
+    ) -> StoreResult<MemberAccess> {
+        let (t, p, u) = (tenant.to_string(), project.to_string(), user.to_string());
+        self.read(move |c| super::sharing::member_access(c, &t, &p, &u))
+            .await
+    }
+
+    async fn members(&self, tenant: &str, project: &str) -> StoreResult<Vec<(String, Role)>> {
+        let (t, p) = (tenant.to_string(), project.to_string());
+        self.read(move |c| super::sharing::members(c, &t, &p)).await
+    }
+
+    async fn membership_log(
+        &self,
+        tenant: &str,
+        project: &str,
+        from: u64,
+    ) -> StoreResult<(Vec<MembershipRow>, u64)> {
+        let (t, p) = (tenant.to_string(), project.to_string());
+        self.scan(move |c| super::sharing::membership_log(c, &t, &p, from))
+            .await
+    }
+
+    async fn append_membership(
+        &self,
+        a: MembershipAppend,
+        audit: AuditDraft,
+    ) -> StoreResult<(u64, FeedState)> {
+        self.write_job(
+            move |c| {
+                let r = super::sharing::append_membership(c, &a)?;
+                append(c, &a.tenant, &audit)?;
+                Ok(r)
+            },
+            true,
+        )
+        .await
+    }
+
+    async fn member_boxes(
+        &self,
+        tenant: &str,
+        project: &str,
+        user: &str,
+    ) -> StoreResult<Vec<MemberBoxRow>> {
+        let (t, p, u) = (tenant.to_string(), project.to_string(), user.to_string());
+        self.read(move |c| super::sharing::member_boxes(c, &t, &p, &u))
+            .await
+    }
+
+    async fn box_holders(
+        &self,
+        tenant: &str,
+        project: &str,
+        epoch: u32,
+    ) -> StoreResult<Vec<String>> {
+        let (t, p) = (tenant.to_string(), project.to_string());
+        self.read(move |c| super::sharing::box_holders(c, &t, &p, epoch))
+            .await
+    }
+
+    async fn epoch_links(&self, tenant: &str, project: &str) -> StoreResult<Vec<(u32, String)>> {
+        let (t, p) = (tenant.to_string(), project.to_string());
+        self.read(move |c| super::sharing::epoch_links(c, &t, &p))
+            .await
+    }
+
+    async fn rotation_requested(&self, tenant: &str, project: &str) -> StoreResult<bool> {
+        let (t, p) = (tenant.to_string(), project.to_string());
+        self.read(move |c| super::sharing::rotation_requested(c, &t, &p))
+            .await
+    }
+
+    async fn sharing_policy(&self, tenant: &str) -> StoreResult<labvault_wire::SharingPolicy> {
+        let t = tenant.to_string();
+        self.read(move |c| super::sharing::sharing_policy(c, &t))
+            .await
+    }
+
+    async fn set_sharing_policy(
+        &self,
+        tenant: &str,
+        policy: labvault_wire::SharingPolicy,
+        audit: AuditDraft,
+    ) -> StoreResult<()> {
+        let t = tenant.to_string();
+        self.write_job(
+            move |c| {
+                super::sharing::set_sharing_policy(c, &t, policy)?;
+                append(c, &t, &audit)
+            },
+            false,
+        )
         .await
     }
 
