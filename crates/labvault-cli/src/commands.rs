@@ -37,6 +37,14 @@ pub enum ProjectCmd {
     },
     /// List projects.
     Ls(JsonArg),
+    /// Share a project with a member of the lab's tenant (or change their role).
+    Share(crate::share_cmd::ShareArgs),
+    /// The members of a shared project, their roles and safety numbers.
+    Members(crate::share_cmd::MembersArgs),
+    /// Remove a member from a shared project; its key rotates.
+    Unshare(crate::share_cmd::UnshareArgs),
+    /// Rotate a shared project's key for new data.
+    Rotate(crate::share_cmd::RotateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -256,6 +264,13 @@ pub fn forget(ctx: &Ctx) -> Result<()> {
 }
 
 pub fn project(ctx: &Ctx, c: ProjectCmd) -> Result<()> {
+    match c {
+        ProjectCmd::Share(a) => return crate::share_cmd::share(ctx, a),
+        ProjectCmd::Members(a) => return crate::share_cmd::members(ctx, a),
+        ProjectCmd::Unshare(a) => return crate::share_cmd::unshare(ctx, a),
+        ProjectCmd::Rotate(a) => return crate::share_cmd::rotate(ctx, a),
+        _ => {}
+    }
     let vault = ctx.unlock()?;
     match c {
         ProjectCmd::Create { name } => {
@@ -272,6 +287,10 @@ pub fn project(ctx: &Ctx, c: ProjectCmd) -> Result<()> {
                 }
             }
         }
+        ProjectCmd::Share(_)
+        | ProjectCmd::Members(_)
+        | ProjectCmd::Unshare(_)
+        | ProjectCmd::Rotate(_) => unreachable!("handled above"),
     }
     Ok(())
 }

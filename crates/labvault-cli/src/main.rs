@@ -10,6 +10,7 @@ mod ctx;
 mod exit;
 mod progress;
 mod retention_cmd;
+mod share_cmd;
 mod sync_cmd;
 
 use clap::{Parser, Subcommand};
@@ -87,6 +88,8 @@ enum Command {
     /// This user's devices: pair, approve, revoke.
     #[command(subcommand)]
     Device(sync_cmd::DeviceCmd),
+    /// Safety numbers: yours, or a member's, to compare out of band.
+    Fingerprint(share_cmd::FingerprintArgs),
 }
 
 fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
@@ -115,6 +118,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Sync(a) => sync_cmd::sync(ctx, a),
         Command::Conflicts(c) => sync_cmd::conflicts(ctx, c),
         Command::Device(c) => sync_cmd::device(ctx, c),
+        Command::Fingerprint(a) => share_cmd::fingerprint(ctx, a),
     }
 }
 

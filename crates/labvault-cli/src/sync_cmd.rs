@@ -157,14 +157,14 @@ pub struct RevokeArgs {
     pub device: String,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?)
 }
 
-fn client_for(vault: &Vault) -> Result<TenantClient> {
+pub(crate) fn client_for(vault: &Vault) -> Result<TenantClient> {
     let r = vault.sync_remote()?.ok_or(SyncError::NoRemote)?;
     let pin = Pin::parse(&r.pin)?;
     Ok(TenantClient::new(
@@ -177,7 +177,7 @@ fn client_for(vault: &Vault) -> Result<TenantClient> {
     )?)
 }
 
-fn tokens() -> Arc<dyn TokenStore> {
+pub(crate) fn tokens() -> Arc<dyn TokenStore> {
     Arc::new(KeyringTokens::default())
 }
 
@@ -346,6 +346,24 @@ fn print_report(r: &PassReport, json: bool) -> Result<()> {
             String::new()
         }
     );
+    for w in &r.wiped {
+        println!(
+            "project {}: you were removed from it; its copy on this device was erased ({} item(s){})",
+            w.project_id,
+            w.items,
+            if w.unsent > 0 {
+                format!(", {} local change(s) that never reached the tenant", w.unsent)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if r.rotated > 0 {
+        println!(
+            "rotated the key of {} shared project(s): nothing written from now on can be decrypted by former members",
+            r.rotated
+        );
+    }
     for (p, e) in &r.errors {
         eprintln!("project {p}: {e}");
     }

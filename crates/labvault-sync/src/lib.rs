@@ -43,7 +43,7 @@ pub enum SyncError {
     #[error("this device is not approved yet: on a device of yours that syncs already, run `labvault device approve {0}`")]
     NotApproved(String),
     /// The tenant revoked this device.
-    #[error("this device was revoked from another device of yours; it no longer syncs")]
+    #[error("this device was revoked: it no longer syncs, and what it had synced (project copies, keys, your identity) was erased from it")]
     Revoked,
     /// Another process is syncing this vault.
     #[error("{0}")]

@@ -554,3 +554,5 @@ fn a_large_upload_survives_a_flaky_network_and_kill_9_of_either_side() {
     }
     b.ok(&["verify"]);
 }
+
+mod share;
