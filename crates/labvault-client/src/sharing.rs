@@ -112,4 +112,10 @@ impl TenantClient {
         )
         .await
     }
+
+    /// Reports that this device erased its copy of a project it lost.
+    pub async fn report_wipe(&self, token: &str, notice: &WipeNotice) -> Result<(), ClientError> {
+        self.call_empty(Method::POST, &["me", "wipes"], Some(token), Some(notice))
+            .await
+    }
 }

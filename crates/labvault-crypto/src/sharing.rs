@@ -107,6 +107,18 @@ impl IdentityKeys {
         IdentityPublic { x25519, ed25519 }
     }
 
+    /// The private keys' bytes (X25519, Ed25519), only in test builds that enable
+    /// `expose-keys-for-tests` (the blindness test looks for them on the tenant).
+    #[cfg(feature = "expose-keys-for-tests")]
+    #[doc(hidden)]
+    pub fn expose_for_tests(&self) -> ([u8; 32], [u8; 32]) {
+        let b = self.0.to_bytes();
+        (
+            b[..32].try_into().expect("32 bytes"),
+            b[32..].try_into().expect("32 bytes"),
+        )
+    }
+
     /// Both private keys wrapped under the vault's root key, bound to the user id (for the
     /// catalog of a device that holds the identity).
     pub fn wrap(&self, root: &RootKey, user_id: &str) -> (WrappedKey, WrappedKey) {

@@ -317,6 +317,8 @@ pub mod actions {
     pub const IDENTITY_BOXES: &str = "identity.boxes";
     /// A project's membership log read.
     pub const MEMBERSHIP_VIEW: &str = "membership.view";
+    /// A device erased its copy of a project it lost (reported by the device).
+    pub const DEVICE_WIPE: &str = "device.wipe";
     /// A signed entry appended to a project's membership log (the detail names its kind:
     /// add, remove, set_role, rotate, device_revoked).
     pub const MEMBERSHIP_CHANGE: &str = "membership.change";
@@ -392,6 +394,7 @@ pub mod actions {
         IDENTITY_BOXES,
         MEMBERSHIP_VIEW,
         MEMBERSHIP_CHANGE,
+        DEVICE_WIPE,
     ];
 }
 

@@ -289,6 +289,13 @@ const MATRIX: &[(&str, &str, Rule, &str)] = &[
         r#"{"entry":"AQID"}"#,
     ),
     ("GET", "/v1/tenant/sharing", Member, ""),
+    // Any device of the caller, even a revoked one (it reports its own erasure).
+    (
+        "POST",
+        "/v1/me/wipes",
+        Device,
+        r#"{"project_id":"{missing}","reason":"removed","items":0,"unsent":0}"#,
+    ),
     (
         "PUT",
         "/v1/tenant/sharing",
@@ -592,5 +599,5 @@ async fn device_without_approval_is_refused_everywhere() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 4 * 24, "every device-bound route checked");
+    assert_eq!(checked, 4 * 25, "every device-bound route checked");
 }

@@ -230,7 +230,9 @@ impl SyncEngine {
             }
             Err(SyncError::Revoked) => {
                 // A revoked device keeps nothing it synced: keys and copies are erased.
-                self.vault.sync_wipe_revoked()?;
+                for w in self.vault.sync_wipe_revoked()? {
+                    sharing::report_wipe(&self.session, &w, "revoked").await;
+                }
                 return Err(SyncError::Revoked);
             }
             Err(e) => return Err(e),

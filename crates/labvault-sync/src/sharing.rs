@@ -283,6 +283,7 @@ pub async fn refresh(
                 project,
                 &format!("removed from the project by membership log entry {seq}"),
             )?;
+            report_wipe(session, &report, "removed").await;
             Ok(Refreshed::Wiped(report))
         }
         MembershipOutcome::Member {
@@ -478,4 +479,24 @@ pub async fn rotate_now(vault: &Vault, session: &Session, project: &str) -> Resu
     let epoch = rotate(vault, session, project).await?;
     current(vault, session, project).await?;
     Ok(epoch)
+}
+
+/// Tells the tenant (for its audit trail) that this device erased a copy; best effort: the
+/// erasure is done and in this device's own audit chain either way.
+pub async fn report_wipe(session: &Session, w: &WipeReport, reason: &str) {
+    let notice = labvault_wire::WipeNotice {
+        project_id: w.project_id.clone(),
+        reason: reason.to_string(),
+        items: w.items,
+        unsent: w.unsent,
+    };
+    let r = session
+        .call(|t| {
+            let (api, n) = (session.client().clone(), notice.clone());
+            async move { api.report_wipe(&t, &n).await }
+        })
+        .await;
+    if let Err(e) = r {
+        tracing::warn!(project = %w.project_id, error = %e, "the tenant was not told of an erasure");
+    }
 }

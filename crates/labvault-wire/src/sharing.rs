@@ -181,3 +181,18 @@ impl Default for SharingPolicy {
         }
     }
 }
+
+/// A device reports that it erased its copy of a project it lost (its user removed from the
+/// project, or the device revoked), for the tenant's audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WipeNotice {
+    /// The project whose copy was erased.
+    pub project_id: String,
+    /// Why (`removed` or `revoked`).
+    pub reason: String,
+    /// Items erased.
+    pub items: u64,
+    /// Local changes that never reached the tenant, lost with the copy.
+    pub unsent: u64,
+}

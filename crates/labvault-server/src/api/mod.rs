@@ -160,6 +160,7 @@ route_table! {
     post "/v1/projects/{project_id}/membership" => sharing::append_membership [Commit],
     get "/v1/tenant/sharing" => sharing::get_policy,
     put "/v1/tenant/sharing" => sharing::set_policy,
+    post "/v1/me/wipes" => sharing::report_wipe,
 }
 
 /// The OpenAPI document, generated from the handlers' annotations and the wire types.
@@ -188,7 +189,7 @@ route_table! {
         sync::complete_upload, sync::abort_upload, sync::anchor, sync::list_anchors,
         sharing::register_identity, sharing::my_identity, sharing::put_identity_boxes,
         sharing::find_identity, sharing::membership, sharing::append_membership,
-        sharing::get_policy, sharing::set_policy,
+        sharing::get_policy, sharing::set_policy, sharing::report_wipe,
     ),
     modifiers(&BearerAuth)
 )]

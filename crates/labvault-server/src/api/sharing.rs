@@ -745,3 +745,64 @@ pub async fn set_policy(
     )
     .await
 }
+
+// ------------------------------------------------------------------ erasure notices
+
+/// A device of the caller (approved, or revoked: a revoked device reports its own erasure) reports
+/// that it erased its copy of a project it lost. Only recorded in the audit trail.
+#[utoipa::path(post, path = "/v1/me/wipes", tag = "sharing", request_body = WipeNotice,
+    security(("bearer" = [])),
+    responses((status = 204), (status = "4XX", body = ErrorBody)))]
+pub async fn report_wipe(
+    State(st): State<AppState>,
+    p: Principal,
+    meta: ReqMeta,
+    headers: HeaderMap,
+    Json(req): Json<WipeNotice>,
+) -> ApiResult<StatusCode> {
+    let device = headers
+        .get(DEVICE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let resource = format!(
+        "project/{}/device/{}",
+        clean(&req.project_id),
+        clean(&device)
+    );
+    st.audited(
+        &p,
+        &meta,
+        actions::DEVICE_WIPE,
+        resource,
+        AuditedBy::Store,
+        async |draft| {
+            p.require_user()?;
+            check_id("project", &req.project_id)?;
+            if !matches!(req.reason.as_str(), "removed" | "revoked") {
+                return Err(ApiError::invalid("reason is `removed` or `revoked`"));
+            }
+            let d = match st.sync.device(&p.tenant_id, &device).await {
+                Ok(d) if d.user_id == p.user_id && d.state != DeviceState::Pending => d,
+                Ok(_) | Err(StoreError::NotFound(_)) => {
+                    return Err(ApiError::new(
+                        ErrorCode::DeviceNotApproved,
+                        "the erasure notice names no device of yours",
+                    ))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let mut ev = draft.clone();
+            ev.detail = format!(
+                "reason={} items={} unsent={} device_state={:?}",
+                req.reason, req.items, req.unsent, d.state
+            );
+            st.store
+                .append_audit(&p.tenant_id, ev)
+                .await
+                .map_err(ApiError::internal)?;
+            Ok(StatusCode::NO_CONTENT)
+        },
+    )
+    .await
+}

@@ -1,9 +1,10 @@
-//! The tenant is blind: after two devices synced files whose content, file names and project
-//! name carry marker strings, not one marker, key (root, project, data, device private keys)
-//! or plaintext SHA-256 appears anywhere under the server's data directory, in any encoding
-//! a careless implementation would store (raw, hex, base64). The scanner's own control: it
-//! does find what the server is meant to hold (the project's opaque label, a device's public
-//! key).
+//! The tenant is blind: after two devices of one user synced files whose content, file names
+//! and project name carry marker strings, and the project was shared with a second user and
+//! its key rotated, not one marker, key (root, project, epoch, data, device and identity
+//! private keys) or plaintext SHA-256 appears anywhere under the server's data directory, in
+//! any encoding a careless implementation would store (raw, hex, base64). The scanner's own
+//! control: it does find what the server is meant to hold (the project's opaque label, a
+//! device's and an identity's public keys).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -93,6 +94,40 @@ fn keys_of(d: &Device) -> Vec<[u8; 32]> {
     let (x, e) = dk.expose_for_tests();
     out.push(x);
     out.push(e);
+    // The user's identity and the epoch keys of shared projects.
+    let (user, x, e): (String, Vec<u8>, Vec<u8>) = conn
+        .query_row(
+            "SELECT user_id, x25519_wrapped, ed25519_wrapped FROM sync_identity",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let ik = labvault_crypto::IdentityKeys::unwrap(
+        &root,
+        &WrappedKey::from_bytes(x).unwrap(),
+        &WrappedKey::from_bytes(e).unwrap(),
+        &user,
+    )
+    .unwrap();
+    let (x, e) = ik.expose_for_tests();
+    out.push(x);
+    out.push(e);
+    let epochs: Vec<(String, u32, Vec<u8>)> = conn
+        .prepare("SELECT project_id, epoch, wrapped FROM sync_epoch_keys")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    for (p, n, w) in epochs {
+        let k = root
+            .unwrap_project_key(
+                &WrappedKey::from_bytes(w).unwrap(),
+                &format!("{p}/epoch/{n}"),
+            )
+            .unwrap();
+        out.push(k.expose_for_tests());
+    }
     out
 }
 
@@ -129,6 +164,39 @@ async fn the_tenant_stores_no_name_content_key_or_plaintext_hash() {
         small,
         "the data did travel"
     );
+    // Shared with a second user, then the key rotated; new data under the new key.
+    t.add_member("colleague@lab.test", labvault_wire::Role::Editor)
+        .await;
+    let c = Device::new("c");
+    c.login_as(&t, "colleague@lab.test").await;
+    c.settle(&t).await;
+    let admin = step_up(&t, &a).await;
+    labvault_sync::sharing::share(
+        &a.vault,
+        admin.session(),
+        &p,
+        "colleague@lab.test",
+        "editor",
+    )
+    .await
+    .unwrap();
+    let epoch = labvault_sync::sharing::rotate_now(&a.vault, admin.session(), &p)
+        .await
+        .unwrap();
+    assert_eq!(epoch, 2);
+    drop(admin);
+    a.import(
+        &p,
+        &[("after-marker-8812.txt", b"CONTENT-MARKER-9923 after")],
+    );
+    a.settle(&t).await;
+    for d in [&b, &c] {
+        d.settle(&t).await;
+        assert_eq!(
+            d.read(&d.item(&p, "after-marker-8812.txt").id),
+            b"CONTENT-MARKER-9923 after"
+        );
+    }
 
     let mut needles: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
     for m in [
@@ -138,6 +206,7 @@ async fn the_tenant_stores_no_name_content_key_or_plaintext_hash() {
         "dir-marker-5531",
         "renamed-marker-3307",
         "big-marker-6620",
+        "after-marker-8812",
         "lab notebook",
     ] {
         needles.push((m.into(), needles_of(m.as_bytes())));
@@ -146,7 +215,7 @@ async fn the_tenant_stores_no_name_content_key_or_plaintext_hash() {
         let h: [u8; 32] = Sha256::digest(content).into();
         needles.push((format!("sha256 of {what}"), needles_of(&h)));
     }
-    for d in [&a, &b] {
+    for d in [&a, &b, &c] {
         for (i, k) in keys_of(d).into_iter().enumerate() {
             needles.push((format!("key {i} of {}", d.name), needles_of(&k)));
         }
@@ -160,9 +229,10 @@ async fn the_tenant_stores_no_name_content_key_or_plaintext_hash() {
         "blobs are stored"
     );
     let mut hits = Vec::new();
-    let mut control = (false, false);
+    let mut control = (false, false, false);
     let label = format!("lv-{}", &p[..8]);
     let a_pub = B64.encode(a.vault.sync_device().unwrap().keys.x25519);
+    let c_identity = B64.encode(c.vault.sync_identity().unwrap().unwrap().public.x25519);
     for f in &files {
         let data = std::fs::read(f).unwrap();
         for (what, ns) in &needles {
@@ -172,6 +242,7 @@ async fn the_tenant_stores_no_name_content_key_or_plaintext_hash() {
         }
         control.0 |= find(&data, label.as_bytes());
         control.1 |= find(&data, a_pub.as_bytes());
+        control.2 |= find(&data, c_identity.as_bytes());
     }
     assert_eq!(
         hits,
@@ -180,7 +251,7 @@ async fn the_tenant_stores_no_name_content_key_or_plaintext_hash() {
     );
     assert_eq!(
         control,
-        (true, true),
-        "the scan sees what the server does store (label, public key)"
+        (true, true, true),
+        "the scan sees what the server does store (label, public keys)"
     );
 }

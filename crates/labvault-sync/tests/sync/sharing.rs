@@ -338,6 +338,21 @@ async fn three_users_five_devices_share_and_a_removed_member_loses_what_follows(
         changes.len() >= 5,
         "genesis, two adds, the removal, the rotation"
     );
+    let wipes: Vec<String> = audit
+        .events
+        .iter()
+        .filter(|e| e.action.to_string() == "device.wipe")
+        .map(|e| e.detail.clone())
+        .collect();
+    assert_eq!(
+        wipes.len(),
+        2,
+        "both of the postdoc's devices told the tenant: {wipes:?}"
+    );
+    assert!(
+        wipes.iter().all(|w| w.starts_with("reason=removed items=")),
+        "{wipes:?}"
+    );
 }
 
 // ------------------------------------------------------------------ a hostile tenant

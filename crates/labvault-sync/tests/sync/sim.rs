@@ -1,12 +1,14 @@
 //! Deterministic simulation: the real engine and the real server handlers (the axum router
-//! over the real SQLite store and blob store, in process, no sockets), three devices with real
-//! vaults, one seeded random generator and one manual clock. The generator picks what users do
-//! (imports, new versions, renames, deletes, restores, purges, holds, conflict picks), when
-//! devices sync, and the faults: a dropped request, an answer lost after the server acted, a
+//! over the real SQLite store and blob store, in process, no sockets), four devices with real
+//! vaults (three of the PI, one of a postdoc the project is shared with), one seeded random
+//! generator and one manual clock. The generator picks what users do (imports, new versions,
+//! renames, deletes, restores, purges, holds, conflict picks), membership changes (the key
+//! rotated from any PI device, the postdoc removed, then added again, each with a step-up),
+//! when devices sync, and the faults: a dropped request, an answer lost after the server acted, a
 //! duplicated request, 429 and 503 with `Retry-After`, a body cut mid-upload, an upload left to
 //! expire, a client crash (the vault reopened from disk), a server restart, long offline
-//! periods. At the end the faults stop and every device syncs until nothing moves; then:
-//! every device holds the same catalog, nothing created anywhere is lost (only what a purge
+//! periods. At the end the faults stop, the postdoc is a member again, and every device syncs
+//! until nothing moves; then: every device holds the same catalog and key epoch, nothing created anywhere is lost (only what a purge
 //! named is gone, everywhere), nothing is duplicated, every blob decrypts and matches its hash,
 //! every outbox is empty, and the tenant's feed is gap-free with each op once.
 //!
@@ -245,6 +247,21 @@ struct Sim {
     created: BTreeSet<String>,
     erasable: BTreeSet<String>,
     counter: u32,
+    /// The PI's TOTP secret (admin actions step up with it).
+    totp: Vec<u8>,
+}
+
+/// Devices 0-2 are the PI's; device 3 is the postdoc's (it only syncs: a removal erases its
+/// copy, so it holds nothing of its own to lose).
+const POSTDOC: usize = 3;
+const POSTDOC_EMAIL: &str = "postdoc@lab.test";
+
+fn email(d: usize) -> &'static str {
+    if d == POSTDOC {
+        POSTDOC_EMAIL
+    } else {
+        "pi@lab.test"
+    }
 }
 
 fn sha(b: &[u8]) -> String {
@@ -294,8 +311,9 @@ impl Sim {
             created: BTreeSet::new(),
             erasable: BTreeSet::new(),
             counter: 0,
+            totp: Vec::new(),
         };
-        for name in ["a", "b", "c"] {
+        for name in ["a", "b", "c", "d"] {
             let dir = scratch();
             let (v, _) = Vault::create(
                 &dir.path().join("vault"),
@@ -329,7 +347,108 @@ impl Sim {
                 .unwrap();
             sim.pass(d).await.unwrap();
         }
+        // The postdoc joins the tenant; the PI enrols MFA and shares the project with them.
+        let c = client(&sim.net);
+        sim.engine(0).await;
+        let s = sim.devices[0].engine.as_ref().unwrap().session();
+        let inv = s
+            .call(|t| {
+                let c = c.clone();
+                async move {
+                    c.create_invitation(
+                        &t,
+                        &labvault_wire::InvitationRequest {
+                            email: POSTDOC_EMAIL.into(),
+                            role: labvault_wire::Role::Editor,
+                            expires_in_hours: None,
+                        },
+                    )
+                    .await
+                }
+            })
+            .await
+            .unwrap();
+        c.accept_invitation(&labvault_wire::AcceptInvitationRequest {
+            token: inv.token,
+            password: PW.into(),
+        })
+        .await
+        .unwrap();
+        let e = s
+            .call(|t| {
+                let c = c.clone();
+                async move { c.mfa_enroll(&t).await }
+            })
+            .await
+            .unwrap();
+        sim.totp = labvault_server::totp::base32_decode(&e.secret_base32).unwrap();
+        let code = sim.totp_code();
+        let s = sim.devices[0].engine.as_ref().unwrap().session();
+        s.call(|t| {
+            let (c, code) = (c.clone(), code.clone());
+            async move { c.mfa_confirm(&t, &code).await }
+        })
+        .await
+        .unwrap();
+        sim.login(POSTDOC).await;
+        sim.pass(POSTDOC).await.unwrap();
+        sim.add_postdoc().await.unwrap();
+        sim.pass(POSTDOC).await.unwrap();
+        assert!(
+            sim.devices[POSTDOC].vault.project("Sim").is_ok(),
+            "seed {seed}: the postdoc has the project"
+        );
         sim
+    }
+
+    /// A TOTP code of the PI a moment later (each code is used once).
+    fn totp_code(&mut self) -> String {
+        self.clock.advance(time::Duration::seconds(31));
+        let now = labvault_core::Clock::now(self.clock.as_ref()).unix_timestamp();
+        labvault_server::totp::code_at(&self.totp, now, 6)
+    }
+
+    /// Device 0's session, stepped up for an admin action.
+    async fn admin(&mut self) -> Result<(), SyncError> {
+        let code = self.totp_code();
+        self.engine(0).await;
+        let s = self.devices[0].engine.as_ref().unwrap().session();
+        s.step_up(&code).await
+    }
+
+    async fn add_postdoc(&mut self) -> Result<(), SyncError> {
+        self.admin().await?;
+        let e = self.devices[0].engine.as_ref().unwrap();
+        labvault_sync::sharing::share(
+            &self.devices[0].vault,
+            e.session(),
+            &self.project,
+            POSTDOC_EMAIL,
+            "editor",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn remove_postdoc(&mut self) -> Result<Option<u32>, SyncError> {
+        self.admin().await?;
+        let e = self.devices[0].engine.as_ref().unwrap();
+        labvault_sync::sharing::unshare(
+            &self.devices[0].vault,
+            e.session(),
+            &self.project,
+            POSTDOC_EMAIL,
+        )
+        .await
+    }
+
+    /// Whether the postdoc is a member, by the log device 0 verified.
+    fn postdoc_member(&self) -> bool {
+        self.devices[0]
+            .vault
+            .sync_membership(&self.project)
+            .unwrap()
+            .is_some_and(|v| v.members.len() == 2)
     }
 
     async fn login(&mut self, d: usize) {
@@ -343,21 +462,26 @@ impl Sim {
             .unwrap();
         let tokens: Arc<dyn TokenStore> = dev.tokens.clone();
         let c = client(&self.net);
-        let s = match Session::login(
-            c.clone(),
-            dev.vault.vault_id(),
-            tokens,
-            "lab",
-            "pi@lab.test",
-            PW,
-            None,
-        )
-        .await
-        .unwrap()
-        {
-            LoginOutcome::SignedIn(s) => *s,
-            LoginOutcome::MfaNeeded => unreachable!(),
+        let vault_id = dev.vault.vault_id().to_string();
+        let login = |code: Option<String>| {
+            let (c, tokens, vault_id) = (c.clone(), tokens.clone(), vault_id.clone());
+            async move {
+                Session::login(c, &vault_id, tokens, "lab", email(d), PW, code.as_deref())
+                    .await
+                    .unwrap()
+            }
         };
+        let s = match login(None).await {
+            LoginOutcome::SignedIn(s) => *s,
+            LoginOutcome::MfaNeeded => {
+                let code = self.totp_code();
+                match login(Some(code)).await {
+                    LoginOutcome::SignedIn(s) => *s,
+                    LoginOutcome::MfaNeeded => unreachable!(),
+                }
+            }
+        };
+        let dev = &self.devices[d];
         let me = s
             .call(|t| {
                 let c = c.clone();
@@ -365,9 +489,7 @@ impl Sim {
             })
             .await
             .unwrap();
-        dev.vault
-            .sync_signed_in("lab", "pi@lab.test", &me.id)
-            .unwrap();
+        dev.vault.sync_signed_in("lab", email(d), &me.id).unwrap();
     }
 
     async fn engine(&mut self, d: usize) -> &SyncEngine {
@@ -472,6 +594,11 @@ impl Sim {
             Ok(rep) if rep.imported.len() == 1 => {
                 self.created.insert(sha(bytes));
             }
+            // Offline past the lab's lease: the shared project is locked until a sync.
+            Err(e) if e.code() == labvault_core::ErrorCode::ProjectLocked => {
+                self.net
+                    .note(format!("  {}: locked ({})", dev.name, e.code()));
+            }
             other => panic!("seed {}: import on {}: {other:?}", self.seed, dev.name),
         }
     }
@@ -487,9 +614,13 @@ impl Sim {
             "big.bin",
         ];
         self.tick();
-        let d = self.rng.gen_range(0..3);
+        let d = self.rng.gen_range(0..4);
         let name = self.devices[d].name;
-        let roll = self.rng.gen_range(0..100);
+        let mut roll = self.rng.gen_range(0..100);
+        if d == POSTDOC && roll <= 41 {
+            // The postdoc's device only syncs (see [`POSTDOC`]).
+            roll = 99;
+        }
         match roll {
             0..=17 => {
                 let path = NAMES[self.rng.gen_range(0..NAMES.len())];
@@ -603,7 +734,7 @@ impl Sim {
                     ));
                 }
             }
-            42..=79 => {
+            42..=75 => {
                 self.net.faults_on.store(true, Ordering::SeqCst);
                 let r = self.pass(d).await;
                 self.net.faults_on.store(false, Ordering::SeqCst);
@@ -654,6 +785,47 @@ impl Sim {
                 let state = self.server_state();
                 labvault_server::gc::sweep_blobs(&state).await.unwrap();
                 // Eight days offline: every device signs in again where its session lapsed.
+            }
+            76 | 77 | 97 if d != POSTDOC => {
+                // Any PI device rotates the key (no step-up needed), under faults.
+                self.net.faults_on.store(true, Ordering::SeqCst);
+                self.engine(d).await;
+                let e = self.devices[d].engine.as_ref().unwrap();
+                let r = labvault_sync::sharing::rotate_now(
+                    &self.devices[d].vault,
+                    e.session(),
+                    &self.project,
+                )
+                .await;
+                self.net.faults_on.store(false, Ordering::SeqCst);
+                self.trace(format!(
+                    "{n} {name}: rotate -> {}",
+                    r.as_ref()
+                        .map(|e| format!("epoch {e}"))
+                        .unwrap_or_else(|e| e.code().to_string())
+                ));
+            }
+            78 | 98 if self.postdoc_member() => {
+                self.net.faults_on.store(true, Ordering::SeqCst);
+                let r = self.remove_postdoc().await;
+                self.net.faults_on.store(false, Ordering::SeqCst);
+                self.trace(format!(
+                    "{n}: the postdoc is removed -> {}",
+                    r.as_ref()
+                        .map(|e| format!("{e:?}"))
+                        .unwrap_or_else(|e| e.code().to_string())
+                ));
+            }
+            78 | 79 | 98 | 99 if !self.postdoc_member() => {
+                self.net.faults_on.store(true, Ordering::SeqCst);
+                let r = self.add_postdoc().await;
+                self.net.faults_on.store(false, Ordering::SeqCst);
+                self.trace(format!(
+                    "{n}: the postdoc is added again -> {}",
+                    r.as_ref()
+                        .map(|_| "ok".to_string())
+                        .unwrap_or_else(|e| e.code().to_string())
+                ));
             }
             _ => {
                 self.trace(format!("{n} {name}: nothing"));
@@ -711,9 +883,19 @@ impl Sim {
     /// Faults off; every device syncs (confirming held-back deletions) until nothing moves.
     async fn quiesce(&mut self) {
         self.net.faults_on.store(false, Ordering::SeqCst);
+        // Device 0 reads the log as the tenant has it; the postdoc is a member again.
+        self.clock.advance(time::Duration::minutes(10));
+        if let Err(e) = self.pass(0).await {
+            panic!("seed {}: quiet pass of a: {e:?}", self.seed);
+        }
+        if !self.postdoc_member() {
+            self.add_postdoc()
+                .await
+                .unwrap_or_else(|e| panic!("seed {}: adding the postdoc: {e:?}", self.seed));
+        }
         for round in 0..30 {
             let mut moved = false;
-            for d in 0..3 {
+            for d in 0..4 {
                 self.tick();
                 // A long quiet time: every back-off is over.
                 self.clock.advance(time::Duration::minutes(10));
@@ -774,6 +956,20 @@ impl Sim {
                 self.devices[d].name
             );
         }
+        let epochs: Vec<_> = self
+            .devices
+            .iter()
+            .map(|d| {
+                d.vault
+                    .sync_membership(&self.project)
+                    .unwrap()
+                    .map(|v| (v.epoch, v.length))
+            })
+            .collect();
+        assert!(
+            epochs.iter().all(|e| e.is_some() && *e == epochs[0]),
+            "seed {seed}: devices verified different membership logs: {epochs:?}"
+        );
         // Nothing lost, nothing duplicated.
         let mut live: BTreeMap<String, u32> = BTreeMap::new();
         for e in &cats[0] {
