@@ -211,6 +211,30 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
     Ok(())
 }
 
+/// `labvault rekey`: rotates the vault's root key.
+pub fn rekey(ctx: &Ctx, a: JsonArg) -> Result<()> {
+    let dir = ctx.vault_dir()?;
+    let p = ctx.passphrase()?;
+    let (vault, recovery) = Vault::rotate_root_key_at(&dir, &p, ctx.vault_options())?;
+    let vault = Session::new(vault);
+    if a.json {
+        print_json(&serde_json::json!({
+            "vault_id": vault.vault_id(),
+            "recovery_key": recovery.as_str(),
+        }))?;
+    } else {
+        println!("The vault's root key was rotated: every key it wrapped was re-wrapped and the");
+        println!("catalog re-keyed; no file was re-encrypted. Your passphrase stays the same.");
+        println!();
+        println!("New recovery key (shown only this once; the old one no longer works):");
+        println!();
+        println!("    {}", recovery.as_str());
+        println!();
+        println!("Write it down and keep it somewhere safe, away from this computer.");
+    }
+    Ok(())
+}
+
 pub fn passwd(ctx: &Ctx) -> Result<()> {
     let dir = ctx.vault_dir()?;
     let old = ctx.passphrase()?;

@@ -39,6 +39,9 @@ enum Command {
     Passwd,
     /// Set a new passphrase using the recovery key.
     Recover,
+    /// Rotate the vault's root key (keys re-wrapped, catalog re-keyed, a new recovery key;
+    /// no file re-encrypted). Needs the vault closed everywhere else.
+    Rekey(commands::JsonArg),
     /// Remember the vault key in the OS keyring on this device.
     Remember,
     /// Remove the vault key from the OS keyring on this device.
@@ -97,6 +100,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Init(a) => commands::init(ctx, a),
         Command::Passwd => commands::passwd(ctx),
         Command::Recover => commands::recover(ctx),
+        Command::Rekey(a) => commands::rekey(ctx, a),
         Command::Remember => commands::remember(ctx),
         Command::Forget => commands::forget(ctx),
         Command::Project(c) => commands::project(ctx, c),

@@ -305,6 +305,31 @@ fn passwd_and_recover_via_stdin_and_env() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     env.ok(&["ls"]);
+
+    // Rotating the root key issues a new recovery key and retires the old one.
+    let out = env.ok(&["rekey"]);
+    assert!(out.contains("no file was re-encrypted"), "{out}");
+    let new_rk = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() > 40 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .unwrap()
+        .to_string();
+    assert_ne!(new_rk, rk);
+    let recover = |key: &str| {
+        env.cmd(None)
+            .env("LABVAULT_RECOVERY_KEY", key)
+            .env("LABVAULT_NEW_PASSPHRASE", PASS)
+            .arg("recover")
+            .output()
+            .unwrap()
+    };
+    let o = recover(&rk);
+    assert_eq!(code(&o), 10, "{}", stderr(&o));
+    assert!(stderr(&o).starts_with("error[wrong_recovery_key]"));
+    let o = recover(&new_rk);
+    assert!(o.status.success(), "{}", stderr(&o));
+    env.ok(&["ls"]);
 }
 
 #[test]

@@ -36,6 +36,7 @@ pub mod model;
 pub mod names;
 mod packs;
 mod projects;
+mod rekey;
 pub mod retention;
 pub mod sync;
 pub mod transfer;
@@ -51,6 +52,8 @@ pub use labvault_governance::{Clock, ManualClock, SystemClock};
 pub use model::{
     guess_media_type, Area, DataType, ItemInfo, ItemState, ListFilter, ProjectInfo, StatRow,
 };
+#[doc(hidden)]
+pub use rekey::RekeyStop;
 pub use transfer::{
     ExportOptions, ImportEvent, ImportFailure, ImportOptions, ImportReport, ImportedFile,
     TransferProgress, VerifyProblem, VerifyReport, IMPORT_GROUP_FILES,

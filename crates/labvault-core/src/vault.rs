@@ -49,6 +49,7 @@ pub(crate) const MARKER_PROTOCOL_META: &str = "blobs_unsettled_marker";
 
 /// How the vault handle identifies the acting user and device and tells the time. Recorded on
 /// items and audit events.
+#[derive(Clone)]
 pub struct VaultOptions {
     /// Argon2id parameters for a new key file (create / passphrase change). `None`: calibrate to
     /// about half a second on this machine.
@@ -282,6 +283,7 @@ impl Vault {
         if !vault_exists(dir) {
             return Err(Error::NotFound(format!("a vault at {}", dir.display())));
         }
+        crate::rekey::settle_interrupted_rotation(dir, how)?;
         let open = OpenLock::shared(dir)?;
         let key_file = read_key_file(dir)?;
         let root = match how {

@@ -41,6 +41,12 @@ fn remember_unlock_forget_roundtrip() {
     let v = Vault::unlock(&dir, Unlock::Keyring, opts()).unwrap();
     assert_eq!(v.vault_id(), id);
     drop(v);
+    // A root key rotation replaces the remembered key: the keyring still unlocks.
+    let (v, _) = Vault::rotate_root_key_at(&dir, &pass(), opts()).unwrap();
+    drop(v);
+    let v = Vault::unlock(&dir, Unlock::Keyring, opts()).unwrap();
+    assert_eq!(v.vault_id(), id);
+    drop(v);
     assert!(Vault::forget_on_device(&dir, &opts()).unwrap());
     assert!(
         !Vault::forget_on_device(&dir, &opts()).unwrap(),

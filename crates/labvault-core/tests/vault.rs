@@ -1312,3 +1312,169 @@ fn cancelled_area_export_leaves_no_temp_file() {
         assert_eq!(fs::read(p).unwrap(), fs::read(src.join(&name)).unwrap());
     }
 }
+
+/// Every file under `blobs/` with its bytes' SHA-256, to show a rotation re-encrypts none.
+fn blob_files(dir: &std::path::Path) -> Vec<(PathBuf, String)> {
+    use sha2::{Digest, Sha256};
+    let mut v: Vec<_> = all_files(&dir.join("blobs"))
+        .into_iter()
+        .map(|p| {
+            let h = hex::encode(Sha256::digest(fs::read(&p).unwrap()));
+            (p, h)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn a_vault_with_content() -> (tempfile::TempDir, PathBuf, String, Vec<(String, Vec<u8>)>) {
+    let (t, dir, v, rk) = new_vault();
+    v.create_project("P").unwrap();
+    let src = t.path().join("src");
+    let files = vec![
+        ("small.txt".to_string(), b"small readings".to_vec()),
+        ("big.bin".to_string(), bytes(3 << 20, 7)),
+    ];
+    for (n, b) in &files {
+        write(&src.join(n), b);
+    }
+    import(
+        &v,
+        "P",
+        Area::Uploads,
+        &files.iter().map(|(n, _)| src.join(n)).collect::<Vec<_>>(),
+    );
+    v.sync_device().unwrap();
+    v.sync_make_identity("user-1").unwrap();
+    drop(v);
+    (t, dir, rk, files)
+}
+
+fn contents(v: &Vault) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<_> = v
+        .list(&ListFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|i| {
+            let h = v.view_open(&i.id).unwrap();
+            (i.path.clone(), v.view_read(&h, 0, i.size).unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn root_key_rotation_rewraps_keys_rekeys_the_catalog_and_reencrypts_no_file() {
+    let (_t, dir, old_rk, mut files) = a_vault_with_content();
+    files.sort();
+    let v = unlock(&dir);
+    let device = v.sync_device().unwrap();
+    let identity = v.sync_identity().unwrap().unwrap();
+    let blobs = blob_files(&dir);
+    let kf =
+        labvault_crypto::KeyFile::from_bytes(&fs::read(dir.join("vault.key")).unwrap()).unwrap();
+    let old_catalog_key = kf.unlock_with_passphrase(&pass()).unwrap().catalog_key();
+
+    // Refused while the vault is open (here by this very handle), and with a wrong passphrase.
+    let e = Vault::rotate_root_key_at(&dir, &pass(), opts()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::VaultBusy, "{e}");
+    drop(v);
+    let e = Vault::rotate_root_key_at(&dir, &Passphrase::new("nope".into()), opts()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::WrongPassphrase);
+
+    let (v, new_rk) = Vault::rotate_root_key_at(&dir, &pass(), opts()).unwrap();
+    assert_ne!(new_rk.as_str(), old_rk, "a new recovery key");
+    assert_eq!(contents(&v), files, "every file reads as before");
+    assert!(verify(&v).is_ok());
+    assert_eq!(
+        blob_files(&dir),
+        blobs,
+        "no blob file was re-encrypted or moved"
+    );
+    // The device's and the user's key pairs are the same keys, re-wrapped.
+    assert_eq!(v.sync_device().unwrap().keys, device.keys);
+    assert_eq!(v.sync_identity().unwrap().unwrap(), identity);
+    let sig = v.sync_sign("rekey-test", b"statement").unwrap();
+    device
+        .keys
+        .verify("rekey-test", b"statement", &sig)
+        .expect("the device key still signs");
+    // Recorded, and the audit chain still verifies across the rotation.
+    let mut actions = Vec::new();
+    v.audit_for_each(&Default::default(), |e| {
+        actions.push((e.action.to_string(), e.detail.clone()));
+        Ok(())
+    })
+    .unwrap();
+    let rekey = actions
+        .iter()
+        .find(|(a, _)| a == "auth.rekey")
+        .expect("auth.rekey");
+    assert!(rekey.1.contains("files_reencrypted=0"), "{rekey:?}");
+    v.audit_verify(&mut |_, _| {}).unwrap();
+    drop(v);
+    // The old root key is gone: its catalog key no longer opens the catalog, the old recovery
+    // key no longer unlocks; the new one and the passphrase do.
+    let stale = labvault_core::catalog::open_raw(&dir.join("catalog.db"), &old_catalog_key)
+        .unwrap()
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        });
+    assert!(stale.is_err(), "the catalog is re-keyed");
+    let e = Vault::unlock(
+        &dir,
+        Unlock::RecoveryKey(&RecoveryKey::parse(&old_rk).unwrap()),
+        opts(),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::WrongRecoveryKey);
+    let v = Vault::unlock(
+        &dir,
+        Unlock::RecoveryKey(&RecoveryKey::parse(&new_rk).unwrap()),
+        opts(),
+    )
+    .unwrap();
+    assert_eq!(contents(&v), files);
+    assert!(!dir.join("vault.key.next").exists() && !dir.join("catalog.db.rekey").exists());
+}
+
+#[test]
+fn an_interrupted_root_key_rotation_is_rolled_back_or_finished_at_the_next_unlock() {
+    use labvault_core::RekeyStop;
+    for stop in [
+        RekeyStop::AfterCopy,
+        RekeyStop::AfterNextKeyFile,
+        RekeyStop::AfterCatalog,
+    ] {
+        let (_t, dir, old_rk, mut files) = a_vault_with_content();
+        files.sort();
+        let e = Vault::rotate_root_key_stopping(&dir, &pass(), opts(), stop).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Cancelled, "{stop:?}");
+        let old = RecoveryKey::parse(&old_rk).unwrap();
+        if stop == RekeyStop::AfterCatalog {
+            // Past the point of no return: only the passphrase can finish it, and says so.
+            let e = Vault::unlock(&dir, Unlock::RecoveryKey(&old), opts()).unwrap_err();
+            assert!(e.to_string().contains("interrupted"), "{e}");
+        }
+        let v = unlock(&dir);
+        assert_eq!(contents(&v), files, "{stop:?}: nothing lost");
+        assert!(verify(&v).is_ok(), "{stop:?}");
+        v.audit_verify(&mut |_, _| {}).unwrap();
+        drop(v);
+        assert!(
+            !dir.join("vault.key.next").exists() && !dir.join("catalog.db.rekey").exists(),
+            "{stop:?}: no leftovers"
+        );
+        let with_old = Vault::unlock(&dir, Unlock::RecoveryKey(&old), opts());
+        if stop == RekeyStop::AfterCatalog {
+            assert_eq!(
+                with_old.unwrap_err().code(),
+                ErrorCode::WrongRecoveryKey,
+                "finished: the old recovery key is retired"
+            );
+        } else {
+            with_old.expect("rolled back: the old keys stay");
+        }
+    }
+}

@@ -279,6 +279,41 @@ impl KeyFile {
         })
     }
 
+    /// Rotating the root key: a new random root key and a new recovery key (returned once, to
+    /// be shown to the user; the old one stops working), the root key wrapped under the
+    /// passphrase (fresh salt), and the journal's private key re-wrapped under the new root
+    /// (same key pair, so entries other processes sealed to it can still be read). The vault
+    /// id stays. `old` must be this vault's unlocked root key.
+    pub fn with_new_root(
+        &self,
+        old: &RootKey,
+        passphrase: &Passphrase,
+        kdf: KdfParams,
+    ) -> Result<(KeyFile, RootKey, RecoveryKey), CryptoError> {
+        kdf.check_bounds()?;
+        let journal = self.journal_secret_key(old)?;
+        let root = RootKey::generate();
+        let recovery = RecoveryKey::generate();
+        let mut salt = [0u8; SALT_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut salt);
+        let kek = derive_kek(passphrase.as_bytes(), &salt, kdf);
+        let id = self.vault_id.as_bytes();
+        let file = KeyFile {
+            vault_id: self.vault_id.clone(),
+            kdf,
+            salt,
+            wrapped_by_passphrase: wrap(&kek, &root.0, PURPOSE_ROOT_PASSPHRASE, id),
+            wrapped_by_recovery: wrap(
+                &recovery_kek(&recovery, &self.vault_id),
+                &root.0,
+                PURPOSE_ROOT_RECOVERY,
+                id,
+            ),
+            journal: journal.map(|sk| (sk.public_key(), sk.wrap(&root, &self.vault_id))),
+        };
+        Ok((file, root, recovery))
+    }
+
     /// The public journal key, if this key file has one (version 2).
     pub fn journal_public_key(&self) -> Option<&JournalPublicKey> {
         self.journal.as_ref().map(|j| &j.0)

@@ -73,6 +73,9 @@ pub mod actions {
     pub const AUTH_LOCK: &str = "auth.lock";
     /// Passphrase changed (or reset with the recovery key).
     pub const AUTH_PASSWD: &str = "auth.passwd";
+    /// The vault's root key rotated: keys re-wrapped, the catalog re-keyed, a new recovery
+    /// key issued; no file re-encrypted.
+    pub const AUTH_REKEY: &str = "auth.rekey";
     /// Root key stored in / removed from the OS keyring.
     pub const AUTH_REMEMBER: &str = "auth.remember";
     /// Root key removed from the OS keyring.
@@ -151,6 +154,7 @@ pub mod actions {
         AUTH_UNLOCK,
         AUTH_LOCK,
         AUTH_PASSWD,
+        AUTH_REKEY,
         AUTH_REMEMBER,
         AUTH_FORGET,
         PROJECT_CREATE,

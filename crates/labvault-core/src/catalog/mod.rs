@@ -382,3 +382,127 @@ impl Drop for Reader<'_> {
         }
     }
 }
+
+/// Suffix of the re-keyed copy a root key rotation builds next to the catalog.
+pub(crate) const REKEY_SUFFIX: &str = ".rekey";
+
+/// The re-keyed copy of the catalog at `path` (`catalog.db.rekey`).
+pub(crate) fn rekey_copy_path(path: &Path) -> std::path::PathBuf {
+    upgrade::with_suffix(path, REKEY_SUFFIX)
+}
+
+/// Deletes a re-keyed copy (and its journal files) an interrupted rotation left.
+pub(crate) fn remove_rekey_copy(path: &Path) -> Result<bool> {
+    let tmp = rekey_copy_path(path);
+    let mut removed = false;
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        removed |= upgrade::remove_if_present(&upgrade::with_suffix(&tmp, suffix))?;
+    }
+    Ok(removed)
+}
+
+/// Builds `catalog.db.rekey`: a copy of the catalog at `path` (keyed `old`) keyed `new`, then
+/// runs `change` on the copy in one transaction (re-wrapping what the old root key wrapped,
+/// recording the event), checks it (integrity, schema version, the rows of every table but the
+/// audit trail unchanged in number) and makes it durable. The catalog itself is not touched:
+/// the caller renames the copy over it. The caller holds the vault exclusively.
+pub(crate) fn build_rekeyed_copy(
+    path: &Path,
+    old: &CatalogKey,
+    new: &CatalogKey,
+    change: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
+) -> Result<()> {
+    remove_rekey_copy(path)?;
+    let tmp = rekey_copy_path(path);
+    let conn = open_raw(path, old)?;
+    let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    if busy != 0 {
+        return Err(Error::VaultBusy(
+            "catalog (checkpoint before re-keying)".into(),
+        ));
+    }
+    conn.close().map_err(|(_, e)| Error::from(e))?;
+    let built = (|| -> Result<()> {
+        // SQLCipher's own export: the old catalog is the main database, the copy attached
+        // under the new key, in the current format, before anything is written to it.
+        let tmp_name = tmp.to_str().ok_or_else(|| {
+            Error::Internal(format!(
+                "the vault path {} is not UTF-8; cannot re-key its catalog",
+                tmp.display()
+            ))
+        })?;
+        let src = open_raw(path, old)?;
+        let key_value = new.sqlcipher_key_pragma_value();
+        src.execute(
+            "ATTACH DATABASE ?1 AS rekeyed KEY ?2",
+            rusqlite::params![tmp_name, key_value.as_str()],
+        )?;
+        drop(key_value);
+        src.execute_batch(&CipherFormat::V2.pragmas("rekeyed"))?;
+        src.query_row("SELECT sqlcipher_export('rekeyed')", [], |_| Ok(()))?;
+        src.execute_batch(&format!(
+            "PRAGMA rekeyed.user_version = {version}; DETACH DATABASE rekeyed;"
+        ))?;
+        src.close().map_err(|(_, e)| Error::from(e))?;
+        let mut c = open_raw(&tmp, new)?;
+        let before = upgrade::table_counts(&c)?;
+        let tx = c.transaction()?;
+        change(&tx)?;
+        tx.commit()?;
+        let after = upgrade::table_counts(&c)?;
+        let same = |counts: &[(String, i64)]| -> Vec<(String, i64)> {
+            counts
+                .iter()
+                .filter(|(n, _)| n != "audit_events")
+                .cloned()
+                .collect()
+        };
+        if same(&before) != same(&after) {
+            return Err(Error::Internal(
+                "re-keying changed the number of rows of a table; the catalog is kept".into(),
+            ));
+        }
+        c.close().map_err(|(_, e)| Error::from(e))?;
+        upgrade::check_copy(&tmp, new, version, &after)?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io_path("syncing", &tmp, e))
+    })();
+    if let Err(e) = built {
+        let _ = remove_rekey_copy(path);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Puts the re-keyed copy in the catalog's place: the old catalog's (checkpointed, empty)
+/// WAL and shm files go, then one atomic rename. From then on the catalog opens only with the
+/// new key.
+pub(crate) fn install_rekeyed_copy(path: &Path) -> Result<()> {
+    let wal = upgrade::with_suffix(path, "-wal");
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        return Err(Error::Internal(
+            "the catalog's WAL is not empty after a checkpoint; not re-keying".into(),
+        ));
+    }
+    upgrade::remove_if_present(&wal)?;
+    upgrade::remove_if_present(&upgrade::with_suffix(path, "-shm"))?;
+    let tmp = rekey_copy_path(path);
+    std::fs::rename(&tmp, path).map_err(|e| Error::io_path("replacing", path, e))?;
+    if let Some(dir) = path.parent() {
+        crate::fsutil::fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Whether the catalog at `path` opens with `key` (read only; nothing is changed).
+pub(crate) fn opens_with(path: &Path, key: &CatalogKey) -> bool {
+    let Ok(c) = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) else {
+        return false;
+    };
+    key_and_probe(&c, key, CipherFormat::V2).is_ok()
+}

@@ -20,7 +20,7 @@ use std::time::Instant;
 /// Suffix of the upgrade's temp file (`catalog.db` + this).
 pub(crate) const UPGRADE_SUFFIX: &str = ".upgrade";
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(suffix);
     PathBuf::from(s)
@@ -33,7 +33,7 @@ fn parent(path: &Path) -> PathBuf {
     }
 }
 
-fn remove_if_present(p: &Path) -> Result<bool> {
+pub(crate) fn remove_if_present(p: &Path) -> Result<bool> {
     match fs::remove_file(p) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -67,7 +67,7 @@ pub(crate) fn remove_leftovers(path: &Path) -> Result<()> {
 }
 
 /// Row count of every table (including `sqlite_sequence`), by name: what the copy must match.
-fn table_counts(c: &Connection) -> Result<Vec<(String, i64)>> {
+pub(crate) fn table_counts(c: &Connection) -> Result<Vec<(String, i64)>> {
     let names: Vec<String> = c
         .prepare(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_stat%'
@@ -256,7 +256,12 @@ fn copy_into(path: &Path, tmp: &Path, key: &CatalogKey, version: u32) -> Result<
 
 /// Opens the copy in the v2 format and checks it before it may replace the old catalog:
 /// SQLite's integrity check, the schema version and every table's row count.
-fn check_copy(tmp: &Path, key: &CatalogKey, version: u32, counts: &[(String, i64)]) -> Result<()> {
+pub(crate) fn check_copy(
+    tmp: &Path,
+    key: &CatalogKey,
+    version: u32,
+    counts: &[(String, i64)],
+) -> Result<()> {
     let new = Connection::open_with_flags(
         tmp,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,

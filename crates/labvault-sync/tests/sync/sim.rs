@@ -885,8 +885,16 @@ impl Sim {
         self.net.faults_on.store(false, Ordering::SeqCst);
         // Device 0 reads the log as the tenant has it; the postdoc is a member again.
         self.clock.advance(time::Duration::minutes(10));
-        if let Err(e) = self.pass(0).await {
-            panic!("seed {}: quiet pass of a: {e:?}", self.seed);
+        match self.pass(0).await {
+            Ok(_) => {}
+            Err(SyncError::NotSignedIn(_)) => {
+                self.login(0).await;
+                self.devices[0].engine = None;
+                self.pass(0)
+                    .await
+                    .unwrap_or_else(|e| panic!("seed {}: quiet pass of a: {e:?}", self.seed));
+            }
+            Err(e) => panic!("seed {}: quiet pass of a: {e:?}", self.seed),
         }
         if !self.postdoc_member() {
             self.add_postdoc()
