@@ -189,7 +189,7 @@ fn human(bytes: u64) -> String {
 
 pub fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
     let dir = ctx.vault_dir()?;
-    let p = ctx.new_passphrase()?;
+    let p = ctx.initial_passphrase()?;
     let (vault, recovery) = Vault::create(&dir, &p, ctx.vault_options())?;
     let vault = Session::new(vault);
     if a.json {
@@ -343,7 +343,7 @@ pub fn import(ctx: &Ctx, a: ImportArgs) -> Result<()> {
             } => {
                 bar.set_position(*overall_done);
                 if show_path {
-                    bar.set_message(path.to_string());
+                    bar.set_message(crate::exit::printable(path).into_owned());
                 }
             }
             // Sent only after the commit: a line here means durable.
@@ -356,7 +356,13 @@ pub fn import(ctx: &Ctx, a: ImportArgs) -> Result<()> {
             ImportEvent::FileDone(_) => {}
             ImportEvent::FileFailed(f) => {
                 lines.flush();
-                bar.suspend(|| eprintln!("skipped[{}]: {}", f.code, f.message));
+                bar.suspend(|| {
+                    eprintln!(
+                        "skipped[{}]: {}",
+                        f.code,
+                        crate::exit::printable(&f.message)
+                    )
+                });
             }
         },
         &cancel,

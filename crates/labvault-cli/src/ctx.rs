@@ -141,6 +141,20 @@ impl Ctx {
     }
 
     /// A new passphrase (asked twice when interactive).
+    /// The passphrase of a vault being created: as [`Ctx::new_passphrase`], and a script that
+    /// sets `LABVAULT_PASSPHRASE` (as for every other command) works too.
+    pub fn initial_passphrase(&self) -> Result<Passphrase> {
+        if !self.global.passphrase_stdin && std::env::var_os("LABVAULT_NEW_PASSPHRASE").is_none() {
+            if let Ok(p) = std::env::var("LABVAULT_PASSPHRASE") {
+                if p.trim().is_empty() {
+                    return Err(invalid("the new passphrase is empty"));
+                }
+                return Ok(Passphrase::new(p));
+            }
+        }
+        self.new_passphrase()
+    }
+
     pub fn new_passphrase(&self) -> Result<Passphrase> {
         let s = if self.global.passphrase_stdin {
             self.stdin_line("new passphrase")?
@@ -186,6 +200,11 @@ impl Ctx {
     /// (recording `auth.lock`) when the command drops it.
     pub fn unlock(&self) -> Result<Session> {
         let dir = self.vault_dir()?;
+        if labvault_core::layout::vault_data_without_key(&dir) {
+            return Err(anyhow::Error::new(
+                labvault_core::layout::missing_key_file_error(&dir),
+            ));
+        }
         if !labvault_core::vault_exists(&dir) {
             return Err(anyhow::Error::new(CoreError::NotFound(format!(
                 "a vault at {} (create one with `labvault init`)",

@@ -24,6 +24,23 @@ impl std::fmt::Display for Outcome {
 
 impl std::error::Error for Outcome {}
 
+/// `s` with every control character escaped (`\u{1b}`, `\n`): a hostile file name cannot
+/// send terminal escape sequences or fake extra lines through what the CLI prints.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Exit status when an import finished but skipped some files.
 pub const EXIT_PARTIAL: u8 = 3;
 
@@ -94,25 +111,25 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Some(o) = e.downcast_ref::<Outcome>() {
-        eprintln!("error[{}]: {}", o.code, o.message);
+        eprintln!("error[{}]: {}", o.code, printable(&o.message));
         return ExitCode::from(o.exit);
     }
     if let Some(core) = e.downcast_ref::<labvault_core::Error>() {
-        eprintln!("error[{}]: {core}", core.code());
+        eprintln!("error[{}]: {}", core.code(), printable(&core.to_string()));
         return ExitCode::from(exit_code(core.code()));
     }
     if let Some(s) = e.downcast_ref::<labvault_sync::SyncError>() {
         let (code, exit) = crate::sync_cmd::sync_error(s);
-        eprintln!("error[{code}]: {s}");
+        eprintln!("error[{code}]: {}", printable(&s.to_string()));
         return ExitCode::from(exit);
     }
     if let Some(c) = e.downcast_ref::<labvault_client::ClientError>() {
         let s = labvault_sync::SyncError::Client(clone_client_error(c));
         let (code, exit) = crate::sync_cmd::sync_error(&s);
-        eprintln!("error[{code}]: {c}");
+        eprintln!("error[{code}]: {}", printable(&c.to_string()));
         return ExitCode::from(exit);
     }
-    eprintln!("error[internal]: {e:#}");
+    eprintln!("error[internal]: {}", printable(&format!("{e:#}")));
     ExitCode::from(1)
 }
 
@@ -162,5 +179,19 @@ fn clone_client_error(c: &labvault_client::ClientError) -> labvault_client::Clie
             status: *status,
             detail: detail.clone(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("plain name.csv"), "plain name.csv");
+        let hostile = "a\u{1b}]0;pwned\u{7}b\nskipped[fake]: c\r";
+        let p = printable(hostile);
+        assert!(!p.chars().any(char::is_control), "{p:?}");
+        assert_eq!(p, "a\\u{1b}]0;pwned\\u{7}b\\nskipped[fake]: c\\r");
     }
 }

@@ -274,13 +274,13 @@ fn passwd_and_recover_via_stdin_and_env() {
         .stdin
         .take()
         .unwrap()
-        .write_all(format!("{PASS}\nsecond pass\n").as_bytes())
+        .write_all(format!("{PASS}\nsecond passphrase\n").as_bytes())
         .unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(code(&env.run(&["ls"])), 10, "old passphrase refused");
     assert!(env
-        .cmd(Some("second pass"))
+        .cmd(Some("second passphrase"))
         .arg("ls")
         .output()
         .unwrap()
@@ -534,4 +534,47 @@ fn the_cli_reads_while_another_process_imports_and_is_told_who_holds_the_writer(
     v.close();
     env.ok(&["project", "create", "q"]);
     assert_eq!(ls_json(&env, &["--project", "p"]).len(), 200);
+}
+
+#[test]
+fn init_takes_the_passphrase_scripts_set_and_refuses_a_weak_one() {
+    let env = Env::new();
+    for weak in ["x", "abcdefgh", "short words"] {
+        let o = env
+            .cmd(None)
+            .env("LABVAULT_NEW_PASSPHRASE", weak)
+            .arg("init")
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 14, "{weak:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("too weak"), "{}", stderr(&o));
+    }
+    // `LABVAULT_PASSPHRASE`, as every other command reads it, creates the vault too.
+    let o = env.cmd(Some(PASS)).arg("init").output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    env.ok(&["ls"]);
+}
+
+#[test]
+fn hostile_file_names_are_printed_escaped() {
+    let env = Env::new();
+    env.init();
+    env.ok(&["project", "create", "Lab"]);
+    let src = env.root.join("hostile");
+    // A terminal escape (set the window title) and a newline faking a line of output.
+    let name = "evil\u{1b}]0;pwned\u{7}\nskipped[ok]: all fine.txt";
+    write(&src.join(name), b"x");
+    let o = env
+        .cmd(Some(PASS))
+        .args(["import", "-p", "Lab", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(code(&o), 3, "the file is skipped: {err}");
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+    assert!(
+        !err.lines().any(|l| l.starts_with("skipped[ok]")),
+        "no faked line: {err:?}"
+    );
+    assert!(err.contains("\\u{1b}"), "{err:?}");
 }

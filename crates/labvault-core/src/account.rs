@@ -15,12 +15,19 @@ use zeroize::Zeroizing;
 /// Fewest characters a new passphrase may have (front ends show a strength estimate; this is
 /// the hard floor).
 pub const MIN_PASSPHRASE_CHARS: usize = 8;
+/// Characters from which a passphrase counts as a passphrase of words, whatever its classes.
+pub const LONG_PASSPHRASE_CHARS: usize = 15;
 
-/// Refuses a new passphrase below [`MIN_PASSPHRASE_CHARS`] with `invalid_argument`.
+/// The same bar as the tenant's account passwords: at least [`MIN_PASSPHRASE_CHARS`]
+/// characters with three of lowercase, uppercase, digit and symbol, or a passphrase of at
+/// least [`LONG_PASSPHRASE_CHARS`] characters (several words). Anything weaker is
+/// `invalid_argument`, saying what is needed. Applied to every new passphrase: creation,
+/// change, reset with the recovery key.
 pub fn check_new_passphrase(p: &Passphrase) -> Result<()> {
-    if p.char_count() < MIN_PASSPHRASE_CHARS {
+    let n = p.char_count();
+    if n < MIN_PASSPHRASE_CHARS || (n < LONG_PASSPHRASE_CHARS && p.class_count() < 3) {
         return Err(Error::InvalidArgument(format!(
-            "the new passphrase must have at least {MIN_PASSPHRASE_CHARS} characters"
+            "the new passphrase is too weak: use at least {MIN_PASSPHRASE_CHARS} characters with three of lowercase, uppercase, digits and symbols, or a phrase of at least {LONG_PASSPHRASE_CHARS} characters (several words)"
         )));
     }
     Ok(())
@@ -47,6 +54,16 @@ impl Vault {
         passphrase: &Passphrase,
         opts: VaultOptions,
     ) -> Result<(Vault, Zeroizing<String>)> {
+        if crate::vault_exists(dir) {
+            return Err(Error::AlreadyExists(format!(
+                "a vault at {}",
+                dir.display()
+            )));
+        }
+        if crate::layout::vault_data_without_key(dir) {
+            return Err(crate::layout::missing_key_file_error(dir));
+        }
+        check_new_passphrase(passphrase)?;
         let (v, recovery) = Vault::create_new(dir, passphrase, opts)?;
         v.write_op(
             actions::VAULT_CREATE,

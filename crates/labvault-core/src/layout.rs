@@ -42,6 +42,29 @@ pub fn vault_exists(dir: &Path) -> bool {
     dir.join(KEY_FILE).is_file()
 }
 
+/// Whether `dir` holds vault data (a catalog, or blob files) without its key file: the key
+/// file was lost or moved. Creating a vault there would destroy what a restored key file
+/// could still open, so nothing may be created or written there.
+pub fn vault_data_without_key(dir: &Path) -> bool {
+    if vault_exists(dir) {
+        return false;
+    }
+    let catalog = dir.join(CATALOG_FILE).exists();
+    let blobs = std::fs::read_dir(dir.join(BLOBS_DIR))
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    catalog || blobs
+}
+
+/// The error for a vault directory whose key file is missing (see
+/// [`vault_data_without_key`]): what is missing, how to restore it, and what does not help.
+pub fn missing_key_file_error(dir: &Path) -> crate::Error {
+    crate::Error::CorruptKeyFile(format!(
+        "the vault at {} has lost its key file {KEY_FILE} (its catalog and encrypted files are still there): restore {KEY_FILE} from a backup of this vault; the recovery key cannot open the vault without it. Do not run `labvault init` here: it refuses, because a new vault would make the existing files unreadable for good",
+        dir.display()
+    ))
+}
+
 /// Where a blob with this id lives: `blobs/<first 2 hex>/<id>`.
 pub(crate) fn blob_path(dir: &Path, blob_id: &str) -> PathBuf {
     dir.join(BLOBS_DIR).join(&blob_id[..2]).join(blob_id)

@@ -13,6 +13,16 @@ pub const MAX_COMPONENT_BYTES: usize = 255;
 /// Longest accepted logical path, in bytes (PATH_MAX on Linux).
 pub const MAX_PATH_BYTES: usize = 4096;
 
+/// At most `max` bytes of `s`, cut at a character boundary (a byte index inside a multi-byte
+/// character would panic).
+pub(crate) fn prefix(s: &str, max: usize) -> &str {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 fn invalid(name: &str, reason: &str) -> Error {
     Error::InvalidName {
         name: name.to_string(),
@@ -70,7 +80,7 @@ pub fn validate_logical_path(path: &str) -> Result<String> {
     }
     if path.len() > MAX_PATH_BYTES {
         return Err(invalid(
-            &path[..64.min(path.len())],
+            prefix(path, 64),
             &format!("path is longer than {MAX_PATH_BYTES} bytes"),
         ));
     }
@@ -127,6 +137,39 @@ mod tests {
         assert!(validate_project_name("   ").is_err());
         assert!(validate_project_name("a/b").is_err());
         assert!(validate_project_name("Cell imaging 2026").is_ok());
+    }
+
+    #[test]
+    fn long_names_in_any_script_are_refused_without_a_panic() {
+        // 4097 bytes of two-, three- and four-byte characters: the cut for the message used to
+        // land inside a character and panic.
+        for ch in ["é", "日", "🧪"] {
+            let long = ch.repeat(4097 / ch.len() + 1);
+            let e = validate_logical_path(&long).unwrap_err();
+            assert_eq!(e.code(), crate::ErrorCode::InvalidName);
+            let long_component = ch.repeat(300);
+            assert!(validate_component(&long_component).is_err());
+            assert!(validate_project_name(&long_component).is_err());
+        }
+        assert_eq!(prefix("aé", 2), "a");
+        assert_eq!(prefix("abc", 64), "abc");
+    }
+
+    proptest::proptest! {
+        /// Every name function takes any string (and any bytes as an OS name) without a panic,
+        /// and what it accepts stays within the limits and free of what it refuses.
+        #[test]
+        fn name_functions_never_panic(s in "\\PC{0,300}|[a-zé日🧪/\\.\\x00\\n]{0,5000}", raw in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            if let Ok(p) = validate_logical_path(&s) {
+                proptest::prop_assert!(p.len() <= MAX_PATH_BYTES && !p.starts_with('/'));
+                proptest::prop_assert!(p.split('/').all(|c| !c.is_empty() && c != "." && c != ".." && c.len() <= MAX_COMPONENT_BYTES));
+            }
+            let _ = validate_component(&s);
+            let _ = validate_project_name(&s);
+            use std::os::unix::ffi::OsStrExt;
+            let _ = component_from_os(OsStr::from_bytes(&raw));
+            let _ = prefix(&s, 64);
+        }
     }
 
     #[test]

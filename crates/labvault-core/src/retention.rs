@@ -1094,8 +1094,12 @@ mod tests {
             kdf: Some(KdfParams::FLOOR),
             ..Default::default()
         };
-        let (v, _rk) =
-            Vault::create(&tmp.path().join("v"), &Passphrase::new("pw".into()), opts).unwrap();
+        let (v, _rk) = Vault::create(
+            &tmp.path().join("v"),
+            &Passphrase::new("unit test passphrase".into()),
+            opts,
+        )
+        .unwrap();
         let policy = v.retention_policy(None).unwrap();
         let (sql, args) = candidates_query(OffsetDateTime::now_utc(), &[&policy]);
         let conn = v.reader().unwrap();

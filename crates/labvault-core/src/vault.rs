@@ -220,6 +220,9 @@ impl Vault {
                 dir.display()
             )));
         }
+        if crate::layout::vault_data_without_key(dir) {
+            return Err(crate::layout::missing_key_file_error(dir));
+        }
         fs::create_dir_all(dir).map_err(|e| Error::io_path("creating vault directory", dir, e))?;
         let open = OpenLock::exclusive(dir)?;
         if vault_exists(dir) {
@@ -281,6 +284,9 @@ impl Vault {
     /// nothing and changes nothing else; see `account.rs` for what unlocking does.
     pub(crate) fn open(dir: &Path, how: &Unlock<'_>, opts: VaultOptions) -> Result<Vault> {
         if !vault_exists(dir) {
+            if crate::layout::vault_data_without_key(dir) {
+                return Err(crate::layout::missing_key_file_error(dir));
+            }
             return Err(Error::NotFound(format!("a vault at {}", dir.display())));
         }
         crate::rekey::settle_interrupted_rotation(dir, how)?;

@@ -323,8 +323,12 @@ mod tests {
             kdf: Some(KdfParams::FLOOR),
             ..Default::default()
         };
-        let (v, _rk) =
-            Vault::create(&tmp.path().join("v"), &Passphrase::new("pw".into()), opts).unwrap();
+        let (v, _rk) = Vault::create(
+            &tmp.path().join("v"),
+            &Passphrase::new("unit test passphrase".into()),
+            opts,
+        )
+        .unwrap();
         v.create_project("p").unwrap();
         let src = tmp.path().join("src");
         std::fs::create_dir_all(&src).unwrap();

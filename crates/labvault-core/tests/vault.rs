@@ -33,7 +33,7 @@ fn create_unlock_wrong_passphrase_recovery_and_passwd() {
 
     let key = RecoveryKey::parse(&rk).unwrap();
     let v = Vault::unlock(&dir, Unlock::RecoveryKey(&key), opts()).unwrap();
-    v.reset_passphrase(&Passphrase::new("new passphrase".into()))
+    v.reset_passphrase(&Passphrase::new("new passphrase here".into()))
         .unwrap();
     drop(v);
     let e = Vault::unlock(&dir, Unlock::Passphrase(&pass()), opts()).unwrap_err();
@@ -44,7 +44,7 @@ fn create_unlock_wrong_passphrase_recovery_and_passwd() {
     );
     Vault::unlock(
         &dir,
-        Unlock::Passphrase(&Passphrase::new("new passphrase".into())),
+        Unlock::Passphrase(&Passphrase::new("new passphrase here".into())),
         opts(),
     )
     .unwrap();
@@ -1477,4 +1477,57 @@ fn an_interrupted_root_key_rotation_is_rolled_back_or_finished_at_the_next_unloc
             with_old.expect("rolled back: the old keys stay");
         }
     }
+}
+
+#[test]
+fn a_lost_key_file_is_named_and_init_refuses_to_destroy_the_vault() {
+    let (t, dir, v, _) = new_vault();
+    v.create_project("P").unwrap();
+    let src = t.path().join("src/a.txt");
+    write(&src, b"keep me");
+    import(&v, "P", Area::Uploads, &[src]);
+    drop(v);
+    let key = dir.join("vault.key");
+    let backup = t.path().join("vault.key.backup");
+    fs::copy(&key, &backup).unwrap();
+    fs::remove_file(&key).unwrap();
+    let catalog = fs::read(dir.join("catalog.db")).unwrap();
+
+    let e = Vault::unlock(&dir, Unlock::Passphrase(&pass()), opts()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::CorruptKeyFile, "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("lost its key file vault.key") && msg.contains("backup"),
+        "{msg}"
+    );
+    assert!(msg.contains("recovery key cannot open"), "{msg}");
+    // Creating a vault there is refused: the old catalog and blobs stay as they were.
+    let e = Vault::create(&dir, &pass(), opts()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::CorruptKeyFile, "{e}");
+    assert_eq!(fs::read(dir.join("catalog.db")).unwrap(), catalog);
+    assert!(!key.exists());
+    // The key file restored from a backup opens everything again.
+    fs::copy(&backup, &key).unwrap();
+    let v = unlock(&dir);
+    assert_eq!(v.list(&ListFilter::default()).unwrap().len(), 1);
+    assert!(verify(&v).is_ok());
+}
+
+#[test]
+fn a_truncated_catalog_is_named_and_never_replaced() {
+    let (_t, dir, v, _) = new_vault();
+    v.create_project("P").unwrap();
+    drop(v);
+    let cat = dir.join("catalog.db");
+    for side in ["catalog.db-wal", "catalog.db-shm"] {
+        let _ = fs::remove_file(dir.join(side));
+    }
+    fs::write(&cat, b"").unwrap();
+    let e = Vault::unlock(&dir, Unlock::Passphrase(&pass()), opts()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::CorruptCatalog);
+    assert!(e.to_string().contains("is empty (0 bytes)"), "{e}");
+    assert!(!e.to_string().contains("another vault"), "{e}");
+    assert_eq!(fs::metadata(&cat).unwrap().len(), 0, "nothing was written");
+    let again = Vault::unlock(&dir, Unlock::Passphrase(&pass()), opts()).unwrap_err();
+    assert_eq!(again.code(), ErrorCode::CorruptCatalog);
 }

@@ -57,6 +57,19 @@ impl Passphrase {
     pub fn char_count(&self) -> usize {
         self.0.chars().count()
     }
+    /// How many character classes it uses (lowercase, uppercase, digit, other), for a
+    /// complexity policy, without handing the secret out.
+    pub fn class_count(&self) -> usize {
+        [
+            self.0.chars().any(|c| c.is_lowercase()),
+            self.0.chars().any(|c| c.is_uppercase()),
+            self.0.chars().any(|c| c.is_ascii_digit()),
+            self.0.chars().any(|c| !c.is_alphanumeric()),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count()
+    }
     pub(crate) fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }

@@ -183,6 +183,15 @@ impl Catalog {
                 current_schema_version()
             )));
         }
+        if !create && version == 0 {
+            // An empty (for example truncated to 0 bytes) file reads as a new database: it
+            // must not become one, or the vault's real catalog could never be restored there.
+            return Err(Error::CorruptCatalog(format!(
+                "the catalog {} is empty ({} bytes): it was truncated or replaced. Nothing was written; restore catalog.db from a backup of this vault",
+                path.display(),
+                std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+            )));
+        }
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;

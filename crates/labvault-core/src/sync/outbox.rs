@@ -835,8 +835,12 @@ mod tests {
             kdf: Some(KdfParams::FLOOR),
             ..Default::default()
         };
-        let (v, _rk) =
-            Vault::create(&tmp.path().join("v"), &Passphrase::new("pw".into()), opts).unwrap();
+        let (v, _rk) = Vault::create(
+            &tmp.path().join("v"),
+            &Passphrase::new("unit test passphrase".into()),
+            opts,
+        )
+        .unwrap();
         let conn = v.reader().unwrap();
         for (sql, must_use) in [
             (CONFLICTS_SQL, "item_versions_conflict"),

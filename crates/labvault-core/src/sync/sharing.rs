@@ -564,6 +564,11 @@ impl Vault {
         project_id: &str,
         remote: RemoteMembership,
     ) -> Result<MembershipOutcome> {
+        if uuid::Uuid::parse_str(project_id).is_err() {
+            return Err(Error::SyncRefused(format!(
+                "the tenant names a project {project_id:?}, which is not a project id"
+            )));
+        }
         let mut entries = self.stored_log(project_id)?;
         let held = entries.len() as u64;
         if remote.length < held {
