@@ -12,6 +12,10 @@ CARGO_FEATURES=(--workspace --features labvault-app/custom-protocol,labvault-app
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 export NO_COLOR="${NO_COLOR:-1}"   # plain logs (Vitest, npm)
+# No test may pass by skipping, whoever runs this: a missing Secret Service, WebDriver, Xvfb or
+# server binary fails the run instead of printing "skipped".
+export LABVAULT_REQUIRE_KEYRING=1
+export LABVAULT_STRICT_TESTS=1
 # A fresh clone never reuses incremental state: writing it cost 2.5 GB of disk and link time.
 if [[ "${CI:-}" == "true" ]]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"; fi
 

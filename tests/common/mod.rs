@@ -22,8 +22,10 @@ pub const SHORT: Duration = Duration::from_secs(15);
 /// Wait for work that runs the KDF or moves many bytes (debug builds on a busy machine).
 pub const LONG: Duration = Duration::from_secs(120);
 
+/// Under CI, or README's test command (`LABVAULT_STRICT_TESTS=1`): a missing piece fails.
 pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+    set("CI") || set("LABVAULT_STRICT_TESTS")
 }
 
 /// Skips (returns None) with a loud banner, or fails in CI.

@@ -54,13 +54,22 @@ impl KdfParams {
         t_cost: 2,
         p_cost: 1,
     };
-    /// Maximum accepted (2 GiB, 20 passes, 16 lanes), so a hostile key file cannot
-    /// make unlocking exhaust memory or hang.
+    /// Maximum accepted per parameter (1 GiB, 10 passes, 4 lanes); together they must also
+    /// stay within [`KdfParams::MAX_WORK`], so a hostile key file cannot make one unlock take
+    /// more than a few seconds or exhaust memory.
     pub const CEILING: KdfParams = KdfParams {
-        m_cost_kib: 2 * 1024 * 1024,
-        t_cost: 20,
-        p_cost: 16,
+        m_cost_kib: 1024 * 1024,
+        t_cost: 10,
+        p_cost: 4,
     };
+    /// Most work one unlock may cost, in KiB x passes x lanes (the argon2 crate runs lanes one
+    /// after another): 256 MiB x 8 passes. Measured on a 2-core machine: 2.3 s (256 MiB x 8)
+    /// and 2.8 s (1 GiB x 2); what `calibrate` picks (about half a second) is far below.
+    pub const MAX_WORK: u64 = 256 * 1024 * 8;
+
+    fn work(&self) -> u64 {
+        u64::from(self.m_cost_kib) * u64::from(self.t_cost) * u64::from(self.p_cost)
+    }
 
     /// Measures this machine and picks parameters taking about `target` (LabVault uses
     /// ~0.5-1 s at vault creation), clamped to [FLOOR, CEILING].
@@ -93,12 +102,18 @@ impl KdfParams {
     }
 
     fn clamped(self) -> KdfParams {
+        let m_cost_kib = self
+            .m_cost_kib
+            .clamp(Self::FLOOR.m_cost_kib, Self::CEILING.m_cost_kib);
+        let p_cost = self.p_cost.clamp(Self::FLOOR.p_cost, Self::CEILING.p_cost);
+        let most_passes = (Self::MAX_WORK / (u64::from(m_cost_kib) * u64::from(p_cost))) as u32;
         KdfParams {
-            m_cost_kib: self
-                .m_cost_kib
-                .clamp(Self::FLOOR.m_cost_kib, Self::CEILING.m_cost_kib),
-            t_cost: self.t_cost.clamp(Self::FLOOR.t_cost, Self::CEILING.t_cost),
-            p_cost: self.p_cost.clamp(Self::FLOOR.p_cost, Self::CEILING.p_cost),
+            m_cost_kib,
+            t_cost: self
+                .t_cost
+                .min(most_passes)
+                .clamp(Self::FLOOR.t_cost, Self::CEILING.t_cost),
+            p_cost,
         }
     }
 
@@ -118,6 +133,13 @@ impl KdfParams {
         check("m_cost_kib", self.m_cost_kib, f.m_cost_kib, c.m_cost_kib)?;
         check("t_cost", self.t_cost, f.t_cost, c.t_cost)?;
         check("p_cost", self.p_cost, f.p_cost, c.p_cost)?;
+        if self.work() > Self::MAX_WORK {
+            return Err(CryptoError::KdfOutOfBounds(format!(
+                "m_cost_kib x t_cost x p_cost = {} is more than the {} one unlock may cost",
+                self.work(),
+                Self::MAX_WORK
+            )));
+        }
         // Argon2 requires at least 8 KiB of memory per lane.
         if self.m_cost_kib < 8 * self.p_cost {
             return Err(CryptoError::KdfOutOfBounds(
@@ -694,6 +716,32 @@ mod tests {
             }
         )
         .is_err());
+        // Each parameter within its own bound, the product over the work budget: refused,
+        // so no key file can make an unlock take more than a few seconds.
+        for (m, t, p) in [
+            (1024 * 1024u32, 3u32, 1u32),
+            (256 * 1024, 9, 1),
+            (256 * 1024, 8, 2),
+        ] {
+            let b = edit(&kf, |v| {
+                v["kdf"]["m_cost_kib"] = m.into();
+                v["kdf"]["t_cost"] = t.into();
+                v["kdf"]["p_cost"] = p.into();
+            });
+            let e = KeyFile::from_bytes(&b).unwrap_err();
+            assert_eq!(e.code(), "kdf_out_of_bounds", "{m} {t} {p}");
+        }
+        for (m, t) in [(1024 * 1024u32, 2u32), (256 * 1024, 8), (64 * 1024, 10)] {
+            let b = edit(&kf, |v| {
+                v["kdf"]["m_cost_kib"] = m.into();
+                v["kdf"]["t_cost"] = t.into();
+            });
+            KeyFile::from_bytes(&b).expect("within the budget");
+        }
+        // What calibration picks always fits.
+        KdfParams::calibrate(std::time::Duration::from_millis(500))
+            .check_bounds()
+            .unwrap();
     }
 
     #[test]

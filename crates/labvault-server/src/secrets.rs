@@ -294,6 +294,23 @@ impl SecretBox {
         out
     }
 
+    /// A keyed hash (HMAC-SHA256 under this secret, domain-separated by `label`), hex: what
+    /// the database keeps of a secret the server must recognise but never read back (recovery
+    /// codes). Without the server's secret, a leaked database cannot be searched offline.
+    pub fn keyed_hash(&self, label: &str, parts: &[&str]) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac =
+            <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0[..]).expect("any key length");
+        mac.update(b"labvault/server/keyed-hash/");
+        mac.update(label.as_bytes());
+        for p in parts {
+            mac.update(&[0]);
+            mac.update(&(p.len() as u64).to_be_bytes());
+            mac.update(p.as_bytes());
+        }
+        hex::encode(mac.finalize().into_bytes())
+    }
+
     /// Decrypts; `None` if the blob is malformed, of another version, or was tampered with.
     pub fn open(&self, aad: &str, blob: &[u8]) -> Option<zeroize::Zeroizing<Vec<u8>>> {
         use aes_gcm::aead::{Aead, KeyInit, Payload};

@@ -127,6 +127,12 @@ async fn mfa_two_step_login_replay_and_recovery_codes() {
         .collect();
     assert_eq!(codes.len(), 10);
     assert!(recovery.iter().all(|c| !codes.contains(c)));
+    // Keyed under the server's secret: not the plain SHA-256 a leaked database could be
+    // searched with offline.
+    use sha2::Digest;
+    assert!(recovery
+        .iter()
+        .all(|c| !codes.contains(&hex::encode(sha2::Sha256::digest(c.as_bytes())))));
 
     h.clock.advance(Duration::seconds(30));
     // No token before the second step; the challenge is not an access token.
@@ -160,6 +166,19 @@ async fn mfa_two_step_login_replay_and_recovery_codes() {
         .unwrap();
     assert_eq!(
         code(h.api.login_mfa(&second(&challenge, &recovery[0])).await),
+        ErrorCode::InvalidMfaCode
+    );
+    // A code stored before codes were keyed (plain SHA-256) still works, once.
+    let legacy = "abcd-efgh-jkmn";
+    db.execute(
+        "INSERT INTO recovery_codes (tenant_id, user_id, code_hash) SELECT tenant_id, id, ?1 FROM users",
+        [hex::encode(sha2::Sha256::digest(legacy.as_bytes()))],
+    )
+    .unwrap();
+    let challenge = h.mfa_challenge("lab", &email).await;
+    h.api.login_mfa(&second(&challenge, legacy)).await.unwrap();
+    assert_eq!(
+        code(h.api.login_mfa(&second(&challenge, legacy)).await),
         ErrorCode::InvalidMfaCode
     );
 }

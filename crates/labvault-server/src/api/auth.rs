@@ -248,12 +248,30 @@ async fn check_code(st: &AppState, u: &UserRow, code: &str) -> ApiResult<bool> {
     }
     let normalized = code.trim().to_lowercase();
     if normalized.len() == 14 {
+        let keyed = recovery_hash(st, &u.tenant_id, &u.id, &normalized);
+        if st
+            .store
+            .use_recovery_code(&u.tenant_id, &u.id, &keyed)
+            .await?
+        {
+            return Ok(true);
+        }
+        // Codes issued before they were stored keyed (plain SHA-256) still work, once.
         return Ok(st
             .store
             .use_recovery_code(&u.tenant_id, &u.id, &sha256_hex(&normalized))
             .await?);
     }
     Ok(false)
+}
+
+/// What the database keeps of a recovery code: a keyed hash under the server's secret, bound
+/// to the user (a leaked database alone cannot be searched for codes offline).
+fn recovery_hash(st: &AppState, tenant: &str, user: &str, code: &str) -> String {
+    st.sealer.keyed_hash(
+        "recovery-code",
+        &[tenant, user, &code.trim().to_lowercase()],
+    )
 }
 
 /// MFA step of login.
@@ -565,7 +583,10 @@ pub async fn mfa_confirm(
             let step = totp::verify(&pending, &req.code, st.now(), None)
                 .ok_or_else(|| ApiError::new(ErrorCode::InvalidMfaCode, "MFA code wrong"))?;
             let codes: Vec<String> = (0..10).map(|_| secrets::recovery_code()).collect();
-            let hashes = codes.iter().map(|c| sha256_hex(c)).collect();
+            let hashes = codes
+                .iter()
+                .map(|c| recovery_hash(&st, &p.tenant_id, &p.user_id, c))
+                .collect();
             st.store
                 .confirm_totp(&p.tenant_id, &p.user_id, step, hashes, draft.clone())
                 .await?;
