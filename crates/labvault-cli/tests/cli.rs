@@ -578,3 +578,29 @@ fn hostile_file_names_are_printed_escaped() {
     );
     assert!(err.contains("\\u{1b}"), "{err:?}");
 }
+
+#[test]
+fn import_json_stays_valid_with_a_non_utf8_file_name() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    env.init();
+    env.ok(&["project", "create", "Lab"]);
+    let src = env.root.join("mixed");
+    write(&src.join("good.csv"), b"a,b");
+    let bad = src.join(std::ffi::OsStr::from_bytes(b"bad\xff.csv"));
+    std::fs::write(&bad, b"x").unwrap();
+    let o = env
+        .cmd(Some(PASS))
+        .args(["import", "--json", "-p", "Lab", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 3, "one imported, one skipped: {}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");
+    assert_eq!(v["imported"].as_array().unwrap().len(), 1);
+    let failed = &v["failed"][0];
+    assert!(
+        failed["source"].as_str().unwrap().ends_with("bad\\xff.csv"),
+        "{failed}"
+    );
+    assert_eq!(failed["code"], "invalid_name");
+}

@@ -110,7 +110,9 @@ pub struct ImportedFile {
 /// A file that was not imported, and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportFailure {
-    /// The source file (lossy display for non-UTF-8 names).
+    /// The source file. Serialized as text: a name that is not UTF-8 keeps every byte, the
+    /// ones that are not valid UTF-8 written as `\xNN`, so JSON output stays valid.
+    #[serde(serialize_with = "path_text")]
     pub source: PathBuf,
     /// Stable error code.
     pub code: ErrorCode,
@@ -558,5 +560,54 @@ mod tests {
         let mut w = WriteBehind::new(File::create(t.path().join("b")).unwrap(), true);
         w.write_all(&[1u8; 4096]).unwrap();
         drop(w);
+    }
+}
+
+/// A path as text that loses nothing: valid UTF-8 as it is, every other byte as `\xNN` (and
+/// a backslash before such an escape doubled, so the text reads back unambiguously).
+pub fn path_text_of(p: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = p.as_os_str().as_bytes();
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => {
+            let mut out = String::new();
+            for chunk in bytes.utf8_chunks() {
+                out.push_str(&chunk.valid().replace('\\', "\\\\"));
+                for b in chunk.invalid() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            out
+        }
+    }
+}
+
+fn path_text<S: serde::Serializer>(
+    p: &std::path::Path,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&path_text_of(p))
+}
+
+#[cfg(test)]
+mod path_text_tests {
+    #[test]
+    fn non_utf8_names_serialize_as_valid_json_keeping_every_byte() {
+        use std::os::unix::ffi::OsStrExt;
+        let p = std::path::Path::new(std::ffi::OsStr::from_bytes(b"dir/bad\xff\xfe.csv"));
+        assert_eq!(super::path_text_of(p), "dir/bad\\xff\\xfe.csv");
+        let f = super::ImportFailure {
+            source: p.to_path_buf(),
+            code: crate::ErrorCode::InvalidName,
+            message: "m".into(),
+        };
+        let j = serde_json::to_string(&f).unwrap();
+        let back: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(back["source"], "dir/bad\\xff\\xfe.csv");
+        assert_eq!(
+            super::path_text_of(std::path::Path::new("ok/é.csv")),
+            "ok/é.csv"
+        );
     }
 }
