@@ -122,11 +122,40 @@ fn read_all(f: &mut File, path: &Path) -> Result<String> {
     Ok(text)
 }
 
+/// Moves a journal too large to be genuine aside (`audit-journal.jsonl.oversized-<time>`),
+/// where it stays for inspection, so it can neither lock the vault nor grow without bound.
+/// Returns the name it got. The caller holds the journal's lock.
+fn set_aside(path: &Path, len: u64) -> Result<String> {
+    let name = format!(
+        "{JOURNAL_FILE}.oversized-{}",
+        OffsetDateTime::now_utc().unix_timestamp_nanos()
+    );
+    let to = path.with_file_name(&name);
+    std::fs::rename(path, &to).map_err(|e| Error::io_path("moving aside", path, e))?;
+    tracing::warn!(bytes = len, kept_as = %name, "an oversized audit journal was set aside");
+    Ok(name)
+}
+
+fn oversized(f: &File, path: &Path) -> Result<Option<u64>> {
+    let len = f
+        .metadata()
+        .map_err(|e| Error::io_path("reading", path, e))?
+        .len();
+    Ok((len > MAX_JOURNAL_BYTES).then_some(len))
+}
+
 /// Seals `e` (chained to the journal's last line) and appends it.
 fn append(dir: &Path, mut e: Entry) -> Result<()> {
     let kf = read_key_file(dir)?;
     let path = dir.join(JOURNAL_FILE);
     let mut f = open_locked(&path, true).map_err(|er| Error::io_path("opening", &path, er))?;
+    if let Some(len) = oversized(&f, &path)? {
+        // Flooded (or planted): set aside, and this entry starts a new journal. The next
+        // unlock records that the old one was too large.
+        set_aside(&path, len)?;
+        drop(f);
+        f = open_locked(&path, true).map_err(|er| Error::io_path("opening", &path, er))?;
+    }
     let text = read_all(&mut f, &path)?;
     let mut line = match kf.journal_public_key() {
         Some(pk) => {
@@ -293,7 +322,14 @@ pub(crate) fn ingest(
 ) -> Result<u64> {
     let vault_id = w.vault.vault_id.clone();
     let path = w.vault.dir.join(JOURNAL_FILE);
+    let mut set_aside_as = None;
     let (file, text) = match open_locked(&path, false) {
+        Ok(f) if oversized(&f, &path)?.is_some() => {
+            // Too large to be genuine: never read whole, never a reason to stay locked.
+            let len = oversized(&f, &path)?.unwrap_or(0);
+            set_aside_as = Some((set_aside(&path, len)?, len));
+            (None, String::new())
+        }
         Ok(mut f) => {
             let t = read_all(&mut f, &path)?;
             (Some(f), t)
@@ -301,6 +337,41 @@ pub(crate) fn ingest(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, String::new()),
         Err(e) => return Err(Error::io_path("reading", &path, e)),
     };
+    // Journals set aside (here, or by a writer while the vault was locked) not reported yet.
+    let reported = crate::catalog::meta(w.conn(), "audit_journal_set_aside")?.unwrap_or_default();
+    let mut new_aside: Vec<String> = std::fs::read_dir(&w.vault.dir)
+        .map_err(|e| Error::io_path("listing", &w.vault.dir, e))?
+        .filter_map(|d| d.ok())
+        .map(|d| d.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("{JOURNAL_FILE}.oversized-")))
+        .filter(|n| !reported.split(' ').any(|r| r == n))
+        .collect();
+    new_aside.sort();
+    let key_problem = match (new_aside.is_empty(), key_problem) {
+        (false, p) => Some(
+            p.map(|p| format!("{p}; ")).unwrap_or_default()
+                + &format!(
+                    "journal_oversized{} kept_as={}",
+                    set_aside_as
+                        .as_ref()
+                        .map(|(_, len)| format!(" bytes={len}"))
+                        .unwrap_or_default(),
+                    new_aside.join(",")
+                ),
+        ),
+        (true, p) => p,
+    };
+    if !new_aside.is_empty() {
+        let all = format!("{reported} {}", new_aside.join(" "));
+        w.tx(|tx| {
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES ('audit_journal_set_aside', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = ?1",
+                params![all.trim()],
+            )?;
+            Ok(())
+        })?;
+    }
     if file.is_none() && key_problem.is_none() {
         return Ok(0);
     }

@@ -317,6 +317,46 @@ fn failed_unlocks_are_journaled_without_plaintext_and_ingested_at_next_unlock() 
     assert!(failures[0].detail.starts_with("wrong_passphrase"));
 }
 
+#[test]
+fn an_oversized_journal_is_set_aside_and_recorded_instead_of_locking_the_vault() {
+    let e = env();
+    create(&e).lock();
+    // 65 MiB of junk where the journal belongs (planted, or a flood of failed unlocks).
+    let path = e.dir.join("audit-journal.jsonl");
+    let junk = vec![b'x'; 65 << 20];
+    std::fs::write(&path, &junk).unwrap();
+    // A failed unlock meanwhile still gets journaled (a fresh journal).
+    fail_unlock(&e, 1);
+    assert_eq!(journal_lines(&e).len(), 1);
+    std::fs::write(&path, &junk).unwrap();
+    let v = unlock(&e);
+    assert!(!path.exists(), "ingested or set aside");
+    let kept: Vec<_> = std::fs::read_dir(&e.dir)
+        .unwrap()
+        .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("audit-journal.jsonl.oversized-"))
+        .collect();
+    assert_eq!(
+        kept.len(),
+        2,
+        "both oversized files kept for inspection: {kept:?}"
+    );
+    let problems = with_action(&v, "audit.journal");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let detail = &problems[0].detail;
+    assert!(
+        detail.contains("journal_oversized bytes=68157440"),
+        "{detail}"
+    );
+    assert!(
+        kept.iter().all(|k| detail.contains(k.as_str())),
+        "both set-aside files named: {detail}"
+    );
+    drop(v);
+    let v = unlock(&e);
+    assert_eq!(with_action(&v, "audit.journal").len(), 1, "recorded once");
+}
+
 fn fail_unlock(e: &Env, n: usize) {
     let wrong = Passphrase::new("not it".into());
     for _ in 0..n {
