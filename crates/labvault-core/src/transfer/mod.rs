@@ -466,15 +466,73 @@ pub(super) fn create_temp(dir: &Path, id: &str) -> Result<(File, PathBuf, TempGu
     Ok((out, tmp_path, guard))
 }
 
-/// Opens an import source; one that vanished since planning is `source_vanished`.
+/// Opens an import source without following a symbolic link and without blocking, then
+/// checks that what was opened is a regular file: a file swapped for a link after planning
+/// (which would import whatever it points to, `/etc/passwd` under the file's name) or for a
+/// pipe or device (which would hang the import while it holds the vault) is refused as
+/// `source_vanished`, as is one that no longer exists.
 pub(super) fn open_source(source: &Path, src_name: &str) -> Result<File> {
-    match File::open(source) {
-        Ok(f) => Ok(f),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::SourceVanished {
-            path: src_name.to_string(),
-            detail: "it no longer exists".into(),
-        }),
-        Err(e) => Err(Error::io(format!("reading source {src_name}"), e)),
+    use std::os::unix::fs::OpenOptionsExt;
+    let replaced = |what: &str| Error::SourceVanished {
+        path: src_name.to_string(),
+        detail: format!("it was replaced by {what} since the import was planned; not read"),
+    };
+    let flags = (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits();
+    let f = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags as i32)
+        .open(source)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Error::SourceVanished {
+                path: src_name.to_string(),
+                detail: "it no longer exists".into(),
+            })
+        }
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Err(replaced("a symbolic link"))
+        }
+        Err(e) => return Err(Error::io(format!("reading source {src_name}"), e)),
+    };
+    let meta = f
+        .metadata()
+        .map_err(|e| Error::io(format!("reading source {src_name}"), e))?;
+    if !meta.is_file() {
+        return Err(replaced(
+            "something that is not a regular file (a pipe, socket or device)",
+        ));
+    }
+    Ok(f)
+}
+
+#[cfg(test)]
+mod open_source_tests {
+    use super::open_source;
+
+    #[test]
+    fn a_link_or_a_pipe_in_place_of_a_planned_file_is_refused_at_once() {
+        let t = tempfile::tempdir().unwrap();
+        let real = t.path().join("real.txt");
+        std::fs::write(&real, b"data").unwrap();
+        open_source(&real, "real.txt").unwrap();
+        let link = t.path().join("data.csv");
+        std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+        let e = open_source(&link, "data.csv").unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::SourceVanished, "{e}");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        let fifo = t.path().join("fifo.csv");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        // Without a writer on the other end, a blocking open would never return.
+        let e = open_source(&fifo, "fifo.csv").unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::SourceVanished, "{e}");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let gone = open_source(&t.path().join("gone"), "gone").unwrap_err();
+        assert_eq!(gone.code(), crate::ErrorCode::SourceVanished);
     }
 }
 
