@@ -804,7 +804,8 @@ mod tests {
             kdf: Some(KdfParams::FLOOR),
             ..Default::default()
         };
-        let (v, _) = Vault::create(dir, &Passphrase::new("pass".into()), opts).unwrap();
+        let (v, _) =
+            Vault::create(dir, &Passphrase::new("unit test passphrase".into()), opts).unwrap();
         for i in 0..30 {
             v.create_project(&format!("p{i}")).unwrap();
         }

@@ -8,9 +8,23 @@ use std::path::Path;
 /// The layers, lowest first: a module may use modules of its own layer or below, never above.
 const LAYERS: &[&[&str]] = &[
     &[
-        "error", "names", "model", "layout", "locks", "fsutil", "keyring",
+        "error",
+        "names",
+        "model",
+        "layout",
+        "locks",
+        "fsutil",
+        "keyring",
+        "keyfile_io",
     ],
-    &["catalog", "audit", "packs", "holds", "changes"],
+    &[
+        "catalog",
+        "audit",
+        "packs",
+        "holds",
+        "changes",
+        "rotation_state",
+    ],
     &["vault"],
     &[
         "blob_files",
@@ -19,6 +33,7 @@ const LAYERS: &[&[&str]] = &[
         "items",
         "retention",
         "account",
+        "rekey",
         "anchors",
         "audit_log",
         "transfer",

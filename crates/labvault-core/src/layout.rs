@@ -37,6 +37,11 @@ pub fn default_vault_dir() -> Option<PathBuf> {
     Some(base.join("labvault").join("vault"))
 }
 
+/// Present while a vault is being created, until its key file is written: what a creation
+/// that died leaves is recognised as such (and may be cleared), unlike a vault whose key file
+/// was lost.
+pub const CREATING_MARKER: &str = ".labvault-creating";
+
 /// Whether `dir` holds a vault (a key file); cheap, needs no passphrase.
 pub fn vault_exists(dir: &Path) -> bool {
     dir.join(KEY_FILE).is_file()
@@ -46,7 +51,8 @@ pub fn vault_exists(dir: &Path) -> bool {
 /// file was lost or moved. Creating a vault there would destroy what a restored key file
 /// could still open, so nothing may be created or written there.
 pub fn vault_data_without_key(dir: &Path) -> bool {
-    if vault_exists(dir) {
+    if vault_exists(dir) || dir.join(CREATING_MARKER).exists() {
+        // A vault, or the leftovers of a creation that never wrote its key file.
         return false;
     }
     let catalog = dir.join(CATALOG_FILE).exists();

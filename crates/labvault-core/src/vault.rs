@@ -21,11 +21,11 @@
 use crate::audit::{self, Actor, Subject};
 use crate::catalog::{self, Catalog, Reader, ReaderPool};
 use crate::error::{Error, ErrorCode, Result};
+pub(crate) use crate::keyfile_io::{key_err, read_key_file};
 use crate::locks::{OpenLock, WriterLock, WriterNote};
 use crate::{fsutil, keyring};
 use labvault_crypto::{
-    CatalogKey, CryptoError, KdfParams, KeyFile, Passphrase, ProjectKey, RecoveryKey, RootKey,
-    WrappedKey,
+    CatalogKey, KdfParams, KeyFile, Passphrase, ProjectKey, RecoveryKey, RootKey, WrappedKey,
 };
 use labvault_governance::audit::Outcome;
 use labvault_governance::{Clock, SystemClock};
@@ -101,6 +101,15 @@ impl Unlock<'_> {
             Unlock::Keyring => "keyring",
         }
     }
+
+    /// The same secret, as the modules below the vault see it.
+    pub(crate) fn secret(&self) -> crate::rotation_state::Secret<'_> {
+        match self {
+            Unlock::Passphrase(p) => crate::rotation_state::Secret::Passphrase(p),
+            Unlock::RecoveryKey(r) => crate::rotation_state::Secret::RecoveryKey(r),
+            Unlock::Keyring => crate::rotation_state::Secret::Keyring,
+        }
+    }
 }
 
 /// The secrets of an unlocked vault. Never leaves the core; zeroized when dropped.
@@ -151,22 +160,6 @@ impl std::fmt::Debug for Vault {
 }
 
 /// Maps key-file errors (as opposed to blob errors) to vault errors.
-pub(crate) fn key_err(e: CryptoError) -> Error {
-    match e {
-        CryptoError::WrongPassphrase => Error::WrongPassphrase,
-        CryptoError::WrongRecoveryKey => Error::WrongRecoveryKey,
-        CryptoError::InvalidRecoveryKey => Error::InvalidRecoveryKey(e.to_string()),
-        CryptoError::UnsupportedVersion(v) => Error::UnsupportedVersion(format!(
-            "the key file has format version {v}; update LabVault"
-        )),
-        CryptoError::CorruptKeyFile(m) => Error::CorruptKeyFile(m),
-        CryptoError::KdfOutOfBounds(m) => Error::CorruptKeyFile(m),
-        CryptoError::KeyringSecretInvalid => Error::KeyringUnavailable(e.to_string()),
-        CryptoError::Io(io) => Error::io("key file", io),
-        other => Error::CorruptKeyFile(other.to_string()),
-    }
-}
-
 pub(crate) fn ts_to_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
@@ -182,27 +175,6 @@ pub(crate) fn outcome_of(e: &Error) -> Outcome {
         ErrorCode::OnHold => Outcome::Denied,
         _ => Outcome::Failure,
     }
-}
-
-/// Reads and parses the key file of the vault in `dir`.
-pub(crate) fn read_key_file(dir: &Path) -> Result<KeyFile> {
-    let path = dir.join(KEY_FILE);
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::NotFound(format!("a vault at {}", dir.display())))
-        }
-        Err(e) => return Err(Error::io_path("reading", &path, e)),
-    };
-    // A real key file is well under 4 KiB; refuse to parse anything absurd.
-    if bytes.len() > 64 * 1024 {
-        return Err(Error::CorruptKeyFile(format!(
-            "{} is {} bytes, far larger than any key file",
-            path.display(),
-            bytes.len()
-        )));
-    }
-    KeyFile::from_bytes(&bytes).map_err(key_err)
 }
 
 impl Vault {
@@ -231,7 +203,8 @@ impl Vault {
                 dir.display()
             )));
         }
-        // Leftovers of an interrupted creation (no key file = nobody can ever read them).
+        // Leftovers of an interrupted creation (its marker, no key file: nobody can ever read
+        // them; a vault whose key file was lost has no marker and was refused above).
         for name in [
             CATALOG_FILE,
             "catalog.db-wal",
@@ -247,6 +220,9 @@ impl Vault {
             Some(k) => k,
             None => KdfParams::calibrate(std::time::Duration::from_millis(500)),
         };
+        let marker = dir.join(crate::layout::CREATING_MARKER);
+        fs::write(&marker, b"").map_err(|e| Error::io_path("creating", &marker, e))?;
+        fsutil::fsync_dir(dir)?;
         let (key_file, root, recovery) = KeyFile::create(passphrase, kdf).map_err(key_err)?;
         for sub in [BLOBS_DIR, TMP_DIR] {
             let p = dir.join(sub);
@@ -270,6 +246,8 @@ impl Vault {
         })?;
         fsutil::fsync_dir(dir)?;
         fsutil::atomic_write(&dir.join(KEY_FILE), &key_file.to_bytes())?;
+        fs::remove_file(&marker).map_err(|e| Error::io_path("removing", &marker, e))?;
+        fsutil::fsync_dir(dir)?;
         open.make_shared()?;
         let display = recovery.to_display_string();
         let keys = Keys { key_file, root };
@@ -289,7 +267,7 @@ impl Vault {
             }
             return Err(Error::NotFound(format!("a vault at {}", dir.display())));
         }
-        crate::rekey::settle_interrupted_rotation(dir, how)?;
+        crate::rotation_state::settle(dir, how.secret())?;
         let open = OpenLock::shared(dir)?;
         let key_file = read_key_file(dir)?;
         let root = match how {

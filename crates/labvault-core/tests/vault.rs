@@ -938,7 +938,9 @@ fn interrupted_create_is_redone_and_verify_can_be_cancelled() {
     let dir = t.path().join("vault");
     fs::create_dir_all(dir.join("blobs")).unwrap();
     fs::write(dir.join("catalog.db"), bytes(4096, 1)).unwrap();
+    fs::write(dir.join(labvault_core::layout::CREATING_MARKER), b"").unwrap();
     let (v, _) = Vault::create(&dir, &pass(), opts()).unwrap();
+    assert!(!dir.join(labvault_core::layout::CREATING_MARKER).exists());
     v.create_project("P").unwrap();
     // Larger than one parallel batch (~8 MiB), so cancellation lands mid-blob.
     write(&t.path().join("a.bin"), &vec![0x5a; 9 * 1024 * 1024 + 1]);
@@ -1540,4 +1542,35 @@ fn small_disk(mnt: &std::path::Path, size: &str) -> bool {
         eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
     }
     ok
+}
+
+#[test]
+fn export_never_writes_through_a_symlinked_folder_inside_the_destination() {
+    let (t, _dir, v, _) = new_vault();
+    v.create_project("P").unwrap();
+    let src = t.path().join("src");
+    write(&src.join("sub/data.csv"), b"secret rows");
+    import(&v, "P", Area::Uploads, std::slice::from_ref(&src));
+    let outside = t.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    let dest = t.path().join("dest");
+    fs::create_dir_all(dest.join("src")).unwrap();
+    std::os::unix::fs::symlink(&outside, dest.join("src/sub")).unwrap();
+    let e = v
+        .export_area(
+            "P",
+            Area::Uploads,
+            &dest,
+            &ExportOptions::default(),
+            &mut no_progress(),
+            &AtomicBool::new(false),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+    assert!(e.to_string().contains("symbolic link"), "{e}");
+    assert!(
+        all_files(&outside).is_empty(),
+        "nothing written outside: {:?}",
+        all_files(&outside)
+    );
 }

@@ -340,6 +340,50 @@ fn export_group(
     (placed, err)
 }
 
+/// Creates `dir` (inside the destination `root` the user chose) without following a symbolic
+/// link below `root`: a link there (to `/etc`, to another user's folder) would make the export
+/// write plaintext outside the folder the user chose, so it is refused, naming it. `root`
+/// itself is the user's choice and is created if missing.
+fn make_dirs_no_links(root: &Path, dir: &Path) -> Result<()> {
+    fs::create_dir_all(root).map_err(|e| Error::io_path("creating", root, e))?;
+    let Ok(rel) = dir.strip_prefix(root) else {
+        return Err(Error::Internal(format!(
+            "export directory {} is outside the destination {}",
+            dir.display(),
+            root.display()
+        )));
+    };
+    let mut cur = root.to_path_buf();
+    for c in rel.components() {
+        cur.push(c);
+        loop {
+            match fs::symlink_metadata(&cur) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(Error::InvalidArgument(format!(
+                        "{} inside the export destination is a symbolic link: LabVault does not export through links (the files could land outside the folder you chose); remove it or choose another destination",
+                        cur.display()
+                    )))
+                }
+                Ok(m) if m.is_dir() => break,
+                Ok(_) => {
+                    return Err(Error::AlreadyExists(format!(
+                        "{} (a file where the export needs a folder)",
+                        cur.display()
+                    )))
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(&cur) {
+                    Ok(()) => break,
+                    // Made meanwhile: checked again above.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(Error::io_path("creating", &cur, e)),
+                },
+                Err(e) => return Err(Error::io_path("checking", &cur, e)),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// True when every target's directory is on the file system of `root`, so one `syncfs` on
 /// `root` covers them all (a mount point inside the destination would not be).
 fn same_file_system<'a>(root: &Path, targets: impl Iterator<Item = &'a PathBuf>) -> bool {
@@ -439,6 +483,7 @@ impl Vault {
         let total = item.size;
         self.export_to(
             &item,
+            dest_dir,
             &dest_dir.join(name),
             opts,
             0,
@@ -509,7 +554,9 @@ impl Vault {
             if item.size > GROUP_FILE_MAX_BYTES {
                 let rel = names::validate_logical_path(&item.path)?;
                 let target = dest_dir.join(&rel);
-                out.push(self.export_to(item, &target, opts, done, total, progress, cancel)?);
+                out.push(
+                    self.export_to(item, dest_dir, &target, opts, done, total, progress, cancel)?,
+                );
                 done += item.size;
                 i += 1;
                 continue;
@@ -527,7 +574,7 @@ impl Vault {
                         Error::InvalidArgument("export destination has no directory".into())
                     })?;
                     if !made_dirs.contains(dir) {
-                        fs::create_dir_all(dir).map_err(|e| Error::io_path("creating", dir, e))?;
+                        make_dirs_no_links(dest_dir, dir)?;
                         made_dirs.insert(dir.to_path_buf());
                     }
                     if !pkeys.contains_key(&item.project_id) {
@@ -573,6 +620,7 @@ impl Vault {
     fn export_to(
         &self,
         item: &ItemInfo,
+        root: &Path,
         target: &Path,
         opts: &ExportOptions,
         overall_done: u64,
@@ -586,7 +634,7 @@ impl Vault {
         if !opts.overwrite && fs::symlink_metadata(target).is_ok() {
             return Err(Error::AlreadyExists(format!("{}", target.display())));
         }
-        fs::create_dir_all(dir).map_err(|e| Error::io_path("creating", dir, e))?;
+        make_dirs_no_links(root, dir)?;
         let pkey = self.project_key(&item.project_id)?;
         let job = self.export_job(item, target.to_path_buf(), &pkey)?;
         let mut dec = decrypt_to_temp(&job, opts, cancel, true, &mut |done| {
