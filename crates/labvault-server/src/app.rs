@@ -60,6 +60,12 @@ pub struct Config {
     /// An object no blob record names is removed once it is this old (s): a crash between
     /// storing bytes and recording them leaves one.
     pub orphan_object_age_secs: i64,
+    /// A connection that sends nothing this long after its TLS handshake is closed (s).
+    pub first_request_timeout_secs: u64,
+    /// A connection that moves no byte this long is closed (s; above the longest long poll).
+    pub idle_timeout_secs: u64,
+    /// Connections one client address may hold at once.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for Config {
@@ -85,6 +91,9 @@ impl Default for Config {
             max_commit_body: 16 << 20,
             blob_timeout_secs: 600,
             orphan_object_age_secs: 3600,
+            first_request_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections_per_ip: 256,
         }
     }
 }

@@ -5,13 +5,15 @@
 //!
 //! Layers: [`api`] (axum handlers, one route table that also feeds OpenAPI), [`app`]
 //! (state, authentication, audit helpers), [`store`] (storage traits + SQLite + files),
-//! [`server`] (TLS, accept loop, bootstrap, sweeper), [`gc`] (removal of erased blobs).
+//! [`server`] (TLS, accept loop, bootstrap, sweeper), [`conn_guard`] (connection limits and
+//! idle timeouts), [`gc`] (removal of erased blobs).
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod app;
 pub mod chain;
 pub mod clock;
+pub mod conn_guard;
 pub mod error;
 pub mod gc;
 pub mod jwt;

@@ -22,6 +22,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::app::{AppState, Config, StateParts};
 use crate::clock::Clock;
+use crate::conn_guard::{Activity, PerAddress, Watched};
 use crate::jwt::JwtKey;
 use crate::secrets;
 use crate::store::blobs::FsBlobStore;
@@ -299,9 +300,15 @@ pub async fn start(
     let app = crate::api::router(state.clone());
     let (tx, rx) = oneshot::channel();
     let sweeper_state = state.clone();
+    let state_cfg = state.cfg.clone();
     let join = tokio::spawn(async move {
         let sweeper = tokio::spawn(sweeper_loop(sweeper_state));
-        accept_loop(listener, TlsAcceptor::from(cfg), app, rx).await;
+        let limits = Limits {
+            first: Duration::from_secs(state_cfg.first_request_timeout_secs),
+            idle: Duration::from_secs(state_cfg.idle_timeout_secs),
+            per_ip: state_cfg.max_connections_per_ip,
+        };
+        accept_loop(listener, TlsAcceptor::from(cfg), app, rx, limits).await;
         sweeper.abort();
         let _ = sweeper.await;
     });
@@ -315,13 +322,22 @@ pub async fn start(
     })
 }
 
+/// How long and how many connections may stay (see [`crate::conn_guard`]).
+struct Limits {
+    first: Duration,
+    idle: Duration,
+    per_ip: usize,
+}
+
 async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     app: Router,
     mut shutdown: oneshot::Receiver<()>,
+    limits: Limits,
 ) {
     let limit = Arc::new(Semaphore::new(10_000));
+    let per_address = Arc::new(PerAddress::default());
     // Connections outlive the accept loop unless told to end: a stopped server must let go of
     // its state (the database and blob files), so each connection watches `closing` and the loop
     // waits for them before it returns.
@@ -344,14 +360,21 @@ async fn accept_loop(
             drop(stream);
             continue;
         };
+        let Some(admitted) = PerAddress::admit(&per_address, peer.ip(), limits.per_ip) else {
+            tracing::debug!(peer = %peer.ip(), "refused a connection: the address holds its limit");
+            drop(stream);
+            continue;
+        };
+        let (first, idle) = (limits.first, limits.idle);
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
         let mut closing = closing.clone();
         conns.spawn(async move {
             let _permit = permit;
+            let _admitted = admitted;
             let tls = tokio::select! {
-                r = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)) => match r {
+                r = tokio::time::timeout(first.max(Duration::from_secs(1)), acceptor.accept(stream)) => match r {
                     Ok(Ok(s)) => s,
                     _ => return,
                 },
@@ -369,11 +392,17 @@ async fn accept_loop(
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10));
             builder.http2().max_concurrent_streams(100);
-            let conn = builder.serve_connection(TokioIo::new(tls), svc);
+            let activity = Activity::new();
+            let io = Watched::new(tls, activity.clone());
+            let conn = builder.serve_connection(TokioIo::new(io), svc);
             tokio::pin!(conn);
             let ended = tokio::select! {
                 r = conn.as_mut() => Some(r),
                 _ = closing.changed() => None,
+                _ = activity.expired(first, idle) => {
+                    tracing::debug!(peer = %peer.ip(), "closed an idle connection");
+                    return;
+                }
             };
             let ended = match ended {
                 Some(r) => r,

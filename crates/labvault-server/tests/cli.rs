@@ -286,3 +286,100 @@ async fn a_deleted_tenants_audit_chain_stays_exportable() {
     let o = run(&["audit-export", "--tenant", "no-such-tenant"]);
     assert!(!o.status.success());
 }
+
+/// A slow loris: connections that finish the TLS handshake and then send nothing are closed
+/// after the first-request timeout, an idle one after the idle timeout, and one address cannot
+/// hold more than its share of connections.
+#[tokio::test]
+async fn silent_and_idle_connections_are_closed_and_one_address_is_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let data = labvault_server::DataDir::create(dir.path()).unwrap();
+    let cfg = labvault_server::Config {
+        first_request_timeout_secs: 1,
+        idle_timeout_secs: 2,
+        max_connections_per_ip: 4,
+        ..labvault_server::Config::default()
+    };
+    let state = labvault_server::open_state(
+        &data,
+        cfg,
+        std::sync::Arc::new(labvault_server::clock::SystemClock),
+    )
+    .unwrap();
+    let server = labvault_server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        labvault_server::server::self_signed(&data).unwrap(),
+        state,
+    )
+    .await
+    .unwrap();
+    let addr = server.addr;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls_cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(PinVerifier {
+            pin: server.pin.clone(),
+            provider,
+        }))
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls_cfg));
+    let handshake = || async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        connector
+            .connect("localhost".try_into().unwrap(), tcp)
+            .await
+            .unwrap()
+    };
+    let closed_within = |mut s: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+                         secs: u64| async move {
+        let mut b = [0u8; 64];
+        let t0 = std::time::Instant::now();
+        let r = tokio::time::timeout(std::time::Duration::from_secs(secs), s.read(&mut b)).await;
+        (matches!(r, Ok(Ok(0)) | Ok(Err(_))), t0.elapsed())
+    };
+
+    // Handshake, then silence: closed after about a second.
+    let silent = handshake().await;
+    let (closed, after) = closed_within(silent, 5).await;
+    assert!(closed, "a silent connection is closed");
+    assert!(after < std::time::Duration::from_secs(4), "{after:?}");
+
+    // One request, then idle: closed after the idle timeout (not before the answer).
+    let mut idle = handshake().await;
+    idle.write_all(b"GET /v1/health HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = idle.read(&mut answer).await.unwrap();
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"));
+    let (closed, after) = closed_within(idle, 6).await;
+    assert!(closed, "an idle connection is closed");
+    assert!(after >= std::time::Duration::from_secs(1), "{after:?}");
+
+    // Four connections from one address are held; the fifth is refused at once.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut fifth = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut b = [0u8; 8];
+    let r = tokio::time::timeout(std::time::Duration::from_millis(900), fifth.read(&mut b)).await;
+    assert!(
+        matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+        "the fifth connection is closed at once: {r:?}"
+    );
+    drop(held);
+    // Slots come back: a new connection works once the others are gone.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let ok = pinned_client(&server.pin)
+        .get(format!("https://127.0.0.1:{}/v1/health", addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    server.stop().await;
+}
