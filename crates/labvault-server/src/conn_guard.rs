@@ -63,6 +63,12 @@ pub struct Activity {
     read_any: Arc<AtomicBool>,
 }
 
+impl Default for Activity {
+    fn default() -> Self {
+        Activity::new()
+    }
+}
+
 impl Activity {
     /// A connection that just finished its handshake.
     pub fn new() -> Activity {
