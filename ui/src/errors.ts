@@ -73,6 +73,7 @@ export const ERROR_TEXT: Readonly<Record<string, string>> = {
   invalid_policy: "That retention policy is not allowed.",
   sync_refused: "Something the lab's server sent failed its checks and was refused; nothing here was changed.",
   feed_diverged: "The lab's server no longer has changes this device already applied (it may have been restored from a backup). Sync of that project stopped; nothing was deleted.",
+  project_locked: "This shared project is locked on this device: it has not reached the lab's server within the lab's offline period, or access to it was revoked. Connect and sync to unlock it.",
   not_unlocked: "The vault is locked. Unlock it to continue.",
   ipc: "The app could not run this action.",
   unknown: "An unexpected error occurred.",
