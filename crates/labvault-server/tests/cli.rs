@@ -383,3 +383,122 @@ async fn silent_and_idle_connections_are_closed_and_one_address_is_capped() {
     assert_eq!(ok.status(), 200);
     server.stop().await;
 }
+
+/// The same error contract whatever goes wrong with a body: a stalled one is `408
+/// request_timeout`, an oversized one `413 payload_too_large`, over HTTP/1.1 and HTTP/2, each
+/// with its `{code, message}` body.
+#[tokio::test]
+async fn stalled_and_oversized_bodies_get_the_error_contract_on_both_protocols() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let data = labvault_server::DataDir::create(dir.path()).unwrap();
+    let cfg = labvault_server::Config {
+        request_timeout_secs: 1,
+        idle_timeout_secs: 10,
+        ..labvault_server::Config::default()
+    };
+    let state = labvault_server::open_state(
+        &data,
+        cfg,
+        std::sync::Arc::new(labvault_server::clock::SystemClock),
+    )
+    .unwrap();
+    let server = labvault_server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        labvault_server::server::self_signed(&data).unwrap(),
+        state,
+    )
+    .await
+    .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = |alpn: &[&[u8]]| {
+        let mut c = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(PinVerifier {
+                pin: server.pin.clone(),
+                provider: provider.clone(),
+            }))
+            .with_no_client_auth();
+        c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        c
+    };
+
+    // HTTP/1.1: a body announced at 200 bytes, 20 sent, then nothing.
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut s = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls(&[b"http/1.1"])))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    s.write_all(
+        b"POST /v1/auth/login HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 200\r\n\r\n{\"tenant\":\"x\",\"email",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut b = [0u8; 4096];
+        loop {
+            match s.read(&mut b).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&b[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"code\":\"request_timeout\""), "{text}");
+
+    // HTTP/2 and HTTP/1.1: a body over the route's limit.
+    let url = format!("https://127.0.0.1:{}/v1/auth/login", server.addr.port());
+    let big =
+        serde_json::json!({"tenant": "x", "email": "a@b.cd", "password": "p".repeat(200_000)});
+    for (alpn, h2) in [
+        (&[b"h2".as_slice()][..], true),
+        (&[b"http/1.1".as_slice()][..], false),
+    ] {
+        let mut b = reqwest::Client::builder().use_preconfigured_tls(tls(alpn));
+        if h2 {
+            b = b.http2_prior_knowledge();
+        }
+        let r = b
+            .build()
+            .unwrap()
+            .post(&url)
+            .json(&big)
+            .send()
+            .await
+            .unwrap();
+        let version = r.version();
+        assert_eq!(r.status(), 413, "{version:?}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["code"], "payload_too_large", "{version:?}: {v}");
+        // Streamed, with no length announced.
+        let chunks = (0..256).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024]));
+        let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+        let mut b = reqwest::Client::builder().use_preconfigured_tls(tls(alpn));
+        if h2 {
+            b = b.http2_prior_knowledge();
+        }
+        let r = b
+            .build()
+            .unwrap()
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413, "{version:?} streamed");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["code"], "payload_too_large", "{version:?} streamed: {v}");
+    }
+    server.stop().await;
+}

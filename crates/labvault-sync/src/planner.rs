@@ -60,9 +60,11 @@ pub fn classify(e: &ClientError) -> Disposition {
             retry_after,
             message,
         } => match code {
-            ErrorCode::RateLimited | ErrorCode::Internal => Disposition::Retry {
-                retry_after: *retry_after,
-            },
+            ErrorCode::RateLimited | ErrorCode::Internal | ErrorCode::RequestTimeout => {
+                Disposition::Retry {
+                    retry_after: *retry_after,
+                }
+            }
             ErrorCode::Unauthorized
             | ErrorCode::InvalidRefreshToken
             | ErrorCode::DeviceNotApproved

@@ -75,6 +75,8 @@ pub enum ErrorCode {
     CursorExpired,
     /// Refused because a legal hold covers the data (an erasure of held items).
     OnHold,
+    /// The request (or its body) did not arrive in time; retry it.
+    RequestTimeout,
 }
 
 impl ErrorCode {
@@ -102,6 +104,7 @@ impl ErrorCode {
             ErrorCode::DeviceNotApproved => "device_not_approved",
             ErrorCode::CursorExpired => "cursor_expired",
             ErrorCode::OnHold => "on_hold",
+            ErrorCode::RequestTimeout => "request_timeout",
         }
     }
 
@@ -120,6 +123,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict => 409,
             ErrorCode::OnHold => 423,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::TenantExpired | ErrorCode::CursorExpired => 410,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::InvalidInput | ErrorCode::WeakPassword | ErrorCode::DigestMismatch => 422,

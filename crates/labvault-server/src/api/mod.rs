@@ -245,7 +245,10 @@ async fn normalize_errors(resp: Response) -> Response {
             ErrorCode::InvalidInput,
             "request body must be application/json",
         ),
-        StatusCode::REQUEST_TIMEOUT => (ErrorCode::Internal, "request timed out"),
+        StatusCode::REQUEST_TIMEOUT => (
+            ErrorCode::RequestTimeout,
+            "the request did not arrive in time (a stalled body or a slow connection); retry it",
+        ),
         s if s.is_client_error() => (ErrorCode::InvalidInput, "malformed request"),
         _ => (ErrorCode::Internal, "internal server error"),
     };
