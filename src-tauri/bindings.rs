@@ -176,6 +176,7 @@ fn type_files() -> Vec<(String, String)> {
         ts_rs_file::<ImportedFile>(&cfg),
         ts_rs_file::<ImportFailure>(&cfg),
         ts_rs_file::<ImportResult>(&cfg),
+        ts_rs_file::<ExportFailureDto>(&cfg),
         ts_rs_file::<ExportResult>(&cfg),
         ts_rs_file::<VerifyProblem>(&cfg),
         ts_rs_file::<VerifyResult>(&cfg),

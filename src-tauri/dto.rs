@@ -366,6 +366,22 @@ impl From<ImportReport> for ImportResult {
 pub struct ExportResult {
     /// Files written.
     pub paths: Vec<String>,
+    /// Items of an area export that could not be written (each left nothing), with why.
+    pub failed: Vec<ExportFailureDto>,
+}
+
+/// An item an area export could not write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename = "ExportFailure")]
+pub struct ExportFailureDto {
+    /// Area and logical path.
+    pub path: String,
+    /// Stable error code.
+    #[ts(type = "ErrorCode")]
+    pub code: ErrorCode,
+    /// Why, naming the file.
+    pub message: String,
 }
 
 /// One problem found by `vault_verify`.

@@ -612,6 +612,7 @@ pub fn export_item(
         )?;
         Ok(ExportResult {
             paths: vec![p.display().to_string()],
+            failed: Vec::new(),
         })
     });
     rep.finish(&r, Some(1));
@@ -633,7 +634,7 @@ pub fn export_area(
     let op = s.start_op(op_id)?;
     let rep = Reporter::new(s, &op, sink);
     let r = s.with_vault(|v| {
-        let paths = v.export_area(
+        let r = v.export_area(
             project,
             area,
             Path::new(dest_dir),
@@ -642,7 +643,16 @@ pub fn export_area(
             &op.cancel,
         )?;
         Ok(ExportResult {
-            paths: paths.iter().map(|p| p.display().to_string()).collect(),
+            paths: r.exported.iter().map(|p| p.display().to_string()).collect(),
+            failed: r
+                .failed
+                .iter()
+                .map(|f| ExportFailureDto {
+                    path: f.path.clone(),
+                    code: f.code,
+                    message: f.message.clone(),
+                })
+                .collect(),
         })
     });
     let n = r.as_ref().map(|x| x.paths.len() as u64).ok();

@@ -444,7 +444,7 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<()> {
         bar.set_position(p.overall_done);
         bar.set_message(p.path.to_string());
     };
-    let written = if a.targets.len() == 2 {
+    let (written, failed) = if a.targets.len() == 2 {
         let item = resolve(
             &vault,
             Some(&a.project),
@@ -452,13 +452,14 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<()> {
             &a.targets[0],
             &[ItemState::Active],
         )?;
-        vec![vault.export_item(
+        let one = vault.export_item(
             &item.id,
             PathBuf::from(&a.targets[1]).as_path(),
             &opts,
             &mut cb,
             &cancel,
-        )?]
+        )?;
+        (vec![one], Vec::new())
     } else {
         let Some(area) = a.area else {
             return Err(CoreError::InvalidArgument(
@@ -466,18 +467,41 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<()> {
             )
             .into());
         };
-        vault.export_area(
+        let r = vault.export_area(
             &a.project,
             area,
             PathBuf::from(&a.targets[0]).as_path(),
             &opts,
             &mut cb,
             &cancel,
-        )?
+        )?;
+        (r.exported, r.failed)
     };
     bar.finish_and_clear();
-    for w in written {
-        println!("exported {}", w.display());
+    for w in &written {
+        println!(
+            "exported {}",
+            crate::exit::printable(&w.display().to_string())
+        );
+    }
+    for f in &failed {
+        eprintln!(
+            "not exported[{}]: {}",
+            f.code,
+            crate::exit::printable(&f.message)
+        );
+    }
+    if let Some(first) = failed.first() {
+        return Err(Outcome {
+            code: first.code,
+            exit: EXIT_PARTIAL,
+            message: format!(
+                "{} file(s) exported, {} could not be (see above)",
+                written.len(),
+                failed.len()
+            ),
+        }
+        .into());
     }
     Ok(())
 }

@@ -604,3 +604,54 @@ fn import_json_stays_valid_with_a_non_utf8_file_name() {
     );
     assert_eq!(failed["code"], "invalid_name");
 }
+
+#[test]
+fn export_area_writes_what_it_can_and_reports_each_item_it_cannot() {
+    let env = Env::new();
+    env.init();
+    env.ok(&["project", "create", "Lab"]);
+    let src = env.root.join("data");
+    for n in ["a.csv", "b.csv", "c.csv"] {
+        write(&src.join(n), n.as_bytes());
+    }
+    env.ok(&["import", "-p", "Lab", src.to_str().unwrap()]);
+    let out = env.root.join("out");
+    write(&out.join("data/b.csv"), b"the user's own b");
+    let o = env
+        .cmd(Some(PASS))
+        .args([
+            "export",
+            "-p",
+            "Lab",
+            "--area",
+            "uploads",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 3, "partial: {}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("exported "))
+            .count(),
+        2,
+        "{stdout}"
+    );
+    assert!(
+        stderr(&o).contains("not exported[already_exists]"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("2 file(s) exported, 1 could not be"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(out.join("data/b.csv")).unwrap(),
+        b"the user's own b"
+    );
+    assert_eq!(std::fs::read(out.join("data/c.csv")).unwrap(), b"c.csv");
+}

@@ -57,8 +57,8 @@ pub use model::{
 #[doc(hidden)]
 pub use rekey::RekeyStop;
 pub use transfer::{
-    ExportOptions, ImportEvent, ImportFailure, ImportOptions, ImportReport, ImportedFile,
-    TransferProgress, VerifyProblem, VerifyReport, IMPORT_GROUP_FILES,
+    ExportFailure, ExportOptions, ExportReport, ImportEvent, ImportFailure, ImportOptions,
+    ImportReport, ImportedFile, TransferProgress, VerifyProblem, VerifyReport, IMPORT_GROUP_FILES,
 };
 pub use vault::{default_vault_dir, os_user_name, vault_exists, Unlock, Vault, VaultOptions};
 pub use view::{ItemDetails, ItemPage, ItemQuery, SortKey, ViewHandle};

@@ -329,7 +329,7 @@ fn import_dir_list_filters_versions_and_export_roundtrip() {
             &AtomicBool::new(false),
         )
         .unwrap();
-    assert_eq!(files.len(), 5);
+    assert_eq!(files.exported.len(), 5);
     assert_eq!(fs::read(area_out.join("run-7/raw/big.bin")).unwrap(), big);
     assert_eq!(fs::read(area_out.join("run-7/empty.dat")).unwrap(), b"");
     assert_eq!(
@@ -1117,7 +1117,7 @@ fn area_export_in_groups_round_trips_and_leaves_no_temp_file() {
             &AtomicBool::new(false),
         )
         .unwrap();
-    assert_eq!(files.len(), n + 1);
+    assert_eq!(files.exported.len(), n + 1);
     assert_eq!(last.0, last.1, "progress reaches the total");
     for i in 0..n {
         let rel = format!("src/d{}/f{i:04}.dat", i % 3);
@@ -1163,11 +1163,10 @@ fn import_one_by_one(
     blobs
 }
 
-/// A tampered item in the middle of an export group: the export fails naming it; the items
-/// before it (listing order) are exported intact, it and every later item of the group leave
-/// no output file and no temp file.
+/// A tampered item in the middle of an export group: it is reported (naming it) and leaves
+/// no output file and no temp file; every other item is exported intact.
 #[test]
-fn area_export_group_failure_leaves_no_file_from_the_failing_item_on() {
+fn area_export_group_skips_a_tampered_item_and_exports_the_rest() {
     let (t, dir, mut v, _) = new_vault();
     v.create_project("G").unwrap();
     let src = t.path().join("src");
@@ -1183,7 +1182,7 @@ fn area_export_group_failure_leaves_no_file_from_the_failing_item_on() {
     fs::write(&blobs[5], b).unwrap();
 
     let out = t.path().join("out");
-    let e = v
+    let r = v
         .export_area(
             "G",
             Area::Uploads,
@@ -1192,20 +1191,25 @@ fn area_export_group_failure_leaves_no_file_from_the_failing_item_on() {
             &mut no_progress(),
             &AtomicBool::new(false),
         )
-        .unwrap_err();
-    assert_eq!(e.code(), ErrorCode::Tampered);
-    assert!(e.to_string().contains("G/uploads/d/f05.txt"), "{e}");
+        .unwrap();
+    assert_eq!(r.failed.len(), 1, "{:?}", r.failed);
+    assert_eq!(r.failed[0].code, ErrorCode::Tampered);
+    assert_eq!(r.failed[0].path, "uploads/d/f05.txt");
+    assert!(
+        r.failed[0].message.contains("G/uploads/d/f05.txt"),
+        "{:?}",
+        r.failed[0]
+    );
+    assert_eq!(r.exported.len(), 9);
     let mut left: Vec<String> = all_files(&out)
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     left.sort();
-    assert_eq!(
-        left,
-        names[..5].to_vec(),
-        "only the items before the bad one"
-    );
-    for (i, n) in names[..5].iter().enumerate() {
+    let mut want = names.clone();
+    want.remove(5);
+    assert_eq!(left, want, "every item but the bad one, no temp file");
+    for (i, n) in names.iter().enumerate().filter(|(i, _)| *i != 5) {
         assert_eq!(
             fs::read(out.join("d").join(n)).unwrap(),
             format!("content of file {i}").as_bytes()
@@ -1213,10 +1217,11 @@ fn area_export_group_failure_leaves_no_file_from_the_failing_item_on() {
     }
 }
 
-/// A missing blob and an existing destination file behave the same way inside a group, and a
-/// retry after fixing the cause (here: removing the clashing file) completes the export.
+/// A missing blob, an existing destination file and a file where a folder is needed each fail
+/// their own item only (reported with the reason), everything else is exported; a retry after
+/// fixing the cause completes the export.
 #[test]
-fn area_export_group_stops_at_missing_blob_and_at_existing_file() {
+fn area_export_reports_each_item_it_cannot_write_and_exports_the_rest() {
     let (t, dir, mut v, _) = new_vault();
     v.create_project("G").unwrap();
     let src = t.path().join("src");
@@ -1226,8 +1231,7 @@ fn area_export_group_stops_at_missing_blob_and_at_existing_file() {
     }
     let blobs = import_one_by_one(&mut v, &src, &dir, &names);
 
-    // An existing file at f03: the export refuses to clobber it, exports f00-f02 only, and the
-    // clashing file is untouched.
+    // An existing file at f03: not clobbered, reported; the five others exported.
     let out = t.path().join("out");
     write(&out.join("d/f03.txt"), b"user's own file");
     let export = |v: &mut Vault, out: &std::path::Path| {
@@ -1240,29 +1244,45 @@ fn area_export_group_stops_at_missing_blob_and_at_existing_file() {
             &AtomicBool::new(false),
         )
     };
-    let e = export(&mut v, &out).unwrap_err();
-    assert_eq!(e.code(), ErrorCode::AlreadyExists);
+    let r = export(&mut v, &out).unwrap();
+    assert_eq!(
+        r.failed
+            .iter()
+            .map(|f| (f.path.as_str(), f.code))
+            .collect::<Vec<_>>(),
+        vec![("uploads/d/f03.txt", ErrorCode::AlreadyExists)]
+    );
+    assert_eq!(r.exported.len(), 5);
     assert_eq!(fs::read(out.join("d/f03.txt")).unwrap(), b"user's own file");
     assert_eq!(
         all_files(&out).len(),
-        4,
-        "f00-f02 plus the user's file, no temp file"
+        6,
+        "five exported plus the user's file, no temp file"
     );
 
-    // A missing blob at f04 (fresh destination): f00-f03 exported, nothing else.
+    // A missing blob at f04 (fresh destination): reported, the five others exported.
     fs::remove_file(&blobs[4]).unwrap();
     let out2 = t.path().join("out2");
-    let e = export(&mut v, &out2).unwrap_err();
-    assert_eq!(e.code(), ErrorCode::NotFound);
-    let mut left: Vec<_> = all_files(&out2);
-    left.sort();
+    let r = export(&mut v, &out2).unwrap();
     assert_eq!(
-        left,
-        names[..4]
+        r.failed
             .iter()
-            .map(|n| out2.join("d").join(n))
-            .collect::<Vec<_>>()
+            .map(|f| (f.path.as_str(), f.code))
+            .collect::<Vec<_>>(),
+        vec![("uploads/d/f04.txt", ErrorCode::NotFound)]
     );
+    assert_eq!(all_files(&out2).len(), 5);
+
+    // A file where the export needs the folder `d`: every item under it is reported.
+    let out3 = t.path().join("out3");
+    write(&out3.join("d"), b"a file named d");
+    let r = export(&mut v, &out3).unwrap();
+    assert!(r.exported.is_empty());
+    assert_eq!(r.failed.len(), 6, "{:?}", r.failed);
+    assert!(r
+        .failed
+        .iter()
+        .all(|f| f.code == ErrorCode::AlreadyExists || f.code == ErrorCode::NotFound));
 }
 
 /// Cancelling an area export in the middle of a group stops it with `cancelled`: what was
@@ -1573,4 +1593,78 @@ fn export_never_writes_through_a_symlinked_folder_inside_the_destination() {
         "nothing written outside: {:?}",
         all_files(&outside)
     );
+}
+
+#[test]
+fn import_refuses_a_file_and_a_folder_of_the_same_name() {
+    let (t, _dir, v, _) = new_vault();
+    v.create_project("P").unwrap();
+    let a = t.path().join("a");
+    write(&a.join("conf"), b"a file named conf");
+    import(
+        &v,
+        "P",
+        Area::Uploads,
+        std::slice::from_ref(&a.join("conf")),
+    );
+    // `conf/y` under the file `conf`: refused, naming the clash; `other` still imported.
+    let b = t.path().join("b");
+    write(&b.join("conf/y"), b"y");
+    write(&b.join("other.txt"), b"fine");
+    let rep = v
+        .import(
+            "P",
+            Area::Uploads,
+            &[b.join("conf"), b.join("other.txt")],
+            &ImportOptions::default(),
+            &mut |_| {},
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+    assert_eq!(rep.imported.len(), 1);
+    assert_eq!(rep.failed.len(), 1, "{:?}", rep.failed);
+    assert_eq!(rep.failed[0].code, ErrorCode::AlreadyExists);
+    assert!(
+        rep.failed[0].message.contains("conf is a file"),
+        "{:?}",
+        rep.failed[0]
+    );
+    // The other way round: a file `deep` where `deep/x` is already an item (a folder).
+    write(&t.path().join("c/deep/x"), b"x");
+    import(
+        &v,
+        "P",
+        Area::Uploads,
+        std::slice::from_ref(&t.path().join("c/deep")),
+    );
+    write(&t.path().join("d/deep"), b"a file named deep");
+    let rep = v
+        .import(
+            "P",
+            Area::Uploads,
+            &[t.path().join("d/deep")],
+            &ImportOptions::default(),
+            &mut |_| {},
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+    assert_eq!(rep.imported.len(), 0);
+    assert!(
+        rep.failed[0].message.contains("deep is a folder"),
+        "{:?}",
+        rep.failed[0]
+    );
+    // So an area export writes everything.
+    let r = v
+        .export_area(
+            "P",
+            Area::Uploads,
+            &t.path().join("out"),
+            &ExportOptions::default(),
+            &mut no_progress(),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    assert_eq!(r.exported.len(), 3);
 }

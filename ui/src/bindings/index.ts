@@ -19,6 +19,7 @@ export type { Progress } from "./Progress";
 export type { ImportedFile } from "./ImportedFile";
 export type { ImportFailure } from "./ImportFailure";
 export type { ImportResult } from "./ImportResult";
+export type { ExportFailure } from "./ExportFailure";
 export type { ExportResult } from "./ExportResult";
 export type { VerifyProblem } from "./VerifyProblem";
 export type { VerifyResult } from "./VerifyResult";

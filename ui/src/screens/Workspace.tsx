@@ -109,7 +109,13 @@ export function WorkspaceScreen() {
       "export",
       `Exporting ${target} / ${humanize(area)}`,
       (opId, cb) => exportArea(target, area, dest, false, opId, cb),
-      (v) => `${v.paths.length} file${v.paths.length === 1 ? "" : "s"} exported to ${dest}`,
+      (v) => {
+        const done = `${v.paths.length} file${v.paths.length === 1 ? "" : "s"} exported to ${dest}`;
+        if (v.failed.length === 0) return done;
+        const first = v.failed[0];
+        const more = v.failed.length > 1 ? ` (and ${v.failed.length - 1} more)` : "";
+        return `${done}; ${v.failed.length} could not be exported: ${first.path}: ${first.message}${more}`;
+      },
     );
     if (!r.ok && r.error.code !== "cancelled") setError(r.error);
   };

@@ -3,9 +3,9 @@
 
 use super::sql::{area_versions, current_version, CurrentVersion};
 use super::{
-    blob_err, create_guarded, file_id_of, small_run_end, sync_files, ExportOptions, SinkWriter,
-    SourceReader, TempGuard, TransferProgress, WriteBehind, GROUP_FILE_MAX_BYTES,
-    WRITE_BEHIND_BYTES,
+    blob_err, create_guarded, file_id_of, small_run_end, sync_files, ExportFailure, ExportOptions,
+    ExportReport, SinkWriter, SourceReader, TempGuard, TransferProgress, WriteBehind,
+    GROUP_FILE_MAX_BYTES, WRITE_BEHIND_BYTES,
 };
 use crate::error::{Error, Result};
 use crate::fsutil::random_hex;
@@ -340,6 +340,26 @@ fn export_group(
     (placed, err)
 }
 
+/// Whether an export failure concerns one item only (the export goes on without it) rather
+/// than the whole export (cancelled, a full disk, a locked vault, an I/O failure).
+fn is_per_item(e: &Error) -> bool {
+    use crate::error::ErrorCode as C;
+    match e.code() {
+        C::AlreadyExists
+        | C::InvalidName
+        | C::InvalidArgument
+        | C::Tampered
+        | C::Truncated
+        | C::Erased
+        | C::NotFound => true,
+        C::Io => matches!(
+            e,
+            Error::Io { source, .. } if matches!(source.raw_os_error(), Some(20 | 21 | 36))
+        ),
+        _ => false,
+    }
+}
+
 /// Creates `dir` (inside the destination `root` the user chose) without following a symbolic
 /// link below `root`: a link there (to `/etc`, to another user's folder) would make the export
 /// write plaintext outside the folder the user chose, so it is refused, naming it. `root`
@@ -493,8 +513,11 @@ impl Vault {
         )
     }
     /// Exports every active item of `project`/`area` under `dest_dir`, recreating the logical
-    /// directory structure. Stops at the first failure: the files before it (in listing order)
-    /// are exported and stay, the one that failed and every later one leave nothing.
+    /// directory structure, as many as it can: an item that cannot be exported (a file already
+    /// there, a name the destination cannot hold, a file where a folder is needed, a link in the
+    /// way, a damaged blob) leaves nothing and is reported with its reason in
+    /// [`ExportReport::failed`]; the others are exported. What stops the whole export (cancel,
+    /// a full disk, a locked vault) is an error; the files before it stay.
     ///
     /// Small items go in groups (group export, the mirror of the import's group commit): worker
     /// threads decrypt and verify each into its own temp file beside its target, then the
@@ -510,14 +533,19 @@ impl Vault {
         opts: &ExportOptions,
         progress: &mut dyn FnMut(&TransferProgress<'_>),
         cancel: &AtomicBool,
-    ) -> Result<Vec<PathBuf>> {
+    ) -> Result<ExportReport> {
         let resource = match self.project(project) {
             Ok(p) => resources::project(&p.id),
             Err(_) => "project/unknown".to_string(),
         };
         self.read_op(actions::DATA_EXPORT, resource, || {
             let out = self.export_area_to(project, area, dest_dir, opts, progress, cancel)?;
-            Ok((out, format!("area={area}")))
+            let detail = format!(
+                "area={area} exported={} failed={}",
+                out.exported.len(),
+                out.failed.len()
+            );
+            Ok((out, detail))
         })
     }
 
@@ -529,7 +557,7 @@ impl Vault {
         opts: &ExportOptions,
         progress: &mut dyn FnMut(&TransferProgress<'_>),
         cancel: &AtomicBool,
-    ) -> Result<Vec<PathBuf>> {
+    ) -> Result<ExportReport> {
         // Every item with where its current version is, in one read (a query per item cost
         // more than decrypting a small one).
         let (items, mut versions): (Vec<ItemInfo>, Vec<Option<CurrentVersion>>) = {
@@ -543,6 +571,18 @@ impl Vault {
         let total: u64 = items.iter().map(|i| i.size).sum();
         let mut done = 0u64;
         let mut out = Vec::new();
+        let mut failed: Vec<ExportFailure> = Vec::new();
+        let mut skip = |item: &ItemInfo, e: Error| -> Result<()> {
+            if !is_per_item(&e) {
+                return Err(e);
+            }
+            failed.push(ExportFailure {
+                path: format!("{}/{}", item.area, item.path),
+                code: e.code(),
+                message: e.to_string(),
+            });
+            Ok(())
+        };
         let mut pkeys: std::collections::HashMap<String, ProjectKey> = Default::default();
         let mut made_dirs = std::collections::HashSet::new();
         let mut i = 0;
@@ -552,11 +592,14 @@ impl Vault {
             }
             let item = &items[i];
             if item.size > GROUP_FILE_MAX_BYTES {
-                let rel = names::validate_logical_path(&item.path)?;
-                let target = dest_dir.join(&rel);
-                out.push(
-                    self.export_to(item, dest_dir, &target, opts, done, total, progress, cancel)?,
-                );
+                let r = names::validate_logical_path(&item.path).and_then(|rel| {
+                    let target = dest_dir.join(&rel);
+                    self.export_to(item, dest_dir, &target, opts, done, total, progress, cancel)
+                });
+                match r {
+                    Ok(p) => out.push(p),
+                    Err(e) => skip(item, e)?,
+                }
                 done += item.size;
                 i += 1;
                 continue;
@@ -592,24 +635,49 @@ impl Vault {
                     }
                 }
             }
-            let (paths, err) = export_group(&jobs, opts, dest_dir, cancel, &mut |k| {
-                let it = &items[i + k];
-                done += it.size;
-                progress(&TransferProgress {
-                    path: &it.path,
-                    file_done: it.size,
-                    file_total: it.size,
-                    overall_done: done,
-                    overall_total: total,
-                })
-            });
-            out.extend(paths);
-            if let Some(e) = err.or(first_err) {
-                return Err(e);
+            // The group's jobs; an item that fails leaves nothing and the rest go on (its
+            // version was consumed by its job, so the remaining jobs are exported as they are).
+            let mut from = 0;
+            while from < jobs.len() {
+                let base = i + from;
+                let (paths, err) = export_group(&jobs[from..], opts, dest_dir, cancel, &mut |k| {
+                    let it = &items[base + k];
+                    done += it.size;
+                    progress(&TransferProgress {
+                        path: &it.path,
+                        file_done: it.size,
+                        file_total: it.size,
+                        overall_done: done,
+                        overall_total: total,
+                    })
+                });
+                let placed = paths.len();
+                out.extend(paths);
+                match err {
+                    Some(e) => {
+                        let item = &items[base + placed];
+                        done += item.size;
+                        skip(item, e)?;
+                        from += placed + 1;
+                    }
+                    None => from = jobs.len(),
+                }
             }
-            i = end;
+            match first_err {
+                // The item after the last job could not even be prepared; go on after it.
+                Some(e) => {
+                    let item = &items[i + jobs.len()];
+                    done += item.size;
+                    skip(item, e)?;
+                    i += jobs.len() + 1;
+                }
+                None => i = end,
+            }
         }
-        Ok(out)
+        Ok(ExportReport {
+            exported: out,
+            failed,
+        })
     }
     /// What a worker needs to decrypt one item to `target`, read from the catalog.
     fn export_job(&self, item: &ItemInfo, target: PathBuf, pkey: &ProjectKey) -> Result<ExportJob> {

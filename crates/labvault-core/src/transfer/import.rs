@@ -323,6 +323,83 @@ fn plan_source(
     }
 }
 
+/// A file and a folder cannot share a name in an area (`conf` beside `conf/y`): no file system
+/// could hold both on export. A planned file whose path is an item's folder, or under an item
+/// (or under another planned file), is refused with `already_exists`, naming the clash.
+fn refuse_file_folder_clashes(
+    conn: &rusqlite::Connection,
+    project_id: &str,
+    area: Area,
+    plan: &mut Vec<Planned>,
+    failed: &mut Vec<ImportFailure>,
+) -> Result<()> {
+    use rusqlite::OptionalExtension;
+    use std::collections::{HashMap, HashSet};
+    let planned: HashSet<String> = plan.iter().map(|p| p.path.clone()).collect();
+    let mut is_item: HashMap<String, bool> = HashMap::new();
+    let mut item_at = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM items WHERE project_id = ?1 AND area = ?2 AND path = ?3
+             AND state = 'active')",
+    )?;
+    // Items under `p/`: paths between `p/` and `p0` ('0' follows '/').
+    let mut under = conn.prepare_cached(
+        "SELECT path FROM items WHERE project_id = ?1 AND area = ?2 AND state = 'active'
+             AND path > ?3 AND path < ?4 LIMIT 1",
+    )?;
+    let mut keep = Vec::with_capacity(plan.len());
+    for p in plan.drain(..) {
+        let mut clash: Option<String> = None;
+        for (i, _) in p.path.match_indices('/') {
+            let dir = &p.path[..i];
+            let file_there = match is_item.get(dir) {
+                Some(b) => *b,
+                None => {
+                    let b: bool = item_at
+                        .query_row(rusqlite::params![project_id, area.as_str(), dir], |r| {
+                            r.get(0)
+                        })?;
+                    is_item.insert(dir.to_string(), b);
+                    b
+                }
+            };
+            if file_there || planned.contains(dir) {
+                clash = Some(format!(
+                    "{dir} is a file in {area}, so it cannot also be a folder"
+                ));
+                break;
+            }
+        }
+        if clash.is_none() {
+            let below: Option<String> = under
+                .query_row(
+                    rusqlite::params![
+                        project_id,
+                        area.as_str(),
+                        format!("{}/", p.path),
+                        format!("{}0", p.path)
+                    ],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(b) = below {
+                clash = Some(format!(
+                    "{} is a folder in {area} (it holds {b}), so it cannot also be a file",
+                    p.path
+                ));
+            }
+        }
+        match clash {
+            Some(why) => failed.push(fail(
+                &p.source,
+                Error::AlreadyExists(format!("{}: {why}", p.path)),
+            )),
+            None => keep.push(p),
+        }
+    }
+    *plan = keep;
+    Ok(())
+}
+
 fn walk_dir(dir: &Path, base: &str, plan: &mut Vec<Planned>, failed: &mut Vec<ImportFailure>) {
     let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,
@@ -445,6 +522,7 @@ fn import_in(
     for src in sources {
         plan_source(src, prefix.as_deref(), &mut plan, &mut report.failed);
     }
+    refuse_file_folder_clashes(w.conn(), &project.id, area, &mut plan, &mut report.failed)?;
     t.stop(Phase::Plan);
     for f in &report.failed {
         progress(&ImportEvent::FileFailed(f));

@@ -136,6 +136,26 @@ pub struct ExportOptions {
     pub overwrite: bool,
 }
 
+/// What an area export did: the files written, and each item it could not export.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ExportReport {
+    /// Files written.
+    pub exported: Vec<PathBuf>,
+    /// Items not exported, with why (each left nothing at the destination).
+    pub failed: Vec<ExportFailure>,
+}
+
+/// An item an export could not write.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportFailure {
+    /// Its area and logical path.
+    pub path: String,
+    /// Stable error code.
+    pub code: ErrorCode,
+    /// Why, naming the file.
+    pub message: String,
+}
+
 /// One problem found by [`Vault::verify`].
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyProblem {
