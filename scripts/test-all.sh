@@ -73,6 +73,8 @@ stage ui ui_build_test
 stage clippy cargo clippy "${CARGO_FEATURES[@]}" --all-targets -- -D warnings
 stage cargo-test cargo_tests
 stage e2e e2e_tests
+# A smoke run of every fuzz target (a few seconds each); campaigns: docs/fuzzing.md.
+stage fuzz bash scripts/fuzz.sh 3
 
 trap - ERR
 echo
