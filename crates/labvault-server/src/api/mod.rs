@@ -292,8 +292,11 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(
             // One span per request (method, path, version; never headers, so never tokens).
+            // Every request is in the audit trail already; its log line is DEBUG, so a busy
+            // server does not write a line per request (at 12,000 requests/s that was 157 MB
+            // in 40 s). Server errors are logged at ERROR whatever the level.
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::DEBUG))
+                .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
         )
 }
