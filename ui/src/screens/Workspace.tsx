@@ -111,8 +111,8 @@ export function WorkspaceScreen() {
       (opId, cb) => exportArea(target, area, dest, false, opId, cb),
       (v) => {
         const done = `${v.paths.length} file${v.paths.length === 1 ? "" : "s"} exported to ${dest}`;
-        if (v.failed.length === 0) return done;
         const first = v.failed[0];
+        if (!first) return done;
         const more = v.failed.length > 1 ? ` (and ${v.failed.length - 1} more)` : "";
         return `${done}; ${v.failed.length} could not be exported: ${first.path}: ${first.message}${more}`;
       },
