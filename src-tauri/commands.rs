@@ -12,6 +12,8 @@ use crate::dto::*;
 use crate::error::CommandError;
 use crate::ops::{self, Sink, UnlockWith};
 use crate::state::{AppState, Shared};
+use crate::tenant_dto::*;
+use crate::tenant_ops;
 
 pub use crate::dto::VaultStatus;
 
@@ -650,4 +652,192 @@ pub async fn pick_save_path<R: Runtime>(
         Ok(d.blocking_save_file().and_then(path_string))
     })
     .await
+}
+
+// ----- tenant: sign-in ----------------------------------------------------------------------
+
+/// Where this vault stands with its lab's tenant (local; no network).
+#[tauri::command]
+pub async fn tenant_status(state: State<'_, AppState>) -> Result<TenantStatus, CommandError> {
+    let s = shared(&state);
+    blocking(move || tenant_ops::status(&s)).await
+}
+
+/// Connects the vault to a tenant: the address and pin are checked by a call first.
+/// A wrong pin is `pin_mismatch`; an address that does not answer is `unreachable`.
+#[tauri::command]
+pub async fn tenant_connect(
+    state: State<'_, AppState>,
+    url: String,
+    pin: String,
+    tenant: Option<String>,
+) -> Result<TenantStatus, CommandError> {
+    tenant_ops::connect(&state.0, &url, &pin, tenant.as_deref()).await
+}
+
+/// Signs in; `signedIn: false` means a TOTP code is needed (call again with `totp`).
+#[tauri::command]
+pub async fn tenant_sign_in(
+    state: State<'_, AppState>,
+    email: String,
+    password: String,
+    totp: Option<String>,
+) -> Result<SignInResult, CommandError> {
+    let password = zeroize::Zeroizing::new(password);
+    tenant_ops::sign_in(&state.0, &email, &password, totp.as_deref()).await
+}
+
+/// Signs out: the session ends on the tenant and its token leaves the OS keyring.
+#[tauri::command]
+pub async fn tenant_sign_out(state: State<'_, AppState>) -> Result<(), CommandError> {
+    tenant_ops::sign_out(&state.0).await
+}
+
+/// Steps up with a TOTP code before an admin action the tenant answered with `mfa_required`.
+#[tauri::command]
+pub async fn tenant_step_up(state: State<'_, AppState>, code: String) -> Result<(), CommandError> {
+    tenant_ops::step_up(&state.0, &code).await
+}
+
+/// The user's devices on the tenant.
+#[tauri::command]
+pub async fn devices_list(state: State<'_, AppState>) -> Result<Vec<UserDevice>, CommandError> {
+    tenant_ops::devices(&state.0).await
+}
+
+/// Approves a waiting device of the user from the pairing code it shows; returns its name.
+#[tauri::command]
+pub async fn device_approve(
+    state: State<'_, AppState>,
+    code: String,
+) -> Result<String, CommandError> {
+    tenant_ops::approve_device(&state.0, &code).await
+}
+
+/// Revokes one of the user's other devices.
+#[tauri::command]
+pub async fn device_revoke(
+    state: State<'_, AppState>,
+    device_id: String,
+) -> Result<(), CommandError> {
+    tenant_ops::revoke_device(&state.0, &device_id).await
+}
+
+// ----- tenant: sync -------------------------------------------------------------------------
+
+/// Per-project sync state (local; no network).
+#[tauri::command]
+pub async fn sync_status(state: State<'_, AppState>) -> Result<Vec<ProjectSync>, CommandError> {
+    let s = shared(&state);
+    blocking(move || tenant_ops::sync_status(&s)).await
+}
+
+/// One sync pass with progress; cancellable with `operation_cancel`.
+#[tauri::command]
+pub async fn sync_run(
+    state: State<'_, AppState>,
+    op_id: String,
+    on_progress: Channel<Progress>,
+) -> Result<SyncReport, CommandError> {
+    let s = shared(&state);
+    tenant_ops::sync_run(&s, &op_id, sink(on_progress)).await
+}
+
+/// Items with conflicting versions.
+#[tauri::command]
+pub async fn sync_conflicts(state: State<'_, AppState>) -> Result<Vec<SyncConflict>, CommandError> {
+    let s = shared(&state);
+    blocking(move || tenant_ops::conflicts(&s)).await
+}
+
+/// Keeps one version of a conflicted item as its head; returns the new head version.
+#[tauri::command]
+pub async fn conflict_resolve(
+    state: State<'_, AppState>,
+    item_id: String,
+    keep: u32,
+) -> Result<u32, CommandError> {
+    let s = shared(&state);
+    blocking(move || tenant_ops::resolve_conflict(&s, &item_id, keep)).await
+}
+
+// ----- tenant: team -------------------------------------------------------------------------
+
+/// The team and the access matrix (Owners/Admins); the caller's own access otherwise.
+#[tauri::command]
+pub async fn team_view(
+    state: State<'_, AppState>,
+    stale_days: Option<u32>,
+) -> Result<Team, CommandError> {
+    tenant_ops::team_view(&state.0, stale_days).await
+}
+
+/// Sets a member's role on one project (may answer `mfa_required`).
+#[tauri::command]
+pub async fn team_set_project_role(
+    state: State<'_, AppState>,
+    project_id: String,
+    user_id: String,
+    role: String,
+) -> Result<(), CommandError> {
+    tenant_ops::set_project_role(&state.0, &project_id, &user_id, &role).await
+}
+
+/// Ends a member's own access to one project; the new key epoch when a shared project rotated.
+#[tauri::command]
+pub async fn team_remove_project_access(
+    state: State<'_, AppState>,
+    project_id: String,
+    user_id: String,
+) -> Result<Option<u32>, CommandError> {
+    tenant_ops::remove_project_access(&state.0, &project_id, &user_id).await
+}
+
+/// Changes a member's tenant role (may answer `mfa_required`).
+#[tauri::command]
+pub async fn team_set_tenant_role(
+    state: State<'_, AppState>,
+    user_id: String,
+    role: String,
+) -> Result<(), CommandError> {
+    tenant_ops::set_tenant_role(&state.0, &user_id, &role).await
+}
+
+/// Removes a member from the tenant (may answer `mfa_required`).
+#[tauri::command]
+pub async fn team_remove_member(
+    state: State<'_, AppState>,
+    user_id: String,
+) -> Result<(), CommandError> {
+    tenant_ops::remove_member(&state.0, &user_id).await
+}
+
+/// Resets a member's MFA (may answer `mfa_required`).
+#[tauri::command]
+pub async fn team_reset_mfa(
+    state: State<'_, AppState>,
+    user_id: String,
+) -> Result<(), CommandError> {
+    tenant_ops::reset_mfa(&state.0, &user_id).await
+}
+
+/// Writes the access review as CSV to a path from `pick_save_path`; returns bytes written.
+#[tauri::command]
+pub async fn access_review_export(
+    state: State<'_, AppState>,
+    dest_path: String,
+    stale_days: Option<u32>,
+) -> Result<u64, CommandError> {
+    tenant_ops::access_review_export(&state.0, &dest_path, stale_days).await
+}
+
+/// Records the review as done in the tenant's audit trail, with what it changed.
+#[tauri::command]
+pub async fn access_review_sign_off(
+    state: State<'_, AppState>,
+    stale_days: u32,
+    changes: Vec<String>,
+    note: Option<String>,
+) -> Result<(), CommandError> {
+    tenant_ops::access_review_sign_off(&state.0, stale_days, changes, note).await
 }

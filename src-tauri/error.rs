@@ -1,6 +1,6 @@
 //! The one error shape that crosses IPC.
 
-use labvault_core::ErrorCode;
+use labvault_sync::{Code, SyncError};
 use serde::Serialize;
 use ts_rs::TS;
 
@@ -8,18 +8,19 @@ use ts_rs::TS;
 /// UI switches on; `message` is for people and may change wording at any time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 pub struct CommandError {
-    /// Stable machine-readable code, e.g. `wrong_passphrase`, `tampered`, `not_found`.
+    /// Stable machine-readable code: the vault's (`wrong_passphrase`, `tampered`, ...) or the
+    /// tenant's (`mfa_required`, `unreachable`, ...).
     #[ts(type = "ErrorCode")]
-    pub code: ErrorCode,
+    pub code: Code,
     /// Human-readable explanation naming what is wrong (never secrets or file contents).
     pub message: String,
 }
 
 impl CommandError {
     /// Builds an error from a code and a message.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub fn new(code: impl Into<Code>, message: impl Into<String>) -> Self {
         Self {
-            code,
+            code: code.into(),
             message: message.into(),
         }
     }
@@ -28,6 +29,12 @@ impl CommandError {
 impl From<labvault_core::Error> for CommandError {
     fn from(err: labvault_core::Error) -> Self {
         Self::new(err.code(), err.to_string())
+    }
+}
+
+impl From<SyncError> for CommandError {
+    fn from(err: SyncError) -> Self {
+        Self::new(err.stable_code(), err.to_string())
     }
 }
 

@@ -15,6 +15,8 @@ pub mod navigation;
 pub mod ops;
 pub mod preview;
 pub mod state;
+pub mod tenant_dto;
+pub mod tenant_ops;
 
 #[cfg(test)]
 mod api_gen;
@@ -22,6 +24,8 @@ mod api_gen;
 mod architecture_tests;
 #[cfg(test)]
 mod ipc_tests;
+#[cfg(test)]
+mod tenant_tests;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -110,7 +110,10 @@ fn plain(status: StatusCode, msg: &str) -> Response<Vec<u8>> {
         .expect("static response parts are valid")
 }
 
-fn status_for(code: ErrorCode) -> StatusCode {
+fn status_for(code: labvault_sync::Code) -> StatusCode {
+    let labvault_sync::Code::Vault(code) = code else {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    };
     match code {
         ErrorCode::Locked => StatusCode::FORBIDDEN,
         ErrorCode::NotFound | ErrorCode::Erased | ErrorCode::InvalidArgument => {

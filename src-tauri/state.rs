@@ -77,6 +77,10 @@ pub struct Shared {
     pub recovery_out: Option<PathBuf>,
     /// KDF cost for new key files (`None` = calibrated); tests use the floor.
     pub kdf: Option<labvault_core::KdfParams>,
+    /// The tenant session of the unlocked vault (tokens never leave the Rust side).
+    pub session: Mutex<Option<Arc<labvault_sync::Session>>>,
+    /// Where refresh tokens live: the OS keyring.
+    pub tokens: Arc<dyn labvault_sync::TokenStore>,
 }
 
 /// Tauri-managed handle to [`Shared`].
@@ -120,6 +124,8 @@ impl Shared {
             pending_recovery: Mutex::new(None),
             recovery_out,
             kdf,
+            session: Mutex::new(None),
+            tokens: Arc::new(labvault_sync::KeyringTokens::default()),
         }
     }
 
@@ -219,6 +225,7 @@ impl Shared {
         }
         let vault = lock(&self.vault).take();
         lock(&self.views).clear();
+        *lock(&self.session) = None;
         *lock(&self.pending_recovery) = None;
         *lock(&self.keyring) = None;
         match vault {

@@ -25,13 +25,20 @@ import type {
   PreviewInfo,
   Progress,
   Project,
+  ProjectSync,
   RetentionItemsPage,
   RetentionPolicies,
   RetentionRunResult,
   RetentionSummary,
   RetentionTimeline,
   Settings,
+  SignInResult,
   StatRow,
+  SyncConflict,
+  SyncReport,
+  Team,
+  TenantStatus,
+  UserDevice,
   VaultStatus,
   VerifyResult,
 } from "./bindings";
@@ -217,3 +224,83 @@ export const pickExportDir = () =>
 /** Native "save as" dialog (audit exports). */
 export const pickSavePath = (defaultName: string | null) =>
   call<string | null>("pick_save_path", { defaultName });
+
+/** Where this vault stands with its lab's tenant (local; no network). */
+export const tenantStatus = () =>
+  call<TenantStatus>("tenant_status");
+
+/** Connects the vault to a tenant: the address and pin are checked by a call first. A wrong pin is `pin_mismatch`; an address that does not answer is `unreachable`. */
+export const tenantConnect = (url: string, pin: string, tenant: string | null) =>
+  call<TenantStatus>("tenant_connect", { url, pin, tenant });
+
+/** Signs in; `signedIn: false` means a TOTP code is needed (call again with `totp`). */
+export const tenantSignIn = (email: string, password: string, totp: string | null) =>
+  call<SignInResult>("tenant_sign_in", { email, password, totp });
+
+/** Signs out: the session ends on the tenant and its token leaves the OS keyring. */
+export const tenantSignOut = () =>
+  call<null>("tenant_sign_out");
+
+/** Steps up with a TOTP code before an admin action the tenant answered with `mfa_required`. */
+export const tenantStepUp = (code: string) =>
+  call<null>("tenant_step_up", { code });
+
+/** The user's devices on the tenant. */
+export const devicesList = () =>
+  call<UserDevice[]>("devices_list");
+
+/** Approves a waiting device of the user from the pairing code it shows; returns its name. */
+export const deviceApprove = (code: string) =>
+  call<string>("device_approve", { code });
+
+/** Revokes one of the user's other devices. */
+export const deviceRevoke = (deviceId: string) =>
+  call<null>("device_revoke", { deviceId });
+
+/** Per-project sync state (local; no network). */
+export const syncStatus = () =>
+  call<ProjectSync[]>("sync_status");
+
+/** One sync pass with progress; cancellable with `operation_cancel`. */
+export const syncRun = (opId: string, onProgress: (p: Progress) => void) =>
+  call<SyncReport>("sync_run", { opId, onProgress: progressChannel(onProgress) });
+
+/** Items with conflicting versions. */
+export const syncConflicts = () =>
+  call<SyncConflict[]>("sync_conflicts");
+
+/** Keeps one version of a conflicted item as its head; returns the new head version. */
+export const conflictResolve = (itemId: string, keep: number) =>
+  call<number>("conflict_resolve", { itemId, keep });
+
+/** The team and the access matrix (Owners/Admins); the caller's own access otherwise. */
+export const teamView = (staleDays: number | null) =>
+  call<Team>("team_view", { staleDays });
+
+/** Sets a member's role on one project (may answer `mfa_required`). */
+export const teamSetProjectRole = (projectId: string, userId: string, role: string) =>
+  call<null>("team_set_project_role", { projectId, userId, role });
+
+/** Ends a member's own access to one project; the new key epoch when a shared project rotated. */
+export const teamRemoveProjectAccess = (projectId: string, userId: string) =>
+  call<number | null>("team_remove_project_access", { projectId, userId });
+
+/** Changes a member's tenant role (may answer `mfa_required`). */
+export const teamSetTenantRole = (userId: string, role: string) =>
+  call<null>("team_set_tenant_role", { userId, role });
+
+/** Removes a member from the tenant (may answer `mfa_required`). */
+export const teamRemoveMember = (userId: string) =>
+  call<null>("team_remove_member", { userId });
+
+/** Resets a member's MFA (may answer `mfa_required`). */
+export const teamResetMfa = (userId: string) =>
+  call<null>("team_reset_mfa", { userId });
+
+/** Writes the access review as CSV to a path from `pick_save_path`; returns bytes written. */
+export const accessReviewExport = (destPath: string, staleDays: number | null) =>
+  call<number>("access_review_export", { destPath, staleDays });
+
+/** Records the review as done in the tenant's audit trail, with what it changed. */
+export const accessReviewSignOff = (staleDays: number, changes: string[], note: string | null) =>
+  call<null>("access_review_sign_off", { staleDays, changes, note });

@@ -13,7 +13,7 @@ use indicatif::ProgressBar;
 use labvault_client::{ClientOptions, Pin, TenantClient};
 use labvault_core::{Error as CoreError, Vault};
 use labvault_sync::{
-    keys, EngineConfig, KeyringTokens, LoginOutcome, PassReport, Progress, ProgressPhase, Session,
+    account, keys, EngineConfig, KeyringTokens, PassReport, Progress, ProgressPhase, Session,
     SyncEngine, SyncError, TokenStore,
 };
 
@@ -165,15 +165,9 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 pub(crate) fn client_for(vault: &Vault) -> Result<TenantClient> {
-    let r = vault.sync_remote()?.ok_or(SyncError::NoRemote)?;
-    let pin = Pin::parse(&r.pin)?;
-    Ok(TenantClient::new(
-        &r.url,
-        pin,
-        ClientOptions {
-            user_agent: format!("labvault-cli/{}", env!("CARGO_PKG_VERSION")),
-            ..ClientOptions::default()
-        },
+    Ok(account::client(
+        vault,
+        &format!("labvault-cli/{}", env!("CARGO_PKG_VERSION")),
     )?)
 }
 
@@ -263,23 +257,17 @@ pub fn login(ctx: &Ctx, a: LoginArgs) -> Result<()> {
     let rt = runtime()?;
     let shared = vault.shared();
     rt.block_on(async move {
-        let s = match Session::login(client.clone(), shared.vault_id(), tokens(), &tenant, &a.email, &password, a.totp.as_deref()).await? {
-            LoginOutcome::SignedIn(s) => *s,
-            LoginOutcome::MfaNeeded => return Err(SyncError::MfaCodeNeeded.into()),
+        let out = account::sign_in(&shared, client, tokens(), Some(&tenant), &a.email, &password, a.totp.as_deref()).await?;
+        let (device_name, approved) = match out {
+            account::SignIn::Done { device_name, approved, .. } => (device_name, approved),
+            account::SignIn::MfaNeeded => return Err(SyncError::MfaCodeNeeded.into()),
         };
-        let c = s.client().clone();
-        let me = s.call(|t| { let c = c.clone(); async move { c.me(&t).await } }).await?;
-        shared.sync_signed_in(&tenant, &a.email, &me.id)?;
-        let s = s.bind_device(shared.device_id())?;
-        let d = keys::register(&shared, &s).await?;
-        let approved = keys::complete_pairing(&shared, &s).await?;
         println!("signed in to {tenant} as {}", a.email);
         if approved {
-            println!("this device ({}) syncs: run `labvault sync`", d.name);
+            println!("this device ({device_name}) syncs: run `labvault sync`");
         } else {
             println!(
-                "this device ({}) waits for approval: run `labvault device pair` and enter its code on a device of yours that syncs",
-                d.name
+                "this device ({device_name}) waits for approval: run `labvault device pair` and enter its code on a device of yours that syncs"
             );
         }
         Ok::<_, anyhow::Error>(())

@@ -721,6 +721,21 @@ impl TenantClient {
             .await
     }
 
+    /// Signs an access review off as done (Admin).
+    pub async fn access_review_sign_off(
+        &self,
+        token: &str,
+        req: &AccessReviewSignOff,
+    ) -> Result<(), ClientError> {
+        self.call_empty(
+            Method::POST,
+            &["access-review", "sign-off"],
+            Some(token),
+            Some(req),
+        )
+        .await
+    }
+
     // ----- raw ---------------------------------------------------------------------------
 
     /// Any request with a JSON body or none, answered as status and text: for tests of the

@@ -269,6 +269,8 @@ pub mod actions {
     pub const ACCESS_REVIEW_VIEW: &str = "access_review.view";
     /// Access review exported as CSV.
     pub const ACCESS_REVIEW_EXPORT: &str = "access_review.export";
+    /// An access review signed off as done (with what it changed).
+    pub const ACCESS_REVIEW_SIGN_OFF: &str = "access_review.sign_off";
     /// Ops committed to a project's change feed (one event per commit request).
     pub const FEED_COMMIT: &str = "feed.commit";
     /// A project's change feed read.
@@ -371,6 +373,7 @@ pub mod actions {
         AUDIT_QUERY,
         ACCESS_REVIEW_VIEW,
         ACCESS_REVIEW_EXPORT,
+        ACCESS_REVIEW_SIGN_OFF,
         FEED_COMMIT,
         FEED_READ,
         FEED_SNAPSHOT,

@@ -165,6 +165,12 @@ const MATRIX: &[(&str, &str, Rule, &str)] = &[
     ("GET", "/v1/access-review/csv", Min(Admin), ""),
     (
         "POST",
+        "/v1/access-review/sign-off",
+        Min(Admin),
+        r#"{"stale_days":90,"changes":["downgraded a@lab on p to viewer"]}"#,
+    ),
+    (
+        "POST",
         "/v1/me/devices",
         Member,
         r#"{"device_id":"{missing}","name":"laptop","x25519":"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=","ed25519":"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="}"#,

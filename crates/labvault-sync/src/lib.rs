@@ -13,14 +13,18 @@
 //!   fault) and moves the bytes ([`transfer`], [`engine`]).
 #![forbid(unsafe_code)]
 
+pub mod account;
+pub mod codes;
 pub mod engine;
 pub mod keys;
 pub mod planner;
 pub mod session;
 pub mod sharing;
+pub mod team;
 pub mod tokens;
 pub mod transfer;
 
+pub use codes::{Code, TenantCode};
 pub use engine::{EngineConfig, PassReport, Progress, ProgressPhase, SyncEngine};
 pub use session::{LoginOutcome, Session};
 pub use tokens::{KeyringTokens, MemoryTokens, TokenStore};
@@ -60,22 +64,9 @@ pub enum SyncError {
 }
 
 impl SyncError {
-    /// A stable snake_case code (CLI exit codes, JSON output).
+    /// A stable snake_case code (CLI exit codes, JSON output); see [`codes`].
     pub fn code(&self) -> &'static str {
-        match self {
-            SyncError::NoRemote => "no_remote",
-            SyncError::NotSignedIn(_) => "not_signed_in",
-            SyncError::MfaCodeNeeded => "mfa_required",
-            SyncError::NotApproved(_) => "device_not_approved",
-            SyncError::Revoked => "device_revoked",
-            SyncError::Busy(_) => "sync_busy",
-            SyncError::Client(ClientError::PinMismatch { .. }) => "pin_mismatch",
-            SyncError::Client(ClientError::Unreachable { .. }) => "unreachable",
-            SyncError::Client(ClientError::Api { code, .. }) => code.as_str(),
-            SyncError::Client(_) => "tenant_error",
-            SyncError::Vault(e) => e.code().as_str(),
-            SyncError::Keyring(_) => "keyring_unavailable",
-        }
+        self.stable_code().as_str()
     }
 }
 

@@ -575,6 +575,21 @@ pub struct AccessReview {
     pub pending_invitations: Vec<Invitation>,
 }
 
+/// A finished access review, signed off for the audit trail: who (the caller) and when (the
+/// event's time) come from the request; what the review changed is listed here.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AccessReviewSignOff {
+    /// Staleness threshold the review used (days).
+    pub stale_days: u32,
+    /// The changes made during the review, one line each (e.g. `downgraded ann@lab on
+    /// project 7f3a… to viewer`); at most 200 of up to 300 characters.
+    pub changes: Vec<String>,
+    /// A note from the reviewer (up to 2,000 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
 // ---------------------------------------------------------------- API keys
 
 /// Create an API key for automation.

@@ -7,7 +7,8 @@ import type { ErrorCode } from "./ErrorCode";
  */
 export type CommandError = { 
 /**
- * Stable machine-readable code, e.g. `wrong_passphrase`, `tampered`, `not_found`.
+ * Stable machine-readable code: the vault's (`wrong_passphrase`, `tampered`, ...) or the
+ * tenant's (`mfa_required`, `unreachable`, ...).
  */
 code: ErrorCode, 
 /**

@@ -454,3 +454,60 @@ pub async fn access_review_csv(
     )
     .await
 }
+
+/// Records an access review as done: who and when (this event), the threshold it used and
+/// what it changed (each change is also its own event: role changes and removals are audited
+/// where they happen). Owner/Admin.
+#[utoipa::path(post, path = "/v1/access-review/sign-off", tag = "access-review",
+    request_body = AccessReviewSignOff, security(("bearer" = [])),
+    responses((status = 204), (status = "4XX", body = ErrorBody)))]
+pub async fn access_review_sign_off(
+    State(st): State<AppState>,
+    p: Principal,
+    meta: ReqMeta,
+    Json(req): Json<AccessReviewSignOff>,
+) -> ApiResult<axum::http::StatusCode> {
+    st.audited(
+        &p,
+        &meta,
+        actions::ACCESS_REVIEW_SIGN_OFF,
+        format!("access-review/changes/{}", req.changes.len().min(100_000)),
+        AuditedBy::Store,
+        async |draft| {
+            p.require(Role::Admin)?;
+            if req.stale_days == 0 || req.stale_days > 3650 {
+                return Err(ApiError::invalid("stale_days is 1 to 3650"));
+            }
+            if req.changes.len() > 200 {
+                return Err(ApiError::invalid("at most 200 changes per sign-off"));
+            }
+            let printable = |s: &str| !s.chars().any(char::is_control);
+            for c in &req.changes {
+                if c.trim().is_empty() || c.chars().count() > 300 || !printable(c) {
+                    return Err(ApiError::invalid(
+                        "each change is one line of 1 to 300 printable characters",
+                    ));
+                }
+            }
+            let note = req.note.as_deref().map(str::trim).unwrap_or("");
+            if note.chars().count() > 2000 || note.chars().any(|c| c.is_control() && c != '\n') {
+                return Err(ApiError::invalid(
+                    "the note is at most 2,000 characters, without control characters",
+                ));
+            }
+            let mut ev = draft.clone();
+            ev.detail = serde_json::json!({
+                "stale_days": req.stale_days,
+                "changes": req.changes,
+                "note": note,
+            })
+            .to_string();
+            st.store
+                .append_audit(&p.tenant_id, ev)
+                .await
+                .map_err(ApiError::internal)?;
+            Ok(axum::http::StatusCode::NO_CONTENT)
+        },
+    )
+    .await
+}

@@ -1,0 +1,316 @@
+//! The team and its access, as an Owner or Admin reviews it, and the changes a review makes.
+//!
+//! The tenant knows members, tenant roles, per-project roles and activity; it never knows
+//! project names (it holds opaque labels), so names come from this vault where it has the
+//! project. For a shared project the signed membership log this device verified is the truth:
+//! its members and roles replace the tenant's rows, and changes to them are signed log entries
+//! ([`crate::sharing`]), never the tenant's plain role calls (which it refuses there).
+//!
+//! Admin actions may answer `mfa_required`: the caller asks for a TOTP code, calls
+//! [`Session::step_up`] and repeats the action; nothing else changes meanwhile.
+
+use std::collections::BTreeMap;
+
+use labvault_core::Vault;
+use labvault_wire::{
+    AccessReview, AccessReviewEntry, AccessReviewSignOff, Me, Member, ReviewQuery, Role, RoleSource,
+};
+
+use crate::session::Session;
+use crate::{account, sharing, Result, SyncError};
+
+/// A project as the team screens show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamProject {
+    /// Project id.
+    pub id: String,
+    /// The name in this vault, if this vault has the project.
+    pub name: Option<String>,
+    /// Shared with a signed membership log (members change through signed entries).
+    pub shared: bool,
+    /// Current key epoch of a shared project as verified here.
+    pub epoch: Option<u32>,
+}
+
+/// Where a member's access to a project comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessSource {
+    /// Their tenant role.
+    Tenant,
+    /// A per-project role on the tenant.
+    Project,
+    /// The project's signed membership log (verified on this device).
+    MembershipLog,
+}
+
+/// One member's access to one project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// User id.
+    pub user_id: String,
+    /// Project id.
+    pub project_id: String,
+    /// Effective role.
+    pub role: Role,
+    /// Where it comes from.
+    pub source: AccessSource,
+}
+
+/// The team, for the Team screen.
+#[derive(Debug, Clone)]
+pub struct TeamView {
+    /// The account signed in.
+    pub me: Me,
+    /// Whether the account may review and change access (Owner or Admin).
+    pub manages: bool,
+    /// The full review (Owners and Admins), with shared projects' rows from their logs.
+    pub review: Option<AccessReview>,
+    /// Access as the matrix shows it (all members for managers; the caller's own otherwise).
+    pub access: Vec<Access>,
+    /// Projects (columns of the matrix).
+    pub projects: Vec<TeamProject>,
+}
+
+fn role_of(s: &str) -> Option<Role> {
+    Role::parse(s)
+}
+
+/// Reads the team: the access review for Owners and Admins, the caller's own access otherwise.
+pub async fn view(vault: &Vault, session: &Session, stale_days: Option<u32>) -> Result<TeamView> {
+    let me = account::me(session).await?;
+    let manages = me.role >= Role::Admin;
+    let names: BTreeMap<String, String> = vault
+        .list_projects()?
+        .into_iter()
+        .map(|p| (p.id, p.name))
+        .collect();
+    let tenant_projects = session
+        .call(|t| {
+            let c = session.client().clone();
+            async move { c.projects(&t).await }
+        })
+        .await?;
+    let mut projects = Vec::with_capacity(tenant_projects.len());
+    let mut logs = BTreeMap::new();
+    for p in &tenant_projects {
+        let log = vault.sync_membership(&p.id)?;
+        projects.push(TeamProject {
+            id: p.id.clone(),
+            name: names.get(&p.id).cloned(),
+            shared: log.is_some(),
+            epoch: log.as_ref().map(|l| l.epoch),
+        });
+        if let Some(l) = log {
+            logs.insert(p.id.clone(), l);
+        }
+    }
+    projects.sort_by(|a, b| {
+        (a.name.is_none(), a.name.as_deref().unwrap_or(""), &a.id).cmp(&(
+            b.name.is_none(),
+            b.name.as_deref().unwrap_or(""),
+            &b.id,
+        ))
+    });
+    let (review, access) = if manages {
+        let q = ReviewQuery { stale_days };
+        let mut r = session
+            .call(|t| {
+                let (c, q) = (session.client().clone(), q.clone());
+                async move { c.access_review(&t, &q).await }
+            })
+            .await?;
+        let access = merge_logs(&mut r, &logs);
+        (Some(r), access)
+    } else {
+        let access = tenant_projects
+            .iter()
+            .map(|p| match logs.get(&p.id) {
+                Some(l) => Access {
+                    user_id: me.id.clone(),
+                    project_id: p.id.clone(),
+                    role: l.my_role.and_then(role_of).unwrap_or(p.effective_role),
+                    source: AccessSource::MembershipLog,
+                },
+                None => Access {
+                    user_id: me.id.clone(),
+                    project_id: p.id.clone(),
+                    role: p.effective_role,
+                    source: AccessSource::Tenant,
+                },
+            })
+            .collect();
+        (None, access)
+    };
+    Ok(TeamView {
+        me,
+        manages,
+        review,
+        access,
+        projects,
+    })
+}
+
+/// Access rows from the review, with each shared project's rows replaced by its verified log
+/// (a member who is not in the log has no access there, whatever their tenant role).
+fn merge_logs(
+    r: &mut AccessReview,
+    logs: &BTreeMap<String, labvault_core::sync::MembershipView>,
+) -> Vec<Access> {
+    let mut out = Vec::with_capacity(r.entries.len());
+    r.entries.retain(|e| !logs.contains_key(&e.project_id));
+    for e in &r.entries {
+        out.push(Access {
+            user_id: e.user_id.clone(),
+            project_id: e.project_id.clone(),
+            role: e.effective_role,
+            source: match e.source {
+                RoleSource::Tenant => AccessSource::Tenant,
+                RoleSource::Project => AccessSource::Project,
+            },
+        });
+    }
+    for (project, log) in logs {
+        for m in &log.members {
+            let Some(role) = role_of(m.role) else {
+                continue;
+            };
+            out.push(Access {
+                user_id: m.user_id.clone(),
+                project_id: project.clone(),
+                role,
+                source: AccessSource::MembershipLog,
+            });
+            if let Some(member) = r.members.iter().find(|x| x.user_id == m.user_id) {
+                r.entries.push(AccessReviewEntry {
+                    user_id: m.user_id.clone(),
+                    email: member.email.clone(),
+                    project_id: project.clone(),
+                    effective_role: role,
+                    source: RoleSource::Project,
+                    last_active_at: member.last_active_at.clone(),
+                    mfa_enrolled: member.mfa_enrolled,
+                    stale: member.stale,
+                    admin_without_mfa: member.admin_without_mfa,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn is_shared(vault: &Vault, project: &str) -> Result<bool> {
+    Ok(vault.sync_membership(project)?.is_some())
+}
+
+/// Sets a member's role on one project (Owner/Admin; may need a step-up). For a project with
+/// a membership log this is a signed entry: a role change for a member, an addition (sealing
+/// the current key to them) for anyone else; otherwise the tenant's per-project role.
+pub async fn set_project_role(
+    vault: &Vault,
+    session: &Session,
+    project: &str,
+    user_id: &str,
+    role: Role,
+) -> Result<()> {
+    if let Some(log) = vault.sync_membership(project)? {
+        if log.members.iter().any(|m| m.user_id == user_id) {
+            return sharing::set_role(vault, session, project, user_id, role.as_str()).await;
+        }
+        sharing::share(vault, session, project, user_id, role.as_str()).await?;
+        return Ok(());
+    }
+    session
+        .call(|t| {
+            let c = session.client().clone();
+            async move { c.set_project_role(&t, project, user_id, role).await }
+        })
+        .await
+}
+
+/// Ends a member's own access to one project: removal from a shared project's log (the key
+/// rotates right after), or dropping the per-project role on the tenant (they keep what their
+/// tenant role gives). Returns the new key epoch when a shared project's key rotated.
+pub async fn remove_project_access(
+    vault: &Vault,
+    session: &Session,
+    project: &str,
+    user_id: &str,
+) -> Result<Option<u32>> {
+    if is_shared(vault, project)? {
+        return sharing::unshare(vault, session, project, user_id).await;
+    }
+    session
+        .call(|t| {
+            let c = session.client().clone();
+            async move { c.remove_project_role(&t, project, user_id).await }
+        })
+        .await?;
+    Ok(None)
+}
+
+/// Changes a member's tenant role (Owner/Admin; may need a step-up).
+pub async fn set_tenant_role(session: &Session, user_id: &str, role: Role) -> Result<Member> {
+    session
+        .call(|t| {
+            let c = session.client().clone();
+            async move { c.set_member_role(&t, user_id, role).await }
+        })
+        .await
+}
+
+/// Removes a member from the tenant: every session and device of theirs ends at once.
+pub async fn remove_member(session: &Session, user_id: &str) -> Result<()> {
+    session
+        .call(|t| {
+            let c = session.client().clone();
+            async move { c.remove_member(&t, user_id).await }
+        })
+        .await
+}
+
+/// Resets a member's MFA (they enrol again at next sign-in).
+pub async fn reset_member_mfa(session: &Session, user_id: &str) -> Result<()> {
+    session
+        .call(|t| {
+            let c = session.client().clone();
+            async move { c.reset_member_mfa(&t, user_id).await }
+        })
+        .await?;
+    Ok(())
+}
+
+/// The review as CSV, as the tenant writes it (one row per member × project).
+pub async fn review_csv(session: &Session, stale_days: Option<u32>) -> Result<String> {
+    let q = ReviewQuery { stale_days };
+    session
+        .call(|t| {
+            let (c, q) = (session.client().clone(), q.clone());
+            async move { c.access_review_csv(&t, &q).await }
+        })
+        .await
+}
+
+/// Records the review as done in the tenant's audit trail, with what it changed.
+pub async fn sign_off(
+    session: &Session,
+    stale_days: u32,
+    changes: Vec<String>,
+    note: Option<String>,
+) -> Result<()> {
+    if changes.len() > 200 {
+        return Err(SyncError::Vault(labvault_core::Error::InvalidArgument(
+            "a review signs off at most 200 changes; sign off in parts".into(),
+        )));
+    }
+    let req = AccessReviewSignOff {
+        stale_days,
+        changes,
+        note,
+    };
+    session
+        .call(|t| {
+            let (c, req) = (session.client().clone(), req.clone());
+            async move { c.access_review_sign_off(&t, &req).await }
+        })
+        .await
+}

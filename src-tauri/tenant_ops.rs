@@ -1,0 +1,393 @@
+//! Bodies of the connected half's commands (sign-in, sync, team): plain async functions over
+//! [`Shared`], testable against a real tenant server without a window. Each translates
+//! arguments, calls `labvault_sync` and maps the result into [`crate::tenant_dto`].
+//!
+//! The session (access token in memory, refresh token in the OS keyring) stays here; locking
+//! the vault forgets it. An admin action the tenant answers with `mfa_required` comes back as
+//! that code: the UI asks for a TOTP code, calls [`step_up`] and repeats the action.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use labvault_core::{ErrorCode, Vault};
+use labvault_sync::{account, keys, team, EngineConfig, Session, SyncEngine, TokenStore};
+use labvault_wire::Role;
+
+use crate::dto::Progress;
+use crate::error::CommandError;
+use crate::ops::Sink;
+use crate::state::{lock, Shared};
+use crate::tenant_dto::*;
+
+fn user_agent() -> String {
+    format!("labvault-app/{}", env!("CARGO_PKG_VERSION"))
+}
+
+fn invalid(msg: impl Into<String>) -> CommandError {
+    CommandError::new(ErrorCode::InvalidArgument, msg)
+}
+
+fn role(s: &str) -> Result<Role, CommandError> {
+    Role::parse(s).ok_or_else(|| {
+        invalid(format!(
+            "unknown role {s:?}: owner, admin, editor or viewer"
+        ))
+    })
+}
+
+fn tokens(s: &Shared) -> Arc<dyn TokenStore> {
+    s.tokens.clone()
+}
+
+/// The signed-in session (resumed from the keyring on first use after unlock).
+fn session(s: &Shared, v: &Vault) -> Result<Arc<Session>, CommandError> {
+    if let Some(x) = lock(&s.session).clone() {
+        return Ok(x);
+    }
+    let client = account::client(v, &user_agent())?;
+    let fresh = Arc::new(account::resume(v, client, tokens(s))?);
+    *lock(&s.session) = Some(fresh.clone());
+    Ok(fresh)
+}
+
+/// `tenant_status`.
+pub fn status(s: &Shared) -> Result<TenantStatus, CommandError> {
+    s.with_vault(|v| {
+        let st = account::status(v, s.tokens.as_ref())?;
+        let device = st.device.map(|d| {
+            serde_json::to_value(d)
+                .ok()
+                .and_then(|x| x.as_str().map(str::to_string))
+                .unwrap_or_default()
+        });
+        let r = st.remote;
+        Ok(TenantStatus {
+            connected: r.is_some(),
+            url: r.as_ref().map(|r| r.url.clone()),
+            pin: r.as_ref().map(|r| r.pin.clone()),
+            tenant: r.as_ref().and_then(|r| r.tenant.clone()),
+            email: r.as_ref().and_then(|r| r.email.clone()),
+            signed_in: st.signed_in,
+            device,
+            device_id: v.device_id().to_string(),
+        })
+    })
+}
+
+/// `tenant_connect`: checks the address and pin with a real call, then stores them.
+pub async fn connect(
+    s: &Shared,
+    url: &str,
+    pin: &str,
+    tenant: Option<&str>,
+) -> Result<TenantStatus, CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    account::connect(&v, url, pin, tenant, &user_agent()).await?;
+    *lock(&s.session) = None;
+    status(s)
+}
+
+/// `tenant_sign_in`.
+pub async fn sign_in(
+    s: &Shared,
+    email: &str,
+    password: &str,
+    totp: Option<&str>,
+) -> Result<SignInResult, CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    if email.trim().is_empty() || password.is_empty() {
+        return Err(invalid("give the account's email and password"));
+    }
+    let client = account::client(&v, &user_agent())?;
+    match account::sign_in(&v, client, tokens(s), None, email, password, totp).await? {
+        account::SignIn::MfaNeeded => Ok(SignInResult {
+            signed_in: false,
+            role: None,
+            mfa_enrolled: true,
+            device_name: None,
+            approved: false,
+        }),
+        account::SignIn::Done {
+            session,
+            me,
+            device_name,
+            approved,
+        } => {
+            *lock(&s.session) = Some(Arc::new(*session));
+            Ok(SignInResult {
+                signed_in: true,
+                role: Some(me.role.as_str().into()),
+                mfa_enrolled: me.mfa_enrolled,
+                device_name: Some(device_name),
+                approved,
+            })
+        }
+    }
+}
+
+/// `tenant_sign_out`: the tenant ends the session; the token leaves the keyring.
+pub async fn sign_out(s: &Shared) -> Result<(), CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    *lock(&s.session) = None;
+    let client = account::client(&v, &user_agent())?;
+    account::sign_out(&v, client, tokens(s)).await?;
+    Ok(())
+}
+
+/// `tenant_step_up`: a fresh TOTP verification for admin actions.
+pub async fn step_up(s: &Shared, code: &str) -> Result<(), CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    let code = code.trim();
+    // The 6 digits of the authenticator app, or one of the account's recovery codes.
+    if code.is_empty() || code.len() > 64 || code.chars().any(char::is_control) {
+        return Err(invalid(
+            "give the 6-digit code your authenticator app shows, or a recovery code",
+        ));
+    }
+    session(s, &v)?.step_up(code).await?;
+    Ok(())
+}
+
+/// `sync_status`: per project, from the vault (no network).
+pub fn sync_status(s: &Shared) -> Result<Vec<ProjectSync>, CommandError> {
+    s.with_vault(|v| Ok(v.sync_status()?.into_iter().map(Into::into).collect()))
+}
+
+/// `sync_run`: one full pass (push, pull, keys, shared projects), with progress; cancellable
+/// (a cancelled pass stops between requests; what it did stays done and resumes next time).
+pub async fn sync_run(
+    s: &Arc<Shared>,
+    op_id: &str,
+    sink: Sink,
+) -> Result<SyncReport, CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    let op = s.start_op(op_id)?;
+    let client = account::client(&v, &user_agent())?;
+    let fresh = account::resume(&v, client, tokens(s))?;
+    let id = op_id.to_string();
+    let progress = sink.clone();
+    let engine =
+        SyncEngine::new(v.clone(), fresh, EngineConfig::default())?.with_progress(move |p| {
+            let phase = serde_json::to_value(p.phase)
+                .ok()
+                .and_then(|x| x.as_str().map(str::to_string))
+                .unwrap_or_default();
+            progress(Progress {
+                op_id: id.clone(),
+                phase: "progress".into(),
+                path: Some(format!("{phase}:{}", p.project)),
+                file_done: p.done,
+                file_total: p.total,
+                overall_done: p.done,
+                overall_total: p.total,
+                files_done: 0,
+                files_total: 0,
+            })
+        });
+    let started = Progress {
+        op_id: op_id.to_string(),
+        phase: "started".into(),
+        path: None,
+        file_done: 0,
+        file_total: 0,
+        overall_done: 0,
+        overall_total: 0,
+        files_done: 0,
+        files_total: 0,
+    };
+    sink(started.clone());
+    let cancel = op.cancel.clone();
+    let cancelled = async move {
+        while !cancel.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let report = tokio::select! {
+        r = engine.pass(None) => r?,
+        _ = cancelled => {
+            return Err(CommandError::new(ErrorCode::Cancelled, "sync was cancelled; what it sent and received is kept and the rest resumes at the next sync"))
+        }
+    };
+    sink(Progress {
+        phase: "done".into(),
+        ..started
+    });
+    Ok(report.into())
+}
+
+/// `sync_conflicts`.
+pub fn conflicts(s: &Shared) -> Result<Vec<SyncConflict>, CommandError> {
+    s.with_vault(|v| Ok(v.sync_conflicts()?.into_iter().map(Into::into).collect()))
+}
+
+/// `conflict_resolve`: keeps version `keep` as the head; the other versions stay in the
+/// item's history (nothing is deleted).
+pub fn resolve_conflict(s: &Shared, item_id: &str, keep: u32) -> Result<u32, CommandError> {
+    s.with_vault(|v| Ok(v.sync_resolve_conflict(item_id, keep)?.version))
+}
+
+/// `team_view`.
+pub async fn team_view(s: &Shared, stale_days: Option<u32>) -> Result<Team, CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    if let Some(d) = stale_days {
+        if d == 0 || d > 3650 {
+            return Err(invalid("the stale threshold is 1 to 3650 days"));
+        }
+    }
+    let sess = session(s, &v)?;
+    Ok(team::view(&v, &sess, stale_days).await?.into())
+}
+
+/// `team_set_project_role`.
+pub async fn set_project_role(
+    s: &Shared,
+    project_id: &str,
+    user_id: &str,
+    new_role: &str,
+) -> Result<(), CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    let r = role(new_role)?;
+    let sess = session(s, &v)?;
+    team::set_project_role(&v, &sess, project_id, user_id, r).await?;
+    Ok(())
+}
+
+/// `team_remove_project_access`: returns the new key epoch when a shared project rotated.
+pub async fn remove_project_access(
+    s: &Shared,
+    project_id: &str,
+    user_id: &str,
+) -> Result<Option<u32>, CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    let sess = session(s, &v)?;
+    Ok(team::remove_project_access(&v, &sess, project_id, user_id).await?)
+}
+
+/// `team_set_tenant_role`.
+pub async fn set_tenant_role(
+    s: &Shared,
+    user_id: &str,
+    new_role: &str,
+) -> Result<(), CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    let r = role(new_role)?;
+    let sess = session(s, &v)?;
+    team::set_tenant_role(&sess, user_id, r).await?;
+    Ok(())
+}
+
+/// `team_remove_member`.
+pub async fn remove_member(s: &Shared, user_id: &str) -> Result<(), CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    let sess = session(s, &v)?;
+    team::remove_member(&sess, user_id).await?;
+    Ok(())
+}
+
+/// `team_reset_mfa`.
+pub async fn reset_mfa(s: &Shared, user_id: &str) -> Result<(), CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    let sess = session(s, &v)?;
+    team::reset_member_mfa(&sess, user_id).await?;
+    Ok(())
+}
+
+/// `access_review_export`: the tenant's CSV written to `dest_path` (a path the user chose in
+/// the native save dialog). Returns the bytes written.
+pub async fn access_review_export(
+    s: &Shared,
+    dest_path: &str,
+    stale_days: Option<u32>,
+) -> Result<u64, CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    let sess = session(s, &v)?;
+    let csv = team::review_csv(&sess, stale_days).await?;
+    let path = std::path::Path::new(dest_path);
+    if !path.is_absolute() {
+        return Err(invalid("the export path must be absolute"));
+    }
+    crate::state::write_atomic(path, csv.as_bytes()).map_err(|e| {
+        CommandError::new(
+            if e.raw_os_error() == Some(28) {
+                ErrorCode::NoSpace
+            } else {
+                ErrorCode::Io
+            },
+            format!("writing {}: {e}", path.display()),
+        )
+    })?;
+    Ok(csv.len() as u64)
+}
+
+/// `access_review_sign_off`.
+pub async fn access_review_sign_off(
+    s: &Shared,
+    stale_days: u32,
+    changes: Vec<String>,
+    note: Option<String>,
+) -> Result<(), CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    let sess = session(s, &v)?;
+    let note = note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    team::sign_off(&sess, stale_days, changes, note).await?;
+    Ok(())
+}
+
+/// `devices_list`: the user's devices.
+pub async fn devices(s: &Shared) -> Result<Vec<UserDevice>, CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    let sess = session(s, &v)?;
+    let me = v.device_id().to_string();
+    Ok(keys::devices(&sess)
+        .await?
+        .into_iter()
+        .map(|d| UserDevice {
+            this_device: d.device_id == me,
+            state: serde_json::to_value(d.state)
+                .ok()
+                .and_then(|x| x.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            device_id: d.device_id,
+            name: d.name,
+            created_at: d.created_at,
+            last_seen_at: d.last_seen_at,
+        })
+        .collect())
+}
+
+/// `device_approve`: approves a waiting device of the user from the pairing code it shows.
+pub async fn approve_device(s: &Shared, code: &str) -> Result<String, CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    let sess = session(s, &v)?;
+    Ok(keys::approve(&v, &sess, code.trim()).await?.name)
+}
+
+/// `device_revoke`: the device stops syncing at once; shared projects' keys rotate.
+pub async fn revoke_device(s: &Shared, device_id: &str) -> Result<(), CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    if device_id == v.device_id() {
+        return Err(invalid(
+            "this is the device you are using: sign out instead, or revoke it from another device",
+        ));
+    }
+    let sess = session(s, &v)?;
+    keys::revoke(&v, &sess, device_id).await?;
+    Ok(())
+}
