@@ -58,6 +58,7 @@ macro_rules! app_commands {
             devices_list,
             device_approve,
             device_revoke,
+            device_pairing,
             sync_status,
             sync_run,
             sync_conflicts,

@@ -841,3 +841,9 @@ pub async fn access_review_sign_off(
 ) -> Result<(), CommandError> {
     tenant_ops::access_review_sign_off(&state.0, stale_days, changes, note).await
 }
+
+/// On a device waiting for approval: whether it is approved now, else its pairing code.
+#[tauri::command]
+pub async fn device_pairing(state: State<'_, AppState>) -> Result<PairingState, CommandError> {
+    tenant_ops::pairing(&state.0).await
+}

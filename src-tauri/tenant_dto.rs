@@ -395,3 +395,13 @@ pub struct UserDevice {
     /// Last request (RFC 3339).
     pub last_seen_at: Option<String>,
 }
+
+/// Where a device waiting for approval stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct PairingState {
+    /// Approved now (the pairing completed).
+    pub approved: bool,
+    /// While waiting: the code to enter on an approved device of the user.
+    pub code: Option<String>,
+}

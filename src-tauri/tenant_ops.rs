@@ -391,3 +391,23 @@ pub async fn revoke_device(s: &Shared, device_id: &str) -> Result<(), CommandErr
     keys::revoke(&v, &sess, device_id).await?;
     Ok(())
 }
+
+/// `device_pairing`: on a device waiting for approval, checks whether the approval arrived
+/// (completing the pairing when it did) and otherwise returns the code to enter on an approved
+/// device. The code is shown to the person by design: it is how they vouch for this device.
+pub async fn pairing(s: &Shared) -> Result<PairingState, CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    let sess = session(s, &v)?;
+    keys::register(&v, &sess).await?;
+    if keys::complete_pairing(&v, &sess).await? {
+        return Ok(PairingState {
+            approved: true,
+            code: None,
+        });
+    }
+    Ok(PairingState {
+        approved: false,
+        code: Some(v.sync_pairing_code()?.to_string()),
+    })
+}

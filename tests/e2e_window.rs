@@ -21,6 +21,8 @@ use common::{tid, Cond, Harness, Session, LONG, SHORT};
 use serde_json::json;
 
 const PASSPHRASE: &str = "Kelp forest 7 tide pools, quietly";
+/// The lab account's password on the tenant (never stored by the app; only the keyring token).
+const LAB_PASSWORD: &str = "Tidal-Gauge-4417";
 const WRONG_PASSPHRASE: &str = "Kelp forest 7 tide pools, loudly";
 const PROJECT: &str = "plankton-2026";
 
@@ -39,6 +41,196 @@ fn assert_no_secret_in_dom(s: &Session, secrets: &[&str], when: &str) {
             "{found} secret string(s) are still in the DOM {when} (markup or an input's value)"
         ));
     }
+}
+
+const STEP_UP_WINDOW_SECS: i64 = 3;
+
+/// The lab's tenant server, in this process (TLS on 127.0.0.1:0, its own data directory outside
+/// the app's HOME): the PI (Owner, TOTP enrolled) and Ann (Editor), and a project that lives
+/// only on the tenant (its access comes from roles, not from a signed membership log).
+struct Lab {
+    rt: tokio::runtime::Runtime,
+    server: Option<labvault_server::RunningServer>,
+    _dir: tempfile::TempDir,
+    url: String,
+    pin: String,
+    totp_secret: Vec<u8>,
+    recovery_codes: Vec<String>,
+    tenant_project: String,
+}
+
+impl Lab {
+    fn start() -> Lab {
+        use labvault_server::secrets::{KdfParams, Secret};
+        use labvault_server::{
+            create_tenant, open_state, server::self_signed, start, Config, DataDir, NewTenant,
+        };
+        use labvault_wire::{
+            AcceptInvitationRequest, InvitationRequest, LoginRequest, LoginResponse, PlanTier, Role,
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::create(dir.path()).unwrap();
+        // A step-up counts for 3 s here (minutes in production), so the sign-in's own MFA
+        // verification has lapsed when the test changes a role and the step-up prompt shows.
+        let cfg = Config {
+            kdf: KdfParams::TEST,
+            step_up_window: STEP_UP_WINDOW_SECS,
+            ..Config::default()
+        };
+        let state = open_state(
+            &data,
+            cfg,
+            std::sync::Arc::new(labvault_server::clock::SystemClock),
+        )
+        .unwrap();
+        let (server, secret, codes, project) = rt.block_on(async {
+            let server = start(
+                "127.0.0.1:0".parse().unwrap(),
+                self_signed(&data).unwrap(),
+                state,
+            )
+            .await
+            .unwrap();
+            create_tenant(
+                &server.state,
+                NewTenant {
+                    slug: "lab".into(),
+                    name: "Plankton lab".into(),
+                    plan: PlanTier::Professional,
+                    owner_email: "pi@lab.test".into(),
+                    owner_password: Secret::new(LAB_PASSWORD.into()),
+                },
+            )
+            .await
+            .unwrap();
+            let api = labvault_client::TenantClient::new(
+                &format!("https://127.0.0.1:{}", server.addr.port()),
+                labvault_client::Pin::parse(&server.pin).unwrap(),
+                Default::default(),
+            )
+            .unwrap();
+            let login = LoginRequest {
+                tenant: "lab".into(),
+                email: "pi@lab.test".into(),
+                password: LAB_PASSWORD.into(),
+            };
+            let LoginResponse::Ok(pair) = api.login(&login).await.unwrap() else {
+                panic!("no MFA yet")
+            };
+            let token = pair.access_token;
+            let inv = api
+                .create_invitation(
+                    &token,
+                    &InvitationRequest {
+                        email: "ann@lab.test".into(),
+                        role: Role::Editor,
+                        expires_in_hours: None,
+                    },
+                )
+                .await
+                .unwrap();
+            api.accept_invitation(&AcceptInvitationRequest {
+                token: inv.token,
+                password: LAB_PASSWORD.into(),
+            })
+            .await
+            .unwrap();
+            let project = api
+                .create_project(&token, "instrument-feed")
+                .await
+                .unwrap()
+                .id;
+            let enrolled = api.mfa_enroll(&token).await.unwrap();
+            let secret = labvault_server::totp::base32_decode(&enrolled.secret_base32).unwrap();
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let code = labvault_server::totp::code_at(&secret, now, 6);
+            let codes = api.mfa_confirm(&token, &code).await.unwrap().recovery_codes;
+            (server, secret, codes, project)
+        });
+        Lab {
+            url: format!("https://127.0.0.1:{}", server.addr.port()),
+            pin: server.pin.clone(),
+            server: Some(server),
+            rt,
+            _dir: dir,
+            totp_secret: secret,
+            recovery_codes: codes,
+            tenant_project: project,
+        }
+    }
+
+    /// The authenticator's code for the next 30-second step (the enrolment used the current
+    /// one, and a code is accepted once).
+    fn next_code(&self) -> String {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        labvault_server::totp::code_at(&self.totp_secret, now + 30, 6)
+    }
+
+    /// The tenant's audit events of `action` that succeeded (read with a recovery code).
+    fn audit(&self, action: &str, recovery_code: &str) -> Vec<labvault_wire::AuditEvent> {
+        use labvault_wire::{AuditQuery, LoginRequest, LoginResponse, MfaLoginRequest};
+        self.rt.block_on(async {
+            let api = labvault_client::TenantClient::new(
+                &self.url,
+                labvault_client::Pin::parse(&self.pin).unwrap(),
+                Default::default(),
+            )
+            .unwrap();
+            let LoginResponse::MfaRequired { mfa_token } = api
+                .login(&LoginRequest {
+                    tenant: "lab".into(),
+                    email: "pi@lab.test".into(),
+                    password: LAB_PASSWORD.into(),
+                })
+                .await
+                .unwrap()
+            else {
+                panic!("the PI has MFA")
+            };
+            let pair = api
+                .login_mfa(&MfaLoginRequest {
+                    mfa_token,
+                    code: recovery_code.into(),
+                })
+                .await
+                .unwrap();
+            api.audit(
+                &pair.access_token,
+                &AuditQuery {
+                    action: Some(action.into()),
+                    result: Some("success".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .events
+        })
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            self.rt.block_on(s.stop());
+        }
+    }
+}
+
+/// Sets a `<select>` by test id the way a person's choice does (React sees a change event).
+fn choose(s: &Session, testid: &str, value: &str) {
+    s.script(
+        "const el = document.querySelector(arguments[0]);
+         el.value = arguments[1];
+         el.dispatchEvent(new Event('change', { bubbles: true }));
+         return null;",
+        json!([tid(testid), value]),
+    );
 }
 
 /// Clicks the row of the item whose path ends with `name` and waits for its details.
@@ -161,6 +353,7 @@ fn e2e_app_scenario() {
         return;
     }
 
+    let lab = Lab::start();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let s = Session::launch(&h);
         let recovery = scenario(
@@ -170,6 +363,7 @@ fn e2e_app_scenario() {
             &[&png, &csv, &txt, &big],
             &export_dir,
             &audit_csv,
+            &lab,
         );
         drop(s);
         // Nothing the user typed or imported may sit in plaintext anywhere the app writes: the
@@ -178,6 +372,7 @@ fn e2e_app_scenario() {
         let secrets = [
             PASSPHRASE,
             WRONG_PASSPHRASE,
+            LAB_PASSWORD,
             recovery.as_str(),
             PROJECT,
             "sample.csv",
@@ -230,6 +425,7 @@ fn scenario(
     files: &[&Path; 4],
     export_dir: &Path,
     audit_csv: &Path,
+    lab: &Lab,
 ) -> String {
     let [png, csv, txt, big] = *files;
 
@@ -524,6 +720,91 @@ fn scenario(
     s.wait("screen-settings", Cond::Visible, SHORT);
     s.wait("settings-versions", Cond::Visible, SHORT);
     s.screenshot("12-settings.png");
+
+    // ---- The lab: connect, sign in with MFA, sync, review access with a step-up, sign off.
+    s.step("sync: connect with a wrong pin, then the right one");
+    s.click("nav-sync");
+    s.wait("screen-sync", Cond::Visible, SHORT);
+    s.type_into("sync-url", &lab.url);
+    s.type_into(
+        "sync-pin",
+        "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    );
+    s.type_into("sync-tenant", "lab");
+    s.click("sync-connect");
+    s.wait(
+        "error-banner",
+        Cond::Attr("data-code", "pin_mismatch"),
+        LONG,
+    );
+    s.type_into("sync-pin", &lab.pin);
+    s.click("sync-connect");
+    s.step("sync: sign in with an authenticator code");
+    s.wait("sync-email", Cond::Visible, LONG);
+    s.type_into("sync-email", "pi@lab.test");
+    s.type_into("sync-password", LAB_PASSWORD);
+    s.click("sync-sign-in");
+    s.wait("sync-totp", Cond::Visible, LONG);
+    s.type_into("sync-totp", &lab.next_code());
+    s.click("sync-sign-in");
+    s.wait("sync-email-shown", Cond::Text("pi@lab.test"), LONG);
+    let signed_in_at = Instant::now();
+    assert_no_secret_in_dom(s, &[LAB_PASSWORD], "after signing in to the lab");
+    s.step("sync now");
+    s.click("sync-now");
+    s.wait("sync-reach", Cond::Text("Online"), LONG);
+    s.wait_js(
+        "the project reached the tenant with nothing left to send",
+        "const row = document.querySelector(`[data-testid=\"sync-projects\"] tr[data-project=\"${arguments[0]}\"]`);
+         return !!row && row.getAttribute('data-pending') === '0' && row.textContent.includes('On the server');",
+        json!([PROJECT]),
+        LONG,
+    );
+    s.screenshot("13-sync.png");
+
+    s.step("team: the access matrix");
+    s.click("nav-team");
+    s.wait("team-matrix", Cond::Visible, LONG);
+    let ann_cell = format!(
+        "[data-testid=\"team-row\"][data-email=\"ann@lab.test\"] [data-testid=\"team-cell\"][data-project-id=\"{}\"]",
+        lab.tenant_project
+    );
+    s.wait_css(&ann_cell, Cond::Attr("data-role", "editor"), LONG);
+    s.screenshot("14-team-access-review.png");
+    s.step("team: a role change asks for a step-up in place");
+    s.click_css(&ann_cell);
+    s.wait("team-cell-role", Cond::Visible, SHORT);
+    choose(s, "team-cell-role", "viewer");
+    // Past the (test) step-up window of the sign-in's MFA verification.
+    let lapse = Duration::from_secs(STEP_UP_WINDOW_SECS as u64 + 1);
+    std::thread::sleep(lapse.saturating_sub(signed_in_at.elapsed()));
+    s.click("team-cell-save");
+    s.wait("step-up-code", Cond::Visible, LONG);
+    s.screenshot("15-team-step-up.png");
+    s.type_into("step-up-code", &lab.recovery_codes[0]);
+    s.click("step-up-submit");
+    s.wait("team-notice", Cond::Text("set ann@lab.test"), LONG);
+    s.wait_css(&ann_cell, Cond::Attr("data-role", "viewer"), LONG);
+    s.step("team: sign the review off");
+    s.click("team-sign-off");
+    s.wait(
+        "team-sign-off-changes",
+        Cond::Text("set ann@lab.test"),
+        SHORT,
+    );
+    s.type_into("team-sign-off-note", "Quarterly review");
+    s.click("team-sign-off-submit");
+    s.wait("team-notice", Cond::Text("signed off"), LONG);
+    let signed = lab.audit("access_review.sign_off", &lab.recovery_codes[1]);
+    if signed.len() != 1
+        || signed[0].user != "pi@lab.test"
+        || !signed[0].detail.contains("set ann@lab.test")
+        || !signed[0].detail.contains("Quarterly review")
+    {
+        s.fail(&format!(
+            "the tenant's audit trail should hold the sign-off: {signed:?}"
+        ));
+    }
 
     // ---- Locking clears everything sensitive from the UI.
     s.step("lock clears the UI");

@@ -8,16 +8,23 @@ import { FirstRun, RecoveryConfirm, Unlock } from "./screens/Auth";
 import { AuditScreen } from "./screens/Audit";
 import { RetentionScreen } from "./screens/Retention";
 import { SettingsScreen } from "./screens/Settings";
+import { SyncScreen } from "./screens/Sync";
+import { TeamScreen } from "./screens/Team";
 import { WorkspaceScreen } from "./screens/Workspace";
 import type { VaultStatus } from "./types";
 
-export type Screen = "workspace" | "audit" | "retention" | "settings";
+export type Screen = "workspace" | "audit" | "retention" | "settings" | "team" | "sync";
 
 const NAV: { id: Screen; label: string }[] = [
   { id: "workspace", label: "Workspace" },
   { id: "audit", label: "Audit log" },
   { id: "retention", label: "Retention" },
   { id: "settings", label: "Settings" },
+];
+
+const COLLAB: { id: Screen; label: string }[] = [
+  { id: "team", label: "Team" },
+  { id: "sync", label: "Sync" },
 ];
 
 /** The unlocked app: navigation, the current screen and the operations panel. */
@@ -56,10 +63,16 @@ function MainShell({
           </ul>
           <p className="nav__section">Collaboration</p>
           <ul className="nav__list">
-            {["Team", "Sync"].map((label) => (
-              <li key={label}>
-                <button type="button" className="nav__item nav__item--soon" disabled aria-disabled="true" title="Coming later">
-                  {label} <span className="nav__soon">coming later</span>
+            {COLLAB.map((n) => (
+              <li key={n.id}>
+                <button
+                  type="button"
+                  className={`nav__item${screen === n.id ? " nav__item--active" : ""}`}
+                  aria-current={screen === n.id ? "page" : undefined}
+                  data-testid={`nav-${n.id}`}
+                  onClick={() => setScreen(n.id)}
+                >
+                  {n.label}
                 </button>
               </li>
             ))}
@@ -76,6 +89,8 @@ function MainShell({
           {screen === "audit" ? <AuditScreen /> : null}
           {screen === "retention" ? <RetentionScreen /> : null}
           {screen === "settings" ? <SettingsScreen status={status} onStatusChanged={onStatusChanged} /> : null}
+          {screen === "team" ? <TeamScreen onOpenSync={() => setScreen("sync")} /> : null}
+          {screen === "sync" ? <SyncScreen /> : null}
           <ProgressPanel />
         </div>
       </div>

@@ -21,6 +21,7 @@ import type {
   ItemPage,
   ItemQuery,
   ItemRow,
+  PairingState,
   PolicyPeriods,
   PreviewInfo,
   Progress,
@@ -304,3 +305,7 @@ export const accessReviewExport = (destPath: string, staleDays: number | null) =
 /** Records the review as done in the tenant's audit trail, with what it changed. */
 export const accessReviewSignOff = (staleDays: number, changes: string[], note: string | null) =>
   call<null>("access_review_sign_off", { staleDays, changes, note });
+
+/** On a device waiting for approval: whether it is approved now, else its pairing code. */
+export const devicePairing = () =>
+  call<PairingState>("device_pairing");

@@ -58,4 +58,5 @@ export type { TeamAccess } from "./TeamAccess";
 export type { PendingInvitation } from "./PendingInvitation";
 export type { Team } from "./Team";
 export type { UserDevice } from "./UserDevice";
+export type { PairingState } from "./PairingState";
 export { ERROR_CODES } from "./ErrorCode";

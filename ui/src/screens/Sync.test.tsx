@@ -1,0 +1,126 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
+import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
+import { ProgressProvider } from "../components/progress";
+import { SyncScreen } from "./Sync";
+
+afterEach(() => {
+  cleanup();
+  clearMocks();
+  vi.restoreAllMocks();
+});
+
+const base = { url: null, pin: null, tenant: null, email: null, device: null, deviceId: "dev1" };
+
+describe("SyncScreen", () => {
+  it("connects, signs in with a TOTP step, syncs with progress and resolves a conflict", async () => {
+    const calls: { cmd: string; args: any }[] = [];
+    let status: any = { ...base, connected: false, signedIn: false };
+    let conflicts = [
+      {
+        itemId: "i1",
+        project: "p1",
+        area: "uploads",
+        path: "counts.csv",
+        head: 2,
+        siblings: [{ version: 3, size: 10, createdAt: "2026-12-07T09:00:00Z", createdBy: "ann@lab.test" }],
+      },
+    ];
+    mockIPC((cmd, args: any) => {
+      calls.push({ cmd, args });
+      switch (cmd) {
+        case "tenant_status":
+          return status;
+        case "sync_status":
+          return [
+            {
+              projectId: "p1",
+              name: "plankton",
+              remote: true,
+              changedItems: 0,
+              pendingOps: 2,
+              pendingBytes: 2048,
+              conflicts: conflicts.length,
+              parked: [],
+              awaitingConfirmation: 0,
+              lastSyncAt: null,
+              stopped: null,
+            },
+          ];
+        case "sync_conflicts":
+          return conflicts;
+        case "tenant_connect":
+          if (args.pin === "sha256/wrong") throw { code: "pin_mismatch", message: "the server presented another key" };
+          status = { ...base, connected: true, signedIn: false, url: args.url, pin: args.pin, tenant: args.tenant };
+          return status;
+        case "tenant_sign_in":
+          if (!args.totp) return { signedIn: false, role: null, mfaEnrolled: true, deviceName: null, approved: false };
+          status = { ...status, signedIn: true, email: args.email, device: "approved" };
+          return { signedIn: true, role: "owner", mfaEnrolled: true, deviceName: "bench-1", approved: true };
+        case "devices_list":
+          return [{ deviceId: "dev1", name: "bench-1", state: "approved", thisDevice: true, createdAt: "2026-12-07T00:00:00Z", lastSeenAt: null }];
+        case "sync_run":
+          return { pulled: 1, pushed: 2, conflicts: 0, bytesUp: 2048, bytesDown: 10, pending: 0, errors: [], wiped: [], elapsedMs: 40 };
+        case "conflict_resolve":
+          conflicts = [];
+          return 3;
+        default:
+          return null;
+      }
+    });
+    render(
+      <ProgressProvider>
+        <SyncScreen />
+      </ProgressProvider>,
+    );
+    fireEvent.change(await screen.findByTestId("sync-url"), { target: { value: "https://127.0.0.1:8443" } });
+    fireEvent.change(screen.getByTestId("sync-pin"), { target: { value: "sha256/wrong" } });
+    fireEvent.change(screen.getByTestId("sync-tenant"), { target: { value: "lab" } });
+    fireEvent.click(screen.getByTestId("sync-connect"));
+    await waitFor(() => expect(screen.getByTestId("error-banner").dataset.code).toBe("pin_mismatch"));
+    fireEvent.change(screen.getByTestId("sync-pin"), { target: { value: "sha256/right" } });
+    fireEvent.click(screen.getByTestId("sync-connect"));
+
+    fireEvent.change(await screen.findByTestId("sync-email"), { target: { value: "pi@lab.test" } });
+    fireEvent.change(screen.getByTestId("sync-password"), { target: { value: "Correct-Horse-9" } });
+    fireEvent.click(screen.getByTestId("sync-sign-in"));
+    fireEvent.change(await screen.findByTestId("sync-totp"), { target: { value: "123456" } });
+    fireEvent.click(screen.getByTestId("sync-sign-in"));
+    await waitFor(() => expect(screen.getByTestId("sync-email-shown").textContent).toBe("pi@lab.test"));
+    const signIns = calls.filter((c) => c.cmd === "tenant_sign_in").map((c) => c.args);
+    expect(signIns).toEqual([
+      { email: "pi@lab.test", password: "Correct-Horse-9", totp: null },
+      { email: "pi@lab.test", password: "Correct-Horse-9", totp: "123456" },
+    ]);
+    // The password does not stay in the form once signed in.
+    expect(screen.queryByTestId("sync-password")).toBeNull();
+
+    expect(screen.getByText("2 change(s) · 2.0 KiB")).toBeTruthy();
+    fireEvent.click(screen.getByTestId("sync-now"));
+    await waitFor(() => expect(screen.getByTestId("sync-reach").textContent).toBe("Online"));
+    expect(calls.some((c) => c.cmd === "sync_run" && typeof c.args.opId === "string")).toBe(true);
+
+    fireEvent.click(await screen.findByTestId("sync-keep-sibling"));
+    await waitFor(() => expect(screen.queryByTestId("sync-conflicts")).toBeNull());
+    expect(calls.find((c) => c.cmd === "conflict_resolve")!.args).toEqual({ itemId: "i1", keep: 3 });
+  });
+
+  it("shows offline when the lab server cannot be reached, and keeps the local status", async () => {
+    mockIPC((cmd) => {
+      if (cmd === "tenant_status") return { ...base, connected: true, signedIn: true, url: "https://lab", tenant: "lab", email: "a@lab", device: "approved" };
+      if (cmd === "sync_status") return [];
+      if (cmd === "sync_conflicts") return [];
+      if (cmd === "devices_list") throw { code: "unreachable", message: "cannot reach the tenant at https://lab: refused" };
+      if (cmd === "sync_run") throw { code: "unreachable", message: "cannot reach the tenant at https://lab: refused" };
+      return null;
+    });
+    render(
+      <ProgressProvider>
+        <SyncScreen />
+      </ProgressProvider>,
+    );
+    fireEvent.click(await screen.findByTestId("sync-now"));
+    await waitFor(() => expect(screen.getByTestId("sync-reach").textContent).toBe("Offline"));
+    expect(screen.getByTestId("error-banner").dataset.code).toBe("unreachable");
+  });
+});
