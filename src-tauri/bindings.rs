@@ -223,6 +223,7 @@ fn type_files() -> Vec<(String, String)> {
         ts_rs_file::<Team>(&cfg),
         ts_rs_file::<UserDevice>(&cfg),
         ts_rs_file::<PairingState>(&cfg),
+        ts_rs_file::<SyncState>(&cfg),
     ]
 }
 

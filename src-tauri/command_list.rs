@@ -62,6 +62,8 @@ macro_rules! app_commands {
             sync_status,
             sync_run,
             sync_conflicts,
+            sync_state,
+            sync_pause,
             conflict_resolve,
             team_view,
             team_set_project_role,

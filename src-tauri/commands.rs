@@ -847,3 +847,15 @@ pub async fn access_review_sign_off(
 pub async fn device_pairing(state: State<'_, AppState>) -> Result<PairingState, CommandError> {
     tenant_ops::pairing(&state.0).await
 }
+
+/// Where sync stands (status line); starts background sync when signed in and approved.
+#[tauri::command]
+pub async fn sync_state(state: State<'_, AppState>) -> Result<SyncState, CommandError> {
+    tenant_ops::sync_state(&state.0).await
+}
+
+/// Pauses (`true`) or resumes (`false`, and syncs now) background sync.
+#[tauri::command]
+pub fn sync_pause(state: State<'_, AppState>, paused: bool) -> Result<(), CommandError> {
+    tenant_ops::sync_pause(&state.0, paused)
+}

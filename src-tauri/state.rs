@@ -81,6 +81,10 @@ pub struct Shared {
     pub session: Mutex<Option<Arc<labvault_sync::Session>>>,
     /// Where refresh tokens live: the OS keyring.
     pub tokens: Arc<dyn labvault_sync::TokenStore>,
+    /// The sync engine of the unlocked vault (shared by "Sync now" and background sync).
+    pub syncer: Mutex<Option<Arc<labvault_sync::background::Syncer>>>,
+    /// Background sync, once started (by the status line's first look, when signed in).
+    pub background: Mutex<Option<Arc<labvault_sync::background::Background>>>,
 }
 
 /// Tauri-managed handle to [`Shared`].
@@ -126,6 +130,8 @@ impl Shared {
             kdf,
             session: Mutex::new(None),
             tokens: Arc::new(labvault_sync::KeyringTokens::default()),
+            syncer: Mutex::new(None),
+            background: Mutex::new(None),
         }
     }
 
@@ -225,7 +231,7 @@ impl Shared {
         }
         let vault = lock(&self.vault).take();
         lock(&self.views).clear();
-        *lock(&self.session) = None;
+        self.forget_tenant();
         *lock(&self.pending_recovery) = None;
         *lock(&self.keyring) = None;
         match vault {
@@ -235,6 +241,13 @@ impl Shared {
             }
             None => false,
         }
+    }
+
+    /// Stops background sync and forgets the tenant session and engine (lock, sign-out).
+    pub fn forget_tenant(&self) {
+        *lock(&self.background) = None;
+        *lock(&self.syncer) = None;
+        *lock(&self.session) = None;
     }
 
     /// Locks the vault if it has been idle longer than the limit and no operation is running.

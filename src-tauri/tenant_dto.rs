@@ -405,3 +405,41 @@ pub struct PairingState {
     /// While waiting: the code to enter on an approved device of the user.
     pub code: Option<String>,
 }
+
+/// Where sync stands, for the status line (background sync included).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncState {
+    /// A tenant is configured.
+    pub connected: bool,
+    /// Signed in.
+    pub signed_in: bool,
+    /// Background sync runs (signed in on an approved device).
+    pub active: bool,
+    /// Paused by the person.
+    pub paused: bool,
+    /// A pass is running now.
+    pub running: bool,
+    /// Whether the last attempt reached the tenant (`null` before the first).
+    pub online: Option<bool>,
+    /// When the last pass ended (RFC 3339).
+    pub last_pass_at: Option<String>,
+    /// Why the last pass failed.
+    pub error: Option<crate::error::CommandError>,
+    /// When an unreachable tenant is tried again (RFC 3339).
+    pub next_try_at: Option<String>,
+    /// Changes here not yet on the tenant (all projects).
+    #[ts(type = "number")]
+    pub pending: u64,
+}
+
+/// Milliseconds since the epoch as RFC 3339 (UTC).
+pub fn rfc3339_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use labvault_core::{ErrorCode, Vault};
+use labvault_sync::background::{Background, Syncer};
 use labvault_sync::{account, keys, team, EngineConfig, Session, SyncEngine, TokenStore};
 use labvault_wire::Role;
 
@@ -85,7 +86,7 @@ pub async fn connect(
     let v = s.vault()?;
     s.touch();
     account::connect(&v, url, pin, tenant, &user_agent()).await?;
-    *lock(&s.session) = None;
+    s.forget_tenant();
     status(s)
 }
 
@@ -116,6 +117,7 @@ pub async fn sign_in(
             device_name,
             approved,
         } => {
+            s.forget_tenant();
             *lock(&s.session) = Some(Arc::new(*session));
             Ok(SignInResult {
                 signed_in: true,
@@ -132,7 +134,7 @@ pub async fn sign_in(
 pub async fn sign_out(s: &Shared) -> Result<(), CommandError> {
     let v = s.vault()?;
     s.touch();
-    *lock(&s.session) = None;
+    s.forget_tenant();
     let client = account::client(&v, &user_agent())?;
     account::sign_out(&v, client, tokens(s)).await?;
     Ok(())
@@ -158,6 +160,18 @@ pub fn sync_status(s: &Shared) -> Result<Vec<ProjectSync>, CommandError> {
     s.with_vault(|v| Ok(v.sync_status()?.into_iter().map(Into::into).collect()))
 }
 
+/// The shared engine (made on first use; holds the vault's sync lock while the vault is open).
+fn syncer(s: &Shared, v: &Arc<Vault>) -> Result<Arc<Syncer>, CommandError> {
+    if let Some(x) = lock(&s.syncer).clone() {
+        return Ok(x);
+    }
+    let sess = session(s, v)?;
+    let engine = SyncEngine::new(v.clone(), (*sess).clone(), EngineConfig::default())?;
+    let fresh = Syncer::new(engine);
+    *lock(&s.syncer) = Some(fresh.clone());
+    Ok(fresh)
+}
+
 /// `sync_run`: one full pass (push, pull, keys, shared projects), with progress; cancellable
 /// (a cancelled pass stops between requests; what it did stays done and resumes next time).
 pub async fn sync_run(
@@ -168,28 +182,26 @@ pub async fn sync_run(
     let v = s.vault()?;
     s.touch();
     let op = s.start_op(op_id)?;
-    let client = account::client(&v, &user_agent())?;
-    let fresh = account::resume(&v, client, tokens(s))?;
+    let syncer = syncer(s, &v)?;
     let id = op_id.to_string();
     let progress = sink.clone();
-    let engine =
-        SyncEngine::new(v.clone(), fresh, EngineConfig::default())?.with_progress(move |p| {
-            let phase = serde_json::to_value(p.phase)
-                .ok()
-                .and_then(|x| x.as_str().map(str::to_string))
-                .unwrap_or_default();
-            progress(Progress {
-                op_id: id.clone(),
-                phase: "progress".into(),
-                path: Some(format!("{phase}:{}", p.project)),
-                file_done: p.done,
-                file_total: p.total,
-                overall_done: p.done,
-                overall_total: p.total,
-                files_done: 0,
-                files_total: 0,
-            })
-        });
+    let forward: Arc<dyn Fn(labvault_sync::Progress) + Send + Sync> = Arc::new(move |p| {
+        let phase = serde_json::to_value(p.phase)
+            .ok()
+            .and_then(|x| x.as_str().map(str::to_string))
+            .unwrap_or_default();
+        progress(Progress {
+            op_id: id.clone(),
+            phase: "progress".into(),
+            path: Some(format!("{phase}:{}", p.project)),
+            file_done: p.done,
+            file_total: p.total,
+            overall_done: p.done,
+            overall_total: p.total,
+            files_done: 0,
+            files_total: 0,
+        })
+    });
     let started = Progress {
         op_id: op_id.to_string(),
         phase: "started".into(),
@@ -208,8 +220,10 @@ pub async fn sync_run(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
+    // Asked for now: what waits out a back-off of earlier failures is tried now.
+    v.sync_retry_now(None)?;
     let report = tokio::select! {
-        r = engine.pass(None) => r?,
+        r = syncer.run(Some(forward)) => r?,
         _ = cancelled => {
             return Err(CommandError::new(ErrorCode::Cancelled, "sync was cancelled; what it sent and received is kept and the rest resumes at the next sync"))
         }
@@ -219,6 +233,83 @@ pub async fn sync_run(
         ..started
     });
     Ok(report.into())
+}
+
+/// `sync_state`: where sync stands, for the status line. When signed in on an approved
+/// device, the first call starts background sync (a pass on every change here or on the
+/// tenant); locking the vault or signing out stops it.
+pub async fn sync_state(s: &Shared) -> Result<SyncState, CommandError> {
+    let v = s.vault()?;
+    let st = account::status(&v, s.tokens.as_ref())?;
+    let pending: u64 = v
+        .sync_status()?
+        .iter()
+        .map(|p| p.pending_ops + p.changed_items)
+        .sum();
+    let approved = st.signed_in && st.device == Some(labvault_core::sync::DeviceState::Approved);
+    if !approved {
+        return Ok(SyncState {
+            connected: st.remote.is_some(),
+            signed_in: st.signed_in,
+            active: false,
+            paused: false,
+            running: false,
+            online: None,
+            last_pass_at: None,
+            error: None,
+            next_try_at: None,
+            pending,
+        });
+    }
+    let running = lock(&s.background).clone();
+    let bg = match running {
+        Some(b) => b,
+        None => {
+            let syncer = syncer(s, &v)?;
+            let waiter = (*session(s, &v)?).clone();
+            let b = Arc::new(Background::spawn(
+                syncer,
+                v.clone(),
+                waiter,
+                &tokio::runtime::Handle::current(),
+            ));
+            *lock(&s.background) = Some(b.clone());
+            b
+        }
+    };
+    let b = bg.syncer().state();
+    Ok(SyncState {
+        connected: true,
+        signed_in: true,
+        active: true,
+        paused: b.paused,
+        running: b.running,
+        online: b.online,
+        last_pass_at: b.last_pass_at.map(crate::tenant_dto::rfc3339_ms),
+        error: b
+            .last_error
+            .map(|(code, message)| CommandError::new(code, message)),
+        next_try_at: b.next_try_at.map(crate::tenant_dto::rfc3339_ms),
+        pending,
+    })
+}
+
+/// `sync_pause` / resume: background sync stops starting passes, or starts one now.
+pub fn sync_pause(s: &Shared, paused: bool) -> Result<(), CommandError> {
+    s.vault()?;
+    s.touch();
+    let running = lock(&s.background).clone();
+    match running {
+        Some(b) if paused => b.pause(),
+        Some(b) => b.resume(),
+        None => {
+            return Err(CommandError::new(
+                labvault_sync::TenantCode::NotSignedIn,
+                "background sync runs once this device is signed in and approved",
+            ))
+        }
+    }
+    Ok(())
 }
 
 /// `sync_conflicts`.

@@ -481,3 +481,131 @@ async fn a_member_sees_only_their_own_access_and_cannot_change_roles() {
     t::sign_out(&s).await.unwrap();
     lab.server.stop().await;
 }
+
+/// Waits (up to 30 s) until `f` holds; the background loop runs on its own schedule.
+async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while !f().await {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+fn import(s: &Arc<Shared>, project: &str, path: &std::path::Path, op: &str) {
+    let sink: ops::Sink = Arc::new(|_| {});
+    ops::import_paths(
+        s,
+        project,
+        Area::Uploads,
+        vec![path.display().to_string()],
+        None,
+        op,
+        sink,
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_sync_sends_new_work_pauses_and_rides_out_the_tenant_going_away() {
+    let tmp = tempfile::tempdir().unwrap();
+    let service = format!("org.labvault.test.app-bg.{}", std::process::id());
+    let Some(s) = app(tmp.path(), &service) else {
+        return;
+    };
+    let lab = Lab::start().await;
+    let project = ops::project_create(&s, "plankton-2026").unwrap();
+
+    // Not signed in: nothing runs in the background.
+    let st = t::sync_state(&s).await.unwrap();
+    assert!(!st.active && !st.signed_in);
+    assert!(lock(&s.background).is_none());
+    let e = t::sync_pause(&s, true).unwrap_err();
+    assert_eq!(e.code, TenantCode::NotSignedIn);
+
+    t::connect(&s, &lab.url, &lab.pin, Some("lab"))
+        .await
+        .unwrap();
+    t::sign_in(&s, "pi@lab.test", PW, None).await.unwrap();
+    let st = t::sync_state(&s).await.unwrap();
+    assert!(st.active && st.signed_in && !st.paused);
+    let pending = |s: &Arc<Shared>| {
+        t::sync_status(s)
+            .unwrap()
+            .iter()
+            .map(|p| p.pending_ops + p.changed_items)
+            .sum::<u64>()
+    };
+    eventually("the first background pass reached the tenant", || async {
+        let st = t::sync_state(&s).await.unwrap();
+        st.online == Some(true) && st.last_pass_at.is_some() && pending(&s) == 0
+    })
+    .await;
+
+    // A new file is sent without anyone pressing "Sync now".
+    let f1 = tmp.path().join("run-1.csv");
+    std::fs::write(&f1, b"t,v\n0,1\n").unwrap();
+    import(&s, &project.id, &f1, "i1");
+    assert!(pending(&s) > 0);
+    eventually("the background sent the new file", || async {
+        pending(&s) == 0
+    })
+    .await;
+
+    // Paused: new work waits (beyond the 2 s local check); resumed: it goes at once.
+    t::sync_pause(&s, true).unwrap();
+    eventually("the pause took effect", || async {
+        let st = t::sync_state(&s).await.unwrap();
+        st.paused && !st.running
+    })
+    .await;
+    let f2 = tmp.path().join("run-2.csv");
+    std::fs::write(&f2, b"t,v\n0,2\n").unwrap();
+    import(&s, &project.id, &f2, "i2");
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert!(pending(&s) > 0, "a paused sync sent changes");
+    t::sync_pause(&s, false).unwrap();
+    eventually("resuming sent what waited", || async { pending(&s) == 0 }).await;
+
+    // The tenant goes away: the status line says offline with the reason, and the new work
+    // stays pending here (nothing lost), to be sent when it is back.
+    lab.server.stop().await;
+    let f3 = tmp.path().join("run-3.csv");
+    std::fs::write(&f3, b"t,v\n0,3\n").unwrap();
+    import(&s, &project.id, &f3, "i3");
+    eventually(
+        "the background noticed the tenant is unreachable",
+        || async {
+            let st = t::sync_state(&s).await.unwrap();
+            st.online == Some(false)
+                && st
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.code == TenantCode::Unreachable)
+                && st.next_try_at.is_some()
+        },
+    )
+    .await;
+    assert!(pending(&s) > 0);
+    let kept = s
+        .vault()
+        .unwrap()
+        .find_item(
+            Some("plankton-2026"),
+            None,
+            "run-3.csv",
+            &[labvault_core::ItemState::Active],
+        )
+        .unwrap();
+    assert_eq!(kept.path, "run-3.csv");
+
+    // Locking stops background sync and releases the engine.
+    assert!(s.lock_vault());
+    assert!(lock(&s.background).is_none() && lock(&s.syncer).is_none());
+}

@@ -760,6 +760,8 @@ fn scenario(
         json!([PROJECT]),
         LONG,
     );
+    // The status line (background sync started by its first look) says it synced.
+    s.wait("sync-status-item", Cond::Text("Synced"), LONG);
     s.screenshot("13-sync.png");
 
     s.step("team: the access matrix");

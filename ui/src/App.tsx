@@ -2,6 +2,7 @@ import { useCallback, useEffect, useMemo, useReducer, useState } from "react";
 import { activityPing, onVaultLocked, setLockedHandler, vaultLock, vaultStatus } from "./api";
 import { ErrorBanner, Spinner } from "./components/common";
 import { ProgressPanel, ProgressProvider } from "./components/progress";
+import { SyncStatusItem } from "./components/SyncStatusItem";
 import { toAppError, type AppError } from "./errors";
 import { createActivityPinger, lockCleanup, sessionReducer } from "./lib/session";
 import { FirstRun, RecoveryConfirm, Unlock } from "./screens/Auth";
@@ -78,6 +79,7 @@ function MainShell({
             ))}
           </ul>
           <div className="nav__footer">
+            <SyncStatusItem onOpen={() => setScreen("sync")} />
             <button type="button" className="button nav__lock" data-testid="lock-button" onClick={onLock}>
               Lock vault
             </button>

@@ -37,6 +37,7 @@ import type {
   StatRow,
   SyncConflict,
   SyncReport,
+  SyncState,
   Team,
   TenantStatus,
   UserDevice,
@@ -309,3 +310,11 @@ export const accessReviewSignOff = (staleDays: number, changes: string[], note: 
 /** On a device waiting for approval: whether it is approved now, else its pairing code. */
 export const devicePairing = () =>
   call<PairingState>("device_pairing");
+
+/** Where sync stands (status line); starts background sync when signed in and approved. */
+export const syncState = () =>
+  call<SyncState>("sync_state");
+
+/** Pauses (`true`) or resumes (`false`, and syncs now) background sync. */
+export const syncPause = (paused: boolean) =>
+  call<null>("sync_pause", { paused });

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+pub mod background;
 pub mod codes;
 pub mod engine;
 pub mod keys;

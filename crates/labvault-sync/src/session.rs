@@ -17,13 +17,32 @@ use crate::tokens::TokenStore;
 use crate::{Result, SyncError};
 
 /// A signed-in session of one vault with its tenant.
+///
+/// Clones share the access token and the refresh lock: the desktop app runs its background
+/// sync, the "Sync now" button and team calls on clones of one session, so one refresh token
+/// is never rotated by two callers at once (the loser would be signed out).
+#[derive(Clone)]
 pub struct Session {
     client: TenantClient,
     vault_id: String,
     tokens: Arc<dyn TokenStore>,
+    state: Arc<Tokens>,
+}
+
+/// What clones of a session share.
+struct Tokens {
     access: Mutex<Option<Zeroizing<String>>>,
     /// Serialises refreshes (one rotation at a time).
     refreshing: tokio::sync::Mutex<()>,
+}
+
+impl Tokens {
+    fn new() -> Arc<Tokens> {
+        Arc::new(Tokens {
+            access: Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
+        })
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -58,8 +77,7 @@ impl Session {
             client,
             vault_id: vault_id.to_string(),
             tokens,
-            access: Mutex::new(None),
-            refreshing: tokio::sync::Mutex::new(()),
+            state: Tokens::new(),
         })
     }
 
@@ -97,8 +115,7 @@ impl Session {
             client,
             vault_id: vault_id.to_string(),
             tokens,
-            access: Mutex::new(None),
-            refreshing: tokio::sync::Mutex::new(()),
+            state: Tokens::new(),
         };
         s.keep(pair)?;
         Ok(LoginOutcome::SignedIn(Box::new(s)))
@@ -108,7 +125,7 @@ impl Session {
         // The new refresh token is stored before the access token is used: a crash in between
         // leaves a token that still works (the server tolerates a retried rotation briefly).
         self.tokens.store(&self.vault_id, &pair.refresh_token)?;
-        *self.access.lock().unwrap_or_else(|e| e.into_inner()) =
+        *self.state.access.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(Zeroizing::new(pair.access_token));
         Ok(())
     }
@@ -126,6 +143,7 @@ impl Session {
 
     async fn access_token(&self) -> Result<Zeroizing<String>> {
         if let Some(t) = self
+            .state
             .access
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -139,8 +157,9 @@ impl Session {
     /// Rotates the refresh token for a new access token. `stale` is the access token that
     /// was refused: if another task refreshed meanwhile, its token is used instead.
     async fn refresh(&self, stale: Option<&str>) -> Result<Zeroizing<String>> {
-        let _one = self.refreshing.lock().await;
+        let _one = self.state.refreshing.lock().await;
         if let Some(t) = self
+            .state
             .access
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -213,7 +232,7 @@ impl Session {
                 async move { api.step_up(&tok, &code).await }
             })
             .await?;
-        *self.access.lock().unwrap_or_else(|e| e.into_inner()) =
+        *self.state.access.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(Zeroizing::new(t.access_token));
         Ok(())
     }

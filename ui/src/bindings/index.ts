@@ -59,4 +59,5 @@ export type { PendingInvitation } from "./PendingInvitation";
 export type { Team } from "./Team";
 export type { UserDevice } from "./UserDevice";
 export type { PairingState } from "./PairingState";
+export type { SyncState } from "./SyncState";
 export { ERROR_CODES } from "./ErrorCode";

@@ -6,6 +6,8 @@ import {
   deviceRevoke,
   devicesList,
   syncConflicts,
+  syncPause,
+  syncState,
   syncRun,
   syncStatus,
   tenantConnect,
@@ -17,7 +19,7 @@ import { ErrorBanner, Field } from "../components/common";
 import { useProgress } from "../components/progress";
 import type { AppError } from "../errors";
 import { formatBytes, formatDateTime, humanize } from "../lib/format";
-import type { ProjectSync, SyncConflict, TenantStatus, UserDevice } from "../types";
+import type { ProjectSync, SyncConflict, SyncState, TenantStatus, UserDevice } from "../types";
 
 /** Whether the last attempt to reach the lab server worked. */
 type Reach = "unknown" | "online" | "offline";
@@ -35,7 +37,24 @@ export function SyncScreen({ onChanged }: { onChanged?: () => void }) {
   const [notice, setNotice] = useState<string | null>(null);
   const [reach, setReach] = useState<Reach>("unknown");
   const [reload, setReload] = useState(0);
+  const [background, setBackground] = useState<SyncState | null>(null);
   const progress = useProgress();
+
+  useEffect(() => {
+    void syncState().then((r) => {
+      if (!r.ok) return;
+      setBackground(r.value);
+      if (r.value.online === false) setReach("offline");
+      else if (r.value.online === true) setReach((x) => (x === "unknown" ? "online" : x));
+    });
+  }, [reload]);
+
+  const togglePause = async () => {
+    const r = await syncPause(!background?.paused);
+    if (!r.ok) return setError(r.error);
+    setNotice(background?.paused ? "Background sync resumed." : "Background sync paused: changes wait here until you resume or press Sync now.");
+    refresh();
+  };
 
   useEffect(() => {
     void tenantStatus().then((r) => (r.ok ? setStatus(r.value) : setError(r.error)));
@@ -84,6 +103,11 @@ export function SyncScreen({ onChanged }: { onChanged?: () => void }) {
           <span className={`pill ${reach === "offline" ? "pill--failure" : reach === "online" ? "pill--success" : ""}`} data-testid="sync-reach">
             {reach === "offline" ? "Offline" : reach === "online" ? "Online" : signedIn ? "Not checked yet" : "Not connected"}
           </span>
+          {background?.active ? (
+            <button type="button" className="button" data-testid="sync-pause" aria-pressed={background.paused} onClick={() => void togglePause()}>
+              {background.paused ? "Resume background sync" : "Pause background sync"}
+            </button>
+          ) : null}
           {signedIn ? (
             <button type="button" className="button button--primary" data-testid="sync-now" onClick={() => void syncNow()}>
               Sync now
