@@ -224,6 +224,7 @@ fn type_files() -> Vec<(String, String)> {
         ts_rs_file::<UserDevice>(&cfg),
         ts_rs_file::<PairingState>(&cfg),
         ts_rs_file::<SyncState>(&cfg),
+        ts_rs_file::<InvitationSent>(&cfg),
     ]
 }
 

@@ -71,6 +71,8 @@ macro_rules! app_commands {
             team_set_tenant_role,
             team_remove_member,
             team_reset_mfa,
+            team_invite,
+            team_revoke_invitation,
             access_review_export,
             access_review_sign_off,
         }

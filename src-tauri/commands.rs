@@ -859,3 +859,23 @@ pub async fn sync_state(state: State<'_, AppState>) -> Result<SyncState, Command
 pub fn sync_pause(state: State<'_, AppState>, paused: bool) -> Result<(), CommandError> {
     tenant_ops::sync_pause(&state.0, paused)
 }
+
+/// Invites someone to the lab; the result's token is for the invitee (shown once).
+#[tauri::command]
+pub async fn team_invite(
+    state: State<'_, AppState>,
+    email: String,
+    role: String,
+    expires_in_hours: Option<u32>,
+) -> Result<InvitationSent, CommandError> {
+    tenant_ops::invite(&state.0, &email, &role, expires_in_hours).await
+}
+
+/// Revokes a pending invitation.
+#[tauri::command]
+pub async fn team_revoke_invitation(
+    state: State<'_, AppState>,
+    id: String,
+) -> Result<(), CommandError> {
+    tenant_ops::revoke_invitation(&state.0, &id).await
+}

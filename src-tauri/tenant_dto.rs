@@ -287,6 +287,8 @@ pub struct TeamAccess {
     pub role: String,
     /// `tenant` (their tenant role), `project` (a per-project role) or `membership_log`.
     pub source: String,
+    /// For a signed membership: the safety number of their identity, to compare out of band.
+    pub safety_number: Option<String>,
 }
 
 /// An invitation not yet accepted.
@@ -371,6 +373,7 @@ impl From<TeamView> for Team {
                         AccessSource::MembershipLog => "membership_log",
                     }
                     .into(),
+                    safety_number: a.safety_number,
                 })
                 .collect(),
             invitations,
@@ -442,4 +445,21 @@ pub fn rfc3339_ms(ms: i64) -> String {
                 .ok()
         })
         .unwrap_or_default()
+}
+
+/// An invitation just created: the token goes to the invitee only, through a channel the
+/// inviter trusts; it is shown once and not kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitationSent {
+    /// Id (to revoke it).
+    pub id: String,
+    /// Invitee.
+    pub email: String,
+    /// Role on acceptance.
+    pub role: String,
+    /// Expiry (RFC 3339).
+    pub expires_at: String,
+    /// The single-use token to hand to the invitee.
+    pub token: String,
 }

@@ -502,3 +502,40 @@ pub async fn pairing(s: &Shared) -> Result<PairingState, CommandError> {
         code: Some(v.sync_pairing_code()?.to_string()),
     })
 }
+
+/// `team_invite`: invites someone with a lab role (Owner/Admin; may answer `mfa_required`).
+pub async fn invite(
+    s: &Shared,
+    email: &str,
+    new_role: &str,
+    expires_in_hours: Option<u32>,
+) -> Result<InvitationSent, CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    let r = role(new_role)?;
+    let email = email.trim();
+    if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_control) {
+        return Err(invalid("give the invitee's email address"));
+    }
+    if expires_in_hours.is_some_and(|h| h == 0 || h > 720) {
+        return Err(invalid("an invitation is valid for 1 to 720 hours"));
+    }
+    let sess = session(s, &v)?;
+    let created = team::invite(&sess, email, r, expires_in_hours).await?;
+    Ok(InvitationSent {
+        id: created.invitation.id,
+        email: created.invitation.email,
+        role: created.invitation.role.as_str().into(),
+        expires_at: created.invitation.expires_at,
+        token: created.token,
+    })
+}
+
+/// `team_revoke_invitation`.
+pub async fn revoke_invitation(s: &Shared, id: &str) -> Result<(), CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    let sess = session(s, &v)?;
+    team::revoke_invitation(&sess, id).await?;
+    Ok(())
+}

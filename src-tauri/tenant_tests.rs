@@ -334,6 +334,45 @@ async fn a_pi_connects_signs_in_with_mfa_syncs_reviews_access_and_steps_up_for_a
         Some(("editor".into(), "tenant".into()))
     );
 
+    // Invitations: created with a role (the token only in the result), listed, revoked.
+    let sent = t::invite(&s, "newcomer@lab.test", "viewer", Some(24))
+        .await
+        .unwrap();
+    assert!(!sent.token.is_empty() && sent.role == "viewer");
+    let e = t::invite(&s, "not-an-email", "viewer", None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidArgument);
+    let e = t::invite(&s, "x@lab.test", "viewer", Some(10_000))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidArgument);
+    let team = t::team_view(&s, Some(30)).await.unwrap();
+    assert!(team
+        .invitations
+        .iter()
+        .any(|i| i.id == sent.id && i.email == "newcomer@lab.test"));
+    assert!(!serde_json::to_string(&team).unwrap().contains(&sent.token));
+    t::revoke_invitation(&s, &sent.id).await.unwrap();
+    let team = t::team_view(&s, Some(30)).await.unwrap();
+    assert!(team.invitations.is_empty(), "{:?}", team.invitations);
+    // The PI's own cell on the synced project carries their identity's safety number.
+    let mine = team
+        .access
+        .iter()
+        .find(|a| a.user_id == pi.user_id && a.project_id == project.id)
+        .unwrap();
+    let sn = mine
+        .safety_number
+        .as_deref()
+        .expect("a signed membership has a safety number");
+    assert_eq!(sn.split(' ').count(), 6, "{sn}");
+    assert!(team
+        .access
+        .iter()
+        .filter(|a| a.source != "membership_log")
+        .all(|a| a.safety_number.is_none()));
+
     // The review as CSV, and its sign-off in the tenant's audit trail with what it changed.
     let csv_path = tmp.path().join("review.csv");
     let n = t::access_review_export(&s, &csv_path.display().to_string(), Some(30))

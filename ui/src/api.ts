@@ -17,6 +17,7 @@ import type {
   Hold,
   HoldTarget,
   ImportResult,
+  InvitationSent,
   ItemDetails,
   ItemPage,
   ItemQuery,
@@ -318,3 +319,11 @@ export const syncState = () =>
 /** Pauses (`true`) or resumes (`false`, and syncs now) background sync. */
 export const syncPause = (paused: boolean) =>
   call<null>("sync_pause", { paused });
+
+/** Invites someone to the lab; the result's token is for the invitee (shown once). */
+export const teamInvite = (email: string, role: string, expiresInHours: number | null) =>
+  call<InvitationSent>("team_invite", { email, role, expiresInHours });
+
+/** Revokes a pending invitation. */
+export const teamRevokeInvitation = (id: string) =>
+  call<null>("team_revoke_invitation", { id });

@@ -54,6 +54,9 @@ pub struct Access {
     pub role: Role,
     /// Where it comes from.
     pub source: AccessSource,
+    /// For a signed membership: the safety number of the identity the log lists for them,
+    /// to compare out of band (`labvault fingerprint` on their device shows theirs).
+    pub safety_number: Option<String>,
 }
 
 /// The team, for the Team screen.
@@ -130,12 +133,18 @@ pub async fn view(vault: &Vault, session: &Session, stale_days: Option<u32>) -> 
                     project_id: p.id.clone(),
                     role: l.my_role.and_then(role_of).unwrap_or(p.effective_role),
                     source: AccessSource::MembershipLog,
+                    safety_number: l
+                        .members
+                        .iter()
+                        .find(|m| m.user_id == me.id)
+                        .map(|m| m.safety_number.clone()),
                 },
                 None => Access {
                     user_id: me.id.clone(),
                     project_id: p.id.clone(),
                     role: p.effective_role,
                     source: AccessSource::Tenant,
+                    safety_number: None,
                 },
             })
             .collect();
@@ -167,6 +176,7 @@ fn merge_logs(
                 RoleSource::Tenant => AccessSource::Tenant,
                 RoleSource::Project => AccessSource::Project,
             },
+            safety_number: None,
         });
     }
     for (project, log) in logs {
@@ -179,6 +189,7 @@ fn merge_logs(
                 project_id: project.clone(),
                 role,
                 source: AccessSource::MembershipLog,
+                safety_number: Some(m.safety_number.clone()),
             });
             if let Some(member) = r.members.iter().find(|x| x.user_id == m.user_id) {
                 r.entries.push(AccessReviewEntry {
@@ -311,6 +322,36 @@ pub async fn sign_off(
         .call(|t| {
             let (c, req) = (session.client().clone(), req.clone());
             async move { c.access_review_sign_off(&t, &req).await }
+        })
+        .await
+}
+
+/// Invites someone to the lab with a tenant role; the token is for the invitee only (shown once).
+pub async fn invite(
+    session: &Session,
+    email: &str,
+    role: Role,
+    expires_in_hours: Option<u32>,
+) -> Result<labvault_wire::InvitationCreated> {
+    let req = labvault_wire::InvitationRequest {
+        email: email.trim().to_string(),
+        role,
+        expires_in_hours,
+    };
+    session
+        .call(|t| {
+            let (c, req) = (session.client().clone(), req.clone());
+            async move { c.create_invitation(&t, &req).await }
+        })
+        .await
+}
+
+/// Revokes a pending invitation.
+pub async fn revoke_invitation(session: &Session, id: &str) -> Result<()> {
+    session
+        .call(|t| {
+            let c = session.client().clone();
+            async move { c.revoke_invitation(&t, id).await }
         })
         .await
 }

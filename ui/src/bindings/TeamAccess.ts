@@ -19,4 +19,8 @@ role: string,
 /**
  * `tenant` (their tenant role), `project` (a per-project role) or `membership_log`.
  */
-source: string, };
+source: string, 
+/**
+ * For a signed membership: the safety number of their identity, to compare out of band.
+ */
+safetyNumber: string | null, };

@@ -60,4 +60,5 @@ export type { Team } from "./Team";
 export type { UserDevice } from "./UserDevice";
 export type { PairingState } from "./PairingState";
 export type { SyncState } from "./SyncState";
+export type { InvitationSent } from "./InvitationSent";
 export { ERROR_CODES } from "./ErrorCode";

@@ -31,9 +31,9 @@ const team: Team = {
     { id: "0123456789abcdef", name: null, shared: false, epoch: null },
   ],
   access: [
-    { userId: "pi", projectId: "p1", role: "owner", source: "membership_log" },
-    { userId: "zoe", projectId: "p1", role: "editor", source: "membership_log" },
-    { userId: "adam", projectId: "0123456789abcdef", role: "admin", source: "tenant" },
+    { userId: "pi", projectId: "p1", role: "owner", source: "membership_log", safetyNumber: "12345 67890 12345 67890 12345 67890" },
+    { userId: "zoe", projectId: "p1", role: "editor", source: "membership_log", safetyNumber: "12345 67890 12345 67890 12345 67890" },
+    { userId: "adam", projectId: "0123456789abcdef", role: "admin", source: "tenant", safetyNumber: null },
   ],
   invitations: [],
 };

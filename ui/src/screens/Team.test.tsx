@@ -126,6 +126,37 @@ describe("TeamScreen", () => {
     expect(calls).not.toContain("tenant_step_up");
   });
 
+  it("invites with a role, shows the one-time token, and revokes a pending invitation", async () => {
+    const calls: { cmd: string; args: any }[] = [];
+    let invitations: any[] = [];
+    mockIPC((cmd, args: any) => {
+      calls.push({ cmd, args });
+      if (cmd === "team_view") return { ...team("editor"), invitations };
+      if (cmd === "team_invite") {
+        invitations = [{ id: "inv1", email: args.email, role: args.role, expiresAt: "2026-12-10T00:00:00Z" }];
+        return { id: "inv1", email: args.email, role: args.role, expiresAt: "2026-12-10T00:00:00Z", token: "lvi_secret_token" };
+      }
+      if (cmd === "team_revoke_invitation") {
+        invitations = [];
+        return null;
+      }
+      return null;
+    });
+    render(<TeamScreen onOpenSync={() => {}} />);
+    fireEvent.click(await screen.findByTestId("team-invite"));
+    fireEvent.change(await screen.findByTestId("team-invite-email"), { target: { value: "new@lab.test" } });
+    fireEvent.change(screen.getByTestId("team-invite-role"), { target: { value: "editor" } });
+    fireEvent.click(screen.getByTestId("team-invite-submit"));
+    expect((await screen.findByTestId("team-invitation-token")).textContent).toBe("lvi_secret_token");
+    expect(calls.find((c) => c.cmd === "team_invite")!.args).toEqual({ email: "new@lab.test", role: "editor", expiresInHours: 72 });
+    fireEvent.click(within(screen.getByTestId("team-invited-dialog")).getByText("Done"));
+    // The token is gone from the page once the dialog closes.
+    await waitFor(() => expect(document.body.textContent).not.toContain("lvi_secret_token"));
+    fireEvent.click(await screen.findByTestId("team-invitation-revoke"));
+    await waitFor(() => expect(screen.queryByTestId("team-invitation")).toBeNull());
+    expect(calls.find((c) => c.cmd === "team_revoke_invitation")!.args).toEqual({ id: "inv1" });
+  });
+
   it("sends a signed-out person to Sync", async () => {
     mockIPC((cmd) => {
       if (cmd === "team_view") throw { code: "not_signed_in", message: "not signed in to https://lab" };

@@ -6,7 +6,9 @@ import {
   pickSavePath,
   teamRemoveMember,
   teamRemoveProjectAccess,
+  teamInvite,
   teamResetMfa,
+  teamRevokeInvitation,
   teamSetProjectRole,
   teamSetTenantRole,
   teamView,
@@ -27,7 +29,7 @@ import {
 } from "../lib/accessMatrix";
 import { formatDate, formatDateTime, humanize } from "../lib/format";
 import { withStepUp } from "../lib/stepUp";
-import type { Team, TeamAccess, TeamMember, TeamProject } from "../types";
+import type { InvitationSent, Team, TeamAccess, TeamMember, TeamProject } from "../types";
 
 const ROW_HEIGHT = 40;
 const STALE_CHOICES = [30, 60, 90, 180, 365];
@@ -35,7 +37,9 @@ const STALE_CHOICES = [30, 60, 90, 180, 365];
 type Dialog =
   | { kind: "cell"; row: MatrixRow; project: TeamProject; access: TeamAccess | undefined }
   | { kind: "member"; member: TeamMember }
-  | { kind: "sign-off" };
+  | { kind: "sign-off" }
+  | { kind: "invite" }
+  | { kind: "invited"; sent: InvitationSent };
 
 /**
  * Team and access review: for Owners and Admins the matrix of members × projects with what
@@ -175,31 +179,49 @@ export function TeamScreen({ onOpenSync }: { onOpenSync: () => void }) {
               signed membership change through signed entries, which every member's LabVault checks.
             </p>
           </section>
-          {team.invitations.length ? (
-            <section className="card" aria-labelledby="team-invites">
+          <section className="card" aria-labelledby="team-invites">
+            <div className="card__head">
               <h2 id="team-invites" className="card__title">
-                Pending invitations
+                Invitations
               </h2>
+              <button type="button" className="button" data-testid="team-invite" onClick={() => setDialog({ kind: "invite" })}>
+                Invite…
+              </button>
+            </div>
+            {team.invitations.length ? (
               <table className="table" data-testid="team-invitations">
                 <thead>
                   <tr>
                     <th scope="col">Email</th>
                     <th scope="col">Role</th>
                     <th scope="col">Expires</th>
+                    <th scope="col" />
                   </tr>
                 </thead>
                 <tbody>
                   {team.invitations.map((i) => (
-                    <tr key={i.id}>
+                    <tr key={i.id} data-testid="team-invitation" data-email={i.email}>
                       <td>{i.email}</td>
                       <td>{humanize(i.role)}</td>
                       <td>{formatDateTime(i.expiresAt)}</td>
+                      <td>
+                        <button
+                          type="button"
+                          className="link-button link-button--danger"
+                          data-testid="team-invitation-revoke"
+                          onClick={() => void act(() => teamRevokeInvitation(i.id), `revoked the invitation of ${i.email}`)}
+                        >
+                          Revoke
+                        </button>
+                      </td>
                     </tr>
                   ))}
                 </tbody>
               </table>
-            </section>
-          ) : null}
+            ) : (
+              <p className="muted">No pending invitations.</p>
+            )}
+          </section>
         </>
       ) : null}
 
@@ -258,8 +280,84 @@ export function TeamScreen({ onOpenSync }: { onOpenSync: () => void }) {
           }}
         />
       ) : null}
+      {dialog?.kind === "invite" ? (
+        <InviteDialog
+          onClose={() => setDialog(null)}
+          onSubmit={async (email, role, hours) => {
+            const r = await withStepUp(() => teamInvite(email, role, hours), prompt);
+            if (!r.ok) return setError(r.error);
+            setChanges((c) => [...c, `invited ${r.value.email} as ${r.value.role}`]);
+            setReload((n) => n + 1);
+            setDialog({ kind: "invited", sent: r.value });
+          }}
+        />
+      ) : null}
+      {dialog?.kind === "invited" ? (
+        <Modal title="Invitation created" onClose={() => setDialog(null)} testId="team-invited-dialog">
+          <p>
+            Give this one-time code to {dialog.sent.email} through a channel you trust (in person, your lab chat). It is shown only now and
+            expires {formatDateTime(dialog.sent.expiresAt)}. They accept it when they create their LabVault account.
+          </p>
+          <p className="pairing-code" data-testid="team-invitation-token">
+            {dialog.sent.token}
+          </p>
+          <div className="form__actions">
+            <button type="button" className="button button--primary" onClick={() => setDialog(null)}>
+              Done
+            </button>
+          </div>
+        </Modal>
+      ) : null}
       {stepUpDialog}
     </div>
+  );
+}
+
+function InviteDialog({ onClose, onSubmit }: { onClose: () => void; onSubmit: (email: string, role: string, hours: number) => Promise<void> }) {
+  const [email, setEmail] = useState("");
+  const [role, setRole] = useState("viewer");
+  const [hours, setHours] = useState(72);
+  const [busy, setBusy] = useState(false);
+  return (
+    <Modal title="Invite to the lab" onClose={onClose} testId="team-invite-dialog">
+      <form
+        className="form"
+        onSubmit={(e: FormEvent) => {
+          e.preventDefault();
+          setBusy(true);
+          void onSubmit(email.trim(), role, hours).finally(() => setBusy(false));
+        }}
+      >
+        <Field label="Email" htmlFor="team-invite-email">
+          <input id="team-invite-email" data-testid="team-invite-email" type="email" value={email} onChange={(e) => setEmail(e.target.value)} required />
+        </Field>
+        <Field label="Lab role" htmlFor="team-invite-role">
+          <select id="team-invite-role" data-testid="team-invite-role" value={role} onChange={(e) => setRole(e.target.value)}>
+            {TENANT_ROLES.filter((r) => r !== "owner").map((r) => (
+              <option key={r} value={r}>
+                {humanize(r)}
+              </option>
+            ))}
+          </select>
+        </Field>
+        <Field label="Valid for" htmlFor="team-invite-hours">
+          <select id="team-invite-hours" value={hours} onChange={(e) => setHours(Number(e.target.value))}>
+            <option value={24}>1 day</option>
+            <option value={72}>3 days</option>
+            <option value={168}>1 week</option>
+            <option value={720}>30 days</option>
+          </select>
+        </Field>
+        <div className="form__actions">
+          <button type="button" className="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="button button--primary" data-testid="team-invite-submit" disabled={busy || !email.includes("@")}>
+            Create invitation
+          </button>
+        </div>
+      </form>
+    </Modal>
   );
 }
 
@@ -421,6 +519,12 @@ function CellDialog({
               ? " A project role overrides their lab role here."
               : ""}
         </p>
+        {access?.safetyNumber ? (
+          <p className="small" data-testid="team-safety-number">
+            Safety number of their identity: <code>{access.safetyNumber}</code>. Compare it with theirs (Settings on their device, or `labvault
+            fingerprint`) in person or by phone: a match shows the server did not substitute a key.
+          </p>
+        ) : null}
         <Field label="Role on this project" htmlFor="team-cell-role">
           <select id="team-cell-role" data-testid="team-cell-role" value={role} onChange={(e) => setRole(e.target.value)}>
             {PROJECT_ROLES.map((r) => (
