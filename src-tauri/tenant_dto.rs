@@ -235,7 +235,10 @@ pub struct Team {
     pub members: Vec<TeamMember>,
     /// Projects (matrix columns).
     pub projects: Vec<TeamProject>,
-    /// Effective access (matrix cells).
+    /// Access that does not follow from a member's lab role: per-project roles and signed
+    /// memberships. Every other cell of a project without a membership log is the member's
+    /// lab role (`tenantRole`), which the UI fills in: with 500 members x 200 projects the
+    /// result stays small instead of carrying 100,000 rows across IPC.
     pub access: Vec<TeamAccess>,
     /// Pending invitations.
     pub invitations: Vec<PendingInvitation>,
@@ -363,6 +366,7 @@ impl From<TeamView> for Team {
             access: v
                 .access
                 .into_iter()
+                .filter(|a| a.source != AccessSource::Tenant)
                 .map(|a| TeamAccess {
                     user_id: a.user_id,
                     project_id: a.project_id,

@@ -276,11 +276,21 @@ async fn a_pi_connects_signs_in_with_mfa_syncs_reviews_access_and_steps_up_for_a
         .unwrap()
         .clone();
     assert!(pi.mfa_enrolled && !pi.admin_without_mfa, "{pi:?}");
+    // A cell as the UI shows it: explicit access, else (projects without a membership log)
+    // the member's lab role, which the result leaves out.
     let cell = |team: &crate::tenant_dto::Team, user: &str, project: &str| {
-        team.access
+        let explicit = team
+            .access
             .iter()
             .find(|a| a.user_id == user && a.project_id == project)
-            .map(|a| (a.role.clone(), a.source.clone()))
+            .map(|a| (a.role.clone(), a.source.clone()));
+        let shared = team.projects.iter().any(|p| p.id == project && p.shared);
+        explicit.or_else(|| {
+            (!shared).then(|| {
+                let m = team.members.iter().find(|m| m.user_id == user).unwrap();
+                (m.tenant_role.clone(), "tenant".to_string())
+            })
+        })
     };
     assert_eq!(cell(&team, &ann.user_id, &project.id), None);
     assert_eq!(
@@ -372,6 +382,7 @@ async fn a_pi_connects_signs_in_with_mfa_syncs_reviews_access_and_steps_up_for_a
         .iter()
         .filter(|a| a.source != "membership_log")
         .all(|a| a.safety_number.is_none()));
+    assert!(team.access.iter().all(|a| a.source != "tenant"));
 
     // The review as CSV, and its sign-off in the tenant's audit trail with what it changed.
     let csv_path = tmp.path().join("review.csv");
@@ -507,10 +518,11 @@ async fn a_member_sees_only_their_own_access_and_cannot_change_roles() {
         col.name, None,
         "this vault does not have the project: no name to show"
     );
-    assert!(team
-        .access
-        .iter()
-        .any(|a| a.project_id == p.id && a.role == "editor"));
+    assert!(
+        !team.access.iter().any(|a| a.source == "tenant"),
+        "cells that follow from the lab role are left to the UI"
+    );
+    assert_eq!(team.members[0].tenant_role, "editor");
     let e = t::set_tenant_role(&s, &pi.id, "viewer").await.unwrap_err();
     assert_eq!(e.code, TenantCode::Forbidden, "{e}");
     let e = t::access_review_sign_off(&s, 90, vec![], None)

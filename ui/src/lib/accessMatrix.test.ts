@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Team, TeamMember } from "../bindings";
-import { buildMatrix, describeChange, filterRows, projectLabel } from "./accessMatrix";
+import { buildMatrix, cellOf, describeChange, filterRows, projectLabel } from "./accessMatrix";
 
 function member(email: string, over: Partial<TeamMember> = {}): TeamMember {
   return {
@@ -41,17 +41,34 @@ const team: Team = {
 describe("access matrix", () => {
   it("puts members that need attention first and says why", () => {
     const rows = buildMatrix(team);
-    expect(rows.map((r) => r.member.email)).toEqual(["adam@lab.test", "zoe@lab.test", "old@lab.test", "pi@lab.test"]);
+    expect(rows.map((r) => r.member.email)).toEqual(["adam@lab.test", "old@lab.test", "zoe@lab.test", "pi@lab.test"]);
     expect(rows[0]!.attention).toEqual(["admin without MFA"]);
+    // Stale, and the lab role still opens the project without a membership log.
     expect(rows[1]!.attention).toEqual(["stale"]);
-    expect(rows[1]!.cells.get("p1")?.role).toBe("editor");
-    // A stale viewer without any project access reaches no data: nothing to review.
-    expect(rows[2]!.attention).toEqual([]);
+    expect(rows[2]!.attention).toEqual(["stale"]);
+    expect(rows[2]!.cells.get("p1")?.role).toBe("editor");
+  });
+
+  it("a stale member who reaches no project needs no attention", () => {
+    const onlySigned = { ...team, projects: [team.projects[0]!] };
+    const old = buildMatrix(onlySigned).find((r) => r.member.email === "old@lab.test")!;
+    expect(old.attention).toEqual([]);
+  });
+
+  it("fills cells from the lab role only where no membership log rules", () => {
+    const rows = buildMatrix(team);
+    const zoe = rows.find((r) => r.member.email === "zoe@lab.test")!;
+    const [signed, open] = team.projects as [(typeof team.projects)[0], (typeof team.projects)[0]];
+    expect(cellOf(zoe, signed)).toMatchObject({ role: "editor", source: "membership_log" });
+    expect(cellOf(zoe, open)).toMatchObject({ role: "editor", source: "tenant" });
+    const old = rows.find((r) => r.member.email === "old@lab.test")!;
+    expect(cellOf(old, signed)).toBeUndefined();
+    expect(cellOf(old, open)).toMatchObject({ role: "viewer", source: "tenant" });
   });
 
   it("filters to what needs attention and by text", () => {
     const rows = buildMatrix(team);
-    expect(filterRows(rows, true, "").map((r) => r.member.email)).toEqual(["adam@lab.test", "zoe@lab.test"]);
+    expect(filterRows(rows, true, "").map((r) => r.member.email)).toEqual(["adam@lab.test", "old@lab.test", "zoe@lab.test"]);
     expect(filterRows(rows, false, "ZOE").map((r) => r.member.email)).toEqual(["zoe@lab.test"]);
     expect(filterRows(rows, false, "owner").map((r) => r.member.email)).toEqual(["pi@lab.test"]);
   });

@@ -1,11 +1,22 @@
 import type { Team, TeamAccess, TeamMember, TeamProject } from "../bindings";
 
-/** One row of the access review: a member and their access per project (by project id). */
+/** One row of the access review: a member and their explicit access per project (by id). */
 export interface MatrixRow {
   member: TeamMember;
+  /** Per-project roles and signed memberships; see {@link cellOf} for the full cell. */
   cells: Map<string, TeamAccess>;
   /** Why this row needs the reviewer's attention (empty when it does not). */
   attention: string[];
+}
+
+/**
+ * A member's access to a project: explicit (a per-project role, a signed membership) or, for a
+ * project without a membership log, their lab role (the shell sends only explicit cells).
+ */
+export function cellOf(row: MatrixRow, project: TeamProject): TeamAccess | undefined {
+  const explicit = row.cells.get(project.id);
+  if (explicit || project.shared) return explicit;
+  return { userId: row.member.userId, projectId: project.id, role: row.member.tenantRole, source: "tenant", safetyNumber: null };
 }
 
 /** The label of a project column: its name in this vault, else a short form of its id. */
@@ -29,9 +40,10 @@ export function buildMatrix(team: Team): MatrixRow[] {
     if (!m) byUser.set(a.userId, (m = new Map()));
     m.set(a.projectId, a);
   }
+  const byLabRole = team.projects.filter((p) => !p.shared).length;
   const rows = team.members.map((member) => {
     const cells = byUser.get(member.userId) ?? new Map<string, TeamAccess>();
-    return { member, cells, attention: attentionOf(member, cells.size) };
+    return { member, cells, attention: attentionOf(member, cells.size + byLabRole) };
   });
   rows.sort((a, b) => Number(b.attention.length > 0) - Number(a.attention.length > 0) || a.member.email.localeCompare(b.member.email));
   return rows;

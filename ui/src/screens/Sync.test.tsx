@@ -10,12 +10,25 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
+const idle = {
+  connected: false,
+  signedIn: false,
+  active: false,
+  paused: false,
+  running: false,
+  online: null,
+  lastPassAt: null,
+  error: null,
+  nextTryAt: null,
+  pending: 0,
+};
 const base = { url: null, pin: null, tenant: null, email: null, device: null, deviceId: "dev1" };
 
 describe("SyncScreen", () => {
   it("connects, signs in with a TOTP step, syncs with progress and resolves a conflict", async () => {
     const calls: { cmd: string; args: any }[] = [];
     let status: any = { ...base, connected: false, signedIn: false };
+    let paused = false;
     let conflicts = [
       {
         itemId: "i1",
@@ -64,6 +77,11 @@ describe("SyncScreen", () => {
         case "conflict_resolve":
           conflicts = [];
           return 3;
+        case "sync_state":
+          return { ...idle, connected: status.connected, signedIn: status.signedIn, active: status.signedIn, paused };
+        case "sync_pause":
+          paused = args.paused;
+          return { ...idle, connected: true, signedIn: true, active: true, paused };
         default:
           return null;
       }
@@ -103,6 +121,14 @@ describe("SyncScreen", () => {
     fireEvent.click(await screen.findByTestId("sync-keep-sibling"));
     await waitFor(() => expect(screen.queryByTestId("sync-conflicts")).toBeNull());
     expect(calls.find((c) => c.cmd === "conflict_resolve")!.args).toEqual({ itemId: "i1", keep: 3 });
+
+    // Background sync pauses and resumes from the same button.
+    fireEvent.click(await screen.findByText("Pause background sync"));
+    await waitFor(() => expect(screen.getByTestId("sync-pause").textContent).toBe("Resume background sync"));
+    expect(paused).toBe(true);
+    fireEvent.click(screen.getByTestId("sync-pause"));
+    await waitFor(() => expect(screen.getByTestId("sync-pause").textContent).toBe("Pause background sync"));
+    expect(calls.filter((c) => c.cmd === "sync_pause").map((c) => c.args)).toEqual([{ paused: true }, { paused: false }]);
   });
 
   it("shows offline when the lab server cannot be reached, and keeps the local status", async () => {
@@ -112,6 +138,7 @@ describe("SyncScreen", () => {
       if (cmd === "sync_conflicts") return [];
       if (cmd === "devices_list") throw { code: "unreachable", message: "cannot reach the tenant at https://lab: refused" };
       if (cmd === "sync_run") throw { code: "unreachable", message: "cannot reach the tenant at https://lab: refused" };
+      if (cmd === "sync_state") return { ...idle, connected: true, signedIn: true, active: true, online: false, error: { code: "unreachable", message: "refused" } };
       return null;
     });
     render(

@@ -21,6 +21,7 @@ import {
   PROJECT_ROLES,
   TENANT_ROLES,
   buildMatrix,
+  cellOf,
   describeChange,
   filterRows,
   projectLabel,
@@ -455,7 +456,7 @@ function Matrix({
                 ))}
               </span>
               {projects.map((p) => {
-                const a = row.cells.get(p.id);
+                const a = cellOf(row, p);
                 return (
                   <span role="gridcell" key={p.id} className="matrix__cell">
                     <button
@@ -683,7 +684,7 @@ function SignOffDialog({
 
 /** A member's own access, for people who do not manage the lab. */
 function OwnAccess({ team }: { team: Team }) {
-  const byProject = new Map(team.projects.map((p) => [p.id, p]));
+  const row = buildMatrix(team).find((r) => r.member.userId === team.me.userId);
   return (
     <section className="card" aria-labelledby="team-own" data-testid="team-own-access">
       <h2 id="team-own" className="card__title">
@@ -701,15 +702,15 @@ function OwnAccess({ team }: { team: Team }) {
           </tr>
         </thead>
         <tbody>
-          {team.access.map((a) => {
-            const p = byProject.get(a.projectId);
-            return (
-              <tr key={a.projectId}>
-                <td>{p ? projectLabel(p) : a.projectId}</td>
+          {team.projects.map((p) => {
+            const a = row ? cellOf(row, p) : undefined;
+            return a ? (
+              <tr key={p.id}>
+                <td>{projectLabel(p)}</td>
                 <td>{humanize(a.role)}</td>
                 <td>{sourceLabel(a.source)}</td>
               </tr>
-            );
+            ) : null;
           })}
         </tbody>
       </table>
