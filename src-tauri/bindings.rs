@@ -132,6 +132,7 @@ pub fn generated() -> Vec<(String, String)> {
 fn type_files() -> Vec<(String, String)> {
     use crate::dto::*;
     use crate::tenant_dto::*;
+    use crate::watch_dto::*;
     use labvault_core::governance::audit::Outcome;
     use labvault_core::{Area, DataType, ItemState, SortKey};
     let cfg = Config::default();
@@ -225,6 +226,11 @@ fn type_files() -> Vec<(String, String)> {
         ts_rs_file::<PairingState>(&cfg),
         ts_rs_file::<SyncState>(&cfg),
         ts_rs_file::<InvitationSent>(&cfg),
+        ts_rs_file::<NewWatch>(&cfg),
+        ts_rs_file::<Watch>(&cfg),
+        ts_rs_file::<WatchActivity>(&cfg),
+        ts_rs_file::<WatchImport>(&cfg),
+        ts_rs_file::<WatchDetails>(&cfg),
     ]
 }
 

@@ -75,6 +75,11 @@ macro_rules! app_commands {
             team_revoke_invitation,
             access_review_export,
             access_review_sign_off,
+            watch_list,
+            watch_add,
+            watch_remove,
+            watch_pause,
+            watch_details,
         }
     };
 }

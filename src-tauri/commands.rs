@@ -14,6 +14,8 @@ use crate::ops::{self, Sink, UnlockWith};
 use crate::state::{AppState, Shared};
 use crate::tenant_dto::*;
 use crate::tenant_ops;
+use crate::watch_dto::*;
+use crate::watch_ops;
 
 pub use crate::dto::VaultStatus;
 
@@ -878,4 +880,42 @@ pub async fn team_revoke_invitation(
     id: String,
 ) -> Result<(), CommandError> {
     tenant_ops::revoke_invitation(&state.0, &id).await
+}
+
+/// Instrument folder watches with their state.
+#[tauri::command]
+pub fn watch_list(state: State<'_, AppState>) -> Result<Vec<Watch>, CommandError> {
+    state.0.touch();
+    watch_ops::list(&state.0)
+}
+
+/// Adds an instrument folder watch; it starts at once.
+#[tauri::command]
+pub fn watch_add(state: State<'_, AppState>, watch: NewWatch) -> Result<Watch, CommandError> {
+    state.0.touch();
+    watch_ops::add(&state.0, watch)
+}
+
+/// Removes a watch (what it imported stays in the vault).
+#[tauri::command]
+pub fn watch_remove(state: State<'_, AppState>, id: String) -> Result<(), CommandError> {
+    state.0.touch();
+    watch_ops::remove(&state.0, &id)
+}
+
+/// Pauses (`true`) or resumes (`false`) a watch.
+#[tauri::command]
+pub fn watch_pause(
+    state: State<'_, AppState>,
+    id: String,
+    paused: bool,
+) -> Result<Watch, CommandError> {
+    state.0.touch();
+    watch_ops::pause(&state.0, &id, paused)
+}
+
+/// A watch with its activity list and latest imports.
+#[tauri::command]
+pub fn watch_details(state: State<'_, AppState>, id: String) -> Result<WatchDetails, CommandError> {
+    watch_ops::details(&state.0, &id)
 }

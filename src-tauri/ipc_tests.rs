@@ -354,4 +354,79 @@ mod flow {
         assert!(s.auto_lock_due());
         assert!(!s.is_unlocked());
     }
+
+    /// Instrument folders through the command bodies: a watch added in the app imports a file
+    /// the instrument writes, locking stops it, and a file written while locked is imported
+    /// after the next unlock (watches survive restarts).
+    #[test]
+    fn a_watched_folder_imports_while_unlocked_and_resumes_after_unlock() {
+        use crate::watch_dto::NewWatch;
+        use crate::watch_ops;
+        let wait = |what: &str, f: &dyn Fn() -> bool| {
+            let t = std::time::Instant::now();
+            while !f() {
+                assert!(t.elapsed().as_secs() < 30, "timed out waiting for {what}");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let s = shared(tmp.path());
+        ops::create(&s, PASS.into(), false, &|_| Ok(())).unwrap();
+        ops::project_create(&s, "plankton").unwrap();
+        let folder = tmp.path().join("instrument");
+        std::fs::create_dir(&folder).unwrap();
+        let new = |name: &str, folder: &std::path::Path| NewWatch {
+            name: name.into(),
+            folder: folder.display().to_string(),
+            project: "plankton".into(),
+            area: "uploads".into(),
+            data_type: None,
+            include: vec![" *.raw ".into(), "".into()],
+            exclude: vec![],
+            delete_source: false,
+            settle_secs: 1,
+        };
+        // The vault's own folder is refused, with the reason.
+        let e = watch_ops::add(&s, new("inside", &tmp.path().join("vault"))).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+        assert!(e.message.contains("overlaps the vault"), "{}", e.message);
+
+        let w = watch_ops::add(&s, new("spectro-1", &folder)).unwrap();
+        assert_eq!(w.include, vec!["*.raw"]);
+        std::fs::write(folder.join("a.raw"), b"frame one").unwrap();
+        std::fs::write(folder.join("notes.txt"), b"not wanted").unwrap();
+        wait("the import", &|| {
+            watch_ops::list(&s).unwrap()[0].imported == 1
+        });
+        let d = watch_ops::details(&s, &w.id).unwrap();
+        assert_eq!(d.watch.state, "watching");
+        assert_eq!(d.recent[0].source, "a.raw");
+        assert!(d
+            .activity
+            .iter()
+            .any(|a| a.kind == "imported" && a.source.as_deref() == Some("a.raw")));
+        let q: ItemQuery =
+            serde_json::from_value(serde_json::json!({"project": "plankton"})).unwrap();
+        let items = ops::items_page(&s, &q, 0, 10).unwrap();
+        assert_eq!(items.total, 1, "notes.txt is not included");
+
+        ops::lock_vault(&s).unwrap();
+        assert!(lock(&s.watches).is_none(), "locking stops the watches");
+        assert_eq!(watch_ops::list(&s).unwrap_err().code, ErrorCode::Locked);
+        std::fs::write(folder.join("b.raw"), b"frame two").unwrap();
+        ops::unlock(&s, UnlockWith::Passphrase(PASS.into())).unwrap();
+        wait("the import after unlock", &|| {
+            watch_ops::list(&s).unwrap()[0].imported == 2
+        });
+        let d = watch_ops::details(&s, &w.id).unwrap();
+        assert_eq!(d.recent.len(), 2, "a.raw was not imported again");
+
+        watch_ops::pause(&s, &w.id, true).unwrap();
+        wait("paused", &|| {
+            watch_ops::list(&s).unwrap()[0].state == "paused"
+        });
+        watch_ops::remove(&s, &w.id).unwrap();
+        assert!(watch_ops::list(&s).unwrap().is_empty());
+        ops::lock_vault(&s).unwrap();
+    }
 }

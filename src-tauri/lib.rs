@@ -17,6 +17,8 @@ pub mod preview;
 pub mod state;
 pub mod tenant_dto;
 pub mod tenant_ops;
+pub mod watch_dto;
+pub mod watch_ops;
 
 #[cfg(test)]
 mod api_gen;

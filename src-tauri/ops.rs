@@ -95,7 +95,7 @@ pub fn create(
     } else {
         (false, None)
     };
-    *lock(&s.vault) = Some(Arc::new(vault));
+    s.set_vault(vault);
     {
         let mut st = lock(&s.settings);
         st.remembered_on_device = remembered;
@@ -217,7 +217,7 @@ pub fn unlock(s: &Shared, how: UnlockWith) -> Result<VaultStatus, CommandError> 
         ms = ms_since(t0),
         "vault unlocked"
     );
-    *lock(&s.vault) = Some(Arc::new(vault));
+    s.set_vault(vault);
     s.touch();
     status(s)
 }

@@ -85,6 +85,8 @@ pub struct Shared {
     pub syncer: Mutex<Option<Arc<labvault_sync::background::Syncer>>>,
     /// Background sync, once started (by the status line's first look, when signed in).
     pub background: Mutex<Option<Arc<labvault_sync::background::Background>>>,
+    /// Instrument folder watches of the unlocked vault (running while it is unlocked).
+    pub watches: Mutex<Option<labvault_watch::Runner>>,
 }
 
 /// Tauri-managed handle to [`Shared`].
@@ -132,6 +134,7 @@ impl Shared {
             tokens: Arc::new(labvault_sync::KeyringTokens::default()),
             syncer: Mutex::new(None),
             background: Mutex::new(None),
+            watches: Mutex::new(None),
         }
     }
 
@@ -217,6 +220,26 @@ impl Shared {
         st
     }
 
+    /// Makes `vault` the unlocked vault and starts its watches.
+    pub fn set_vault(&self, vault: Vault) {
+        let vault = Arc::new(vault);
+        *lock(&self.vault) = Some(vault.clone());
+        self.start_watches(&vault);
+    }
+
+    /// Starts the watches of `vault` unless they run (a vault without watches starts none;
+    /// adding the first one starts them).
+    pub fn start_watches(&self, vault: &Arc<Vault>) {
+        let mut slot = lock(&self.watches);
+        if slot.as_ref().is_some_and(|r| r.is_running()) {
+            return;
+        }
+        if vault.watches().map(|w| w.is_empty()).unwrap_or(true) {
+            return;
+        }
+        *slot = Some(labvault_watch::Runner::start(vault.clone()));
+    }
+
     /// Whether a vault is unlocked.
     pub fn is_unlocked(&self) -> bool {
         lock(&self.vault).is_some()
@@ -230,6 +253,9 @@ impl Shared {
             flag.store(true, Ordering::Relaxed);
         }
         let vault = lock(&self.vault).take();
+        // Stops an import of a watch at its next file; joined before the vault closes.
+        let watches = lock(&self.watches).take();
+        drop(watches);
         lock(&self.views).clear();
         self.forget_tenant();
         *lock(&self.pending_recovery) = None;

@@ -721,6 +721,28 @@ fn scenario(
     s.wait("settings-versions", Cond::Visible, SHORT);
     s.screenshot("12-settings.png");
 
+    // ---- Instrument folders: a watched folder imports what the instrument writes (it syncs
+    // with the rest of the project below).
+    s.step("instrument folders: watch a folder");
+    let instrument = vault_dir.parent().unwrap().join("instrument");
+    std::fs::create_dir_all(&instrument).unwrap();
+    s.click("nav-watches");
+    s.wait("watch-empty", Cond::Visible, SHORT);
+    s.click("watch-new");
+    s.wait("watch-add-dialog", Cond::Visible, SHORT);
+    s.type_into("watch-folder", instrument.to_str().unwrap());
+    s.type_into("watch-name", "spectro-1");
+    s.type_into("watch-include", "*.csv");
+    s.type_into("watch-settle", "1");
+    s.click("watch-add");
+    s.wait("watch-state-spectro-1", Cond::Text("Watching"), LONG);
+    std::fs::write(instrument.join("ignored.log"), b"not instrument output").unwrap();
+    std::fs::write(instrument.join("run-42.csv"), b"t,od600\n0,0.11\n1,0.19\n").unwrap();
+    s.wait("watch-imported-spectro-1", Cond::Text("1"), LONG);
+    s.wait("watch-recent", Cond::Text("run-42.csv"), LONG);
+    s.wait("watch-activity", Cond::Text("imported as run-42.csv"), LONG);
+    s.screenshot("16-instrument-folders.png");
+
     // ---- The lab: connect, sign in with MFA, sync, review access with a step-up, sign off.
     s.step("sync: connect with a wrong pin, then the right one");
     s.click("nav-sync");

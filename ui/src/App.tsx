@@ -11,13 +11,15 @@ import { RetentionScreen } from "./screens/Retention";
 import { SettingsScreen } from "./screens/Settings";
 import { SyncScreen } from "./screens/Sync";
 import { TeamScreen } from "./screens/Team";
+import { WatchesScreen } from "./screens/Watches";
 import { WorkspaceScreen } from "./screens/Workspace";
 import type { VaultStatus } from "./types";
 
-export type Screen = "workspace" | "audit" | "retention" | "settings" | "team" | "sync";
+export type Screen = "workspace" | "watches" | "audit" | "retention" | "settings" | "team" | "sync";
 
 const NAV: { id: Screen; label: string }[] = [
   { id: "workspace", label: "Workspace" },
+  { id: "watches", label: "Instrument folders" },
   { id: "audit", label: "Audit log" },
   { id: "retention", label: "Retention" },
   { id: "settings", label: "Settings" },
@@ -88,6 +90,7 @@ function MainShell({
         </nav>
         <div className="app__main">
           {screen === "workspace" ? <WorkspaceScreen /> : null}
+          {screen === "watches" ? <WatchesScreen /> : null}
           {screen === "audit" ? <AuditScreen /> : null}
           {screen === "retention" ? <RetentionScreen /> : null}
           {screen === "settings" ? <SettingsScreen status={status} onStatusChanged={onStatusChanged} /> : null}

@@ -22,6 +22,7 @@ import type {
   ItemPage,
   ItemQuery,
   ItemRow,
+  NewWatch,
   PairingState,
   PolicyPeriods,
   PreviewInfo,
@@ -44,6 +45,8 @@ import type {
   UserDevice,
   VaultStatus,
   VerifyResult,
+  Watch,
+  WatchDetails,
 } from "./bindings";
 
 export * from "./ipc";
@@ -327,3 +330,23 @@ export const teamInvite = (email: string, role: string, expiresInHours: number |
 /** Revokes a pending invitation. */
 export const teamRevokeInvitation = (id: string) =>
   call<null>("team_revoke_invitation", { id });
+
+/** Instrument folder watches with their state. */
+export const watchList = () =>
+  call<Watch[]>("watch_list");
+
+/** Adds an instrument folder watch; it starts at once. */
+export const watchAdd = (watch: NewWatch) =>
+  call<Watch>("watch_add", { watch });
+
+/** Removes a watch (what it imported stays in the vault). */
+export const watchRemove = (id: string) =>
+  call<null>("watch_remove", { id });
+
+/** Pauses (`true`) or resumes (`false`) a watch. */
+export const watchPause = (id: string, paused: boolean) =>
+  call<Watch>("watch_pause", { id, paused });
+
+/** A watch with its activity list and latest imports. */
+export const watchDetails = (id: string) =>
+  call<WatchDetails>("watch_details", { id });

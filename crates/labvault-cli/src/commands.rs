@@ -326,6 +326,7 @@ pub fn import(ctx: &Ctx, a: ImportArgs) -> Result<()> {
     let opts = ImportOptions {
         data_type: a.data_type,
         dest_prefix: a.into.clone(),
+        watch: None,
     };
     let json = a.json;
     let area = a.area;

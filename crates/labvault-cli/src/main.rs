@@ -12,6 +12,7 @@ mod progress;
 mod retention_cmd;
 mod share_cmd;
 mod sync_cmd;
+mod watch_cmd;
 
 use clap::{Parser, Subcommand};
 use ctx::{Ctx, GlobalOpts};
@@ -93,6 +94,9 @@ enum Command {
     Device(sync_cmd::DeviceCmd),
     /// Safety numbers: yours, or a member's, to compare out of band.
     Fingerprint(share_cmd::FingerprintArgs),
+    /// Instrument folders: import what instruments write, once complete, exactly once.
+    #[command(subcommand)]
+    Watch(watch_cmd::WatchCmd),
 }
 
 fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
@@ -123,6 +127,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Conflicts(c) => sync_cmd::conflicts(ctx, c),
         Command::Device(c) => sync_cmd::device(ctx, c),
         Command::Fingerprint(a) => share_cmd::fingerprint(ctx, a),
+        Command::Watch(c) => watch_cmd::run(ctx, c),
     }
 }
 

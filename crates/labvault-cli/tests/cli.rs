@@ -655,3 +655,112 @@ fn export_area_writes_what_it_can_and_reports_each_item_it_cannot() {
     );
     assert_eq!(std::fs::read(out.join("data/c.csv")).unwrap(), b"c.csv");
 }
+
+/// Instrument folder watches survive a killed process: `watch run` is killed (SIGKILL) in the
+/// middle of importing a batch an instrument wrote; `watch run --once` afterwards imports the
+/// rest, and every file is in the vault exactly once (version 1), journaled once.
+#[test]
+fn a_killed_watch_run_imports_every_file_exactly_once_after_restart() {
+    let env = Env::new();
+    env.init();
+    env.ok(&["project", "create", "p"]);
+    let instr = env.root.join("instrument");
+    let n = 400;
+    for i in 0..n {
+        let body: Vec<u8> = (0..(2048 + i * 37)).map(|k| (k * 31 + i) as u8).collect();
+        write(
+            &instr.join(format!("run-{}/frame-{i:04}.raw", i % 4)),
+            &body,
+        );
+    }
+    write(&instr.join("big/stack.tif"), &vec![7u8; 24 << 20]);
+    write(&instr.join("scratch.tmp"), b"never imported");
+    env.ok(&[
+        "watch",
+        "add",
+        "spectro",
+        instr.to_str().unwrap(),
+        "--project",
+        "p",
+        "--settle",
+        "0.5",
+    ]);
+    let ls = env.ok(&["watch", "ls"]);
+    assert!(ls.contains("spectro") && ls.contains("p/uploads"), "{ls}");
+
+    let mut child = env
+        .cmd(Some(PASS))
+        .args(["watch", "run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let journaled = |env: &Env| -> usize {
+        let out = env.ok(&["watch", "log", "spectro", "--json", "--limit", "10000"]);
+        serde_json::from_str::<Vec<serde_json::Value>>(&out)
+            .unwrap()
+            .len()
+    };
+    // Watch the journal from this process (a reader beside the child's writer) and kill the
+    // child as soon as its first commit (the big file, in the first folder) is there.
+    let reader = labvault_core::Vault::unlock(
+        &env.vault,
+        labvault_core::Unlock::Passphrase(&labvault_core::Passphrase::new(PASS.into())),
+        labvault_core::VaultOptions::default(),
+    )
+    .unwrap();
+    let id = reader.watch("spectro").unwrap().id;
+    let t = std::time::Instant::now();
+    while reader.watch_recent(&id, 1).unwrap().is_empty() {
+        assert!(t.elapsed().as_secs() < 60, "watch run imported nothing");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    reader.close();
+    let after_kill = journaled(&env);
+    eprintln!("journaled when killed: {after_kill} of {}", n + 1);
+    assert!(after_kill <= n + 1);
+
+    // Restarted: the rest is imported, nothing twice.
+    let out = env.ok(&["watch", "run", "--once"]);
+    let imported_now = out
+        .lines()
+        .filter(|l| l.starts_with("spectro: imported "))
+        .count();
+    assert_eq!(after_kill + imported_now, n + 1, "{out}");
+    let items = ls_json(&env, &["--project", "p"]);
+    assert_eq!(items.len(), n + 1);
+    assert!(
+        items.iter().all(|i| i["version"] == 1),
+        "a file was imported twice"
+    );
+    assert!(items.iter().all(|i| i["path"] != "scratch.tmp"));
+    assert!(items.iter().any(|i| i["path"] == "run-3/frame-0003.raw"));
+    assert_eq!(journaled(&env), n + 1);
+    // Once more: nothing left to do.
+    let out = env.ok(&["watch", "run", "--once"]);
+    assert!(!out.contains("imported"), "{out}");
+    env.ok(&["verify"]);
+    let audit = env.ok(&[
+        "audit",
+        "ls",
+        "--action",
+        "data.import",
+        "--json",
+        "--limit",
+        "10000",
+    ]);
+    let page: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    let watched = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["detail"]
+                .as_str()
+                .is_some_and(|d| d.ends_with("watch=spectro"))
+        })
+        .count();
+    assert_eq!(watched, n + 1, "one audit event per file, naming the watch");
+}

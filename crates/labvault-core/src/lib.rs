@@ -10,7 +10,8 @@
 //!   connection), `packs`, `holds`, `changes` (what sync must push);
 //! * the handle: `vault` (keys, readers, the one writer, how events are recorded);
 //! * operations on it: `blob_files`, `journal`, `projects`, `items`, `retention`, `account`,
-//!   `anchors`, `audit_log`, `transfer`, `view`;
+//!   `anchors`, `audit_log`, `transfer`, `view`, `watches` (instrument folder watches' settings
+//!   and journal);
 //! * above them all: `sync` (the vault's half of file sync; no network).
 #![forbid(unsafe_code)]
 
@@ -44,6 +45,7 @@ pub mod sync;
 pub mod transfer;
 pub mod vault;
 pub mod view;
+pub mod watches;
 
 pub use account::{check_new_passphrase, KeyringStatus, MIN_PASSPHRASE_CHARS};
 pub use error::{Error, ErrorCode, Result};

@@ -133,15 +133,29 @@ impl Vault {
         self.read_op(
             actions::DATA_VIEW,
             items::resource_of(self, item_id),
-            || Ok((self.view_handle(item_id)?, String::new())),
+            || Ok((self.view_handle(item_id, None)?, String::new())),
         )
     }
 
-    fn view_handle(&self, item_id: &str) -> Result<ViewHandle> {
+    /// A handle on `version` of an active item (its current version when `None`), without an
+    /// audit event: for operations that record their own.
+    pub(crate) fn view_handle(&self, item_id: &str, version: Option<u32>) -> Result<ViewHandle> {
         let conn = self.reader()?;
-        let item = items::get(&conn, item_id)?;
+        let mut item = items::get(&conn, item_id)?;
         if item.state != ItemState::Active {
             return Err(crate::items::wrong_state(&item, &[ItemState::Active]));
+        }
+        if let Some(v) = version {
+            item.version = v;
+            item.size = conn
+                .query_row(
+                    "SELECT size FROM item_versions WHERE item_id = ?1 AND version = ?2",
+                    params![item.id, v],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?
+                .ok_or_else(|| Error::NotFound(format!("version {v} of {}", label(&item))))?
+                as u64;
         }
         drop(conn);
         self.check_lease(&item.project_id)?;

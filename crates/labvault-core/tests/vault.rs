@@ -277,6 +277,7 @@ fn import_dir_list_filters_versions_and_export_roundtrip() {
             &ImportOptions {
                 dest_prefix: Some("run-7".into()),
                 data_type: None,
+                watch: None,
             },
             &mut |_| {},
             &AtomicBool::new(false),
@@ -857,6 +858,7 @@ fn find_item_by_id_path_area_prefix_and_ambiguity() {
             &ImportOptions {
                 dest_prefix: Some("../escape".into()),
                 data_type: Some(DataType::Backup),
+                watch: None,
             },
             &mut |_| {},
             &AtomicBool::new(false),
@@ -879,6 +881,7 @@ fn find_item_by_id_path_area_prefix_and_ambiguity() {
             &ImportOptions {
                 dest_prefix: None,
                 data_type: Some(DataType::Backup),
+                watch: None,
             },
             &mut |_| {},
             &AtomicBool::new(false),

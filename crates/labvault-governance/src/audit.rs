@@ -139,6 +139,15 @@ pub mod actions {
     /// The local copy of a shared project this device lost (member removed, device revoked)
     /// crypto-erased: its keys destroyed, its blobs deleted.
     pub const SYNC_WIPE: &str = "sync.wipe";
+    /// An instrument folder watch added (detail: folder-independent settings; resource: the
+    /// watch).
+    pub const WATCH_ADD: &str = "watch.add";
+    /// A watch removed (its journal goes with it; imported items stay).
+    pub const WATCH_REMOVE: &str = "watch.remove";
+    /// A watch paused or resumed (detail `paused=true|false`).
+    pub const WATCH_PAUSE: &str = "watch.pause";
+    /// A watched source file deleted after its import was verified (detail: the item version).
+    pub const WATCH_DELETE_SOURCE: &str = "watch.delete_source";
 
     /// Every action the vault records, for documentation and UI filters.
     pub const VAULT_ACTIONS: &[&str] = &[
@@ -184,6 +193,10 @@ pub mod actions {
         SYNC_IDENTITY,
         SYNC_MEMBERSHIP,
         SYNC_WIPE,
+        WATCH_ADD,
+        WATCH_REMOVE,
+        WATCH_PAUSE,
+        WATCH_DELETE_SOURCE,
     ];
 
     // ----- tenant server --------------------------------------------------------------------
@@ -416,6 +429,10 @@ pub mod resources {
     /// `project/<id>/item/<id>`
     pub fn item(project_id: &str, item_id: &str) -> String {
         format!("project/{project_id}/item/{item_id}")
+    }
+    /// `watch/<id>` (an instrument folder watch)
+    pub fn watch(watch_id: &str) -> String {
+        format!("watch/{watch_id}")
     }
 }
 

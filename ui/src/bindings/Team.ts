@@ -33,7 +33,10 @@ members: Array<TeamMember>,
  */
 projects: Array<TeamProject>, 
 /**
- * Effective access (matrix cells).
+ * Access that does not follow from a member's lab role: per-project roles and signed
+ * memberships. Every other cell of a project without a membership log is the member's
+ * lab role (`tenantRole`), which the UI fills in: with 500 members x 200 projects the
+ * result stays small instead of carrying 100,000 rows across IPC.
  */
 access: Array<TeamAccess>, 
 /**

@@ -27,6 +27,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_sync.sql"),
     include_str!("migrations/0008_sync_status_index.sql"),
     include_str!("migrations/0009_sharing.sql"),
+    include_str!("migrations/0010_watches.sql"),
 ];
 
 /// The schema version this build writes and understands.

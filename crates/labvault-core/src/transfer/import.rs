@@ -16,6 +16,7 @@ use crate::layout::BLOBS_DIR;
 use crate::model::{Area, DataType};
 use crate::names;
 use crate::vault::{ts_to_ms, Vault, WriteOp};
+use crate::watches::WatchOrigin;
 use labvault_crypto::{encrypt_blob, DataKey, ProjectKey, WrappedKey, DEFAULT_CHUNK_SIZE};
 use labvault_governance::audit::{actions, resources, Outcome};
 use std::fs::{self, File};
@@ -547,6 +548,7 @@ fn import_in(
         _ => None,
     };
     let data_type = opts.data_type.unwrap_or(area.default_data_type());
+    let watch = opts.watch.as_ref();
     let mut report = ImportReport::default();
     let mut plan = Vec::new();
     let t = phases::start();
@@ -605,7 +607,9 @@ fn import_in(
                                 overall_total,
                             })
                         })
-                        .and_then(|prep| commit_blob(w, &project.id, area, data_type, p, prep));
+                        .and_then(|prep| {
+                            commit_blob(w, &project.id, area, data_type, p, prep, watch)
+                        });
                         settle(p, res, &mut report, progress)?;
                         overall_done += p.size;
                         continue;
@@ -643,6 +647,7 @@ fn import_in(
                     (&mut overall_done, overall_total),
                     progress,
                     &mut report,
+                    watch,
                 )?;
             }
             Ok(())
@@ -674,6 +679,7 @@ fn commit_group(
     (overall_done, overall_total): (&mut u64, u64),
     progress: &mut dyn FnMut(&ImportEvent<'_>),
     report: &mut ImportReport,
+    watch: Option<&WatchOrigin>,
 ) -> Result<()> {
     let mut done = *overall_done;
     for p in group {
@@ -724,10 +730,11 @@ fn commit_group(
                     track,
                 )?;
                 t.stop(Phase::CatalogRows);
-                // Each file's audit event names its item version.
+                WatchOrigin::journal(watch, tx, &p.source, &item_id, version, now)?;
+                // Each file's audit event names its item version (and the watch it came by).
                 let subject = Subject::new(
                     resources::item(project_id, &item_id),
-                    format!("area={area} version={version}"),
+                    WatchOrigin::detail(watch, format!("area={area} version={version}")),
                 );
                 Ok(((item_id, version), subject))
             };
@@ -770,6 +777,7 @@ fn commit_blob(
     data_type: DataType,
     p: &Planned,
     prep: Prepared,
+    watch: Option<&WatchOrigin>,
 ) -> Result<ImportedFile> {
     let mut guard = TempGuard(Some(prep.final_path.clone()));
     let Prepared {
@@ -798,9 +806,10 @@ fn commit_blob(
             &actor,
             track,
         )?;
+        WatchOrigin::journal(watch, tx, &p.source, &item_id, version, now)?;
         let subject = Subject::new(
             resources::item(project_id, &item_id),
-            format!("area={area} version={version}"),
+            WatchOrigin::detail(watch, format!("area={area} version={version}")),
         );
         Ok(((item_id, version), subject))
     })?;

@@ -88,6 +88,8 @@ pub struct ImportOptions {
     pub data_type: Option<DataType>,
     /// Logical directory inside the area to import under (e.g. `run-7`).
     pub dest_prefix: Option<String>,
+    /// Set when an instrument folder watch imports: each file's journal row commits with it.
+    pub watch: Option<crate::watches::WatchOrigin>,
 }
 
 /// A committed import of one file.
