@@ -114,7 +114,7 @@ export function WatchesScreen() {
                         {w.name}
                       </button>
                     </td>
-                    <td className="mono small">{w.folder}</td>
+                    <td className="mono small wrap">{w.folder}</td>
                     <td>
                       {w.projectName} / {w.area}
                     </td>
@@ -237,7 +237,7 @@ function WatchPanel({ id, reload, onRemove, onError }: { id: string; reload: num
             <tbody>
               {d.recent.map((r) => (
                 <tr key={`${r.source}-${r.importedAt}-${r.version}`}>
-                  <td className="mono">{r.source}</td>
+                  <td className="mono wrap">{r.source}</td>
                   <td>{formatBytes(r.size)}</td>
                   <td>{r.version}</td>
                   <td>{formatDateTime(r.importedAt)}</td>
