@@ -231,6 +231,8 @@ fn type_files() -> Vec<(String, String)> {
         ts_rs_file::<WatchActivity>(&cfg),
         ts_rs_file::<WatchImport>(&cfg),
         ts_rs_file::<WatchDetails>(&cfg),
+        ts_rs_file::<MfaEnrollment>(&cfg),
+        ts_rs_file::<AccountInfo>(&cfg),
     ]
 }
 

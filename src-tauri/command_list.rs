@@ -80,6 +80,10 @@ macro_rules! app_commands {
             watch_remove,
             watch_pause,
             watch_details,
+            account_info,
+            account_mfa_start,
+            account_mfa_confirm,
+            account_change_password,
         }
     };
 }

@@ -919,3 +919,34 @@ pub fn watch_pause(
 pub fn watch_details(state: State<'_, AppState>, id: String) -> Result<WatchDetails, CommandError> {
     watch_ops::details(&state.0, &id)
 }
+
+/// The signed-in account as the lab's server sees it (role, MFA on or off).
+#[tauri::command]
+pub async fn account_info(state: State<'_, AppState>) -> Result<AccountInfo, CommandError> {
+    tenant_ops::account_info(&state.0).await
+}
+
+/// Starts turning on two-factor authentication: the secret and its QR code, shown once.
+#[tauri::command]
+pub async fn account_mfa_start(state: State<'_, AppState>) -> Result<MfaEnrollment, CommandError> {
+    tenant_ops::mfa_start(&state.0).await
+}
+
+/// Finishes it with a first code from the authenticator; the recovery codes, shown once.
+#[tauri::command]
+pub async fn account_mfa_confirm(
+    state: State<'_, AppState>,
+    code: String,
+) -> Result<Vec<String>, CommandError> {
+    tenant_ops::mfa_confirm(&state.0, &code).await
+}
+
+/// Changes the lab password (the current one is checked); other sessions are logged out.
+#[tauri::command]
+pub async fn account_change_password(
+    state: State<'_, AppState>,
+    current_password: String,
+    new_password: String,
+) -> Result<u32, CommandError> {
+    tenant_ops::change_password(&state.0, current_password.into(), new_password.into()).await
+}

@@ -467,3 +467,26 @@ pub struct InvitationSent {
     /// The single-use token to hand to the invitee.
     pub token: String,
 }
+
+/// A TOTP enrolment in progress: what the person scans or types into an authenticator app,
+/// shown once and held only by the dialog that shows it.
+#[derive(Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct MfaEnrollment {
+    /// Base32 secret, for typing in.
+    pub secret: String,
+    /// The `otpauth://` URI as a QR code (`data:image/svg+xml;base64,...`).
+    pub qr_code: String,
+}
+
+/// The account as the tenant sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountInfo {
+    /// Email.
+    pub email: String,
+    /// Lab role.
+    pub role: String,
+    /// Whether MFA is on.
+    pub mfa_enrolled: bool,
+}

@@ -155,6 +155,79 @@ pub async fn step_up(s: &Shared, code: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// `account_info`: the signed-in account as the tenant sees it.
+pub async fn account_info(s: &Shared) -> Result<AccountInfo, CommandError> {
+    let v = s.vault()?;
+    let me = account::me(&*session(s, &v)?).await?;
+    Ok(AccountInfo {
+        email: me.email,
+        role: role_name(me.role),
+        mfa_enrolled: me.mfa_enrolled,
+    })
+}
+
+fn role_name(r: Role) -> String {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// `account_mfa_start`: the secret and its QR code for an authenticator app.
+pub async fn mfa_start(s: &Shared) -> Result<MfaEnrollment, CommandError> {
+    use base64::Engine as _;
+    let v = s.vault()?;
+    s.touch();
+    let e = account::mfa_start(&*session(s, &v)?).await?;
+    let code =
+        qrcode::QrCode::with_error_correction_level(e.otpauth_uri.as_bytes(), qrcode::EcLevel::M)
+            .map_err(|err| {
+            CommandError::new(ErrorCode::Internal, format!("drawing the QR code: {err}"))
+        })?;
+    let svg = zeroize::Zeroizing::new(
+        code.render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(200, 200)
+            .quiet_zone(true)
+            .build(),
+    );
+    let qr = format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(svg.as_bytes())
+    );
+    Ok(MfaEnrollment {
+        secret: e.secret_base32.to_string(),
+        qr_code: qr,
+    })
+}
+
+/// `account_mfa_confirm`: the first code from the authenticator; the recovery codes, once.
+pub async fn mfa_confirm(s: &Shared, code: &str) -> Result<Vec<String>, CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    let code = code.trim();
+    if code.len() != 6 || !code.chars().all(|c| c.is_ascii_digit()) {
+        return Err(invalid(
+            "give the 6-digit code your authenticator app shows",
+        ));
+    }
+    let codes = account::mfa_confirm(&*session(s, &v)?, code).await?;
+    Ok(codes.iter().map(|c| c.to_string()).collect())
+}
+
+/// `account_change_password`: gives how many other sessions were logged out.
+pub async fn change_password(
+    s: &Shared,
+    current: zeroize::Zeroizing<String>,
+    new: zeroize::Zeroizing<String>,
+) -> Result<u32, CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    if current.is_empty() || new.is_empty() {
+        return Err(invalid("give the current and the new password"));
+    }
+    Ok(account::change_password(&*session(s, &v)?, &current, &new).await?)
+}
+
 /// `sync_status`: per project, from the vault (no network).
 pub fn sync_status(s: &Shared) -> Result<Vec<ProjectSync>, CommandError> {
     s.with_vault(|v| Ok(v.sync_status()?.into_iter().map(Into::into).collect()))

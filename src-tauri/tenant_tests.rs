@@ -529,6 +529,59 @@ async fn a_member_sees_only_their_own_access_and_cannot_change_roles() {
         .await
         .unwrap_err();
     assert_eq!(e.code, TenantCode::Forbidden, "{e}");
+
+    // Ann turns on two-factor authentication in the app: a QR code and the secret, a wrong
+    // first code refused (enrolment stays pending), then the recovery codes once.
+    assert!(!t::account_info(&s).await.unwrap().mfa_enrolled);
+    let e = t::mfa_start(&s).await.unwrap();
+    assert!(e.qr_code.starts_with("data:image/svg+xml;base64,"));
+    let secret = labvault_server::totp::base32_decode(&e.secret).unwrap();
+    let wrong = if totp(&secret) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let err = t::mfa_confirm(&s, wrong).await.unwrap_err();
+    assert_eq!(err.code, TenantCode::InvalidMfaCode, "{err}");
+    assert_eq!(
+        t::mfa_confirm(&s, "12ab").await.unwrap_err().code,
+        labvault_sync::Code::Vault(ErrorCode::InvalidArgument)
+    );
+    let codes = t::mfa_confirm(&s, &totp(&secret)).await.unwrap();
+    assert_eq!(codes.len(), 10);
+    assert!(t::account_info(&s).await.unwrap().mfa_enrolled);
+    assert!(t::mfa_start(&s).await.is_err(), "already enrolled");
+
+    // She changes her password: a wrong current one is refused; afterwards only the new one
+    // signs in (with a code, now that MFA is on).
+    let err = t::change_password(
+        &s,
+        "not-my-password".to_string().into(),
+        "Newer-Horse-10".to_string().into(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, TenantCode::InvalidCredentials, "{err}");
+    t::change_password(
+        &s,
+        PW.to_string().into(),
+        "Newer-Horse-10".to_string().into(),
+    )
+    .await
+    .unwrap();
+    t::sign_out(&s).await.unwrap();
+    let err = t::sign_in(&s, "ann@lab.test", PW, Some(&codes[0]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, TenantCode::InvalidCredentials, "{err}");
+    let r = t::sign_in(&s, "ann@lab.test", "Newer-Horse-10", None)
+        .await
+        .unwrap();
+    assert!(!r.signed_in && r.mfa_enrolled, "a code is asked for now");
+    let r = t::sign_in(&s, "ann@lab.test", "Newer-Horse-10", Some(&codes[0]))
+        .await
+        .unwrap();
+    assert!(r.signed_in);
     t::sign_out(&s).await.unwrap();
     lab.server.stop().await;
 }

@@ -6,6 +6,7 @@
  */
 import { call, progressChannel } from "./ipc";
 import type {
+  AccountInfo,
   Area,
   AuditExportFormat,
   AuditExportResult,
@@ -22,6 +23,7 @@ import type {
   ItemPage,
   ItemQuery,
   ItemRow,
+  MfaEnrollment,
   NewWatch,
   PairingState,
   PolicyPeriods,
@@ -350,3 +352,19 @@ export const watchPause = (id: string, paused: boolean) =>
 /** A watch with its activity list and latest imports. */
 export const watchDetails = (id: string) =>
   call<WatchDetails>("watch_details", { id });
+
+/** The signed-in account as the lab's server sees it (role, MFA on or off). */
+export const accountInfo = () =>
+  call<AccountInfo>("account_info");
+
+/** Starts turning on two-factor authentication: the secret and its QR code, shown once. */
+export const accountMfaStart = () =>
+  call<MfaEnrollment>("account_mfa_start");
+
+/** Finishes it with a first code from the authenticator; the recovery codes, shown once. */
+export const accountMfaConfirm = (code: string) =>
+  call<string[]>("account_mfa_confirm", { code });
+
+/** Changes the lab password (the current one is checked); other sessions are logged out. */
+export const accountChangePassword = (currentPassword: string, newPassword: string) =>
+  call<number>("account_change_password", { currentPassword, newPassword });

@@ -8,13 +8,16 @@
 //!   of the user has approved it, completes its pairing.
 //! * [`resume`]: the stored session, bound to this device.
 //! * [`sign_out`]: the tenant revokes the session; the token leaves the keyring.
+//! * [`mfa_start`] / [`mfa_confirm`]: TOTP enrolment (the secret once, then the recovery codes
+//!   once); [`change_password`]: the current password re-checked, other sessions logged out.
 
 use std::sync::Arc;
 
 use labvault_client::{ClientOptions, Pin, TenantClient};
 use labvault_core::sync::{DeviceState, RemoteConfig};
 use labvault_core::Vault;
-use labvault_wire::Me;
+use labvault_wire::{ChangePasswordRequest, Me};
+use zeroize::Zeroizing;
 
 use crate::session::{LoginOutcome, Session};
 use crate::tokens::TokenStore;
@@ -145,6 +148,70 @@ pub async fn me(session: &Session) -> Result<Me> {
             async move { c.me(&t).await }
         })
         .await
+}
+
+/// A TOTP enrolment in progress: the shared secret for an authenticator app, shown once.
+/// Not `Clone` or `Debug`; zeroized when dropped.
+pub struct MfaEnrollment {
+    /// Base32 secret (for typing into an authenticator).
+    pub secret_base32: Zeroizing<String>,
+    /// The same as an `otpauth://` URI (for a QR code).
+    pub otpauth_uri: Zeroizing<String>,
+}
+
+/// Starts TOTP enrolment (`conflict` when the account already has MFA). MFA is not on until
+/// [`mfa_confirm`] gets a first code from the authenticator.
+pub async fn mfa_start(session: &Session) -> Result<MfaEnrollment> {
+    let r = session
+        .call(|t| {
+            let c = session.client().clone();
+            async move { c.mfa_enroll(&t).await }
+        })
+        .await?;
+    Ok(MfaEnrollment {
+        secret_base32: Zeroizing::new(r.secret_base32),
+        otpauth_uri: Zeroizing::new(r.otpauth_uri),
+    })
+}
+
+/// Confirms TOTP enrolment with a code from the authenticator; gives the recovery codes, the
+/// only time they are shown (`invalid_mfa_code` for a wrong code: enrolment stays pending).
+pub async fn mfa_confirm(session: &Session, code: &str) -> Result<Vec<Zeroizing<String>>> {
+    let code = code.trim().to_string();
+    let r = session
+        .call(|t| {
+            let (c, code) = (session.client().clone(), code.clone());
+            async move { c.mfa_confirm(&t, &code).await }
+        })
+        .await?;
+    Ok(r.recovery_codes.into_iter().map(Zeroizing::new).collect())
+}
+
+/// Changes the account's password (the current one is re-checked; a wrong one counts towards
+/// the lockout like a failed sign-in). Every other session of the account is logged out; this
+/// one stays. Gives how many were logged out.
+pub async fn change_password(session: &Session, current: &str, new: &str) -> Result<u32> {
+    let (current, new) = (
+        Zeroizing::new(current.to_string()),
+        Zeroizing::new(new.to_string()),
+    );
+    let r = session
+        .call(|t| {
+            let c = session.client().clone();
+            let req = ChangePasswordRequest {
+                current_password: current.to_string(),
+                new_password: new.to_string(),
+            };
+            async move {
+                let req = req;
+                let out = c.change_password(&t, &req).await;
+                drop(Zeroizing::new(req.current_password));
+                drop(Zeroizing::new(req.new_password));
+                out
+            }
+        })
+        .await?;
+    Ok(r.sessions_revoked)
 }
 
 /// The stored session of this vault, bound to this device (`not_signed_in` without one).

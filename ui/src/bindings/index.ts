@@ -66,4 +66,6 @@ export type { Watch } from "./Watch";
 export type { WatchActivity } from "./WatchActivity";
 export type { WatchImport } from "./WatchImport";
 export type { WatchDetails } from "./WatchDetails";
+export type { MfaEnrollment } from "./MfaEnrollment";
+export type { AccountInfo } from "./AccountInfo";
 export { ERROR_CODES } from "./ErrorCode";

@@ -15,6 +15,7 @@ import {
   tenantSignOut,
   tenantStatus,
 } from "../api";
+import { AccountSecurity } from "../components/AccountSecurity";
 import { ErrorBanner, Field } from "../components/common";
 import { useProgress } from "../components/progress";
 import type { AppError } from "../errors";
@@ -298,6 +299,7 @@ function Account({ status, onChanged, onError }: { status: TenantStatus; onChang
               : humanize(status.device ?? "unregistered")}
         </dd>
       </dl>
+      <AccountSecurity onNotice={onChanged} />
       {status.device === "pending" || status.device === "unregistered" ? <Pairing onApproved={() => onChanged("This device is approved: it syncs now.")} onError={onError} /> : null}
     </section>
   );
