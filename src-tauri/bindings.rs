@@ -233,6 +233,8 @@ fn type_files() -> Vec<(String, String)> {
         ts_rs_file::<WatchDetails>(&cfg),
         ts_rs_file::<MfaEnrollment>(&cfg),
         ts_rs_file::<AccountInfo>(&cfg),
+        ts_rs_file::<SharedMember>(&cfg),
+        ts_rs_file::<ProjectSharing>(&cfg),
     ]
 }
 

@@ -84,6 +84,7 @@ macro_rules! app_commands {
             account_mfa_start,
             account_mfa_confirm,
             account_change_password,
+            project_sharing,
         }
     };
 }

@@ -950,3 +950,13 @@ pub async fn account_change_password(
 ) -> Result<u32, CommandError> {
     tenant_ops::change_password(&state.0, current_password.into(), new_password.into()).await
 }
+
+/// How a project is shared: members and roles from the verified membership log, the key
+/// epoch, the offline lease, and why it is locked here if it is (no network).
+#[tauri::command]
+pub fn project_sharing(
+    state: State<'_, AppState>,
+    project: String,
+) -> Result<ProjectSharing, CommandError> {
+    tenant_ops::project_sharing(&state.0, &project)
+}

@@ -490,3 +490,47 @@ pub struct AccountInfo {
     /// Whether MFA is on.
     pub mfa_enrolled: bool,
 }
+
+/// A member of a shared project, from the membership log verified on this device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedMember {
+    /// Account id.
+    pub user_id: String,
+    /// Role in the project.
+    pub role: String,
+    /// Safety number of their identity key (compare it out of band).
+    pub safety_number: String,
+    /// This is the signed-in user.
+    pub you: bool,
+}
+
+/// How a project is shared, as this device verified it (no network).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectSharing {
+    /// Project id.
+    pub project_id: String,
+    /// It has a membership log (shared with the lab's members).
+    pub shared: bool,
+    /// Current key epoch (1 until the first rotation).
+    pub epoch: u32,
+    /// Members with their roles.
+    pub members: Vec<SharedMember>,
+    /// A key rotation is owed (a member left or a device was revoked): the next admin
+    /// client online does it.
+    pub rotation_owed: bool,
+    /// Entries in the verified membership log.
+    #[ts(type = "number")]
+    pub log_length: u64,
+    /// Last key rotation (RFC 3339).
+    pub last_rotation_at: Option<String>,
+    /// The lab's offline lease in days, if it sets one.
+    pub lease_days: Option<u32>,
+    /// The lab rotates keys every this many days, if it does.
+    pub rotation_days: Option<u32>,
+    /// Last contact with the tenant about this project (RFC 3339).
+    pub last_contact_at: Option<String>,
+    /// Why its content is locked here, and what to do; `None` when readable.
+    pub locked: Option<String>,
+}

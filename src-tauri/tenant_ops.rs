@@ -228,6 +228,62 @@ pub async fn change_password(
     Ok(account::change_password(&*session(s, &v)?, &current, &new).await?)
 }
 
+/// `project_sharing`: members, key epoch and lock state of a project (no network).
+pub fn project_sharing(s: &Shared, project: &str) -> Result<ProjectSharing, CommandError> {
+    s.with_vault(|v| {
+        let p = v.project(project)?;
+        let locked = v.sync_project_locked(&p.id)?;
+        let me = v.sync_identity()?.map(|i| i.user_id);
+        let at = |ms: i64| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+        };
+        Ok(match v.sync_membership(&p.id)? {
+            None => ProjectSharing {
+                project_id: p.id,
+                shared: false,
+                epoch: 1,
+                members: Vec::new(),
+                rotation_owed: false,
+                log_length: 0,
+                last_rotation_at: None,
+                lease_days: None,
+                rotation_days: None,
+                last_contact_at: None,
+                locked,
+            },
+            Some(m) => ProjectSharing {
+                project_id: p.id,
+                shared: true,
+                epoch: m.epoch,
+                members: m
+                    .members
+                    .into_iter()
+                    .map(|x| SharedMember {
+                        you: me.as_deref() == Some(x.user_id.as_str()),
+                        user_id: x.user_id,
+                        role: x.role.to_string(),
+                        safety_number: x.safety_number,
+                    })
+                    .collect(),
+                rotation_owed: m.rotation_owed,
+                log_length: m.length,
+                last_rotation_at: (m.last_rotation_ms > 0)
+                    .then(|| at(m.last_rotation_ms))
+                    .flatten(),
+                lease_days: m.lease_days,
+                rotation_days: m.rotation_days,
+                last_contact_at: m.contact_at.and_then(at),
+                locked,
+            },
+        })
+    })
+}
+
 /// `sync_status`: per project, from the vault (no network).
 pub fn sync_status(s: &Shared) -> Result<Vec<ProjectSync>, CommandError> {
     s.with_vault(|v| Ok(v.sync_status()?.into_iter().map(Into::into).collect()))

@@ -377,6 +377,14 @@ async fn a_pi_connects_signs_in_with_mfa_syncs_reviews_access_and_steps_up_for_a
         .as_deref()
         .expect("a signed membership has a safety number");
     assert_eq!(sn.split(' ').count(), 6, "{sn}");
+    // The Sync screen's "Members and keys" of the synced project, read from the log verified
+    // on this device: the PI alone, the same safety number, key epoch 1, readable.
+    let sh = t::project_sharing(&s, "plankton-2026").unwrap();
+    assert!(sh.shared && sh.epoch == 1 && sh.locked.is_none(), "{sh:?}");
+    assert_eq!(sh.members.len(), 1);
+    assert!(sh.members[0].you && sh.members[0].role == "owner");
+    assert_eq!(sh.members[0].safety_number, sn);
+    assert!(sh.log_length >= 1 && sh.last_contact_at.is_some(), "{sh:?}");
     assert!(team
         .access
         .iter()
@@ -529,6 +537,18 @@ async fn a_member_sees_only_their_own_access_and_cannot_change_roles() {
         .await
         .unwrap_err();
     assert_eq!(e.code, TenantCode::Forbidden, "{e}");
+
+    // A project only on this vault is not shared, and readable.
+    ops::project_create(&s, "notes").unwrap();
+    let sh = t::project_sharing(&s, "notes").unwrap();
+    assert!(
+        !sh.shared && sh.members.is_empty() && sh.locked.is_none(),
+        "{sh:?}"
+    );
+    assert_eq!(
+        t::project_sharing(&s, "no-such").unwrap_err().code,
+        labvault_sync::Code::Vault(ErrorCode::NotFound)
+    );
 
     // Ann turns on two-factor authentication in the app: a QR code and the secret, a wrong
     // first code refused (enrolment stays pending), then the recovery codes once.

@@ -30,6 +30,7 @@ import type {
   PreviewInfo,
   Progress,
   Project,
+  ProjectSharing,
   ProjectSync,
   RetentionItemsPage,
   RetentionPolicies,
@@ -368,3 +369,7 @@ export const accountMfaConfirm = (code: string) =>
 /** Changes the lab password (the current one is checked); other sessions are logged out. */
 export const accountChangePassword = (currentPassword: string, newPassword: string) =>
   call<number>("account_change_password", { currentPassword, newPassword });
+
+/** How a project is shared: members and roles from the verified membership log, the key epoch, the offline lease, and why it is locked here if it is (no network). */
+export const projectSharing = (project: string) =>
+  call<ProjectSharing>("project_sharing", { project });

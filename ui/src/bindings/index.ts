@@ -68,4 +68,6 @@ export type { WatchImport } from "./WatchImport";
 export type { WatchDetails } from "./WatchDetails";
 export type { MfaEnrollment } from "./MfaEnrollment";
 export type { AccountInfo } from "./AccountInfo";
+export type { SharedMember } from "./SharedMember";
+export type { ProjectSharing } from "./ProjectSharing";
 export { ERROR_CODES } from "./ErrorCode";

@@ -150,4 +150,62 @@ describe("SyncScreen", () => {
     await waitFor(() => expect(screen.getByTestId("sync-reach").textContent).toBe("Offline"));
     expect(screen.getByTestId("error-banner").dataset.code).toBe("unreachable");
   });
+
+  it("shows a shared project's members, key epoch and why it is locked here", async () => {
+    const row = {
+      projectId: "p1",
+      name: "plankton",
+      remote: true,
+      changedItems: 0,
+      pendingOps: 0,
+      pendingBytes: 0,
+      conflicts: 0,
+      parked: [],
+      awaitingConfirmation: 0,
+      lastSyncAt: null,
+      stopped: null,
+    };
+    const asked: string[] = [];
+    mockIPC((cmd, args: any) => {
+      if (cmd === "tenant_status") return { ...base, connected: true, signedIn: true, url: "https://lab", tenant: "lab", email: "a@lab", device: "approved" };
+      if (cmd === "sync_status") return [row];
+      if (cmd === "sync_conflicts" || cmd === "devices_list") return [];
+      if (cmd === "sync_state") return { ...idle, connected: true, signedIn: true };
+      if (cmd === "project_sharing") {
+        asked.push(args.project);
+        return {
+          projectId: "p1",
+          shared: true,
+          epoch: 3,
+          members: [
+            { userId: "u-pi", role: "owner", safetyNumber: "11111 22222 33333 44444 55555 66666", you: true },
+            { userId: "u-ann", role: "editor", safetyNumber: "77777 88888 99999 00000 12345 67890", you: false },
+          ],
+          rotationOwed: true,
+          logLength: 5,
+          lastRotationAt: "2026-12-01T00:00:00Z",
+          leaseDays: 14,
+          rotationDays: 90,
+          lastContactAt: "2026-11-01T00:00:00Z",
+          locked: "project p1 is shared and this device has not reached the tenant for 36 days; the lab allows 14: reconnect and sync to unlock it",
+        };
+      }
+      return null;
+    });
+    render(
+      <ProgressProvider>
+        <SyncScreen />
+      </ProgressProvider>,
+    );
+    fireEvent.click(await screen.findByTestId("sync-sharing-plankton"));
+    const panel = await screen.findByTestId("sync-sharing");
+    expect(asked).toEqual(["p1"]);
+    expect(screen.getByTestId("sync-locked").textContent).toContain("36 days");
+    expect(screen.getByTestId("sync-locked").textContent).toContain("press Sync now");
+    expect(screen.getByTestId("sync-epoch").textContent).toContain("3");
+    expect(panel.textContent).toContain("Owed");
+    const members = screen.getByTestId("sync-members");
+    expect(members.textContent).toContain("u-pi (you)");
+    expect(members.textContent).toContain("77777 88888");
+  });
 });

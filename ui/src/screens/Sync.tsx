@@ -5,6 +5,7 @@ import {
   devicePairing,
   deviceRevoke,
   devicesList,
+  projectSharing,
   syncConflicts,
   syncPause,
   syncState,
@@ -20,7 +21,7 @@ import { ErrorBanner, Field } from "../components/common";
 import { useProgress } from "../components/progress";
 import type { AppError } from "../errors";
 import { formatBytes, formatDateTime, humanize } from "../lib/format";
-import type { ProjectSync, SyncConflict, SyncState, TenantStatus, UserDevice } from "../types";
+import type { ProjectSharing, ProjectSync, SyncConflict, SyncState, TenantStatus, UserDevice } from "../types";
 
 /** Whether the last attempt to reach the lab server worked. */
 type Reach = "unknown" | "online" | "offline";
@@ -134,7 +135,7 @@ export function SyncScreen({ onChanged }: { onChanged?: () => void }) {
           onError={failed}
         />
       ) : null}
-      {status?.connected ? <Projects projects={projects} /> : null}
+      {status?.connected ? <Projects projects={projects} onError={setError} /> : null}
       {conflicts.length ? (
         <Conflicts
           conflicts={conflicts}
@@ -337,7 +338,8 @@ function Pairing({ onApproved, onError }: { onApproved: () => void; onError: (e:
   );
 }
 
-function Projects({ projects }: { projects: ProjectSync[] }) {
+function Projects({ projects, onError }: { projects: ProjectSync[]; onError: (e: AppError) => void }) {
+  const [open, setOpen] = useState<string | null>(null);
   return (
     <section className="card" aria-labelledby="sync-projects">
       <h2 id="sync-projects" className="card__title">
@@ -352,6 +354,9 @@ function Projects({ projects }: { projects: ProjectSync[] }) {
               <th scope="col">Waiting to send</th>
               <th scope="col">Conflicts</th>
               <th scope="col">State</th>
+              <th scope="col">
+                <span className="sr-only">Sharing</span>
+              </th>
             </tr>
           </thead>
           <tbody>
@@ -380,11 +385,22 @@ function Projects({ projects }: { projects: ProjectSync[] }) {
                     <span className="pill">Not sent yet</span>
                   )}
                 </td>
+                <td>
+                  <button
+                    type="button"
+                    className="button button--small"
+                    data-testid={`sync-sharing-${p.name}`}
+                    aria-expanded={open === p.projectId}
+                    onClick={() => setOpen(open === p.projectId ? null : p.projectId)}
+                  >
+                    Members and keys
+                  </button>
+                </td>
               </tr>
             ))}
             {projects.length === 0 ? (
               <tr>
-                <td colSpan={5} className="muted">
+                <td colSpan={6} className="muted">
                   No projects yet.
                 </td>
               </tr>
@@ -392,7 +408,81 @@ function Projects({ projects }: { projects: ProjectSync[] }) {
           </tbody>
         </table>
       </div>
+      {open ? <Sharing projectId={open} onError={onError} /> : null}
     </section>
+  );
+}
+
+/** Who a project is shared with, its key epoch and lease, and why it is locked here if it is. */
+function Sharing({ projectId, onError }: { projectId: string; onError: (e: AppError) => void }) {
+  const [sh, setSh] = useState<ProjectSharing | null>(null);
+  useEffect(() => {
+    void projectSharing(projectId).then((r) => (r.ok ? setSh(r.value) : onError(r.error)));
+  }, [projectId, onError]);
+  if (!sh) return null;
+  return (
+    <div className="sharing" data-testid="sync-sharing">
+      {sh.locked ? (
+        <div className="banner banner--error" role="alert" data-testid="sync-locked">
+          <div className="banner__body">
+            <p className="banner__headline">This project is locked on this device</p>
+            <p className="banner__detail">{sh.locked}</p>
+            <p className="banner__detail">Its files stay encrypted here until this device reaches your lab's server again: connect to the network and press Sync now.</p>
+          </div>
+        </div>
+      ) : null}
+      {!sh.shared ? (
+        <p className="small muted" data-testid="sync-not-shared">
+          Not shared: only your own devices hold this project. An Owner or Admin shares it with lab members (`labvault project share`).
+        </p>
+      ) : (
+        <>
+          <dl className="facts">
+            <dt>Key epoch</dt>
+            <dd data-testid="sync-epoch">
+              {sh.epoch}
+              {sh.lastRotationAt ? ` · rotated ${formatDateTime(sh.lastRotationAt)}` : ""}
+              {sh.rotationDays ? ` · the lab rotates every ${sh.rotationDays} days` : ""}
+            </dd>
+            {sh.rotationOwed ? (
+              <>
+                <dt>Rotation</dt>
+                <dd>Owed: a member left or a device was revoked; the next Owner or Admin online rotates the key.</dd>
+              </>
+            ) : null}
+            <dt>Offline lease</dt>
+            <dd>
+              {sh.leaseDays ? `${sh.leaseDays} days without reaching the server` : "None"}
+              {sh.lastContactAt ? ` · last contact ${formatDateTime(sh.lastContactAt)}` : ""}
+            </dd>
+            <dt>Membership log</dt>
+            <dd>{sh.logLength} signed entries, verified on this device</dd>
+          </dl>
+          <table className="table" data-testid="sync-members">
+            <thead>
+              <tr>
+                <th scope="col">Member</th>
+                <th scope="col">Role</th>
+                <th scope="col">Safety number</th>
+              </tr>
+            </thead>
+            <tbody>
+              {sh.members.map((m) => (
+                <tr key={m.userId}>
+                  <td className="mono small">
+                    {m.userId}
+                    {m.you ? <strong> (you)</strong> : null}
+                  </td>
+                  <td>{humanize(m.role)}</td>
+                  <td className="mono small">{m.safetyNumber}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <p className="small muted">Compare a safety number with its owner in person or by phone: if they differ, someone is in the middle.</p>
+        </>
+      )}
+    </div>
   );
 }
 

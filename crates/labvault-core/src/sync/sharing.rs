@@ -931,6 +931,16 @@ impl Vault {
 
     // ------------------------------------------------------------------ lease and wipe
 
+    /// Why a shared project is locked on this device (its offline lease ran out), or `None`
+    /// when its content is readable: what the app shows beside the project.
+    pub fn sync_project_locked(&self, project_id: &str) -> Result<Option<String>> {
+        match self.check_lease(project_id) {
+            Ok(()) => Ok(None),
+            Err(Error::ProjectLocked(why)) => Ok(Some(why)),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Refuses content access to a shared project (more than one member) whose last contact
     /// with the tenant is older than the lab's offline lease.
     pub(crate) fn check_lease(&self, project_id: &str) -> Result<()> {
