@@ -85,6 +85,9 @@ macro_rules! app_commands {
             account_mfa_confirm,
             account_change_password,
             project_sharing,
+            tenant_audit_page,
+            tenant_audit_verify,
+            tenant_audit_export,
         }
     };
 }

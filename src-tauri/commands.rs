@@ -960,3 +960,34 @@ pub fn project_sharing(
 ) -> Result<ProjectSharing, CommandError> {
     tenant_ops::project_sharing(&state.0, &project)
 }
+
+/// A page of the lab's own audit log, newest first (Owners and Admins; same filters as the
+/// vault's log).
+#[tauri::command]
+pub async fn tenant_audit_page(
+    state: State<'_, AppState>,
+    filter: AuditFilter,
+    cursor: Option<String>,
+    limit: u32,
+) -> Result<AuditPage, CommandError> {
+    tenant_ops::tenant_audit_page(&state.0, &filter, cursor, limit).await
+}
+
+/// Re-verifies the lab's whole audit chain on this device (a broken chain is a result).
+#[tauri::command]
+pub async fn tenant_audit_verify(
+    state: State<'_, AppState>,
+) -> Result<AuditVerifyResult, CommandError> {
+    tenant_ops::tenant_audit_verify(&state.0).await
+}
+
+/// Writes the lab's audit log (filtered) to `destPath` as CSV or JSON Lines.
+#[tauri::command]
+pub async fn tenant_audit_export(
+    state: State<'_, AppState>,
+    filter: AuditFilter,
+    format: AuditExportFormat,
+    dest_path: String,
+) -> Result<AuditExportResult, CommandError> {
+    tenant_ops::tenant_audit_export(&state.0, &filter, format, &dest_path).await
+}

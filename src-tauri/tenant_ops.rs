@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use labvault_core::{ErrorCode, Vault};
 use labvault_sync::background::{Background, Syncer};
-use labvault_sync::{account, keys, team, EngineConfig, Session, SyncEngine, TokenStore};
+use labvault_sync::{
+    account, keys, team, tenant_audit, EngineConfig, Session, SyncEngine, TokenStore,
+};
 use labvault_wire::Role;
 
 use crate::dto::Progress;
@@ -281,6 +283,117 @@ pub fn project_sharing(s: &Shared, project: &str) -> Result<ProjectSharing, Comm
                 locked,
             },
         })
+    })
+}
+
+/// The tenant's query for the UI's audit filter (checked the same way as for the vault's log).
+fn tenant_query(
+    filter: &crate::dto::AuditFilter,
+) -> Result<labvault_wire::AuditQuery, CommandError> {
+    let f = filter.to_core()?;
+    let rfc = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    };
+    Ok(labvault_wire::AuditQuery {
+        from: f.from.and_then(rfc),
+        to: f.to.and_then(rfc),
+        user: f.user,
+        action: f.action_prefix,
+        resource: f.resource_prefix,
+        result: f.result.map(|r| r.as_str().to_string()),
+        ..Default::default()
+    })
+}
+
+/// `tenant_audit_page`: a page of the lab's audit log (Owners and Admins).
+pub async fn tenant_audit_page(
+    s: &Shared,
+    filter: &crate::dto::AuditFilter,
+    cursor: Option<String>,
+    limit: u32,
+) -> Result<crate::dto::AuditPage, CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    let mut q = tenant_query(filter)?;
+    q.cursor = cursor.filter(|c| !c.is_empty());
+    q.limit = Some(limit.clamp(1, 1000));
+    let page = tenant_audit::page(&*session(s, &v)?, &q).await?;
+    Ok(crate::dto::AuditPage {
+        events: page.events.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// `tenant_audit_verify`: the lab's whole log re-verified on this device.
+pub async fn tenant_audit_verify(
+    s: &Shared,
+) -> Result<crate::dto::AuditVerifyResult, CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    let r = tenant_audit::verify(&*session(s, &v)?).await?;
+    Ok(crate::dto::AuditVerifyResult {
+        ok: r.ok,
+        events_checked: r.events,
+        first_bad_seq: r.first_bad_seq,
+        device_id: None,
+        message: r.message,
+    })
+}
+
+/// `tenant_audit_export`: the lab's log (filtered) written to `dest_path` as CSV or JSON Lines.
+pub async fn tenant_audit_export(
+    s: &Shared,
+    filter: &crate::dto::AuditFilter,
+    format: crate::dto::AuditExportFormat,
+    dest_path: &str,
+) -> Result<crate::dto::AuditExportResult, CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    let path = std::path::Path::new(dest_path);
+    if !path.is_absolute() {
+        return Err(invalid("the export path must be absolute"));
+    }
+    let mut q = tenant_query(filter)?;
+    let filtered = q.from.is_some()
+        || q.to.is_some()
+        || q.user.is_some()
+        || q.action.is_some()
+        || q.resource.is_some()
+        || q.result.is_some();
+    q.format = Some(
+        match format {
+            crate::dto::AuditExportFormat::Csv => "csv",
+            crate::dto::AuditExportFormat::Jsonl => "jsonl",
+        }
+        .into(),
+    );
+    let text = tenant_audit::export(&*session(s, &v)?, &q).await?;
+    let events = match format {
+        crate::dto::AuditExportFormat::Jsonl => {
+            text.lines().filter(|l| !l.trim().is_empty()).count()
+        }
+        // CSV: a header line; fields with line breaks are quoted, so count records by reading.
+        crate::dto::AuditExportFormat::Csv => {
+            labvault_core::governance::export::ExportReader::new(text.as_bytes())
+                .map(|r| r.count())
+                .unwrap_or(0)
+        }
+    } as u64;
+    crate::state::write_atomic(path, text.as_bytes()).map_err(|e| {
+        CommandError::new(
+            if e.raw_os_error() == Some(28) {
+                ErrorCode::NoSpace
+            } else {
+                ErrorCode::Io
+            },
+            format!("writing {}: {e}", path.display()),
+        )
+    })?;
+    Ok(crate::dto::AuditExportResult {
+        path: path.display().to_string(),
+        events,
+        filtered,
     })
 }
 

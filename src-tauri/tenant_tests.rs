@@ -415,6 +415,45 @@ async fn a_pi_connects_signs_in_with_mfa_syncs_reviews_access_and_steps_up_for_a
         .await
         .unwrap_err();
     assert_eq!(e.code, TenantCode::InvalidInput, "{e}");
+
+    // The lab's audit log in the app: the sign-off is there with the same filters as the
+    // vault's log, the whole chain verifies on this device, and the filtered export is written.
+    let f: crate::dto::AuditFilter =
+        serde_json::from_value(serde_json::json!({"actionPrefix": "access_review."})).unwrap();
+    let page = t::tenant_audit_page(&s, &f, None, 50).await.unwrap();
+    assert!(!page.events.is_empty());
+    assert!(page
+        .events
+        .iter()
+        .all(|e| e.action.starts_with("access_review.")));
+    assert!(page
+        .events
+        .iter()
+        .any(|e| e.action == "access_review.sign_off"));
+    let ver = t::tenant_audit_verify(&s).await.unwrap();
+    assert!(ver.ok && ver.events_checked > 5, "{ver:?}");
+    let out = tmp.path().join("lab-audit.csv");
+    let x = t::tenant_audit_export(
+        &s,
+        &f,
+        crate::dto::AuditExportFormat::Csv,
+        out.to_str().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(x.filtered && x.events == page.events.len() as u64, "{x:?}");
+    assert!(std::fs::read_to_string(&out)
+        .unwrap()
+        .contains("access_review.sign_off"));
+    let bad: crate::dto::AuditFilter =
+        serde_json::from_value(serde_json::json!({"from": "yesterday"})).unwrap();
+    assert_eq!(
+        t::tenant_audit_page(&s, &bad, None, 50)
+            .await
+            .unwrap_err()
+            .code,
+        labvault_sync::Code::Vault(ErrorCode::InvalidArgument)
+    );
     let audit = lab
         .client()
         .audit(
@@ -537,6 +576,14 @@ async fn a_member_sees_only_their_own_access_and_cannot_change_roles() {
         .await
         .unwrap_err();
     assert_eq!(e.code, TenantCode::Forbidden, "{e}");
+    let e = t::tenant_audit_page(&s, &Default::default(), None, 10)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code,
+        TenantCode::Forbidden,
+        "a member cannot read the lab's log: {e}"
+    );
 
     // A project only on this vault is not shared, and readable.
     ops::project_create(&s, "notes").unwrap();

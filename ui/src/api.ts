@@ -373,3 +373,15 @@ export const accountChangePassword = (currentPassword: string, newPassword: stri
 /** How a project is shared: members and roles from the verified membership log, the key epoch, the offline lease, and why it is locked here if it is (no network). */
 export const projectSharing = (project: string) =>
   call<ProjectSharing>("project_sharing", { project });
+
+/** A page of the lab's own audit log, newest first (Owners and Admins; same filters as the vault's log). */
+export const tenantAuditPage = (filter: AuditFilter, cursor: string | null, limit: number) =>
+  call<AuditPage>("tenant_audit_page", { filter, cursor, limit });
+
+/** Re-verifies the lab's whole audit chain on this device (a broken chain is a result). */
+export const tenantAuditVerify = () =>
+  call<AuditVerifyResult>("tenant_audit_verify");
+
+/** Writes the lab's audit log (filtered) to `destPath` as CSV or JSON Lines. */
+export const tenantAuditExport = (filter: AuditFilter, format: AuditExportFormat, destPath: string) =>
+  call<AuditExportResult>("tenant_audit_export", { filter, format, destPath });

@@ -22,6 +22,7 @@ pub mod planner;
 pub mod session;
 pub mod sharing;
 pub mod team;
+pub mod tenant_audit;
 pub mod tokens;
 pub mod transfer;
 

@@ -82,4 +82,48 @@ describe("AuditScreen", () => {
     expect(await screen.findByText(/YYYY-MM-DD/)).toBeTruthy();
     expect(calls.filter((c) => c.cmd === "audit_page").length).toBe(before);
   });
+
+  it("switches to the lab's log with the same filters, verifies it here, and names a refusal", async () => {
+    const calls: { cmd: string; args: any }[] = [];
+    let forbidden = false;
+    mockIPC((cmd, args: any) => {
+      calls.push({ cmd, args });
+      if (cmd === "audit_page") return { events: [ev(1, "data.import")], nextCursor: null };
+      if (cmd === "audit_verify") return { ok: true, eventsChecked: 1, firstBadSeq: null, deviceId: null, message: "ok" };
+      if (cmd === "tenant_audit_page") {
+        if (forbidden) throw { code: "forbidden", message: "needs the Admin role" };
+        return { events: [ev(9, "access_review.sign_off"), ev(8, "auth.login")], nextCursor: null };
+      }
+      if (cmd === "tenant_audit_verify") return { ok: false, eventsChecked: 0, firstBadSeq: 8, deviceId: null, message: "the lab's audit chain breaks at event 8" };
+      if (cmd === "pick_save_path") return "/tmp/lab.csv";
+      if (cmd === "tenant_audit_export") return { path: "/tmp/lab.csv", events: 2, filtered: true };
+      return null;
+    });
+    render(
+      <ProgressProvider>
+        <AuditScreen />
+      </ProgressProvider>,
+    );
+    await waitFor(() => expect(screen.getAllByTestId("audit-row")).toHaveLength(1));
+    fireEvent.change(screen.getByTestId("audit-filter-action"), { target: { value: "access_review." } });
+    fireEvent.click(screen.getByTestId("audit-apply"));
+    fireEvent.click(screen.getByTestId("audit-source-lab"));
+    await waitFor(() => expect(screen.getAllByTestId("audit-row").map((r) => r.dataset.seq)).toEqual(["9", "8"]));
+    const q = calls.filter((c) => c.cmd === "tenant_audit_page").pop()!;
+    expect(q.args.filter).toEqual({ actionPrefix: "access_review." });
+    // The lab's chain as this device found it: broken at event 8, which is marked.
+    await waitFor(() => expect(screen.getByTestId("audit-first-bad").textContent).toBe("#8"));
+    expect(screen.getByTestId("audit-source-lab").getAttribute("aria-pressed")).toBe("true");
+
+    fireEvent.click(screen.getByTestId("audit-export-csv"));
+    await waitFor(() => expect(screen.getByTestId("audit-notice").textContent).toContain("2 events of the lab's log"));
+    expect(calls.find((c) => c.cmd === "tenant_audit_export")!.args).toEqual({ filter: { actionPrefix: "access_review." }, format: "csv", destPath: "/tmp/lab.csv" });
+
+    // Back to the vault, then a member who may not read the lab's log is told so.
+    fireEvent.click(screen.getByTestId("audit-source-vault"));
+    await waitFor(() => expect(calls.filter((c) => c.cmd === "audit_page").length).toBeGreaterThan(1));
+    forbidden = true;
+    fireEvent.click(screen.getByTestId("audit-source-lab"));
+    await waitFor(() => expect(screen.getByTestId("error-banner").dataset.code).toBe("forbidden"));
+  });
 });

@@ -1,6 +1,6 @@
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
-import { auditExport, auditPage, auditVerify, pickSavePath } from "../api";
+import { auditExport, auditPage, auditVerify, pickSavePath, tenantAuditExport, tenantAuditPage, tenantAuditVerify } from "../api";
 import { ErrorBanner } from "../components/common";
 import { useProgress } from "../components/progress";
 import type { AppError } from "../errors";
@@ -51,8 +51,17 @@ function VerifyBadge({ verify, onVerify }: { verify: Verify; onVerify: () => voi
   );
 }
 
-/** The audit log: filters, a virtualized table loaded page by page, export and chain verification. */
+/** Whose log is shown: this vault's, or the lab's (the tenant's, for Owners and Admins). */
+export type AuditSource = "vault" | "lab";
+
+/**
+ * The audit log: filters, a virtualized table loaded page by page, export and chain
+ * verification, for this vault or for the lab (the same filters; the lab's chain is re-verified
+ * on this device).
+ */
 export function AuditScreen() {
+  const [source, setSource] = useState<AuditSource>("vault");
+  const [notice, setNotice] = useState<string | null>(null);
   const [form, setForm] = useState<AuditFilterForm>(emptyAuditForm);
   const [formError, setFormError] = useState<{ field: string; message: string } | null>(null);
   const [filter, setFilter] = useState<AuditFilter>({});
@@ -70,7 +79,7 @@ export function AuditScreen() {
     async (reset: boolean, f: AuditFilter, from: string | null) => {
       const gen = reset ? ++generation.current : generation.current;
       setLoading(true);
-      const r = await auditPage(f, reset ? null : from, PAGE);
+      const r = source === "lab" ? await tenantAuditPage(f, reset ? null : from, PAGE) : await auditPage(f, reset ? null : from, PAGE);
       if (gen !== generation.current) return;
       setLoading(false);
       if (!r.ok) return setError(r.error);
@@ -79,7 +88,7 @@ export function AuditScreen() {
       setCursor(r.value.nextCursor);
       setDone(r.value.nextCursor === null);
     },
-    [],
+    [source],
   );
 
   useEffect(() => {
@@ -88,10 +97,11 @@ export function AuditScreen() {
 
   const runVerify = useCallback(async () => {
     setVerify({ state: "checking", checked: 0 });
-    const r = await auditVerify(newOpId("audit-verify"), (p) => setVerify({ state: "checking", checked: p.overallDone }));
+    const r =
+      source === "lab" ? await tenantAuditVerify() : await auditVerify(newOpId("audit-verify"), (p) => setVerify({ state: "checking", checked: p.overallDone }));
     if (!r.ok) setVerify({ state: "error", error: r.error });
     else setVerify(r.value.ok ? { state: "ok", report: r.value } : { state: "broken", report: r.value });
-  }, []);
+  }, [source]);
   useEffect(() => {
     void runVerify();
   }, [runVerify]);
@@ -124,6 +134,12 @@ export function AuditScreen() {
     if (!path.ok) return setError(path.error);
     if (!path.value) return;
     const dest = path.value;
+    if (source === "lab") {
+      const r = await tenantAuditExport(filter, format, dest);
+      if (!r.ok) return setError(r.error);
+      setNotice(`${r.value.events.toLocaleString()} events of the lab's log written to ${r.value.path}`);
+      return;
+    }
     const r = await progress.run(
       "audit-export",
       `Exporting audit log (${format.toUpperCase()})`,
@@ -141,7 +157,37 @@ export function AuditScreen() {
       <header className="page__header">
         <div>
           <h1 className="page__title">Audit log</h1>
-          <p className="muted">Every action on the vault, in a tamper-evident hash chain.</p>
+          <p className="muted">
+            {source === "lab"
+              ? "Every action on your lab's server: sign-ins, roles, sharing, reviews. Its hash chain is re-checked on this device."
+              : "Every action on the vault, in a tamper-evident hash chain."}
+          </p>
+          <div className="segmented" role="group" aria-label="Whose audit log">
+            <button
+              type="button"
+              className={`segmented__item${source === "vault" ? " segmented__item--active" : ""}`}
+              aria-pressed={source === "vault"}
+              data-testid="audit-source-vault"
+              onClick={() => {
+                setSource("vault");
+                setNotice(null);
+              }}
+            >
+              This vault
+            </button>
+            <button
+              type="button"
+              className={`segmented__item${source === "lab" ? " segmented__item--active" : ""}`}
+              aria-pressed={source === "lab"}
+              data-testid="audit-source-lab"
+              onClick={() => {
+                setSource("lab");
+                setNotice(null);
+              }}
+            >
+              The lab
+            </button>
+          </div>
         </div>
         <VerifyBadge verify={verify} onVerify={() => void runVerify()} />
       </header>
@@ -207,6 +253,11 @@ export function AuditScreen() {
         ) : null}
       </form>
       <ErrorBanner error={error} onDismiss={() => setError(null)} />
+      {notice ? (
+        <p className="banner banner--ok" role="status" data-testid="audit-notice">
+          {notice}
+        </p>
+      ) : null}
 
       <div className="audit-table">
         <div className="audit-table__header" role="presentation">
