@@ -88,6 +88,7 @@ macro_rules! app_commands {
             tenant_audit_page,
             tenant_audit_verify,
             tenant_audit_export,
+            sync_set_bandwidth,
         }
     };
 }

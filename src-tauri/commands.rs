@@ -991,3 +991,12 @@ pub async fn tenant_audit_export(
 ) -> Result<AuditExportResult, CommandError> {
     tenant_ops::tenant_audit_export(&state.0, &filter, format, &dest_path).await
 }
+
+/// Sets sync's bandwidth limit in KiB/s (null: none); saved, and applied to a running sync.
+#[tauri::command]
+pub fn sync_set_bandwidth(
+    state: State<'_, AppState>,
+    kib_per_sec: Option<u32>,
+) -> Result<Option<u32>, CommandError> {
+    tenant_ops::set_bandwidth(&state.0, kib_per_sec)
+}

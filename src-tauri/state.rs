@@ -32,6 +32,8 @@ pub struct StoredSettings {
     /// Whether the user asked this device to remember the vault (a hint for the unlock screen;
     /// the keyring itself is the truth).
     pub remembered_on_device: bool,
+    /// Sync's bandwidth limit in KiB/s (`None`: unlimited).
+    pub bandwidth_limit_kib: Option<u32>,
 }
 
 impl Default for StoredSettings {
@@ -40,6 +42,7 @@ impl Default for StoredSettings {
             auto_lock_minutes: DEFAULT_AUTO_LOCK_MINUTES,
             vault_dir: None,
             remembered_on_device: false,
+            bandwidth_limit_kib: None,
         }
     }
 }
@@ -87,6 +90,8 @@ pub struct Shared {
     pub background: Mutex<Option<Arc<labvault_sync::background::Background>>>,
     /// Instrument folder watches of the unlocked vault (running while it is unlocked).
     pub watches: Mutex<Option<labvault_watch::Runner>>,
+    /// Sync's bandwidth limit, shared with the engine (a change applies to a running sync).
+    pub rate_limit: Arc<labvault_sync::limiter::RateLimit>,
 }
 
 /// Tauri-managed handle to [`Shared`].
@@ -118,6 +123,7 @@ impl Shared {
         } else {
             None
         };
+        let settings_limit = settings.bandwidth_limit_kib;
         Shared {
             vault: Mutex::new(None),
             keyring: Mutex::new(None),
@@ -135,6 +141,9 @@ impl Shared {
             syncer: Mutex::new(None),
             background: Mutex::new(None),
             watches: Mutex::new(None),
+            rate_limit: labvault_sync::limiter::RateLimit::new(
+                settings_limit.map(|k| u64::from(k) * 1024),
+            ),
         }
     }
 

@@ -438,6 +438,8 @@ pub struct SyncState {
     /// Changes here not yet on the tenant (all projects).
     #[ts(type = "number")]
     pub pending: u64,
+    /// The bandwidth limit in KiB/s (`null`: none).
+    pub bandwidth_limit_kib: Option<u32>,
 }
 
 /// Milliseconds since the epoch as RFC 3339 (UTC).

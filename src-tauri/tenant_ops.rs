@@ -397,6 +397,23 @@ pub async fn tenant_audit_export(
     })
 }
 
+/// `sync_set_bandwidth`: the limit in KiB/s (`None` or 0: unlimited), saved and applied at
+/// once, to a sync that is running too.
+pub fn set_bandwidth(s: &Shared, kib_per_sec: Option<u32>) -> Result<Option<u32>, CommandError> {
+    let kib = kib_per_sec.filter(|&k| k > 0);
+    if let Some(k) = kib {
+        if !(64..=10_000_000).contains(&k) {
+            return Err(invalid(
+                "the bandwidth limit is 64 KiB/s to 10 GB/s, or none",
+            ));
+        }
+    }
+    lock(&s.settings).bandwidth_limit_kib = kib;
+    s.save_settings()?;
+    s.rate_limit.set(kib.map(|k| u64::from(k) * 1024));
+    Ok(kib)
+}
+
 /// `sync_status`: per project, from the vault (no network).
 pub fn sync_status(s: &Shared) -> Result<Vec<ProjectSync>, CommandError> {
     s.with_vault(|v| Ok(v.sync_status()?.into_iter().map(Into::into).collect()))
@@ -408,7 +425,11 @@ fn syncer(s: &Shared, v: &Arc<Vault>) -> Result<Arc<Syncer>, CommandError> {
         return Ok(x);
     }
     let sess = session(s, v)?;
-    let engine = SyncEngine::new(v.clone(), (*sess).clone(), EngineConfig::default())?;
+    let cfg = EngineConfig {
+        rate_limit: s.rate_limit.clone(),
+        ..EngineConfig::default()
+    };
+    let engine = SyncEngine::new(v.clone(), (*sess).clone(), cfg)?;
     let fresh = Syncer::new(engine);
     *lock(&s.syncer) = Some(fresh.clone());
     Ok(fresh)
@@ -501,6 +522,7 @@ pub async fn sync_state(s: &Shared) -> Result<SyncState, CommandError> {
             error: None,
             next_try_at: None,
             pending,
+            bandwidth_limit_kib: lock(&s.settings).bandwidth_limit_kib,
         });
     }
     let running = lock(&s.background).clone();
@@ -533,6 +555,7 @@ pub async fn sync_state(s: &Shared) -> Result<SyncState, CommandError> {
             .map(|(code, message)| CommandError::new(code, message)),
         next_try_at: b.next_try_at.map(crate::tenant_dto::rfc3339_ms),
         pending,
+        bandwidth_limit_kib: lock(&s.settings).bandwidth_limit_kib,
     })
 }
 

@@ -585,6 +585,22 @@ async fn a_member_sees_only_their_own_access_and_cannot_change_roles() {
         "a member cannot read the lab's log: {e}"
     );
 
+    // The bandwidth limit: checked, saved in the settings, shared with the engine at once.
+    let e = t::set_bandwidth(&s, Some(10)).unwrap_err();
+    assert_eq!(
+        e.code,
+        labvault_sync::Code::Vault(ErrorCode::InvalidArgument)
+    );
+    assert_eq!(t::set_bandwidth(&s, Some(2048)).unwrap(), Some(2048));
+    assert_eq!(s.rate_limit.get(), Some(2048 * 1024));
+    assert_eq!(
+        t::sync_state(&s).await.unwrap().bandwidth_limit_kib,
+        Some(2048)
+    );
+    assert_eq!(t::set_bandwidth(&s, Some(0)).unwrap(), None);
+    assert_eq!(s.rate_limit.get(), None);
+    assert_eq!(lock(&s.settings).bandwidth_limit_kib, None);
+
     // A project only on this vault is not shared, and readable.
     ops::project_create(&s, "notes").unwrap();
     let sh = t::project_sharing(&s, "notes").unwrap();

@@ -385,3 +385,7 @@ export const tenantAuditVerify = () =>
 /** Writes the lab's audit log (filtered) to `destPath` as CSV or JSON Lines. */
 export const tenantAuditExport = (filter: AuditFilter, format: AuditExportFormat, destPath: string) =>
   call<AuditExportResult>("tenant_audit_export", { filter, format, destPath });
+
+/** Sets sync's bandwidth limit in KiB/s (null: none); saved, and applied to a running sync. */
+export const syncSetBandwidth = (kibPerSec: number | null) =>
+  call<number | null>("sync_set_bandwidth", { kibPerSec });

@@ -88,9 +88,36 @@ pub struct SyncArgs {
     /// Try a stopped project again (after fixing what stopped it).
     #[arg(long, value_name = "PROJECT")]
     pub retry: Option<String>,
+    /// Limit the bandwidth of uploads and downloads together, in bytes per second with an
+    /// optional K, M or G suffix (powers of 1024): `--limit-rate 2M`.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub limit_rate: Option<u64>,
     /// Machine-readable report.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `500K`, `2M`, `1G` or plain bytes per second.
+fn parse_rate(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M') => (&t[..t.len() - 1], 1 << 20),
+        Some('G') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a rate such as 500K, 2M or 1G (bytes per second)"))?;
+    let bytes = n * mult as f64;
+    if !(bytes.is_finite() && bytes >= labvault_sync::limiter::MIN_BYTES_PER_SEC as f64) {
+        return Err(format!(
+            "{s:?}: the limit is at least {} KiB/s",
+            labvault_sync::limiter::MIN_BYTES_PER_SEC / 1024
+        ));
+    }
+    Ok(bytes as u64)
 }
 
 /// `labvault sync status`
@@ -175,9 +202,13 @@ pub(crate) fn tokens() -> Arc<dyn TokenStore> {
     Arc::new(KeyringTokens::default())
 }
 
-fn engine(vault: Arc<Vault>) -> Result<SyncEngine> {
+fn engine(vault: Arc<Vault>, limit_rate: Option<u64>) -> Result<SyncEngine> {
     let session = Session::resume(client_for(&vault)?, vault.vault_id(), tokens())?;
-    Ok(SyncEngine::new(vault, session, EngineConfig::default())?)
+    let cfg = EngineConfig {
+        rate_limit: labvault_sync::limiter::RateLimit::new(limit_rate),
+        ..EngineConfig::default()
+    };
+    Ok(SyncEngine::new(vault, session, cfg)?)
 }
 
 fn human(n: u64) -> String {
@@ -400,7 +431,7 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<()> {
         up: bytes_bar("up"),
         down: bytes_bar("down"),
     });
-    let e = engine(shared.clone())?.with_progress(progress_sink(&bars));
+    let e = engine(shared.clone(), a.limit_rate)?.with_progress(progress_sink(&bars));
     let result = rt.block_on(async {
         loop {
             let r = e.pass(project.as_deref()).await;
@@ -653,7 +684,7 @@ pub fn device(ctx: &Ctx, cmd: DeviceCmd) -> Result<()> {
             })?;
             if p.wait {
                 drop(s);
-                let e = engine(shared.clone())?;
+                let e = engine(shared.clone(), None)?;
                 let r = rt.block_on(e.pass(None))?;
                 print_report(&r, false)?;
             }
@@ -694,4 +725,21 @@ pub fn sync_error(e: &SyncError) -> (String, u8) {
         SyncError::Keyring(_) => 17,
     };
     (code, exit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate;
+
+    #[test]
+    fn rates_take_suffixes_and_refuse_nonsense() {
+        assert_eq!(parse_rate("2M"), Ok(2 << 20));
+        assert_eq!(parse_rate("512k"), Ok(512 << 10));
+        assert_eq!(parse_rate("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_rate("100000"), Ok(100_000));
+        assert!(parse_rate("10K").unwrap_err().contains("at least 64 KiB/s"));
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("-1M").is_err());
+        assert!(parse_rate("").is_err());
+    }
 }

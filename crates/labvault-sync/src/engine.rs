@@ -51,6 +51,8 @@ pub struct EngineConfig {
     pub small_blob_max: u64,
     /// Anchor the audit chain when this many events were added since the last anchor.
     pub anchor_every_events: u64,
+    /// The bandwidth limit of every transfer (shared: changing it applies to a running sync).
+    pub rate_limit: std::sync::Arc<crate::limiter::RateLimit>,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +67,7 @@ impl Default for EngineConfig {
             pack_target: 8 << 20,
             small_blob_max: 4 << 20,
             anchor_every_events: 1,
+            rate_limit: crate::limiter::RateLimit::new(None),
         }
     }
 }

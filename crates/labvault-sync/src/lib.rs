@@ -18,6 +18,7 @@ pub mod background;
 pub mod codes;
 pub mod engine;
 pub mod keys;
+pub mod limiter;
 pub mod planner;
 pub mod session;
 pub mod sharing;

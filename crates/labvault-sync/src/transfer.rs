@@ -70,7 +70,8 @@ impl Transfers<'_> {
         let total: u64 = items.iter().map(&size).sum();
         let target = total
             .div_ceil(self.cfg.parallel.max(1) as u64)
-            .clamp(1 << 20, self.cfg.pack_target.max(1 << 20));
+            .clamp(1 << 20, self.cfg.pack_target.max(1 << 20))
+            .min(self.cfg.rate_limit.request_size(self.cfg.pack_target));
         let mut groups = Vec::new();
         let mut cur = Vec::new();
         let mut cur_bytes = 0u64;
@@ -148,6 +149,7 @@ impl Transfers<'_> {
             .await?
         };
         let (api, project) = (self.api.clone(), self.project.to_string());
+        self.cfg.rate_limit.acquire(framed.len() as u64).await;
         let r = self
             .session
             .call(|t| {
@@ -212,6 +214,7 @@ impl Transfers<'_> {
                     .await?
                 };
                 if have.as_deref() != Some(sha.as_str()) {
+                    self.cfg.rate_limit.acquire(bytes.len() as u64).await;
                     let bytes = Bytes::from(bytes);
                     let api = self.api.clone();
                     self.session
@@ -256,14 +259,18 @@ impl Transfers<'_> {
             .partition(|n| n.size <= self.cfg.small_blob_max);
         // Small ones in batches of about a pack.
         let ids = small.into_iter().map(|n| (n.size, n.blob_id));
-        let batches: Vec<Vec<String>> = self
+        let batches: Vec<(u64, Vec<String>)> = self
             .group(ids.collect(), |(size, _)| *size, 1000)
             .into_iter()
-            .map(|b| b.into_iter().map(|(_, id)| id).collect())
+            .map(|b| {
+                let bytes = b.iter().map(|(size, _)| *size).sum();
+                (bytes, b.into_iter().map(|(_, id)| id).collect())
+            })
             .collect();
-        let mut fetched = futures_util::stream::iter(batches.into_iter().map(|ids| {
+        let mut fetched = futures_util::stream::iter(batches.into_iter().map(|(bytes, ids)| {
             let (api, project) = (self.api.clone(), self.project.to_string());
             async move {
+                self.cfg.rate_limit.acquire(bytes).await;
                 self.session
                     .call(|t| {
                         let (api, project, ids) = (api.clone(), project.clone(), ids.clone());
@@ -318,7 +325,8 @@ impl Transfers<'_> {
         for n in large {
             let mut dl = self.vault.sync_download(page, &n.blob_id)?;
             done += dl.have();
-            let (from, size, part) = (dl.have(), dl.size(), self.cfg.part_size.max(1));
+            let part = self.cfg.rate_limit.request_size(self.cfg.part_size.max(1));
+            let (from, size) = (dl.have(), dl.size());
             let ranges = (from..size)
                 .step_by(part as usize)
                 .map(|off| (off, part.min(size - off)));
@@ -329,6 +337,7 @@ impl Transfers<'_> {
                     n.blob_id.clone(),
                 );
                 async move {
+                    self.cfg.rate_limit.acquire(len).await;
                     self.session
                         .call(|t| {
                             let (api, project, id) = (api.clone(), project.clone(), id.clone());

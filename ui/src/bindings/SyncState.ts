@@ -44,4 +44,8 @@ nextTryAt: string | null,
 /**
  * Changes here not yet on the tenant (all projects).
  */
-pending: number, };
+pending: number, 
+/**
+ * The bandwidth limit in KiB/s (`null`: none).
+ */
+bandwidthLimitKib: number | null, };

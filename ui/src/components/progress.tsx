@@ -47,7 +47,8 @@ export function ProgressProvider({ children }: { children: ReactNode }) {
       scheduled.current = false;
       const batch = [...pending.current.values()];
       pending.current.clear();
-      for (const progress of batch) dispatch({ type: "progress", progress });
+      const at = Date.now();
+      for (const progress of batch) dispatch({ type: "progress", progress, at });
     };
     if (typeof requestAnimationFrame === "function") requestAnimationFrame(flush);
     else setTimeout(flush, 16);
@@ -62,7 +63,7 @@ export function ProgressProvider({ children }: { children: ReactNode }) {
       const last = pending.current.get(opId);
       if (last) {
         pending.current.delete(opId);
-        dispatch({ type: "progress", progress: last });
+        dispatch({ type: "progress", progress: last, at: Date.now() });
       }
       if (result.ok) dispatch({ type: "finish", opId, summary: summarize ? summarize(result.value) : undefined });
       else dispatch({ type: "fail", opId, error: result.error });
@@ -151,6 +152,9 @@ export function ProgressPanel() {
           {pct}%
           {current.filesTotal > 0 ? ` · ${current.filesDone}/${current.filesTotal} files` : ""}
           {current.overallTotal > 0 ? ` · ${formatBytes(current.overallDone)} of ${formatBytes(current.overallTotal)}` : ""}
+          {current.status === "running" && current.rate != null && current.overallTotal > 0 ? (
+            <span data-testid="progress-rate"> · {formatBytes(Math.round(current.rate))}/s</span>
+          ) : null}
         </span>
       </div>
       {current.status === "running" && current.path ? (

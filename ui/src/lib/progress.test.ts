@@ -79,3 +79,20 @@ describe("progressReducer", () => {
     expect(newOpId("import")).not.toBe(newOpId("import"));
   });
 });
+
+describe("transfer rate", () => {
+  it("measures bytes per second per phase over a window, smoothed, and starts over on a new phase", async () => {
+    const { nextRate } = await import("./progress");
+    let op = { rate: null as number | null, rateSample: null as { phase: string; at: number; done: number } | null };
+    op = nextRate(op, "upload", 0, 0);
+    expect(op.rate).toBeNull();
+    op = nextRate(op, "upload", 100, 1_000_000);
+    expect(op.rate).toBeNull(); // under the window: not measured yet
+    op = nextRate(op, "upload", 1000, 2_000_000);
+    expect(op.rate).toBe(2_000_000);
+    op = nextRate(op, "upload", 2000, 3_000_000);
+    expect(op.rate).toBe(1_500_000); // smoothed: half the old, half the new
+    op = nextRate(op, "download", 2100, 10);
+    expect(op.rate).toBeNull();
+  });
+});

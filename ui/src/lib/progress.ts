@@ -23,13 +23,31 @@ export interface OpState {
   /** Short outcome shown when finished (e.g. "12 files imported, 1 failed"). */
   summary: string | null;
   cancelRequested: boolean;
+  /** Bytes per second of the current phase (smoothed), once there is enough to measure. */
+  rate: number | null;
+  /** Where the rate was last measured from: phase, time (ms) and bytes done then. */
+  rateSample: { phase: string; at: number; done: number } | null;
+}
+
+/** The rate is measured over at least this long, and smoothed with this weight for the new value. */
+export const RATE_WINDOW_MS = 500;
+const RATE_WEIGHT = 0.5;
+
+/** The rate after `done` bytes at `at` ms in `phase`, from the previous sample (pure). */
+export function nextRate(op: Pick<OpState, "rate" | "rateSample">, phase: string, at: number, done: number): Pick<OpState, "rate" | "rateSample"> {
+  const s = op.rateSample;
+  if (!s || s.phase !== phase || done < s.done) return { rate: null, rateSample: { phase, at, done } };
+  const dt = at - s.at;
+  if (dt < RATE_WINDOW_MS) return { rate: op.rate, rateSample: s };
+  const r = ((done - s.done) * 1000) / dt;
+  return { rate: op.rate == null ? r : op.rate * (1 - RATE_WEIGHT) + r * RATE_WEIGHT, rateSample: { phase, at, done } };
 }
 
 export type ProgressState = { order: string[]; ops: Record<string, OpState> };
 
 export type ProgressAction =
   | { type: "start"; opId: string; label: string }
-  | { type: "progress"; progress: Progress }
+  | { type: "progress"; progress: Progress; at?: number }
   | { type: "cancel-requested"; opId: string }
   | { type: "finish"; opId: string; summary?: string }
   | { type: "fail"; opId: string; error: AppError }
@@ -63,6 +81,8 @@ export function progressReducer(state: ProgressState, action: ProgressAction): P
         error: null,
         summary: null,
         cancelRequested: false,
+        rate: null,
+        rateSample: null,
       };
       const order = state.order.includes(action.opId) ? state.order : [...state.order, action.opId];
       return { order, ops: { ...state.ops, [action.opId]: op } };
@@ -83,6 +103,7 @@ export function progressReducer(state: ProgressState, action: ProgressAction): P
               overallTotal: p.overallTotal,
               filesDone: Math.max(op.filesDone, p.filesDone),
               filesTotal: p.filesTotal,
+              ...(action.at === undefined ? {} : nextRate(op, p.phase, action.at, p.overallDone)),
             },
       );
     }

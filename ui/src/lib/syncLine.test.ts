@@ -13,6 +13,7 @@ const base: SyncState = {
   error: null,
   nextTryAt: null,
   pending: 0,
+  bandwidthLimitKib: null,
 };
 const now = new Date("2026-12-07T10:05:00Z");
 

@@ -21,6 +21,7 @@ const idle = {
   error: null,
   nextTryAt: null,
   pending: 0,
+  bandwidthLimitKib: null,
 };
 const base = { url: null, pin: null, tenant: null, email: null, device: null, deviceId: "dev1" };
 
@@ -29,6 +30,7 @@ describe("SyncScreen", () => {
     const calls: { cmd: string; args: any }[] = [];
     let status: any = { ...base, connected: false, signedIn: false };
     let paused = false;
+    let limit: number | null = null;
     let conflicts = [
       {
         itemId: "i1",
@@ -78,7 +80,10 @@ describe("SyncScreen", () => {
           conflicts = [];
           return 3;
         case "sync_state":
-          return { ...idle, connected: status.connected, signedIn: status.signedIn, active: status.signedIn, paused };
+          return { ...idle, connected: status.connected, signedIn: status.signedIn, active: status.signedIn, paused, bandwidthLimitKib: limit };
+        case "sync_set_bandwidth":
+          limit = args.kibPerSec;
+          return limit;
         case "sync_pause":
           paused = args.paused;
           return { ...idle, connected: true, signedIn: true, active: true, paused };
@@ -121,6 +126,14 @@ describe("SyncScreen", () => {
     fireEvent.click(await screen.findByTestId("sync-keep-sibling"));
     await waitFor(() => expect(screen.queryByTestId("sync-conflicts")).toBeNull());
     expect(calls.find((c) => c.cmd === "conflict_resolve")!.args).toEqual({ itemId: "i1", keep: 3 });
+
+    // A bandwidth limit is chosen and shown; "Unlimited" lifts it.
+    fireEvent.change(screen.getByTestId("sync-bandwidth"), { target: { value: "1024" } });
+    await waitFor(() => expect(screen.getByTestId("sync-notice").textContent).toContain("1.0 MiB/s"));
+    await waitFor(() => expect((screen.getByTestId("sync-bandwidth") as HTMLSelectElement).value).toBe("1024"));
+    fireEvent.change(screen.getByTestId("sync-bandwidth"), { target: { value: "" } });
+    await waitFor(() => expect(screen.getByTestId("sync-notice").textContent).toContain("full bandwidth"));
+    expect(calls.filter((c) => c.cmd === "sync_set_bandwidth").map((c) => c.args)).toEqual([{ kibPerSec: 1024 }, { kibPerSec: null }]);
 
     // Background sync pauses and resumes from the same button.
     fireEvent.click(await screen.findByText("Pause background sync"));

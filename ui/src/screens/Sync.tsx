@@ -8,6 +8,7 @@ import {
   projectSharing,
   syncConflicts,
   syncPause,
+  syncSetBandwidth,
   syncState,
   syncRun,
   syncStatus,
@@ -50,6 +51,13 @@ export function SyncScreen({ onChanged }: { onChanged?: () => void }) {
       else if (r.value.online === true) setReach((x) => (x === "unknown" ? "online" : x));
     });
   }, [reload]);
+
+  const setBandwidth = async (kib: number | null) => {
+    const r = await syncSetBandwidth(kib);
+    if (!r.ok) return setError(r.error);
+    setNotice(r.value ? `Sync now uses at most ${formatBytes(r.value * 1024)}/s.` : "Sync uses the full bandwidth.");
+    refresh();
+  };
 
   const togglePause = async () => {
     const r = await syncPause(!background?.paused);
@@ -105,6 +113,22 @@ export function SyncScreen({ onChanged }: { onChanged?: () => void }) {
           <span className={`pill ${reach === "offline" ? "pill--failure" : reach === "online" ? "pill--success" : ""}`} data-testid="sync-reach">
             {reach === "offline" ? "Offline" : reach === "online" ? "Online" : signedIn ? "Not checked yet" : "Not connected"}
           </span>
+          {signedIn ? (
+            <label className="inline-field">
+              <span>Bandwidth</span>
+              <select
+                data-testid="sync-bandwidth"
+                value={String(background?.bandwidthLimitKib ?? "")}
+                onChange={(e) => void setBandwidth(e.target.value ? Number(e.target.value) : null)}
+              >
+                {bandwidthChoices(background?.bandwidthLimitKib ?? null).map((k) => (
+                  <option key={k ?? "none"} value={k ?? ""}>
+                    {k ? `${formatBytes(k * 1024)}/s` : "Unlimited"}
+                  </option>
+                ))}
+              </select>
+            </label>
+          ) : null}
           {background?.active ? (
             <button type="button" className="button" data-testid="sync-pause" aria-pressed={background.paused} onClick={() => void togglePause()}>
               {background.paused ? "Resume background sync" : "Pause background sync"}
@@ -149,6 +173,12 @@ export function SyncScreen({ onChanged }: { onChanged?: () => void }) {
       {signedIn ? <Devices status={status!} onError={failed} onNotice={setNotice} /> : null}
     </div>
   );
+}
+
+/** Bandwidth limits offered (KiB/s), with the current one when it is not among them. */
+export function bandwidthChoices(current: number | null): (number | null)[] {
+  const presets = [null, 256, 1024, 5 * 1024, 20 * 1024, 100 * 1024];
+  return current && !presets.includes(current) ? [...presets, current].sort((a, b) => (a ?? 0) - (b ?? 0)) : presets;
 }
 
 /** Connect, sign in (with a TOTP step when the account has MFA), or the signed-in account. */

@@ -192,3 +192,53 @@ async fn three_devices_converge_and_a_third_device_trusts_through_the_second() {
     }
     assert_eq!(a.read(&a.item(&p, "one.txt").id), b"one, edited on c");
 }
+
+/// A bandwidth limit holds uploads and downloads to it on average (the bytes still arrive
+/// whole), and lifting it mid-way applies to the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bandwidth_limit_paces_uploads_and_downloads() {
+    use labvault_sync::limiter::RateLimit;
+    let t = Tenant::start().await;
+    let mut a = Device::new("workstation");
+    // 1 MiB in 64 KiB parts at 256 KiB/s: the last part may start only after ~3.75 s.
+    a.cfg.rate_limit = RateLimit::new(Some(256 << 10));
+    a.login(&t).await;
+    let p = a.project("Alpha");
+    let big = bytes(1 << 20, 3);
+    a.import(&p, &[("big.bin", &big)]);
+    let t0 = std::time::Instant::now();
+    let r = a.settle(&t).await;
+    assert_eq!(r.errors, vec![]);
+    let up = t0.elapsed();
+    assert!(
+        up >= std::time::Duration::from_millis(3500),
+        "upload took {up:?}"
+    );
+
+    let mut b = Device::new("laptop");
+    b.cfg.rate_limit = RateLimit::new(Some(512 << 10));
+    b.login(&t).await;
+    pair(&t, &a, &b).await;
+    let t0 = std::time::Instant::now();
+    assert_eq!(b.settle(&t).await.errors, vec![]);
+    let down = t0.elapsed();
+    assert!(
+        down >= std::time::Duration::from_millis(1500),
+        "download took {down:?}"
+    );
+    let pb = b.vault.project("Alpha").unwrap().id;
+    assert_eq!(b.read(&b.item(&pb, "big.bin").id), big, "same bytes");
+
+    // Lifted: the next sync is not held back.
+    b.cfg.rate_limit.set(None);
+    a.import(&p, &[("more.bin", &bytes(1 << 20, 4))]);
+    a.cfg.rate_limit.set(None);
+    let t0 = std::time::Instant::now();
+    a.settle(&t).await;
+    b.settle(&t).await;
+    assert!(
+        t0.elapsed() < std::time::Duration::from_millis(3500),
+        "{:?}",
+        t0.elapsed()
+    );
+}

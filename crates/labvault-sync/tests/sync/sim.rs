@@ -523,6 +523,7 @@ impl Sim {
                 pack_target: 8192,
                 small_blob_max: 6000,
                 anchor_every_events: 25,
+                ..EngineConfig::default()
             };
             let e = SyncEngine::new(dev.vault.clone(), s, cfg)
                 .unwrap()
