@@ -89,6 +89,7 @@ macro_rules! app_commands {
             tenant_audit_verify,
             tenant_audit_export,
             sync_set_bandwidth,
+            conflict_keep_both,
         }
     };
 }

@@ -296,21 +296,26 @@ pub async fn item_erase(
     blocking(move || ops::item_erase(&s, &item_id, &reason)).await
 }
 
-/// Opens a preview (audited as `data.view`) and returns its URL.
-/// Records one `data.view`; an erased item is `erased`.
+/// Opens a preview of an item (or of one of its versions: the sides of a conflict) and
+/// returns its URL. Records one `data.view`; an erased item is `erased`.
 #[tauri::command]
 pub async fn preview_open(
     state: State<'_, AppState>,
     item_id: String,
+    version: Option<u32>,
 ) -> Result<PreviewInfo, CommandError> {
     let s = shared(&state);
-    blocking(move || ops::preview_open(&s, &item_id)).await
+    blocking(move || ops::preview_open(&s, &item_id, version)).await
 }
 
 /// Closes a preview; the next load of its URL is a new, audited view.
 #[tauri::command]
-pub fn preview_close(state: State<'_, AppState>, item_id: String) -> Result<(), CommandError> {
-    ops::preview_close(&state.0, &item_id)
+pub fn preview_close(
+    state: State<'_, AppState>,
+    item_id: String,
+    version: Option<u32>,
+) -> Result<(), CommandError> {
+    ops::preview_close(&state.0, &item_id, version)
 }
 
 // ----- transfers ----------------------------------------------------------------------------
@@ -999,4 +1004,18 @@ pub fn sync_set_bandwidth(
     kib_per_sec: Option<u32>,
 ) -> Result<Option<u32>, CommandError> {
     tenant_ops::set_bandwidth(&state.0, kib_per_sec)
+}
+
+/// Keeps both sides of a conflict: version `other` becomes a file of its own at `newPath`
+/// (same project and area), the item keeps version `keep`. Gives the new file's path.
+#[tauri::command]
+pub async fn conflict_keep_both(
+    state: State<'_, AppState>,
+    item_id: String,
+    keep: u32,
+    other: u32,
+    new_path: String,
+) -> Result<String, CommandError> {
+    let s = shared(&state);
+    blocking(move || tenant_ops::keep_both(&s, &item_id, keep, other, &new_path)).await
 }

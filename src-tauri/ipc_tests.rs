@@ -421,6 +421,37 @@ mod flow {
         let d = watch_ops::details(&s, &w.id).unwrap();
         assert_eq!(d.recent.len(), 2, "a.raw was not imported again");
 
+        // The instrument rewrites a.raw: version 2; version 1 still previews by its own URL
+        // (what the conflict comparison uses), audited with its version.
+        std::fs::write(folder.join("a.raw"), b"frame one, corrected").unwrap();
+        wait("the new version", &|| {
+            watch_ops::list(&s).unwrap()[0].imported == 3
+        });
+        let item = ops::items_page(&s, &q, 0, 10)
+            .unwrap()
+            .rows
+            .into_iter()
+            .find(|r| r.path == "a.raw")
+            .unwrap();
+        let old = ops::preview_open(&s, &item.id, Some(1)).unwrap();
+        assert!(
+            old.url.ends_with(&format!("/item/{}.v1", item.id)),
+            "{}",
+            old.url
+        );
+        let r = get(&s, "main", &format!("{}.v1", item.id), None);
+        assert_eq!(r.status(), tauri::http::StatusCode::OK);
+        assert_eq!(r.body().as_slice(), b"frame one");
+        let cur = get(&s, "main", &item.id, None);
+        assert_eq!(cur.body().as_slice(), b"frame one, corrected");
+        assert_eq!(
+            get(&s, "main", &format!("{}.v9", item.id), None)
+                .status()
+                .as_u16(),
+            404
+        );
+        ops::preview_close(&s, &item.id, Some(1)).unwrap();
+
         watch_ops::pause(&s, &w.id, true).unwrap();
         wait("paused", &|| {
             watch_ops::list(&s).unwrap()[0].state == "paused"

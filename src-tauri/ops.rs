@@ -890,20 +890,33 @@ pub fn preview_url(item_id: &str) -> String {
 
 /// `preview_open`: opens (and audits, as `data.view`) a view of the item, replacing any earlier
 /// view of it, and returns where the webview loads it from.
-pub fn preview_open(s: &Shared, item_id: &str) -> Result<PreviewInfo, CommandError> {
-    let h = logged("preview_open", s.with_vault(|v| Ok(v.view_open(item_id)?)))?;
+pub fn preview_open(
+    s: &Shared,
+    item_id: &str,
+    version: Option<u32>,
+) -> Result<PreviewInfo, CommandError> {
+    let h = logged(
+        "preview_open",
+        s.with_vault(|v| {
+            Ok(match version {
+                None => v.view_open(item_id)?,
+                Some(n) => v.view_open_version(item_id, n)?,
+            })
+        }),
+    )?;
+    let key = crate::preview::view_key(item_id, version);
     let info = PreviewInfo {
-        url: preview_url(item_id),
+        url: preview_url(&key),
         media_type: crate::preview::served_media_type(h.media_type()).to_string(),
         size: h.size(),
     };
-    lock(&s.views).insert(item_id.to_string(), Arc::new(h));
+    lock(&s.views).insert(key, Arc::new(h));
     Ok(info)
 }
 
-/// `preview_close`: the next request for this item opens (and audits) a new view.
-pub fn preview_close(s: &Shared, item_id: &str) -> Result<(), CommandError> {
-    lock(&s.views).remove(item_id);
+/// `preview_close`: the next request for this item (or version) opens (and audits) a new view.
+pub fn preview_close(s: &Shared, item_id: &str, version: Option<u32>) -> Result<(), CommandError> {
+    lock(&s.views).remove(&crate::preview::view_key(item_id, version));
     Ok(())
 }
 

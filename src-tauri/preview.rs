@@ -124,13 +124,34 @@ fn status_for(code: labvault_sync::Code) -> StatusCode {
     }
 }
 
-/// Extracts the item id from `/item/<id>`.
+/// The key of an open view, and the last segment of its URL: the item id, or `<id>.v<n>`
+/// for one version of it.
+pub fn view_key(item_id: &str, version: Option<u32>) -> String {
+    match version {
+        None => item_id.to_string(),
+        Some(n) => format!("{item_id}.v{n}"),
+    }
+}
+
+/// Extracts the view key from `/item/<id>` or `/item/<id>.v<n>`.
 fn item_id_of(path: &str) -> Option<&str> {
-    let id = path.strip_prefix("/item/")?.trim_end_matches('/');
+    let key = path.strip_prefix("/item/")?.trim_end_matches('/');
+    let id = split_key(key)?.0;
     let ok = !id.is_empty()
         && id.len() <= 64
         && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    ok.then_some(id)
+    ok.then_some(key)
+}
+
+/// A view key's item id and version.
+fn split_key(key: &str) -> Option<(&str, Option<u32>)> {
+    match key.split_once(".v") {
+        None => Some((key, None)),
+        Some((id, n)) if !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()) => {
+            Some((id, Some(n.parse().ok()?)))
+        }
+        Some(_) => None,
+    }
 }
 
 /// Answers one scheme request. `webview` is the label of the requesting webview.
@@ -175,7 +196,12 @@ pub fn handle(shared: &Shared, webview: &str, req: &Request<Vec<u8>>) -> Respons
     let existing = lock(&shared.views).get(item_id).cloned();
     let view = match existing {
         Some(v) => v,
-        None => match shared.with_vault(|v| Ok(v.view_open(item_id)?)) {
+        None => match shared.with_vault(|v| {
+            Ok(match split_key(item_id) {
+                Some((id, Some(n))) => v.view_open_version(id, n)?,
+                _ => v.view_open(item_id)?,
+            })
+        }) {
             Ok(h) => {
                 let h = Arc::new(h);
                 lock(&shared.views).insert(item_id.to_string(), h.clone());
@@ -295,5 +321,10 @@ mod tests {
         assert_eq!(item_id_of("/item/../../etc/passwd"), None);
         assert_eq!(item_id_of("/other/abc"), None);
         assert_eq!(item_id_of("/item/"), None);
+        assert_eq!(item_id_of("/item/abc-123.v7"), Some("abc-123.v7"));
+        assert_eq!(split_key("abc-123.v7"), Some(("abc-123", Some(7))));
+        assert_eq!(item_id_of("/item/abc.v"), None);
+        assert_eq!(item_id_of("/item/abc.v1x"), None);
+        assert_eq!(item_id_of("/item/abc.v99999999999"), None);
     }
 }

@@ -178,6 +178,11 @@ pub struct SyncConflict {
     pub path: String,
     /// The head version (the one shown today).
     pub head: u32,
+    /// The head version's size in bytes.
+    #[ts(type = "number")]
+    pub head_size: u64,
+    /// Media type (for previews of both sides).
+    pub media_type: String,
     /// The versions that lost the concurrent edit; kept until the user chooses.
     pub siblings: Vec<ConflictVersion>,
 }
@@ -205,6 +210,8 @@ impl From<ConflictInfo> for SyncConflict {
             area: c.item.area.as_str().to_string(),
             path: c.item.path,
             head: c.head,
+            head_size: c.item.size,
+            media_type: c.item.media_type.clone(),
             siblings: c
                 .siblings
                 .into_iter()

@@ -588,6 +588,21 @@ pub fn resolve_conflict(s: &Shared, item_id: &str, keep: u32) -> Result<u32, Com
     s.with_vault(|v| Ok(v.sync_resolve_conflict(item_id, keep)?.version))
 }
 
+/// `conflict_keep_both`: version `other` becomes its own item at `new_path`; the item keeps
+/// `keep`. Gives the new item's path.
+pub fn keep_both(
+    s: &Shared,
+    item_id: &str,
+    keep: u32,
+    other: u32,
+    new_path: &str,
+) -> Result<String, CommandError> {
+    s.with_vault(|v| {
+        Ok(v.sync_keep_both(item_id, keep, other, new_path.trim())?
+            .path)
+    })
+}
+
 /// `team_view`.
 pub async fn team_view(s: &Shared, stale_days: Option<u32>) -> Result<Team, CommandError> {
     let v = s.vault()?;

@@ -142,13 +142,13 @@ export const itemRestore = (itemId: string) =>
 export const itemErase = (itemId: string, reason: string) =>
   call<ItemRow>("item_erase", { itemId, reason });
 
-/** Opens a preview (audited as `data.view`) and returns its URL. Records one `data.view`; an erased item is `erased`. */
-export const previewOpen = (itemId: string) =>
-  call<PreviewInfo>("preview_open", { itemId });
+/** Opens a preview of an item (or of one of its versions: the sides of a conflict) and returns its URL. Records one `data.view`; an erased item is `erased`. */
+export const previewOpen = (itemId: string, version: number | null) =>
+  call<PreviewInfo>("preview_open", { itemId, version });
 
 /** Closes a preview; the next load of its URL is a new, audited view. */
-export const previewClose = (itemId: string) =>
-  call<null>("preview_close", { itemId });
+export const previewClose = (itemId: string, version: number | null) =>
+  call<null>("preview_close", { itemId, version });
 
 /** Imports files and folders with progress; per-file failures are listed in the result. */
 export const importPaths = (project: string, area: Area, paths: string[], destPrefix: string | null, opId: string, onProgress: (p: Progress) => void) =>
@@ -389,3 +389,7 @@ export const tenantAuditExport = (filter: AuditFilter, format: AuditExportFormat
 /** Sets sync's bandwidth limit in KiB/s (null: none); saved, and applied to a running sync. */
 export const syncSetBandwidth = (kibPerSec: number | null) =>
   call<number | null>("sync_set_bandwidth", { kibPerSec });
+
+/** Keeps both sides of a conflict: version `other` becomes a file of its own at `newPath` (same project and area), the item keeps version `keep`. Gives the new file's path. */
+export const conflictKeepBoth = (itemId: string, keep: number, other: number, newPath: string) =>
+  call<string>("conflict_keep_both", { itemId, keep, other, newPath });

@@ -137,6 +137,21 @@ impl Vault {
         )
     }
 
+    /// Opens one version of an active item for viewing (`data.view`, detail `version=<n>`):
+    /// the two sides of a sync conflict are shown side by side.
+    pub fn view_open_version(&self, item_id: &str, version: u32) -> Result<ViewHandle> {
+        self.read_op(
+            actions::DATA_VIEW,
+            items::resource_of(self, item_id),
+            || {
+                Ok((
+                    self.view_handle(item_id, Some(version))?,
+                    format!("version={version}"),
+                ))
+            },
+        )
+    }
+
     /// A handle on `version` of an active item (its current version when `None`), without an
     /// audit event: for operations that record their own.
     pub(crate) fn view_handle(&self, item_id: &str, version: Option<u32>) -> Result<ViewHandle> {

@@ -27,6 +27,14 @@ path: string,
  */
 head: number, 
 /**
+ * The head version's size in bytes.
+ */
+headSize: number, 
+/**
+ * Media type (for previews of both sides).
+ */
+mediaType: string, 
+/**
  * The versions that lost the concurrent edit; kept until the user chooses.
  */
 siblings: Array<ConflictVersion>, };

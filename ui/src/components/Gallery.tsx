@@ -84,10 +84,10 @@ function Tile({ row, selected, onOpen }: { row: ItemRow; selected: boolean; onOp
     let created: string | null = null;
     // Small delay: fast scrolling past a tile does not decrypt it.
     const t = setTimeout(async () => {
-      const opened = await previewOpen(row.id);
+      const opened = await previewOpen(row.id, null);
       if (abort.signal.aborted || !opened.ok) return;
       const r = await fetchPreview(opened.value.url, undefined, abort.signal);
-      void previewClose(row.id);
+      void previewClose(row.id, null);
       if (abort.signal.aborted || !r.ok) return;
       created = objectUrls.create(new Blob([r.value.blob], { type: row.mediaType }));
       setUrl(created);

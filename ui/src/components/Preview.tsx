@@ -47,7 +47,7 @@ export function prettyJson(text: string, truncated: boolean): string {
 }
 
 /** The preview of one item, decrypted in memory by the `lvpreview` scheme; freed on unmount or lock. */
-export function Preview({ itemId, mediaType, path, size }: { itemId: string; mediaType: string; path: string; size: number }) {
+export function Preview({ itemId, version, mediaType, path, size }: { itemId: string; version?: number; mediaType: string; path: string; size: number }) {
   const kind = previewKind(mediaType, path);
   const [state, setState] = useState<State>({ kind: "loading" });
 
@@ -59,7 +59,7 @@ export function Preview({ itemId, mediaType, path, size }: { itemId: string; med
       if (kind === "none") return setState({ kind: "none" });
       if ((kind === "image" || kind === "pdf") && size > FULL_PREVIEW_LIMIT) return setState({ kind: "too-large" });
       const partial = kind === "table" || kind === "json" || kind === "text";
-      const opened = await previewOpen(itemId);
+      const opened = await previewOpen(itemId, version ?? null);
       if (abort.signal.aborted) return;
       if (!opened.ok) return setState({ kind: "error", error: opened.error });
       const r = await fetchPreview(opened.value.url, partial ? TEXT_PREVIEW_BYTES : undefined, abort.signal);
@@ -91,9 +91,9 @@ export function Preview({ itemId, mediaType, path, size }: { itemId: string; med
       abort.abort();
       if (url) objectUrls.revoke(url);
       // Drop the decrypted view on the Rust side too (no-op when it was never opened).
-      if (kind !== "none") void previewClose(itemId);
+      if (kind !== "none") void previewClose(itemId, version ?? null);
     };
-  }, [itemId, kind, mediaType, path, size]);
+  }, [itemId, version, kind, mediaType, path, size]);
 
   return (
     <section className="preview" data-testid="item-preview" data-kind={kind} data-state={state.kind} aria-label="Preview">

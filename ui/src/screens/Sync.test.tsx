@@ -221,4 +221,64 @@ describe("SyncScreen", () => {
     expect(members.textContent).toContain("u-pi (you)");
     expect(members.textContent).toContain("77777 88888");
   });
+
+  it("compares both sides of a conflict and keeps both under a new name", async () => {
+    const calls: { cmd: string; args: any }[] = [];
+    let conflicts: any[] = [
+      {
+        itemId: "i1",
+        project: "p1",
+        area: "uploads",
+        path: "run/counts.csv",
+        head: 2,
+        headSize: 20,
+        mediaType: "text/csv",
+        siblings: [{ version: 3, size: 10, createdAt: "2026-12-07T09:00:00Z", createdBy: "ann@lab.test" }],
+      },
+    ];
+    mockIPC((cmd, args: any) => {
+      calls.push({ cmd, args });
+      if (cmd === "tenant_status") return { ...base, connected: true, signedIn: true, url: "https://lab", tenant: "lab", email: "a@lab", device: "approved" };
+      if (cmd === "sync_status" || cmd === "devices_list") return [];
+      if (cmd === "sync_conflicts") return conflicts;
+      if (cmd === "sync_state") return { ...idle, connected: true, signedIn: true };
+      if (cmd === "preview_open") return { url: `lvpreview://localhost/item/${args.itemId}.v${args.version}`, mediaType: "text/csv", size: 10 };
+      if (cmd === "conflict_keep_both") {
+        if (args.newPath === "run/other.csv") throw { code: "already_exists", message: "an item at uploads/run/other.csv already exists" };
+        conflicts = [];
+        return args.newPath;
+      }
+      return null;
+    });
+    vi.spyOn(globalThis, "fetch").mockResolvedValue(new Response("a,b\n1,2\n", { status: 200, headers: { "Content-Type": "text/csv" } }));
+    render(
+      <ProgressProvider>
+        <SyncScreen />
+      </ProgressProvider>,
+    );
+    fireEvent.click(await screen.findByTestId("sync-compare"));
+    await screen.findByTestId("sync-compare-dialog");
+    await waitFor(() =>
+      expect(calls.filter((c) => c.cmd === "preview_open").map((c) => c.args)).toEqual([
+        { itemId: "i1", version: 2 },
+        { itemId: "i1", version: 3 },
+      ]),
+    );
+    fireEvent.keyDown(screen.getByTestId("sync-compare-dialog"), { key: "Escape" });
+    await waitFor(() => expect(screen.queryByTestId("sync-compare-dialog")).toBeNull());
+    // Closing the comparison drops both decrypted views.
+    await waitFor(() => expect(calls.filter((c) => c.cmd === "preview_close").map((c) => c.args.version).sort()).toEqual([2, 3]));
+
+    fireEvent.click(screen.getByTestId("sync-keep-both"));
+    const name = (await screen.findByTestId("sync-keep-both-name")) as HTMLInputElement;
+    expect(name.value).toBe("run/counts (ann@lab.test 2026-12-07).csv");
+    fireEvent.change(name, { target: { value: "run/other.csv" } });
+    fireEvent.click(screen.getByTestId("sync-keep-both-submit"));
+    await waitFor(() => expect(screen.getByTestId("sync-keep-both-error").dataset.code).toBe("already_exists"));
+    fireEvent.change(name, { target: { value: "run/counts-ann.csv" } });
+    fireEvent.click(screen.getByTestId("sync-keep-both-submit"));
+    await waitFor(() => expect(screen.getByTestId("sync-notice").textContent).toContain("run/counts-ann.csv"));
+    expect(calls.filter((c) => c.cmd === "conflict_keep_both").pop()!.args).toEqual({ itemId: "i1", keep: 2, other: 3, newPath: "run/counts-ann.csv" });
+    await waitFor(() => expect(screen.queryByTestId("sync-conflicts")).toBeNull());
+  });
 });

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState, type FormEvent } from "react";
 import {
+  conflictKeepBoth,
   conflictResolve,
   deviceApprove,
   devicePairing,
@@ -18,7 +19,8 @@ import {
   tenantStatus,
 } from "../api";
 import { AccountSecurity } from "../components/AccountSecurity";
-import { ErrorBanner, Field } from "../components/common";
+import { ErrorBanner, Field, Modal } from "../components/common";
+import { Preview } from "../components/Preview";
 import { useProgress } from "../components/progress";
 import type { AppError } from "../errors";
 import { formatBytes, formatDateTime, humanize } from "../lib/format";
@@ -516,18 +518,43 @@ function Sharing({ projectId, onError }: { projectId: string; onError: (e: AppEr
   );
 }
 
+/** A free-looking name for the other side of a conflict: `counts (ann@lab.test 2026-12-07).csv`. */
+export function keepBothName(path: string, createdBy: string, createdAt: string): string {
+  const slash = path.lastIndexOf("/");
+  const dir = slash >= 0 ? path.slice(0, slash + 1) : "";
+  const name = path.slice(slash + 1);
+  const dot = name.lastIndexOf(".");
+  const [stem, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ""];
+  const who = createdBy.replace(/[/\\\u0000-\u001f]/g, "-") || "other device";
+  const day = createdAt.slice(0, 10);
+  return `${dir}${stem} (${who}${day ? ` ${day}` : ""})${ext}`;
+}
+
 function Conflicts({ conflicts, onResolved, onError }: { conflicts: SyncConflict[]; onResolved: (msg: string) => void; onError: (e: AppError) => void }) {
+  const [compare, setCompare] = useState<{ c: SyncConflict; version: number } | null>(null);
+  const [both, setBoth] = useState<{ c: SyncConflict; version: number; name: string; error: AppError | null } | null>(null);
   const keep = async (c: SyncConflict, version: number) => {
     const r = await conflictResolve(c.itemId, version);
-    if (r.ok) onResolved(`${c.path}: version ${version} is now the current one; the other versions stay in its history.`);
-    else onError(r.error);
+    if (r.ok) {
+      setCompare(null);
+      onResolved(`${c.path}: version ${version} is now the current one; the other versions stay in its history.`);
+    } else onError(r.error);
+  };
+  const keepBoth = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!both) return;
+    const r = await conflictKeepBoth(both.c.itemId, both.c.head, both.version, both.name.trim());
+    if (!r.ok) return setBoth({ ...both, error: r.error });
+    setBoth(null);
+    setCompare(null);
+    onResolved(`${both.c.path} keeps version ${both.c.head}; the other version is now ${r.value}.`);
   };
   return (
     <section className="card" aria-labelledby="sync-conflicts" data-testid="sync-conflicts">
       <h2 id="sync-conflicts" className="card__title">
         Conflicts
       </h2>
-      <p className="muted">The same file was changed on two devices. Nothing was lost: choose which version is the current one.</p>
+      <p className="muted">The same file was changed on two devices. Nothing was lost: compare them, then keep one, or keep both as two files.</p>
       <ul className="conflicts">
         {conflicts.map((c) => (
           <li key={c.itemId} data-testid="sync-conflict" data-path={c.path}>
@@ -539,21 +566,85 @@ function Conflicts({ conflicts, onResolved, onError }: { conflicts: SyncConflict
                 Keep current (v{c.head})
               </button>
               {c.siblings.map((s) => (
-                <button
-                  type="button"
-                  key={s.version}
-                  className="button button--small"
-                  data-testid="sync-keep-sibling"
-                  onClick={() => void keep(c, s.version)}
-                  title={`${formatBytes(s.size)}, by ${s.createdBy} at ${formatDateTime(s.createdAt)}`}
-                >
-                  Keep v{s.version} ({s.createdBy}, {formatDateTime(s.createdAt)})
-                </button>
+                <span key={s.version} className="toolbar">
+                  <button
+                    type="button"
+                    className="button button--small"
+                    data-testid="sync-keep-sibling"
+                    onClick={() => void keep(c, s.version)}
+                    title={`${formatBytes(s.size)}, by ${s.createdBy} at ${formatDateTime(s.createdAt)}`}
+                  >
+                    Keep v{s.version} ({s.createdBy}, {formatDateTime(s.createdAt)})
+                  </button>
+                  <button type="button" className="button button--small" data-testid="sync-compare" onClick={() => setCompare({ c, version: s.version })}>
+                    Compare
+                  </button>
+                  <button
+                    type="button"
+                    className="button button--small"
+                    data-testid="sync-keep-both"
+                    onClick={() => setBoth({ c, version: s.version, name: keepBothName(c.path, s.createdBy, s.createdAt), error: null })}
+                  >
+                    Keep both…
+                  </button>
+                </span>
               ))}
             </div>
           </li>
         ))}
       </ul>
+      {compare ? (
+        <Modal title={`${compare.c.path}: the two versions`} onClose={() => setCompare(null)} testId="sync-compare-dialog">
+          <div className="compare">
+            <div className="compare__side" data-testid="sync-compare-head">
+              <h3 className="card__subtitle">Current (v{compare.c.head})</h3>
+              <Preview itemId={compare.c.itemId} version={compare.c.head} mediaType={compare.c.mediaType} path={compare.c.path} size={compare.c.headSize} />
+            </div>
+            <div className="compare__side" data-testid="sync-compare-other">
+              {(() => {
+                const s = compare.c.siblings.find((x) => x.version === compare.version)!;
+                return (
+                  <>
+                    <h3 className="card__subtitle">
+                      v{s.version} · {s.createdBy}, {formatDateTime(s.createdAt)}
+                    </h3>
+                    <Preview itemId={compare.c.itemId} version={s.version} mediaType={compare.c.mediaType} path={compare.c.path} size={s.size} />
+                  </>
+                );
+              })()}
+            </div>
+          </div>
+          <div className="form__actions">
+            <button type="button" className="button" onClick={() => void keep(compare.c, compare.c.head)}>
+              Keep current
+            </button>
+            <button type="button" className="button" onClick={() => void keep(compare.c, compare.version)}>
+              Keep v{compare.version}
+            </button>
+          </div>
+        </Modal>
+      ) : null}
+      {both ? (
+        <Modal title="Keep both versions" onClose={() => setBoth(null)} testId="sync-keep-both-dialog">
+          <form className="form" onSubmit={(e) => void keepBoth(e)}>
+            <ErrorBanner error={both.error} onDismiss={() => setBoth({ ...both, error: null })} testId="sync-keep-both-error" />
+            <p>
+              {both.c.path} keeps version {both.c.head}. Version {both.version} becomes a file of its own, in the same folder:
+            </p>
+            <Field label="Name of the other version" htmlFor="sync-keep-both-name">
+              <input id="sync-keep-both-name" data-testid="sync-keep-both-name" value={both.name} onChange={(e) => setBoth({ ...both, name: e.target.value })} required />
+            </Field>
+            <div className="form__actions">
+              <button type="button" className="button" onClick={() => setBoth(null)}>
+                Cancel
+              </button>
+              <button type="submit" className="button button--primary" data-testid="sync-keep-both-submit" disabled={!both.name.trim()}>
+                Keep both
+              </button>
+            </div>
+          </form>
+        </Modal>
+      ) : null}
     </section>
   );
 }

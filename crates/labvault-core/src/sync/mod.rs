@@ -267,6 +267,27 @@ impl Vault {
         Ok(out)
     }
 
+    /// Keeps both sides of a conflict: version `other` becomes a new item at `new_path` (same
+    /// project and area, re-encrypted; `already_exists` when the path is taken), then the
+    /// conflict is resolved with `keep` as the item's head. Nothing is deleted; if the second
+    /// step fails the copy stays and the conflict remains to resolve.
+    pub fn sync_keep_both(
+        &self,
+        item_id: &str,
+        keep: u32,
+        other: u32,
+        new_path: &str,
+    ) -> Result<crate::ItemInfo> {
+        if keep == other {
+            return Err(Error::InvalidArgument(
+                "keep both needs two different versions".into(),
+            ));
+        }
+        let copy = self.copy_version(item_id, other, new_path)?;
+        self.sync_resolve_conflict(item_id, keep)?;
+        Ok(copy)
+    }
+
     /// Resolves a conflict by picking `keep` (a version number) as the head: the conflict
     /// flags of the item's versions are cleared (every version stays in its history) and the
     /// choice syncs (`sync.resolve`).

@@ -15,6 +15,7 @@
 //! `verify.rs` (the whole-vault check), `sql.rs` (the catalog rows they read and write) and
 //! `phases.rs` (the import benchmark's time budget, compiled only with `bench-phases`).
 
+mod copy;
 mod export;
 mod import;
 mod pack_writer;

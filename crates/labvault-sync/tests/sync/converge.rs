@@ -242,3 +242,73 @@ async fn a_bandwidth_limit_paces_uploads_and_downloads() {
         t0.elapsed()
     );
 }
+
+/// "Keep both": the other side of a conflict becomes a file of its own (re-encrypted, never
+/// on disk in the clear), the conflict is resolved, and both devices end with both files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeping_both_sides_of_a_conflict_makes_a_second_file_on_every_device() {
+    let t = Tenant::start().await;
+    let a = Device::new("workstation");
+    a.login(&t).await;
+    let p = a.project("Alpha");
+    a.import(&p, &[("counts.csv", b"t,n\n0,1\n"), ("other.csv", b"x")]);
+    a.settle(&t).await;
+    let b = Device::new("laptop");
+    b.login(&t).await;
+    pair(&t, &a, &b).await;
+    b.settle(&t).await;
+    let big = bytes(3 << 20, 9);
+    a.import(&p, &[("counts.csv", &big)]);
+    b.import(&p, &[("counts.csv", b"t,n\n0,1\n1,5\n")]);
+    a.settle(&t).await;
+    b.settle(&t).await;
+    a.settle(&t).await;
+    let conflicts = b.vault.sync_conflicts().unwrap();
+    assert_eq!(conflicts.len(), 1);
+    let (item, head) = (conflicts[0].item.id.clone(), conflicts[0].head);
+    let other = conflicts[0].siblings[0].0;
+
+    // Refused without a change: the same version twice, a path that is taken.
+    let e = b
+        .vault
+        .sync_keep_both(&item, head, head, "x.csv")
+        .unwrap_err();
+    assert_eq!(e.code(), labvault_core::ErrorCode::InvalidArgument);
+    let e = b
+        .vault
+        .sync_keep_both(&item, head, other, "other.csv")
+        .unwrap_err();
+    assert_eq!(e.code(), labvault_core::ErrorCode::AlreadyExists);
+    assert_eq!(
+        b.vault.sync_conflicts().unwrap().len(),
+        1,
+        "still there to resolve"
+    );
+
+    let copy = b
+        .vault
+        .sync_keep_both(&item, head, other, "counts (workstation).csv")
+        .unwrap();
+    assert_eq!(copy.version, 1);
+    assert!(b.vault.sync_conflicts().unwrap().is_empty());
+    let head_bytes = b.read(&item);
+    let other_bytes = b.read(&copy.id);
+    assert_ne!(head_bytes, other_bytes);
+    assert!(
+        [head_bytes.as_slice(), other_bytes.as_slice()].contains(&big.as_slice()),
+        "the workstation's 3 MiB version is one of the two files"
+    );
+    b.verify();
+    b.settle(&t).await;
+    a.settle(&t).await;
+    assert!(a.vault.sync_conflicts().unwrap().is_empty());
+    assert_eq!(
+        a.read(&a.item(&p, "counts (workstation).csv").id),
+        other_bytes
+    );
+    assert_eq!(a.read(&item), head_bytes);
+    assert_eq!(
+        a.vault.sync_catalog().unwrap(),
+        b.vault.sync_catalog().unwrap()
+    );
+}
