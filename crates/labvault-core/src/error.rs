@@ -328,6 +328,16 @@ impl From<rusqlite::Error> for Error {
                 ),
                 C::DatabaseCorrupt => Error::CorruptCatalog(e.to_string()),
                 C::DiskFull => Error::NoSpace("the catalog".into()),
+                // SQLITE_IOERR_SHMSIZE: the catalog's shared-memory index (`catalog.db-shm`)
+                // could not be given its size, which on Linux means the disk is full.
+                C::SystemIoFailure if f.extended_code == 4874 => Error::NoSpace(
+                    "the catalog's shared index (catalog.db-shm): the disk holding the vault is full; free some space to open it"
+                        .into(),
+                ),
+                C::SystemIoFailure => Error::Io {
+                    context: format!("catalog I/O (SQLite extended code {})", f.extended_code),
+                    source: std::io::Error::other(e.to_string()),
+                },
                 C::DatabaseBusy | C::DatabaseLocked => Error::VaultBusy(
                     "the catalog stayed locked by another LabVault process for 5 s; try again".into(),
                 ),

@@ -933,6 +933,52 @@ fn import_into_a_full_vault_disk_is_no_space_and_changes_nothing() {
     }
 }
 
+/// A vault on a disk that filled up while it was locked: opening it says the disk is full
+/// (`no_space`), never that the catalog is damaged or from another vault, and nothing of the
+/// catalog is rewritten; once space is freed it opens with everything in it.
+#[test]
+fn a_full_disk_is_named_as_such_at_unlock_and_the_catalog_is_untouched() {
+    let t = tempfile::tempdir().unwrap();
+    let mnt = t.path().join("small-disk");
+    fs::create_dir_all(&mnt).unwrap();
+    if !small_disk(&mnt, "4m") {
+        return;
+    }
+    let res = std::panic::catch_unwind(|| {
+        let dir = mnt.join("vault");
+        let (v, _) = Vault::create(&dir, &pass(), opts()).unwrap();
+        v.create_project("P").unwrap();
+        write(&t.path().join("a.txt"), b"kept");
+        import(&v, "P", Area::Uploads, &[t.path().join("a.txt")]);
+        v.close();
+        let cat = dir.join("catalog.db");
+        let before = fs::read(&cat).unwrap();
+        // Fill the disk.
+        let fill = mnt.join("fill");
+        let mut f = fs::File::create(&fill).unwrap();
+        let block = vec![0u8; 64 << 10];
+        while std::io::Write::write_all(&mut f, &block).is_ok() {}
+        drop(f);
+        let e = Vault::unlock(&dir, Unlock::Passphrase(&pass()), opts()).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::NoSpace, "{e}");
+        assert!(e.to_string().contains("full"), "{e}");
+        assert_eq!(
+            fs::read(&cat).unwrap(),
+            before,
+            "the catalog was not rewritten"
+        );
+        fs::remove_file(&fill).unwrap();
+        let v = unlock(&dir);
+        let items = v.list(&ListFilter::default()).unwrap();
+        assert_eq!(items.len(), 1);
+        assert!(verify(&v).is_ok());
+    });
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    if let Err(p) = res {
+        std::panic::resume_unwind(p);
+    }
+}
+
 #[test]
 fn interrupted_create_is_redone_and_verify_can_be_cancelled() {
     // A creation that died before writing the key file (its commit point) left a catalog

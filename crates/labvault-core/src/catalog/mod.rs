@@ -106,6 +106,9 @@ pub(crate) fn key_and_probe(
         r.get::<_, i64>(0)
     })
     .map_err(|e| match Error::from(e) {
+        // A full disk or an I/O error is what it is, not a wrong key or a damaged file: the
+        // caller must not go on to "upgrade" (rewrite) a catalog that is fine.
+        e @ (Error::NoSpace(_) | Error::Io { .. }) => e,
         Error::CorruptCatalog(m) => Error::CorruptCatalog(m),
         other => Error::CorruptCatalog(other.to_string()),
     })?;
@@ -164,7 +167,7 @@ impl Catalog {
         }
         let mut conn = Connection::open_with_flags(path, flags)?;
         let mut probe = key_and_probe(&conn, key, CipherFormat::V2);
-        if probe.is_err() && !create {
+        if matches!(probe, Err(Error::CorruptCatalog(_))) && !create {
             drop(conn);
             exclusive()?;
             upgrade::upgrade_v1_to_v2(path, key)?;
@@ -173,6 +176,7 @@ impl Catalog {
         }
         if let Err(e) = probe {
             return Err(match e {
+                e @ (Error::NoSpace(_) | Error::Io { .. }) => e,
                 Error::CorruptCatalog(m) => Error::CorruptCatalog(m),
                 other => Error::CorruptCatalog(other.to_string()),
             });
