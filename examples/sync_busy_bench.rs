@@ -14,18 +14,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{env_u64, make_file, one_round, print_table, Samples};
+use common::{env_u64, make_file, one_round, print_table, start_lab, Samples, PW};
 use labvault_app::dto::ItemQuery;
 use labvault_app::state::{lock, Shared};
 use labvault_app::{ops, tenant_ops};
 use labvault_core::Area;
-use labvault_server::secrets::{KdfParams, Secret};
-use labvault_server::server::self_signed;
-use labvault_server::{create_tenant, open_state, start, Config, DataDir, NewTenant};
 use labvault_sync::MemoryTokens;
-use labvault_wire::PlanTier;
-
-const PW: &str = "Correct-Horse-9";
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -55,32 +49,7 @@ async fn main() {
     make_file(&work.join("src/preview.bin"), 64);
 
     // The tenant.
-    let data = DataDir::create(&work.join("server")).unwrap();
-    let cfg = Config {
-        kdf: KdfParams::TEST,
-        ..Config::default()
-    };
-    let state = open_state(&data, cfg, Arc::new(labvault_server::clock::SystemClock)).unwrap();
-    let server = start(
-        "127.0.0.1:0".parse().unwrap(),
-        self_signed(&data).unwrap(),
-        state,
-    )
-    .await
-    .unwrap();
-    create_tenant(
-        &server.state,
-        NewTenant {
-            slug: "lab".into(),
-            name: "Bench lab".into(),
-            plan: PlanTier::Enterprise,
-            owner_email: "pi@lab.test".into(),
-            owner_password: Secret::new(PW.into()),
-        },
-    )
-    .await
-    .unwrap();
-    let url = format!("https://127.0.0.1:{}", server.addr.port());
+    let (server, url) = start_lab(&work.join("server")).await;
 
     // The app: a vault with a listed project (and the previewed item) and the project to sync.
     let mut s = Shared::new(None);

@@ -6,34 +6,26 @@
 //!
 //! Env: `MEMBERS` (default 500), `PROJECTS` (200), `ROLES` (2000), `ROUNDS` (20).
 
+mod common;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use common::{pct, start_lab, PW};
 
 use labvault_app::state::{lock, Shared};
 use labvault_app::{ops, tenant_ops};
 use labvault_client::{Pin, TenantClient};
-use labvault_server::secrets::{KdfParams, Secret};
-use labvault_server::server::self_signed;
-use labvault_server::{create_tenant, open_state, start, Config, DataDir, NewTenant};
 use labvault_sync::MemoryTokens;
 use labvault_wire::{
-    AcceptInvitationRequest, InvitationRequest, LoginRequest, LoginResponse, MfaLoginRequest,
-    PlanTier, Role,
+    AcceptInvitationRequest, InvitationRequest, LoginRequest, LoginResponse, MfaLoginRequest, Role,
 };
-
-const PW: &str = "Correct-Horse-9";
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn pct(v: &mut [Duration], p: f64) -> f64 {
-    v.sort();
-    let k = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[k].as_secs_f64() * 1e3
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -45,33 +37,7 @@ async fn main() {
         env_usize("ROUNDS", 20),
     );
     let dir = tempfile::tempdir().unwrap();
-    let data = DataDir::create(&dir.path().join("server")).unwrap();
-    let cfg = Config {
-        kdf: KdfParams::TEST,
-        login_attempts_per_ip_minute: 1_000_000,
-        ..Config::default()
-    };
-    let state = open_state(&data, cfg, Arc::new(labvault_server::clock::SystemClock)).unwrap();
-    let server = start(
-        "127.0.0.1:0".parse().unwrap(),
-        self_signed(&data).unwrap(),
-        state,
-    )
-    .await
-    .unwrap();
-    create_tenant(
-        &server.state,
-        NewTenant {
-            slug: "lab".into(),
-            name: "Bench lab".into(),
-            plan: PlanTier::Enterprise,
-            owner_email: "pi@lab.test".into(),
-            owner_password: Secret::new(PW.into()),
-        },
-    )
-    .await
-    .unwrap();
-    let url = format!("https://127.0.0.1:{}", server.addr.port());
+    let (server, url) = start_lab(&dir.path().join("server")).await;
     let api =
         TenantClient::new(&url, Pin::parse(&server.pin).unwrap(), Default::default()).unwrap();
     let login = LoginRequest {

@@ -27,6 +27,20 @@ fn user_agent() -> String {
     format!("labvault-app/{}", env!("CARGO_PKG_VERSION"))
 }
 
+/// Writes an export the person asked for (atomically); a full disk is `no_space`.
+fn write_export(path: &std::path::Path, bytes: &[u8]) -> Result<(), CommandError> {
+    crate::state::write_atomic(path, bytes).map_err(|e| {
+        CommandError::new(
+            if e.raw_os_error() == Some(28) {
+                ErrorCode::NoSpace
+            } else {
+                ErrorCode::Io
+            },
+            format!("writing {}: {e}", path.display()),
+        )
+    })
+}
+
 fn invalid(msg: impl Into<String>) -> CommandError {
     CommandError::new(ErrorCode::InvalidArgument, msg)
 }
@@ -380,16 +394,7 @@ pub async fn tenant_audit_export(
                 .unwrap_or(0)
         }
     } as u64;
-    crate::state::write_atomic(path, text.as_bytes()).map_err(|e| {
-        CommandError::new(
-            if e.raw_os_error() == Some(28) {
-                ErrorCode::NoSpace
-            } else {
-                ErrorCode::Io
-            },
-            format!("writing {}: {e}", path.display()),
-        )
-    })?;
+    write_export(path, text.as_bytes())?;
     Ok(crate::dto::AuditExportResult {
         path: path.display().to_string(),
         events,
@@ -690,16 +695,7 @@ pub async fn access_review_export(
     if !path.is_absolute() {
         return Err(invalid("the export path must be absolute"));
     }
-    crate::state::write_atomic(path, csv.as_bytes()).map_err(|e| {
-        CommandError::new(
-            if e.raw_os_error() == Some(28) {
-                ErrorCode::NoSpace
-            } else {
-                ErrorCode::Io
-            },
-            format!("writing {}: {e}", path.display()),
-        )
-    })?;
+    write_export(path, csv.as_bytes())?;
     Ok(csv.len() as u64)
 }
 

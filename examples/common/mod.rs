@@ -9,6 +9,51 @@ use std::time::{Duration, Instant};
 use labvault_app::dto::{AuditFilter, ItemQuery};
 use labvault_app::ops;
 use labvault_app::state::Shared;
+use labvault_server::secrets::{KdfParams, Secret};
+use labvault_server::server::{self_signed, RunningServer};
+use labvault_server::{create_tenant, open_state, start, Config, DataDir, NewTenant};
+use labvault_wire::PlanTier;
+
+/// The Owner's password on the benchmark tenants.
+pub const PW: &str = "Correct-Horse-9";
+
+/// A tenant server in this process (data under `dir`, TLS on 127.0.0.1), with the tenant
+/// `lab` whose Owner is `pi@lab.test`; gives the server and its URL.
+pub async fn start_lab(dir: &Path) -> (RunningServer, String) {
+    let data = DataDir::create(dir).unwrap();
+    let cfg = Config {
+        kdf: KdfParams::TEST,
+        login_attempts_per_ip_minute: 1_000_000,
+        ..Config::default()
+    };
+    let state = open_state(
+        &data,
+        cfg,
+        std::sync::Arc::new(labvault_server::clock::SystemClock),
+    )
+    .unwrap();
+    let server = start(
+        "127.0.0.1:0".parse().unwrap(),
+        self_signed(&data).unwrap(),
+        state,
+    )
+    .await
+    .unwrap();
+    create_tenant(
+        &server.state,
+        NewTenant {
+            slug: "lab".into(),
+            name: "Bench lab".into(),
+            plan: PlanTier::Enterprise,
+            owner_email: "pi@lab.test".into(),
+            owner_password: Secret::new(PW.into()),
+        },
+    )
+    .await
+    .unwrap();
+    let url = format!("https://127.0.0.1:{}", server.addr.port());
+    (server, url)
+}
 
 pub fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { pickImportFolder, projectsList, watchAdd, watchDetails, watchList, watchPause, watchRemove } from "../api";
 import { ErrorBanner, Field, Modal } from "../components/common";
 import type { AppError } from "../errors";
+import { usePolling } from "../hooks/usePolling";
 import { formatBytes, formatDateTime, humanize } from "../lib/format";
 import { parsePatterns, watchStateText } from "../lib/watches";
 import type { Project, Watch, WatchDetails } from "../types";
@@ -30,21 +31,7 @@ export function WatchesScreen() {
   useEffect(() => {
     void projectsList().then((r) => (r.ok ? setProjects(r.value) : setError(r.error)));
   }, []);
-  useEffect(() => {
-    let live = true;
-    const load = () =>
-      void watchList().then((r) => {
-        if (!live) return;
-        if (r.ok) setWatches(r.value);
-        else setError(r.error);
-      });
-    load();
-    const t = setInterval(load, WATCH_POLL_MS);
-    return () => {
-      live = false;
-      clearInterval(t);
-    };
-  }, [reload]);
+  usePolling(watchList, WATCH_POLL_MS, setWatches, setError, [reload]);
 
   const togglePause = async (w: Watch) => {
     const r = await watchPause(w.id, !w.paused);
@@ -161,21 +148,7 @@ export function WatchesScreen() {
 function WatchPanel({ id, reload, onRemove, onError }: { id: string; reload: number; onRemove: (w: Watch) => void; onError: (e: AppError) => void }) {
   const [d, setD] = useState<WatchDetails | null>(null);
   const [confirm, setConfirm] = useState(false);
-  useEffect(() => {
-    let live = true;
-    const load = () =>
-      void watchDetails(id).then((r) => {
-        if (!live) return;
-        if (r.ok) setD(r.value);
-        else onError(r.error);
-      });
-    load();
-    const t = setInterval(load, WATCH_POLL_MS);
-    return () => {
-      live = false;
-      clearInterval(t);
-    };
-  }, [id, reload, onError]);
+  usePolling(() => watchDetails(id), WATCH_POLL_MS, setD, onError, [id, reload]);
   if (!d) return null;
   const w = d.watch;
   return (
