@@ -425,7 +425,7 @@ function Projects({ projects, onError }: { projects: ProjectSync[]; onError: (e:
                     aria-expanded={open === p.projectId}
                     onClick={() => setOpen(open === p.projectId ? null : p.projectId)}
                   >
-                    Members and keys
+                    Members
                   </button>
                 </td>
               </tr>
