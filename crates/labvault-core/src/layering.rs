@@ -38,6 +38,7 @@ const LAYERS: &[&[&str]] = &[
         "audit_log",
         "transfer",
         "view",
+        "copies",
         "watches",
     ],
     &["sync"],

@@ -10,7 +10,8 @@
 //!   connection), `packs`, `holds`, `changes` (what sync must push);
 //! * the handle: `vault` (keys, readers, the one writer, how events are recorded);
 //! * operations on it: `blob_files`, `journal`, `projects`, `items`, `retention`, `account`,
-//!   `anchors`, `audit_log`, `transfer`, `view`, `watches` (instrument folder watches' settings
+//!   `anchors`, `audit_log`, `transfer`, `view`, `copies` (a version copied into a new item),
+//!   `watches` (instrument folder watches' settings
 //!   and journal);
 //! * above them all: `sync` (the vault's half of file sync; no network).
 #![forbid(unsafe_code)]
@@ -25,6 +26,7 @@ mod audit_log;
 mod blob_files;
 pub mod catalog;
 mod changes;
+mod copies;
 pub mod error;
 mod fsutil;
 mod holds;

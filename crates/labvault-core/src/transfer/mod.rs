@@ -15,12 +15,13 @@
 //! `verify.rs` (the whole-vault check), `sql.rs` (the catalog rows they read and write) and
 //! `phases.rs` (the import benchmark's time budget, compiled only with `bench-phases`).
 
-mod copy;
 mod export;
 mod import;
 mod pack_writer;
 mod phases;
 mod sql;
+/// Inserting an item version, for the modules above that add one (a copy of a version).
+pub(crate) use sql::insert_version;
 mod verify;
 
 pub use export::EXPORT_GROUP_FILES;
@@ -285,10 +286,10 @@ impl<W: Write> Write for SinkWriter<'_, W> {
 }
 
 /// Removes a temp file on drop unless disarmed: nothing half-written survives an error path.
-pub(super) struct TempGuard(pub(super) Option<PathBuf>);
+pub(crate) struct TempGuard(pub(crate) Option<PathBuf>);
 
 impl TempGuard {
-    pub(super) fn disarm(&mut self) {
+    pub(crate) fn disarm(&mut self) {
         self.0 = None;
     }
 }
@@ -483,7 +484,7 @@ pub(super) struct Planned {
 }
 
 /// Creates `tmp/<id>.tmp` for a blob or pack being written, with the guard that removes it.
-pub(super) fn create_temp(dir: &Path, id: &str) -> Result<(File, PathBuf, TempGuard)> {
+pub(crate) fn create_temp(dir: &Path, id: &str) -> Result<(File, PathBuf, TempGuard)> {
     let tmp_path = dir.join(TMP_DIR).join(format!("{id}.tmp"));
     let (out, guard) = create_guarded(&tmp_path)?;
     Ok((out, tmp_path, guard))

@@ -120,7 +120,7 @@ pub(crate) fn current_version(
 /// Inserts one imported version: a new item, or a new version of the active item at `path`,
 /// marked for sync when `track` (a tenant is configured). Returns (item id, version).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn insert_version(
+pub(crate) fn insert_version(
     tx: &rusqlite::Transaction<'_>,
     project_id: &str,
     area: Area,

@@ -4,14 +4,13 @@
 //! under a fresh data key into a new blob, through the same steps as an import (temp file,
 //! fsync, rename into `blobs/`, catalog commit).
 
-use super::sql::insert_version;
-use super::{blob_err, create_temp};
 use crate::audit::Subject;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::layout::BLOBS_DIR;
 use crate::model::ItemInfo;
 use crate::names;
+use crate::transfer::{blob_err, create_temp, insert_version};
 use crate::vault::{ts_to_ms, Vault};
 use crate::view::ViewHandle;
 use labvault_crypto::{encrypt_blob, DataKey, DEFAULT_CHUNK_SIZE};
