@@ -74,6 +74,8 @@ pub struct Passes {
     board: Arc<Mutex<Board>>,
     per: HashMap<String, PerWatch>,
     cancel: Arc<AtomicBool>,
+    /// The active watches' folders at the last pass.
+    active: Vec<(String, PathBuf)>,
 }
 
 fn lock(b: &Mutex<Board>) -> std::sync::MutexGuard<'_, Board> {
@@ -98,18 +100,14 @@ impl Passes {
             board,
             per: HashMap::new(),
             cancel,
+            active: Vec::new(),
         }
     }
 
-    /// The folders of the active watches (for the runner's file-system notifications).
-    pub fn folders(&self) -> Result<Vec<(String, PathBuf)>, Error> {
-        Ok(self
-            .vault
-            .watches()?
-            .into_iter()
-            .filter(|w| !w.paused)
-            .map(|w| (w.id, w.folder))
-            .collect())
+    /// The folders of the active watches as the last pass saw them (for the runner's
+    /// file-system notifications; no second catalog query per tick).
+    pub fn folders(&self) -> Vec<(String, PathBuf)> {
+        self.active.clone()
     }
 
     /// Something changed under `path` (a file-system event): its watch scans at the next pass.
@@ -143,6 +141,11 @@ impl Passes {
     /// or its catalog cannot be read: the runner stops then.
     pub fn pass(&mut self, now_ms: u64) -> Result<PassReport, Error> {
         let watches = self.vault.watches()?;
+        self.active = watches
+            .iter()
+            .filter(|w| !w.paused)
+            .map(|w| (w.id.clone(), w.folder.clone()))
+            .collect();
         let ids: HashSet<String> = watches.iter().map(|w| w.id.clone()).collect();
         self.per.retain(|id, _| ids.contains(id));
         lock(&self.board).retain(&ids);

@@ -160,8 +160,8 @@ fn run(
             Err(e) => tracing::warn!(code = e.code().as_str(), "watch pass failed"),
         }
         // Keep notifications on exactly the active, readable folders.
-        if let (Some(n), Ok(folders)) = (notifier.as_mut(), passes.folders()) {
-            let want: HashMap<String, PathBuf> = folders.into_iter().collect();
+        if let Some(n) = notifier.as_mut() {
+            let want: HashMap<String, PathBuf> = passes.folders().into_iter().collect();
             registered.retain(|id, folder| {
                 let keep = want.get(id) == Some(folder) && folder.is_dir();
                 if !keep {
