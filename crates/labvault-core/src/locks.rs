@@ -39,6 +39,13 @@ pub(crate) struct OpenLock {
     path: PathBuf,
 }
 
+impl Drop for OpenLock {
+    /// Unlocks explicitly, for the reason given at [`WriterLock`]'s `drop`.
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
 impl OpenLock {
     /// Takes the shared lock: refused only while another process creates or upgrades the vault.
     pub(crate) fn shared(dir: &Path) -> Result<OpenLock> {
@@ -145,7 +152,50 @@ impl WriterLock {
 }
 
 impl Drop for WriterLock {
+    /// Unlocks explicitly rather than by closing: a child process forked by another thread
+    /// (any `Command` in this process) holds a copy of the descriptor until it execs, and a
+    /// `flock` lives as long as any copy. Closing alone would leave the vault "busy" for that
+    /// moment; `LOCK_UN` releases it for every copy at once.
     fn drop(&mut self) {
         let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note() -> WriterNote {
+        WriterNote {
+            pid: std::process::id(),
+            program: "test".into(),
+            operation: "data.import".into(),
+            since: "2026-12-07T00:00:00Z".into(),
+        }
+    }
+
+    /// A copy of the descriptor (what a child forked by another thread holds until it execs)
+    /// must not keep the vault busy once the writer is done.
+    #[test]
+    fn a_released_writer_lock_is_free_even_while_a_copy_of_its_descriptor_lives() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = WriterLock::try_acquire(tmp.path(), &note()).unwrap();
+        let inherited = first.file.try_clone().unwrap();
+        let e = WriterLock::try_acquire(tmp.path(), &note()).unwrap_err();
+        assert!(e.to_string().contains("process"), "{e}");
+        drop(first);
+        WriterLock::try_acquire(tmp.path(), &note()).expect("the writer lock is free again");
+        drop(inherited);
+    }
+
+    #[test]
+    fn a_closed_handle_does_not_block_creation_while_a_copy_of_its_descriptor_lives() {
+        let tmp = tempfile::tempdir().unwrap();
+        let open = OpenLock::shared(tmp.path()).unwrap();
+        let inherited = open.file.try_clone().unwrap();
+        drop(open);
+        OpenLock::exclusive(tmp.path()).expect("no handle has the vault open");
+        drop(inherited);
     }
 }

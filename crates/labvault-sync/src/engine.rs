@@ -138,7 +138,17 @@ pub struct SyncEngine {
     cfg: EngineConfig,
     random: Box<dyn Fn() -> u64 + Send + Sync>,
     progress: Box<dyn Fn(Progress) + Send + Sync>,
-    _lock: Option<File>,
+    lock: Option<File>,
+}
+
+impl Drop for SyncEngine {
+    /// Unlocks explicitly: a child forked by another thread holds a copy of the descriptor
+    /// until it execs, and closing alone would leave the next engine refused as "busy".
+    fn drop(&mut self) {
+        if let Some(f) = self.lock.take() {
+            let _ = f.unlock();
+        }
+    }
 }
 
 fn is_would_block(e: &std::io::Error) -> bool {
@@ -186,7 +196,7 @@ impl SyncEngine {
             cfg,
             random: Box::new(rand::random::<u64>),
             progress: Box::new(|_| {}),
-            _lock: Some(f),
+            lock: Some(f),
         })
     }
 
