@@ -398,6 +398,14 @@ mod flow {
         wait("the import", &|| {
             watch_ops::list(&s).unwrap()[0].imported == 1
         });
+        // Closing the window: hidden to the tray while a watch runs, if there is a tray.
+        assert!(!s.close_keeps_running(), "without a tray, closing quits");
+        s.tray_available
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            s.close_keeps_running(),
+            "a running watch keeps the app in the tray"
+        );
         let d = watch_ops::details(&s, &w.id).unwrap();
         assert_eq!(d.watch.state, "watching");
         assert_eq!(d.recent[0].source, "a.raw");
@@ -412,6 +420,10 @@ mod flow {
 
         ops::lock_vault(&s).unwrap();
         assert!(lock(&s.watches).is_none(), "locking stops the watches");
+        assert!(
+            !s.close_keeps_running(),
+            "nothing runs while locked: closing quits"
+        );
         assert_eq!(watch_ops::list(&s).unwrap_err().code, ErrorCode::Locked);
         std::fs::write(folder.join("b.raw"), b"frame two").unwrap();
         ops::unlock(&s, UnlockWith::Passphrase(PASS.into())).unwrap();
@@ -456,6 +468,10 @@ mod flow {
         wait("paused", &|| {
             watch_ops::list(&s).unwrap()[0].state == "paused"
         });
+        assert!(
+            !s.close_keeps_running(),
+            "every watch paused: closing quits"
+        );
         watch_ops::remove(&s, &w.id).unwrap();
         assert!(watch_ops::list(&s).unwrap().is_empty());
         ops::lock_vault(&s).unwrap();

@@ -17,6 +17,7 @@ pub mod preview;
 pub mod state;
 pub mod tenant_dto;
 pub mod tenant_ops;
+pub mod tray;
 pub mod watch_dto;
 pub mod watch_ops;
 
@@ -104,9 +105,15 @@ pub fn spawn_auto_lock<R: Runtime>(app: tauri::AppHandle<R>, shared: Arc<Shared>
         .expect("spawning the auto-lock thread");
 }
 
-/// Runs the desktop app until its last window closes.
+/// Runs the desktop app until its last window closes (or, while instrument folders are watched,
+/// until "Quit" in the tray).
 pub fn run() {
     with_commands(tauri::Builder::default())
+        // First: a second launch (say, while the window is closed to the tray) shows this one
+        // instead of opening the vault in a second process.
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            tray::show_main(app)
+        }))
         .plugin(tauri_plugin_dialog::init())
         .setup(|app| {
             let log_dir = app.path().app_log_dir().ok();
@@ -116,10 +123,21 @@ pub fn run() {
             let config = app.path().app_config_dir().ok();
             let shared = Arc::new(Shared::new(config.map(|d| d.join("settings.json"))));
             app.manage(AppState(shared.clone()));
-            spawn_auto_lock(app.handle().clone(), shared, Duration::from_secs(5));
+            spawn_auto_lock(app.handle().clone(), shared.clone(), Duration::from_secs(5));
+            tray::install(app, &shared);
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "LabVault started");
             create_main_window(app)?;
             Ok(())
+        })
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                let shared = window.state::<AppState>().0.clone();
+                if shared.close_keeps_running() {
+                    api.prevent_close();
+                    let _ = window.hide();
+                    tracing::info!("window closed to the tray: instrument folders keep running");
+                }
+            }
         })
         .run(tauri::generate_context!())
         .expect("LabVault could not start its window (is a graphical session available?)");

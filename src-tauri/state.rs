@@ -92,6 +92,8 @@ pub struct Shared {
     pub watches: Mutex<Option<labvault_watch::Runner>>,
     /// Sync's bandwidth limit, shared with the engine (a change applies to a running sync).
     pub rate_limit: Arc<labvault_sync::limiter::RateLimit>,
+    /// Whether the tray icon exists (closing the window may then hide it instead of quitting).
+    pub tray_available: AtomicBool,
 }
 
 /// Tauri-managed handle to [`Shared`].
@@ -144,6 +146,7 @@ impl Shared {
             rate_limit: labvault_sync::limiter::RateLimit::new(
                 settings_limit.map(|k| u64::from(k) * 1024),
             ),
+            tray_available: AtomicBool::new(false),
         }
     }
 
@@ -247,6 +250,22 @@ impl Shared {
             return;
         }
         *slot = Some(labvault_watch::Runner::start(vault.clone()));
+    }
+
+    /// Whether closing the window should hide it to the tray rather than quit: only while a
+    /// tray exists and instrument folders are being watched (they import only while the app
+    /// runs). Everything else stops with the window, as before.
+    pub fn close_keeps_running(&self) -> bool {
+        if !self.tray_available.load(Ordering::Relaxed) {
+            return false;
+        }
+        if !lock(&self.watches).as_ref().is_some_and(|r| r.is_running()) {
+            return false;
+        }
+        let Ok(v) = self.vault() else { return false };
+        v.watches()
+            .map(|w| w.iter().any(|w| !w.paused))
+            .unwrap_or(false)
     }
 
     /// Whether a vault is unlocked.

@@ -14,7 +14,8 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{tid, Cond, Harness, Session, LONG, SHORT};
@@ -50,8 +51,11 @@ const STEP_UP_WINDOW_SECS: i64 = 3;
 /// only on the tenant (its access comes from roles, not from a signed membership log).
 struct Lab {
     rt: tokio::runtime::Runtime,
-    server: Option<labvault_server::RunningServer>,
+    server: std::sync::Mutex<Option<labvault_server::RunningServer>>,
+    data: labvault_server::DataDir,
+    clock: Arc<ShiftedClock>,
     _dir: tempfile::TempDir,
+    port: u16,
     url: String,
     pin: String,
     totp_secret: Vec<u8>,
@@ -59,11 +63,37 @@ struct Lab {
     tenant_project: String,
 }
 
+/// A member who joined the lab long ago and has not been seen since (stale in the review).
+const STALE_MEMBER: &str = "old@lab.test";
+/// Ann, an Editor of the lab, who works on a second device through the `labvault` CLI.
+const ANN: &str = "ann@lab.test";
+
+/// The server's wall clock, shifted while the test sets up a member "200 days ago".
+#[derive(Default)]
+struct ShiftedClock(std::sync::atomic::AtomicI64);
+
+impl labvault_server::clock::Clock for ShiftedClock {
+    fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc()
+            + time::Duration::seconds(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+fn lab_config() -> labvault_server::Config {
+    // A step-up counts for 3 s here (minutes in production), so the sign-in's own MFA
+    // verification has lapsed when the test changes a role and the step-up prompt shows.
+    labvault_server::Config {
+        kdf: labvault_server::secrets::KdfParams::TEST,
+        step_up_window: STEP_UP_WINDOW_SECS,
+        ..labvault_server::Config::default()
+    }
+}
+
 impl Lab {
     fn start() -> Lab {
-        use labvault_server::secrets::{KdfParams, Secret};
+        use labvault_server::secrets::Secret;
         use labvault_server::{
-            create_tenant, open_state, server::self_signed, start, Config, DataDir, NewTenant,
+            create_tenant, open_state, server::self_signed, start, DataDir, NewTenant,
         };
         use labvault_wire::{
             AcceptInvitationRequest, InvitationRequest, LoginRequest, LoginResponse, PlanTier, Role,
@@ -75,19 +105,8 @@ impl Lab {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::create(dir.path()).unwrap();
-        // A step-up counts for 3 s here (minutes in production), so the sign-in's own MFA
-        // verification has lapsed when the test changes a role and the step-up prompt shows.
-        let cfg = Config {
-            kdf: KdfParams::TEST,
-            step_up_window: STEP_UP_WINDOW_SECS,
-            ..Config::default()
-        };
-        let state = open_state(
-            &data,
-            cfg,
-            std::sync::Arc::new(labvault_server::clock::SystemClock),
-        )
-        .unwrap();
+        let clock = Arc::new(ShiftedClock::default());
+        let state = open_state(&data, lab_config(), clock.clone()).unwrap();
         let (server, secret, codes, project) = rt.block_on(async {
             let server = start(
                 "127.0.0.1:0".parse().unwrap(),
@@ -114,6 +133,39 @@ impl Lab {
                 Default::default(),
             )
             .unwrap();
+            // A Viewer who joined 200 days ago and has not been active since.
+            clock
+                .0
+                .store(-200 * 86_400, std::sync::atomic::Ordering::SeqCst);
+            let LoginResponse::Ok(then) = api
+                .login(&LoginRequest {
+                    tenant: "lab".into(),
+                    email: "pi@lab.test".into(),
+                    password: LAB_PASSWORD.into(),
+                })
+                .await
+                .unwrap()
+            else {
+                panic!("no MFA yet")
+            };
+            let inv = api
+                .create_invitation(
+                    &then.access_token,
+                    &InvitationRequest {
+                        email: STALE_MEMBER.into(),
+                        role: Role::Viewer,
+                        expires_in_hours: None,
+                    },
+                )
+                .await
+                .unwrap();
+            api.accept_invitation(&AcceptInvitationRequest {
+                token: inv.token,
+                password: LAB_PASSWORD.into(),
+            })
+            .await
+            .unwrap();
+            clock.0.store(0, std::sync::atomic::Ordering::SeqCst);
             let login = LoginRequest {
                 tenant: "lab".into(),
                 email: "pi@lab.test".into(),
@@ -127,7 +179,7 @@ impl Lab {
                 .create_invitation(
                     &token,
                     &InvitationRequest {
-                        email: "ann@lab.test".into(),
+                        email: ANN.into(),
                         role: Role::Editor,
                         expires_in_hours: None,
                     },
@@ -154,8 +206,11 @@ impl Lab {
         });
         Lab {
             url: format!("https://127.0.0.1:{}", server.addr.port()),
+            port: server.addr.port(),
             pin: server.pin.clone(),
-            server: Some(server),
+            server: std::sync::Mutex::new(Some(server)),
+            data,
+            clock,
             rt,
             _dir: dir,
             totp_secret: secret,
@@ -214,11 +269,160 @@ impl Lab {
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
+impl Lab {
+    /// Takes the tenant off the network (the devices are offline until [`Lab::restart`]).
+    fn stop(&self) {
+        let running = self.server.lock().unwrap().take();
+        if let Some(s) = running {
             self.rt.block_on(s.stop());
         }
+    }
+
+    /// Brings the tenant back on the same address, certificate and data.
+    fn restart(&self) {
+        use labvault_server::{open_state, server::self_signed, start};
+        let state = open_state(&self.data, lab_config(), self.clock.clone()).unwrap();
+        let addr = format!("127.0.0.1:{}", self.port).parse().unwrap();
+        let server = self
+            .rt
+            .block_on(start(addr, self_signed(&self.data).unwrap(), state))
+            .unwrap();
+        assert_eq!(
+            server.pin, self.pin,
+            "the restarted tenant keeps its certificate"
+        );
+        *self.server.lock().unwrap() = Some(server);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Completes the step-up prompt when the tenant asks for one (a recent one may still count),
+/// then waits for `testid` to say `done`.
+fn step_up_if_asked(s: &Session, code: &str, testid: &str, done: &str) {
+    let deadline = Instant::now() + LONG;
+    loop {
+        let state = s.script(
+            "const up = document.querySelector('[data-testid=\"step-up-code\"]');
+             const el = document.querySelector(`[data-testid=\"${arguments[0]}\"]`);
+             if (up) return 'step-up';
+             return el && el.textContent.includes(arguments[1]) ? 'done' : 'waiting';",
+            json!([testid, done]),
+        );
+        match state.as_str() {
+            Some("done") => return,
+            Some("step-up") => {
+                s.type_into("step-up-code", code);
+                s.click("step-up-submit");
+                s.wait(testid, Cond::Text(done), LONG);
+                return;
+            }
+            _ if Instant::now() > deadline => s.fail(&format!(
+                "neither a step-up prompt nor `{done}` in {testid}"
+            )),
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// A second device: a vault of its own driven through the `labvault` binary, as a script would
+/// (secrets from the environment, its own HOME, tokens in the session keyring).
+struct Cli {
+    bin: PathBuf,
+    vault: PathBuf,
+    home: PathBuf,
+}
+
+impl Cli {
+    /// The CLI cargo built beside the app (`cargo test --workspace` builds it; built here when
+    /// this test runs alone).
+    fn bin() -> PathBuf {
+        let bin = Path::new(env!("CARGO_BIN_EXE_labvault-app")).with_file_name("labvault");
+        if !bin.exists() {
+            let st = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
+                .args(["build", "-p", "labvault-cli", "--bin", "labvault"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo build");
+            assert!(st.success(), "building the labvault CLI failed");
+        }
+        bin
+    }
+
+    fn new(dir: &Path) -> Cli {
+        let home = dir.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let c = Cli {
+            bin: Cli::bin(),
+            vault: dir.join("vault"),
+            home,
+        };
+        let o = c
+            .cmd()
+            .env("LABVAULT_NEW_PASSPHRASE", PASSPHRASE)
+            .env_remove("LABVAULT_PASSPHRASE")
+            .arg("init")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "labvault init: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        c
+    }
+
+    fn cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(&self.bin);
+        c.arg("--vault")
+            .arg(&self.vault)
+            .arg("--no-keyring")
+            .env("HOME", &self.home)
+            .env("USER", "ann")
+            .env("LABVAULT_KDF", "floor")
+            .env("LABVAULT_PASSPHRASE", PASSPHRASE)
+            .env(
+                "LABVAULT_KEYRING_SERVICE",
+                format!("org.labvault.e2e.ann.{}", std::process::id()),
+            )
+            .env("LABVAULT_TENANT_PASSWORD", LAB_PASSWORD)
+            .env_remove("LABVAULT_VAULT")
+            .stdin(std::process::Stdio::null());
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.cmd().args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "labvault {args:?} failed ({:?}): {}\n{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr),
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Every live item as (project, area/path, SHA-256).
+    fn listing(&self) -> Vec<(String, String, String)> {
+        let v: Vec<serde_json::Value> = serde_json::from_str(&self.ok(&["ls", "--json"])).unwrap();
+        v.iter()
+            .map(|i| {
+                (
+                    i["project"].as_str().unwrap_or_default().to_string(),
+                    format!(
+                        "{}/{}",
+                        i["area"].as_str().unwrap_or_default(),
+                        i["path"].as_str().unwrap_or_default()
+                    ),
+                    i["sha256"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
     }
 }
 
@@ -809,6 +1013,25 @@ fn scenario(
     s.click("step-up-submit");
     s.wait("team-notice", Cond::Text("set ann@lab.test"), LONG);
     s.wait_css(&ann_cell, Cond::Attr("data-role", "viewer"), LONG);
+    s.step("team: needs attention shows the stale member; revoke them");
+    s.click("team-attention-only");
+    let stale_row = format!("[data-testid=\"team-row\"][data-email=\"{STALE_MEMBER}\"]");
+    s.wait_css(&stale_row, Cond::Text("stale"), LONG);
+    if s.count_css(&format!("[data-testid=\"team-row\"][data-email=\"{ANN}\"]")) != 0 {
+        s.fail("Ann (active, no admin) does not need attention and is filtered out");
+    }
+    s.screenshot("17-team-needs-attention.png");
+    s.click_css(&format!("{stale_row} [data-testid=\"team-member\"]"));
+    s.click("team-member-remove");
+    s.click("team-member-remove-confirm");
+    step_up_if_asked(
+        s,
+        &lab.recovery_codes[2],
+        "team-notice",
+        "removed old@lab.test from the lab",
+    );
+    s.wait_css(&stale_row, Cond::Gone, LONG);
+    s.click("team-attention-only");
     s.step("team: sign the review off");
     s.click("team-sign-off");
     s.wait(
@@ -823,10 +1046,138 @@ fn scenario(
     if signed.len() != 1
         || signed[0].user != "pi@lab.test"
         || !signed[0].detail.contains("set ann@lab.test")
+        || !signed[0]
+            .detail
+            .contains("removed old@lab.test from the lab")
         || !signed[0].detail.contains("Quarterly review")
     {
         s.fail(&format!(
             "the tenant's audit trail should hold the sign-off: {signed:?}"
+        ));
+    }
+
+    // ---- A second device: Ann works in the same lab through the `labvault` CLI. The PI shares
+    // the project with her from the matrix; it arrives on her device; both edit the same file
+    // while the tenant is down; the conflict is resolved in the window and reaches Ann.
+    s.step("second device: Ann signs in through the CLI");
+    let sandbox = export_dir.parent().unwrap();
+    let ann = Cli::new(&sandbox.join("ann"));
+    ann.ok(&[
+        "remote", "add", &lab.url, "--pin", &lab.pin, "--tenant", "lab",
+    ]);
+    ann.ok(&["login", "--email", ANN]);
+    ann.ok(&["sync"]);
+    if ann.ok(&["project", "ls"]).contains(PROJECT) {
+        s.fail("the project reached Ann before it was shared with her");
+    }
+    s.step("team: share the project with Ann from the matrix");
+    let project_id = s.script(
+        "const c = Array.from(document.querySelectorAll(
+             `[data-testid=\"team-row\"][data-email=\"${arguments[0]}\"] [data-testid=\"team-cell\"]`))
+             .find(b => (b.getAttribute('aria-label') || '').includes(` on ${arguments[1]}:`));
+         return c ? c.getAttribute('data-project-id') : null;",
+        json!([ANN, PROJECT]),
+    );
+    let Some(project_id) = project_id.as_str() else {
+        s.fail(&format!("no cell for Ann on {PROJECT} in the matrix"));
+    };
+    let ann_on_project = format!(
+        "[data-testid=\"team-row\"][data-email=\"{ANN}\"] [data-testid=\"team-cell\"][data-project-id=\"{project_id}\"]"
+    );
+    s.wait_css(&ann_on_project, Cond::Attr("data-role", "none"), SHORT);
+    s.click_css(&ann_on_project);
+    s.wait("team-cell-role", Cond::Visible, SHORT);
+    choose(s, "team-cell-role", "editor");
+    s.click("team-cell-save");
+    step_up_if_asked(s, &lab.recovery_codes[3], "team-notice", "set ann@lab.test");
+    s.wait_css(&ann_on_project, Cond::Attr("data-role", "editor"), LONG);
+    s.step("second device: the shared project arrives");
+    ann.ok(&["sync"]);
+    let listing = ann.listing();
+    let csv_sha = common::sha256_file(csv);
+    if !listing
+        .iter()
+        .any(|(p, path, sha)| p == PROJECT && path == "uploads/sample.csv" && *sha == csv_sha)
+        || !listing
+            .iter()
+            .any(|(p, path, _)| p == PROJECT && path == "uploads/run-42.csv")
+    {
+        s.fail(&format!(
+            "Ann's device should hold the shared project: {listing:?}"
+        ));
+    }
+
+    s.step("offline on both devices: the same file changed twice");
+    lab.stop();
+    s.click("nav-sync");
+    s.click("sync-now");
+    s.wait("sync-reach", Cond::Text("Offline"), LONG);
+    let ours = b"t,od600\n0,0.11\n1,0.19\n2,0.33\n";
+    let theirs = b"t,od600\n0,0.11\n1,0.21\n";
+    std::fs::write(instrument.join("run-42.csv"), ours).unwrap();
+    s.click("nav-watches");
+    s.click("watch-open-spectro-1");
+    s.wait(
+        "watch-activity",
+        Cond::Text("imported as run-42.csv (version 2)"),
+        LONG,
+    );
+    let ann_src = sandbox.join("ann-src");
+    std::fs::create_dir_all(&ann_src).unwrap();
+    std::fs::write(ann_src.join("run-42.csv"), theirs).unwrap();
+    ann.ok(&[
+        "import",
+        "--project",
+        PROJECT,
+        ann_src.join("run-42.csv").to_str().unwrap(),
+    ]);
+
+    s.step("reconnect: the conflict shows and both versions are kept");
+    lab.restart();
+    ann.ok(&["sync"]);
+    s.click("nav-sync");
+    s.click("sync-now");
+    s.wait("sync-reach", Cond::Text("Online"), LONG);
+    let conflict = "[data-testid=\"sync-conflict\"][data-path=\"run-42.csv\"]";
+    s.wait_css(conflict, Cond::Present, LONG);
+    s.click_css(&format!("{conflict} [data-testid=\"sync-compare\"]"));
+    s.wait("sync-compare-other", Cond::Visible, SHORT);
+    s.screenshot("18-sync-conflict-compare.png");
+    s.click_css("[data-testid=\"sync-compare-dialog\"] .modal__close, [data-testid=\"sync-compare-dialog\"] button[aria-label=\"Close\"]");
+    s.click_css(&format!("{conflict} [data-testid=\"sync-keep-both\"]"));
+    s.wait("sync-keep-both-name", Cond::Visible, SHORT);
+    let other_name = s.script(
+        "return document.querySelector('[data-testid=\"sync-keep-both-name\"]').value;",
+        json!([]),
+    );
+    let other_name = other_name.as_str().unwrap_or_default().to_string();
+    s.click("sync-keep-both-submit");
+    s.wait_css(conflict, Cond::Gone, LONG);
+    s.click("sync-now");
+    s.wait_js(
+        "the resolution reached the tenant",
+        "const row = document.querySelector(`[data-testid=\"sync-projects\"] tr[data-project=\"${arguments[0]}\"]`);
+         return !!row && row.getAttribute('data-pending') === '0';",
+        json!([PROJECT]),
+        LONG,
+    );
+    ann.ok(&["sync"]);
+    let mut got: Vec<String> = ann
+        .listing()
+        .into_iter()
+        .filter(|(p, path, _)| {
+            p == PROJECT
+                && (path == "uploads/run-42.csv" || *path == format!("uploads/{other_name}"))
+        })
+        .map(|(_, _, sha)| sha)
+        .collect();
+    got.sort();
+    let mut want = vec![common::sha256_bytes(ours), common::sha256_bytes(theirs)];
+    want.sort();
+    if got != want {
+        s.fail(&format!(
+            "Ann should see both versions, as run-42.csv and {other_name}: {:?}",
+            ann.listing()
         ));
     }
 

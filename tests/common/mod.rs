@@ -244,6 +244,7 @@ impl Harness {
             .args(["--native-driver", WEBKIT_DRIVER])
             .env("DISPLAY", &display)
             .env("HOME", home)
+            .env("USER", home.file_name().unwrap_or_default())
             // XDG_DATA_HOME is unset so the common `~/.local/share` rule is what gets exercised.
             .env_remove("XDG_DATA_HOME")
             .env("XDG_CONFIG_HOME", sandbox.join("config"))
@@ -679,4 +680,21 @@ pub fn write_png(path: &Path) {
         "convert failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// SHA-256 of `bytes`, hex (as `sha256sum` prints it).
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run sha256sum");
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }

@@ -73,13 +73,30 @@ impl Default for VaultOptions {
     }
 }
 
-/// The OS user name (`$USER`, `$LOGNAME`), or `unknown`.
+/// The OS user name (`$USER`, `$LOGNAME`, else this process's uid looked up in `/etc/passwd`,
+/// as services and containers often set neither), or `unknown`.
 pub fn os_user_name() -> String {
     ["USER", "LOGNAME"]
         .iter()
         .filter_map(|v| std::env::var(v).ok())
         .find(|s| !s.is_empty())
+        .or_else(passwd_name)
         .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn passwd_name() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 2 && f[2] == uid && !f[0].is_empty()).then(|| f[0].to_string())
+    })
 }
 
 /// How to unlock a vault.
@@ -745,5 +762,19 @@ impl WriteOp<'_> {
     /// After a sweep removed every orphan: the marker's promise is kept again.
     pub(crate) fn blobs_settled(&mut self) {
         self.slot.blobs_left_unsettled = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Without `$USER` (services, containers) the actor is still the account's name.
+    #[test]
+    fn the_account_name_comes_from_passwd_when_the_environment_has_none() {
+        let out = std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap();
+        let want = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        assert_eq!(super::passwd_name().as_deref(), Some(want.as_str()));
     }
 }

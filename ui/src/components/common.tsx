@@ -38,11 +38,14 @@ export function Modal({
   onClose,
   children,
   testId,
+  wide = false,
 }: {
   title: string;
   onClose: () => void;
   children: ReactNode;
   testId?: string;
+  /** For side-by-side content (comparing two versions). */
+  wide?: boolean;
 }) {
   const ref = useRef<HTMLDialogElement>(null);
   const titleId = useId();
@@ -60,7 +63,7 @@ export function Modal({
   return (
     <dialog
       ref={ref}
-      className="modal"
+      className={wide ? "modal modal--wide" : "modal"}
       aria-labelledby={titleId}
       data-testid={testId}
       onCancel={(e) => {

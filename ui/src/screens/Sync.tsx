@@ -594,7 +594,7 @@ function Conflicts({ conflicts, onResolved, onError }: { conflicts: SyncConflict
         ))}
       </ul>
       {compare ? (
-        <Modal title={`${compare.c.path}: the two versions`} onClose={() => setCompare(null)} testId="sync-compare-dialog">
+        <Modal title={`${compare.c.path}: the two versions`} onClose={() => setCompare(null)} testId="sync-compare-dialog" wide>
           <div className="compare">
             <div className="compare__side" data-testid="sync-compare-head">
               <h3 className="card__subtitle">Current (v{compare.c.head})</h3>

@@ -412,7 +412,7 @@ function Matrix({
     overscan: 8,
     initialRect: { width: 900, height: 480 },
   });
-  const columns = `minmax(240px, 280px) repeat(${projects.length}, 132px)`;
+  const columns = `minmax(300px, 340px) repeat(${projects.length}, 132px)`;
   return (
     <div ref={scrollRef} className="matrix" role="grid" aria-label="Members by project" aria-rowcount={rows.length + 1} data-testid="team-matrix" tabIndex={0}>
       <div className="matrix__row matrix__row--head" role="row" style={{ gridTemplateColumns: columns }}>
@@ -444,7 +444,7 @@ function Matrix({
                 <button type="button" className="link-button" data-testid="team-member" onClick={() => onMember(m)}>
                   {m.email}
                 </button>
-                <span className="small muted">
+                <span className="small muted matrix__meta">
                   {" "}
                   {humanize(m.tenantRole)} · {m.lastActiveAt ? `active ${formatDate(m.lastActiveAt)}` : "never active"}
                   {m.mfaEnrolled ? " · MFA" : ""}

@@ -54,7 +54,7 @@ export function WatchesScreen() {
           <h1 className="page__title">Instrument folders</h1>
           <p className="muted">
             Files your instruments write into these folders are imported once complete, each exactly once, and sync with your lab later. Watches run while the vault is
-            unlocked.
+            unlocked; closing the window keeps them running in the tray (Quit from the tray icon stops them).
           </p>
         </div>
         <div className="toolbar">
