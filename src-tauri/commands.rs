@@ -957,13 +957,14 @@ pub async fn account_change_password(
 }
 
 /// How a project is shared: members and roles from the verified membership log, the key
-/// epoch, the offline lease, and why it is locked here if it is (no network).
+/// epoch, the offline lease, and why it is locked here if it is; members' emails when the
+/// tenant answers within 3 s.
 #[tauri::command]
-pub fn project_sharing(
+pub async fn project_sharing(
     state: State<'_, AppState>,
     project: String,
 ) -> Result<ProjectSharing, CommandError> {
-    tenant_ops::project_sharing(&state.0, &project)
+    tenant_ops::project_sharing(&state.0, &project).await
 }
 
 /// A page of the lab's own audit log, newest first (Owners and Admins; same filters as the

@@ -506,6 +506,9 @@ pub struct AccountInfo {
 pub struct SharedMember {
     /// Account id.
     pub user_id: String,
+    /// Their email, as the tenant names the account (absent while offline: the log itself
+    /// holds ids and keys only).
+    pub email: Option<String>,
     /// Role in the project.
     pub role: String,
     /// Safety number of their identity key (compare it out of band).

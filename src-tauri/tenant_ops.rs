@@ -245,7 +245,56 @@ pub async fn change_password(
 }
 
 /// `project_sharing`: members, key epoch and lock state of a project (no network).
-pub fn project_sharing(s: &Shared, project: &str) -> Result<ProjectSharing, CommandError> {
+pub async fn project_sharing(s: &Shared, project: &str) -> Result<ProjectSharing, CommandError> {
+    let mut sharing = verified_sharing(s, project)?;
+    if sharing.shared {
+        let v = s.vault()?;
+        // Best effort and brief: the panel shows ids when the tenant cannot be asked.
+        if let Ok(sess) = session(s, &v) {
+            let names = tokio::time::timeout(
+                std::time::Duration::from_secs(3),
+                member_emails(&sess, &sharing.members),
+            )
+            .await
+            .unwrap_or_default();
+            for m in &mut sharing.members {
+                m.email = names.get(&m.user_id).cloned();
+            }
+        }
+    }
+    Ok(sharing)
+}
+
+/// The emails of `members` by user id, as the tenant lists their identities.
+async fn member_emails(
+    sess: &Session,
+    members: &[SharedMember],
+) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    for m in members {
+        let q = labvault_wire::IdentityQuery {
+            email: None,
+            user_id: Some(m.user_id.clone()),
+        };
+        let found = sess
+            .call(|t| {
+                let (api, q) = (sess.client().clone(), q.clone());
+                async move { api.find_identity(&t, &q).await }
+            })
+            .await;
+        match found {
+            Ok(i) if i.user_id == m.user_id => {
+                out.insert(m.user_id.clone(), i.email);
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// What this device verified of a project's sharing (no network).
+fn verified_sharing(s: &Shared, project: &str) -> Result<ProjectSharing, CommandError> {
     s.with_vault(|v| {
         let p = v.project(project)?;
         let locked = v.sync_project_locked(&p.id)?;
@@ -281,6 +330,7 @@ pub fn project_sharing(s: &Shared, project: &str) -> Result<ProjectSharing, Comm
                     .into_iter()
                     .map(|x| SharedMember {
                         you: me.as_deref() == Some(x.user_id.as_str()),
+                        email: None,
                         user_id: x.user_id,
                         role: x.role.to_string(),
                         safety_number: x.safety_number,

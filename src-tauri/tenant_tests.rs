@@ -379,10 +379,15 @@ async fn a_pi_connects_signs_in_with_mfa_syncs_reviews_access_and_steps_up_for_a
     assert_eq!(sn.split(' ').count(), 6, "{sn}");
     // The Sync screen's "Members and keys" of the synced project, read from the log verified
     // on this device: the PI alone, the same safety number, key epoch 1, readable.
-    let sh = t::project_sharing(&s, "plankton-2026").unwrap();
+    let sh = t::project_sharing(&s, "plankton-2026").await.unwrap();
     assert!(sh.shared && sh.epoch == 1 && sh.locked.is_none(), "{sh:?}");
     assert_eq!(sh.members.len(), 1);
     assert!(sh.members[0].you && sh.members[0].role == "owner");
+    assert_eq!(
+        sh.members[0].email.as_deref(),
+        Some("pi@lab.test"),
+        "members are named by the tenant"
+    );
     assert_eq!(sh.members[0].safety_number, sn);
     assert!(sh.log_length >= 1 && sh.last_contact_at.is_some(), "{sh:?}");
     assert!(team
@@ -534,6 +539,12 @@ async fn a_pi_connects_signs_in_with_mfa_syncs_reviews_access_and_steps_up_for_a
     let e = t::team_view(&s, None).await.unwrap_err();
     assert_eq!(e.code, TenantCode::NotSignedIn, "{e}");
     assert!(!t::sync_status(&s).unwrap().is_empty());
+    // Signed out (or offline), the verified log still shows the members, by id.
+    let sh = t::project_sharing(&s, "plankton-2026").await.unwrap();
+    assert!(
+        sh.shared && sh.members.len() == 1 && sh.members[0].email.is_none(),
+        "{sh:?}"
+    );
     lab.server.stop().await;
 }
 
@@ -603,13 +614,13 @@ async fn a_member_sees_only_their_own_access_and_cannot_change_roles() {
 
     // A project only on this vault is not shared, and readable.
     ops::project_create(&s, "notes").unwrap();
-    let sh = t::project_sharing(&s, "notes").unwrap();
+    let sh = t::project_sharing(&s, "notes").await.unwrap();
     assert!(
         !sh.shared && sh.members.is_empty() && sh.locked.is_none(),
         "{sh:?}"
     );
     assert_eq!(
-        t::project_sharing(&s, "no-such").unwrap_err().code,
+        t::project_sharing(&s, "no-such").await.unwrap_err().code,
         labvault_sync::Code::Vault(ErrorCode::NotFound)
     );
 

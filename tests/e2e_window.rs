@@ -335,6 +335,7 @@ struct Cli {
     bin: PathBuf,
     vault: PathBuf,
     home: PathBuf,
+    user: &'static str,
 }
 
 impl Cli {
@@ -353,13 +354,15 @@ impl Cli {
         bin
     }
 
-    fn new(dir: &Path) -> Cli {
+    /// A device of the OS account `user` with its vault under `dir`.
+    fn new(dir: &Path, user: &'static str) -> Cli {
         let home = dir.join("home");
         std::fs::create_dir_all(&home).unwrap();
         let c = Cli {
             bin: Cli::bin(),
             vault: dir.join("vault"),
             home,
+            user,
         };
         let o = c
             .cmd()
@@ -382,12 +385,12 @@ impl Cli {
             .arg(&self.vault)
             .arg("--no-keyring")
             .env("HOME", &self.home)
-            .env("USER", "ann")
+            .env("USER", self.user)
             .env("LABVAULT_KDF", "floor")
             .env("LABVAULT_PASSPHRASE", PASSPHRASE)
             .env(
                 "LABVAULT_KEYRING_SERVICE",
-                format!("org.labvault.e2e.ann.{}", std::process::id()),
+                format!("org.labvault.e2e.{}.{}", self.user, std::process::id()),
             )
             .env("LABVAULT_TENANT_PASSWORD", LAB_PASSWORD)
             .env_remove("LABVAULT_VAULT")
@@ -1061,7 +1064,7 @@ fn scenario(
     // while the tenant is down; the conflict is resolved in the window and reaches Ann.
     s.step("second device: Ann signs in through the CLI");
     let sandbox = export_dir.parent().unwrap();
-    let ann = Cli::new(&sandbox.join("ann"));
+    let ann = Cli::new(&sandbox.join("ann"), "ann");
     ann.ok(&[
         "remote", "add", &lab.url, "--pin", &lab.pin, "--tenant", "lab",
     ]);
@@ -1180,6 +1183,55 @@ fn scenario(
             ann.listing()
         ));
     }
+
+    // ---- The PI's laptop: a new device of the same account, approved from the window by its
+    // pairing code, then syncs the project (its key was sealed to the laptop on approval).
+    s.step("devices: approve the PI's laptop by its pairing code");
+    let laptop = Cli::new(&sandbox.join("laptop"), "pi");
+    laptop.ok(&[
+        "remote", "add", &lab.url, "--pin", &lab.pin, "--tenant", "lab",
+    ]);
+    laptop.ok(&[
+        "login",
+        "--email",
+        "pi@lab.test",
+        "--totp",
+        &lab.recovery_codes[4],
+    ]);
+    let code = laptop
+        .ok(&["device", "pair"])
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("pairing code: ")
+                .map(|c| c.trim().to_string())
+        })
+        .expect("`device pair` shows the code");
+    s.click("nav-sync");
+    s.type_into("sync-pair-code", &code);
+    s.click("sync-pair-approve");
+    s.wait("sync-notice", Cond::Text("Approved"), LONG);
+    s.wait_css(
+        "[data-testid=\"sync-devices\"] tbody tr",
+        Cond::Count(2),
+        LONG,
+    );
+    s.screenshot("19-sync-devices.png");
+    laptop.ok(&["sync"]);
+    if !laptop
+        .listing()
+        .iter()
+        .any(|(p, path, sha)| p == PROJECT && path == "uploads/sample.csv" && *sha == csv_sha)
+    {
+        s.fail(&format!(
+            "the approved laptop should hold the project: {:?}",
+            laptop.listing()
+        ));
+    }
+    s.step("sync: the shared project's members and key epoch");
+    s.click(&format!("sync-sharing-{PROJECT}"));
+    s.wait("sync-members", Cond::Text("ann@lab.test"), LONG);
+    s.wait("sync-epoch", Cond::Visible, SHORT);
+    s.screenshot("20-sync-sharing.png");
 
     // ---- Locking clears everything sensitive from the UI.
     s.step("lock clears the UI");

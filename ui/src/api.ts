@@ -370,7 +370,7 @@ export const accountMfaConfirm = (code: string) =>
 export const accountChangePassword = (currentPassword: string, newPassword: string) =>
   call<number>("account_change_password", { currentPassword, newPassword });
 
-/** How a project is shared: members and roles from the verified membership log, the key epoch, the offline lease, and why it is locked here if it is (no network). */
+/** How a project is shared: members and roles from the verified membership log, the key epoch, the offline lease, and why it is locked here if it is; members' emails when the tenant answers within 3 s. */
 export const projectSharing = (project: string) =>
   call<ProjectSharing>("project_sharing", { project });
 

@@ -9,6 +9,11 @@ export type SharedMember = {
  */
 userId: string, 
 /**
+ * Their email, as the tenant names the account (absent while offline: the log itself
+ * holds ids and keys only).
+ */
+email: string | null, 
+/**
  * Role in the project.
  */
 role: string, 

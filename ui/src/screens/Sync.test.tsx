@@ -191,8 +191,8 @@ describe("SyncScreen", () => {
           shared: true,
           epoch: 3,
           members: [
-            { userId: "u-pi", role: "owner", safetyNumber: "11111 22222 33333 44444 55555 66666", you: true },
-            { userId: "u-ann", role: "editor", safetyNumber: "77777 88888 99999 00000 12345 67890", you: false },
+            { userId: "u-pi", email: "pi@lab.test", role: "owner", safetyNumber: "11111 22222 33333 44444 55555 66666", you: true },
+            { userId: "u-ann", email: null, role: "editor", safetyNumber: "77777 88888 99999 00000 12345 67890", you: false },
           ],
           rotationOwed: true,
           logLength: 5,
@@ -218,7 +218,9 @@ describe("SyncScreen", () => {
     expect(screen.getByTestId("sync-epoch").textContent).toContain("3");
     expect(panel.textContent).toContain("Owed");
     const members = screen.getByTestId("sync-members");
-    expect(members.textContent).toContain("u-pi (you)");
+    // Named by email when the tenant answered; by account id otherwise.
+    expect(members.textContent).toContain("pi@lab.test (you)");
+    expect(members.textContent).toContain("u-ann");
     expect(members.textContent).toContain("77777 88888");
   });
 

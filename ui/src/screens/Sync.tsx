@@ -501,8 +501,8 @@ function Sharing({ projectId, onError }: { projectId: string; onError: (e: AppEr
             <tbody>
               {sh.members.map((m) => (
                 <tr key={m.userId}>
-                  <td className="mono small">
-                    {m.userId}
+                  <td className={m.email ? undefined : "mono small"} title={m.userId}>
+                    {m.email ?? m.userId}
                     {m.you ? <strong> (you)</strong> : null}
                   </td>
                   <td>{humanize(m.role)}</td>
@@ -710,7 +710,7 @@ function Devices({ status, onError, onNotice }: { status: TenantStatus; onError:
             <input id="sync-pair-code" data-testid="sync-pair-code" value={code} onChange={(e) => setCode(e.target.value)} spellCheck={false} />
           </Field>
           <div className="form__actions">
-            <button type="submit" className="button" disabled={!code.trim()}>
+            <button type="submit" className="button" data-testid="sync-pair-approve" disabled={!code.trim()}>
               Approve
             </button>
           </div>
