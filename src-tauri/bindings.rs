@@ -186,6 +186,7 @@ fn type_files() -> Vec<(String, String)> {
         ts_rs_file::<ImportResult>(&cfg),
         ts_rs_file::<ExportFailureDto>(&cfg),
         ts_rs_file::<ExportResult>(&cfg),
+        ts_rs_file::<BundleResult>(&cfg),
         ts_rs_file::<VerifyProblem>(&cfg),
         ts_rs_file::<VerifyResult>(&cfg),
         ts_rs_file::<StatRow>(&cfg),

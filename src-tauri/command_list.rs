@@ -32,6 +32,7 @@ macro_rules! app_commands {
             import_paths,
             export_item,
             export_area,
+            project_export_bundle,
             vault_verify,
             operation_cancel,
             audit_page,

@@ -372,6 +372,20 @@ pub async fn export_item(
     .await
 }
 
+/// Exports a whole project as a self-describing bundle (a new directory, or a `.tar`): every
+/// file, its manifest with hashes and retention, and the project's audit trail.
+#[tauri::command]
+pub async fn project_export_bundle(
+    state: State<'_, AppState>,
+    project: String,
+    dest: String,
+    op_id: String,
+    on_progress: Channel<Progress>,
+) -> Result<BundleResult, CommandError> {
+    let s = shared(&state);
+    blocking(move || ops::export_bundle(&s, &project, &dest, &op_id, sink(on_progress))).await
+}
+
 /// Exports a whole area into a directory (logical folders recreated).
 #[tauri::command]
 #[allow(clippy::too_many_arguments)]

@@ -370,6 +370,25 @@ pub struct ExportResult {
     pub failed: Vec<ExportFailureDto>,
 }
 
+/// What a project bundle export wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct BundleResult {
+    /// The bundle (directory or `.tar`).
+    pub path: String,
+    /// Files in it.
+    #[ts(type = "number")]
+    pub files: u64,
+    /// Their bytes.
+    #[ts(type = "number")]
+    pub bytes: u64,
+    /// Audit events of the project in it.
+    #[ts(type = "number")]
+    pub audit_events: u64,
+    /// SHA-256 of its `bundle.json`, as recorded in the export's audit event.
+    pub bundle_digest: String,
+}
+
 /// An item an area export could not write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]

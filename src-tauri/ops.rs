@@ -660,6 +660,39 @@ pub fn export_area(
     logged("export_area", r)
 }
 
+/// `project_export_bundle`: the whole project as a bundle at `dest` (a new directory, or a
+/// `.tar` file), with progress; cancelling leaves nothing at `dest`.
+pub fn export_bundle(
+    s: &Arc<Shared>,
+    project: &str,
+    dest: &str,
+    op_id: &str,
+    sink: Sink,
+) -> Result<BundleResult, CommandError> {
+    let dest = Path::new(dest.trim());
+    if !dest.is_absolute() {
+        return Err(err(
+            ErrorCode::InvalidArgument,
+            "The bundle needs an absolute path.",
+        ));
+    }
+    let op = s.start_op(op_id)?;
+    let rep = Reporter::new(s, &op, sink);
+    let r = s.with_vault(|v| {
+        let b = v.export_project_bundle(project, dest, &mut |p| rep.transfer(p), &op.cancel)?;
+        Ok(BundleResult {
+            path: b.path.display().to_string(),
+            files: b.files,
+            bytes: b.bytes,
+            audit_events: b.audit_events,
+            bundle_digest: b.bundle_digest,
+        })
+    });
+    let n = r.as_ref().map(|x| x.files).ok();
+    rep.finish(&r, n);
+    logged("project_export_bundle", r)
+}
+
 /// `vault_verify`.
 pub fn verify(s: &Arc<Shared>, op_id: &str, sink: Sink) -> Result<VerifyResult, CommandError> {
     let op = s.start_op(op_id)?;

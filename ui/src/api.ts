@@ -13,6 +13,7 @@ import type {
   AuditFilter,
   AuditPage,
   AuditVerifyResult,
+  BundleResult,
   CreateResult,
   ExportResult,
   Hold,
@@ -157,6 +158,10 @@ export const importPaths = (project: string, area: Area, paths: string[], destPr
 /** Exports one item into a directory. An existing file without `overwrite`: `already_exists`. */
 export const exportItem = (itemId: string, destDir: string, overwrite: boolean, opId: string, onProgress: (p: Progress) => void) =>
   call<ExportResult>("export_item", { itemId, destDir, overwrite, opId, onProgress: progressChannel(onProgress) });
+
+/** Exports a whole project as a self-describing bundle (a new directory, or a `.tar`): every file, its manifest with hashes and retention, and the project's audit trail. */
+export const projectExportBundle = (project: string, dest: string, opId: string, onProgress: (p: Progress) => void) =>
+  call<BundleResult>("project_export_bundle", { project, dest, opId, onProgress: progressChannel(onProgress) });
 
 /** Exports a whole area into a directory (logical folders recreated). */
 export const exportArea = (project: string, area: Area, destDir: string, overwrite: boolean | null, opId: string, onProgress: (p: Progress) => void) =>

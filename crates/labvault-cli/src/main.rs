@@ -5,6 +5,7 @@
 //! variant to [`Command`] and one arm to [`dispatch`].
 
 mod audit_cmd;
+mod bundle_cmd;
 mod commands;
 mod ctx;
 mod exit;
@@ -56,6 +57,11 @@ enum Command {
     Ls(commands::LsArgs),
     /// Export an item (or a whole area) to a directory.
     Export(commands::ExportArgs),
+    /// Export a whole project as a self-describing bundle (directory or .tar): every file, a
+    /// manifest with hashes and retention, and the project's audit trail.
+    ExportProject(bundle_cmd::ExportProjectArgs),
+    /// Check a bundle offline (no vault needed): every file's hash and the audit chain.
+    VerifyBundle(bundle_cmd::VerifyBundleArgs),
     /// Rename an item or move it to another area.
     Mv(commands::MvArgs),
     /// Soft-delete items (restorable).
@@ -111,6 +117,8 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Import(a) => commands::import(ctx, a),
         Command::Ls(a) => commands::ls(ctx, a),
         Command::Export(a) => commands::export(ctx, a),
+        Command::ExportProject(a) => bundle_cmd::export_project(ctx, a),
+        Command::VerifyBundle(a) => bundle_cmd::verify_bundle(a),
         Command::Mv(a) => commands::mv(ctx, a),
         Command::Rm(a) => commands::rm(ctx, a),
         Command::Restore(a) => commands::restore(ctx, a),

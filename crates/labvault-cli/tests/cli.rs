@@ -764,3 +764,219 @@ fn a_killed_watch_run_imports_every_file_exactly_once_after_restart() {
         .count();
     assert_eq!(watched, n + 1, "one audit event per file, naming the watch");
 }
+
+/// Bytes of the tar `bundle` with one byte of `member`'s content flipped (ustar: the name is at
+/// the start of a 512-byte header, the content in the blocks after it).
+fn flip_in_tar(bundle: &Path, member: &str) {
+    let mut b = fs::read(bundle).unwrap();
+    let mut off = 0;
+    while off + 512 <= b.len() {
+        let name = String::from_utf8_lossy(&b[off..off + 100])
+            .trim_end_matches('\0')
+            .to_string();
+        let size = u64::from_str_radix(
+            String::from_utf8_lossy(&b[off + 124..off + 135]).trim_matches(['\0', ' ']),
+            8,
+        )
+        .unwrap_or(0) as usize;
+        if name == member {
+            b[off + 512] ^= 0x01;
+            fs::write(bundle, b).unwrap();
+            return;
+        }
+        off += 512 + size.div_ceil(512) * 512;
+    }
+    panic!("{member} is not in {}", bundle.display());
+}
+
+fn verify_bundle(env: &Env, bundle: &Path) -> (i32, String) {
+    let o = env.run(&["verify-bundle", bundle.to_str().unwrap()]);
+    (
+        code(&o),
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o)),
+    )
+}
+
+#[test]
+fn a_project_bundle_verifies_offline_names_every_change_and_reimports_identically() {
+    let env = Env::new();
+    env.init();
+    env.ok(&["project", "create", "Plankton"]);
+    let src = env.root.join("run-7");
+    write(&src.join("od600.csv"), b"t,od\n0,0.1\n1,0.2\n");
+    write(
+        &src.join("plots/growth \"final\", v2.png"),
+        &[0x89, b'P', b'N', b'G', 1, 2, 3],
+    );
+    write(
+        &src.join("-rm -rf=1.txt"),
+        b"a name that looks like an option and a formula",
+    );
+    write(&src.join("big.bin"), &vec![0x5au8; 3 << 20]);
+    env.ok(&["import", "-p", "Plankton", src.to_str().unwrap()]);
+    let od_id = ls_json(&env, &[])
+        .iter()
+        .find(|i| i["path"] == "run-7/od600.csv")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.ok(&["hold", "set", "--item", &od_id, "--reason", "audit 2026"]);
+
+    // A directory bundle and a .tar bundle, both verified without the vault.
+    let dir = env.root.join("bundle");
+    let tar = env.root.join("bundle.tar");
+    let out = env.ok(&["export-project", "Plankton", dir.to_str().unwrap()]);
+    assert!(out.contains("4 file(s)"), "{out}");
+    env.ok(&["export-project", "Plankton", tar.to_str().unwrap()]);
+    for b in [&dir, &tar] {
+        let (c, out) = verify_bundle(&env, b);
+        assert_eq!(c, 0, "{out}");
+        assert!(
+            out.contains("4 file(s)") && out.contains("0 problem(s)"),
+            "{out}"
+        );
+    }
+    let o = env.run(&["export-project", "Plankton", dir.to_str().unwrap()]);
+    assert_ne!(code(&o), 0, "an existing bundle is never overwritten");
+
+    // The manifest: hashes, retention and the hold; the CSV has the same rows, names quoted.
+    let manifest: Vec<serde_json::Value> =
+        serde_json::from_slice(&fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest.len(), 4);
+    let od = manifest
+        .iter()
+        .find(|e| e["path"] == "run-7/od600.csv")
+        .unwrap();
+    assert_eq!(od["on_hold"], true);
+    assert_eq!(od["retention_period"], "7y");
+    assert_eq!(od["data_type"], "research_data");
+    let csv = fs::read_to_string(dir.join("manifest.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5);
+    assert!(
+        csv.contains("\"run-7/plots/growth \"\"final\"\", v2.png\""),
+        "{csv}"
+    );
+    // Every event of the project, and the export itself recorded with the bundle's digest.
+    let audit = fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    assert!(audit.lines().count() >= 5, "{audit}");
+    assert!(audit.contains("\"action\":\"retention.hold\""), "{audit}");
+    let digest = fs::read(dir.join("bundle.json")).unwrap();
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(digest))
+    };
+    let ev = env.ok(&["audit", "ls", "--action", "data.export", "--json"]);
+    assert!(ev.contains(&format!("bundle_digest={digest}")), "{ev}");
+
+    // Re-imported into a fresh vault: the same paths and hashes.
+    let fresh = Env::new();
+    fresh.init();
+    fresh.ok(&["project", "create", "Plankton"]);
+    fresh.ok(&[
+        "import",
+        "-p",
+        "Plankton",
+        dir.join("files/uploads/run-7").to_str().unwrap(),
+    ]);
+    let mut a: Vec<(String, String)> = ls_json(&env, &[])
+        .iter()
+        .map(|i| {
+            (
+                i["path"].as_str().unwrap().into(),
+                i["sha256"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let mut b: Vec<(String, String)> = ls_json(&fresh, &[])
+        .iter()
+        .map(|i| {
+            (
+                i["path"].as_str().unwrap().into(),
+                i["sha256"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+
+    // A changed file, a removed file, an added file and an edited audit line: each named.
+    let csv_file = dir.join("files/uploads/run-7/od600.csv");
+    fs::write(&csv_file, b"t,od\n0,0.1\n1,0.9\n").unwrap();
+    fs::remove_file(dir.join("files/uploads/run-7/big.bin")).unwrap();
+    write(&dir.join("files/uploads/run-7/extra.txt"), b"slipped in");
+    let edited = audit.replacen("\"result\":\"success\"", "\"result\":\"failure\"", 1);
+    fs::write(dir.join("audit.jsonl"), edited).unwrap();
+    let (c, out) = verify_bundle(&env, &dir);
+    assert_eq!(c, 15, "tampered: {out}");
+    assert!(
+        out.contains("modified: files/uploads/run-7/od600.csv"),
+        "{out}"
+    );
+    assert!(
+        out.contains("missing: files/uploads/run-7/big.bin"),
+        "{out}"
+    );
+    assert!(
+        out.contains("unexpected: files/uploads/run-7/extra.txt"),
+        "{out}"
+    );
+    assert!(
+        out.contains("audit: audit.jsonl:1") && out.contains("edited"),
+        "{out}"
+    );
+    assert!(out.contains("modified: audit.jsonl"), "{out}");
+
+    // One flipped byte inside the .tar.
+    flip_in_tar(&tar, "files/uploads/run-7/big.bin");
+    let (c, out) = verify_bundle(&env, &tar);
+    assert_eq!(c, 15, "{out}");
+    assert!(
+        out.contains("modified: files/uploads/run-7/big.bin"),
+        "{out}"
+    );
+
+    // Not a bundle: a clear error, not a crash.
+    let o = env.run(&["verify-bundle", src.to_str().unwrap()]);
+    assert_ne!(code(&o), 0);
+    assert!(
+        stderr(&o).contains("not a LabVault bundle"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_bundle_that_fails_half_way_leaves_nothing_that_looks_complete() {
+    let env = Env::new();
+    env.init();
+    env.ok(&["project", "create", "Lab"]);
+    let src = env.root.join("in");
+    write(&src.join("a.dat"), &vec![1u8; 200_000]);
+    write(&src.join("b.dat"), &vec![2u8; 200_000]);
+    env.ok(&["import", "-p", "Lab", src.to_str().unwrap()]);
+    // Damage one blob: the export stops, names it, and leaves no bundle and no partial tree.
+    let blobs: Vec<PathBuf> = fs::read_dir(env.vault.join("blobs"))
+        .unwrap()
+        .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    let mut b = fs::read(&blobs[0]).unwrap();
+    let n = b.len();
+    b[n / 2] ^= 0x40;
+    fs::write(&blobs[0], b).unwrap();
+    let out_dir = env.root.join("exports");
+    fs::create_dir(&out_dir).unwrap();
+    for name in ["lab-bundle", "lab-bundle.tar"] {
+        let o = env.run(&[
+            "export-project",
+            "Lab",
+            out_dir.join(name).to_str().unwrap(),
+        ]);
+        assert_eq!(code(&o), 15, "{}", stderr(&o));
+        assert!(stderr(&o).contains("uploads/in/"), "{}", stderr(&o));
+        let left: Vec<_> = fs::read_dir(&out_dir).unwrap().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}

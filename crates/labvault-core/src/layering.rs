@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
         "fsutil",
         "keyring",
         "keyfile_io",
+        "bundle",
     ],
     &[
         "catalog",
@@ -40,6 +41,7 @@ const LAYERS: &[&[&str]] = &[
         "view",
         "copies",
         "watches",
+        "bundle_export",
     ],
     &["sync"],
 ];

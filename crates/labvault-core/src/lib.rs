@@ -5,14 +5,15 @@
 //! exactly the same code. See `docs/vault-layout.md` for the on-disk layout and the protocols.
 //!
 //! Modules in dependency order (a module only uses those above it; a test checks it):
-//! * foundations: `error`, `names`, `model`, `layout`, `locks`, `fsutil`, `keyring`;
+//! * foundations: `error`, `names`, `model`, `layout`, `locks`, `fsutil`, `keyring`, `bundle`
+//!   (the project bundle format and its offline verification, which needs no vault);
 //! * storage: `catalog` (connections, schema, migrations), then `audit` (the hash chain on a
 //!   connection), `packs`, `holds`, `changes` (what sync must push);
 //! * the handle: `vault` (keys, readers, the one writer, how events are recorded);
 //! * operations on it: `blob_files`, `journal`, `projects`, `items`, `retention`, `account`,
 //!   `anchors`, `audit_log`, `transfer`, `view`, `copies` (a version copied into a new item),
-//!   `watches` (instrument folder watches' settings
-//!   and journal);
+//!   `watches` (instrument folder watches' settings and journal), `bundle_export` (a whole
+//!   project written as a bundle);
 //! * above them all: `sync` (the vault's half of file sync; no network).
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,8 @@ mod anchors;
 pub mod audit;
 mod audit_log;
 mod blob_files;
+pub mod bundle;
+mod bundle_export;
 pub mod catalog;
 mod changes;
 mod copies;
@@ -50,6 +53,7 @@ pub mod view;
 pub mod watches;
 
 pub use account::{check_new_passphrase, KeyringStatus, MIN_PASSPHRASE_CHARS};
+pub use bundle_export::BundleSummary;
 pub use error::{Error, ErrorCode, Result};
 pub use labvault_crypto::{KdfParams, Passphrase, RecoveryKey};
 /// The shared audit/retention model (event format, export, policies), for front ends.

@@ -21,6 +21,7 @@ export type { ImportFailure } from "./ImportFailure";
 export type { ImportResult } from "./ImportResult";
 export type { ExportFailure } from "./ExportFailure";
 export type { ExportResult } from "./ExportResult";
+export type { BundleResult } from "./BundleResult";
 export type { VerifyProblem } from "./VerifyProblem";
 export type { VerifyResult } from "./VerifyResult";
 export type { StatRow } from "./StatRow";

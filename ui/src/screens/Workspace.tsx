@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useMemo, useState, type FormEvent } from "react";
-import { exportArea, importPaths, itemsPage, onFileDrop, pickExportDir, pickImportFiles, pickImportFolder, projectCreate, projectsList } from "../api";
+import { exportArea, importPaths, itemsPage, onFileDrop, pickExportDir, pickImportFiles, pickImportFolder, pickSavePath, projectCreate, projectExportBundle, projectsList } from "../api";
 import { ErrorBanner } from "../components/common";
 import { Gallery } from "../components/Gallery";
 import { ItemDetailsPanel } from "../components/ItemDetails";
@@ -116,6 +116,22 @@ export function WorkspaceScreen() {
         const more = v.failed.length > 1 ? ` (and ${v.failed.length - 1} more)` : "";
         return `${done}; ${v.failed.length} could not be exported: ${first.path}: ${first.message}${more}`;
       },
+    );
+    if (!r.ok && r.error.code !== "cancelled") setError(r.error);
+  };
+
+  const doExportProject = async () => {
+    if (!project) return;
+    const path = await pickSavePath(`${project}-bundle-${new Date().toISOString().slice(0, 10)}.tar`);
+    if (!path.ok) return setError(path.error);
+    if (!path.value) return;
+    const dest = path.value;
+    const target = project;
+    const r = await progress.run(
+      "export",
+      `Exporting project ${target} as a bundle`,
+      (opId, cb) => projectExportBundle(target, dest, opId, cb),
+      (v) => `${v.files} file${v.files === 1 ? "" : "s"} and ${v.auditEvents} audit events in ${v.path}; check it anywhere with labvault verify-bundle`,
     );
     if (!r.ok && r.error.code !== "cancelled") setError(r.error);
   };
@@ -253,6 +269,15 @@ export function WorkspaceScreen() {
                 </button>
                 <button type="button" className="button button--quiet" data-testid="export-area" onClick={() => void doExportArea()}>
                   Export area…
+                </button>
+                <button
+                  type="button"
+                  className="button button--quiet"
+                  data-testid="export-project"
+                  title="Every file with its manifest, hashes, retention and the project's audit trail, in one bundle (.tar, or a folder without the extension)"
+                  onClick={() => void doExportProject()}
+                >
+                  Export project…
                 </button>
               </div>
             </div>

@@ -549,7 +549,7 @@ impl Vault {
         })
     }
 
-    fn export_area_to(
+    pub(crate) fn export_area_to(
         &self,
         project: &str,
         area: Area,

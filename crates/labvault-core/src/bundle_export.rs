@@ -1,0 +1,376 @@
+//! Writing a project bundle (format in [`crate::bundle`]): every live item decrypted into
+//! `files/<area>/<path>` by the area export (verified against its SHA-256 as it is written), the
+//! manifest with retention and holds, the project's audit slice, then `bundle.json`.
+//!
+//! The bundle is built under a hidden name beside the destination and renamed into place only
+//! when complete, so a bundle that fails or is cancelled half-way leaves nothing that looks like
+//! one. A `.tar` destination gets the same tree as one archive (metadata first, so a verifier
+//! can stream it).
+
+use crate::bundle::{
+    manifest_csv, verify_md, BundleAudit, BundleEntry, BundleFileDigest, BundleInfo, AUDIT_CSV,
+    AUDIT_JSONL, BUNDLE_FILE, BUNDLE_FORMAT, FILES_DIR, MANIFEST_CSV, MANIFEST_JSON, VERIFY_MD,
+};
+use crate::error::{Error, Result};
+use crate::fsutil::{fsync_dir, random_hex};
+use crate::model::{Area, ItemState, ListFilter};
+use crate::transfer::{ExportOptions, TransferProgress};
+use crate::vault::Vault;
+use labvault_governance::audit::{actions, resources};
+use labvault_governance::export::{ExportFormat, ExportWriter};
+use labvault_governance::retention::DisplayState;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What [`Vault::export_project_bundle`] wrote.
+#[derive(Clone, Debug, Serialize)]
+pub struct BundleSummary {
+    /// The bundle (directory or `.tar`).
+    pub path: PathBuf,
+    /// Files in it.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Audit events of the project in it.
+    pub audit_events: u64,
+    /// SHA-256 of its `bundle.json`, also recorded in the export's audit event.
+    pub bundle_digest: String,
+}
+
+/// Removes a half-built bundle unless disarmed.
+struct Staging(Option<PathBuf>);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            if p.is_dir() {
+                let _ = fs::remove_dir_all(&p);
+            } else {
+                let _ = fs::remove_file(&p);
+            }
+        }
+    }
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Writes `bytes` to `dir/name`, synced; returns its digest row.
+fn write_meta(dir: &Path, name: &str, bytes: &[u8]) -> Result<BundleFileDigest> {
+    let p = dir.join(name);
+    let mut f = File::create(&p).map_err(|e| Error::io_path("writing", &p, e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io_path("writing", &p, e))?;
+    Ok(BundleFileDigest {
+        name: name.to_string(),
+        size: bytes.len() as u64,
+        sha256: hex::encode(Sha256::digest(bytes)),
+    })
+}
+
+impl Vault {
+    /// Exports every live item of `project` with its manifest and audit slice into a bundle at
+    /// `dest`: a new directory, or one `.tar` file when `dest` ends in `.tar`. Refuses an
+    /// existing destination; leaves nothing at `dest` unless the whole bundle was written.
+    /// Records `data.export` on the project with the bundle's digest.
+    pub fn export_project_bundle(
+        &self,
+        project: &str,
+        dest: &Path,
+        progress: &mut dyn FnMut(&TransferProgress<'_>),
+        cancel: &AtomicBool,
+    ) -> Result<BundleSummary> {
+        let p = self.project(project)?;
+        self.read_op(actions::DATA_EXPORT, resources::project(&p.id), || {
+            let s = self.write_bundle(&p.id, &p.name, dest, progress, cancel)?;
+            let detail = format!(
+                "bundle files={} bytes={} audit_events={} bundle_digest={}",
+                s.files, s.bytes, s.audit_events, s.bundle_digest
+            );
+            Ok((s, detail))
+        })
+    }
+
+    fn write_bundle(
+        &self,
+        project_id: &str,
+        project_name: &str,
+        dest: &Path,
+        progress: &mut dyn FnMut(&TransferProgress<'_>),
+        cancel: &AtomicBool,
+    ) -> Result<BundleSummary> {
+        if fs::symlink_metadata(dest).is_ok() {
+            return Err(Error::AlreadyExists(format!(
+                "{} exists: choose a new name for the bundle",
+                dest.display()
+            )));
+        }
+        let as_tar = dest
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("tar"));
+        let parent = dest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base = dest
+            .file_name()
+            .ok_or_else(|| Error::InvalidArgument("the bundle needs a file name".into()))?
+            .to_string_lossy()
+            .into_owned();
+        let staging_dir = parent.join(format!(".{base}.labvault-partial-{}", random_hex(6)));
+        fs::create_dir(&staging_dir).map_err(|e| Error::io_path("creating", &staging_dir, e))?;
+        let mut staging = Staging(Some(staging_dir.clone()));
+
+        // The items and what retention says of each.
+        let items = self.list(&ListFilter {
+            project: Some(project_id.to_string()),
+            ..Default::default()
+        })?;
+        let mut retention = HashMap::new();
+        let mut offset = 0;
+        loop {
+            let page = self.retention_items_page(Some(project_id), offset, 5_000)?;
+            let n = page.rows.len() as u64;
+            for r in page.rows {
+                retention.insert(r.item_id.clone(), r);
+            }
+            offset += n;
+            if n == 0 || offset >= page.total {
+                break;
+            }
+        }
+        let total: u64 = items.iter().map(|i| i.size).sum();
+        let total_all = if as_tar { total * 2 } else { total };
+
+        // The files, area by area (each verified against its SHA-256 as it is decrypted).
+        let files_root = staging_dir.join(FILES_DIR);
+        fs::create_dir(&files_root).map_err(|e| Error::io_path("creating", &files_root, e))?;
+        let mut done_before = 0u64;
+        for area in Area::ALL {
+            let in_area: u64 = items
+                .iter()
+                .filter(|i| i.area == *area)
+                .map(|i| i.size)
+                .sum();
+            if !items.iter().any(|i| i.area == *area) {
+                continue;
+            }
+            let dir = files_root.join(area.as_str());
+            fs::create_dir(&dir).map_err(|e| Error::io_path("creating", &dir, e))?;
+            let report = self.export_area_to(
+                project_id,
+                *area,
+                &dir,
+                &ExportOptions::default(),
+                &mut |pr| {
+                    progress(&TransferProgress {
+                        path: pr.path,
+                        file_done: pr.file_done,
+                        file_total: pr.file_total,
+                        overall_done: done_before + pr.overall_done,
+                        overall_total: total_all,
+                    })
+                },
+                cancel,
+            )?;
+            if let Some(f) = report.failed.first() {
+                let detail = format!("{}; the bundle was not written", f.message);
+                return Err(match f.code {
+                    crate::ErrorCode::Tampered => Error::Tampered {
+                        what: f.path.clone(),
+                        detail,
+                    },
+                    _ => Error::InvalidArgument(format!(
+                        "{} could not be exported: {detail}",
+                        f.path
+                    )),
+                });
+            }
+            done_before += in_area;
+        }
+
+        // The manifest, checked against what was written (an import meanwhile would differ).
+        let mut entries = Vec::with_capacity(items.len());
+        for i in &items {
+            let file = format!("{FILES_DIR}/{}/{}", i.area, i.path);
+            let on_disk = fs::symlink_metadata(staging_dir.join(&file)).map(|m| m.len());
+            if on_disk.ok() != Some(i.size) {
+                return Err(Error::InvalidArgument(format!(
+                    "the project changed during the export ({} is not as listed); export again",
+                    file
+                )));
+            }
+            let r = retention.get(&i.id);
+            entries.push(BundleEntry {
+                id: i.id.clone(),
+                area: i.area.to_string(),
+                path: i.path.clone(),
+                file,
+                size: i.size,
+                sha256: i.sha256.clone(),
+                media_type: i.media_type.clone(),
+                data_type: i.data_type.to_string(),
+                created_by: i.created_by.clone(),
+                created_at: rfc3339(i.created_at),
+                updated_at: rfc3339(i.updated_at),
+                version: i.version,
+                retention_period: r.map(|r| r.period.clone()).unwrap_or_default(),
+                retention_expires_at: r.map(|r| rfc3339(r.expires_at)).unwrap_or_default(),
+                on_hold: r.is_some_and(|r| r.state == DisplayState::OnHold),
+            });
+        }
+        debug_assert!(items.iter().all(|i| i.state == ItemState::Active));
+
+        // The audit slice: every event on the project or its items, in chain order.
+        let jsonl_path = staging_dir.join(AUDIT_JSONL);
+        let csv_path = staging_dir.join(AUDIT_CSV);
+        let open = |p: &Path| -> Result<BufWriter<File>> {
+            Ok(BufWriter::new(
+                File::create(p).map_err(|e| Error::io_path("writing", p, e))?,
+            ))
+        };
+        let wrap = |e: labvault_governance::export::ExportError| {
+            Error::Internal(format!("writing the audit slice: {e}"))
+        };
+        let mut jsonl = ExportWriter::new(open(&jsonl_path)?, ExportFormat::Jsonl).map_err(wrap)?;
+        let mut csv = ExportWriter::new(open(&csv_path)?, ExportFormat::Csv).map_err(wrap)?;
+        let filter = crate::audit::AuditFilter {
+            resource_prefix: Some(resources::project(project_id)),
+            ..Default::default()
+        };
+        let events = self.audit_for_each(&filter, |ev| {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
+            jsonl.write(&ev).map_err(wrap)?;
+            csv.write(&ev).map_err(wrap)
+        })?;
+        let head = self
+            .audit_query(&Default::default(), 1, None)?
+            .events
+            .first()
+            .map(|e| format!("{} {} {}", e.device_id, e.seq, hex::encode(e.hash)));
+        let mut meta = Vec::new();
+        for (w, path) in [
+            (jsonl.finish().map_err(wrap)?, &jsonl_path),
+            (csv.finish().map_err(wrap)?, &csv_path),
+        ] {
+            let f = w
+                .into_inner()
+                .map_err(|e| Error::io_path("writing", path, e.into_error()))?;
+            f.sync_all()
+                .map_err(|e| Error::io_path("writing", path, e))?;
+            let bytes = fs::read(path).map_err(|e| Error::io_path("reading", path, e))?;
+            meta.push(BundleFileDigest {
+                name: path
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                size: bytes.len() as u64,
+                sha256: hex::encode(Sha256::digest(&bytes)),
+            });
+        }
+        let manifest = serde_json::to_vec_pretty(&entries)
+            .map_err(|e| Error::Internal(format!("manifest: {e}")))?;
+        meta.insert(0, write_meta(&staging_dir, MANIFEST_JSON, &manifest)?);
+        meta.insert(
+            1,
+            write_meta(
+                &staging_dir,
+                MANIFEST_CSV,
+                manifest_csv(&entries).as_bytes(),
+            )?,
+        );
+        meta.push(write_meta(
+            &staging_dir,
+            VERIFY_MD,
+            verify_md(project_name).as_bytes(),
+        )?);
+        let info = BundleInfo {
+            format: BUNDLE_FORMAT.into(),
+            project_id: project_id.into(),
+            project: project_name.into(),
+            exported_at: rfc3339(self.now()),
+            exported_by: self.actor().to_string(),
+            exported_with: format!("labvault-core/{}", crate::VERSION),
+            files: entries.len() as u64,
+            bytes: total,
+            audit: BundleAudit {
+                events,
+                chain_head: head,
+            },
+            metadata: meta,
+        };
+        let info_bytes = serde_json::to_vec_pretty(&info)
+            .map_err(|e| Error::Internal(format!("bundle.json: {e}")))?;
+        let digest = write_meta(&staging_dir, BUNDLE_FILE, &info_bytes)?.sha256;
+        fsync_dir(&staging_dir)?;
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+
+        if as_tar {
+            let tmp = parent.join(format!(".{base}.labvault-partial-{}.tar", random_hex(6)));
+            let mut tar_guard = Staging(Some(tmp.clone()));
+            let order = [
+                BUNDLE_FILE,
+                MANIFEST_JSON,
+                MANIFEST_CSV,
+                AUDIT_JSONL,
+                AUDIT_CSV,
+                VERIFY_MD,
+            ];
+            let f = File::create(&tmp).map_err(|e| Error::io_path("writing", &tmp, e))?;
+            let mut ar = tar::Builder::new(BufWriter::with_capacity(1 << 20, f));
+            ar.mode(tar::HeaderMode::Deterministic);
+            let io = |e: std::io::Error| Error::io_path("writing", dest, e);
+            for name in order {
+                ar.append_path_with_name(staging_dir.join(name), name)
+                    .map_err(io)?;
+            }
+            let mut done = total;
+            for e in &entries {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(Error::Cancelled);
+                }
+                ar.append_path_with_name(staging_dir.join(&e.file), &e.file)
+                    .map_err(io)?;
+                done += e.size;
+                progress(&TransferProgress {
+                    path: &e.path,
+                    file_done: e.size,
+                    file_total: e.size,
+                    overall_done: done,
+                    overall_total: total_all,
+                });
+            }
+            let w = ar.into_inner().map_err(io)?;
+            let f = w.into_inner().map_err(|e| io(e.into_error()))?;
+            f.sync_all().map_err(io)?;
+            drop(f);
+            fs::rename(&tmp, dest).map_err(io)?;
+            tar_guard.0 = None;
+            // `staging` (the tree) is removed on drop.
+        } else {
+            fs::rename(&staging_dir, dest).map_err(|e| Error::io_path("writing", dest, e))?;
+            staging.0 = None;
+        }
+        fsync_dir(parent)?;
+        Ok(BundleSummary {
+            path: dest.to_path_buf(),
+            files: entries.len() as u64,
+            bytes: total,
+            audit_events: events,
+            bundle_digest: digest,
+        })
+    }
+}
