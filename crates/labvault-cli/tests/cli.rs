@@ -857,6 +857,27 @@ fn a_project_bundle_verifies_offline_names_every_change_and_reimports_identicall
         csv.contains("\"run-7/plots/growth \"\"final\"\", v2.png\""),
         "{csv}"
     );
+    // The spreadsheet holds the same rows as the CSV, with numbers as numbers.
+    {
+        use calamine::{Data, Reader, Xlsx};
+        let mut x: Xlsx<_> = calamine::open_workbook(dir.join("manifest.xlsx")).unwrap();
+        let sheet = x.worksheet_range("Manifest").unwrap();
+        assert_eq!(sheet.height(), 5);
+        for (i, line) in csv.lines().skip(1).enumerate() {
+            let row = sheet.rows().nth(i + 1).unwrap();
+            let id = line.split(',').next().unwrap();
+            assert_eq!(row[0], Data::String(id.into()));
+            let entry = manifest.iter().find(|e| e["id"] == id).unwrap();
+            assert_eq!(row[2], Data::String(entry["path"].as_str().unwrap().into()));
+            assert_eq!(row[4], Data::Float(entry["size"].as_u64().unwrap() as f64));
+            assert_eq!(row[5], Data::String(entry["sha256"].as_str().unwrap().into()));
+            assert_eq!(row[14], Data::Bool(entry["on_hold"].as_bool().unwrap()));
+        }
+        let mut a: Xlsx<_> = calamine::open_workbook(dir.join("audit.xlsx")).unwrap();
+        let audit_rows = a.worksheet_range("Audit").unwrap().height();
+        let jsonl = fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+        assert_eq!(audit_rows, jsonl.lines().count() + 1);
+    }
     // Every event of the project, and the export itself recorded with the bundle's digest.
     let audit = fs::read_to_string(dir.join("audit.jsonl")).unwrap();
     assert!(audit.lines().count() >= 5, "{audit}");

@@ -9,9 +9,9 @@
 //!                  metadata file (manifest.json, manifest.csv, audit.jsonl, audit.csv, VERIFY.md)
 //! manifest.json    one entry per file: id, area, path, size, SHA-256, media and data type,
 //!                  created by/at, version, retention period and expiry, legal hold
-//! manifest.csv     the same rows as CSV
+//! manifest.csv     the same rows as CSV, and manifest.xlsx as a spreadsheet
 //! audit.jsonl      the project's audit events, each with its chain position and hashes
-//! audit.csv        the same events as CSV
+//! audit.csv        the same events as CSV, and audit.xlsx as a spreadsheet
 //! VERIFY.md        how to check it, by hand or with `labvault verify-bundle`
 //! files/<area>/<path>   the files, plaintext, under their original names
 //! ```
@@ -43,8 +43,26 @@ pub const MANIFEST_CSV: &str = "manifest.csv";
 pub const AUDIT_JSONL: &str = "audit.jsonl";
 /// The project's audit events (CSV).
 pub const AUDIT_CSV: &str = "audit.csv";
+/// The item manifest (spreadsheet).
+pub const MANIFEST_XLSX: &str = "manifest.xlsx";
+/// The project's audit events (spreadsheet; left out past [`AUDIT_XLSX_MAX_EVENTS`]).
+pub const AUDIT_XLSX: &str = "audit.xlsx";
+/// Audit slices longer than this get no spreadsheet (the workbook is built in memory): the
+/// CSV and JSON Lines hold them.
+pub const AUDIT_XLSX_MAX_EVENTS: u64 = 250_000;
 /// How to verify.
 pub const VERIFY_MD: &str = "VERIFY.md";
+/// Every metadata file a bundle may hold, in the order a `.tar` stores them.
+pub const METADATA_FILES: &[&str] = &[
+    BUNDLE_FILE,
+    MANIFEST_JSON,
+    MANIFEST_CSV,
+    MANIFEST_XLSX,
+    AUDIT_JSONL,
+    AUDIT_CSV,
+    AUDIT_XLSX,
+    VERIFY_MD,
+];
 /// Where the files are.
 pub const FILES_DIR: &str = "files";
 
@@ -126,6 +144,9 @@ pub struct BundleInfo {
     pub audit: BundleAudit,
     /// The other metadata files with their digests.
     pub metadata: Vec<BundleFileDigest>,
+    /// What a reader should know (e.g. a spreadsheet left out), in plain words.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// What [`verify_bundle`] found wrong with one file or event.
@@ -297,17 +318,10 @@ pub fn verify_bundle(
     };
     // Pass 1: the metadata files (small), read whole.
     let mut small: HashMap<String, Vec<u8>> = HashMap::new();
-    let wanted = [
-        BUNDLE_FILE,
-        MANIFEST_JSON,
-        MANIFEST_CSV,
-        AUDIT_JSONL,
-        AUDIT_CSV,
-        VERIFY_MD,
-    ];
+    let wanted = METADATA_FILES;
     match &src {
         Source::Dir(d) => {
-            for w in wanted {
+            for w in wanted.iter().copied() {
                 match std::fs::read(d.join(w)) {
                     Ok(b) => {
                         small.insert(w.to_string(), b);

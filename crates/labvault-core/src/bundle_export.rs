@@ -9,16 +9,19 @@
 
 use crate::bundle::{
     manifest_csv, verify_md, BundleAudit, BundleEntry, BundleFileDigest, BundleInfo, AUDIT_CSV,
-    AUDIT_JSONL, BUNDLE_FILE, BUNDLE_FORMAT, FILES_DIR, MANIFEST_CSV, MANIFEST_JSON, VERIFY_MD,
+    AUDIT_JSONL, AUDIT_XLSX, AUDIT_XLSX_MAX_EVENTS, BUNDLE_FILE, BUNDLE_FORMAT, FILES_DIR,
+    MANIFEST_CSV, MANIFEST_JSON, MANIFEST_XLSX, METADATA_FILES, VERIFY_MD,
 };
 use crate::error::{Error, Result};
 use crate::fsutil::{fsync_dir, random_hex};
 use crate::model::{Area, ItemState, ListFilter};
 use crate::transfer::{ExportOptions, TransferProgress};
 use crate::vault::Vault;
+use labvault_governance::audit::AuditEvent;
 use labvault_governance::audit::{actions, resources};
 use labvault_governance::export::{ExportFormat, ExportWriter};
 use labvault_governance::retention::DisplayState;
+use labvault_sheets::{Cell, Column, Kind, Sheet};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -74,6 +77,104 @@ fn write_meta(dir: &Path, name: &str, bytes: &[u8]) -> Result<BundleFileDigest> 
         size: bytes.len() as u64,
         sha256: hex::encode(Sha256::digest(bytes)),
     })
+}
+
+fn parse_time(s: &str) -> Cell {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(Cell::DateTime)
+        .unwrap_or(Cell::Empty)
+}
+
+fn columns(spec: &[(&str, Kind)]) -> Vec<Column> {
+    spec.iter().map(|(n, k)| Column::new(*n, *k)).collect()
+}
+
+/// The manifest as a spreadsheet (sizes as numbers, times as date-times, hashes as text).
+fn manifest_sheet(entries: &[BundleEntry]) -> Sheet {
+    use Kind::*;
+    let rows = entries
+        .iter()
+        .map(|e| {
+            vec![
+                Cell::Text(e.id.clone()),
+                Cell::Text(e.area.clone()),
+                Cell::Text(e.path.clone()),
+                Cell::Text(e.file.clone()),
+                Cell::Int(i64::try_from(e.size).unwrap_or(i64::MAX)),
+                Cell::Text(e.sha256.clone()),
+                Cell::Text(e.media_type.clone()),
+                Cell::Text(e.data_type.clone()),
+                Cell::Text(e.created_by.clone()),
+                parse_time(&e.created_at),
+                parse_time(&e.updated_at),
+                Cell::Int(i64::from(e.version)),
+                Cell::Text(e.retention_period.clone()),
+                parse_time(&e.retention_expires_at),
+                Cell::Bool(e.on_hold),
+            ]
+        })
+        .collect();
+    Sheet {
+        name: "Manifest".into(),
+        columns: columns(&[
+            ("id", Code),
+            ("area", Text),
+            ("path", Text),
+            ("file", Text),
+            ("size", Integer),
+            ("sha256", Code),
+            ("media_type", Text),
+            ("data_type", Text),
+            ("created_by", Text),
+            ("created_at", DateTime),
+            ("updated_at", DateTime),
+            ("version", Integer),
+            ("retention_period", Text),
+            ("retention_expires_at", DateTime),
+            ("on_hold", Bool),
+        ]),
+        rows,
+    }
+}
+
+/// The audit log's columns as a spreadsheet.
+fn audit_columns() -> Vec<Column> {
+    use Kind::*;
+    columns(&[
+        ("timestamp", DateTime),
+        ("user", Text),
+        ("action", Text),
+        ("resource", Text),
+        ("ip_address", Text),
+        ("user_agent", Text),
+        ("result", Text),
+        ("detail", Text),
+        ("device_id", Code),
+        ("seq", Integer),
+        ("prev_hash", Code),
+        ("hash", Code),
+    ])
+}
+
+fn audit_row(ev: &AuditEvent) -> Vec<Cell> {
+    vec![
+        Cell::DateTime(ev.timestamp),
+        Cell::Text(ev.user.clone()),
+        Cell::Text(ev.action.as_str().to_string()),
+        Cell::Text(ev.resource.clone()),
+        Cell::Text(ev.ip_address.clone()),
+        Cell::Text(ev.user_agent.clone()),
+        Cell::Text(ev.result.as_str().to_string()),
+        Cell::Text(ev.detail.clone()),
+        Cell::Text(ev.device_id.clone()),
+        Cell::Int(i64::try_from(ev.seq).unwrap_or(i64::MAX)),
+        Cell::Text(hex::encode(ev.prev_hash)),
+        Cell::Text(hex::encode(ev.hash)),
+    ]
+}
+
+fn xlsx(sheet: Sheet) -> Result<Vec<u8>> {
+    labvault_sheets::workbook(&[sheet]).map_err(|e| Error::Internal(format!("spreadsheet: {e}")))
 }
 
 impl Vault {
@@ -246,9 +347,13 @@ impl Vault {
             resource_prefix: Some(resources::project(project_id)),
             ..Default::default()
         };
+        let mut audit_rows = Vec::new();
         let events = self.audit_for_each(&filter, |ev| {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::Cancelled);
+            }
+            if (audit_rows.len() as u64) < AUDIT_XLSX_MAX_EVENTS {
+                audit_rows.push(audit_row(&ev));
             }
             jsonl.write(&ev).map_err(wrap)?;
             csv.write(&ev).map_err(wrap)
@@ -290,6 +395,28 @@ impl Vault {
                 manifest_csv(&entries).as_bytes(),
             )?,
         );
+        meta.insert(
+            2,
+            write_meta(
+                &staging_dir,
+                MANIFEST_XLSX,
+                &xlsx(manifest_sheet(&entries))?,
+            )?,
+        );
+        let mut notes = Vec::new();
+        if events <= AUDIT_XLSX_MAX_EVENTS {
+            let sheet = Sheet {
+                name: "Audit".into(),
+                columns: audit_columns(),
+                rows: audit_rows,
+            };
+            meta.push(write_meta(&staging_dir, AUDIT_XLSX, &xlsx(sheet)?)?);
+        } else {
+            notes.push(format!(
+                "{AUDIT_XLSX} is left out: {events} audit events are more than a spreadsheet of \
+                 this bundle holds ({AUDIT_XLSX_MAX_EVENTS}); {AUDIT_CSV} and {AUDIT_JSONL} hold them all"
+            ));
+        }
         meta.push(write_meta(
             &staging_dir,
             VERIFY_MD,
@@ -309,6 +436,7 @@ impl Vault {
                 chain_head: head,
             },
             metadata: meta,
+            notes,
         };
         let info_bytes = serde_json::to_vec_pretty(&info)
             .map_err(|e| Error::Internal(format!("bundle.json: {e}")))?;
@@ -321,19 +449,16 @@ impl Vault {
         if as_tar {
             let tmp = parent.join(format!(".{base}.labvault-partial-{}.tar", random_hex(6)));
             let mut tar_guard = Staging(Some(tmp.clone()));
-            let order = [
-                BUNDLE_FILE,
-                MANIFEST_JSON,
-                MANIFEST_CSV,
-                AUDIT_JSONL,
-                AUDIT_CSV,
-                VERIFY_MD,
-            ];
+            let present: Vec<&str> = METADATA_FILES
+                .iter()
+                .copied()
+                .filter(|n| staging_dir.join(n).exists())
+                .collect();
             let f = File::create(&tmp).map_err(|e| Error::io_path("writing", &tmp, e))?;
             let mut ar = tar::Builder::new(BufWriter::with_capacity(1 << 20, f));
             ar.mode(tar::HeaderMode::Deterministic);
             let io = |e: std::io::Error| Error::io_path("writing", dest, e);
-            for name in order {
+            for name in present {
                 ar.append_path_with_name(staging_dir.join(name), name)
                     .map_err(io)?;
             }
