@@ -291,6 +291,7 @@ pub(crate) fn hash_reader(mut r: impl Read) -> io::Result<(String, u64)> {
 fn inside(name: &str) -> Option<PathBuf> {
     let p = Path::new(name);
     let ok = !name.is_empty()
+        && name.split('/').all(|c| !matches!(c, "" | "." | ".."))
         && p.components().all(|c| matches!(c, Component::Normal(_)))
         && !name.contains('\\');
     ok.then(|| p.to_path_buf())
