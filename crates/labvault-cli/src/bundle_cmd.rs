@@ -115,3 +115,97 @@ pub fn verify_bundle(a: VerifyBundleArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// `labvault evidence-pack`
+#[derive(Args, Debug)]
+pub struct EvidencePackArgs {
+    /// Project name or id.
+    pub project: String,
+    /// The folder to create.
+    pub out: PathBuf,
+    /// A purpose of the processing, for the record of processing activities (repeatable).
+    #[arg(long = "purpose")]
+    pub purposes: Vec<String>,
+    /// Leave out the lab's access review even when signed in to the tenant.
+    #[arg(long)]
+    pub offline: bool,
+    /// Machine-readable summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The lab's access review (and who is asking), when this vault is signed in to its tenant
+/// and the account may read it; `None` otherwise, with the reason on stderr.
+fn tenant_access(vault: &std::sync::Arc<labvault_core::Vault>) -> Option<serde_json::Value> {
+    use crate::sync_cmd::{client_for, runtime, tokens};
+    let rt = runtime().ok()?;
+    let client = client_for(vault).ok()?;
+    let session = labvault_sync::Session::resume(client, vault.vault_id(), tokens()).ok()?;
+    let got = rt.block_on(async {
+        let me = session
+            .call(|t| {
+                let c = session.client().clone();
+                async move { c.me(&t).await }
+            })
+            .await?;
+        let review = session
+            .call(|t| {
+                let c = session.client().clone();
+                async move {
+                    c.access_review(&t, &labvault_wire::ReviewQuery::default())
+                        .await
+                }
+            })
+            .await?;
+        Ok::<_, labvault_sync::SyncError>((me, review))
+    });
+    match got {
+        Ok((me, review)) => Some(serde_json::json!({
+            "generated_for": me.email,
+            "access_review": review,
+        })),
+        Err(e) => {
+            eprintln!("note: the lab's access review is not in the pack: {e}");
+            None
+        }
+    }
+}
+
+pub fn evidence_pack(ctx: &Ctx, a: EvidencePackArgs) -> Result<()> {
+    let unlocked = ctx.unlock()?;
+    let vault = unlocked.shared();
+    let tenant = if a.offline || vault.sync_remote().ok().flatten().is_none() {
+        None
+    } else {
+        tenant_access(&vault)
+    };
+    let s = vault.evidence_pack(
+        &a.project,
+        &a.out,
+        &labvault_core::evidence::EvidenceOptions {
+            purposes: a.purposes,
+            tenant_access: tenant,
+        },
+    )?;
+    if a.json {
+        return print_json(&s);
+    }
+    println!(
+        "evidence pack {}: {} file(s); audit chain {}",
+        printable(&s.path.display().to_string()),
+        s.files.len(),
+        if s.audit_ok {
+            "verified"
+        } else {
+            "DOES NOT VERIFY"
+        }
+    );
+    for (status, n) in &s.controls {
+        println!("  {n} control(s) {status}");
+    }
+    println!(
+        "open {}/index.html",
+        printable(&s.path.display().to_string())
+    );
+    Ok(())
+}

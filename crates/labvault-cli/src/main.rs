@@ -62,6 +62,9 @@ enum Command {
     ExportProject(bundle_cmd::ExportProjectArgs),
     /// Check a bundle offline (no vault needed): every file's hash and the audit chain.
     VerifyBundle(bundle_cmd::VerifyBundleArgs),
+    /// A project's compliance evidence pack (GDPR Art. 30 record, audit, retention and access
+    /// evidence, Part 11 / HIPAA controls matrix), each file hashed.
+    EvidencePack(bundle_cmd::EvidencePackArgs),
     /// Rename an item or move it to another area.
     Mv(commands::MvArgs),
     /// Soft-delete items (restorable).
@@ -119,6 +122,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Export(a) => commands::export(ctx, a),
         Command::ExportProject(a) => bundle_cmd::export_project(ctx, a),
         Command::VerifyBundle(a) => bundle_cmd::verify_bundle(a),
+        Command::EvidencePack(a) => bundle_cmd::evidence_pack(ctx, a),
         Command::Mv(a) => commands::mv(ctx, a),
         Command::Rm(a) => commands::rm(ctx, a),
         Command::Restore(a) => commands::restore(ctx, a),

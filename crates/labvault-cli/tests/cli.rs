@@ -870,7 +870,10 @@ fn a_project_bundle_verifies_offline_names_every_change_and_reimports_identicall
             let entry = manifest.iter().find(|e| e["id"] == id).unwrap();
             assert_eq!(row[2], Data::String(entry["path"].as_str().unwrap().into()));
             assert_eq!(row[4], Data::Float(entry["size"].as_u64().unwrap() as f64));
-            assert_eq!(row[5], Data::String(entry["sha256"].as_str().unwrap().into()));
+            assert_eq!(
+                row[5],
+                Data::String(entry["sha256"].as_str().unwrap().into())
+            );
             assert_eq!(row[14], Data::Bool(entry["on_hold"].as_bool().unwrap()));
         }
         let mut a: Xlsx<_> = calamine::open_workbook(dir.join("audit.xlsx")).unwrap();
@@ -1000,4 +1003,94 @@ fn a_bundle_that_fails_half_way_leaves_nothing_that_looks_complete() {
         let left: Vec<_> = fs::read_dir(&out_dir).unwrap().collect();
         assert!(left.is_empty(), "left behind: {left:?}");
     }
+}
+
+#[test]
+fn an_evidence_pack_states_erasures_holds_and_uncovered_controls_with_every_file_hashed() {
+    let env = Env::new();
+    env.init();
+    env.ok(&["project", "create", "Trial 7"]);
+    let src = env.root.join("in");
+    write(&src.join("subjects.csv"), b"id,age\n1,34\n");
+    write(&src.join("old-scan.dat"), &[3u8; 1000]);
+    env.ok(&["import", "-p", "Trial 7", src.to_str().unwrap()]);
+    let items = ls_json(&env, &[]);
+    let id_of = |p: &str| {
+        items.iter().find(|i| i["path"] == p).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    env.ok(&[
+        "hold",
+        "set",
+        "--item",
+        &id_of("in/subjects.csv"),
+        "--reason",
+        "FDA inspection 2026-44",
+    ]);
+    env.ok(&[
+        "purge",
+        "--project",
+        "Trial 7",
+        "in/old-scan.dat",
+        "--yes",
+        "--reason",
+        "participant withdrew consent",
+    ]);
+    let pack = env.root.join("evidence");
+    let out = env.ok(&[
+        "evidence-pack",
+        "Trial 7",
+        pack.to_str().unwrap(),
+        "--purpose",
+        "Phase II efficacy study",
+    ]);
+    assert!(out.contains("audit chain verified"), "{out}");
+    assert!(out.contains("3 control(s) not covered"), "{out}");
+
+    let read = |n: &str| fs::read_to_string(pack.join(n)).unwrap();
+    let retention: serde_json::Value =
+        serde_json::from_str(&read("retention-evidence.json")).unwrap();
+    assert_eq!(retention["erasures"][0]["path"], "in/old-scan.dat");
+    assert_eq!(
+        retention["erasures"][0]["reason"],
+        "participant withdrew consent"
+    );
+    assert_eq!(
+        retention["legal_holds"][0]["reason"],
+        "FDA inspection 2026-44"
+    );
+    let record: serde_json::Value = serde_json::from_str(&read("processing-record.json")).unwrap();
+    assert_eq!(record["controller_purposes"][0], "Phase II efficacy study");
+    assert_eq!(
+        record["categories_of_data"][0]["data_type"],
+        "research_data"
+    );
+    assert_eq!(
+        record["categories_of_data"][0]["items"], 1,
+        "the erased item is not data held"
+    );
+    let audit: serde_json::Value = serde_json::from_str(&read("audit-evidence.json")).unwrap();
+    assert_eq!(audit["chain_verified"], true);
+    assert!(
+        audit["counts_by_action_and_result"]["data.purge"]["success"] == 1
+            || audit["counts_by_action_and_result"]["data.erase"]["success"] == 1,
+        "{audit}"
+    );
+    let access: serde_json::Value = serde_json::from_str(&read("access-evidence.json")).unwrap();
+    assert!(access["tenant"].as_str().unwrap().contains("not included"));
+    let controls = read("controls.csv");
+    assert_eq!(controls.lines().count(), 17, "{controls}");
+    assert!(controls.contains("11.10(f)") && controls.contains("not covered"));
+    assert!(read("index.html").contains("The hash chain verifies."));
+    // Every file checks against SHA256SUMS with the standard tool.
+    let o = Command::new("sha256sum")
+        .arg("-c")
+        .arg("SHA256SUMS")
+        .current_dir(&pack)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 7);
 }

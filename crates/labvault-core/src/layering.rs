@@ -42,6 +42,7 @@ const LAYERS: &[&[&str]] = &[
         "copies",
         "watches",
         "bundle_export",
+        "evidence",
     ],
     &["sync"],
 ];

@@ -13,7 +13,7 @@
 //! * operations on it: `blob_files`, `journal`, `projects`, `items`, `retention`, `account`,
 //!   `anchors`, `audit_log`, `transfer`, `view`, `copies` (a version copied into a new item),
 //!   `watches` (instrument folder watches' settings and journal), `bundle_export` (a whole
-//!   project written as a bundle);
+//!   project written as a bundle), `evidence` (a project's compliance evidence pack);
 //! * above them all: `sync` (the vault's half of file sync; no network).
 #![forbid(unsafe_code)]
 
@@ -31,6 +31,7 @@ pub mod catalog;
 mod changes;
 mod copies;
 pub mod error;
+pub mod evidence;
 mod fsutil;
 mod holds;
 mod items;
