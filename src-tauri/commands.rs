@@ -842,7 +842,8 @@ pub async fn team_reset_mfa(
     tenant_ops::reset_mfa(&state.0, &user_id).await
 }
 
-/// Writes the access review as CSV to a path from `pick_save_path`; returns bytes written.
+/// Writes the access review to a path from `pick_save_path` as CSV, JSON or Excel (`.xlsx`), by
+/// its extension; returns bytes written.
 #[tauri::command]
 pub async fn access_review_export(
     state: State<'_, AppState>,

@@ -730,8 +730,8 @@ pub async fn reset_mfa(s: &Shared, user_id: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// `access_review_export`: the tenant's CSV written to `dest_path` (a path the user chose in
-/// the native save dialog). Returns the bytes written.
+/// `access_review_export`: the review written to `dest_path` (a path the user chose in the
+/// native save dialog) as CSV, JSON or Excel by its extension. Returns the bytes written.
 pub async fn access_review_export(
     s: &Shared,
     dest_path: &str,
@@ -739,14 +739,15 @@ pub async fn access_review_export(
 ) -> Result<u64, CommandError> {
     let v = s.vault()?;
     s.touch();
-    let sess = session(s, &v)?;
-    let csv = team::review_csv(&sess, stale_days).await?;
     let path = std::path::Path::new(dest_path);
     if !path.is_absolute() {
         return Err(invalid("the export path must be absolute"));
     }
-    write_export(path, csv.as_bytes())?;
-    Ok(csv.len() as u64)
+    let sess = session(s, &v)?;
+    let format = team::ReviewFormat::from_path(path);
+    let bytes = team::review_export(&sess, stale_days, format).await?;
+    write_export(path, &bytes)?;
+    Ok(bytes.len() as u64)
 }
 
 /// `access_review_sign_off`.

@@ -408,6 +408,32 @@ async fn a_pi_connects_signs_in_with_mfa_syncs_reviews_access_and_steps_up_for_a
         csv.contains("ann@lab.test") && csv.contains(&opaque.id),
         "{csv}"
     );
+    // The same review as JSON and as a workbook whose Access sheet has the CSV's rows.
+    let json_path = tmp.path().join("review.json");
+    t::access_review_export(&s, &json_path.display().to_string(), Some(30))
+        .await
+        .unwrap();
+    let review: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let entries = review["entries"].as_array().unwrap().len();
+    let members = review["members"].as_array().unwrap().len();
+    // The CSV has one `access` row per entry and one `member` row per member.
+    assert_eq!(entries + members + 1, csv.lines().count(), "{review}\n{csv}");
+    let xlsx_path = tmp.path().join("review.xlsx");
+    t::access_review_export(&s, &xlsx_path.display().to_string(), Some(30))
+        .await
+        .unwrap();
+    {
+        use calamine::{Data, Reader, Xlsx};
+        let mut x: Xlsx<_> = calamine::open_workbook(&xlsx_path).unwrap();
+        let access = x.worksheet_range("Access").unwrap();
+        assert_eq!(access.height(), entries + 1);
+        assert!(access
+            .rows()
+            .any(|r| r[0] == Data::String("ann@lab.test".into())
+                && r[1] == Data::String(opaque.id.clone())));
+        assert_eq!(x.worksheet_range("Members").unwrap().height(), members + 1);
+    }
     let e = t::access_review_export(&s, "relative.csv", None)
         .await
         .unwrap_err();

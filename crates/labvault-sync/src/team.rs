@@ -301,6 +301,136 @@ pub async fn review_csv(session: &Session, stale_days: Option<u32>) -> Result<St
         .await
 }
 
+/// A file format for the access review.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReviewFormat {
+    /// As the tenant writes it: one row per member × project.
+    Csv,
+    /// The review as the tenant serves it (members, entries, pending invitations).
+    Json,
+    /// A workbook: "Access" (member × project) and "Members" sheets, typed cells.
+    Xlsx,
+}
+
+impl ReviewFormat {
+    /// The format a file name asks for (`.csv`, `.json`, `.xlsx`; CSV otherwise).
+    pub fn from_path(path: &std::path::Path) -> ReviewFormat {
+        match path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("json") => ReviewFormat::Json,
+            Some("xlsx") => ReviewFormat::Xlsx,
+            _ => ReviewFormat::Csv,
+        }
+    }
+}
+
+/// The review as `format` bytes.
+pub async fn review_export(
+    session: &Session,
+    stale_days: Option<u32>,
+    format: ReviewFormat,
+) -> Result<Vec<u8>> {
+    if format == ReviewFormat::Csv {
+        return Ok(review_csv(session, stale_days).await?.into_bytes());
+    }
+    let q = ReviewQuery { stale_days };
+    let review = session
+        .call(|t| {
+            let (c, q) = (session.client().clone(), q.clone());
+            async move { c.access_review(&t, &q).await }
+        })
+        .await?;
+    match format {
+        ReviewFormat::Json => Ok(serde_json::to_vec_pretty(&review).unwrap_or_default()),
+        _ => review_workbook(&review),
+    }
+}
+
+/// The review as a workbook (dates as date-times, flags as booleans).
+pub fn review_workbook(r: &labvault_wire::AccessReview) -> Result<Vec<u8>> {
+    use labvault_sheets::{Cell, Column, Kind, Sheet};
+    let time = |s: &Option<String>| {
+        s.as_deref()
+            .and_then(|s| {
+                time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map(Cell::DateTime)
+            .unwrap_or(Cell::Empty)
+    };
+    let cols = |c: &[(&str, Kind)]| c.iter().map(|(n, k)| Column::new(*n, *k)).collect();
+    let access = Sheet {
+        name: "Access".into(),
+        columns: cols(&[
+            ("email", Kind::Text),
+            ("project_id", Kind::Code),
+            ("role", Kind::Text),
+            ("source", Kind::Text),
+            ("last_active_at", Kind::DateTime),
+            ("mfa_enrolled", Kind::Bool),
+            ("stale", Kind::Bool),
+            ("admin_without_mfa", Kind::Bool),
+            ("user_id", Kind::Code),
+        ]),
+        rows: r
+            .entries
+            .iter()
+            .map(|e| {
+                vec![
+                    Cell::Text(e.email.clone()),
+                    Cell::Text(e.project_id.clone()),
+                    Cell::Text(e.effective_role.as_str().into()),
+                    Cell::Text(
+                        serde_json::to_value(e.source)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                    ),
+                    time(&e.last_active_at),
+                    Cell::Bool(e.mfa_enrolled),
+                    Cell::Bool(e.stale),
+                    Cell::Bool(e.admin_without_mfa),
+                    Cell::Text(e.user_id.clone()),
+                ]
+            })
+            .collect(),
+    };
+    let members = Sheet {
+        name: "Members".into(),
+        columns: cols(&[
+            ("email", Kind::Text),
+            ("tenant_role", Kind::Text),
+            ("last_active_at", Kind::DateTime),
+            ("mfa_enrolled", Kind::Bool),
+            ("stale", Kind::Bool),
+            ("admin_without_mfa", Kind::Bool),
+            ("user_id", Kind::Code),
+        ]),
+        rows: r
+            .members
+            .iter()
+            .map(|m| {
+                vec![
+                    Cell::Text(m.email.clone()),
+                    Cell::Text(m.tenant_role.as_str().into()),
+                    time(&m.last_active_at),
+                    Cell::Bool(m.mfa_enrolled),
+                    Cell::Bool(m.stale),
+                    Cell::Bool(m.admin_without_mfa),
+                    Cell::Text(m.user_id.clone()),
+                ]
+            })
+            .collect(),
+    };
+    labvault_sheets::workbook(&[access, members]).map_err(|e| {
+        SyncError::Vault(labvault_core::Error::Internal(format!(
+            "the access review spreadsheet: {e}"
+        )))
+    })
+}
+
 /// Records the review as done in the tenant's audit trail, with what it changed.
 pub async fn sign_off(
     session: &Session,

@@ -45,6 +45,24 @@ function team(annRole: string) {
 }
 
 describe("TeamScreen", () => {
+  it("exports the review in the chosen format (the extension tells the Rust side which)", async () => {
+    const calls: { cmd: string; args: any }[] = [];
+    mockIPC((cmd, args) => {
+      calls.push({ cmd, args });
+      if (cmd === "team_view") return team("editor");
+      if (cmd === "pick_save_path") return `/home/pi/${(args as { defaultName: string }).defaultName}`;
+      if (cmd === "access_review_export") return 2048;
+      return null;
+    });
+    render(<TeamScreen onOpenSync={() => {}} />);
+    fireEvent.change(await screen.findByTestId("team-export-format"), { target: { value: "xlsx" } });
+    fireEvent.click(screen.getByTestId("team-export"));
+    await waitFor(() => expect(calls.some((c) => c.cmd === "access_review_export")).toBe(true));
+    const call = calls.find((c) => c.cmd === "access_review_export")!;
+    expect(call.args.destPath).toMatch(/^\/home\/pi\/access-review-\d{4}-\d{2}-\d{2}\.xlsx$/);
+    expect(call.args.staleDays).toBe(90);
+  });
+
   it("asks for a step-up in place, repeats the same change, and signs the review off with it", async () => {
     const calls: { cmd: string; args: any }[] = [];
     let stepped = false;

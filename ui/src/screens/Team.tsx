@@ -93,8 +93,10 @@ export function TeamScreen({ onOpenSync }: { onOpenSync: () => void }) {
     [prompt],
   );
 
-  const exportCsv = async () => {
-    const path = await pickSavePath(`access-review-${new Date().toISOString().slice(0, 10)}.csv`);
+  const [exportFormat, setExportFormat] = useState<"csv" | "xlsx" | "json">("csv");
+  const exportReview = async () => {
+    // The extension chooses the format on the Rust side (CSV, Excel or JSON).
+    const path = await pickSavePath(`access-review-${new Date().toISOString().slice(0, 10)}.${exportFormat}`);
     if (!path.ok) return setError(path.error);
     if (!path.value) return;
     const r = await accessReviewExport(path.value, staleDays);
@@ -122,8 +124,16 @@ export function TeamScreen({ onOpenSync }: { onOpenSync: () => void }) {
                 </option>
               ))}
             </select>
-            <button type="button" className="button" data-testid="team-export" onClick={() => void exportCsv()}>
-              Export CSV…
+            <label htmlFor="team-export-format" className="sr-only">
+              Export format
+            </label>
+            <select id="team-export-format" data-testid="team-export-format" value={exportFormat} onChange={(e) => setExportFormat(e.target.value as "csv" | "xlsx" | "json")}>
+              <option value="csv">CSV</option>
+              <option value="xlsx">Excel</option>
+              <option value="json">JSON</option>
+            </select>
+            <button type="button" className="button" data-testid="team-export" onClick={() => void exportReview()}>
+              Export…
             </button>
             <button type="button" className="button button--primary" data-testid="team-sign-off" onClick={() => setDialog({ kind: "sign-off" })}>
               Sign off review{changes.length ? ` (${changes.length} change${changes.length === 1 ? "" : "s"})` : ""}…
