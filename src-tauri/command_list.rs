@@ -33,6 +33,7 @@ macro_rules! app_commands {
             export_item,
             export_area,
             project_export_bundle,
+            project_evidence_pack,
             vault_verify,
             operation_cancel,
             audit_page,

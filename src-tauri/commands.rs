@@ -842,6 +842,18 @@ pub async fn team_reset_mfa(
     tenant_ops::reset_mfa(&state.0, &user_id).await
 }
 
+/// Writes the compliance evidence pack of a project into a new folder: processing record,
+/// audit, retention and access evidence, the Part 11 / HIPAA controls matrix, every file hashed.
+#[tauri::command]
+pub async fn project_evidence_pack(
+    state: State<'_, AppState>,
+    project: String,
+    dest: String,
+    purposes: Vec<String>,
+) -> Result<EvidenceResult, CommandError> {
+    tenant_ops::evidence_pack(&state.0, &project, &dest, purposes).await
+}
+
 /// Writes the access review to a path from `pick_save_path` as CSV, JSON or Excel (`.xlsx`), by
 /// its extension; returns bytes written.
 #[tauri::command]

@@ -546,3 +546,20 @@ pub struct ProjectSharing {
     /// Why its content is locked here, and what to do; `None` when readable.
     pub locked: Option<String>,
 }
+
+/// What a compliance evidence pack holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct EvidenceResult {
+    /// The pack's folder.
+    pub path: String,
+    /// Files in it.
+    pub files: Vec<String>,
+    /// Whether the audit chain verified when the pack was made.
+    pub audit_ok: bool,
+    /// Controls by status (`covered`, `partly`, `not covered`, `failing`).
+    #[ts(type = "Record<string, number>")]
+    pub controls: std::collections::BTreeMap<String, u64>,
+    /// Whether the lab's access review (from the tenant) is in it.
+    pub with_tenant: bool,
+}

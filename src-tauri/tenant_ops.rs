@@ -750,6 +750,52 @@ pub async fn access_review_export(
     Ok(bytes.len() as u64)
 }
 
+/// `project_evidence_pack`: the compliance evidence pack of `project` in the new folder
+/// `dest`, with the lab's access review when signed in and allowed to read it.
+pub async fn evidence_pack(
+    s: &Arc<Shared>,
+    project: &str,
+    dest: &str,
+    purposes: Vec<String>,
+) -> Result<EvidenceResult, CommandError> {
+    let v = s.vault()?;
+    s.touch();
+    let dest = std::path::PathBuf::from(dest.trim());
+    if !dest.is_absolute() {
+        return Err(invalid("the evidence pack needs an absolute path"));
+    }
+    let purposes: Vec<String> = purposes
+        .into_iter()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let tenant_access = match session(s, &v) {
+        Ok(sess) => team::access_evidence(&sess).await.ok(),
+        Err(_) => None,
+    };
+    let with_tenant = tenant_access.is_some();
+    let project = project.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        v.evidence_pack(
+            &project,
+            &dest,
+            &labvault_core::evidence::EvidenceOptions {
+                purposes,
+                tenant_access,
+            },
+        )
+    })
+    .await
+    .map_err(|e| CommandError::new(ErrorCode::Internal, format!("evidence pack: {e}")))??;
+    Ok(EvidenceResult {
+        path: out.path.display().to_string(),
+        files: out.files,
+        audit_ok: out.audit_ok,
+        controls: out.controls,
+        with_tenant,
+    })
+}
+
 /// `access_review_sign_off`.
 pub async fn access_review_sign_off(
     s: &Shared,

@@ -418,7 +418,11 @@ async fn a_pi_connects_signs_in_with_mfa_syncs_reviews_access_and_steps_up_for_a
     let entries = review["entries"].as_array().unwrap().len();
     let members = review["members"].as_array().unwrap().len();
     // The CSV has one `access` row per entry and one `member` row per member.
-    assert_eq!(entries + members + 1, csv.lines().count(), "{review}\n{csv}");
+    assert_eq!(
+        entries + members + 1,
+        csv.lines().count(),
+        "{review}\n{csv}"
+    );
     let xlsx_path = tmp.path().join("review.xlsx");
     t::access_review_export(&s, &xlsx_path.display().to_string(), Some(30))
         .await
@@ -434,6 +438,25 @@ async fn a_pi_connects_signs_in_with_mfa_syncs_reviews_access_and_steps_up_for_a
                 && r[1] == Data::String(opaque.id.clone())));
         assert_eq!(x.worksheet_range("Members").unwrap().height(), members + 1);
     }
+    // The evidence pack carries the lab's access review while signed in.
+    let pack = tmp.path().join("evidence-online");
+    let ev = t::evidence_pack(
+        &s,
+        "plankton-2026",
+        &pack.display().to_string(),
+        vec![" Plankton survey ".into()],
+    )
+    .await
+    .unwrap();
+    assert!(ev.with_tenant && ev.audit_ok, "{ev:?}");
+    let access = std::fs::read_to_string(pack.join("access-evidence.json")).unwrap();
+    assert!(
+        access.contains("\"access_review\"") && access.contains("ann@lab.test"),
+        "{access}"
+    );
+    let record = std::fs::read_to_string(pack.join("processing-record.json")).unwrap();
+    assert!(record.contains("\"Plankton survey\""), "{record}");
+    assert_eq!(ev.controls["partly"], 4, "{:?}", ev.controls);
     let e = t::access_review_export(&s, "relative.csv", None)
         .await
         .unwrap_err();
@@ -565,6 +588,14 @@ async fn a_pi_connects_signs_in_with_mfa_syncs_reviews_access_and_steps_up_for_a
     let e = t::team_view(&s, None).await.unwrap_err();
     assert_eq!(e.code, TenantCode::NotSignedIn, "{e}");
     assert!(!t::sync_status(&s).unwrap().is_empty());
+    // Signed out, the evidence pack says the lab's access review is not in it.
+    let pack = tmp.path().join("evidence-offline");
+    let ev = t::evidence_pack(&s, "plankton-2026", &pack.display().to_string(), vec![])
+        .await
+        .unwrap();
+    assert!(!ev.with_tenant);
+    let access = std::fs::read_to_string(pack.join("access-evidence.json")).unwrap();
+    assert!(access.contains("not included"), "{access}");
     // Signed out (or offline), the verified log still shows the members, by id.
     let sh = t::project_sharing(&s, "plankton-2026").await.unwrap();
     assert!(

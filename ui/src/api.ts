@@ -15,6 +15,7 @@ import type {
   AuditVerifyResult,
   BundleResult,
   CreateResult,
+  EvidenceResult,
   ExportResult,
   Hold,
   HoldTarget,
@@ -311,7 +312,11 @@ export const teamRemoveMember = (userId: string) =>
 export const teamResetMfa = (userId: string) =>
   call<null>("team_reset_mfa", { userId });
 
-/** Writes the access review as CSV to a path from `pick_save_path`; returns bytes written. */
+/** Writes the compliance evidence pack of a project into a new folder: processing record, audit, retention and access evidence, the Part 11 / HIPAA controls matrix, every file hashed. */
+export const projectEvidencePack = (project: string, dest: string, purposes: string[]) =>
+  call<EvidenceResult>("project_evidence_pack", { project, dest, purposes });
+
+/** Writes the access review to a path from `pick_save_path` as CSV, JSON or Excel (`.xlsx`), by its extension; returns bytes written. */
 export const accessReviewExport = (destPath: string, staleDays: number | null) =>
   call<number>("access_review_export", { destPath, staleDays });
 

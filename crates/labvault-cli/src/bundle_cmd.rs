@@ -134,36 +134,15 @@ pub struct EvidencePackArgs {
     pub json: bool,
 }
 
-/// The lab's access review (and who is asking), when this vault is signed in to its tenant
-/// and the account may read it; `None` otherwise, with the reason on stderr.
+/// The lab's access evidence, when this vault is signed in to its tenant and the account may
+/// read it; `None` otherwise, with the reason on stderr.
 fn tenant_access(vault: &std::sync::Arc<labvault_core::Vault>) -> Option<serde_json::Value> {
     use crate::sync_cmd::{client_for, runtime, tokens};
     let rt = runtime().ok()?;
     let client = client_for(vault).ok()?;
     let session = labvault_sync::Session::resume(client, vault.vault_id(), tokens()).ok()?;
-    let got = rt.block_on(async {
-        let me = session
-            .call(|t| {
-                let c = session.client().clone();
-                async move { c.me(&t).await }
-            })
-            .await?;
-        let review = session
-            .call(|t| {
-                let c = session.client().clone();
-                async move {
-                    c.access_review(&t, &labvault_wire::ReviewQuery::default())
-                        .await
-                }
-            })
-            .await?;
-        Ok::<_, labvault_sync::SyncError>((me, review))
-    });
-    match got {
-        Ok((me, review)) => Some(serde_json::json!({
-            "generated_for": me.email,
-            "access_review": review,
-        })),
+    match rt.block_on(labvault_sync::team::access_evidence(&session)) {
+        Ok(v) => Some(v),
         Err(e) => {
             eprintln!("note: the lab's access review is not in the pack: {e}");
             None

@@ -431,6 +431,24 @@ pub fn review_workbook(r: &labvault_wire::AccessReview) -> Result<Vec<u8>> {
     })
 }
 
+/// The lab's access evidence for a compliance evidence pack: who asked, and the access review
+/// (members, effective roles, MFA, stale access, pending invitations). Needs Owner or Admin.
+pub async fn access_evidence(session: &Session) -> Result<serde_json::Value> {
+    let me = account::me(session).await?;
+    let q = ReviewQuery::default();
+    let review = session
+        .call(|t| {
+            let (c, q) = (session.client().clone(), q.clone());
+            async move { c.access_review(&t, &q).await }
+        })
+        .await?;
+    Ok(serde_json::json!({
+        "generated_for": me.email,
+        "role": me.role.as_str(),
+        "access_review": review,
+    }))
+}
+
 /// Records the review as done in the tenant's audit trail, with what it changed.
 pub async fn sign_off(
     session: &Session,

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useMemo, useState, type FormEvent } from "react";
 import { exportArea, importPaths, itemsPage, onFileDrop, pickExportDir, pickImportFiles, pickImportFolder, pickSavePath, projectCreate, projectExportBundle, projectsList } from "../api";
 import { ErrorBanner } from "../components/common";
+import { EvidencePackDialog } from "../components/EvidencePackDialog";
 import { Gallery } from "../components/Gallery";
 import { ItemDetailsPanel } from "../components/ItemDetails";
 import { ItemList } from "../components/ItemList";
@@ -32,6 +33,8 @@ export function WorkspaceScreen() {
   const [dragging, setDragging] = useState(false);
   const [creating, setCreating] = useState(false);
   const [newName, setNewName] = useState("");
+  const [evidenceFor, setEvidenceFor] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
   const progress = useProgress();
   const filter = useDebounced(text, 250);
 
@@ -279,9 +282,27 @@ export function WorkspaceScreen() {
                 >
                   Export project…
                 </button>
+                <button type="button" className="button button--quiet" data-testid="evidence-pack" onClick={() => setEvidenceFor(project)}>
+                  Evidence pack…
+                </button>
               </div>
             </div>
             <ErrorBanner error={error} onDismiss={() => setError(null)} />
+            {notice ? (
+              <p className="banner banner--ok" role="status" data-testid="workspace-notice">
+                {notice}
+              </p>
+            ) : null}
+            {evidenceFor ? (
+              <EvidencePackDialog
+                project={evidenceFor}
+                onClose={() => setEvidenceFor(null)}
+                onDone={(summary) => {
+                  setEvidenceFor(null);
+                  setNotice(`Evidence pack written: ${summary}`);
+                }}
+              />
+            ) : null}
             {importFailures.length > 0 ? (
               <div className="banner banner--warn" role="alert" data-testid="import-failures">
                 <div className="banner__body">
