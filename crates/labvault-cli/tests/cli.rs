@@ -813,6 +813,9 @@ fn a_project_bundle_verifies_offline_names_every_change_and_reimports_identicall
         b"a name that looks like an option and a formula",
     );
     write(&src.join("big.bin"), &vec![0x5au8; 3 << 20]);
+    // A path past the tar header's 100 bytes (a GNU long-name entry in the .tar).
+    let long = "instrument-run-2026-12-07-spectrophotometer-bay-3/calibrated-frames/frame-000001-of-000240.dat";
+    write(&src.join(long), b"frame");
     env.ok(&["import", "-p", "Plankton", src.to_str().unwrap()]);
     let od_id = ls_json(&env, &[])
         .iter()
@@ -827,13 +830,13 @@ fn a_project_bundle_verifies_offline_names_every_change_and_reimports_identicall
     let dir = env.root.join("bundle");
     let tar = env.root.join("bundle.tar");
     let out = env.ok(&["export-project", "Plankton", dir.to_str().unwrap()]);
-    assert!(out.contains("4 file(s)"), "{out}");
+    assert!(out.contains("5 file(s)"), "{out}");
     env.ok(&["export-project", "Plankton", tar.to_str().unwrap()]);
     for b in [&dir, &tar] {
         let (c, out) = verify_bundle(&env, b);
         assert_eq!(c, 0, "{out}");
         assert!(
-            out.contains("4 file(s)") && out.contains("0 problem(s)"),
+            out.contains("5 file(s)") && out.contains("0 problem(s)"),
             "{out}"
         );
     }
@@ -843,7 +846,7 @@ fn a_project_bundle_verifies_offline_names_every_change_and_reimports_identicall
     // The manifest: hashes, retention and the hold; the CSV has the same rows, names quoted.
     let manifest: Vec<serde_json::Value> =
         serde_json::from_slice(&fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest.len(), 4);
+    assert_eq!(manifest.len(), 5);
     let od = manifest
         .iter()
         .find(|e| e["path"] == "run-7/od600.csv")
@@ -852,7 +855,7 @@ fn a_project_bundle_verifies_offline_names_every_change_and_reimports_identicall
     assert_eq!(od["retention_period"], "7y");
     assert_eq!(od["data_type"], "research_data");
     let csv = fs::read_to_string(dir.join("manifest.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 5);
+    assert_eq!(csv.lines().count(), 6);
     assert!(
         csv.contains("\"run-7/plots/growth \"\"final\"\", v2.png\""),
         "{csv}"
@@ -862,7 +865,7 @@ fn a_project_bundle_verifies_offline_names_every_change_and_reimports_identicall
         use calamine::{Data, Reader, Xlsx};
         let mut x: Xlsx<_> = calamine::open_workbook(dir.join("manifest.xlsx")).unwrap();
         let sheet = x.worksheet_range("Manifest").unwrap();
-        assert_eq!(sheet.height(), 5);
+        assert_eq!(sheet.height(), 6);
         for (i, line) in csv.lines().skip(1).enumerate() {
             let row = sheet.rows().nth(i + 1).unwrap();
             let id = line.split(',').next().unwrap();

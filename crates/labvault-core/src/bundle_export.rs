@@ -79,6 +79,43 @@ fn write_meta(dir: &Path, name: &str, bytes: &[u8]) -> Result<BundleFileDigest> 
     })
 }
 
+/// The ustar/GNU header of a regular file (a GNU long-name entry first when the path is longer
+/// than the header's 100 bytes), written straight to the archive.
+fn write_tar_header(w: &mut dyn Write, path: &str, size: u64, mtime: i64) -> std::io::Result<()> {
+    let bytes = path.as_bytes();
+    if bytes.len() > 100 {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_size(bytes.len() as u64 + 1);
+        h.set_entry_type(tar::EntryType::GNULongName);
+        h.set_cksum();
+        w.write_all(h.as_bytes())?;
+        w.write_all(bytes)?;
+        w.write_all(&[0])?;
+        write_tar_padding(w, bytes.len() as u64 + 1)?;
+    }
+    let mut h = tar::Header::new_gnu();
+    let n = bytes.len().min(100);
+    h.as_old_mut().name[..n].copy_from_slice(&bytes[..n]);
+    h.set_mode(0o644);
+    h.set_mtime(u64::try_from(mtime).unwrap_or(0));
+    h.set_size(size);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    w.write_all(h.as_bytes())
+}
+
+/// Zeros up to the next 512-byte block after `size` bytes of content.
+fn write_tar_padding(w: &mut dyn Write, size: u64) -> std::io::Result<()> {
+    let rem = (size % 512) as usize;
+    if rem != 0 {
+        w.write_all(&[0u8; 512][..512 - rem])?;
+    }
+    Ok(())
+}
+
 fn parse_time(s: &str) -> Cell {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map(Cell::DateTime)
@@ -249,13 +286,16 @@ impl Vault {
             }
         }
         let total: u64 = items.iter().map(|i| i.size).sum();
-        let total_all = if as_tar { total * 2 } else { total };
+        let total_all = total;
 
         // The files, area by area (each verified against its SHA-256 as it is decrypted).
+        // A directory bundle gets them now through the area export; a `.tar` streams them below.
         let files_root = staging_dir.join(FILES_DIR);
-        fs::create_dir(&files_root).map_err(|e| Error::io_path("creating", &files_root, e))?;
         let mut done_before = 0u64;
-        for area in Area::ALL {
+        if !as_tar {
+            fs::create_dir(&files_root).map_err(|e| Error::io_path("creating", &files_root, e))?;
+        }
+        for area in Area::ALL.iter().filter(|_| !as_tar) {
             let in_area: u64 = items
                 .iter()
                 .filter(|i| i.area == *area)
@@ -303,7 +343,7 @@ impl Vault {
         for i in &items {
             let file = format!("{FILES_DIR}/{}/{}", i.area, i.path);
             let on_disk = fs::symlink_metadata(staging_dir.join(&file)).map(|m| m.len());
-            if on_disk.ok() != Some(i.size) {
+            if !as_tar && on_disk.ok() != Some(i.size) {
                 return Err(Error::InvalidArgument(format!(
                     "the project changed during the export ({} is not as listed); export again",
                     file
@@ -462,21 +502,35 @@ impl Vault {
                 ar.append_path_with_name(staging_dir.join(name), name)
                     .map_err(io)?;
             }
-            let mut done = total;
-            for e in &entries {
-                if cancel.load(Ordering::Relaxed) {
-                    return Err(Error::Cancelled);
-                }
-                ar.append_path_with_name(staging_dir.join(&e.file), &e.file)
-                    .map_err(io)?;
-                done += e.size;
-                progress(&TransferProgress {
-                    path: &e.path,
-                    file_done: e.size,
-                    file_total: e.size,
-                    overall_done: done,
-                    overall_total: total_all,
-                });
+            // Every file decrypted straight into the archive (checked against its SHA-256 as it
+            // streams); the manifest must name exactly the items streamed.
+            let mut streamed = std::collections::HashSet::new();
+            let mut done = 0u64;
+            for area in Area::ALL {
+                self.for_each_plaintext(project_id, *area, cancel, &mut |item, decrypt| {
+                    let name = format!("{FILES_DIR}/{}/{}", item.area, item.path);
+                    let w = ar.get_mut();
+                    write_tar_header(w, &name, item.size, item.updated_at.unix_timestamp())
+                        .map_err(io)?;
+                    decrypt(w)?;
+                    write_tar_padding(w, item.size).map_err(io)?;
+                    streamed.insert(item.id.clone());
+                    done += item.size;
+                    progress(&TransferProgress {
+                        path: &item.path,
+                        file_done: item.size,
+                        file_total: item.size,
+                        overall_done: done,
+                        overall_total: total_all,
+                    });
+                    Ok(())
+                })?;
+            }
+            if streamed.len() != entries.len() || entries.iter().any(|e| !streamed.contains(&e.id))
+            {
+                return Err(Error::InvalidArgument(
+                    "the project changed during the export; export again".into(),
+                ));
             }
             let w = ar.into_inner().map_err(io)?;
             let f = w.into_inner().map_err(|e| io(e.into_error()))?;

@@ -723,3 +723,64 @@ impl Vault {
         Ok(target.to_path_buf())
     }
 }
+
+/// Decrypts one item's current version into a writer (see [`Vault::for_each_plaintext`]).
+pub(crate) type Decryptor<'a> = dyn FnMut(&mut dyn Write) -> Result<()> + 'a;
+
+impl Vault {
+    /// Streams the current version of every active item of `project_id` in `area` (ordered by
+    /// path): `f(item, decrypt)` is called once per item and calls `decrypt(out)` to have the
+    /// plaintext written to `out`, checked against its length and SHA-256 at the end (on a
+    /// mismatch `out` has received bytes that must be discarded, and the error says so). For
+    /// writers of one stream (a `.tar` bundle): no temp file, nothing held in memory.
+    pub(crate) fn for_each_plaintext(
+        &self,
+        project_id: &str,
+        area: Area,
+        cancel: &AtomicBool,
+        f: &mut dyn FnMut(&ItemInfo, &mut Decryptor<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let rows = area_versions(&*self.reader()?, &self.dir, project_id, area)?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let pkey = self.project_key(project_id)?;
+        for (item, version) in rows {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
+            let job = job_of(&item, version, PathBuf::new(), &pkey)?;
+            let mut decrypt = |out: &mut dyn Write| -> Result<()> {
+                let blob = job.loc.open(&job.what)?;
+                let mut sink = SinkWriter {
+                    inner: out,
+                    cancel,
+                    cancelled: false,
+                    error: None,
+                };
+                let summary =
+                    match decrypt_blob(&job.dkey, &job.file_id, blob, &mut sink, &mut |_| {}) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            if sink.cancelled {
+                                return Err(Error::Cancelled);
+                            }
+                            if let Some(we) = sink.error.take() {
+                                return Err(Error::io(format!("writing {}", job.what), we));
+                            }
+                            return Err(blob_err(e, &job.what));
+                        }
+                    };
+                if hex::encode(summary.sha256) != job.sha || summary.plaintext_len != job.size {
+                    return Err(Error::Tampered {
+                        what: job.what.clone(),
+                        detail: "decrypted content does not match the recorded SHA-256".into(),
+                    });
+                }
+                Ok(())
+            };
+            f(&item, &mut decrypt)?;
+        }
+        Ok(())
+    }
+}
