@@ -68,7 +68,7 @@ rust_ok() {
 }
 if ! rust_ok && command -v rustup >/dev/null; then
   log "updating Rust to $RUST_TOOLCHAIN via rustup"
-  rustup toolchain install "$RUST_TOOLCHAIN" --profile minimal -c rustfmt -c clippy
+  rustup toolchain install "$RUST_TOOLCHAIN" --profile minimal -c rustfmt -c clippy --no-self-update
   rustup default "$RUST_TOOLCHAIN"
 fi
 if ! rust_ok; then

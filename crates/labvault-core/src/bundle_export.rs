@@ -13,7 +13,7 @@ use crate::bundle::{
     MANIFEST_CSV, MANIFEST_JSON, MANIFEST_XLSX, METADATA_FILES, VERIFY_MD,
 };
 use crate::error::{Error, Result};
-use crate::fsutil::{fsync_dir, random_hex};
+use crate::fsutil::{fsync_dir, random_hex, rfc3339, Staging};
 use crate::model::{Area, ItemState, ListFilter};
 use crate::transfer::{ExportOptions, TransferProgress};
 use crate::vault::Vault;
@@ -43,26 +43,6 @@ pub struct BundleSummary {
     pub audit_events: u64,
     /// SHA-256 of its `bundle.json`, also recorded in the export's audit event.
     pub bundle_digest: String,
-}
-
-/// Removes a half-built bundle unless disarmed.
-struct Staging(Option<PathBuf>);
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            if p.is_dir() {
-                let _ = fs::remove_dir_all(&p);
-            } else {
-                let _ = fs::remove_file(&p);
-            }
-        }
-    }
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 /// Writes `bytes` to `dir/name`, synced; returns its digest row.
@@ -245,27 +225,12 @@ impl Vault {
         progress: &mut dyn FnMut(&TransferProgress<'_>),
         cancel: &AtomicBool,
     ) -> Result<BundleSummary> {
-        if fs::symlink_metadata(dest).is_ok() {
-            return Err(Error::AlreadyExists(format!(
-                "{} exists: choose a new name for the bundle",
-                dest.display()
-            )));
-        }
+        let staging = Staging::beside(dest, "bundle")?;
+        let staging_dir = staging.path().to_path_buf();
+        let parent = staging.parent().to_path_buf();
         let as_tar = dest
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("tar"));
-        let parent = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let base = dest
-            .file_name()
-            .ok_or_else(|| Error::InvalidArgument("the bundle needs a file name".into()))?
-            .to_string_lossy()
-            .into_owned();
-        let staging_dir = parent.join(format!(".{base}.labvault-partial-{}", random_hex(6)));
-        fs::create_dir(&staging_dir).map_err(|e| Error::io_path("creating", &staging_dir, e))?;
-        let mut staging = Staging(Some(staging_dir.clone()));
 
         // The items and what retention says of each.
         let items = self.list(&ListFilter {
@@ -487,8 +452,8 @@ impl Vault {
         }
 
         if as_tar {
-            let tmp = parent.join(format!(".{base}.labvault-partial-{}.tar", random_hex(6)));
-            let mut tar_guard = Staging(Some(tmp.clone()));
+            // Written inside the staging directory (removed with it on failure).
+            let tmp = staging_dir.join(format!(".{}.tar", random_hex(6)));
             let present: Vec<&str> = METADATA_FILES
                 .iter()
                 .copied()
@@ -537,13 +502,11 @@ impl Vault {
             f.sync_all().map_err(io)?;
             drop(f);
             fs::rename(&tmp, dest).map_err(io)?;
-            tar_guard.0 = None;
-            // `staging` (the tree) is removed on drop.
+            fsync_dir(&parent)?;
+            // `staging` (the metadata) is removed on drop.
         } else {
-            fs::rename(&staging_dir, dest).map_err(|e| Error::io_path("writing", dest, e))?;
-            staging.0 = None;
+            staging.commit(dest)?;
         }
-        fsync_dir(parent)?;
         Ok(BundleSummary {
             path: dest.to_path_buf(),
             files: entries.len() as u64,

@@ -20,7 +20,7 @@
 
 use crate::bundle::csv_field;
 use crate::error::{Error, Result};
-use crate::fsutil::{fsync_dir, random_hex};
+use crate::fsutil::{rfc3339, Staging};
 use crate::model::{ItemState, ListFilter};
 use crate::vault::Vault;
 use labvault_governance::audit::{actions, resources};
@@ -160,11 +160,6 @@ fn html_escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 impl Vault {
     /// Writes the compliance evidence pack of `project` into the new directory `dest` (built
     /// under a hidden name and renamed when complete). Re-verifies the audit chain (recorded as
@@ -182,6 +177,7 @@ impl Vault {
                 dest.display()
             )));
         }
+
         // The chain, verified now (a break is evidence, not an error of the pack).
         let (audit_ok, audit_problem, reports) = match self.audit_verify(&mut |_, _| {}) {
             Ok(r) => (true, None, r),
@@ -385,58 +381,42 @@ impl Vault {
         html.push_str("</table></html>\n");
 
         // Write under a hidden name, then rename.
-        let parent = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let base = dest
-            .file_name()
-            .ok_or_else(|| Error::InvalidArgument("the evidence pack needs a folder name".into()))?
-            .to_string_lossy()
-            .into_owned();
-        let staging = parent.join(format!(".{base}.labvault-partial-{}", random_hex(6)));
-        fs::create_dir(&staging).map_err(|e| Error::io_path("creating", &staging, e))?;
-        let result = (|| -> Result<Vec<String>> {
-            let pretty = |v: &Value| serde_json::to_vec_pretty(v).unwrap_or_default();
-            let files: Vec<(&str, Vec<u8>)> = vec![
-                ("index.html", html.into_bytes()),
-                ("processing-record.json", pretty(&processing)),
-                ("audit-evidence.json", pretty(&audit)),
-                ("retention-evidence.json", pretty(&retention)),
-                ("access-evidence.json", pretty(&access)),
-                (
-                    "controls.json",
-                    serde_json::to_vec_pretty(&rows).unwrap_or_default(),
-                ),
-                ("controls.csv", csv.into_bytes()),
-            ];
-            let mut manifest = Vec::new();
-            let mut sums = String::new();
-            for (name, bytes) in &files {
-                let sha = hex::encode(Sha256::digest(bytes));
-                fs::write(staging.join(name), bytes)
-                    .map_err(|e| Error::io_path("writing", &staging.join(name), e))?;
-                sums.push_str(&format!("{sha}  {name}\n"));
-                manifest.push(json!({"name": name, "size": bytes.len(), "sha256": sha}));
-            }
-            fs::write(staging.join("manifest.json"), pretty(&json!(manifest)))
-                .map_err(|e| Error::io_path("writing", &staging.join("manifest.json"), e))?;
-            fs::write(staging.join("SHA256SUMS"), sums)
-                .map_err(|e| Error::io_path("writing", &staging.join("SHA256SUMS"), e))?;
-            fsync_dir(&staging)?;
-            fs::rename(&staging, dest).map_err(|e| Error::io_path("writing", dest, e))?;
-            fsync_dir(parent)?;
-            let mut names: Vec<String> = files.iter().map(|(n, _)| n.to_string()).collect();
-            names.push("manifest.json".into());
-            names.push("SHA256SUMS".into());
-            Ok(names)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_dir_all(&staging);
+        let staging = Staging::beside(dest, "evidence pack")?;
+        let dir = staging.path();
+        let pretty = |v: &Value| serde_json::to_vec_pretty(v).unwrap_or_default();
+        let files: Vec<(&str, Vec<u8>)> = vec![
+            ("index.html", html.into_bytes()),
+            ("processing-record.json", pretty(&processing)),
+            ("audit-evidence.json", pretty(&audit)),
+            ("retention-evidence.json", pretty(&retention)),
+            ("access-evidence.json", pretty(&access)),
+            (
+                "controls.json",
+                serde_json::to_vec_pretty(&rows).unwrap_or_default(),
+            ),
+            ("controls.csv", csv.into_bytes()),
+        ];
+        let write = |name: &str, bytes: &[u8]| {
+            fs::write(dir.join(name), bytes)
+                .map_err(|e| Error::io_path("writing", &dir.join(name), e))
+        };
+        let mut manifest = Vec::new();
+        let mut sums = String::new();
+        for (name, bytes) in &files {
+            let sha = hex::encode(Sha256::digest(bytes));
+            write(name, bytes)?;
+            sums.push_str(&format!("{sha}  {name}\n"));
+            manifest.push(json!({"name": name, "size": bytes.len(), "sha256": sha}));
         }
+        write("manifest.json", &pretty(&json!(manifest)))?;
+        write("SHA256SUMS", sums.as_bytes())?;
+        staging.commit(dest)?;
+        let mut names: Vec<String> = files.iter().map(|(n, _)| n.to_string()).collect();
+        names.push("manifest.json".into());
+        names.push("SHA256SUMS".into());
         Ok(EvidenceSummary {
             path: dest.to_path_buf(),
-            files: result?,
+            files: names,
             audit_ok,
             controls: counts,
         })

@@ -301,6 +301,17 @@ pub async fn review_csv(session: &Session, stale_days: Option<u32>) -> Result<St
         .await
 }
 
+/// The tenant's access review (Owner or Admin).
+async fn review(session: &Session, stale_days: Option<u32>) -> Result<AccessReview> {
+    let q = ReviewQuery { stale_days };
+    session
+        .call(|t| {
+            let (c, q) = (session.client().clone(), q.clone());
+            async move { c.access_review(&t, &q).await }
+        })
+        .await
+}
+
 /// A file format for the access review.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReviewFormat {
@@ -336,13 +347,7 @@ pub async fn review_export(
     if format == ReviewFormat::Csv {
         return Ok(review_csv(session, stale_days).await?.into_bytes());
     }
-    let q = ReviewQuery { stale_days };
-    let review = session
-        .call(|t| {
-            let (c, q) = (session.client().clone(), q.clone());
-            async move { c.access_review(&t, &q).await }
-        })
-        .await?;
+    let review = review(session, stale_days).await?;
     match format {
         ReviewFormat::Json => Ok(serde_json::to_vec_pretty(&review).unwrap_or_default()),
         _ => review_workbook(&review),
@@ -435,13 +440,7 @@ pub fn review_workbook(r: &labvault_wire::AccessReview) -> Result<Vec<u8>> {
 /// (members, effective roles, MFA, stale access, pending invitations). Needs Owner or Admin.
 pub async fn access_evidence(session: &Session) -> Result<serde_json::Value> {
     let me = account::me(session).await?;
-    let q = ReviewQuery::default();
-    let review = session
-        .call(|t| {
-            let (c, q) = (session.client().clone(), q.clone());
-            async move { c.access_review(&t, &q).await }
-        })
-        .await?;
+    let review = review(session, None).await?;
     Ok(serde_json::json!({
         "generated_for": me.email,
         "role": me.role.as_str(),
