@@ -187,6 +187,7 @@ fn type_files() -> Vec<(String, String)> {
         ts_rs_file::<ExportFailureDto>(&cfg),
         ts_rs_file::<ExportResult>(&cfg),
         ts_rs_file::<BundleResult>(&cfg),
+        ts_rs_file::<BundleRequest>(&cfg),
         ts_rs_file::<EvidenceResult>(&cfg),
         ts_rs_file::<VerifyProblem>(&cfg),
         ts_rs_file::<VerifyResult>(&cfg),

@@ -372,18 +372,22 @@ pub async fn export_item(
     .await
 }
 
-/// Exports a whole project as a self-describing bundle (a new directory, or a `.tar`): every
-/// file, its manifest with hashes and retention, and the project's audit trail.
+/// Exports a whole project as a self-describing bundle (a new directory, a `.tar`, or a
+/// `.tar.age` sealed with age): every file (and earlier versions when asked), its manifest with
+/// hashes and retention, the project's audit trail and the tenant's signed checkpoints.
+/// A sealed bundle whose name does not end in `.tar.age`, or a bad recipient: `invalid_argument`.
 #[tauri::command]
 pub async fn project_export_bundle(
     state: State<'_, AppState>,
     project: String,
     dest: String,
+    options: BundleRequest,
     op_id: String,
     on_progress: Channel<Progress>,
 ) -> Result<BundleResult, CommandError> {
     let s = shared(&state);
-    blocking(move || ops::export_bundle(&s, &project, &dest, &op_id, sink(on_progress))).await
+    blocking(move || ops::export_bundle(&s, &project, &dest, options, &op_id, sink(on_progress)))
+        .await
 }
 
 /// Exports a whole area into a directory (logical folders recreated).

@@ -370,12 +370,31 @@ pub struct ExportResult {
     pub failed: Vec<ExportFailureDto>,
 }
 
+/// How a project bundle is exported (the UI's options). Holds a passphrase: no `Debug`, no
+/// `Clone`; the shell hands it to the core's `BundleSeal` at once.
+#[derive(Deserialize, TS, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BundleRequest {
+    /// Every earlier version still kept (conflict siblings are always included).
+    #[serde(default)]
+    pub all_versions: bool,
+    /// Seal the `.tar.age` with a passphrase.
+    #[serde(default)]
+    #[ts(optional)]
+    pub passphrase: Option<String>,
+    /// Or seal it to age recipients (`age1…`).
+    #[serde(default)]
+    pub recipients: Vec<String>,
+}
+
 /// What a project bundle export wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct BundleResult {
-    /// The bundle (directory or `.tar`).
+    /// The bundle (directory, `.tar` or sealed `.tar.age`).
     pub path: String,
+    /// Sealed with age.
+    pub encrypted: bool,
     /// Files in it.
     #[ts(type = "number")]
     pub files: u64,

@@ -341,7 +341,15 @@ mod flow {
         let seen2 = seen.clone();
         let sink: ops::Sink = Arc::new(move |p: Progress| seen2.lock().unwrap().push(p));
         let dest = tmp.path().join("p-bundle.tar");
-        let r = ops::export_bundle(&s, "p", dest.to_str().unwrap(), "b1", sink).unwrap();
+        let r = ops::export_bundle(
+            &s,
+            "p",
+            dest.to_str().unwrap(),
+            Default::default(),
+            "b1",
+            sink,
+        )
+        .unwrap();
         assert_eq!((r.files, r.bytes), (2, (2 << 20) + 8));
         let last = seen.lock().unwrap().last().cloned().unwrap();
         assert_eq!(last.phase, "done");
@@ -349,12 +357,13 @@ mod flow {
             last.overall_total > 0 && last.overall_done == last.overall_total,
             "{last:?}"
         );
-        let v = labvault_core::bundle::verify_bundle(&dest, &mut |_, _| {}).unwrap();
+        let v = labvault_core::bundle::verify_bundle(&dest, None, &mut |_, _| {}).unwrap();
         assert!(v.is_ok() && v.files_checked == 2, "{:?}", v.problems);
         assert_eq!(v.bundle_digest, r.bundle_digest);
 
         let noop: ops::Sink = Arc::new(|_| {});
-        let e = ops::export_bundle(&s, "p", "relative/b.tar", "b2", noop).unwrap_err();
+        let e = ops::export_bundle(&s, "p", "relative/b.tar", Default::default(), "b2", noop)
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidArgument);
 
         let s2 = s.clone();
@@ -364,7 +373,15 @@ mod flow {
             }
         });
         let dest = tmp.path().join("cancelled");
-        let e = ops::export_bundle(&s, "p", dest.to_str().unwrap(), "b3", cancel).unwrap_err();
+        let e = ops::export_bundle(
+            &s,
+            "p",
+            dest.to_str().unwrap(),
+            Default::default(),
+            "b3",
+            cancel,
+        )
+        .unwrap_err();
         assert_eq!(e.code, ErrorCode::Cancelled);
         let left: Vec<String> = std::fs::read_dir(tmp.path())
             .unwrap()
@@ -372,6 +389,65 @@ mod flow {
             .filter(|n| n.contains("cancelled"))
             .collect();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// The export dialog's options reach the core: a sealed `.tar.age` that opens with the
+    /// passphrase typed, earlier versions when asked, and contradictory options refused.
+    #[test]
+    fn a_sealed_bundle_with_all_versions_is_exported_from_the_dialog_options() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = shared(tmp.path());
+        ops::create(&s, PASS.into(), false, &|_| Ok(())).unwrap();
+        ops::project_create(&s, "p").unwrap();
+        let a = tmp.path().join("a.csv");
+        let noop: ops::Sink = Arc::new(|_| {});
+        for content in [&b"v1"[..], b"v2"] {
+            std::fs::write(&a, content).unwrap();
+            let paths = vec![a.display().to_string()];
+            ops::import_paths(&s, "p", Area::Uploads, paths, None, "i", noop.clone()).unwrap();
+        }
+        let dest = tmp.path().join("p.tar.age");
+        let req = BundleRequest {
+            all_versions: true,
+            passphrase: Some("for the archive shelf".into()),
+            recipients: vec![],
+        };
+        let r =
+            ops::export_bundle(&s, "p", dest.to_str().unwrap(), req, "b", noop.clone()).unwrap();
+        assert!(r.encrypted);
+        assert_eq!(r.files, 2, "the current version and version 1");
+        let key = labvault_core::bundle_seal::BundleKey::passphrase("for the archive shelf".into());
+        let v = labvault_core::bundle::verify_bundle(&dest, Some(&key), &mut |_, _| {}).unwrap();
+        assert!(
+            v.is_ok() && v.encrypted && v.files_checked == 2,
+            "{:?}",
+            v.problems
+        );
+
+        let both = BundleRequest {
+            all_versions: false,
+            passphrase: Some("x".into()),
+            recipients: vec!["age1x".into()],
+        };
+        let other = tmp.path().join("q.tar.age");
+        let e = ops::export_bundle(&s, "p", other.to_str().unwrap(), both, "c", noop.clone())
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+        let plain_name = BundleRequest {
+            passphrase: Some("for the archive shelf".into()),
+            ..Default::default()
+        };
+        let e = ops::export_bundle(
+            &s,
+            "p",
+            tmp.path().join("p.tar").to_str().unwrap(),
+            plain_name,
+            "d",
+            noop,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+        assert!(e.message.contains(".tar.age"), "{}", e.message);
     }
 
     #[test]

@@ -13,8 +13,8 @@ use labvault_core::audit::MAX_PAGE;
 use labvault_core::governance::export::ExportFormat;
 use labvault_core::governance::retention::PlanTier;
 use labvault_core::{
-    Area, ErrorCode, ExportOptions, ImportEvent, ImportOptions, ItemState, Passphrase, RecoveryKey,
-    TransferProgress, Unlock, Vault,
+    bundle_seal::BundleSeal, Area, BundleOptions, ErrorCode, ExportOptions, ImportEvent,
+    ImportOptions, ItemState, Passphrase, RecoveryKey, TransferProgress, Unlock, Vault,
 };
 use zeroize::Zeroizing;
 
@@ -660,15 +660,36 @@ pub fn export_area(
     logged("export_area", r)
 }
 
-/// `project_export_bundle`: the whole project as a bundle at `dest` (a new directory, or a
-/// `.tar` file), with progress; cancelling leaves nothing at `dest`.
+/// `project_export_bundle`: the whole project as a bundle at `dest` (a new directory, a `.tar`
+/// file, or a `.tar.age` sealed to a passphrase or recipients), with progress; cancelling
+/// leaves nothing at `dest`.
 pub fn export_bundle(
     s: &Arc<Shared>,
     project: &str,
     dest: &str,
+    req: BundleRequest,
     op_id: &str,
     sink: Sink,
 ) -> Result<BundleResult, CommandError> {
+    let BundleRequest {
+        all_versions,
+        passphrase,
+        recipients,
+    } = req;
+    let passphrase = passphrase.map(Zeroizing::new);
+    let seal = match (passphrase, recipients.is_empty()) {
+        (Some(_), false) => {
+            return Err(err(
+                ErrorCode::InvalidArgument,
+                "Seal the bundle with a passphrase or with recipients, not both.",
+            ))
+        }
+        (Some(p), true) => Some(BundleSeal::passphrase(p.to_string())?),
+        (None, false) => Some(BundleSeal::recipients(&recipients)?),
+        (None, true) => None,
+    };
+    let encrypted = seal.is_some();
+    let opts = BundleOptions { all_versions, seal };
     let dest = Path::new(dest.trim());
     if !dest.is_absolute() {
         return Err(err(
@@ -679,9 +700,11 @@ pub fn export_bundle(
     let op = s.start_op(op_id)?;
     let rep = Reporter::new(s, &op, sink);
     let r = s.with_vault(|v| {
-        let b = v.export_project_bundle(project, dest, &mut |p| rep.transfer(p), &op.cancel)?;
+        let b =
+            v.export_project_bundle(project, dest, &opts, &mut |p| rep.transfer(p), &op.cancel)?;
         Ok(BundleResult {
             path: b.path.display().to_string(),
+            encrypted,
             files: b.files,
             bytes: b.bytes,
             audit_events: b.audit_events,

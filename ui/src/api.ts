@@ -13,6 +13,7 @@ import type {
   AuditFilter,
   AuditPage,
   AuditVerifyResult,
+  BundleRequest,
   BundleResult,
   CreateResult,
   EvidenceResult,
@@ -160,9 +161,9 @@ export const importPaths = (project: string, area: Area, paths: string[], destPr
 export const exportItem = (itemId: string, destDir: string, overwrite: boolean, opId: string, onProgress: (p: Progress) => void) =>
   call<ExportResult>("export_item", { itemId, destDir, overwrite, opId, onProgress: progressChannel(onProgress) });
 
-/** Exports a whole project as a self-describing bundle (a new directory, or a `.tar`): every file, its manifest with hashes and retention, and the project's audit trail. */
-export const projectExportBundle = (project: string, dest: string, opId: string, onProgress: (p: Progress) => void) =>
-  call<BundleResult>("project_export_bundle", { project, dest, opId, onProgress: progressChannel(onProgress) });
+/** Exports a whole project as a self-describing bundle (a new directory, a `.tar`, or a `.tar.age` sealed with age): every file (and earlier versions when asked), its manifest with hashes and retention, the project's audit trail and the tenant's signed checkpoints. A sealed bundle whose name does not end in `.tar.age`, or a bad recipient: `invalid_argument`. */
+export const projectExportBundle = (project: string, dest: string, options: BundleRequest, opId: string, onProgress: (p: Progress) => void) =>
+  call<BundleResult>("project_export_bundle", { project, dest, options, opId, onProgress: progressChannel(onProgress) });
 
 /** Exports a whole area into a directory (logical folders recreated). */
 export const exportArea = (project: string, area: Area, destDir: string, overwrite: boolean | null, opId: string, onProgress: (p: Progress) => void) =>

@@ -1,12 +1,15 @@
 //! `labvault export-project` and `labvault verify-bundle`: a whole project as a self-describing
-//! bundle, and its offline check (no vault, no key needed).
+//! bundle (optionally sealed with age for an archive), and its offline check (no vault needed;
+//! a sealed bundle needs its passphrase or identity).
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Result;
 use clap::Args;
-use labvault_core::{ErrorCode, TransferProgress};
+use labvault_core::bundle_seal::{BundleKey, BundleSeal};
+use labvault_core::{BundleOptions, ErrorCode, TransferProgress};
+use zeroize::Zeroizing;
 
 use crate::commands::{human, print_json};
 use crate::ctx::Ctx;
@@ -18,8 +21,22 @@ use crate::progress::bytes_bar;
 pub struct ExportProjectArgs {
     /// Project name or id.
     pub project: String,
-    /// The bundle to create: a new directory, or a file ending in `.tar`.
+    /// The bundle to create: a new directory, a file ending in `.tar`, or (sealed) `.tar.age`.
     pub out: PathBuf,
+    /// Every earlier version still kept, under versions/ (unresolved conflict siblings are
+    /// always included).
+    #[arg(long)]
+    pub all_versions: bool,
+    /// Seal the bundle with a passphrase (age, scrypt): asked twice, or from
+    /// LABVAULT_BUNDLE_PASSPHRASE, or the next line of --passphrase-stdin.
+    #[arg(long, conflicts_with_all = ["recipient", "recipients_file"])]
+    pub encrypt: bool,
+    /// Seal the bundle to this age recipient (`age1…`; repeatable).
+    #[arg(long)]
+    pub recipient: Vec<String>,
+    /// Seal the bundle to the age recipients in this file (one per line, `#` comments).
+    #[arg(long)]
+    pub recipients_file: Option<PathBuf>,
     /// Machine-readable summary.
     #[arg(long)]
     pub json: bool,
@@ -28,20 +45,77 @@ pub struct ExportProjectArgs {
 /// `labvault verify-bundle`
 #[derive(Args, Debug)]
 pub struct VerifyBundleArgs {
-    /// The bundle: its directory or its `.tar`.
+    /// The bundle: its directory, its `.tar` or its sealed `.tar.age`.
     pub bundle: PathBuf,
+    /// An age identity file that opens a sealed bundle (else its passphrase is asked for, or
+    /// read from LABVAULT_BUNDLE_PASSPHRASE or --passphrase-stdin).
+    #[arg(long)]
+    pub identity: Option<PathBuf>,
     /// Machine-readable report.
     #[arg(long)]
     pub json: bool,
 }
 
+/// The env variable a script gives a bundle's passphrase in.
+const BUNDLE_PASSPHRASE_ENV: &str = "LABVAULT_BUNDLE_PASSPHRASE";
+
+/// What seals the bundle, from the options (the passphrase is asked for after the vault's).
+fn seal_of(ctx: &Ctx, a: &ExportProjectArgs) -> Result<Option<BundleSeal>> {
+    let mut recipients = a.recipient.clone();
+    if let Some(f) = &a.recipients_file {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", f.display()))?;
+        recipients.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
+    }
+    if !recipients.is_empty() {
+        return Ok(Some(BundleSeal::recipients(&recipients)?));
+    }
+    if !a.encrypt {
+        return Ok(None);
+    }
+    let p = if ctx.global.passphrase_stdin {
+        ctx.stdin_line("bundle passphrase")?
+    } else if let Ok(p) = std::env::var(BUNDLE_PASSPHRASE_ENV) {
+        Zeroizing::new(p)
+    } else {
+        let one = ctx.prompt(
+            "Bundle passphrase: ",
+            "bundle passphrase",
+            BUNDLE_PASSPHRASE_ENV,
+        )?;
+        let two = ctx.prompt(
+            "Repeat bundle passphrase: ",
+            "bundle passphrase",
+            BUNDLE_PASSPHRASE_ENV,
+        )?;
+        if *one != *two {
+            return Err(labvault_core::Error::InvalidArgument(
+                "the two bundle passphrases differ".into(),
+            )
+            .into());
+        }
+        one
+    };
+    Ok(Some(BundleSeal::passphrase(p.to_string())?))
+}
+
 pub fn export_project(ctx: &Ctx, a: ExportProjectArgs) -> Result<()> {
     let vault = ctx.unlock()?;
+    let opts = BundleOptions {
+        all_versions: a.all_versions,
+        seal: seal_of(ctx, &a)?,
+    };
     let bar = bytes_bar("bundle");
     let cancel = AtomicBool::new(false);
     let s = vault.export_project_bundle(
         &a.project,
         &a.out,
+        &opts,
         &mut |p: &TransferProgress<'_>| {
             bar.set_length(p.overall_total);
             bar.set_position(p.overall_done);
@@ -71,9 +145,34 @@ pub fn export_project(ctx: &Ctx, a: ExportProjectArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn verify_bundle(a: VerifyBundleArgs) -> Result<()> {
+/// What opens the bundle, when it is sealed.
+fn key_of(ctx: &Ctx, a: &VerifyBundleArgs) -> Result<Option<BundleKey>> {
+    if let Some(f) = &a.identity {
+        return Ok(Some(BundleKey::identity_file(f)?));
+    }
+    if std::fs::metadata(&a.bundle).is_ok_and(|m| m.is_dir())
+        || !labvault_core::bundle_seal::is_sealed(&a.bundle)?
+    {
+        return Ok(None);
+    }
+    let p = if ctx.global.passphrase_stdin {
+        ctx.stdin_line("bundle passphrase")?
+    } else if let Ok(p) = std::env::var(BUNDLE_PASSPHRASE_ENV) {
+        Zeroizing::new(p)
+    } else {
+        ctx.prompt(
+            "Bundle passphrase: ",
+            "bundle passphrase",
+            BUNDLE_PASSPHRASE_ENV,
+        )?
+    };
+    Ok(Some(BundleKey::passphrase(p.to_string())))
+}
+
+pub fn verify_bundle(ctx: &Ctx, a: VerifyBundleArgs) -> Result<()> {
+    let key = key_of(ctx, &a)?;
     let bar = bytes_bar("verify");
-    let r = labvault_core::bundle::verify_bundle(&a.bundle, &mut |done, total| {
+    let r = labvault_core::bundle::verify_bundle(&a.bundle, key.as_ref(), &mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })?;
@@ -98,6 +197,14 @@ pub fn verify_bundle(a: VerifyBundleArgs) -> Result<()> {
             r.audit_events,
             r.problems.len()
         );
+        if r.checkpoints > 0 {
+            println!(
+                "{} tenant-signed checkpoint(s) checked, {} matching an event of the slice; signing key {}",
+                r.checkpoints,
+                r.checkpoints_matched,
+                r.tenant_key.as_deref().unwrap_or("-")
+            );
+        }
         println!("bundle digest: {}", r.bundle_digest);
     }
     if let Some(first) = r.problems.first() {

@@ -121,7 +121,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Ls(a) => commands::ls(ctx, a),
         Command::Export(a) => commands::export(ctx, a),
         Command::ExportProject(a) => bundle_cmd::export_project(ctx, a),
-        Command::VerifyBundle(a) => bundle_cmd::verify_bundle(a),
+        Command::VerifyBundle(a) => bundle_cmd::verify_bundle(ctx, a),
         Command::EvidencePack(a) => bundle_cmd::evidence_pack(ctx, a),
         Command::Mv(a) => commands::mv(ctx, a),
         Command::Rm(a) => commands::rm(ctx, a),

@@ -974,6 +974,132 @@ fn a_project_bundle_verifies_offline_names_every_change_and_reimports_identicall
     );
 }
 
+/// A tool the test needs (installed by `scripts/setup.sh`): missing, the test fails.
+fn tool(name: &str) -> Command {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(found, "{name} is not installed: run scripts/setup.sh");
+    Command::new(name)
+}
+
+/// An archive gets a bundle sealed with age: the stock `age` tool opens one sealed to a
+/// recipient (and the `.tar` it gives verifies), `verify-bundle` opens it with the identity
+/// file or the passphrase, and refuses the wrong ones by name.
+#[test]
+fn a_sealed_bundle_opens_with_age_itself_and_verifies() {
+    let env = Env::new();
+    env.init();
+    env.ok(&["project", "create", "Archive"]);
+    let src = env.root.join("in");
+    write(&src.join("result.csv"), b"sample,value\nA,1\n");
+    env.ok(&["import", "-p", "Archive", src.to_str().unwrap()]);
+    write(&src.join("result.csv"), b"sample,value\nA,2\n");
+    env.ok(&["import", "-p", "Archive", src.to_str().unwrap()]);
+
+    let key = env.root.join("archive-key.txt");
+    let o = tool("age-keygen").arg("-o").arg(&key).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let public = String::from_utf8_lossy(&o.stderr)
+        .split_whitespace()
+        .find(|w| w.starts_with("age1"))
+        .expect("age-keygen prints the public key")
+        .to_string();
+    let sealed = env.root.join("archive.tar.age");
+    let out = env.ok(&[
+        "export-project",
+        "Archive",
+        sealed.to_str().unwrap(),
+        "--recipient",
+        &public,
+        "--all-versions",
+        "--json",
+    ]);
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["files"], 2, "the current version and version 1");
+
+    // The stock tool opens it; the plain .tar verifies and holds both versions.
+    let tar = env.root.join("archive.tar");
+    let o = tool("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(&key)
+        .arg("-o")
+        .arg(&tar)
+        .arg(&sealed)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "age -d: {}", stderr(&o));
+    let (c, out) = verify_bundle(&env, &tar);
+    assert_eq!(c, 0, "{out}");
+    assert!(out.contains("2 file(s)"), "{out}");
+    let listing = Command::new("tar").arg("tf").arg(&tar).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("versions/uploads/in/result.csv/v1.csv"),
+        "{listing}"
+    );
+
+    // verify-bundle opens it with the identity; without one it asks (no terminal: says how).
+    let o = env.run(&[
+        "verify-bundle",
+        sealed.to_str().unwrap(),
+        "--identity",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = env.run(&["verify-bundle", sealed.to_str().unwrap()]);
+    assert_ne!(code(&o), 0);
+    assert!(
+        stderr(&o).contains("LABVAULT_BUNDLE_PASSPHRASE"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A passphrase-sealed bundle: the right passphrase verifies, a wrong one is named.
+    let by_pass = env.root.join("by-pass.tar.age");
+    let o = env
+        .cmd(Some(PASS))
+        .env("LABVAULT_BUNDLE_PASSPHRASE", "hand this to the archive")
+        .args([
+            "export-project",
+            "Archive",
+            by_pass.to_str().unwrap(),
+            "--encrypt",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let verify_with = |p: &str| {
+        env.cmd(None)
+            .env("LABVAULT_BUNDLE_PASSPHRASE", p)
+            .args(["verify-bundle", by_pass.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let o = verify_with("hand this to the archive");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = verify_with("not the passphrase");
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("wrong passphrase"), "{}", stderr(&o));
+    // A bad recipient is refused before anything is written.
+    let o = env.run(&[
+        "export-project",
+        "Archive",
+        env.root.join("x.tar.age").to_str().unwrap(),
+        "--recipient",
+        "age1notakey",
+    ]);
+    assert_ne!(code(&o), 0);
+    assert!(
+        stderr(&o).contains("not an age recipient"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!env.root.join("x.tar.age").exists());
+}
+
 #[test]
 fn a_bundle_that_fails_half_way_leaves_nothing_that_looks_complete() {
     let env = Env::new();

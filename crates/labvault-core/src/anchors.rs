@@ -4,36 +4,16 @@
 //! still have, at the anchored seq, the anchored hash. A history rewritten after it was
 //! anchored (even one whose hashes were all recomputed) fails that check.
 
-use base64::Engine;
 use rusqlite::params;
 use serde::Serialize;
 
-use labvault_governance::audit::{actions, resources, Checkpoint};
+use labvault_governance::audit::{actions, resources};
 
 use crate::audit::Subject;
+use crate::checkpoint::check_signature;
+pub use crate::checkpoint::StoredAnchor;
 use crate::error::{Error, Result};
 use crate::vault::Vault;
-
-/// A stored anchor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StoredAnchor {
-    /// `device` (this device's chain) or `server` (the tenant's chain).
-    pub kind: String,
-    /// Tenant.
-    pub tenant_id: String,
-    /// Chain.
-    pub chain_id: String,
-    /// Events covered.
-    pub seq: u64,
-    /// Head hash (hex).
-    pub head_hash: String,
-    /// Signed at (RFC 3339).
-    pub signed_at: String,
-    /// The tenant's Ed25519 anchor key (base64).
-    pub server_key: String,
-    /// Signature (base64).
-    pub signature: String,
-}
 
 /// The result of checking the stored anchors.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -44,50 +24,6 @@ pub struct AnchorCheck {
     pub server_anchors: u64,
     /// The highest seq of this device's chain covered by an anchor.
     pub anchored_seq: u64,
-}
-
-/// `"labvault/anchor/v1" || f(tenant) || f(signed_at) || checkpoint`, as the tenant signs
-/// (docs/sync-protocol.md, "Audit anchors").
-fn signed_bytes(a: &StoredAnchor) -> Result<Vec<u8>> {
-    let mut head = [0u8; 32];
-    hex::decode_to_slice(&a.head_hash, &mut head)
-        .map_err(|_| Error::SyncRefused(format!("anchor of seq {} has a malformed hash", a.seq)))?;
-    let cp = Checkpoint {
-        device_id: a.chain_id.clone(),
-        seq: a.seq,
-        head_hash: head,
-    };
-    let mut out = b"labvault/anchor/v1".to_vec();
-    for f in [&a.tenant_id, &a.signed_at] {
-        out.extend_from_slice(&(f.len() as u32).to_be_bytes());
-        out.extend_from_slice(f.as_bytes());
-    }
-    out.extend_from_slice(&cp.signing_bytes());
-    Ok(out)
-}
-
-fn check_signature(a: &StoredAnchor) -> Result<()> {
-    use ed25519_dalek::{Signature, VerifyingKey};
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let bad = |why: &str| {
-        Error::SyncRefused(format!(
-            "the anchor of {} at seq {} (signed {}) {why}",
-            a.chain_id, a.seq, a.signed_at
-        ))
-    };
-    let key: [u8; 32] = b64
-        .decode(&a.server_key)
-        .ok()
-        .and_then(|k| k.try_into().ok())
-        .ok_or_else(|| bad("has a malformed key"))?;
-    let sig: [u8; 64] = b64
-        .decode(&a.signature)
-        .ok()
-        .and_then(|k| k.try_into().ok())
-        .ok_or_else(|| bad("has a malformed signature"))?;
-    let key = VerifyingKey::from_bytes(&key).map_err(|_| bad("has a malformed key"))?;
-    key.verify_strict(&signed_bytes(a)?, &Signature::from_bytes(&sig))
-        .map_err(|_| bad("is not signed by the tenant's anchor key"))
 }
 
 impl Vault {

@@ -12,9 +12,14 @@
 //! manifest.csv     the same rows as CSV, and manifest.xlsx as a spreadsheet
 //! audit.jsonl      the project's audit events, each with its chain position and hashes
 //! audit.csv        the same events as CSV, and audit.xlsx as a spreadsheet
+//! checkpoints.json the tenant's signed checkpoints of the audit chains (when the vault syncs)
 //! VERIFY.md        how to check it, by hand or with `labvault verify-bundle`
 //! files/<area>/<path>   the files, plaintext, under their original names
+//! versions/<area>/<path>/v<N>[.ext]   earlier versions: unresolved conflict siblings always,
+//!                  every other kept version when asked for
 //! ```
+//!
+//! A `.tar` bundle may be sealed with age (`bundle_seal`); verification opens it on the fly.
 //!
 //! Verification ([`verify_bundle`]) re-hashes every file against the manifest, the metadata files
 //! against `bundle.json`, looks for files the manifest does not name, and re-checks every audit
@@ -22,6 +27,8 @@
 //! itself: the export's own audit event in the vault records the SHA-256 of `bundle.json`
 //! (`bundle_digest`), which ties a bundle to the tamper-evident log it came from.
 
+use crate::bundle_seal::{is_sealed, read_error, BundleKey};
+use crate::checkpoint::{check_signature, StoredAnchor};
 use crate::error::{Error, Result};
 use labvault_governance::audit::{genesis_hash, AuditEvent};
 use serde::{Deserialize, Serialize};
@@ -52,6 +59,8 @@ pub const AUDIT_XLSX: &str = "audit.xlsx";
 pub const AUDIT_XLSX_MAX_EVENTS: u64 = 250_000;
 /// How to verify.
 pub const VERIFY_MD: &str = "VERIFY.md";
+/// The tenant's signed checkpoints of the audit chains, as the vault holds them.
+pub const CHECKPOINTS_JSON: &str = "checkpoints.json";
 /// Every metadata file a bundle may hold, in the order a `.tar` stores them.
 pub const METADATA_FILES: &[&str] = &[
     BUNDLE_FILE,
@@ -61,10 +70,48 @@ pub const METADATA_FILES: &[&str] = &[
     AUDIT_JSONL,
     AUDIT_CSV,
     AUDIT_XLSX,
+    CHECKPOINTS_JSON,
     VERIFY_MD,
 ];
 /// Where the files are.
 pub const FILES_DIR: &str = "files";
+/// Where earlier versions are (`versions/<area>/<path>/v<N>[.ext]`).
+pub const VERSIONS_DIR: &str = "versions";
+
+/// What a manifest entry is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryRole {
+    /// The item's current version, under `files/`.
+    #[default]
+    Current,
+    /// An earlier version, under `versions/`.
+    Version,
+    /// An unresolved conflict sibling (another device's version), under `versions/`.
+    Conflict,
+}
+
+impl EntryRole {
+    /// As written in the manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Current => "current",
+            Self::Version => "version",
+            Self::Conflict => "conflict",
+        }
+    }
+}
+
+/// Where version `version` of the item at `area/path` goes: `versions/<area>/<path>/v<N>` with
+/// the file's extension, so it opens in the right program and never collides with a name.
+pub fn version_file(area: &str, path: &str, version: u32) -> String {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let ext = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() && !ext.is_empty() => format!(".{ext}"),
+        _ => String::new(),
+    };
+    format!("{VERSIONS_DIR}/{area}/{path}/v{version}{ext}")
+}
 
 /// One file of the bundle, as the manifest lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +146,9 @@ pub struct BundleEntry {
     pub retention_expires_at: String,
     /// Under a legal hold when exported.
     pub on_hold: bool,
+    /// Current version, earlier version or conflict sibling (bundles without it: current).
+    #[serde(default)]
+    pub role: EntryRole,
 }
 
 /// A metadata file and its digest, as `bundle.json` records it.
@@ -154,7 +204,7 @@ pub struct BundleInfo {
 pub struct BundleProblem {
     /// The file (or `audit.jsonl:<line>`).
     pub path: String,
-    /// `modified`, `missing`, `unexpected`, `audit`, `malformed`.
+    /// `modified`, `missing`, `unexpected`, `audit`, `checkpoint`, `malformed`.
     pub kind: &'static str,
     /// What exactly.
     pub detail: String,
@@ -175,6 +225,14 @@ pub struct BundleVerification {
     pub audit_events: u64,
     /// SHA-256 of `bundle.json`: compare it with `bundle_digest` in the export's audit event.
     pub bundle_digest: String,
+    /// The bundle was sealed (age) and opened with the key given.
+    pub encrypted: bool,
+    /// Tenant-signed checkpoints whose signature was checked.
+    pub checkpoints: u64,
+    /// Of those, checkpoints of an event in the audit slice whose hash matched it.
+    pub checkpoints_matched: u64,
+    /// The key that signed the checkpoints (base64): compare it with the tenant's.
+    pub tenant_key: Option<String>,
     /// Everything wrong; empty for an intact bundle.
     pub problems: Vec<BundleProblem>,
 }
@@ -203,6 +261,7 @@ pub const MANIFEST_CSV_HEADER: &[&str] = &[
     "retention_period",
     "retention_expires_at",
     "on_hold",
+    "role",
 ];
 
 /// One CSV field, quoted when it needs to be; a leading `= + - @` is prefixed with `'` so a
@@ -241,6 +300,7 @@ pub fn manifest_csv(entries: &[BundleEntry]) -> String {
             e.retention_period.clone(),
             e.retention_expires_at.clone(),
             e.on_hold.to_string(),
+            e.role.as_str().to_string(),
         ];
         let fields: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
         out.push_str(&fields.join(","));
@@ -257,16 +317,21 @@ pub fn verify_md(project: &str) -> String {
          vault and no key, and reports every file that was changed, removed or added, and every\n\
          audit event whose hash or link does not hold.\n\n\
          By hand:\n\n\
-         1. `bundle.json` lists the SHA-256 of manifest.json, manifest.csv, audit.jsonl, audit.csv\n   \
-            and this file; check them with `sha256sum`.\n\
-         2. `manifest.json` (or manifest.csv) lists every file under `files/` with its size and\n   \
-            SHA-256; `cd files && sha256sum -c` on those two columns checks them all.\n\
+         0. A `.tar.age` bundle is sealed with age: `age -d -o bundle.tar bundle.tar.age` (with\n   \
+            the passphrase, or `-i` and the identity file) gives the `.tar` this describes.\n\
+         1. `bundle.json` lists the SHA-256 of every other metadata file (manifest, audit slice,\n   \
+            checkpoints, this file); check them with `sha256sum`.\n\
+         2. `manifest.json` (or manifest.csv) lists every file under `files/` (current versions)\n   \
+            and `versions/` (earlier versions, conflict siblings) with its size and SHA-256.\n\
          3. Each line of `audit.jsonl` is one audit event. Its `hash` is SHA-256 over the event\n   \
             format version, `prev_hash`, `seq` and the digest of its content (the LabVault audit\n   \
             format, docs/audit-trail.md); consecutive events of one device link by `prev_hash`.\n\
          4. The SHA-256 of `bundle.json` itself is recorded as `bundle_digest` in the export's\n   \
             `data.export` event in the vault's audit log: compare them to tie this bundle to the\n   \
-            vault it came from.\n"
+            vault it came from.\n\
+         5. `checkpoints.json` holds the audit chain checkpoints the lab's tenant signed (Ed25519,\n   \
+            docs/sync-protocol.md); where one names an event of `audit.jsonl`, their hashes\n   \
+            must agree.\n"
     )
 }
 
@@ -297,56 +362,163 @@ fn inside(name: &str) -> Option<PathBuf> {
     ok.then(|| p.to_path_buf())
 }
 
-/// Where a verification reads the bundle from.
-enum Source {
-    Dir(PathBuf),
-    Tar(PathBuf),
+/// What reading a bundle (a directory or a `.tar` stream) collected, before it is judged.
+#[derive(Default)]
+struct Collected {
+    /// The metadata files, whole.
+    small: HashMap<String, Vec<u8>>,
+    /// Every file under `files/` or `versions/`: its SHA-256 and size, or `None` when it is not
+    /// a regular file (a link, a device).
+    found: BTreeMap<String, Option<(String, u64)>>,
+    /// Anything else the bundle holds.
+    stray: Vec<String>,
 }
 
-/// Verifies the bundle at `path` (a directory or a `.tar`) offline. `progress(done, total)` is
-/// called with bytes hashed. An intact bundle gives an empty `problems` list; a bundle that
-/// cannot be read at all (no `bundle.json`, not a bundle) is an error.
+impl Collected {
+    fn is_content(name: &str) -> bool {
+        name.starts_with(&format!("{FILES_DIR}/")) || name.starts_with(&format!("{VERSIONS_DIR}/"))
+    }
+}
+
+/// Verifies the bundle at `path` (a directory, a `.tar`, or a `.tar` sealed with age, which
+/// `key` opens) offline. `progress(done, total)` is called with bytes hashed. An intact bundle
+/// gives an empty `problems` list; a bundle that cannot be read at all (no `bundle.json`, not a
+/// bundle, a sealed bundle without its key or with a chunk that does not authenticate) is an
+/// error.
 pub fn verify_bundle(
     path: &Path,
+    key: Option<&BundleKey>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<BundleVerification> {
     let meta =
         std::fs::metadata(path).map_err(|e| Error::io_path("reading the bundle", path, e))?;
-    let src = if meta.is_dir() {
-        Source::Dir(path.to_path_buf())
-    } else {
-        Source::Tar(path.to_path_buf())
-    };
-    // Pass 1: the metadata files (small), read whole.
-    let mut small: HashMap<String, Vec<u8>> = HashMap::new();
-    let wanted = METADATA_FILES;
-    match &src {
-        Source::Dir(d) => {
-            for w in wanted.iter().copied() {
-                match std::fs::read(d.join(w)) {
-                    Ok(b) => {
-                        small.insert(w.to_string(), b);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io_path("reading", &d.join(w), e)),
-                }
+    if meta.is_dir() {
+        return judge(path, collect_dir(path, progress)?, false);
+    }
+    let f = File::open(path).map_err(|e| Error::io_path("reading the bundle", path, e))?;
+    let input = BufReader::with_capacity(1 << 20, f);
+    if is_sealed(path)? {
+        let Some(key) = key else {
+            return Err(Error::InvalidArgument(format!(
+                "{} is an encrypted bundle: give its passphrase or an age identity file",
+                path.display()
+            )));
+        };
+        let plain = key.open(input, path)?;
+        let c = collect_tar(plain, &|e| read_error(e, path), progress)?;
+        return judge(path, c, true);
+    }
+    let c = collect_tar(input, &|e| Error::io_path("reading", path, e), progress)?;
+    judge(path, c, false)
+}
+
+/// The expected bytes from `bundle.json`, for progress (0 when it cannot be read yet).
+fn total_of(info: Option<&Vec<u8>>) -> u64 {
+    info.and_then(|b| serde_json::from_slice::<BundleInfo>(b).ok())
+        .map(|i| i.bytes)
+        .unwrap_or(0)
+}
+
+fn collect_dir(d: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Collected> {
+    let mut c = Collected::default();
+    for w in METADATA_FILES.iter().copied() {
+        match std::fs::read(d.join(w)) {
+            Ok(b) => {
+                c.small.insert(w.to_string(), b);
             }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io_path("reading", &d.join(w), e)),
         }
-        Source::Tar(t) => {
-            let mut ar = open_tar(t)?;
-            for entry in ar.entries().map_err(|e| Error::io_path("reading", t, e))? {
-                let mut entry = entry.map_err(|e| Error::io_path("reading", t, e))?;
-                let name = entry_name(&entry);
-                if wanted.contains(&name.as_str()) {
-                    let mut b = Vec::new();
-                    entry
-                        .read_to_end(&mut b)
-                        .map_err(|e| Error::io_path("reading", t, e))?;
-                    small.insert(name, b);
+    }
+    let total = total_of(c.small.get(BUNDLE_FILE));
+    let mut done = 0u64;
+    for top in [FILES_DIR, VERSIONS_DIR] {
+        let root = d.join(top);
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            let rd = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && dir == root => break,
+                Err(e) => return Err(Error::io_path("reading", &dir, e)),
+            };
+            for ent in rd {
+                let ent = ent.map_err(|e| Error::io_path("reading", &dir, e))?;
+                let p = ent.path();
+                let ft = ent
+                    .file_type()
+                    .map_err(|e| Error::io_path("reading", &p, e))?;
+                let rel = p
+                    .strip_prefix(d)
+                    .map(|r| r.to_string_lossy().replace('\\', "/"))
+                    .unwrap_or_default();
+                if ft.is_dir() {
+                    stack.push(p);
+                } else if ft.is_file() {
+                    let f = File::open(&p).map_err(|e| Error::io_path("reading", &p, e))?;
+                    let (sha, n) = hash_reader(f).map_err(|e| Error::io_path("reading", &p, e))?;
+                    done += n;
+                    progress(done, total);
+                    c.found.insert(rel, Some((sha, n)));
+                } else {
+                    c.found.insert(rel, None);
                 }
             }
         }
     }
+    Ok(c)
+}
+
+/// Reads a `.tar` bundle in one pass (so a sealed one is decrypted once): metadata files whole,
+/// every other file hashed as it streams by.
+fn collect_tar<R: Read>(
+    input: R,
+    io_err: &dyn Fn(io::Error) -> Error,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Collected> {
+    let mut c = Collected::default();
+    let mut ar = tar::Archive::new(input);
+    let mut total = 0;
+    let mut done = 0u64;
+    for entry in ar.entries().map_err(io_err)? {
+        let mut entry = entry.map_err(io_err)?;
+        let name = entry_name(&entry);
+        let kind = entry.header().entry_type();
+        if METADATA_FILES.contains(&name.as_str()) && kind == tar::EntryType::Regular {
+            let mut b = Vec::new();
+            entry.read_to_end(&mut b).map_err(io_err)?;
+            if name == BUNDLE_FILE {
+                total = total_of(Some(&b));
+            }
+            c.small.insert(name, b);
+        } else if Collected::is_content(&name) {
+            match kind {
+                tar::EntryType::Regular => {
+                    let (sha, n) = hash_reader(&mut entry).map_err(io_err)?;
+                    done += n;
+                    progress(done, total);
+                    c.found.insert(name, Some((sha, n)));
+                }
+                tar::EntryType::Directory => {}
+                _ => {
+                    c.found.insert(name, None);
+                }
+            }
+        } else if !matches!(name.as_str(), "" | FILES_DIR | VERSIONS_DIR)
+            || kind != tar::EntryType::Directory
+        {
+            c.stray.push(name);
+        }
+    }
+    Ok(c)
+}
+
+/// Compares what was read with what the bundle says of itself.
+fn judge(path: &Path, c: Collected, encrypted: bool) -> Result<BundleVerification> {
+    let Collected {
+        small,
+        found,
+        stray,
+    } = c;
     let Some(info_bytes) = small.get(BUNDLE_FILE) else {
         return Err(Error::InvalidArgument(format!(
             "{} is not a LabVault bundle: it has no {BUNDLE_FILE}",
@@ -370,6 +542,7 @@ pub fn verify_bundle(
         project: info.project.clone(),
         exported_at: info.exported_at.clone(),
         bundle_digest: hex::encode(Sha256::digest(info_bytes)),
+        encrypted,
         ..Default::default()
     };
     let problem = |out: &mut BundleVerification, path: &str, kind: &'static str, detail: String| {
@@ -379,6 +552,14 @@ pub fn verify_bundle(
             detail,
         })
     };
+    for name in stray {
+        problem(
+            &mut out,
+            &name,
+            "unexpected",
+            "a file the bundle does not describe".into(),
+        );
+    }
     for m in &info.metadata {
         match small.get(&m.name) {
             None => problem(
@@ -400,6 +581,16 @@ pub fn verify_bundle(
             }
         }
     }
+    for name in small.keys() {
+        if name != BUNDLE_FILE && !info.metadata.iter().any(|m| &m.name == name) {
+            problem(
+                &mut out,
+                name,
+                "unexpected",
+                "a metadata file bundle.json does not list".into(),
+            );
+        }
+    }
     let entries: Vec<BundleEntry> =
         match small.get(MANIFEST_JSON).map(|b| serde_json::from_slice(b)) {
             Some(Ok(e)) => e,
@@ -409,8 +600,63 @@ pub fn verify_bundle(
             }
             None => Vec::new(),
         };
+
+    // The tenant's checkpoints: each signature, one key, and the hash of every anchored event
+    // the slice holds.
+    let mut anchored: HashMap<(String, u64), (String, String)> = HashMap::new();
+    match small
+        .get(CHECKPOINTS_JSON)
+        .map(|b| serde_json::from_slice::<Vec<StoredAnchor>>(b))
+    {
+        None => {}
+        Some(Err(e)) => problem(&mut out, CHECKPOINTS_JSON, "malformed", e.to_string()),
+        Some(Ok(anchors)) => {
+            out.tenant_key = anchors.first().map(|a| a.server_key.clone());
+            for a in anchors {
+                out.checkpoints += 1;
+                if let Err(e) = check_signature(&a) {
+                    problem(&mut out, CHECKPOINTS_JSON, "checkpoint", e.to_string());
+                    continue;
+                }
+                if out.tenant_key.as_deref() != Some(a.server_key.as_str()) {
+                    problem(
+                        &mut out,
+                        CHECKPOINTS_JSON,
+                        "checkpoint",
+                        format!(
+                            "the checkpoint of {} at seq {} is signed by another key ({}) than the first",
+                            a.chain_id, a.seq, a.server_key
+                        ),
+                    );
+                }
+                if a.kind == "device" {
+                    anchored.insert((a.chain_id, a.seq), (a.head_hash, a.signed_at));
+                }
+            }
+        }
+    }
     if let Some(b) = small.get(AUDIT_JSONL) {
-        let n = check_audit(b, &mut out.problems);
+        let mut matched = 0;
+        let mut differs = Vec::new();
+        let n = check_audit(b, &mut out.problems, &mut |at, ev| {
+            if let Some((head, signed_at)) = anchored.get(&(ev.device_id.clone(), ev.seq)) {
+                if *head == hex::encode(ev.hash) {
+                    matched += 1;
+                } else {
+                    differs.push(BundleProblem {
+                        path: at.to_string(),
+                        kind: "audit",
+                        detail: format!(
+                            "event {} of device {} differs from the one the tenant signed on {signed_at}: \
+                             history was rewritten after it was anchored",
+                            ev.seq, ev.device_id
+                        ),
+                    });
+                }
+            }
+        });
+        out.checkpoints_matched = matched;
+        out.problems.extend(differs);
         out.audit_events = n;
         if n != info.audit.events {
             problem(
@@ -422,42 +668,44 @@ pub fn verify_bundle(
         }
     }
 
-    // Pass 2: the files, streamed and hashed.
-    let mut by_file: BTreeMap<String, &BundleEntry> = BTreeMap::new();
+    // The files against the manifest.
+    let mut listed: BTreeMap<&str, &BundleEntry> = BTreeMap::new();
     for e in &entries {
-        if inside(&e.file).is_none() || !e.file.starts_with(&format!("{FILES_DIR}/")) {
+        if inside(&e.file).is_none() || !Collected::is_content(&e.file) {
             problem(
                 &mut out,
                 &e.file,
                 "malformed",
-                "the manifest names a file outside files/".into(),
+                "the manifest names a file outside files/ and versions/".into(),
             );
             continue;
         }
-        by_file.insert(e.file.clone(), e);
+        listed.insert(e.file.as_str(), e);
     }
-    let total: u64 = entries.iter().map(|e| e.size).sum();
-    let mut done = 0u64;
-    let mut seen: BTreeMap<String, ()> = BTreeMap::new();
-    let mut check = |out: &mut BundleVerification, name: &str, r: &mut dyn Read| -> Result<()> {
-        let Some(e) = by_file.get(name) else {
+    for (name, got) in &found {
+        let Some(e) = listed.get(name.as_str()) else {
             problem(
-                out,
+                &mut out,
                 name,
                 "unexpected",
                 "a file the manifest does not list".into(),
             );
-            return Ok(());
+            continue;
         };
-        let (sha, n) = hash_reader(r).map_err(|er| Error::io(format!("reading {name}"), er))?;
-        seen.insert(name.to_string(), ());
+        let Some((sha, n)) = got else {
+            problem(
+                &mut out,
+                name,
+                "unexpected",
+                "not a regular file (a link or a device)".into(),
+            );
+            continue;
+        };
         out.files_checked += 1;
         out.bytes_checked += n;
-        done += e.size;
-        progress(done, total);
-        if sha != e.sha256 || n != e.size {
+        if *sha != e.sha256 || *n != e.size {
             problem(
-                out,
+                &mut out,
                 name,
                 "modified",
                 format!(
@@ -466,75 +714,9 @@ pub fn verify_bundle(
                 ),
             );
         }
-        Ok(())
-    };
-    match &src {
-        Source::Dir(d) => {
-            let root = d.join(FILES_DIR);
-            let mut stack = vec![root.clone()];
-            while let Some(dir) = stack.pop() {
-                let rd = match std::fs::read_dir(&dir) {
-                    Ok(rd) => rd,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound && dir == root => break,
-                    Err(e) => return Err(Error::io_path("reading", &dir, e)),
-                };
-                for ent in rd {
-                    let ent = ent.map_err(|e| Error::io_path("reading", &dir, e))?;
-                    let p = ent.path();
-                    let ft = ent
-                        .file_type()
-                        .map_err(|e| Error::io_path("reading", &p, e))?;
-                    let rel = p
-                        .strip_prefix(d)
-                        .map(|r| r.to_string_lossy().replace('\\', "/"))
-                        .unwrap_or_default();
-                    if ft.is_dir() {
-                        stack.push(p);
-                    } else if ft.is_file() {
-                        let mut f = File::open(&p).map_err(|e| Error::io_path("reading", &p, e))?;
-                        check(&mut out, &rel, &mut f)?;
-                    } else {
-                        problem(
-                            &mut out,
-                            &rel,
-                            "unexpected",
-                            "not a regular file (a link or a device)".into(),
-                        );
-                    }
-                }
-            }
-        }
-        Source::Tar(t) => {
-            let mut ar = open_tar(t)?;
-            for entry in ar.entries().map_err(|e| Error::io_path("reading", t, e))? {
-                let mut entry = entry.map_err(|e| Error::io_path("reading", t, e))?;
-                let name = entry_name(&entry);
-                if !name.starts_with(&format!("{FILES_DIR}/")) {
-                    if !wanted.contains(&name.as_str()) && name != FILES_DIR && !name.is_empty() {
-                        problem(
-                            &mut out,
-                            &name,
-                            "unexpected",
-                            "a file the bundle does not describe".into(),
-                        );
-                    }
-                    continue;
-                }
-                match entry.header().entry_type() {
-                    tar::EntryType::Regular => check(&mut out, &name, &mut entry)?,
-                    tar::EntryType::Directory => {}
-                    _ => problem(
-                        &mut out,
-                        &name,
-                        "unexpected",
-                        "not a regular file (a link or a device)".into(),
-                    ),
-                }
-            }
-        }
     }
-    for name in by_file.keys() {
-        if !seen.contains_key(name) {
+    for name in listed.keys() {
+        if !found.contains_key(*name) {
             problem(
                 &mut out,
                 name,
@@ -558,11 +740,6 @@ pub fn verify_bundle(
     Ok(out)
 }
 
-fn open_tar(t: &Path) -> Result<tar::Archive<BufReader<File>>> {
-    let f = File::open(t).map_err(|e| Error::io_path("reading the bundle", t, e))?;
-    Ok(tar::Archive::new(BufReader::with_capacity(1 << 20, f)))
-}
-
 fn entry_name<R: Read>(e: &tar::Entry<'_, R>) -> String {
     e.path()
         .map(|p| p.to_string_lossy().trim_end_matches('/').to_string())
@@ -570,8 +747,13 @@ fn entry_name<R: Read>(e: &tar::Entry<'_, R>) -> String {
 }
 
 /// Re-checks the audit slice: every line an event, every event's hash, and the link between
-/// consecutive events of one device (and seq 1's link to its genesis). Returns the events read.
-fn check_audit(bytes: &[u8], problems: &mut Vec<BundleProblem>) -> u64 {
+/// consecutive events of one device (and seq 1's link to its genesis); `visit(at, event)` sees
+/// every event read. Returns the events read.
+fn check_audit(
+    bytes: &[u8],
+    problems: &mut Vec<BundleProblem>,
+    visit: &mut dyn FnMut(&str, &AuditEvent),
+) -> u64 {
     let mut last: HashMap<String, (u64, [u8; 32])> = HashMap::new();
     let mut n = 0;
     for (i, line) in bytes.lines().enumerate() {
@@ -600,6 +782,7 @@ fn check_audit(bytes: &[u8], problems: &mut Vec<BundleProblem>) -> u64 {
             }
         };
         n += 1;
+        visit(&at, &ev);
         if !ev.is_hash_valid() {
             problems.push(BundleProblem {
                 path: at.clone(),

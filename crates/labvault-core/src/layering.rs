@@ -16,6 +16,8 @@ const LAYERS: &[&[&str]] = &[
         "fsutil",
         "keyring",
         "keyfile_io",
+        "checkpoint",
+        "bundle_seal",
         "bundle",
     ],
     &[

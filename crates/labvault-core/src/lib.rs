@@ -5,7 +5,9 @@
 //! exactly the same code. See `docs/vault-layout.md` for the on-disk layout and the protocols.
 //!
 //! Modules in dependency order (a module only uses those above it; a test checks it):
-//! * foundations: `error`, `names`, `model`, `layout`, `locks`, `fsutil`, `keyring`, `bundle`
+//! * foundations: `error`, `names`, `model`, `layout`, `locks`, `fsutil`, `keyring`,
+//!   `checkpoint` (a tenant-signed audit checkpoint and its signature check), `bundle_seal`
+//!   (an encrypted bundle: age to a passphrase or recipients), `bundle`
 //!   (the project bundle format and its offline verification, which needs no vault);
 //! * storage: `catalog` (connections, schema, migrations), then `audit` (the hash chain on a
 //!   connection), `packs`, `holds`, `changes` (what sync must push);
@@ -27,8 +29,10 @@ mod audit_log;
 mod blob_files;
 pub mod bundle;
 mod bundle_export;
+pub mod bundle_seal;
 pub mod catalog;
 mod changes;
+mod checkpoint;
 mod copies;
 pub mod error;
 pub mod evidence;
@@ -54,7 +58,7 @@ pub mod view;
 pub mod watches;
 
 pub use account::{check_new_passphrase, KeyringStatus, MIN_PASSPHRASE_CHARS};
-pub use bundle_export::BundleSummary;
+pub use bundle_export::{BundleOptions, BundleSummary};
 pub use error::{Error, ErrorCode, Result};
 pub use labvault_crypto::{KdfParams, Passphrase, RecoveryKey};
 /// The shared audit/retention model (event format, export, policies), for front ends.

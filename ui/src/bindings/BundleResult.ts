@@ -5,9 +5,13 @@
  */
 export type BundleResult = { 
 /**
- * The bundle (directory or `.tar`).
+ * The bundle (directory, `.tar` or sealed `.tar.age`).
  */
 path: string, 
+/**
+ * Sealed with age.
+ */
+encrypted: boolean, 
 /**
  * Files in it.
  */

@@ -22,6 +22,7 @@ export type { ImportResult } from "./ImportResult";
 export type { ExportFailure } from "./ExportFailure";
 export type { ExportResult } from "./ExportResult";
 export type { BundleResult } from "./BundleResult";
+export type { BundleRequest } from "./BundleRequest";
 export type { EvidenceResult } from "./EvidenceResult";
 export type { VerifyProblem } from "./VerifyProblem";
 export type { VerifyResult } from "./VerifyResult";

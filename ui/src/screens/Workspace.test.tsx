@@ -34,12 +34,75 @@ describe("WorkspaceScreen", () => {
       </ProgressProvider>,
     );
     fireEvent.click(await screen.findByTestId("export-project"));
+    fireEvent.click(await screen.findByTestId("bundle-submit"));
     await waitFor(() => expect(screen.getByTestId("progress-panel").textContent).toContain("labvault verify-bundle"));
     const call = calls.find((c) => c.cmd === "project_export_bundle")!;
     expect(call.args.project).toBe("plankton");
     expect(call.args.dest).toBe("/home/ann/plankton-bundle.tar");
+    expect(call.args.options).toEqual({ allVersions: false, recipients: [] });
     expect(calls.find((c) => c.cmd === "pick_save_path")!.args.defaultName).toMatch(/^plankton-bundle-\d{4}-\d{2}-\d{2}\.tar$/);
     expect(screen.getByTestId("progress-panel").textContent).toContain("2 files and 7 audit events in /home/ann/plankton-bundle.tar");
+  });
+
+  it("seals a bundle with a passphrase typed twice, with earlier versions, under a .tar.age name", async () => {
+    const calls: { cmd: string; args: any }[] = [];
+    mockIPC((cmd, args: any) => {
+      calls.push({ cmd, args });
+      switch (cmd) {
+        case "projects_list":
+          return [{ id: "p1", name: "plankton", createdAt: "2026-12-01T00:00:00Z", createdBy: "ann", items: 2, bytes: 10 }];
+        case "items_page":
+          return { total: 0, rows: [] };
+        case "pick_save_path":
+          return "/archive/plankton.tar.age";
+        case "project_export_bundle":
+          return { path: args.dest, encrypted: true, files: 3, bytes: 10, auditEvents: 7, bundleDigest: "ab".repeat(32) };
+        default:
+          return null;
+      }
+    });
+    render(
+      <ProgressProvider>
+        <WorkspaceScreen />
+        <ProgressPanel />
+      </ProgressProvider>,
+    );
+    fireEvent.click(await screen.findByTestId("export-project"));
+    fireEvent.click(screen.getByTestId("bundle-all-versions"));
+    fireEvent.click(screen.getByTestId("bundle-seal-passphrase"));
+    fireEvent.change(screen.getByTestId("bundle-pass"), { target: { value: "for the archive" } });
+    fireEvent.change(screen.getByTestId("bundle-pass2"), { target: { value: "for the archivE" } });
+    fireEvent.click(screen.getByTestId("bundle-submit"));
+    expect(screen.getByTestId("bundle-problem").textContent).toContain("differ");
+    expect(calls.some((c) => c.cmd === "pick_save_path")).toBe(false);
+    fireEvent.change(screen.getByTestId("bundle-pass2"), { target: { value: "for the archive" } });
+    fireEvent.click(screen.getByTestId("bundle-submit"));
+    await waitFor(() => expect(screen.getByTestId("progress-panel").textContent).toContain("encrypted with age"));
+    expect(calls.find((c) => c.cmd === "pick_save_path")!.args.defaultName).toMatch(/^plankton-bundle-\d{4}-\d{2}-\d{2}\.tar\.age$/);
+    const call = calls.find((c) => c.cmd === "project_export_bundle")!;
+    expect(call.args.options).toEqual({ allVersions: true, passphrase: "for the archive", recipients: [] });
+    expect(screen.queryByTestId("bundle-dialog")).toBeNull();
+  });
+
+  it("refuses recipients that are not age keys before asking where to save", async () => {
+    const calls: string[] = [];
+    mockIPC((cmd) => {
+      calls.push(cmd);
+      if (cmd === "projects_list") return [{ id: "p1", name: "plankton", createdAt: "2026-12-01T00:00:00Z", createdBy: "ann", items: 2, bytes: 10 }];
+      if (cmd === "items_page") return { total: 0, rows: [] };
+      return null;
+    });
+    render(
+      <ProgressProvider>
+        <WorkspaceScreen />
+      </ProgressProvider>,
+    );
+    fireEvent.click(await screen.findByTestId("export-project"));
+    fireEvent.click(screen.getByTestId("bundle-seal-recipients"));
+    fireEvent.change(screen.getByTestId("bundle-recipients"), { target: { value: "age1abc\nssh-ed25519 AAAA" } });
+    fireEvent.click(screen.getByTestId("bundle-submit"));
+    expect(screen.getByTestId("bundle-problem").textContent).toContain("ssh-ed25519 is not an age recipient");
+    expect(calls).not.toContain("pick_save_path");
   });
 
   it("generates an evidence pack with the purposes typed and says what it found, failing chain included", async () => {

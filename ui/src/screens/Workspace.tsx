@@ -2,6 +2,8 @@ import { useCallback, useEffect, useMemo, useState, type FormEvent } from "react
 import { exportArea, importPaths, itemsPage, onFileDrop, pickExportDir, pickImportFiles, pickImportFolder, pickSavePath, projectCreate, projectExportBundle, projectsList } from "../api";
 import { ErrorBanner } from "../components/common";
 import { EvidencePackDialog } from "../components/EvidencePackDialog";
+import { bundleFileName, ExportBundleDialog } from "../components/ExportBundleDialog";
+import type { BundleRequest } from "../bindings";
 import { Gallery } from "../components/Gallery";
 import { ItemDetailsPanel } from "../components/ItemDetails";
 import { ItemList } from "../components/ItemList";
@@ -34,6 +36,7 @@ export function WorkspaceScreen() {
   const [creating, setCreating] = useState(false);
   const [newName, setNewName] = useState("");
   const [evidenceFor, setEvidenceFor] = useState<string | null>(null);
+  const [bundleFor, setBundleFor] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const progress = useProgress();
   const filter = useDebounced(text, 250);
@@ -123,18 +126,19 @@ export function WorkspaceScreen() {
     if (!r.ok && r.error.code !== "cancelled") setError(r.error);
   };
 
-  const doExportProject = async () => {
-    if (!project) return;
-    const path = await pickSavePath(`${project}-bundle-${new Date().toISOString().slice(0, 10)}.tar`);
+  const doExportProject = async (target: string, options: BundleRequest) => {
+    setBundleFor(null);
+    const sealed = options.passphrase !== undefined || options.recipients.length > 0;
+    const path = await pickSavePath(bundleFileName(target, sealed));
     if (!path.ok) return setError(path.error);
     if (!path.value) return;
     const dest = path.value;
-    const target = project;
     const r = await progress.run(
       "export",
-      `Exporting project ${target} as a bundle`,
-      (opId, cb) => projectExportBundle(target, dest, opId, cb),
-      (v) => `${v.files} file${v.files === 1 ? "" : "s"} and ${v.auditEvents} audit events in ${v.path}; check it anywhere with labvault verify-bundle`,
+      `Exporting project ${target} as a${sealed ? "n encrypted" : ""} bundle`,
+      (opId, cb) => projectExportBundle(target, dest, options, opId, cb),
+      (v) =>
+        `${v.files} file${v.files === 1 ? "" : "s"} and ${v.auditEvents} audit events in ${v.path}${v.encrypted ? " (encrypted with age)" : ""}; check it anywhere with labvault verify-bundle`,
     );
     if (!r.ok && r.error.code !== "cancelled") setError(r.error);
   };
@@ -277,8 +281,8 @@ export function WorkspaceScreen() {
                   type="button"
                   className="button button--quiet"
                   data-testid="export-project"
-                  title="Every file with its manifest, hashes, retention and the project's audit trail, in one bundle (.tar, or a folder without the extension)"
-                  onClick={() => void doExportProject()}
+                  title="Every file with its manifest, hashes, retention and the project's audit trail, in one bundle (.tar, .tar.age encrypted, or a folder without the extension)"
+                  onClick={() => setBundleFor(project)}
                 >
                   Export project…
                 </button>
@@ -293,6 +297,7 @@ export function WorkspaceScreen() {
                 {notice}
               </p>
             ) : null}
+            {bundleFor ? <ExportBundleDialog project={bundleFor} onClose={() => setBundleFor(null)} onSubmit={(o) => void doExportProject(bundleFor, o)} /> : null}
             {evidenceFor ? (
               <EvidencePackDialog
                 project={evidenceFor}

@@ -1,7 +1,7 @@
 //! Export: items and whole areas out of the vault into plaintext files the user chose. Nothing
 //! is written under its final name before every chunk authenticated and the SHA-256 matched.
 
-use super::sql::{area_versions, current_version, CurrentVersion};
+use super::sql::{area_earlier_versions, area_versions, current_version, CurrentVersion};
 use super::{
     blob_err, create_guarded, file_id_of, small_run_end, sync_files, ExportFailure, ExportOptions,
     ExportReport, SinkWriter, SourceReader, TempGuard, TransferProgress, WriteBehind,
@@ -724,28 +724,69 @@ impl Vault {
     }
 }
 
-/// Decrypts one item's current version into a writer (see [`Vault::for_each_plaintext`]).
+/// Decrypts one item version into a writer (see [`Vault::for_each_plaintext`]).
 pub(crate) type Decryptor<'a> = dyn FnMut(&mut dyn Write) -> Result<()> + 'a;
 
+/// Which versions [`Vault::for_each_plaintext`] streams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Versions {
+    /// Each item's current version.
+    Current,
+    /// The earlier versions still kept: unresolved conflict siblings, and every other one
+    /// with `all`.
+    Earlier {
+        /// Every earlier version, not only conflict siblings.
+        all: bool,
+    },
+}
+
 impl Vault {
-    /// Streams the current version of every active item of `project_id` in `area` (ordered by
-    /// path): `f(item, decrypt)` is called once per item and calls `decrypt(out)` to have the
-    /// plaintext written to `out`, checked against its length and SHA-256 at the end (on a
-    /// mismatch `out` has received bytes that must be discarded, and the error says so). For
-    /// writers of one stream (a `.tar` bundle): no temp file, nothing held in memory.
+    /// Appends the earlier versions of `project_id`/`area` a bundle holds (see
+    /// [`Versions::Earlier`]) to `out`, as items as of that version, with whether each is an
+    /// unresolved conflict sibling.
+    pub(crate) fn earlier_version_rows(
+        &self,
+        project_id: &str,
+        area: Area,
+        all: bool,
+        out: &mut Vec<(ItemInfo, bool)>,
+    ) -> Result<()> {
+        let rows = area_earlier_versions(&*self.reader()?, &self.dir, project_id, area, all)?;
+        out.extend(rows.into_iter().map(|(i, _, c)| (i, c)));
+        Ok(())
+    }
+
+    /// Streams versions of every active item of `project_id` in `area` (ordered by path, then
+    /// version): `f(item, conflict, decrypt)` is called once per version with the item as of
+    /// that version and whether it is an unresolved conflict sibling, and calls `decrypt(out)`
+    /// to have the plaintext written to `out`, checked against its length and SHA-256 at the end
+    /// (on a mismatch `out` has received bytes that must be discarded, and the error says so).
+    /// For writers of one stream (a bundle): no temp file, nothing held in memory.
     pub(crate) fn for_each_plaintext(
         &self,
         project_id: &str,
         area: Area,
+        which: Versions,
         cancel: &AtomicBool,
-        f: &mut dyn FnMut(&ItemInfo, &mut Decryptor<'_>) -> Result<()>,
+        f: &mut dyn FnMut(&ItemInfo, bool, &mut Decryptor<'_>) -> Result<()>,
     ) -> Result<()> {
-        let rows = area_versions(&*self.reader()?, &self.dir, project_id, area)?;
+        let rows: Vec<(ItemInfo, CurrentVersion, bool)> = {
+            let conn = self.reader()?;
+            match which {
+                Versions::Current => area_versions(&conn, &self.dir, project_id, area)?
+                    .into_iter()
+                    .map(|(i, v)| (i, v, false))
+                    .collect(),
+                Versions::Earlier { all } => {
+                    area_earlier_versions(&conn, &self.dir, project_id, area, all)?
+                }
+            }
+        };
         if rows.is_empty() {
             return Ok(());
         }
         let pkey = self.project_key(project_id)?;
-        for (item, version) in rows {
+        for (item, version, conflict) in rows {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::Cancelled);
             }
@@ -779,7 +820,7 @@ impl Vault {
                 }
                 Ok(())
             };
-            f(&item, &mut decrypt)?;
+            f(&item, conflict, &mut decrypt)?;
         }
         Ok(())
     }

@@ -24,6 +24,7 @@ mod sql;
 pub(crate) use sql::insert_version;
 mod verify;
 
+pub(crate) use export::Versions;
 pub use export::EXPORT_GROUP_FILES;
 pub use import::IMPORT_GROUP_FILES;
 #[cfg(feature = "bench-phases")]

@@ -67,6 +67,58 @@ pub(crate) fn area_versions(
     Ok(out)
 }
 
+/// The earlier versions of every active item of `project_id`/`area` whose content is still
+/// kept (not erased): the unresolved conflict siblings, and with `all` every other earlier
+/// version too. Each comes as the item as of that version (its size, SHA-256, number and
+/// `updated_at` = when that version was written) with where its blob is and whether it is a
+/// conflict sibling; ordered by path, then version.
+pub(crate) fn area_earlier_versions(
+    conn: &Connection,
+    dir: &Path,
+    project_id: &str,
+    area: Area,
+    all: bool,
+) -> Result<Vec<(ItemInfo, CurrentVersion, bool)>> {
+    let (cols, from) = ITEM_SELECT
+        .split_once("FROM items i")
+        .expect("ITEM_SELECT reads from items i");
+    let sql = format!(
+        "{cols}, o.blob_id, o.wrapped_data_key, o.pack_id, o.pack_offset, o.pack_len,
+            o.version, o.size, o.sha256, o.created_at, o.conflict
+         FROM items i {from}
+         JOIN item_versions o ON o.item_id = i.id AND o.version <> i.current_version
+         WHERE i.project_id = ?1 AND i.area = ?2 AND i.state = 'active'
+           AND o.blob_id IS NOT NULL AND o.wrapped_data_key IS NOT NULL AND (?3 OR o.conflict = 1)
+         ORDER BY i.path, o.version"
+    );
+    let mut st = conn.prepare(&sql)?;
+    let mut rows = st.query(params![project_id, area.as_str(), all])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let mut item = item_from_row(r)?;
+        let (blob_id, w): (String, Vec<u8>) = (r.get(17)?, r.get(18)?);
+        let wrapped = WrappedKey::from_bytes(w).map_err(|e| blob_err(e, &label(&item)))?;
+        let loc = BlobLoc::from_row(dir, &blob_id, r.get(19)?, r.get(20)?, r.get(21)?)?;
+        item.version = r.get(22)?;
+        item.size = r.get::<_, i64>(23)? as u64;
+        item.sha256 = r.get(24)?;
+        item.updated_at = crate::vault::ms_to_ts(r.get(25)?);
+        let conflict: bool = r.get(26)?;
+        let sha256 = item.sha256.clone();
+        out.push((
+            item,
+            CurrentVersion {
+                blob_id,
+                loc,
+                wrapped,
+                sha256,
+            },
+            conflict,
+        ));
+    }
+    Ok(out)
+}
+
 /// The current version of `item`; `erased` once its key is gone.
 pub(crate) fn current_version(
     conn: &Connection,
