@@ -469,6 +469,28 @@ async fn a_pi_connects_signs_in_with_mfa_syncs_reviews_access_and_steps_up_for_a
         .await
         .unwrap_err();
     assert_eq!(e.code, TenantCode::InvalidInput, "{e}");
+    // Before the sign-off the pack had none; now its access evidence names who signed off,
+    // when, and what changed (the tenant's audit event), the latest first.
+    let before: serde_json::Value = serde_json::from_str(&access).unwrap();
+    assert!(before["tenant"]["latest_sign_off"].is_null(), "{before}");
+    let pack = tmp.path().join("evidence-signed-off");
+    t::evidence_pack(&s, "plankton-2026", &pack.display().to_string(), vec![])
+        .await
+        .unwrap();
+    let after: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pack.join("access-evidence.json")).unwrap()).unwrap();
+    let latest = &after["tenant"]["latest_sign_off"];
+    assert_eq!(latest["by"], "pi@lab.test", "{after}");
+    assert_eq!(latest["changes"], serde_json::json!([change]), "{after}");
+    assert_eq!(latest["note"], "Q4 review");
+    assert_eq!(latest["stale_days"], 30);
+    assert_eq!(after["tenant"]["sign_offs"].as_array().unwrap().len(), 1);
+    assert!(after["tenant"]["admins_without_mfa"].is_array(), "{after}");
+    let html = std::fs::read_to_string(pack.join("index.html")).unwrap();
+    assert!(
+        html.contains("signed off") && html.contains("by pi@lab.test, 1 change(s)"),
+        "{html}"
+    );
 
     // The lab's audit log in the app: the sign-off is there with the same filters as the
     // vault's log, the whole chain verifies on this device, and the filtered export is written.

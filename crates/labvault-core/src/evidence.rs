@@ -370,6 +370,32 @@ impl Vault {
             retention["legal_holds"].as_array().map_or(0, Vec::len),
             timeline.steps.len(),
         ));
+        html.push_str("<h2>Access</h2>");
+        match &opts.tenant_access {
+            None => html.push_str(
+                "<p>The lab's access review is not included: the pack was generated without the tenant.</p>",
+            ),
+            Some(t) => {
+                let latest = &t["latest_sign_off"];
+                if latest.is_null() {
+                    html.push_str("<p class=\"failing\">No access review has been signed off in the lab.</p>");
+                } else {
+                    let changes = latest["changes"].as_array().map_or(0, Vec::len);
+                    html.push_str(&format!(
+                        "<p>Latest access review signed off {} by {}, {} change(s); {} sign-off(s) in the lab's audit trail.</p>",
+                        e(latest["at"].as_str().unwrap_or("")),
+                        e(latest["by"].as_str().unwrap_or("")),
+                        changes,
+                        t["sign_offs"].as_array().map_or(0, Vec::len)
+                    ));
+                }
+                let no_mfa = t["admins_without_mfa"].as_array().map_or(0, Vec::len);
+                let stale = t["stale_access"].as_array().map_or(0, Vec::len);
+                html.push_str(&format!(
+                    "<p>{no_mfa} admin(s) without MFA; {stale} stale access grant(s).</p>"
+                ));
+            }
+        }
         html.push_str("<h2>Controls</h2><table><tr><th>Framework</th><th>Section</th><th>Requirement</th><th>LabVault</th><th>Evidence</th><th>Status</th></tr>");
         for r in &rows {
             html.push_str(&format!(

@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 
 use labvault_core::Vault;
 use labvault_wire::{
-    AccessReview, AccessReviewEntry, AccessReviewSignOff, Me, Member, ReviewQuery, Role, RoleSource,
+    AccessReview, AccessReviewEntry, AccessReviewSignOff, AuditQuery, Me, Member, ReviewQuery,
+    Role, RoleSource,
 };
 
 use crate::session::Session;
@@ -436,16 +437,78 @@ pub fn review_workbook(r: &labvault_wire::AccessReview) -> Result<Vec<u8>> {
     })
 }
 
-/// The lab's access evidence for a compliance evidence pack: who asked, and the access review
-/// (members, effective roles, MFA, stale access, pending invitations). Needs Owner or Admin.
+/// The lab's access evidence for a compliance evidence pack: who asked, every review sign-off
+/// (who, when, what changed; the latest first), admins without MFA, stale access, and the access
+/// review itself (members, effective roles, MFA, pending invitations). Needs Owner or Admin.
 pub async fn access_evidence(session: &Session) -> Result<serde_json::Value> {
     let me = account::me(session).await?;
     let review = review(session, None).await?;
+    let sign_offs = sign_off_history(session).await?;
+    let admins_without_mfa: Vec<&str> = review
+        .members
+        .iter()
+        .filter(|m| m.admin_without_mfa)
+        .map(|m| m.email.as_str())
+        .collect();
+    let stale: Vec<serde_json::Value> = review
+        .entries
+        .iter()
+        .filter(|e| e.stale)
+        .map(|e| {
+            serde_json::json!({
+                "email": e.email,
+                "project_id": e.project_id,
+                "role": e.effective_role.as_str(),
+                "last_active_at": e.last_active_at,
+            })
+        })
+        .collect();
     Ok(serde_json::json!({
         "generated_for": me.email,
         "role": me.role.as_str(),
+        "latest_sign_off": sign_offs.first(),
+        "sign_offs": sign_offs,
+        "admins_without_mfa": admins_without_mfa,
+        "stale_access": stale,
         "access_review": review,
     }))
+}
+
+/// The review sign-offs in the tenant's audit trail, newest first (up to 100): when, by whom,
+/// the threshold used, what changed and the note.
+async fn sign_off_history(session: &Session) -> Result<Vec<serde_json::Value>> {
+    let q = AuditQuery {
+        action: Some(labvault_core::governance::audit::actions::ACCESS_REVIEW_SIGN_OFF.into()),
+        result: Some("success".into()),
+        limit: Some(100),
+        ..Default::default()
+    };
+    let page = session
+        .call(|t| {
+            let (c, q) = (session.client().clone(), q.clone());
+            async move { c.audit(&t, &q).await }
+        })
+        .await?;
+    Ok(page
+        .events
+        .iter()
+        .map(|ev| {
+            let detail: serde_json::Value =
+                serde_json::from_str(&ev.detail).unwrap_or(serde_json::Value::Null);
+            serde_json::json!({
+                "at": ev
+                    .timestamp
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                "by": ev.user,
+                "stale_days": detail.get("stale_days"),
+                "changes": detail.get("changes").cloned().unwrap_or_else(|| serde_json::json!([])),
+                "note": detail.get("note"),
+                "audit_seq": ev.seq,
+                "audit_hash": hex::encode(ev.hash),
+            })
+        })
+        .collect())
 }
 
 /// Records the review as done in the tenant's audit trail, with what it changed.
