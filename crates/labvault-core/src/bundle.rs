@@ -395,8 +395,16 @@ pub fn verify_bundle(
     if meta.is_dir() {
         return judge(path, collect_dir(path, progress)?, false);
     }
+    // Progress of a `.tar` is the share of the file read (its `bundle.json` comes last).
     let f = File::open(path).map_err(|e| Error::io_path("reading the bundle", path, e))?;
-    let input = BufReader::with_capacity(1 << 20, f);
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = Counted {
+        inner: f,
+        read: read.clone(),
+    };
+    let input = BufReader::with_capacity(1 << 20, counted);
+    let size = meta.len();
+    let mut report = |_: u64| progress(read.load(std::sync::atomic::Ordering::Relaxed), size);
     if is_sealed(path)? {
         let Some(key) = key else {
             return Err(Error::InvalidArgument(format!(
@@ -405,11 +413,26 @@ pub fn verify_bundle(
             )));
         };
         let plain = key.open(input, path)?;
-        let c = collect_tar(plain, &|e| read_error(e, path), progress)?;
+        let c = collect_tar(plain, &|e| read_error(e, path), &mut report)?;
         return judge(path, c, true);
     }
-    let c = collect_tar(input, &|e| Error::io_path("reading", path, e), progress)?;
+    let c = collect_tar(input, &|e| Error::io_path("reading", path, e), &mut report)?;
     judge(path, c, false)
+}
+
+/// A reader that counts the bytes it gave.
+struct Counted<R> {
+    inner: R,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 /// The expected bytes from `bundle.json`, for progress (0 when it cannot be read yet).
@@ -468,16 +491,15 @@ fn collect_dir(d: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Collected
     Ok(c)
 }
 
-/// Reads a `.tar` bundle in one pass (so a sealed one is decrypted once): metadata files whole,
-/// every other file hashed as it streams by.
+/// Reads a `.tar` bundle in one pass (so a sealed one is decrypted once), in any member order:
+/// metadata files whole, every other file hashed as it streams by.
 fn collect_tar<R: Read>(
     input: R,
     io_err: &dyn Fn(io::Error) -> Error,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut dyn FnMut(u64),
 ) -> Result<Collected> {
     let mut c = Collected::default();
     let mut ar = tar::Archive::new(input);
-    let mut total = 0;
     let mut done = 0u64;
     for entry in ar.entries().map_err(io_err)? {
         let mut entry = entry.map_err(io_err)?;
@@ -486,16 +508,13 @@ fn collect_tar<R: Read>(
         if METADATA_FILES.contains(&name.as_str()) && kind == tar::EntryType::Regular {
             let mut b = Vec::new();
             entry.read_to_end(&mut b).map_err(io_err)?;
-            if name == BUNDLE_FILE {
-                total = total_of(Some(&b));
-            }
             c.small.insert(name, b);
         } else if Collected::is_content(&name) {
             match kind {
                 tar::EntryType::Regular => {
                     let (sha, n) = hash_reader(&mut entry).map_err(io_err)?;
                     done += n;
-                    progress(done, total);
+                    progress(done);
                     c.found.insert(name, Some((sha, n)));
                 }
                 tar::EntryType::Directory => {}

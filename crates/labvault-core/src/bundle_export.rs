@@ -1,11 +1,13 @@
-//! Writing a project bundle (format in [`crate::bundle`]): every live item decrypted into
-//! `files/<area>/<path>` by the area export (verified against its SHA-256 as it is written), the
-//! manifest with retention and holds, the project's audit slice, then `bundle.json`.
+//! Writing a project bundle (format in [`crate::bundle`]): every live item (and the earlier
+//! versions asked for) decrypted and verified against its SHA-256 as it is written, while a
+//! second thread builds the manifest's files, the project's audit slice and spreadsheets; then
+//! `bundle.json`, last.
 //!
 //! The bundle is built under a hidden name beside the destination and renamed into place only
 //! when complete, so a bundle that fails or is cancelled half-way leaves nothing that looks like
-//! one. A `.tar` destination gets the same tree as one archive (metadata first, so a verifier
-//! can stream it).
+//! one. A `.tar` destination gets the same tree as one archive, files first and `bundle.json`
+//! closing it (verification reads it in one pass, in any order); sealed, it goes through age on
+//! its way to the disk, and its data is synced behind the writer so the end does not wait.
 
 use crate::bundle::{
     manifest_csv, verify_md, version_file, BundleAudit, BundleEntry, BundleFileDigest, BundleInfo,
@@ -15,10 +17,10 @@ use crate::bundle::{
 };
 use crate::bundle_seal::BundleSeal;
 use crate::error::{Error, Result};
-use crate::fsutil::{fsync_dir, random_hex, rfc3339, Staging};
+use crate::fsutil::{fsync_dir, rfc3339, Staging};
 use crate::model::{Area, ItemInfo, ItemState, ListFilter};
 use crate::names;
-use crate::transfer::{ExportOptions, TransferProgress, Versions};
+use crate::transfer::{TransferProgress, Versions};
 use crate::vault::Vault;
 use labvault_governance::audit::AuditEvent;
 use labvault_governance::audit::{actions, resources};
@@ -233,34 +235,148 @@ fn shape_of(dest: &Path, sealed: bool) -> Result<Shape> {
 }
 
 /// The file a `.tar` bundle is written to: plain, or through the age stream (whose last chunk
-/// `finish` writes).
-enum TarSink {
+/// `finish` writes), with its data sent to the disk while the export goes on.
+struct TarSink {
+    out: TarOut,
+    behind: WriteBehind,
+}
+
+enum TarOut {
     Plain(File),
     Sealed(age::stream::StreamWriter<File>),
 }
 
+impl TarSink {
+    fn new(f: File, seal: Option<&BundleSeal>) -> std::io::Result<Self> {
+        let behind = WriteBehind::new(&f)?;
+        let out = match seal {
+            Some(seal) => TarOut::Sealed(seal.wrap(f)?),
+            None => TarOut::Plain(f),
+        };
+        Ok(Self { out, behind })
+    }
+
+    fn finish(self) -> std::io::Result<File> {
+        let f = match self.out {
+            TarOut::Plain(f) => f,
+            TarOut::Sealed(s) => s.finish()?,
+        };
+        self.behind.finish()?;
+        Ok(f)
+    }
+}
+
 impl Write for TarSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Self::Plain(f) => f.write(buf),
-            Self::Sealed(s) => s.write(buf),
-        }
+        let n = match &mut self.out {
+            TarOut::Plain(f) => f.write(buf)?,
+            TarOut::Sealed(s) => s.write(buf)?,
+        };
+        self.behind.wrote(n);
+        Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Self::Plain(f) => f.flush(),
-            Self::Sealed(s) => s.flush(),
+        match &mut self.out {
+            TarOut::Plain(f) => f.flush(),
+            TarOut::Sealed(s) => s.flush(),
         }
     }
 }
 
-impl TarSink {
-    fn finish(self) -> std::io::Result<File> {
-        match self {
-            Self::Plain(f) => Ok(f),
-            Self::Sealed(s) => s.finish(),
+/// The `.tar` being written, inside the staging directory (removed with it on failure).
+const TAR_TMP: &str = ".bundle.tar";
+
+/// Bytes written between two early syncs of a `.tar` bundle.
+const WRITE_BEHIND_BYTES: u64 = 64 << 20;
+
+/// Starts the disk early: every [`WRITE_BEHIND_BYTES`] written, a helper thread syncs the
+/// file's data so far, so the disk writes while the cipher works and the final sync waits only
+/// for the tail (one sync at the end left the disk idle for most of the export).
+struct WriteBehind {
+    tx: Option<std::sync::mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    pending: u64,
+}
+
+impl WriteBehind {
+    fn new(f: &File) -> std::io::Result<Self> {
+        let file = f.try_clone()?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("bundle-write-behind".into())
+            .spawn(move || {
+                for () in rx {
+                    file.sync_data()?;
+                }
+                Ok(())
+            })?;
+        Ok(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+            pending: 0,
+        })
+    }
+
+    fn wrote(&mut self, n: usize) {
+        self.pending += n as u64;
+        if self.pending >= WRITE_BEHIND_BYTES {
+            // Busy with the last one: try again after the next write.
+            if let Some(Ok(())) = self.tx.as_ref().map(|tx| tx.try_send(())) {
+                self.pending = 0;
+            }
         }
     }
+
+    /// Waits for the helper; its error (a full disk, say) is the export's.
+    fn finish(mut self) -> std::io::Result<()> {
+        drop(self.tx.take());
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(std::io::Error::other("the write-behind thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Where a bundle's files go.
+enum Out<'a> {
+    /// Into the archive.
+    Tar(&'a mut BufWriter<TarSink>),
+    /// Into the staging tree (renamed into place as a whole), with the directories made.
+    Dir {
+        root: &'a Path,
+        made: HashSet<PathBuf>,
+    },
+}
+
+/// Makes a directory bundle durable before it is renamed into place: on Linux ONE `syncfs`
+/// (`handle`, opened before the files were written, reports any writeback error since) instead
+/// of a sync per file; elsewhere, or if refused, every file and directory synced.
+fn sync_tree(handle: &File, root: &Path) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    match rustix::fs::syncfs(handle) {
+        Ok(()) => return Ok(()),
+        Err(e) if e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::INVAL => {}
+        Err(e) => return Err(Error::io_path("syncing", root, e.into())),
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = handle;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for ent in fs::read_dir(&dir).map_err(|e| Error::io_path("reading", &dir, e))? {
+            let ent = ent.map_err(|e| Error::io_path("reading", &dir, e))?;
+            let p = ent.path();
+            if ent.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
+            } else {
+                File::open(&p)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| Error::io_path("syncing", &p, e))?;
+            }
+        }
+        fsync_dir(&dir)?;
+    }
+    Ok(())
 }
 
 /// A metadata file, built in memory (a sealed bundle writes no plaintext beside itself).
@@ -314,7 +430,7 @@ impl Vault {
         &self,
         project_id: &str,
         all_versions: bool,
-    ) -> Result<(Vec<ItemInfo>, Vec<BundleEntry>)> {
+    ) -> Result<Vec<BundleEntry>> {
         let items = self.list(&ListFilter {
             project: Some(project_id.to_string()),
             ..Default::default()
@@ -369,7 +485,7 @@ impl Vault {
                 role,
             });
         }
-        Ok((items, entries))
+        Ok(entries)
     }
 
     /// Every metadata file but `bundle.json`, in memory: manifest (JSON, CSV, sheet), the audit
@@ -380,7 +496,7 @@ impl Vault {
         project_id: &str,
         project_name: &str,
         entries: &[BundleEntry],
-        cancel: &AtomicBool,
+        stopped: &(dyn Fn() -> bool + Sync),
     ) -> Result<(Vec<Meta>, BundleAudit, Vec<String>)> {
         let wrap = |e: labvault_governance::export::ExportError| {
             Error::Internal(format!("writing the audit slice: {e}"))
@@ -393,7 +509,7 @@ impl Vault {
         };
         let mut audit_rows = Vec::new();
         let events = self.audit_for_each(&filter, |ev| {
-            if cancel.load(Ordering::Relaxed) {
+            if stopped() {
                 return Err(Error::Cancelled);
             }
             if (audit_rows.len() as u64) < AUDIT_XLSX_MAX_EVENTS {
@@ -479,257 +595,209 @@ impl Vault {
         let staging = Staging::beside(dest, "bundle")?;
         let staging_dir = staging.path().to_path_buf();
         let parent = staging.parent().to_path_buf();
-        let (items, entries) = self.bundle_entries(project_id, opts.all_versions)?;
+        let entries = self.bundle_entries(project_id, opts.all_versions)?;
         let total_all: u64 = entries.iter().map(|e| e.size).sum();
-        let current_bytes: u64 = items.iter().map(|i| i.size).sum();
-        let (mut meta, audit, notes) =
-            self.bundle_metadata(project_id, project_name, &entries, cancel)?;
-        let info = BundleInfo {
-            format: BUNDLE_FORMAT.into(),
-            project_id: project_id.into(),
-            project: project_name.into(),
-            exported_at: rfc3339(self.now()),
-            exported_by: self.actor().to_string(),
-            exported_with: format!("labvault-core/{}", crate::VERSION),
-            files: entries.len() as u64,
-            bytes: total_all,
-            audit,
-            metadata: meta.iter().map(Meta::digest).collect(),
-            notes,
-        };
-        let info_bytes = serde_json::to_vec_pretty(&info)
-            .map_err(|e| Error::Internal(format!("bundle.json: {e}")))?;
-        let digest = hex::encode(Sha256::digest(&info_bytes));
-        meta.insert(
-            0,
-            Meta {
-                name: BUNDLE_FILE,
-                bytes: info_bytes,
-            },
-        );
         // What the stream must deliver: exactly the manifest's rows (an import or a resolved
         // conflict meanwhile would differ).
         let expected: HashSet<String> = entries.iter().map(|e| e.file.clone()).collect();
         let mut streamed: HashSet<String> = HashSet::new();
         let changed =
             || Error::InvalidArgument("the project changed during the export; export again".into());
+        let failed = AtomicBool::new(false);
+        let stopped = || cancel.load(Ordering::Relaxed) || failed.load(Ordering::Relaxed);
 
-        if shape == Shape::Dir {
-            self.write_bundle_dir(
-                project_id,
-                &staging_dir,
-                &items,
-                current_bytes,
-                total_all,
-                opts.all_versions,
-                &mut streamed,
-                progress,
-                cancel,
-            )?;
-            for m in &meta {
-                write_meta(&staging_dir, m)?;
-            }
-            fsync_dir(&staging_dir)?;
-            if streamed != expected {
-                return Err(changed());
-            }
-            if cancel.load(Ordering::Relaxed) {
-                return Err(Error::Cancelled);
-            }
-            staging.commit(dest)?;
-        } else {
-            // Written inside the staging directory (removed with it on failure).
-            let tmp = staging_dir.join(format!(".{}.tar", random_hex(6)));
-            let io = |e: std::io::Error| Error::io_path("writing", dest, e);
-            let f = File::create(&tmp).map_err(|e| Error::io_path("writing", &tmp, e))?;
-            let sink = match &opts.seal {
-                Some(seal) if shape == Shape::SealedTar => {
-                    TarSink::Sealed(seal.wrap(f).map_err(io)?)
-                }
-                _ => TarSink::Plain(f),
-            };
-            let mut w = BufWriter::with_capacity(1 << 20, sink);
-            let mtime = self.now().unix_timestamp();
-            for m in &meta {
-                write_tar_header(&mut w, m.name, m.bytes.len() as u64, mtime).map_err(io)?;
-                w.write_all(&m.bytes).map_err(io)?;
-                write_tar_padding(&mut w, m.bytes.len() as u64).map_err(io)?;
-            }
-            drop(meta);
-            // Every file decrypted straight into the archive (checked against its SHA-256 as
-            // it streams).
-            let mut done = 0u64;
-            for which in [
-                Versions::Current,
-                Versions::Earlier {
-                    all: opts.all_versions,
-                },
-            ] {
-                for area in Area::ALL {
-                    self.for_each_plaintext(
+        // The metadata (audit slice, spreadsheets) is built on a second thread while the files
+        // are written: it needs only the manifest rows, and the files never wait for it.
+        std::thread::scope(|scope| -> Result<BundleSummary> {
+            let meta_job = scope
+                .spawn(|| self.bundle_metadata(project_id, project_name, &entries, &stopped));
+            let mut files = || -> Result<Option<BufWriter<TarSink>>> {
+                if shape == Shape::Dir {
+                    // Opened before anything is written, so `syncfs` reports any writeback
+                    // error since.
+                    let handle = File::open(&staging_dir)
+                        .map_err(|e| Error::io_path("opening", &staging_dir, e))?;
+                    let mut out = Out::Dir {
+                        root: &staging_dir,
+                        made: HashSet::new(),
+                    };
+                    self.stream_bundle_files(
+                        &mut out,
+                        dest,
                         project_id,
-                        *area,
-                        which,
+                        opts.all_versions,
+                        total_all,
+                        &mut streamed,
+                        progress,
                         cancel,
-                        &mut |item, _conflict, decrypt| {
-                            let name = match which {
-                                Versions::Current => {
-                                    format!("{FILES_DIR}/{}/{}", item.area, item.path)
-                                }
-                                Versions::Earlier { .. } => {
-                                    version_file(item.area.as_str(), &item.path, item.version)
-                                }
-                            };
-                            write_tar_header(
-                                &mut w,
-                                &name,
-                                item.size,
-                                item.updated_at.unix_timestamp(),
-                            )
-                            .map_err(io)?;
-                            decrypt(&mut w)?;
-                            write_tar_padding(&mut w, item.size).map_err(io)?;
-                            streamed.insert(name);
-                            done += item.size;
-                            progress(&TransferProgress {
-                                path: &item.path,
-                                file_done: item.size,
-                                file_total: item.size,
-                                overall_done: done,
-                                overall_total: total_all,
-                            });
-                            Ok(())
-                        },
                     )?;
+                    sync_tree(&handle, &staging_dir)?;
+                    return Ok(None);
                 }
+                let f = File::create(staging_dir.join(TAR_TMP))
+                    .map_err(|e| Error::io_path("writing", &staging_dir.join(TAR_TMP), e))?;
+                let seal = opts.seal.as_ref().filter(|_| shape == Shape::SealedTar);
+                let sink = TarSink::new(f, seal).map_err(|e| Error::io_path("writing", dest, e))?;
+                let mut w = BufWriter::with_capacity(1 << 20, sink);
+                self.stream_bundle_files(
+                    &mut Out::Tar(&mut w),
+                    dest,
+                    project_id,
+                    opts.all_versions,
+                    total_all,
+                    &mut streamed,
+                    progress,
+                    cancel,
+                )?;
+                Ok(Some(w))
+            };
+            let files = files();
+            if files.is_err() {
+                // The metadata thread stops at its next event instead of finishing for nothing.
+                failed.store(true, Ordering::Relaxed);
             }
+            let meta = meta_job
+                .join()
+                .map_err(|_| Error::Internal("building the bundle's metadata failed".into()));
+            let tar = files?;
+            let (mut meta, audit, notes) = meta??;
             if streamed != expected {
                 return Err(changed());
             }
-            // The end of the archive: two zero blocks.
-            w.write_all(&[0u8; 1024]).map_err(io)?;
-            let sink = w.into_inner().map_err(|e| io(e.into_error()))?;
-            let f = sink.finish().map_err(io)?;
-            f.sync_all().map_err(io)?;
-            drop(f);
-            if cancel.load(Ordering::Relaxed) {
-                return Err(Error::Cancelled);
+            let events = audit.events;
+            let info = BundleInfo {
+                format: BUNDLE_FORMAT.into(),
+                project_id: project_id.into(),
+                project: project_name.into(),
+                exported_at: rfc3339(self.now()),
+                exported_by: self.actor().to_string(),
+                exported_with: format!("labvault-core/{}", crate::VERSION),
+                files: entries.len() as u64,
+                bytes: total_all,
+                audit,
+                metadata: meta.iter().map(Meta::digest).collect(),
+                notes,
+            };
+            let info_bytes = serde_json::to_vec_pretty(&info)
+                .map_err(|e| Error::Internal(format!("bundle.json: {e}")))?;
+            let digest = hex::encode(Sha256::digest(&info_bytes));
+            // Last: in a `.tar`, the file that describes all the others closes it.
+            meta.push(Meta {
+                name: BUNDLE_FILE,
+                bytes: info_bytes,
+            });
+            match tar {
+                None => {
+                    for m in &meta {
+                        write_meta(&staging_dir, m)?;
+                    }
+                    fsync_dir(&staging_dir)?;
+                    if cancel.load(Ordering::Relaxed) {
+                        return Err(Error::Cancelled);
+                    }
+                    staging.commit(dest)?;
+                }
+                Some(mut w) => {
+                    let io = |e: std::io::Error| Error::io_path("writing", dest, e);
+                    let mtime = self.now().unix_timestamp();
+                    for m in &meta {
+                        write_tar_header(&mut w, m.name, m.bytes.len() as u64, mtime)
+                            .map_err(io)?;
+                        w.write_all(&m.bytes).map_err(io)?;
+                        write_tar_padding(&mut w, m.bytes.len() as u64).map_err(io)?;
+                    }
+                    // The end of the archive: two zero blocks.
+                    w.write_all(&[0u8; 1024]).map_err(io)?;
+                    let sink = w.into_inner().map_err(|e| io(e.into_error()))?;
+                    let f = sink.finish().map_err(io)?;
+                    f.sync_all().map_err(io)?;
+                    drop(f);
+                    if cancel.load(Ordering::Relaxed) {
+                        return Err(Error::Cancelled);
+                    }
+                    if fs::symlink_metadata(dest).is_ok() {
+                        return Err(Error::AlreadyExists(format!("{}", dest.display())));
+                    }
+                    fs::rename(staging_dir.join(TAR_TMP), dest).map_err(io)?;
+                    fsync_dir(&parent)?;
+                    // `staging` (now empty) is removed on drop.
+                }
             }
-            if fs::symlink_metadata(dest).is_ok() {
-                return Err(Error::AlreadyExists(format!("{}", dest.display())));
-            }
-            fs::rename(&tmp, dest).map_err(io)?;
-            fsync_dir(&parent)?;
-            // `staging` is removed on drop.
-        }
-        Ok(BundleSummary {
-            path: dest.to_path_buf(),
-            files: entries.len() as u64,
-            bytes: total_all,
-            audit_events: info.audit.events,
-            bundle_digest: digest,
+            Ok(BundleSummary {
+                path: dest.to_path_buf(),
+                files: entries.len() as u64,
+                bytes: total_all,
+                audit_events: events,
+                bundle_digest: digest,
+            })
         })
     }
 
-    /// A directory bundle's files: current versions through the area export (verified, synced),
-    /// earlier versions decrypted into `versions/`.
+    /// Every file of a bundle, decrypted straight into the archive or the staging tree (each
+    /// checked against its SHA-256 as it streams): current versions, then the earlier ones
+    /// asked for.
     #[allow(clippy::too_many_arguments)]
-    fn write_bundle_dir(
+    fn stream_bundle_files(
         &self,
+        out: &mut Out<'_>,
+        dest: &Path,
         project_id: &str,
-        staging_dir: &Path,
-        items: &[ItemInfo],
-        current_bytes: u64,
-        total_all: u64,
         all_versions: bool,
+        total_all: u64,
         streamed: &mut HashSet<String>,
         progress: &mut dyn FnMut(&TransferProgress<'_>),
         cancel: &AtomicBool,
     ) -> Result<()> {
-        let files_root = staging_dir.join(FILES_DIR);
-        fs::create_dir(&files_root).map_err(|e| Error::io_path("creating", &files_root, e))?;
-        let mut done_before = 0u64;
-        for area in Area::ALL {
-            let in_area: u64 = items
-                .iter()
-                .filter(|i| i.area == *area)
-                .map(|i| i.size)
-                .sum();
-            if !items.iter().any(|i| i.area == *area) {
-                continue;
-            }
-            let dir = files_root.join(area.as_str());
-            fs::create_dir(&dir).map_err(|e| Error::io_path("creating", &dir, e))?;
-            let report = self.export_area_to(
-                project_id,
-                *area,
-                &dir,
-                &ExportOptions::default(),
-                &mut |pr| {
-                    progress(&TransferProgress {
-                        path: pr.path,
-                        file_done: pr.file_done,
-                        file_total: pr.file_total,
-                        overall_done: done_before + pr.overall_done,
-                        overall_total: total_all,
-                    })
-                },
-                cancel,
-            )?;
-            if let Some(f) = report.failed.first() {
-                let detail = format!("{}; the bundle was not written", f.message);
-                return Err(match f.code {
-                    crate::ErrorCode::Tampered => Error::Tampered {
-                        what: f.path.clone(),
-                        detail,
+        let io = |e: std::io::Error| Error::io_path("writing", dest, e);
+        let mut done = 0u64;
+        for which in [Versions::Current, Versions::Earlier { all: all_versions }] {
+            for area in Area::ALL {
+                self.for_each_plaintext(
+                    project_id,
+                    *area,
+                    which,
+                    cancel,
+                    &mut |item, _conflict, decrypt| {
+                        let path = names::validate_logical_path(&item.path)?;
+                        let name = match which {
+                            Versions::Current => format!("{FILES_DIR}/{}/{path}", item.area),
+                            Versions::Earlier { .. } => {
+                                version_file(item.area.as_str(), &path, item.version)
+                            }
+                        };
+                        match out {
+                            Out::Tar(w) => {
+                                let mtime = item.updated_at.unix_timestamp();
+                                write_tar_header(*w, &name, item.size, mtime).map_err(io)?;
+                                decrypt(*w)?;
+                                write_tar_padding(*w, item.size).map_err(io)?;
+                            }
+                            Out::Dir { root, made } => {
+                                let target = root.join(&name);
+                                let dir = target.parent().unwrap_or(root);
+                                if !made.contains(dir) {
+                                    fs::create_dir_all(dir)
+                                        .map_err(|e| Error::io_path("creating", dir, e))?;
+                                    made.insert(dir.to_path_buf());
+                                }
+                                let mut f = File::create(&target)
+                                    .map_err(|e| Error::io_path("writing", &target, e))?;
+                                decrypt(&mut f)?;
+                            }
+                        }
+                        streamed.insert(name);
+                        done += item.size;
+                        progress(&TransferProgress {
+                            path: &item.path,
+                            file_done: item.size,
+                            file_total: item.size,
+                            overall_done: done,
+                            overall_total: total_all,
+                        });
+                        Ok(())
                     },
-                    _ => Error::InvalidArgument(format!(
-                        "{} could not be exported: {detail}",
-                        f.path
-                    )),
-                });
+                )?;
             }
-            done_before += in_area;
-        }
-        for i in items {
-            let file = format!("{FILES_DIR}/{}/{}", i.area, i.path);
-            let on_disk = fs::symlink_metadata(staging_dir.join(&file)).map(|m| m.len());
-            if on_disk.ok() == Some(i.size) {
-                streamed.insert(file);
-            }
-        }
-        debug_assert_eq!(done_before, current_bytes);
-        let mut done = current_bytes;
-        for area in Area::ALL {
-            self.for_each_plaintext(
-                project_id,
-                *area,
-                Versions::Earlier { all: all_versions },
-                cancel,
-                &mut |item, _conflict, decrypt| {
-                    names::validate_logical_path(&item.path)?;
-                    let name = version_file(item.area.as_str(), &item.path, item.version);
-                    let target = staging_dir.join(&name);
-                    let parent = target.parent().unwrap_or(staging_dir);
-                    fs::create_dir_all(parent)
-                        .map_err(|e| Error::io_path("creating", parent, e))?;
-                    let mut f =
-                        File::create(&target).map_err(|e| Error::io_path("writing", &target, e))?;
-                    decrypt(&mut f)?;
-                    f.sync_all()
-                        .map_err(|e| Error::io_path("writing", &target, e))?;
-                    streamed.insert(name);
-                    done += item.size;
-                    progress(&TransferProgress {
-                        path: &item.path,
-                        file_done: item.size,
-                        file_total: item.size,
-                        overall_done: done,
-                        overall_total: total_all,
-                    });
-                    Ok(())
-                },
-            )?;
         }
         Ok(())
     }

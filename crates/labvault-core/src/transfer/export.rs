@@ -727,6 +727,52 @@ impl Vault {
 /// Decrypts one item version into a writer (see [`Vault::for_each_plaintext`]).
 pub(crate) type Decryptor<'a> = dyn FnMut(&mut dyn Write) -> Result<()> + 'a;
 
+/// Items up to this size are decrypted ahead into memory by [`Vault::for_each_plaintext`].
+const AHEAD_ITEM_MAX_BYTES: u64 = 1 << 20;
+/// How many items may wait decrypted per thread (at most this many MiB held by each).
+const AHEAD_ITEMS: usize = 16;
+/// Threads decrypting ahead.
+const AHEAD_THREADS: usize = 2;
+
+/// An item as the decrypt-ahead thread hands it over.
+enum Ahead {
+    /// Decrypted and checked: the plaintext, and how errors name the item.
+    Ready(Vec<u8>, String),
+    /// Too big to hold: streamed by the consumer.
+    Stream(ExportJob),
+}
+
+/// Decrypts `job` into `out`, checking length and SHA-256 at the end (on a mismatch `out`
+/// has received bytes that must be discarded, and the error says so).
+fn decrypt_checked(job: &ExportJob, out: &mut dyn Write, cancel: &AtomicBool) -> Result<()> {
+    let blob = job.loc.open(&job.what)?;
+    let mut sink = SinkWriter {
+        inner: out,
+        cancel,
+        cancelled: false,
+        error: None,
+    };
+    let summary = match decrypt_blob(&job.dkey, &job.file_id, blob, &mut sink, &mut |_| {}) {
+        Ok(s) => s,
+        Err(e) => {
+            if sink.cancelled {
+                return Err(Error::Cancelled);
+            }
+            if let Some(we) = sink.error.take() {
+                return Err(Error::io(format!("writing {}", job.what), we));
+            }
+            return Err(blob_err(e, &job.what));
+        }
+    };
+    if hex::encode(summary.sha256) != job.sha || summary.plaintext_len != job.size {
+        return Err(Error::Tampered {
+            what: job.what.clone(),
+            detail: "decrypted content does not match the recorded SHA-256".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Which versions [`Vault::for_each_plaintext`] streams.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Versions {
@@ -786,42 +832,68 @@ impl Vault {
             return Ok(());
         }
         let pkey = self.project_key(project_id)?;
-        for (item, version, conflict) in rows {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(Error::Cancelled);
+        // Two threads decrypt (and check) small items ahead into memory, taking turns in item
+        // order, while this one hands the previous ones to `f`: for many small files the cipher
+        // then keeps both cores busy and the writer never waits for it. Big items are streamed
+        // here, never held in memory.
+        type Handed = (Result<Ahead>, ItemInfo, bool);
+        let mut rows_of: [Vec<(ItemInfo, CurrentVersion, bool)>; AHEAD_THREADS] = Default::default();
+        let n = rows.len();
+        for (k, row) in rows.into_iter().enumerate() {
+            rows_of[k % AHEAD_THREADS].push(row);
+        }
+        std::thread::scope(|scope| -> Result<()> {
+            let pkey = &pkey;
+            let mut rxs = Vec::with_capacity(AHEAD_THREADS);
+            for rows in rows_of {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Handed>(AHEAD_ITEMS);
+                rxs.push(rx);
+                scope.spawn(move || {
+                    for (item, version, conflict) in rows {
+                        if cancel.load(Ordering::Relaxed) {
+                            let _ = tx.send((Err(Error::Cancelled), item, conflict));
+                            return;
+                        }
+                        let ahead = job_of(&item, version, PathBuf::new(), pkey).and_then(|job| {
+                            if job.size > AHEAD_ITEM_MAX_BYTES {
+                                return Ok(Ahead::Stream(job));
+                            }
+                            let mut buf = Vec::with_capacity(job.size as usize);
+                            decrypt_checked(&job, &mut buf, cancel)?;
+                            Ok(Ahead::Ready(buf, job.what))
+                        });
+                        let failed = ahead.is_err();
+                        if tx.send((ahead, item, conflict)).is_err() || failed {
+                            return;
+                        }
+                    }
+                });
             }
-            let job = job_of(&item, version, PathBuf::new(), &pkey)?;
-            let mut decrypt = |out: &mut dyn Write| -> Result<()> {
-                let blob = job.loc.open(&job.what)?;
-                let mut sink = SinkWriter {
-                    inner: out,
-                    cancel,
-                    cancelled: false,
-                    error: None,
+            // The receivers are moved in and dropped on an early return, which stops the
+            // threads' `send`.
+            let rxs = rxs;
+            for k in 0..n {
+                let Ok((ahead, item, conflict)) = rxs[k % AHEAD_THREADS].recv() else {
+                    return Err(Error::Internal("a decrypting thread stopped early".into()));
                 };
-                let summary =
-                    match decrypt_blob(&job.dkey, &job.file_id, blob, &mut sink, &mut |_| {}) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            if sink.cancelled {
+                let mut ahead = Some(ahead?);
+                let mut decrypt = |out: &mut dyn Write| -> Result<()> {
+                    match ahead.take() {
+                        Some(Ahead::Ready(buf, what)) => {
+                            if cancel.load(Ordering::Relaxed) {
                                 return Err(Error::Cancelled);
                             }
-                            if let Some(we) = sink.error.take() {
-                                return Err(Error::io(format!("writing {}", job.what), we));
-                            }
-                            return Err(blob_err(e, &job.what));
+                            out.write_all(&buf)
+                                .map_err(|e| Error::io(format!("writing {what}"), e))
                         }
-                    };
-                if hex::encode(summary.sha256) != job.sha || summary.plaintext_len != job.size {
-                    return Err(Error::Tampered {
-                        what: job.what.clone(),
-                        detail: "decrypted content does not match the recorded SHA-256".into(),
-                    });
-                }
-                Ok(())
-            };
-            f(&item, conflict, &mut decrypt)?;
-        }
+                        Some(Ahead::Stream(job)) => decrypt_checked(&job, out, cancel),
+                        None => Err(Error::Internal("an item was decrypted twice".into())),
+                    }
+                };
+                f(&item, conflict, &mut decrypt)?;
+            }
+            Ok(())
+        })?;
         Ok(())
     }
 }
