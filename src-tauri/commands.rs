@@ -666,7 +666,16 @@ pub async fn pick_save_path<R: Runtime>(
     default_name: Option<String>,
 ) -> Result<Option<String>, CommandError> {
     if let Some(p) = e2e_paths("LABVAULT_E2E_SAVE_PATH") {
-        return Ok(p.into_iter().next());
+        // The hooked answer is the listed path with the suggested name's extension (`.csv`,
+        // `.tar.age`, ...), else the first.
+        let ext = default_name
+            .as_deref()
+            .and_then(|n| n.split_once('.'))
+            .map(|(_, e)| format!(".{e}"));
+        let pick = ext
+            .and_then(|e| p.iter().find(|c| c.ends_with(&e)).cloned())
+            .or_else(|| p.into_iter().next());
+        return Ok(pick);
     }
     blocking(move || {
         use tauri_plugin_dialog::DialogExt;

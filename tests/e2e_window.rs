@@ -22,6 +22,8 @@ use common::{tid, Cond, Harness, Session, LONG, SHORT};
 use serde_json::json;
 
 const PASSPHRASE: &str = "Kelp forest 7 tide pools, quietly";
+/// The passphrase a project bundle is sealed with for an archive.
+const BUNDLE_PASSPHRASE: &str = "Archive shelf 12, box of plankton nets";
 /// The lab account's password on the tenant (never stored by the app; only the keyring token).
 const LAB_PASSWORD: &str = "Tidal-Gauge-4417";
 const WRONG_PASSPHRASE: &str = "Kelp forest 7 tide pools, loudly";
@@ -537,12 +539,18 @@ fn e2e_app_scenario() {
     let export_dir = sandbox.path().join("export");
     std::fs::create_dir_all(&export_dir).unwrap();
     let audit_csv = sandbox.path().join("audit-export.csv");
+    // The save dialog answers with the path that has the suggested name's extension.
+    let save_paths = PathBuf::from(format!(
+        "{}:{}",
+        audit_csv.display(),
+        sandbox.path().join("project-bundle.tar.age").display()
+    ));
     let recovery_out = sandbox.path().join("recovery-key.txt");
 
     let env: Vec<(&str, &Path)> = vec![
         ("LABVAULT_E2E_PICK_IMPORT", import_list),
         ("LABVAULT_E2E_PICK_DIR", &export_dir),
-        ("LABVAULT_E2E_SAVE_PATH", &audit_csv),
+        ("LABVAULT_E2E_SAVE_PATH", &save_paths),
         ("LABVAULT_E2E_RECOVERY_OUT", &recovery_out),
         // Minimum Argon2id cost (honoured only with the e2e-hooks feature): the KDF is not
         // what this test is about, and a debug build on 2 cores would spend seconds per unlock.
@@ -579,6 +587,7 @@ fn e2e_app_scenario() {
         let secrets = [
             PASSPHRASE,
             WRONG_PASSPHRASE,
+            BUNDLE_PASSPHRASE,
             LAB_PASSWORD,
             recovery.as_str(),
             PROJECT,
@@ -827,6 +836,37 @@ fn scenario(
     select_item(s, "sample.png");
     s.click("item-export");
     wait_same_file(s, &export_dir.join("sample.png"), png);
+
+    // ---- The whole project for an archive: sealed with a passphrase typed twice (a mismatch
+    // is caught first), then opened and verified offline with the core's checker.
+    s.step("export project sealed");
+    let bundle = audit_csv.with_file_name("project-bundle.tar.age");
+    s.click("export-project");
+    s.wait("bundle-dialog", Cond::Visible, SHORT);
+    s.click("bundle-all-versions");
+    s.click("bundle-seal-passphrase");
+    s.type_into("bundle-pass", BUNDLE_PASSPHRASE);
+    s.type_into("bundle-pass2", "not the same passphrase");
+    s.click("bundle-submit");
+    s.wait("bundle-problem", Cond::Text("differ"), SHORT);
+    s.type_into("bundle-pass2", BUNDLE_PASSPHRASE);
+    s.screenshot("21-export-project-sealed.png");
+    s.click("bundle-submit");
+    s.wait("bundle-dialog", Cond::Gone, SHORT);
+    let t0 = Instant::now();
+    while !bundle.exists() {
+        if t0.elapsed() > Duration::from_secs(60) {
+            s.fail("the sealed bundle never appeared");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.wait("progress-panel", Cond::Text("encrypted with age"), LONG);
+    let key = labvault_core::bundle_seal::BundleKey::passphrase(BUNDLE_PASSPHRASE.into());
+    let v = labvault_core::bundle::verify_bundle(&bundle, Some(&key), &mut |_, _| {})
+        .unwrap_or_else(|e| s.fail(&format!("the sealed bundle does not verify: {e}")));
+    if !(v.is_ok() && v.encrypted && v.files_checked == 4) {
+        s.fail(&format!("sealed bundle: {v:?}"));
+    }
 
     // ---- Delete, find it under "show deleted", restore.
     s.step("delete");

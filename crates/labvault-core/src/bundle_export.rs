@@ -426,11 +426,7 @@ impl Vault {
     }
 
     /// The manifest rows of the project: current versions, then the earlier ones asked for.
-    fn bundle_entries(
-        &self,
-        project_id: &str,
-        all_versions: bool,
-    ) -> Result<Vec<BundleEntry>> {
+    fn bundle_entries(&self, project_id: &str, all_versions: bool) -> Result<Vec<BundleEntry>> {
         let items = self.list(&ListFilter {
             project: Some(project_id.to_string()),
             ..Default::default()
@@ -609,8 +605,8 @@ impl Vault {
         // The metadata (audit slice, spreadsheets) is built on a second thread while the files
         // are written: it needs only the manifest rows, and the files never wait for it.
         std::thread::scope(|scope| -> Result<BundleSummary> {
-            let meta_job = scope
-                .spawn(|| self.bundle_metadata(project_id, project_name, &entries, &stopped));
+            let meta_job =
+                scope.spawn(|| self.bundle_metadata(project_id, project_name, &entries, &stopped));
             let mut files = || -> Result<Option<BufWriter<TarSink>>> {
                 if shape == Shape::Dir {
                     // Opened before anything is written, so `syncfs` reports any writeback

@@ -21,6 +21,11 @@ export function ExportBundleDialog({ project, onClose, onSubmit }: { project: st
   const [repeat, setRepeat] = useState("");
   const [recipients, setRecipients] = useState("");
   const [problem, setProblem] = useState<string | null>(null);
+  // A change answers the problem shown: it goes until the next submit.
+  const edit = (set: (v: string) => void) => (v: string) => {
+    setProblem(null);
+    set(v);
+  };
   const submit = (e: FormEvent) => {
     e.preventDefault();
     const options: BundleRequest = { allVersions, recipients: [] };
@@ -72,16 +77,16 @@ export function ExportBundleDialog({ project, onClose, onSubmit }: { project: st
         {seal === "passphrase" ? (
           <>
             <Field label="Passphrase" htmlFor="bundle-pass" hint="Anyone with it opens the bundle, with LabVault or with age -d.">
-              <input id="bundle-pass" data-testid="bundle-pass" type="password" autoComplete="new-password" value={pass} onChange={(e) => setPass(e.target.value)} />
+              <input id="bundle-pass" data-testid="bundle-pass" type="password" autoComplete="new-password" value={pass} onChange={(e) => edit(setPass)(e.target.value)} />
             </Field>
             <Field label="Repeat passphrase" htmlFor="bundle-pass2">
-              <input id="bundle-pass2" data-testid="bundle-pass2" type="password" autoComplete="new-password" value={repeat} onChange={(e) => setRepeat(e.target.value)} />
+              <input id="bundle-pass2" data-testid="bundle-pass2" type="password" autoComplete="new-password" value={repeat} onChange={(e) => edit(setRepeat)(e.target.value)} />
             </Field>
           </>
         ) : null}
         {seal === "recipients" ? (
           <Field label="Recipients (age1…, one per line)" htmlFor="bundle-recipients" hint="The archive's public keys; only their identities open the bundle.">
-            <textarea id="bundle-recipients" data-testid="bundle-recipients" rows={3} value={recipients} onChange={(e) => setRecipients(e.target.value)} />
+            <textarea id="bundle-recipients" data-testid="bundle-recipients" rows={3} value={recipients} onChange={(e) => edit(setRecipients)(e.target.value)} />
           </Field>
         ) : null}
         {problem ? (

@@ -76,6 +76,7 @@ describe("WorkspaceScreen", () => {
     expect(screen.getByTestId("bundle-problem").textContent).toContain("differ");
     expect(calls.some((c) => c.cmd === "pick_save_path")).toBe(false);
     fireEvent.change(screen.getByTestId("bundle-pass2"), { target: { value: "for the archive" } });
+    expect(screen.queryByTestId("bundle-problem")).toBeNull();
     fireEvent.click(screen.getByTestId("bundle-submit"));
     await waitFor(() => expect(screen.getByTestId("progress-panel").textContent).toContain("encrypted with age"));
     expect(calls.find((c) => c.cmd === "pick_save_path")!.args.defaultName).toMatch(/^plankton-bundle-\d{4}-\d{2}-\d{2}\.tar\.age$/);

@@ -837,7 +837,8 @@ impl Vault {
         // then keeps both cores busy and the writer never waits for it. Big items are streamed
         // here, never held in memory.
         type Handed = (Result<Ahead>, ItemInfo, bool);
-        let mut rows_of: [Vec<(ItemInfo, CurrentVersion, bool)>; AHEAD_THREADS] = Default::default();
+        let mut rows_of: [Vec<(ItemInfo, CurrentVersion, bool)>; AHEAD_THREADS] =
+            Default::default();
         let n = rows.len();
         for (k, row) in rows.into_iter().enumerate() {
             rows_of[k % AHEAD_THREADS].push(row);
