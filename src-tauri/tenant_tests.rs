@@ -454,6 +454,16 @@ async fn a_pi_connects_signs_in_with_mfa_syncs_reviews_access_and_steps_up_for_a
         access.contains("\"access_review\"") && access.contains("ann@lab.test"),
         "{access}"
     );
+    // The tenant's signed checkpoints of this device's chain, as synced, are in the pack.
+    let audit_ev: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pack.join("audit-evidence.json")).unwrap()).unwrap();
+    let cps = audit_ev["signed_checkpoints"].as_array().unwrap();
+    assert!(
+        cps.iter().any(
+            |c| c["kind"] == "device" && c["signature"].as_str().is_some_and(|s| !s.is_empty())
+        ),
+        "{audit_ev}"
+    );
     let record = std::fs::read_to_string(pack.join("processing-record.json")).unwrap();
     assert!(record.contains("\"Plankton survey\""), "{record}");
     assert_eq!(ev.controls["partly"], 4, "{:?}", ev.controls);

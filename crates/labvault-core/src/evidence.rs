@@ -291,6 +291,8 @@ impl Vault {
             "first_event": first,
             "last_event": last,
             "counts_by_action_and_result": by_action,
+            // Each one checkable offline: Ed25519 over docs/sync-protocol.md's anchor bytes.
+            "signed_checkpoints": self.sync_anchors()?,
         });
 
         // Retention evidence.
