@@ -19,6 +19,8 @@ command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 # cargo-fuzz needs unstable compiler flags (sanitizer, coverage); the stable toolchain allows
 # them with RUSTC_BOOTSTRAP, so no second toolchain is needed.
 export RUSTC_BOOTSTRAP=1
+# Known false positives of the leak check (each explained in the file).
+export LSAN_OPTIONS="suppressions=$ROOT/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 python3 "$ROOT/scripts/fuzz-seeds.py" "$ROOT" "$ROOT/fuzz/corpus"
 cargo fuzz build -O
 for t in "${TARGETS[@]}"; do
