@@ -59,6 +59,26 @@ pub struct VerifyBundleArgs {
 /// The env variable a script gives a bundle's passphrase in.
 const BUNDLE_PASSPHRASE_ENV: &str = "LABVAULT_BUNDLE_PASSPHRASE";
 
+/// A bundle's passphrase: the next line of --passphrase-stdin, LABVAULT_BUNDLE_PASSPHRASE, or
+/// asked (twice for a new one).
+fn bundle_passphrase(ctx: &Ctx, new: bool) -> Result<Zeroizing<String>> {
+    if ctx.global.passphrase_stdin {
+        return ctx.stdin_line("bundle passphrase");
+    }
+    if let Ok(p) = std::env::var(BUNDLE_PASSPHRASE_ENV) {
+        return Ok(Zeroizing::new(p));
+    }
+    let ask = |prompt: &str| ctx.prompt(prompt, "bundle passphrase", BUNDLE_PASSPHRASE_ENV);
+    let one = ask("Bundle passphrase: ")?;
+    if new && *one != *ask("Repeat bundle passphrase: ")? {
+        return Err(labvault_core::Error::InvalidArgument(
+            "the two bundle passphrases differ".into(),
+        )
+        .into());
+    }
+    Ok(one)
+}
+
 /// What seals the bundle, from the options (the passphrase is asked for after the vault's).
 fn seal_of(ctx: &Ctx, a: &ExportProjectArgs) -> Result<Option<BundleSeal>> {
     let mut recipients = a.recipient.clone();
@@ -78,29 +98,7 @@ fn seal_of(ctx: &Ctx, a: &ExportProjectArgs) -> Result<Option<BundleSeal>> {
     if !a.encrypt {
         return Ok(None);
     }
-    let p = if ctx.global.passphrase_stdin {
-        ctx.stdin_line("bundle passphrase")?
-    } else if let Ok(p) = std::env::var(BUNDLE_PASSPHRASE_ENV) {
-        Zeroizing::new(p)
-    } else {
-        let one = ctx.prompt(
-            "Bundle passphrase: ",
-            "bundle passphrase",
-            BUNDLE_PASSPHRASE_ENV,
-        )?;
-        let two = ctx.prompt(
-            "Repeat bundle passphrase: ",
-            "bundle passphrase",
-            BUNDLE_PASSPHRASE_ENV,
-        )?;
-        if *one != *two {
-            return Err(labvault_core::Error::InvalidArgument(
-                "the two bundle passphrases differ".into(),
-            )
-            .into());
-        }
-        one
-    };
+    let p = bundle_passphrase(ctx, true)?;
     Ok(Some(BundleSeal::passphrase(p.to_string())?))
 }
 
@@ -155,17 +153,7 @@ fn key_of(ctx: &Ctx, a: &VerifyBundleArgs) -> Result<Option<BundleKey>> {
     {
         return Ok(None);
     }
-    let p = if ctx.global.passphrase_stdin {
-        ctx.stdin_line("bundle passphrase")?
-    } else if let Ok(p) = std::env::var(BUNDLE_PASSPHRASE_ENV) {
-        Zeroizing::new(p)
-    } else {
-        ctx.prompt(
-            "Bundle passphrase: ",
-            "bundle passphrase",
-            BUNDLE_PASSPHRASE_ENV,
-        )?
-    };
+    let p = bundle_passphrase(ctx, false)?;
     Ok(Some(BundleKey::passphrase(p.to_string())))
 }
 

@@ -341,11 +341,13 @@ impl WriteBehind {
 /// Where a bundle's files go.
 enum Out<'a> {
     /// Into the archive.
-    Tar(&'a mut BufWriter<TarSink>),
-    /// Into the staging tree (renamed into place as a whole), with the directories made.
+    Tar(BufWriter<TarSink>),
+    /// Into the staging tree (renamed into place as a whole), with the directories made and
+    /// a handle on its file system for the one final `syncfs`.
     Dir {
         root: &'a Path,
         made: HashSet<PathBuf>,
+        fs_handle: File,
     },
 }
 
@@ -608,35 +610,25 @@ impl Vault {
             let meta_job =
                 scope.spawn(|| self.bundle_metadata(project_id, project_name, &entries, &stopped));
             let mut files = || -> Result<Option<BufWriter<TarSink>>> {
-                if shape == Shape::Dir {
-                    // Opened before anything is written, so `syncfs` reports any writeback
-                    // error since.
-                    let handle = File::open(&staging_dir)
-                        .map_err(|e| Error::io_path("opening", &staging_dir, e))?;
-                    let mut out = Out::Dir {
+                let mut out = if shape == Shape::Dir {
+                    Out::Dir {
                         root: &staging_dir,
                         made: HashSet::new(),
-                    };
-                    self.stream_bundle_files(
-                        &mut out,
-                        dest,
-                        project_id,
-                        opts.all_versions,
-                        total_all,
-                        &mut streamed,
-                        progress,
-                        cancel,
-                    )?;
-                    sync_tree(&handle, &staging_dir)?;
-                    return Ok(None);
-                }
-                let f = File::create(staging_dir.join(TAR_TMP))
-                    .map_err(|e| Error::io_path("writing", &staging_dir.join(TAR_TMP), e))?;
-                let seal = opts.seal.as_ref().filter(|_| shape == Shape::SealedTar);
-                let sink = TarSink::new(f, seal).map_err(|e| Error::io_path("writing", dest, e))?;
-                let mut w = BufWriter::with_capacity(1 << 20, sink);
+                        // Opened before anything is written, so `syncfs` reports any writeback
+                        // error since.
+                        fs_handle: File::open(&staging_dir)
+                            .map_err(|e| Error::io_path("opening", &staging_dir, e))?,
+                    }
+                } else {
+                    let tmp = staging_dir.join(TAR_TMP);
+                    let f = File::create(&tmp).map_err(|e| Error::io_path("writing", &tmp, e))?;
+                    let seal = opts.seal.as_ref().filter(|_| shape == Shape::SealedTar);
+                    let sink =
+                        TarSink::new(f, seal).map_err(|e| Error::io_path("writing", dest, e))?;
+                    Out::Tar(BufWriter::with_capacity(1 << 20, sink))
+                };
                 self.stream_bundle_files(
-                    &mut Out::Tar(&mut w),
+                    &mut out,
                     dest,
                     project_id,
                     opts.all_versions,
@@ -645,7 +637,12 @@ impl Vault {
                     progress,
                     cancel,
                 )?;
-                Ok(Some(w))
+                match out {
+                    Out::Tar(w) => Ok(Some(w)),
+                    Out::Dir { fs_handle, .. } => {
+                        sync_tree(&fs_handle, &staging_dir).map(|()| None)
+                    }
+                }
             };
             let files = files();
             if files.is_err() {
@@ -764,11 +761,11 @@ impl Vault {
                         match out {
                             Out::Tar(w) => {
                                 let mtime = item.updated_at.unix_timestamp();
-                                write_tar_header(*w, &name, item.size, mtime).map_err(io)?;
-                                decrypt(*w)?;
-                                write_tar_padding(*w, item.size).map_err(io)?;
+                                write_tar_header(w, &name, item.size, mtime).map_err(io)?;
+                                decrypt(w)?;
+                                write_tar_padding(w, item.size).map_err(io)?;
                             }
-                            Out::Dir { root, made } => {
+                            Out::Dir { root, made, .. } => {
                                 let target = root.join(&name);
                                 let dir = target.parent().unwrap_or(root);
                                 if !made.contains(dir) {

@@ -22,6 +22,32 @@ pub(crate) struct CurrentVersion {
     pub(crate) sha256: String,
 }
 
+/// Where a version's blob is and its wrapped key, from columns 17-21 of a row of
+/// `ITEM_SELECT` extended with `blob_id, wrapped_data_key, pack_id, pack_offset, pack_len`;
+/// `sha256` is the version's. An active version without a blob is a damaged catalog.
+fn version_at(
+    r: &rusqlite::Row<'_>,
+    dir: &Path,
+    item: &ItemInfo,
+    sha256: String,
+) -> Result<CurrentVersion> {
+    let (blob, wrapped): (Option<String>, Option<Vec<u8>>) = (r.get(17)?, r.get(18)?);
+    let (Some(blob_id), Some(w)) = (blob, wrapped) else {
+        return Err(Error::CorruptCatalog(format!(
+            "{} is active but a version of it has no blob",
+            label(item)
+        )));
+    };
+    let wrapped = WrappedKey::from_bytes(w).map_err(|e| blob_err(e, &label(item)))?;
+    let loc = BlobLoc::from_row(dir, &blob_id, r.get(19)?, r.get(20)?, r.get(21)?)?;
+    Ok(CurrentVersion {
+        blob_id,
+        loc,
+        wrapped,
+        sha256,
+    })
+}
+
 /// Every active item of `project_id`/`area` with its current version, in export order
 /// (path), from one query.
 pub(crate) fn area_versions(
@@ -44,25 +70,8 @@ pub(crate) fn area_versions(
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         let item = item_from_row(r)?;
-        let (blob, wrapped): (Option<String>, Option<Vec<u8>>) = (r.get(17)?, r.get(18)?);
-        let (Some(blob_id), Some(w)) = (blob, wrapped) else {
-            return Err(Error::CorruptCatalog(format!(
-                "{} is active but its current version has no blob",
-                label(&item)
-            )));
-        };
-        let wrapped = WrappedKey::from_bytes(w).map_err(|e| blob_err(e, &label(&item)))?;
-        let loc = BlobLoc::from_row(dir, &blob_id, r.get(19)?, r.get(20)?, r.get(21)?)?;
-        let sha256 = item.sha256.clone();
-        out.push((
-            item,
-            CurrentVersion {
-                blob_id,
-                loc,
-                wrapped,
-                sha256,
-            },
-        ));
+        let v = version_at(r, dir, &item, item.sha256.clone())?;
+        out.push((item, v));
     }
     Ok(out)
 }
@@ -96,25 +105,13 @@ pub(crate) fn area_earlier_versions(
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         let mut item = item_from_row(r)?;
-        let (blob_id, w): (String, Vec<u8>) = (r.get(17)?, r.get(18)?);
-        let wrapped = WrappedKey::from_bytes(w).map_err(|e| blob_err(e, &label(&item)))?;
-        let loc = BlobLoc::from_row(dir, &blob_id, r.get(19)?, r.get(20)?, r.get(21)?)?;
         item.version = r.get(22)?;
         item.size = r.get::<_, i64>(23)? as u64;
         item.sha256 = r.get(24)?;
         item.updated_at = crate::vault::ms_to_ts(r.get(25)?);
         let conflict: bool = r.get(26)?;
-        let sha256 = item.sha256.clone();
-        out.push((
-            item,
-            CurrentVersion {
-                blob_id,
-                loc,
-                wrapped,
-                sha256,
-            },
-            conflict,
-        ));
+        let v = version_at(r, dir, &item, item.sha256.clone())?;
+        out.push((item, v, conflict));
     }
     Ok(out)
 }
