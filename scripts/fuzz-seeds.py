@@ -39,3 +39,31 @@ put("server_json", "login", '{"tenant":"lab","email":"a@b.cd","password":"x"}')
 put("server_json", "commit", '{"ops":[{"op_id":"o","item_id":"i","base_rev":0,"epoch":1,"payload":"AQID","blobs":[],"tombstone":false}]}')
 put("server_json", "membership", '{"entry":"AQID","boxes":[{"user_id":"u","epoch":1,"sealed":"AA=="}],"link":null}')
 put("jwt", "shape", "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1In0.c2ln")
+
+# A small project bundle (.tar), as `labvault export-project` lays it out, for bundle_verify.
+import hashlib, io, tarfile
+def bundle_tar():
+    files = {"files/uploads/a.csv": b"x,y\n1,2\n"}
+    manifest = [{"id": "i1", "area": "uploads", "path": "a.csv", "file": f, "size": len(b),
+                 "sha256": hashlib.sha256(b).hexdigest(), "media_type": "text/csv",
+                 "data_type": "research_data", "created_by": "ann", "created_at": "2026-12-07T00:00:00Z",
+                 "updated_at": "2026-12-07T00:00:00Z", "version": 1, "retention_period": "7y",
+                 "retention_expires_at": "2033-12-07T00:00:00Z", "on_hold": False, "role": "current"}
+                for f, b in files.items()]
+    meta = {"manifest.json": json.dumps(manifest).encode(), "checkpoints.json": b"[]",
+            "audit.jsonl": b""}
+    info = {"format": "labvault-bundle/1", "project_id": "p1", "project": "p",
+            "exported_at": "2026-12-07T00:00:00Z", "exported_by": "ann", "exported_with": "seed",
+            "files": 1, "bytes": sum(len(b) for b in files.values()),
+            "audit": {"events": 0, "chain_head": None},
+            "metadata": [{"name": n, "size": len(b), "sha256": hashlib.sha256(b).hexdigest()}
+                         for n, b in meta.items()], "notes": []}
+    meta["bundle.json"] = json.dumps(info).encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as t:
+        for name, b in list(files.items()) + list(meta.items()):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(b)
+            t.addfile(ti, io.BytesIO(b))
+    return out.getvalue()
+put("bundle_verify", "bundle", bundle_tar())

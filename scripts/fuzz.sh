@@ -12,7 +12,7 @@ SECS="${1:-5}"
 shift || true
 TARGETS=("$@")
 if (( ${#TARGETS[@]} == 0 )); then
-  TARGETS=(blob_decrypt key_file recovery_key names membership_entry sync_payload audit_export server_json jwt)
+  TARGETS=(blob_decrypt key_file recovery_key names membership_entry sync_payload audit_export server_json jwt bundle_verify)
 fi
 export PATH="$HOME/.cargo/bin:$PATH"
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz

@@ -27,7 +27,7 @@
 //! itself: the export's own audit event in the vault records the SHA-256 of `bundle.json`
 //! (`bundle_digest`), which ties a bundle to the tamper-evident log it came from.
 
-use crate::bundle_seal::{is_sealed, read_error, BundleKey};
+use crate::bundle_seal::{read_error, BundleKey, AGE_MAGIC};
 use crate::checkpoint::{check_signature, StoredAnchor};
 use crate::error::{Error, Result};
 use labvault_governance::audit::{genesis_hash, AuditEvent};
@@ -402,22 +402,38 @@ pub fn verify_bundle(
         inner: f,
         read: read.clone(),
     };
-    let input = BufReader::with_capacity(1 << 20, counted);
     let size = meta.len();
-    let mut report = |_: u64| progress(read.load(std::sync::atomic::Ordering::Relaxed), size);
-    if is_sealed(path)? {
+    verify_bundle_stream(counted, path, key, &mut |_| {
+        progress(read.load(std::sync::atomic::Ordering::Relaxed), size)
+    })
+}
+
+/// Verifies a `.tar` bundle, plain or sealed with age (which `key` opens), read once from
+/// `input` (a file, a pipe); `what` names it in errors. `progress` is called with the bytes of
+/// content hashed so far.
+pub fn verify_bundle_stream<R: Read>(
+    input: R,
+    what: &Path,
+    key: Option<&BundleKey>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<BundleVerification> {
+    let mut input = BufReader::with_capacity(1 << 20, input);
+    let head = input
+        .fill_buf()
+        .map_err(|e| Error::io_path("reading the bundle", what, e))?;
+    if head.starts_with(AGE_MAGIC) {
         let Some(key) = key else {
             return Err(Error::InvalidArgument(format!(
                 "{} is an encrypted bundle: give its passphrase or an age identity file",
-                path.display()
+                what.display()
             )));
         };
-        let plain = key.open(input, path)?;
-        let c = collect_tar(plain, &|e| read_error(e, path), &mut report)?;
-        return judge(path, c, true);
+        let plain = key.open(input, what)?;
+        let c = collect_tar(plain, &|e| read_error(e, what), progress)?;
+        return judge(what, c, true);
     }
-    let c = collect_tar(input, &|e| Error::io_path("reading", path, e), &mut report)?;
-    judge(path, c, false)
+    let c = collect_tar(input, &|e| Error::io_path("reading", what, e), progress)?;
+    judge(what, c, false)
 }
 
 /// A reader that counts the bytes it gave.
