@@ -45,7 +45,8 @@ pub struct ExportProjectArgs {
 /// `labvault verify-bundle`
 #[derive(Args, Debug)]
 pub struct VerifyBundleArgs {
-    /// The bundle: its directory, its `.tar` or its sealed `.tar.age`.
+    /// The bundle: its directory, its `.tar` or its sealed `.tar.age`; `-` reads a `.tar` (or
+    /// `.tar.age`) from stdin, e.g. `age -d … | labvault verify-bundle -`.
     pub bundle: PathBuf,
     /// An age identity file that opens a sealed bundle (else its passphrase is asked for, or
     /// read from LABVAULT_BUNDLE_PASSPHRASE or --passphrase-stdin).
@@ -148,6 +149,12 @@ fn key_of(ctx: &Ctx, a: &VerifyBundleArgs) -> Result<Option<BundleKey>> {
     if let Some(f) = &a.identity {
         return Ok(Some(BundleKey::identity_file(f)?));
     }
+    if a.bundle.as_os_str() == "-" {
+        // stdin carries the bundle: a passphrase can only come from the environment.
+        return Ok(std::env::var(BUNDLE_PASSPHRASE_ENV)
+            .ok()
+            .map(BundleKey::passphrase));
+    }
     if std::fs::metadata(&a.bundle).is_ok_and(|m| m.is_dir())
         || !labvault_core::bundle_seal::is_sealed(&a.bundle)?
     {
@@ -160,10 +167,20 @@ fn key_of(ctx: &Ctx, a: &VerifyBundleArgs) -> Result<Option<BundleKey>> {
 pub fn verify_bundle(ctx: &Ctx, a: VerifyBundleArgs) -> Result<()> {
     let key = key_of(ctx, &a)?;
     let bar = bytes_bar("verify");
-    let r = labvault_core::bundle::verify_bundle(&a.bundle, key.as_ref(), &mut |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    })?;
+    let r = if a.bundle.as_os_str() == "-" {
+        let stdin = std::io::stdin().lock();
+        labvault_core::bundle::verify_bundle_stream(
+            stdin,
+            std::path::Path::new("the bundle on stdin"),
+            key.as_ref(),
+            &mut |done| bar.set_position(done),
+        )?
+    } else {
+        labvault_core::bundle::verify_bundle(&a.bundle, key.as_ref(), &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })?
+    };
     bar.finish_and_clear();
     if a.json {
         print_json(&r)?;

@@ -1041,6 +1041,24 @@ fn a_sealed_bundle_opens_with_age_itself_and_verifies() {
         "{listing}"
     );
 
+    // The same check on a stream: `age -d … | labvault verify-bundle -`.
+    let o = env
+        .cmd(None)
+        .args(["verify-bundle", "-"])
+        .stdin(fs::File::open(&tar).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("2 file(s)"));
+    // And the sealed stream itself, opened with the identity.
+    let o = env
+        .cmd(None)
+        .args(["verify-bundle", "-", "--identity", key.to_str().unwrap()])
+        .stdin(fs::File::open(&sealed).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+
     // verify-bundle opens it with the identity; without one it asks (no terminal: says how).
     let o = env.run(&[
         "verify-bundle",
