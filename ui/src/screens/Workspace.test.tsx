@@ -9,30 +9,35 @@ afterEach(() => {
   clearMocks();
 });
 
+type Call = { cmd: string; args: any };
+
+/**
+ * The workspace of one project ("plankton", empty) with the progress panel, answering `extra`
+ * commands as given and anything else with null; returns every call made.
+ */
+function renderWorkspace(extra: Record<string, (args: any) => unknown>): Call[] {
+  const calls: Call[] = [];
+  mockIPC((cmd, args: any) => {
+    calls.push({ cmd, args });
+    if (cmd === "projects_list") return [{ id: "p1", name: "plankton", createdAt: "2026-12-01T00:00:00Z", createdBy: "ann", items: 2, bytes: 10 }];
+    if (cmd === "items_page") return { total: 0, rows: [] };
+    return extra[cmd] ? extra[cmd](args) : null;
+  });
+  render(
+    <ProgressProvider>
+      <WorkspaceScreen />
+      <ProgressPanel />
+    </ProgressProvider>,
+  );
+  return calls;
+}
+
 describe("WorkspaceScreen", () => {
   it("exports the selected project as a bundle at the path the user chose, and says how to check it", async () => {
-    const calls: { cmd: string; args: any }[] = [];
-    mockIPC((cmd, args: any) => {
-      calls.push({ cmd, args });
-      switch (cmd) {
-        case "projects_list":
-          return [{ id: "p1", name: "plankton", createdAt: "2026-12-01T00:00:00Z", createdBy: "ann", items: 2, bytes: 10 }];
-        case "items_page":
-          return { total: 0, rows: [] };
-        case "pick_save_path":
-          return "/home/ann/plankton-bundle.tar";
-        case "project_export_bundle":
-          return { path: args.dest, files: 2, bytes: 10, auditEvents: 7, bundleDigest: "ab".repeat(32) };
-        default:
-          return null;
-      }
+    const calls = renderWorkspace({
+      pick_save_path: () => "/home/ann/plankton-bundle.tar",
+      project_export_bundle: (args) => ({ path: args.dest, files: 2, bytes: 10, auditEvents: 7, bundleDigest: "ab".repeat(32) }),
     });
-    render(
-      <ProgressProvider>
-        <WorkspaceScreen />
-        <ProgressPanel />
-      </ProgressProvider>,
-    );
     fireEvent.click(await screen.findByTestId("export-project"));
     fireEvent.click(await screen.findByTestId("bundle-submit"));
     await waitFor(() => expect(screen.getByTestId("progress-panel").textContent).toContain("labvault verify-bundle"));
@@ -45,28 +50,10 @@ describe("WorkspaceScreen", () => {
   });
 
   it("seals a bundle with a passphrase typed twice, with earlier versions, under a .tar.age name", async () => {
-    const calls: { cmd: string; args: any }[] = [];
-    mockIPC((cmd, args: any) => {
-      calls.push({ cmd, args });
-      switch (cmd) {
-        case "projects_list":
-          return [{ id: "p1", name: "plankton", createdAt: "2026-12-01T00:00:00Z", createdBy: "ann", items: 2, bytes: 10 }];
-        case "items_page":
-          return { total: 0, rows: [] };
-        case "pick_save_path":
-          return "/archive/plankton.tar.age";
-        case "project_export_bundle":
-          return { path: args.dest, encrypted: true, files: 3, bytes: 10, auditEvents: 7, bundleDigest: "ab".repeat(32) };
-        default:
-          return null;
-      }
+    const calls = renderWorkspace({
+      pick_save_path: () => "/archive/plankton.tar.age",
+      project_export_bundle: (args) => ({ path: args.dest, encrypted: true, files: 3, bytes: 10, auditEvents: 7, bundleDigest: "ab".repeat(32) }),
     });
-    render(
-      <ProgressProvider>
-        <WorkspaceScreen />
-        <ProgressPanel />
-      </ProgressProvider>,
-    );
     fireEvent.click(await screen.findByTestId("export-project"));
     fireEvent.click(screen.getByTestId("bundle-all-versions"));
     fireEvent.click(screen.getByTestId("bundle-seal-passphrase"));
@@ -86,18 +73,7 @@ describe("WorkspaceScreen", () => {
   });
 
   it("refuses recipients that are not age keys before asking where to save", async () => {
-    const calls: string[] = [];
-    mockIPC((cmd) => {
-      calls.push(cmd);
-      if (cmd === "projects_list") return [{ id: "p1", name: "plankton", createdAt: "2026-12-01T00:00:00Z", createdBy: "ann", items: 2, bytes: 10 }];
-      if (cmd === "items_page") return { total: 0, rows: [] };
-      return null;
-    });
-    render(
-      <ProgressProvider>
-        <WorkspaceScreen />
-      </ProgressProvider>,
-    );
+    const calls = renderWorkspace({}).map((c) => c.cmd);
     fireEvent.click(await screen.findByTestId("export-project"));
     fireEvent.click(screen.getByTestId("bundle-seal-recipients"));
     fireEvent.change(screen.getByTestId("bundle-recipients"), { target: { value: "age1abc\nssh-ed25519 AAAA" } });
@@ -107,27 +83,10 @@ describe("WorkspaceScreen", () => {
   });
 
   it("generates an evidence pack with the purposes typed and says what it found, failing chain included", async () => {
-    const calls: { cmd: string; args: any }[] = [];
-    mockIPC((cmd, args: any) => {
-      calls.push({ cmd, args });
-      switch (cmd) {
-        case "projects_list":
-          return [{ id: "p1", name: "plankton", createdAt: "2026-12-01T00:00:00Z", createdBy: "ann", items: 2, bytes: 10 }];
-        case "items_page":
-          return { total: 0, rows: [] };
-        case "pick_export_dir":
-          return "/home/ann/audits/";
-        case "project_evidence_pack":
-          return { path: args.dest, files: ["index.html"], auditOk: false, controls: { covered: 5, partly: 6, "not covered": 3, failing: 2 }, withTenant: false };
-        default:
-          return null;
-      }
+    const calls = renderWorkspace({
+      pick_export_dir: () => "/home/ann/audits/",
+      project_evidence_pack: (args) => ({ path: args.dest, files: ["index.html"], auditOk: false, controls: { covered: 5, partly: 6, "not covered": 3, failing: 2 }, withTenant: false }),
     });
-    render(
-      <ProgressProvider>
-        <WorkspaceScreen />
-      </ProgressProvider>,
-    );
     fireEvent.click(await screen.findByTestId("evidence-pack"));
     fireEvent.change(await screen.findByTestId("evidence-purposes"), { target: { value: "Plankton survey\n\nEU grant reporting" } });
     fireEvent.click(screen.getByTestId("evidence-submit"));
