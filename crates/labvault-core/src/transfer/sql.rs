@@ -23,14 +23,9 @@ pub(crate) struct CurrentVersion {
 }
 
 /// Where a version's blob is and its wrapped key, from columns 17-21 of a row of
-/// `ITEM_SELECT` extended with `blob_id, wrapped_data_key, pack_id, pack_offset, pack_len`;
-/// `sha256` is the version's. An active version without a blob is a damaged catalog.
-fn version_at(
-    r: &rusqlite::Row<'_>,
-    dir: &Path,
-    item: &ItemInfo,
-    sha256: String,
-) -> Result<CurrentVersion> {
+/// `ITEM_SELECT` extended with `blob_id, wrapped_data_key, pack_id, pack_offset, pack_len`, for
+/// `item` as of that version. An active version without a blob is a damaged catalog.
+fn version_at(r: &rusqlite::Row<'_>, dir: &Path, item: &ItemInfo) -> Result<CurrentVersion> {
     let (blob, wrapped): (Option<String>, Option<Vec<u8>>) = (r.get(17)?, r.get(18)?);
     let (Some(blob_id), Some(w)) = (blob, wrapped) else {
         return Err(Error::CorruptCatalog(format!(
@@ -44,7 +39,7 @@ fn version_at(
         blob_id,
         loc,
         wrapped,
-        sha256,
+        sha256: item.sha256.clone(),
     })
 }
 
@@ -70,7 +65,7 @@ pub(crate) fn area_versions(
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         let item = item_from_row(r)?;
-        let v = version_at(r, dir, &item, item.sha256.clone())?;
+        let v = version_at(r, dir, &item)?;
         out.push((item, v));
     }
     Ok(out)
@@ -110,7 +105,7 @@ pub(crate) fn area_earlier_versions(
         item.sha256 = r.get(24)?;
         item.updated_at = crate::vault::ms_to_ts(r.get(25)?);
         let conflict: bool = r.get(26)?;
-        let v = version_at(r, dir, &item, item.sha256.clone())?;
+        let v = version_at(r, dir, &item)?;
         out.push((item, v, conflict));
     }
     Ok(out)
