@@ -57,6 +57,9 @@ pub struct VaultStatus {
     pub core_version: String,
     /// Idle minutes before auto-lock.
     pub auto_lock_minutes: u32,
+    /// Set when the unlocked vault could only be opened read-only (its disk is full): what
+    /// still works and what to do, shown as a banner.
+    pub read_only_reason: Option<String>,
 }
 
 /// Result of `vault_create`: the vault is created and unlocked; the recovery key was shown by

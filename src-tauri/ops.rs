@@ -58,6 +58,7 @@ pub fn status(s: &Shared) -> Result<VaultStatus, CommandError> {
         app_version: env!("CARGO_PKG_VERSION").to_string(),
         core_version: labvault_core::VERSION.to_string(),
         auto_lock_minutes: settings.auto_lock_minutes,
+        read_only_reason: s.vault().ok().and_then(|v| v.read_only_reason()),
     })
 }
 

@@ -32,6 +32,7 @@ const status = (over: Record<string, unknown> = {}) => ({
   appVersion: "0.1.0",
   coreVersion: "0.1.0",
   autoLockMinutes: 15,
+  readOnlyReason: null,
   ...over,
 });
 
@@ -49,20 +50,20 @@ const row = (i: number) => ({
 });
 
 /** A backend with a locked vault holding 100,000 items, answering like the shell. */
-function backend(calls: { cmd: string; args: Record<string, unknown> }[]) {
+function backend(calls: { cmd: string; args: Record<string, unknown> }[], unlockedStatus: Record<string, unknown> = {}) {
   let unlocked = false;
   return (cmd: string, payload?: unknown) => {
     const args = (payload ?? {}) as Record<string, unknown>;
     calls.push({ cmd, args });
     switch (cmd) {
       case "vault_status":
-        return status({ unlocked });
+        return status(unlocked ? { unlocked, ...unlockedStatus } : { unlocked });
       case "vault_unlock":
         if (args.passphrase !== "correct horse battery staple 42") {
           return Promise.reject({ code: "wrong_passphrase", message: "The passphrase is wrong." });
         }
         unlocked = true;
-        return status({ unlocked: true });
+        return status({ unlocked: true, ...unlockedStatus });
       case "vault_lock":
         unlocked = false;
         return null;
@@ -145,6 +146,7 @@ describe("unlock and lock", () => {
     const rendered = screen.getAllByTestId("item-row").length;
     expect(rendered).toBeLessThan(100);
     expect(screen.getByTestId("item-list").dataset.total).toBe("100000");
+    expect(screen.queryByTestId("read-only-banner")).toBeNull();
     const pageCalls = calls.filter((c) => c.cmd === "items_page");
     expect(pageCalls.length).toBeGreaterThan(0);
     for (const c of pageCalls) {
@@ -174,6 +176,22 @@ describe("unlock and lock", () => {
     expect(objectUrls.size).toBe(0);
     expect(revoke).toHaveBeenCalledWith("blob:lv/1");
     expect(screen.getByText(/inactivity/)).toBeTruthy();
+  });
+
+  it("says so above every screen when the vault could only be opened read-only (full disk)", async () => {
+    const reason = "the disk holding the vault at /v is full: the vault is open read-only (list, preview, verify and export to another disk work)";
+    mockIPC(backend([], { readOnlyReason: reason }));
+    render(<App />);
+    await screen.findByTestId("screen-unlock");
+    fireEvent.change(screen.getByTestId("unlock-passphrase"), { target: { value: "correct horse battery staple 42" } });
+    fireEvent.click(screen.getByTestId("unlock-submit"));
+    await screen.findByTestId("screen-workspace");
+    const banner = await screen.findByTestId("read-only-banner");
+    expect(banner.getAttribute("role")).toBe("alert");
+    expect(banner.textContent).toContain("read-only");
+    expect(banner.textContent).toContain(reason);
+    fireEvent.click(screen.getByTestId("nav-audit"));
+    expect(screen.getByTestId("read-only-banner")).toBeTruthy();
   });
 
   it("locks from the lock button", async () => {

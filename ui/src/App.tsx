@@ -89,6 +89,14 @@ function MainShell({
           </div>
         </nav>
         <div className="app__main">
+          {status?.readOnlyReason ? (
+            <div className="banner banner--warn" role="alert" data-testid="read-only-banner">
+              <div className="banner__body">
+                <p className="banner__headline">The vault is read-only</p>
+                <p className="banner__detail">{status.readOnlyReason}</p>
+              </div>
+            </div>
+          ) : null}
           {screen === "workspace" ? <WorkspaceScreen /> : null}
           {screen === "watches" ? <WatchesScreen /> : null}
           {screen === "audit" ? <AuditScreen /> : null}

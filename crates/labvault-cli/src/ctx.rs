@@ -34,7 +34,11 @@ pub struct Session(Arc<Vault>);
 
 impl Session {
     /// Takes ownership of a vault just unlocked (or created) by a command.
+    /// Says so on stderr when the vault could only be opened read-only (its disk is full).
     pub fn new(v: Vault) -> Session {
+        if let Some(why) = v.read_only_reason() {
+            eprintln!("warning: {why}");
+        }
         Session(Arc::new(v))
     }
 

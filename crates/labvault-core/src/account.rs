@@ -103,6 +103,17 @@ impl Vault {
             }
         };
         let open_ms = t0.elapsed().as_secs_f64() * 1e3;
+        if v.read_only_reason().is_some() {
+            // A full disk: no maintenance (it writes); the event goes to the journal.
+            // (the journal's import marks it `read_only=disk_full`)
+            let detail = format!("method={method}");
+            v.record(
+                actions::AUTH_UNLOCK,
+                Subject::new(resources::VAULT, detail),
+                Outcome::Success,
+            )?;
+            return Ok(v);
+        }
         match v.begin_write(actions::AUTH_UNLOCK, false)? {
             Some(mut w) => {
                 let (journal_key, key_problem) = journal::ensure_journal_key(&w)?;

@@ -23,176 +23,16 @@
 //! imported, marked `unsealed` in the event detail.
 
 use crate::error::{Error, Result};
-use crate::vault::{read_key_file, WriteOp};
-use labvault_crypto::{JournalPublicKey, JournalSecretKey};
+use crate::journal_file::{
+    append, line_hash, open_locked, oversized, parse_line, read_all, set_aside, start_hash, Entry,
+    Parsed, JOURNAL_FILE,
+};
+use crate::vault::WriteOp;
+use labvault_crypto::JournalSecretKey;
 use labvault_governance::audit::{actions, resources, unix_micros, Action, EventDraft, Outcome};
 use rusqlite::params;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use time::OffsetDateTime;
-
-/// File name of the journal inside the vault directory.
-pub const JOURNAL_FILE: &str = "audit-journal.jsonl";
-const AAD_TAG: &[u8] = b"labvault/audit-journal/v2";
-const START_TAG: &[u8] = b"labvault/audit-journal/v2/start";
-/// A journal larger than this is not a genuine one (each entry is ~300 bytes); refuse to read it whole.
-const MAX_JOURNAL_BYTES: u64 = 64 << 20;
-
-/// One journaled event (the sealed plaintext; also the shape of legacy v1 lines).
-#[derive(Serialize, Deserialize)]
-struct Entry {
-    id: String,
-    ts_us: i64,
-    #[serde(default = "legacy_action")]
-    action: String,
-    #[serde(default = "legacy_result")]
-    result: String,
-    #[serde(default)]
-    os_user: String,
-    method: String,
-    code: String,
-    #[serde(default)]
-    prev: String,
-}
-
-fn legacy_action() -> String {
-    actions::AUTH_UNLOCK.into()
-}
-
-fn legacy_result() -> String {
-    "failure".into()
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SealedLine {
-    v: u32,
-    sealed: String,
-}
-
-fn aad(vault_id: &str) -> Vec<u8> {
-    let mut a = AAD_TAG.to_vec();
-    a.push(0);
-    a.extend_from_slice(vault_id.as_bytes());
-    a
-}
-
-fn start_hash(vault_id: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(START_TAG);
-    h.update([0]);
-    h.update(vault_id.as_bytes());
-    hex::encode(h.finalize())
-}
-
-fn line_hash(line: &str) -> String {
-    hex::encode(Sha256::digest(line.as_bytes()))
-}
-
-/// Opens the journal for reading and appending under an exclusive lock (held until the file
-/// is dropped), so concurrent writers never fork the chain.
-fn open_locked(path: &Path, create: bool) -> std::io::Result<File> {
-    let f = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(create)
-        .open(path)?;
-    f.lock()?;
-    Ok(f)
-}
-
-fn read_all(f: &mut File, path: &Path) -> Result<String> {
-    let len = f
-        .metadata()
-        .map_err(|e| Error::io_path("reading", path, e))?
-        .len();
-    if len > MAX_JOURNAL_BYTES {
-        return Err(Error::Tampered {
-            what: format!("the audit journal {}", path.display()),
-            detail: format!("{len} bytes, far larger than any genuine journal"),
-        });
-    }
-    let mut text = String::new();
-    f.seek(SeekFrom::Start(0))
-        .and_then(|_| f.read_to_string(&mut text))
-        .map_err(|e| Error::io_path("reading", path, e))?;
-    Ok(text)
-}
-
-/// Moves a journal too large to be genuine aside (`audit-journal.jsonl.oversized-<time>`),
-/// where it stays for inspection, so it can neither lock the vault nor grow without bound.
-/// Returns the name it got. The caller holds the journal's lock.
-fn set_aside(path: &Path, len: u64) -> Result<String> {
-    let name = format!(
-        "{JOURNAL_FILE}.oversized-{}",
-        OffsetDateTime::now_utc().unix_timestamp_nanos()
-    );
-    let to = path.with_file_name(&name);
-    std::fs::rename(path, &to).map_err(|e| Error::io_path("moving aside", path, e))?;
-    tracing::warn!(bytes = len, kept_as = %name, "an oversized audit journal was set aside");
-    Ok(name)
-}
-
-fn oversized(f: &File, path: &Path) -> Result<Option<u64>> {
-    let len = f
-        .metadata()
-        .map_err(|e| Error::io_path("reading", path, e))?
-        .len();
-    Ok((len > MAX_JOURNAL_BYTES).then_some(len))
-}
-
-/// Seals `e` (chained to the journal's last line) and appends it.
-fn append(dir: &Path, mut e: Entry) -> Result<()> {
-    let kf = read_key_file(dir)?;
-    let path = dir.join(JOURNAL_FILE);
-    let mut f = open_locked(&path, true).map_err(|er| Error::io_path("opening", &path, er))?;
-    if let Some(len) = oversized(&f, &path)? {
-        // Flooded (or planted): set aside, and this entry starts a new journal. The next
-        // unlock records that the old one was too large.
-        set_aside(&path, len)?;
-        drop(f);
-        f = open_locked(&path, true).map_err(|er| Error::io_path("opening", &path, er))?;
-    }
-    let text = read_all(&mut f, &path)?;
-    let mut line = match kf.journal_public_key() {
-        Some(pk) => {
-            e.prev = match text.lines().rev().find(|l| !l.trim().is_empty()) {
-                Some(last) => line_hash(last),
-                None => start_hash(kf.vault_id()),
-            };
-            sealed_line(pk, kf.vault_id(), &e)?
-        }
-        // A version 1 key file (not unlocked since the upgrade): nothing to seal to, so the
-        // old plain form, with no user name in it.
-        None => {
-            e.os_user.clear();
-            serde_json::to_string(&e).map_err(|er| Error::Internal(er.to_string()))?
-        }
-    };
-    // A torn last line (crash mid-write) must not swallow this entry.
-    if !text.is_empty() && !text.ends_with('\n') {
-        line.insert(0, '\n');
-    }
-    line.push('\n');
-    f.write_all(line.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|er| Error::io_path("writing", &path, er))
-}
-
-fn sealed_line(pk: &JournalPublicKey, vault_id: &str, e: &Entry) -> Result<String> {
-    let pt = zeroize::Zeroizing::new(
-        serde_json::to_vec(e).map_err(|er| Error::Internal(er.to_string()))?,
-    );
-    let sealed = labvault_crypto::seal(pk, &pt, &aad(vault_id));
-    serde_json::to_string(&SealedLine {
-        v: 2,
-        sealed: hex::encode(sealed),
-    })
-    .map_err(|er| Error::Internal(er.to_string()))
-}
 
 /// Journals a failed unlock, or a failed passphrase change whose current passphrase did not
 /// open the vault (`action`), best effort: an unwritable journal must not hide the real error.
@@ -222,6 +62,7 @@ pub(crate) fn note_failed_unlock(
         method: method.into(),
         code: err.code().as_str().into(),
         prev: String::new(),
+        ..Entry::default()
     };
     if let Err(e) = append(dir, e) {
         tracing::warn!(
@@ -255,6 +96,7 @@ pub(crate) fn note_forget(
             method: "keyring".into(),
             code,
             prev: String::new(),
+            ..Entry::default()
         },
     )
 }
@@ -276,38 +118,6 @@ pub(crate) fn ensure_journal_key(w: &WriteOp<'_>) -> Result<(JournalSecretKey, O
         k.key_file = kf;
         Ok((sk, problem))
     })
-}
-
-/// What one journal line turned out to be.
-enum Parsed {
-    /// An entry (sealed or legacy), and the problem with its link, if any: an entry that opens
-    /// is imported even when its predecessor is missing.
-    Ok(Entry, bool, Option<&'static str>),
-    /// Not an entry at all.
-    Bad(&'static str),
-}
-
-fn parse_line(line: &str, sk: &JournalSecretKey, vault_id: &str, expected_prev: &str) -> Parsed {
-    if let Ok(s) = serde_json::from_str::<SealedLine>(line) {
-        if s.v != 2 {
-            return Parsed::Bad("unknown_version");
-        }
-        let Ok(bytes) = hex::decode(&s.sealed) else {
-            return Parsed::Bad("malformed");
-        };
-        let Ok(pt) = sk.open(&bytes, &aad(vault_id)) else {
-            return Parsed::Bad("not_sealed_to_this_vault");
-        };
-        let Ok(e) = serde_json::from_slice::<Entry>(&pt) else {
-            return Parsed::Bad("malformed");
-        };
-        let link = (e.prev != expected_prev).then_some("broken_link");
-        return Parsed::Ok(e, true, link);
-    }
-    match serde_json::from_str::<Entry>(line) {
-        Ok(e) => Parsed::Ok(e, false, None),
-        Err(_) => Parsed::Bad("malformed"),
-    }
 }
 
 /// Moves journaled events into the chain in one transaction, then removes the journal. Checks
@@ -428,22 +238,43 @@ pub(crate) fn ingest(
                 else {
                     continue;
                 };
-                let is_forget = action.as_str() == actions::AUTH_FORGET;
-                let user = if is_forget && !e.os_user.is_empty() {
-                    e.os_user.clone()
+                let d = if e.unlocked && *sealed {
+                    // The event of a handle open read-only on a full disk: its own user,
+                    // resource and program, marked as having come through the journal.
+                    let detail = format!("{} journaled read_only=disk_full", e.detail)
+                        .trim_start()
+                        .to_string();
+                    let resource = if e.resource.is_empty() {
+                        resources::VAULT.to_string()
+                    } else {
+                        e.resource.clone()
+                    };
+                    let agent = if e.user_agent.is_empty() {
+                        actor.user_agent.clone()
+                    } else {
+                        e.user_agent.clone()
+                    };
+                    EventDraft::new(ts, e.os_user.clone(), action, resource, result)
+                        .user_agent(agent)
+                        .detail(detail)
                 } else {
-                    "unauthenticated".to_string()
+                    let is_forget = action.as_str() == actions::AUTH_FORGET;
+                    let user = if is_forget && !e.os_user.is_empty() {
+                        e.os_user.clone()
+                    } else {
+                        "unauthenticated".to_string()
+                    };
+                    let mut detail = format!("{} method={} journaled", e.code, e.method);
+                    if !sealed {
+                        detail += " unsealed";
+                    }
+                    if !is_forget && !e.os_user.is_empty() {
+                        detail += &format!(" os_user={}", e.os_user);
+                    }
+                    EventDraft::new(ts, user, action, resources::VAULT, result)
+                        .user_agent(actor.user_agent.clone())
+                        .detail(detail)
                 };
-                let mut detail = format!("{} method={} journaled", e.code, e.method);
-                if !sealed {
-                    detail += " unsealed";
-                }
-                if !is_forget && !e.os_user.is_empty() {
-                    detail += &format!(" os_user={}", e.os_user);
-                }
-                let d = EventDraft::new(ts, user, action, resources::VAULT, result)
-                    .user_agent(actor.user_agent.clone())
-                    .detail(detail);
                 crate::audit::append_draft(tx, &actor.device_id, d)?;
             }
             for p in &problems {

@@ -23,6 +23,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "catalog",
         "audit",
+        "journal_file",
         "packs",
         "holds",
         "changes",

@@ -10,7 +10,8 @@
 //!   (an encrypted bundle: age to a passphrase or recipients), `bundle`
 //!   (the project bundle format and its offline verification, which needs no vault);
 //! * storage: `catalog` (connections, schema, migrations), then `audit` (the hash chain on a
-//!   connection), `packs`, `holds`, `changes` (what sync must push);
+//!   connection), `journal_file` (the audit journal's sealed, linked
+//!   lines), `packs`, `holds`, `changes` (what sync must push);
 //! * the handle: `vault` (keys, readers, the one writer, how events are recorded);
 //! * operations on it: `blob_files`, `journal`, `projects`, `items`, `retention`, `account`,
 //!   `anchors`, `audit_log`, `transfer`, `view`, `copies` (a version copied into a new item),
@@ -40,6 +41,7 @@ mod fsutil;
 mod holds;
 mod items;
 mod journal;
+mod journal_file;
 mod keyfile_io;
 mod keyring;
 pub mod layout;

@@ -54,7 +54,7 @@ impl OpenLock {
         match file.try_lock_shared() {
             Ok(()) => Ok(OpenLock { file, path }),
             Err(fs::TryLockError::WouldBlock) => Err(Error::VaultBusy(format!(
-                "another LabVault process is creating or upgrading the vault at {}; try again in a moment",
+                "another LabVault process is creating or upgrading the vault at {}, or has it open read-only because its disk is full; try again in a moment",
                 dir.display()
             ))),
             Err(fs::TryLockError::Error(e)) => Err(Error::io_path("locking", &path, e)),

@@ -21,6 +21,7 @@
 use crate::audit::{self, Actor, Subject};
 use crate::catalog::{self, Catalog, Reader, ReaderPool};
 use crate::error::{Error, ErrorCode, Result};
+use crate::journal_file;
 pub(crate) use crate::keyfile_io::{key_err, read_key_file};
 use crate::locks::{OpenLock, WriterLock, WriterNote};
 use crate::{fsutil, keyring};
@@ -162,6 +163,11 @@ pub struct Vault {
     readers: ReaderPool,
     /// Connection for standalone audit events (see the module documentation).
     side: Mutex<Option<Connection>>,
+    /// Opened read-only because the disk is full (see [`Vault::read_only_reason`]).
+    full_disk: bool,
+    /// Events of a read-only vault that not even the journal had room for: retried with every
+    /// later event and at lock.
+    unjournaled: Mutex<Vec<journal_file::Entry>>,
     closed: AtomicBool,
     _open: OpenLock,
 }
@@ -293,7 +299,7 @@ impl Vault {
             Unlock::Keyring => keyring::load_root_key(key_file.vault_id())?,
         };
         let mut exclusive_taken = false;
-        let catalog = Catalog::open(
+        let opened = Catalog::open(
             &dir.join(CATALOG_FILE),
             &root.catalog_key(),
             false,
@@ -304,10 +310,35 @@ impl Vault {
                 }
                 Ok(())
             },
-        )?;
+        );
         if exclusive_taken {
             open.make_shared()?;
         }
+        // A full disk keeps the catalog from being opened for writing, not from being read:
+        // the vault opens read-only, so its data can still be listed, verified and exported
+        // to another disk (the way out of a full disk). Anything else is reported as it was.
+        let (catalog, full_disk) = match opened {
+            Ok(c) => (c, false),
+            Err(Error::NoSpace(why)) => {
+                // Read without SQLite's shared-memory coordination, so alone: the open lock
+                // stays exclusive for the life of this handle.
+                open.make_exclusive(dir)?;
+                match Catalog::open_on_full_disk(&dir.join(CATALOG_FILE), &root.catalog_key()) {
+                    Ok(c) => {
+                        tracing::warn!("the disk is full: the vault is open read-only");
+                        (c, true)
+                    }
+                    Err(other) => {
+                        tracing::warn!(
+                            code = other.code().as_str(),
+                            "the vault could not be opened read-only on a full disk either"
+                        );
+                        return Err(Error::NoSpace(why));
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        };
         let vault_id = catalog.meta("vault_id")?.unwrap_or_default();
         if vault_id != key_file.vault_id() {
             return Err(Error::CorruptCatalog(
@@ -318,9 +349,12 @@ impl Vault {
             .meta("device_id")?
             .ok_or_else(|| Error::CorruptCatalog("device id missing".into()))?;
         let keys = Keys { key_file, root };
-        Ok(Vault::assemble(
-            dir, keys, catalog, vault_id, device_id, opts, open,
-        ))
+        let mut v = Vault::assemble(dir, keys, catalog, vault_id, device_id, opts, open);
+        if full_disk {
+            v.readers = ReaderPool::new(dir.join(CATALOG_FILE), true);
+            v.full_disk = true;
+        }
+        Ok(v)
     }
 
     fn assemble(
@@ -346,8 +380,10 @@ impl Vault {
                 blobs_left_unsettled: false,
                 checkpoint_owed: false,
             }),
-            readers: ReaderPool::new(dir.join(CATALOG_FILE)),
+            readers: ReaderPool::new(dir.join(CATALOG_FILE), false),
             side: Mutex::new(None),
+            full_disk: false,
+            unjournaled: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             _open: open,
         }
@@ -381,6 +417,18 @@ impl Vault {
     /// "Now" according to the vault's clock.
     pub fn now(&self) -> OffsetDateTime {
         self.clock.now()
+    }
+
+    /// Why this handle cannot change the vault, if it cannot: the disk holding it was full
+    /// when it was unlocked, so it was opened read-only (list, preview, verify and export work;
+    /// their audit events go to the journal and into the chain at the next unlock with space).
+    pub fn read_only_reason(&self) -> Option<String> {
+        self.full_disk.then(|| {
+            format!(
+                "the disk holding the vault at {} is full: the vault is open read-only (list, preview, verify and export to another disk work); free space on that disk and unlock again to change anything",
+                self.dir.display()
+            )
+        })
     }
 
     /// Whether [`Vault::shutdown`] has run (every call then fails with `locked`).
@@ -438,6 +486,18 @@ impl Vault {
     /// transaction of this handle: use [`WriteOp::record`] there.
     pub(crate) fn record(&self, action: &str, subject: Subject, result: Outcome) -> Result<()> {
         self.check_open()?;
+        if self.full_disk {
+            let mut pending = self.unjournaled.lock().unwrap_or_else(|e| e.into_inner());
+            journal_file::note_read_only_event(
+                &self.dir,
+                &mut pending,
+                &self.actor_ctx(),
+                action,
+                subject,
+                result,
+            );
+            return Ok(());
+        }
         let mut side = self.side.lock().unwrap_or_else(|e| e.into_inner());
         if side.is_none() {
             *side = Some(catalog::open_side_writer(
@@ -543,6 +603,9 @@ impl Vault {
         if slot.catalog.is_none() {
             return Err(Error::Locked);
         }
+        if let Some(why) = self.read_only_reason() {
+            return Err(Error::NoSpace(why));
+        }
         let note = WriterNote {
             pid: std::process::id(),
             program: self.user_agent.clone(),
@@ -602,6 +665,10 @@ impl Vault {
         self.closed.store(true, Ordering::Release);
         self.readers.close();
         drop(self.side.lock().unwrap_or_else(|e| e.into_inner()).take());
+        if self.full_disk {
+            let mut pending = self.unjournaled.lock().unwrap_or_else(|e| e.into_inner());
+            journal_file::flush_unjournaled(&self.dir, &mut pending);
+        }
         {
             let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
             if slot.checkpoint_owed {

@@ -933,11 +933,23 @@ fn import_into_a_full_vault_disk_is_no_space_and_changes_nothing() {
     }
 }
 
-/// A vault on a disk that filled up while it was locked: opening it says the disk is full
-/// (`no_space`), never that the catalog is damaged or from another vault, and nothing of the
-/// catalog is rewritten; once space is freed it opens with everything in it.
+/// Fills the filesystem holding `fill` to the last byte.
+fn fill_disk(fill: &std::path::Path) {
+    let mut f = fs::File::create(fill).unwrap();
+    for block in [64 << 10, 4 << 10, 512, 1] {
+        let b = vec![0u8; block];
+        while std::io::Write::write_all(&mut f, &b).is_ok() {}
+    }
+    f.sync_all().ok();
+}
+
+/// A vault on a disk that filled up while it was locked opens **read-only**: never reported as
+/// damaged or from another vault, nothing of the catalog rewritten; listing, verifying and
+/// exporting to another disk (the way out) work; a change is refused as `no_space` naming the
+/// full disk. The reads' audit events go to the journal (when even that has no room, they wait
+/// in memory) and into the chain at the next unlock with space, under the reader's own name.
 #[test]
-fn a_full_disk_is_named_as_such_at_unlock_and_the_catalog_is_untouched() {
+fn a_full_disk_opens_the_vault_read_only_and_its_reads_stay_audited() {
     let t = tempfile::tempdir().unwrap();
     let mnt = t.path().join("small-disk");
     fs::create_dir_all(&mnt).unwrap();
@@ -948,30 +960,93 @@ fn a_full_disk_is_named_as_such_at_unlock_and_the_catalog_is_untouched() {
         let dir = mnt.join("vault");
         let (v, _) = Vault::create(&dir, &pass(), opts()).unwrap();
         v.create_project("P").unwrap();
-        write(&t.path().join("a.txt"), b"kept");
+        write(&t.path().join("a.txt"), b"kept rows");
         import(&v, "P", Area::Uploads, &[t.path().join("a.txt")]);
-        v.close();
+        v.lock();
         let cat = dir.join("catalog.db");
         let before = fs::read(&cat).unwrap();
-        // Fill the disk.
         let fill = mnt.join("fill");
-        let mut f = fs::File::create(&fill).unwrap();
-        let block = vec![0u8; 64 << 10];
-        while std::io::Write::write_all(&mut f, &block).is_ok() {}
-        drop(f);
-        let e = Vault::unlock(&dir, Unlock::Passphrase(&pass()), opts()).unwrap_err();
+        fill_disk(&fill);
+
+        // Not one byte free: still readable.
+        let v = unlock(&dir);
+        let why = v.read_only_reason().expect("opened read-only");
+        assert!(why.contains("full") && why.contains("read-only"), "{why}");
+        assert_eq!(v.list(&ListFilter::default()).unwrap().len(), 1);
+        v.lock();
+
+        // A few KiB free: room for journal lines, not for the catalog's shared-memory index.
+        let len = fs::metadata(&fill).unwrap().len();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&fill)
+            .unwrap()
+            .set_len(len - (12 << 10))
+            .unwrap();
+        let v = unlock(&dir);
+        assert!(v.read_only_reason().is_some());
+        let items = v.list(&ListFilter::default()).unwrap();
+        assert_eq!(items.len(), 1);
+        assert!(verify(&v).is_ok());
+        let out = t.path().join("rescued");
+        fs::create_dir_all(&out).unwrap();
+        let exported = export_one(&v, &items[0].id, &out).unwrap();
+        assert_eq!(fs::read(&exported).unwrap(), b"kept rows");
+        write(&t.path().join("b.txt"), b"new");
+        let e = v
+            .import(
+                "P",
+                Area::Uploads,
+                &[t.path().join("b.txt")],
+                &ImportOptions::default(),
+                &mut |_| {},
+                &AtomicBool::new(false),
+            )
+            .unwrap_err();
         assert_eq!(e.code(), ErrorCode::NoSpace, "{e}");
-        assert!(e.to_string().contains("full"), "{e}");
+        assert!(e.to_string().contains("read-only"), "{e}");
+        assert_eq!(
+            v.create_project("Q").unwrap_err().code(),
+            ErrorCode::NoSpace
+        );
+        v.lock();
         assert_eq!(
             fs::read(&cat).unwrap(),
             before,
             "the catalog was not rewritten"
         );
+
+        // Space freed: a normal unlock, the data intact, the reads in the audit chain.
         fs::remove_file(&fill).unwrap();
         let v = unlock(&dir);
-        let items = v.list(&ListFilter::default()).unwrap();
-        assert_eq!(items.len(), 1);
-        assert!(verify(&v).is_ok());
+        assert!(v.read_only_reason().is_none());
+        assert_eq!(v.list(&ListFilter::default()).unwrap().len(), 1);
+        let rep = verify(&v);
+        assert!(rep.is_ok(), "{:?}", rep.problems);
+        let evs = v
+            .audit_query(&labvault_core::audit::AuditFilter::default(), 10_000, None)
+            .unwrap()
+            .events;
+        let journaled: Vec<_> = evs
+            .iter()
+            .filter(|e| e.detail.contains("read_only=disk_full"))
+            .collect();
+        let actions: Vec<&str> = journaled.iter().map(|e| e.action.as_str()).collect();
+        for a in ["auth.unlock", "data.verify", "data.export", "auth.lock"] {
+            assert!(actions.contains(&a), "{a} missing from {actions:?}");
+        }
+        let export = journaled
+            .iter()
+            .find(|e| e.action.as_str() == "data.export")
+            .unwrap();
+        assert_eq!(export.user, opts().actor);
+        assert!(
+            export.resource.contains(&items[0].id),
+            "{}",
+            export.resource
+        );
+        let chains = v.audit_verify(&mut |_, _| {}).unwrap();
+        assert!(chains.iter().all(|c| c.complete), "{chains:?}");
     });
     let _ = std::process::Command::new("umount").arg(&mnt).status();
     if let Err(p) = res {

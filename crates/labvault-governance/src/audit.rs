@@ -218,6 +218,9 @@ pub mod actions {
     pub const AUTH_LOGOUT: &str = "auth.logout";
     /// MFA re-verified for an admin action.
     pub const AUTH_STEP_UP: &str = "auth.step_up";
+    /// A caller's requests refused for exceeding its request budget (recorded at most once a
+    /// minute per caller, with the number refused since the last such event).
+    pub const AUTH_RATE_LIMITED: &str = "auth.rate_limited";
     /// The caller read their account.
     pub const ACCOUNT_VIEW: &str = "account.view";
     /// The caller deleted their account (right to deletion).
@@ -354,6 +357,7 @@ pub mod actions {
         AUTH_REFRESH_REUSE,
         AUTH_LOGOUT,
         AUTH_STEP_UP,
+        AUTH_RATE_LIMITED,
         ACCOUNT_VIEW,
         ACCOUNT_DELETE,
         ACCOUNT_PASSWORD_CHANGE,

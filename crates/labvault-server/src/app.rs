@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
+use labvault_governance::audit::actions;
 use labvault_wire::{AuditResult, ErrorCode, Role};
 
 use crate::clock::{now_ts, Clock};
@@ -66,6 +67,12 @@ pub struct Config {
     pub idle_timeout_secs: u64,
     /// Connections one client address may hold at once.
     pub max_connections_per_ip: usize,
+    /// Authenticated requests one caller (user or API key) may make per second, sustained;
+    /// every such request is audited, so this bounds how fast one token can grow the audit
+    /// trail. 0 turns the limit off (load benchmarks).
+    pub requests_per_caller_second: f64,
+    /// Requests a caller may make at once above the sustained rate (a burst of page loads).
+    pub request_burst_per_caller: u32,
 }
 
 impl Default for Config {
@@ -94,6 +101,8 @@ impl Default for Config {
             first_request_timeout_secs: 10,
             idle_timeout_secs: 60,
             max_connections_per_ip: 256,
+            requests_per_caller_second: 100.0,
+            request_burst_per_caller: 2000,
         }
     }
 }
@@ -150,6 +159,24 @@ pub struct Inner {
     pub feeds: FeedWatch,
     /// Last `last_seen_at` written per device, to write at most once a minute.
     device_seen: Mutex<HashMap<String, i64>>,
+    /// Request budget per caller (tenant, actor).
+    budgets: Mutex<HashMap<(String, String), Budget>>,
+}
+
+/// A caller's token bucket, and its refusals not yet in the audit trail.
+struct Budget {
+    tokens: f64,
+    at: std::time::Instant,
+    refused_unreported: u64,
+    reported_minute: i64,
+}
+
+/// A request refused by [`AppState::spend_request`].
+pub struct Refusal {
+    /// Seconds until the caller has budget again.
+    pub retry_after: u64,
+    /// Refusals to record now (this one included), or 0: at most one event a minute per caller.
+    pub to_report: u64,
 }
 
 /// Per-project notification of new ops, for long polls: a reader subscribes before it reads,
@@ -221,6 +248,7 @@ impl AppState {
             anchor_key: parts.anchor_key,
             feeds: FeedWatch::default(),
             device_seen: Mutex::new(HashMap::new()),
+            budgets: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -238,6 +266,51 @@ impl AppState {
                 true
             }
         }
+    }
+
+    /// Spends one request of `actor`'s budget in `tenant` (a token bucket: the sustained rate
+    /// and the burst of [`Config`]); `Err` when it is spent.
+    pub fn spend_request(&self, tenant: &str, actor: &str) -> Result<(), Refusal> {
+        let rate = self.cfg.requests_per_caller_second;
+        if rate <= 0.0 {
+            return Ok(());
+        }
+        let burst = f64::from(self.cfg.request_burst_per_caller.max(1));
+        let now = std::time::Instant::now();
+        let mut m = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() > 100_000 {
+            // Full buckets carry no state worth keeping.
+            m.retain(|_, b| {
+                b.refused_unreported > 0
+                    || b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst
+            });
+        }
+        let b = m
+            .entry((tenant.to_string(), actor.to_string()))
+            .or_insert(Budget {
+                tokens: burst,
+                at: now,
+                refused_unreported: 0,
+                reported_minute: i64::MIN,
+            });
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            return Ok(());
+        }
+        b.refused_unreported += 1;
+        let minute = self.now() / 60;
+        let to_report = if b.reported_minute != minute {
+            b.reported_minute = minute;
+            std::mem::take(&mut b.refused_unreported)
+        } else {
+            0
+        };
+        Err(Refusal {
+            retry_after: ((1.0 - b.tokens) / rate).ceil().max(1.0) as u64,
+            to_report,
+        })
     }
 
     /// Now, Unix seconds.
@@ -598,6 +671,29 @@ where
                 mfa_enrolled: row.user.mfa_enrolled(),
             }
         };
+        if let Err(refusal) = st.spend_request(&p.tenant_id, &p.actor) {
+            if refusal.to_report > 0 {
+                let meta = ReqMeta::from_request_parts(parts, s).await?;
+                let mut d = st.draft(
+                    &p.actor,
+                    &meta,
+                    actions::AUTH_RATE_LIMITED,
+                    parts.uri.path().chars().take(256).collect(),
+                );
+                d.result = AuditResult::Denied;
+                d.detail = format!("refused={}", refusal.to_report);
+                st.store
+                    .append_audit(&p.tenant_id, d)
+                    .await
+                    .map_err(ApiError::internal)?;
+            }
+            let mut err = ApiError::new(
+                ErrorCode::RateLimited,
+                "too many requests from this account; slow down and retry after the delay given",
+            );
+            err.retry_after = Some(refusal.retry_after as i64);
+            return Err(err);
+        }
         if p.api_key.is_none() {
             st.touch(&p.tenant_id, &p.user_id).await;
         }

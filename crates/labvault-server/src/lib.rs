@@ -17,6 +17,7 @@ pub mod conn_guard;
 pub mod error;
 pub mod gc;
 pub mod jwt;
+pub mod log_file;
 pub mod secrets;
 pub mod server;
 pub mod store;

@@ -66,6 +66,15 @@ struct Cli {
         default_value = "labvault-server-data"
     )]
     data_dir: PathBuf,
+    /// Log to this file instead of stderr, rotated by size (`.1`, `.2`, ...) and capped.
+    #[arg(long, global = true, env = "LABVAULT_SERVER_LOG_FILE")]
+    log_file: Option<PathBuf>,
+    /// Size at which the log file rotates (MiB).
+    #[arg(long, global = true, default_value_t = 64)]
+    log_max_mib: u64,
+    /// Rotated log files kept besides the current one.
+    #[arg(long, global = true, default_value_t = 5)]
+    log_keep: u32,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -131,6 +140,13 @@ struct NetArgs {
     /// Private key PEM.
     #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
+    /// Authenticated requests one caller (user or API key) may make per second, sustained
+    /// (each is audited; 0 = no limit, for load benchmarks).
+    #[arg(long, default_value_t = Config::default().requests_per_caller_second)]
+    requests_per_caller_second: f64,
+    /// Requests a caller may make at once above that rate.
+    #[arg(long, default_value_t = Config::default().request_burst_per_caller)]
+    request_burst_per_caller: u32,
 }
 
 fn tls(dir: &DataDir, net: &NetArgs) -> Result<TlsMaterial> {
@@ -157,7 +173,12 @@ fn read_password() -> Result<Secret> {
 }
 
 async fn serve(dir: DataDir, net: NetArgs, quickstart: bool) -> Result<()> {
-    let state = open_state(&dir, Config::default(), Arc::new(SystemClock))?;
+    let cfg = Config {
+        requests_per_caller_second: net.requests_per_caller_second,
+        request_burst_per_caller: net.request_burst_per_caller,
+        ..Config::default()
+    };
+    let state = open_state(&dir, cfg, Arc::new(SystemClock))?;
     if quickstart && state.store.list_tenants().await?.is_empty() {
         let password = format!("{}-Lv9", &labvault_server::secrets::random_token()[..20]);
         let email = "owner@lab.local".to_string();
@@ -187,14 +208,30 @@ async fn serve(dir: DataDir, net: NetArgs, quickstart: bool) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| "info,tower_http=info".into())
+    };
+    match &cli.log_file {
+        Some(path) => {
+            let log = labvault_server::log_file::RotatingLog::open(
+                path,
+                cli.log_max_mib.max(1) << 20,
+                cli.log_keep,
+            )
+            .with_context(|| format!("opening the log file {}", path.display()))?;
+            tracing_subscriber::fmt()
+                .with_env_filter(filter())
+                .with_ansi(false)
+                .with_writer(log)
+                .init();
+        }
+        None => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     if let Cmd::Openapi = cli.cmd {
         print!("{}", labvault_server::api::openapi_json());
         return Ok(());

@@ -86,10 +86,12 @@ async fn quickstart_serves_a_working_tenant_with_one_command() {
             "quickstart",
             "--bind",
             "127.0.0.1:0",
+            "--log-file",
+            dir.path().join("srv.log").to_str().unwrap(),
         ])
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info,tower_http=debug")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -127,9 +129,19 @@ async fn quickstart_serves_a_working_tenant_with_one_command() {
         .await
         .unwrap();
     child.kill().unwrap();
-    let _ = child.wait();
+    let out = child.wait_with_output().unwrap();
     assert_eq!(r["status"], "ok", "{r}");
     assert!(pin.unwrap().starts_with("sha256/"));
+    // `--log-file`: the log (rotated by size, see `log_file.rs`) holds the request, never the
+    // password; nothing goes to stderr.
+    let log = std::fs::read_to_string(dir.path().join("srv.log")).unwrap();
+    assert!(log.contains("/v1/auth/login"), "{log}");
+    assert!(!log.contains(&password));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// What the desktop client does: trust the server by its SPKI pin only (no CA).

@@ -297,6 +297,79 @@ async fn login_attempts_are_rate_limited_per_address() {
     );
 }
 
+/// Every authenticated request is audited, so one token flooding the server would flood the
+/// audit trail: each caller has a request budget. Past it: 429 `rate_limited` with a
+/// Retry-After, no event per refused request, one `auth.rate_limited` event a minute per caller
+/// counting them; other callers of the same tenant are not affected.
+#[tokio::test]
+async fn one_token_cannot_flood_the_audit_trail() {
+    let h = harness_with(Config {
+        requests_per_caller_second: 0.001,
+        request_burst_per_caller: 8,
+        ..test_config()
+    })
+    .await;
+    let owner_email = h.tenant("lab").await;
+    let owner = h.login("lab", &owner_email).await; // one request (`me`)
+    let viewer = h
+        .add_member("lab", &owner, "v@lab.test", Role::Viewer)
+        .await;
+    let base = h.audit("lab").await.len();
+    let spent_by_viewer_login = 1;
+    let mut ok = 0;
+    let mut refused = 0;
+    for _ in 0..40 {
+        match h.api.me(&viewer.access).await {
+            Ok(_) => ok += 1,
+            Err(ClientError::Api {
+                status,
+                code,
+                retry_after,
+                ..
+            }) => {
+                assert_eq!((status, code), (429, ErrorCode::RateLimited));
+                assert!(retry_after.is_some_and(|s| s >= 1), "{retry_after:?}");
+                refused += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(ok, 8 - spent_by_viewer_login);
+    assert_eq!(refused, 40 - ok);
+    let evs = h.audit("lab").await;
+    let new = &evs[base..];
+    assert_eq!(
+        new.iter()
+            .filter(|e| e.action.as_str() == "account.view" && e.user == "v@lab.test")
+            .count(),
+        ok as usize
+    );
+    let limited: Vec<_> = new
+        .iter()
+        .filter(|e| e.action.as_str() == "auth.rate_limited")
+        .collect();
+    assert_eq!(
+        limited.len(),
+        1,
+        "one event for the first refusal of the minute"
+    );
+    assert_eq!(limited[0].user, "v@lab.test");
+    assert_eq!(limited[0].result, Outcome::Denied);
+    assert_eq!(limited[0].detail, "refused=1");
+    assert_eq!(new.len(), ok as usize + 1, "nothing else was recorded");
+
+    // Another caller of the tenant still has its own budget.
+    h.api.me(&owner.access).await.unwrap();
+
+    // A minute later the next refusal reports how many went unrecorded in between.
+    h.clock.advance(Duration::seconds(61));
+    assert_eq!(code(h.api.me(&viewer.access).await), ErrorCode::RateLimited);
+    let evs = h.audit("lab").await;
+    let last = evs.last().unwrap();
+    assert_eq!(last.action.as_str(), "auth.rate_limited");
+    assert_eq!(last.detail, format!("refused={}", refused));
+}
+
 #[tokio::test]
 async fn trial_tenants_expire_after_24_hours_and_their_data_is_deleted() {
     let h = harness().await;

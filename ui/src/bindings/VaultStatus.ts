@@ -39,4 +39,9 @@ coreVersion: string,
 /**
  * Idle minutes before auto-lock.
  */
-autoLockMinutes: number, };
+autoLockMinutes: number, 
+/**
+ * Set when the unlocked vault could only be opened read-only (its disk is full): what
+ * still works and what to do, shown as a banner.
+ */
+readOnlyReason: string | null, };

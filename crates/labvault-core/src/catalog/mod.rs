@@ -212,6 +212,34 @@ impl Catalog {
         Ok(cat)
     }
 
+    /// Opens the catalog read-only for a disk so full that SQLite cannot create the catalog's
+    /// shared-memory index (`catalog.db-shm`), which [`Catalog::open`] reports as `no_space`.
+    /// In exclusive locking mode SQLite keeps that index in this process's memory instead, so
+    /// the last committed state (the main file, plus a WAL left behind, if any) can still be
+    /// read: list, preview, export to another disk and verify keep working. `query_only`, and
+    /// nothing is migrated or upgraded (a catalog that would need it is reported as `no_space`).
+    ///
+    /// The caller must have the vault to itself (its open lock exclusively): the shared-memory
+    /// index a failed open left behind (it takes what little space was left) and an empty WAL
+    /// are removed, as SQLite does when the last connection closes; a WAL with content holds
+    /// committed changes and is read, never removed.
+    pub fn open_on_full_disk(path: &Path, key: &CatalogKey) -> Result<Catalog> {
+        upgrade::remove_if_present(&upgrade::with_suffix(path, "-shm"))?;
+        let wal = upgrade::with_suffix(path, "-wal");
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() == 0) {
+            upgrade::remove_if_present(&wal)?;
+        }
+        let conn = open_full_disk_reader(path, key)?;
+        let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != current_schema_version() || version == 0 {
+            return Err(Error::NoSpace(format!(
+                "the disk holding {} (the catalog needs an upgrade before it can be read, which needs free space)",
+                path.display()
+            )));
+        }
+        Ok(Catalog { conn })
+    }
+
     /// Applies the migrations after `from`, each in its own transaction, with foreign keys
     /// off (a table rebuild drops and renames a referenced table) and checked before it
     /// commits: a migration that would leave a dangling reference is rolled back.
@@ -308,6 +336,31 @@ pub(crate) fn open_reader(path: &Path, key: &CatalogKey) -> Result<Connection> {
     Ok(conn)
 }
 
+/// A read-only connection that never touches `catalog.db-shm` (see
+/// [`Catalog::open_on_full_disk`]): the exclusive locking mode must be set before the first
+/// read. SQLite's file locks are off (`unix-none`: in exclusive mode it would want a write
+/// lock, which a read-only file cannot take); the caller holds the vault's open lock
+/// exclusively instead, so no other process changes the catalog meanwhile.
+fn open_full_disk_reader(path: &Path, key: &CatalogKey) -> Result<Connection> {
+    let conn = Connection::open_with_flags_and_vfs(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        c"unix-none",
+    )?;
+    key_connection(&conn, key, CipherFormat::V2)?;
+    conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE;")?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(|e| match Error::from(e) {
+        e @ (Error::NoSpace(_) | Error::Io { .. } | Error::CorruptCatalog(_)) => e,
+        other => Error::CorruptCatalog(other.to_string()),
+    })?;
+    conn.execute_batch("PRAGMA query_only = ON;")?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
 /// Opens a read-write connection beside the writer for short transactions of their own
 /// (standalone audit events), which SQLite serialises with the writer's transactions.
 pub(crate) fn open_side_writer(path: &Path, key: &CatalogKey) -> Result<Connection> {
@@ -329,6 +382,8 @@ pub(crate) fn open_side_writer(path: &Path, key: &CatalogKey) -> Result<Connecti
 /// connection handed back afterwards is dropped instead of kept.
 pub(crate) struct ReaderPool {
     path: PathBuf,
+    /// The vault was opened on a full disk: readers keep their index in memory too.
+    full_disk: bool,
     idle: Mutex<Option<Vec<Connection>>>,
 }
 
@@ -336,9 +391,10 @@ pub(crate) struct ReaderPool {
 const MAX_IDLE_READERS: usize = 4;
 
 impl ReaderPool {
-    pub(crate) fn new(path: PathBuf) -> ReaderPool {
+    pub(crate) fn new(path: PathBuf, full_disk: bool) -> ReaderPool {
         ReaderPool {
             path,
+            full_disk,
             idle: Mutex::new(Some(Vec::new())),
         }
     }
@@ -355,6 +411,7 @@ impl ReaderPool {
         };
         let conn = match conn {
             Some(c) => c,
+            None if self.full_disk => open_full_disk_reader(&self.path, &key()?)?,
             None => open_reader(&self.path, &key()?)?,
         };
         Ok(Reader {
