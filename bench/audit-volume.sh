@@ -24,7 +24,11 @@ PID=$!
 for _ in $(seq 1 100); do grep -q "listening" "$DATA/out" 2>/dev/null && break; sleep 0.1; done
 PORT="$(sed -n 's#.*listening on https://127.0.0.1:\([0-9]*\).*#\1#p' "$DATA/out" | head -1)"
 db() { sqlite3 "$DATA/labvault-server.db" "$1"; }
-audit_bytes() { db "PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null; db "SELECT sum(pgsize) FROM dbstat WHERE name = 'audit_events';"; }
+# The audit tables: events (`audit_log`) and the strings they share (`audit_strings`, with its index).
+audit_bytes() {
+  db "PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
+  db "SELECT sum(pgsize) FROM dbstat WHERE name IN ('audit_log', 'audit_strings') OR name LIKE 'sqlite_autoindex_audit_strings%';"
+}
 B0="$(audit_bytes)"; E0="$(db 'SELECT count(*) FROM audit_events;')"; L0="$(stat -c %s "$DATA/server.log")"
 python3 - "$PORT" "$PW" "$N" <<'PY'
 import http.client, json, ssl, sys, threading
@@ -47,5 +51,5 @@ EV=$((E1 - E0))
 echo "events: $EV (requests: $N)"
 echo "audit table: $((B1 - B0)) bytes, $(( (B1 - B0) / EV )) bytes per event"
 echo "log: $((L1 - L0)) bytes at the default level ($(( (L1 - L0) / N )) per request)"
-echo "row (one event, as stored):"
-db "SELECT length(tenant_id)+length(user)+length(action)+length(resource)+length(ip_address)+length(user_agent)+length(result)+length(detail)+length(prev_hash)+length(hash)+24 FROM audit_events ORDER BY seq DESC LIMIT 1;"
+echo "the same event in the old one-table form would be (bytes of its fields):"
+db "SELECT length(tenant_id)+length(user)+length(action)+length(resource)+length(ip_address)+length(user_agent)+length(result)+length(detail)+length(prev_hash)+length(hash)+24 FROM audit_events ORDER BY tenant, seq DESC LIMIT 1;"

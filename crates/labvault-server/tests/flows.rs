@@ -803,11 +803,8 @@ async fn audit_events_are_chained_queryable_exportable_and_tamper_evident() {
 
     // Tampering in the database is detected.
     let db = rusqlite::Connection::open(h.dir.path().join("labvault-server.db")).unwrap();
-    db.execute(
-        "UPDATE audit_events SET result = 'success' WHERE result = 'denied'",
-        [],
-    )
-    .unwrap();
+    db.execute("UPDATE audit_log SET result = 0 WHERE result = 2", [])
+        .unwrap();
     let rep = h.api.audit_verify(&owner.access).await.unwrap();
     assert!(!rep.ok);
     assert!(rep.first_bad_seq.is_some());

@@ -316,6 +316,8 @@ const MIGRATIONS: &[&str] = &[
     sync::MIGRATION,
     // 4: shared projects (identities, identity boxes, membership logs, member boxes, links).
     sharing::MIGRATION,
+    // 5: audit events stored compactly (the view `audit_events` reads as before).
+    include_str!("sqlite/compact_audit.sql"),
 ];
 
 /// SQLite-backed store.
@@ -492,7 +494,7 @@ impl SqliteStore {
             && f.result.is_none()
             && f.action_prefix.is_none()
             && f.resource_prefix.is_none();
-        let mut sql = format!("SELECT {AUDIT_COLS} FROM audit_events WHERE tenant_id = ?1");
+        let mut sql = format!("SELECT {AUDIT_COLS} FROM audit_events WHERE {AUDIT_TENANT}");
         let mut args: Vec<rusqlite::types::Value> = vec![tenant.to_string().into()];
         let mut add = |cond: &str, v: rusqlite::types::Value| {
             args.push(v);
@@ -801,46 +803,76 @@ fn audit_wire_row(r: &Row) -> rusqlite::Result<AuditJson> {
 const AUDIT_COLS: &str = "tenant_id, seq, ts_us, user, action, resource, ip_address, user_agent, \
      result, detail, v, prev_hash, hash";
 
-/// Appends to a tenant chain inside the caller's transaction.
+/// The condition selecting one tenant's events of the `audit_events` view by its key (`?1` is
+/// the tenant id): the view's `tenant_id` is looked up per row, its `tenant` is the key.
+pub(crate) const AUDIT_TENANT: &str = "tenant = (SELECT id FROM audit_strings WHERE s = ?1)";
+
+/// The number standing for `s` in `audit_strings`, added if new.
+fn intern(c: &Connection, s: &str) -> StoreResult<i64> {
+    let found: Option<i64> = c
+        .prepare_cached("SELECT id FROM audit_strings WHERE s = ?1")
+        .map_err(backend)?
+        .query_row([s], |r| r.get(0))
+        .optional()
+        .map_err(backend)?;
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    c.prepare_cached("INSERT INTO audit_strings (s) VALUES (?1)")
+        .map_err(backend)?
+        .execute([s])
+        .map_err(backend)?;
+    Ok(c.last_insert_rowid())
+}
+
+/// Appends to a tenant chain inside the caller's transaction (stored compactly: see
+/// `sqlite/compact_audit.sql`).
 fn append(c: &Connection, tenant: &str, ev: &AuditDraft) -> StoreResult<()> {
-    let head: Option<(i64, String)> = c
+    let tenant_key = intern(c, tenant)?;
+    let head: Option<(i64, Vec<u8>)> = c
         .prepare_cached(
-            "SELECT seq, hash FROM audit_events WHERE tenant_id = ?1 ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, hash FROM audit_log WHERE tenant = ?1 ORDER BY seq DESC LIMIT 1",
         )
         .map_err(backend)?
-        .query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row([tenant_key], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .map_err(backend)?;
     let (seq, prev) = match head {
         Some((s, h)) => {
-            let prev = hex::decode(&h)
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| StoreError::Backend("corrupt audit chain head".into()))?;
+            let prev = <[u8; 32]>::try_from(h)
+                .map_err(|_| StoreError::Backend("corrupt audit chain head".into()))?;
             (s as u64 + 1, prev)
         }
         None => (1, chain::genesis(tenant)),
     };
     let e = chain::seal(tenant, seq, prev, ev)?;
+    let result = match e.result {
+        labvault_wire::AuditResult::Success => 0,
+        labvault_wire::AuditResult::Failure => 1,
+        labvault_wire::AuditResult::Denied => 2,
+    };
+    // The previous event's hash is not stored again; the first event keeps its genesis hash.
+    let stored_prev = (seq == 1).then(|| e.prev_hash.to_vec());
+    let detail = (!e.detail.is_empty()).then_some(e.detail.as_str());
     c.prepare_cached(
-        "INSERT INTO audit_events (tenant_id, seq, ts_us, user, action, resource, ip_address, \
-         user_agent, result, detail, v, prev_hash, hash) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
+        "INSERT INTO audit_log (tenant, seq, ts_us, user, action, resource, ip, agent, result, \
+         detail, v, prev, hash) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
     )
     .map_err(backend)?
     .execute(params![
-        tenant,
+        tenant_key,
         e.seq as i64,
         labvault_governance::audit::unix_micros(e.timestamp),
-        e.user,
-        e.action.as_str(),
-        e.resource,
-        e.ip_address,
-        e.user_agent,
-        e.result.as_str(),
-        e.detail,
+        intern(c, &e.user)?,
+        intern(c, e.action.as_str())?,
+        intern(c, &e.resource)?,
+        intern(c, &e.ip_address)?,
+        intern(c, &e.user_agent)?,
+        result,
+        detail,
         i64::from(e.v),
-        hex::encode(e.prev_hash),
-        hex::encode(e.hash)
+        stored_prev,
+        e.hash.to_vec()
     ])
     .map_err(backend)?;
     // Serialized once here, published to the audit tail when the batch commits.
@@ -2138,7 +2170,7 @@ impl Store for SqliteStore {
         self.scan(move |c| {
             all(
                 c,
-                &format!("SELECT {AUDIT_COLS} FROM audit_events WHERE tenant_id = ?1 ORDER BY seq"),
+                &format!("SELECT {AUDIT_COLS} FROM audit_events WHERE {AUDIT_TENANT} ORDER BY seq"),
                 [tenant],
                 audit_row,
             )
@@ -2215,6 +2247,118 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("db")).unwrap();
         (dir, Arc::new(s))
+    }
+
+    /// A database of schema 4 (events in the old one-table form) is migrated to the compact
+    /// tables without changing one byte of any event: every chain reads back equal, verifies,
+    /// and grows on from its head; and the same events take far fewer bytes.
+    #[tokio::test]
+    async fn existing_chains_move_to_the_compact_audit_tables_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut before = Vec::new();
+        {
+            let c = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..4] {
+                c.execute_batch(sql).unwrap();
+            }
+            c.execute_batch("PRAGMA user_version = 4").unwrap();
+            for t in ["t1", "t2"] {
+                let mut prev = chain::genesis(t);
+                for seq in 1..=30u64 {
+                    let mut d = draft(if seq % 2 == 0 {
+                        actions::AUDIT_QUERY
+                    } else {
+                        actions::ACCESS_REVIEW_VIEW
+                    });
+                    if seq % 3 == 0 {
+                        d.detail = format!("n={seq}");
+                    }
+                    if seq == 5 {
+                        d.result = AuditResult::Denied;
+                    }
+                    if seq == 7 {
+                        d.result = AuditResult::Failure;
+                        d.user = format!("other@{t}.test");
+                    }
+                    let e = chain::seal(t, seq, prev, &d).unwrap();
+                    c.execute(
+                        "INSERT INTO audit_events (tenant_id, seq, ts_us, user, action, resource, \
+                         ip_address, user_agent, result, detail, v, prev_hash, hash) \
+                         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
+                        params![
+                            t,
+                            seq as i64,
+                            labvault_governance::audit::unix_micros(e.timestamp),
+                            e.user,
+                            e.action.as_str(),
+                            e.resource,
+                            e.ip_address,
+                            e.user_agent,
+                            e.result.as_str(),
+                            e.detail,
+                            i64::from(e.v),
+                            hex::encode(e.prev_hash),
+                            hex::encode(e.hash)
+                        ],
+                    )
+                    .unwrap();
+                    prev = e.hash;
+                    before.push(e);
+                }
+            }
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        for t in ["t1", "t2"] {
+            let chain = s.audit_chain(t).await.unwrap();
+            let want: Vec<_> = before
+                .iter()
+                .filter(|e| e.device_id == t)
+                .cloned()
+                .collect();
+            assert_eq!(chain, want, "{t}");
+            assert_eq!(chain::verify(&chain).unwrap(), 30);
+        }
+        let f = AuditFilter {
+            result: Some(AuditResult::Denied),
+            ..AuditFilter::default()
+        };
+        let denied = s.query_audit("t1", f, 10).await.unwrap();
+        assert_eq!(denied.iter().map(|e| e.seq).collect::<Vec<_>>(), [5]);
+        s.append_audit("t1", draft(actions::AUDIT_QUERY))
+            .await
+            .unwrap();
+        let chain = s.audit_chain("t1").await.unwrap();
+        assert_eq!(chain::verify(&chain).unwrap(), 31);
+        // The 60 events: each string once, hashes as bytes, no repeated previous hash.
+        let c = Connection::open(&path).unwrap();
+        let row_bytes: i64 = c
+            .query_row(
+                "SELECT sum(8 + 8 + 6 * 2 + 1 + coalesce(length(detail), 0) + 1 \
+                 + coalesce(length(prev), 0) + length(hash)) FROM audit_log",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let old_bytes: usize = before
+            .iter()
+            .map(|e| {
+                36 + 16
+                    + e.user.len()
+                    + e.action.as_str().len()
+                    + e.resource.len()
+                    + e.ip_address.len()
+                    + e.user_agent.len()
+                    + e.result.as_str().len()
+                    + e.detail.len()
+                    + 1
+                    + 128
+            })
+            .sum();
+        assert!(
+            (row_bytes as usize) * 3 < old_bytes * 2,
+            "{row_bytes} bytes now vs {old_bytes} before"
+        );
     }
 
     /// Occupies the writer until the returned sender is used (or dropped), so that the jobs
@@ -2506,7 +2650,7 @@ mod tests {
         let other = open(&s.path).unwrap();
         other
             .execute(
-                "DELETE FROM audit_events WHERE tenant_id = 't1' AND seq > 50",
+                "DELETE FROM audit_log WHERE tenant = (SELECT id FROM audit_strings WHERE s = 't1') AND seq > 50",
                 [],
             )
             .unwrap();

@@ -1512,9 +1512,10 @@ impl SyncStore for SqliteStore {
         let t = tenant.to_string();
         self.read(move |c| {
             let head: Option<(i64, String)> = c
-                .prepare_cached(
-                    "SELECT seq, hash FROM audit_events WHERE tenant_id = ?1 ORDER BY seq DESC LIMIT 1",
-                )
+                .prepare_cached(&format!(
+                    "SELECT seq, hash FROM audit_events WHERE {} ORDER BY seq DESC LIMIT 1",
+                    super::AUDIT_TENANT
+                ))
                 .map_err(backend)?
                 .query_row([&t], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
