@@ -496,33 +496,39 @@ impl SqliteStore {
             && f.resource_prefix.is_none();
         let mut sql = format!("SELECT {AUDIT_COLS} FROM audit_events WHERE {AUDIT_TENANT}");
         let mut args: Vec<rusqlite::types::Value> = vec![tenant.to_string().into()];
-        let mut add = |cond: &str, v: rusqlite::types::Value| {
+        // `cond ?n` (then `close`, for a condition around the parameter).
+        let mut add = |cond: &str, v: rusqlite::types::Value, close: &str| {
             args.push(v);
-            sql.push_str(&format!(" AND {cond} ?{}", args.len()));
+            sql.push_str(&format!(" AND {cond} ?{}{close}", args.len()));
         };
         if let Some(v) = f.before_seq {
-            add("seq <", v.into());
+            add("seq <", v.into(), "");
         }
         if let Some(v) = f.from {
-            add("ts_us >=", v.saturating_mul(1_000_000).into());
+            add("ts_us >=", v.saturating_mul(1_000_000).into(), "");
         }
         if let Some(v) = f.to {
-            add("ts_us <", v.saturating_mul(1_000_000).into());
+            add("ts_us <", v.saturating_mul(1_000_000).into(), "");
         }
         if let Some(v) = f.user {
-            add("user =", v.into());
+            // By the string's number: one lookup, not one per event.
+            add(
+                "user_key = (SELECT id FROM audit_strings WHERE s =",
+                v.into(),
+                ")",
+            );
         }
         if let Some(v) = f.result {
-            add("result =", v.as_str().to_string().into());
+            add("result =", v.as_str().to_string().into(), "");
         }
         // Prefix filters use substr() so LIKE metacharacters in user input mean nothing.
         if let Some(v) = f.action_prefix {
             let n = v.chars().count() as i64;
-            add(&format!("substr(action, 1, {n}) ="), v.into());
+            add(&format!("substr(action, 1, {n}) ="), v.into(), "");
         }
         if let Some(v) = f.resource_prefix {
             let n = v.chars().count() as i64;
-            add(&format!("substr(resource, 1, {n}) ="), v.into());
+            add(&format!("substr(resource, 1, {n}) ="), v.into(), "");
         }
         sql.push_str(&format!(" ORDER BY seq DESC LIMIT {limit}"));
         let job = move |c: &Connection| {
@@ -2325,6 +2331,13 @@ mod tests {
         };
         let denied = s.query_audit("t1", f, 10).await.unwrap();
         assert_eq!(denied.iter().map(|e| e.seq).collect::<Vec<_>>(), [5]);
+        let f = AuditFilter {
+            user: Some("other@t1.test".into()),
+            ..AuditFilter::default()
+        };
+        let by_user = s.query_audit("t1", f, 10).await.unwrap();
+        assert_eq!(by_user.iter().map(|e| e.seq).collect::<Vec<_>>(), [7]);
+        assert_eq!(by_user[0].result, AuditResult::Failure);
         s.append_audit("t1", draft(actions::AUDIT_QUERY))
             .await
             .unwrap();

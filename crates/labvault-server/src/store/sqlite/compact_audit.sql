@@ -55,6 +55,7 @@ DROP TABLE audit_events;
 CREATE VIEW audit_events AS
     SELECT
         l.tenant AS tenant,
+        l.user AS user_key,
         (SELECT s FROM audit_strings WHERE id = l.tenant) AS tenant_id,
         l.seq AS seq,
         l.ts_us AS ts_us,
