@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How much one audited request costs on disk (not a test): N authenticated reads (GET /v1/me,
 # each an `account.view` event in the tenant's hash chain) against the real server over TLS,
-# then the audit table's bytes (SQLite dbstat) per event, and the log bytes per request at the
+# then the audit tables' bytes (SQLite dbstat, via `labvault-server db-usage`) per event, and the log bytes per request at the
 # default log level. Size does not depend on the build profile, so the debug build is used.
 #
 #   bench/audit-volume.sh            # 20,000 requests
@@ -23,13 +23,12 @@ LABVAULT_OWNER_PASSWORD="$PW" "$BIN" --data-dir "$DATA" init --slug bench --plan
 PID=$!
 for _ in $(seq 1 100); do grep -q "listening" "$DATA/out" 2>/dev/null && break; sleep 0.1; done
 PORT="$(sed -n 's#.*listening on https://127.0.0.1:\([0-9]*\).*#\1#p' "$DATA/out" | head -1)"
-db() { sqlite3 "$DATA/labvault-server.db" "$1"; }
-# The audit tables: events (`audit_log`) and the strings they share (`audit_strings`, with its index).
-audit_bytes() {
-  db "PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
-  db "SELECT sum(pgsize) FROM dbstat WHERE name IN ('audit_log', 'audit_strings') OR name LIKE 'sqlite_autoindex_audit_strings%';"
-}
-B0="$(audit_bytes)"; E0="$(db 'SELECT count(*) FROM audit_events;')"; L0="$(stat -c %s "$DATA/server.log")"
+# The audit tables (events, the strings they share, its index) and the event count, read through
+# the server's own keyed connection (the database is encrypted): `labvault-server db-usage`.
+usage() { "$BIN" --data-dir "$DATA" db-usage; }
+audit_bytes() { usage | awk '$2 == "audit_log" || $2 == "audit_strings" || $2 ~ /^sqlite_autoindex_audit_strings/ { s += $1 } END { print s + 0 }'; }
+events() { usage | awk '$2 == "audit" { print $1 }'; }
+B0="$(audit_bytes)"; E0="$(events)"; L0="$(stat -c %s "$DATA/server.log")"
 python3 - "$PORT" "$PW" "$N" <<'PY'
 import http.client, json, ssl, sys, threading
 port, pw, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
@@ -46,10 +45,9 @@ def run(k):
 ts = [threading.Thread(target=run, args=(n // 4,)) for _ in range(4)]
 [t.start() for t in ts]; [t.join() for t in ts]
 PY
-B1="$(audit_bytes)"; E1="$(db 'SELECT count(*) FROM audit_events;')"; L1="$(stat -c %s "$DATA/server.log")"
+kill -INT "$PID"; wait "$PID" 2>/dev/null || true  # stopped: its WAL is folded in
+B1="$(audit_bytes)"; E1="$(events)"; L1="$(stat -c %s "$DATA/server.log")"
 EV=$((E1 - E0))
 echo "events: $EV (requests: $N)"
-echo "audit table: $((B1 - B0)) bytes, $(( (B1 - B0) / EV )) bytes per event"
+echo "audit tables: $((B1 - B0)) bytes, $(( (B1 - B0) / EV )) bytes per event"
 echo "log: $((L1 - L0)) bytes at the default level ($(( (L1 - L0) / N )) per request)"
-echo "the same event in the old one-table form would be (bytes of its fields):"
-db "SELECT length(tenant_id)+length(user)+length(action)+length(resource)+length(ip_address)+length(user_agent)+length(result)+length(detail)+length(prev_hash)+length(hash)+24 FROM audit_events ORDER BY tenant, seq DESC LIMIT 1;"

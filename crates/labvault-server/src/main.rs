@@ -125,6 +125,10 @@ enum Cmd {
         #[arg(long)]
         tenant: String,
     },
+    /// Print the database's space per table (bytes, from SQLite's dbstat) and the number of
+    /// audit events: what the audit trail costs on disk. Stop the server first for exact
+    /// figures (its WAL is then folded in).
+    DbUsage,
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -289,6 +293,20 @@ async fn main() -> Result<()> {
             let state = open_state(&dir, Config::default(), Arc::new(SystemClock))?;
             let gone = sweep_trials(&state).await?;
             println!("deleted {} expired trial tenant(s)", gone.len());
+        }
+        Cmd::DbUsage => {
+            let c = labvault_server::server::open_db_raw(&dir)?;
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            let mut s = c.prepare(
+                "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY sum(pgsize) DESC",
+            )?;
+            let rows = s.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for r in rows {
+                let (name, bytes) = r?;
+                println!("{bytes}\t{name}");
+            }
+            let events: i64 = c.query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))?;
+            println!("{events}\taudit events");
         }
         Cmd::DeletedTenants => {
             let state = open_state(&dir, Config::default(), Arc::new(SystemClock))?;

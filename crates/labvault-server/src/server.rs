@@ -70,6 +70,9 @@ impl DataDir {
     fn anchor_key(&self) -> PathBuf {
         self.0.join("anchor.key")
     }
+    fn db_key(&self) -> PathBuf {
+        self.0.join("db.key")
+    }
     /// Encrypted blob bytes (the file blob store).
     pub fn blobs(&self) -> PathBuf {
         self.0.join("blobs")
@@ -123,13 +126,34 @@ fn load_key(p: &Path) -> Result<zeroize::Zeroizing<[u8; 32]>, ServerError> {
     Ok(zeroize::Zeroizing::new(key))
 }
 
+/// The key of the data directory's database (`db.key`, made with the database; mode 0600).
+/// A database that exists without it is not reopened under a new key: that would only say
+/// "wrong key" later; say what is missing now.
+fn db_key(dir: &DataDir) -> Result<crate::store::sqlite::DbKey, ServerError> {
+    let plain = crate::store::sqlite::is_plain(&dir.db())?;
+    if !dir.db_key().exists() && dir.db().exists() && !plain {
+        return Err(ServerError::Invalid(format!(
+            "{} is encrypted but its key file {} is missing: restore db.key from the backup kept with it",
+            dir.db().display(),
+            dir.db_key().display()
+        )));
+    }
+    Ok(crate::store::sqlite::DbKey::new(load_key(&dir.db_key())?))
+}
+
+/// A raw connection to the data directory's (encrypted) database, for tools and tests that
+/// reach below the store.
+pub fn open_db_raw(dir: &DataDir) -> Result<rusqlite::Connection, ServerError> {
+    Ok(SqliteStore::connect_raw(&dir.db(), db_key(dir)?)?)
+}
+
 /// Opens the store and builds the application state.
 pub fn open_state(
     dir: &DataDir,
     cfg: Config,
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, ServerError> {
-    let sqlite = Arc::new(SqliteStore::open(&dir.db())?);
+    let sqlite = Arc::new(SqliteStore::open_encrypted(&dir.db(), db_key(dir)?)?);
     let sealer = crate::secrets::SecretBox::new(*load_key(&dir.seal_key())?);
     let anchor_key = ed25519_dalek::SigningKey::from_bytes(&*load_key(&dir.anchor_key())?);
     let parts = StateParts {

@@ -514,3 +514,108 @@ async fn stalled_and_oversized_bodies_get_the_error_contract_on_both_protocols()
     }
     server.stop().await;
 }
+
+/// The embedded database is encrypted at rest (SQLCipher, `db.key`): a database written before
+/// encryption is converted at the next start with everything in it (members, the audit chain),
+/// and afterwards no member's address is in the file; a wrong key file is refused, and a
+/// missing one is named, before anything is written.
+#[tokio::test]
+async fn the_database_is_encrypted_at_rest_and_an_older_plain_one_is_converted() {
+    use labvault_server::clock::SystemClock;
+    use labvault_server::secrets::{KdfParams, Secret, SecretBox};
+    use labvault_server::store::blobs::FsBlobStore;
+    use labvault_server::store::sqlite::SqliteStore;
+    use labvault_server::{create_tenant, open_state, AppState, Config, DataDir, NewTenant};
+    use std::sync::Arc;
+    const MARKER: &str = "marker-owner-7d1c@secret-lab.test";
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::create(dir.path()).unwrap();
+    let cfg = Config {
+        kdf: KdfParams::TEST,
+        ..Config::default()
+    };
+    // A data directory of the version before: a plain database with a tenant in it.
+    {
+        let plain = Arc::new(SqliteStore::open(&data.db()).unwrap());
+        let st = AppState::new(
+            labvault_server::app::StateParts {
+                store: plain.clone(),
+                sync: plain,
+                blobs: Arc::new(FsBlobStore::open(&data.blobs()).unwrap()),
+                clock: Arc::new(SystemClock),
+                jwt: labvault_server::jwt::JwtKey::new(vec![7; 32]),
+                sealer: SecretBox::new([8; 32]),
+                anchor_key: ed25519_dalek::SigningKey::from_bytes(&[9; 32]),
+            },
+            cfg.clone(),
+        );
+        create_tenant(
+            &st,
+            NewTenant {
+                slug: "lab".into(),
+                name: "Lab".into(),
+                plan: labvault_wire::PlanTier::Professional,
+                owner_email: MARKER.into(),
+                owner_password: Secret::new("Correct-Horse-9".into()),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let holds_marker = |p: &std::path::Path| {
+        std::fs::read(p).is_ok_and(|b| b.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()))
+    };
+    assert!(holds_marker(&data.db()), "the old database was plain");
+
+    let tenant = {
+        let st = open_state(&data, cfg.clone(), Arc::new(SystemClock)).unwrap();
+        let t = st.store.tenant_by_slug("lab").await.unwrap();
+        let chain = st.store.audit_chain(&t.id).await.unwrap();
+        assert!(!chain.is_empty());
+        labvault_server::chain::verify(&chain).unwrap();
+        t.id
+    };
+    let head = std::fs::read(data.db()).unwrap();
+    assert!(!head.starts_with(b"SQLite format 3"), "encrypted");
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let p = entry.unwrap().path();
+        assert!(
+            !holds_marker(&p),
+            "{} holds a member's address",
+            p.display()
+        );
+        assert!(
+            !p.to_string_lossy().ends_with(".encrypting"),
+            "left {}",
+            p.display()
+        );
+    }
+    // Reopened: already encrypted, nothing to convert, everything there.
+    {
+        let st = open_state(&data, cfg.clone(), Arc::new(SystemClock)).unwrap();
+        assert_eq!(st.store.tenant_by_slug("lab").await.unwrap().id, tenant);
+    }
+    // Another key: refused by name, the database unchanged.
+    let key = dir.path().join("db.key");
+    let good = std::fs::read(&key).unwrap();
+    let before = std::fs::read(data.db()).unwrap();
+    std::fs::write(&key, "ab".repeat(32)).unwrap();
+    let e = open_state(&data, cfg.clone(), Arc::new(SystemClock))
+        .err()
+        .expect("a wrong key is refused")
+        .to_string();
+    assert!(e.contains("db.key"), "{e}");
+    std::fs::remove_file(&key).unwrap();
+    let e = open_state(&data, cfg.clone(), Arc::new(SystemClock))
+        .err()
+        .expect("a missing key is refused")
+        .to_string();
+    assert!(e.contains("missing") && e.contains("db.key"), "{e}");
+    assert!(
+        !key.exists(),
+        "no new key was made for an encrypted database"
+    );
+    assert_eq!(std::fs::read(data.db()).unwrap(), before);
+    std::fs::write(&key, &good).unwrap();
+    assert!(open_state(&data, cfg, Arc::new(SystemClock)).is_ok());
+}

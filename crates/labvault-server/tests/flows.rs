@@ -112,7 +112,9 @@ async fn mfa_two_step_login_replay_and_recovery_codes() {
         .unwrap()
         .recovery_codes;
     // At rest the seed is sealed (AES-GCM) and recovery codes are hashed.
-    let db = rusqlite::Connection::open(h.dir.path().join("labvault-server.db")).unwrap();
+    let db =
+        labvault_server::server::open_db_raw(&labvault_server::DataDir(h.dir.path().to_path_buf()))
+            .unwrap();
     let stored: Vec<u8> = db
         .query_row("SELECT totp_secret FROM users", [], |r| r.get(0))
         .unwrap();
@@ -802,7 +804,9 @@ async fn audit_events_are_chained_queryable_exportable_and_tamper_evident() {
     }
 
     // Tampering in the database is detected.
-    let db = rusqlite::Connection::open(h.dir.path().join("labvault-server.db")).unwrap();
+    let db =
+        labvault_server::server::open_db_raw(&labvault_server::DataDir(h.dir.path().to_path_buf()))
+            .unwrap();
     db.execute("UPDATE audit_log SET result = 0 WHERE result = 2", [])
         .unwrap();
     let rep = h.api.audit_verify(&owner.access).await.unwrap();

@@ -28,15 +28,19 @@ use super::*;
 use crate::chain;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+mod db_file;
 mod sharing;
 mod sync;
+
+use db_file::DbFile;
+pub use db_file::{is_plain, DbKey};
 
 /// Tenant id of the server-level chain (tenant creation/deletion, trial expiry).
 pub const SYSTEM_TENANT: &str = "_system";
@@ -322,7 +326,7 @@ const MIGRATIONS: &[&str] = &[
 
 /// SQLite-backed store.
 pub struct SqliteStore {
-    path: PathBuf,
+    db: DbFile,
     jobs: Mutex<mpsc::Sender<Job>>,
     /// The writer thread, joined on drop: it closes (and checkpoints) the database before the
     /// store is gone, so the files can be copied or reopened right after.
@@ -345,8 +349,8 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn open(path: &Path) -> rusqlite::Result<Connection> {
-    let c = Connection::open(path)?;
+fn open(db: &DbFile) -> rusqlite::Result<Connection> {
+    let c = db.connect()?;
     c.busy_timeout(std::time::Duration::from_secs(10))?;
     // Every query goes through the statement cache (see `one`/`all`); room for all of them
     // so the hot ones are never evicted.
@@ -386,8 +390,28 @@ impl Drop for SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating and migrating) the database at `path`.
+    /// Opens (or creates) an unencrypted database: tests and tools. The server opens its
+    /// database with [`SqliteStore::open_encrypted`].
     pub fn open(path: &Path) -> StoreResult<Self> {
-        let mut writer = open(path).map_err(backend)?;
+        Self::open_with(DbFile::new(path, None))
+    }
+
+    /// Opens (or creates) the database encrypted with `key`; a database written before
+    /// encryption is converted first (see `db_file.rs`).
+    pub fn open_encrypted(path: &Path, key: DbKey) -> StoreResult<Self> {
+        let db = DbFile::new(path, Some(key));
+        db.encrypt_if_plain().map_err(backend)?;
+        Self::open_with(db)
+    }
+
+    /// A raw connection to the database at `path` keyed with `key`, for tools and tests that
+    /// must reach below the store (tamper tests). No migrations, no checks beyond the key.
+    pub fn connect_raw(path: &Path, key: DbKey) -> StoreResult<Connection> {
+        DbFile::new(path, Some(key)).connect().map_err(backend)
+    }
+
+    fn open_with(db: DbFile) -> StoreResult<Self> {
+        let mut writer = open(&db).map_err(backend)?;
         // Every acknowledged write (and so every audit event of an answered request) must
         // survive a power loss: the WAL is fsynced at each commit. Group commit makes that
         // one fsync per batch.
@@ -405,7 +429,7 @@ impl SqliteStore {
             .spawn(move || writer_loop(writer, rx, e, n, t))
             .map_err(backend)?;
         Ok(SqliteStore {
-            path: path.to_path_buf(),
+            db,
             jobs: Mutex::new(tx),
             writer: Mutex::new(Some(handle)),
             readers: Arc::new(Mutex::new(Vec::new())),
@@ -436,7 +460,7 @@ impl SqliteStore {
         let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match pooled {
             Some(c) => c,
-            None => open(&self.path).map_err(backend)?,
+            None => open(&self.db).map_err(backend)?,
         };
         let r = f(&conn);
         let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
@@ -461,13 +485,13 @@ impl SqliteStore {
             .await
             .map_err(backend)?;
         let readers = self.readers.clone();
-        let path = self.path.clone();
+        let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let conn = readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let conn = match conn {
                 Some(c) => c,
-                None => open(&path).map_err(backend)?,
+                None => open(&db).map_err(backend)?,
             };
             let r = f(&conn);
             readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
@@ -2660,7 +2684,7 @@ mod tests {
         };
         assert!(s.audit_page_json("t1", &f, 10).await.is_none());
         // A write by another process empties the tail at the next batch.
-        let other = open(&s.path).unwrap();
+        let other = open(&s.db).unwrap();
         other
             .execute(
                 "DELETE FROM audit_log WHERE tenant = (SELECT id FROM audit_strings WHERE s = 't1') AND seq > 50",

@@ -220,8 +220,12 @@ async fn the_tenant_stores_no_name_content_key_or_plaintext_hash() {
             needles.push((format!("key {i} of {}", d.name), needles_of(&k)));
         }
     }
-    // Stop the server so its WAL and caches are on disk as they are.
-    let files = t.files();
+    // Stop the server so its WAL and caches are on disk as they are. The database is
+    // encrypted at rest; its decrypted content is scanned too: the tenant must be blind even
+    // to someone who holds its database key.
+    let mut files = t.files();
+    let (_plain_dir, plain_db) = t.decrypted_db();
+    files.push(plain_db);
     assert!(
         files
             .iter()

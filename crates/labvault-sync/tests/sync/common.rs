@@ -150,13 +150,33 @@ impl Tenant {
         walk(self.dir.path())
     }
 
+    /// A decrypted copy of the server's database (with its key, as the server reads it), in a
+    /// temporary directory of its own: what someone holding the server's keys would see.
+    pub fn decrypted_db(&self) -> (tempfile::TempDir, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let to = t.path().join("plain.db");
+        let c = labvault_server::server::open_db_raw(&labvault_server::DataDir(
+            self.dir.path().to_path_buf(),
+        ))
+        .unwrap();
+        c.execute_batch(&format!(
+            "ATTACH DATABASE '{}' AS plain KEY ''; SELECT sqlcipher_export('plain'); DETACH DATABASE plain;",
+            to.display()
+        ))
+        .unwrap();
+        (t, to)
+    }
+
     /// A consistent copy of the server's database now (what a nightly backup holds).
     pub fn backup(&self) -> PathBuf {
         let to = self
             .dir
             .path()
             .join(format!("backup-{}.db", uuid::Uuid::new_v4().simple()));
-        let c = rusqlite::Connection::open(self.dir.path().join("labvault-server.db")).unwrap();
+        let c = labvault_server::server::open_db_raw(&labvault_server::DataDir(
+            self.dir.path().to_path_buf(),
+        ))
+        .unwrap();
         c.execute("VACUUM INTO ?1", [to.to_string_lossy().as_ref()])
             .unwrap();
         to
