@@ -275,7 +275,7 @@ impl Vault {
         let display = recovery.to_display_string();
         let keys = Keys { key_file, root };
         Ok((
-            Vault::assemble(dir, keys, catalog, vault_id, device_id, opts, open),
+            Vault::assemble(dir, keys, (catalog, false), vault_id, device_id, opts, open),
             display,
         ))
     }
@@ -349,18 +349,22 @@ impl Vault {
             .meta("device_id")?
             .ok_or_else(|| Error::CorruptCatalog("device id missing".into()))?;
         let keys = Keys { key_file, root };
-        let mut v = Vault::assemble(dir, keys, catalog, vault_id, device_id, opts, open);
-        if full_disk {
-            v.readers = ReaderPool::new(dir.join(CATALOG_FILE), true);
-            v.full_disk = true;
-        }
-        Ok(v)
+        Ok(Vault::assemble(
+            dir,
+            keys,
+            (catalog, full_disk),
+            vault_id,
+            device_id,
+            opts,
+            open,
+        ))
     }
 
     fn assemble(
         dir: &Path,
         keys: Keys,
-        catalog: Catalog,
+        // The catalog, and whether it was opened read-only on a full disk.
+        (catalog, full_disk): (Catalog, bool),
         vault_id: String,
         device_id: String,
         opts: VaultOptions,
@@ -380,9 +384,9 @@ impl Vault {
                 blobs_left_unsettled: false,
                 checkpoint_owed: false,
             }),
-            readers: ReaderPool::new(dir.join(CATALOG_FILE), false),
+            readers: ReaderPool::new(dir.join(CATALOG_FILE), full_disk),
             side: Mutex::new(None),
-            full_disk: false,
+            full_disk,
             unjournaled: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             _open: open,
