@@ -222,19 +222,35 @@ pub(crate) fn parse_line(
     }
 }
 
+/// Events of a read-only vault waiting for room in the journal, at most [`MAX_WAITING`]; what
+/// comes beyond that is counted, not kept (a task retrying on a full disk must not fill memory).
+#[derive(Default)]
+pub(crate) struct Unjournaled {
+    waiting: Vec<Entry>,
+    dropped: u64,
+}
+
+/// Events kept in memory at most while the journal has no room.
+const MAX_WAITING: usize = 1000;
+
 /// Journals the event of a vault open read-only on a full disk (its catalog cannot be
 /// written): best effort, like the read it records. An event even the journal has no room for
-/// is kept in `pending` and written before the next one, or at lock, once there is room; if
+/// waits in `pending` and is written before the next one, or at lock, once there is room; if
 /// there never is, the loss is logged with the count, never silently.
 pub(crate) fn note_read_only_event(
     dir: &Path,
-    pending: &mut Vec<Entry>,
+    pending: &mut Unjournaled,
     actor: &crate::audit::Actor,
     action: &str,
     subject: crate::audit::Subject,
     result: labvault_governance::audit::Outcome,
 ) {
-    pending.push(Entry {
+    if pending.waiting.len() >= MAX_WAITING {
+        pending.dropped += 1;
+        write_pending(dir, pending);
+        return;
+    }
+    pending.waiting.push(Entry {
         id: uuid::Uuid::new_v4().to_string(),
         ts_us: labvault_governance::audit::unix_micros(actor.clock.now()),
         action: action.into(),
@@ -251,21 +267,22 @@ pub(crate) fn note_read_only_event(
     write_pending(dir, pending);
 }
 
-/// Writes the events [`note_read_only_event`] could not, at lock: what still does not fit is
-/// reported (count and reason) in the log.
-pub(crate) fn flush_unjournaled(dir: &Path, pending: &mut Vec<Entry>) {
+/// Writes the events [`note_read_only_event`] could not, at lock: what still does not fit (and
+/// what was never kept) is reported with its count in the log.
+pub(crate) fn flush_unjournaled(dir: &Path, pending: &mut Unjournaled) {
     write_pending(dir, pending);
-    if !pending.is_empty() {
+    let lost = pending.waiting.len() as u64 + pending.dropped;
+    if lost > 0 {
         tracing::error!(
-            events = pending.len(),
+            events = lost,
             "audit events of a read-only vault were lost: the disk had no room even for the audit journal"
         );
-        pending.clear();
+        *pending = Unjournaled::default();
     }
 }
 
-fn write_pending(dir: &Path, pending: &mut Vec<Entry>) {
-    while let Some(e) = pending.first() {
+fn write_pending(dir: &Path, pending: &mut Unjournaled) {
+    while let Some(e) = pending.waiting.first() {
         if let Err(err) = append(dir, e.clone()) {
             tracing::warn!(
                 code = err.code().as_str(),
@@ -273,6 +290,41 @@ fn write_pending(dir: &Path, pending: &mut Vec<Entry>) {
             );
             return;
         }
-        pending.remove(0);
+        pending.waiting.remove(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use labvault_governance::audit::Outcome;
+
+    /// Events a journal has no room for (here: no vault to journal into) wait in memory up to a
+    /// bound; beyond it they are counted, and at lock the count of what was lost is reported
+    /// and memory is released.
+    #[test]
+    fn events_waiting_for_journal_room_are_bounded() {
+        let t = tempfile::tempdir().unwrap();
+        let actor = crate::audit::Actor {
+            device_id: "d".into(),
+            user: "ada".into(),
+            user_agent: "tests".into(),
+            clock: std::sync::Arc::new(labvault_governance::SystemClock),
+        };
+        let mut pending = Unjournaled::default();
+        for _ in 0..MAX_WAITING + 500 {
+            note_read_only_event(
+                &t.path().join("no-vault"),
+                &mut pending,
+                &actor,
+                "data.export",
+                crate::audit::Subject::on("vault"),
+                Outcome::Success,
+            );
+        }
+        assert_eq!(pending.waiting.len(), MAX_WAITING);
+        assert_eq!(pending.dropped, 500);
+        flush_unjournaled(&t.path().join("no-vault"), &mut pending);
+        assert!(pending.waiting.is_empty() && pending.dropped == 0);
     }
 }

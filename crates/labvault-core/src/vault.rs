@@ -167,7 +167,7 @@ pub struct Vault {
     full_disk: bool,
     /// Events of a read-only vault that not even the journal had room for: retried with every
     /// later event and at lock.
-    unjournaled: Mutex<Vec<journal_file::Entry>>,
+    unjournaled: Mutex<journal_file::Unjournaled>,
     closed: AtomicBool,
     _open: OpenLock,
 }
@@ -387,7 +387,7 @@ impl Vault {
             readers: ReaderPool::new(dir.join(CATALOG_FILE), full_disk),
             side: Mutex::new(None),
             full_disk,
-            unjournaled: Mutex::new(Vec::new()),
+            unjournaled: Mutex::new(journal_file::Unjournaled::default()),
             closed: AtomicBool::new(false),
             _open: open,
         }
