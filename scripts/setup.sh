@@ -16,7 +16,7 @@ APT_PACKAGES=(
   libwebkit2gtk-4.1-dev libssl-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
   libdbus-1-dev
   webkit2gtk-driver xvfb xauth imagemagick gnome-keyring dbus dbus-x11
-  age
+  age softhsm2
 )
 BENCH_PACKAGES=(restic hyperfine openssl)
 

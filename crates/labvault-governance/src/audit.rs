@@ -344,6 +344,8 @@ pub mod actions {
     /// A signed entry appended to a project's membership log (the detail names its kind:
     /// add, remove, set_role, rotate, device_revoked).
     pub const MEMBERSHIP_CHANGE: &str = "membership.change";
+    /// The server's key-encryption key rotated (its keys re-wrapped; server chain).
+    pub const SERVER_KEK_ROTATE: &str = "server.kek_rotate";
 
     /// Every action the tenant server records besides the shared ones (`project.create`,
     /// `audit.export`, `audit.verify`).
@@ -419,6 +421,7 @@ pub mod actions {
         MEMBERSHIP_VIEW,
         MEMBERSHIP_CHANGE,
         DEVICE_WIPE,
+        SERVER_KEK_ROTATE,
     ];
 }
 

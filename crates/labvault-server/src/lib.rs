@@ -6,7 +6,8 @@
 //! Layers: [`api`] (axum handlers, one route table that also feeds OpenAPI), [`app`]
 //! (state, authentication, audit helpers), [`store`] (storage traits + SQLite + files),
 //! [`server`] (TLS, accept loop, bootstrap, sweeper), [`conn_guard`] (connection limits and
-//! idle timeouts), [`gc`] (removal of erased blobs).
+//! idle timeouts), [`gc`] (removal of erased blobs), [`keys`] (the server's keys, wrapped under a
+//! key-encryption key in an HSM or a key file).
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -17,6 +18,7 @@ pub mod conn_guard;
 pub mod error;
 pub mod gc;
 pub mod jwt;
+pub mod keys;
 pub mod log_file;
 pub mod secrets;
 pub mod server;
@@ -24,6 +26,8 @@ pub mod store;
 pub mod totp;
 
 pub use app::{AppState, Config};
+pub use keys::KekChoice;
 pub use server::{
-    create_tenant, open_state, start, sweep_trials, DataDir, NewTenant, RunningServer,
+    create_tenant, open_state, open_state_with, start, sweep_trials, DataDir, NewTenant,
+    RunningServer,
 };

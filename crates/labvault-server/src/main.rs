@@ -9,7 +9,9 @@ use clap::{Parser, Subcommand};
 use labvault_server::clock::SystemClock;
 use labvault_server::secrets::Secret;
 use labvault_server::server::{load_pem, self_signed, spki_pin, TlsMaterial};
-use labvault_server::{create_tenant, open_state, start, sweep_trials, Config, DataDir, NewTenant};
+use labvault_server::{
+    create_tenant, open_state_with, start, sweep_trials, Config, DataDir, KekChoice, NewTenant,
+};
 use labvault_wire::PlanTier;
 use rustls::pki_types::pem::PemObject;
 
@@ -75,6 +77,8 @@ struct Cli {
     /// Rotated log files kept besides the current one.
     #[arg(long, global = true, default_value_t = 5)]
     log_keep: u32,
+    #[command(flatten)]
+    kek: KekArgs,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -129,8 +133,69 @@ enum Cmd {
     /// audit events: what the audit trail costs on disk. Stop the server first for exact
     /// figures (its WAL is then folded in).
     DbUsage,
+    /// Rotate the key-encryption key now: a new KEK version (in the HSM or the key file),
+    /// every server key re-wrapped under it, the older versions destroyed; audited in the
+    /// server chain. With --from-kek-file, moves the keys from that key file into the HSM
+    /// given by the HSM options (the key file is then overwritten and removed).
+    RotateKek {
+        /// The key file the keys are wrapped with now (moving them into an HSM).
+        #[arg(long)]
+        from_kek_file: Option<PathBuf>,
+    },
     /// Print the OpenAPI document.
     Openapi,
+}
+
+/// Where the key-encryption key (KEK) that wraps the server's keys is held.
+#[derive(clap::Args)]
+struct KekArgs {
+    /// The KEK's key file (embedded default: kek.key in the data directory). Keep it on
+    /// another disk than the data directory, or use an HSM.
+    #[arg(long, global = true, env = "LABVAULT_KEK_FILE")]
+    kek_file: Option<PathBuf>,
+    /// PKCS#11 module of the HSM holding the KEK (e.g. /usr/lib/softhsm/libsofthsm2.so);
+    /// its user PIN is read from LABVAULT_HSM_PIN or --hsm-pin-file.
+    #[arg(long, global = true, env = "LABVAULT_HSM_MODULE")]
+    hsm_module: Option<PathBuf>,
+    /// Label of the HSM token holding the KEK.
+    #[arg(
+        long,
+        global = true,
+        env = "LABVAULT_HSM_TOKEN",
+        default_value = "labvault"
+    )]
+    hsm_token: String,
+    /// File holding the token's user PIN (instead of LABVAULT_HSM_PIN).
+    #[arg(long, global = true)]
+    hsm_pin_file: Option<PathBuf>,
+}
+
+impl KekArgs {
+    fn choice(&self, dir: &DataDir) -> Result<KekChoice> {
+        let Some(module) = &self.hsm_module else {
+            return Ok(match &self.kek_file {
+                Some(p) => KekChoice::File(p.clone()),
+                None => KekChoice::default_for(&dir.0),
+            });
+        };
+        let pin = match (&self.hsm_pin_file, std::env::var("LABVAULT_HSM_PIN")) {
+            (Some(f), _) => zeroize::Zeroizing::new(
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("reading the HSM PIN from {}", f.display()))?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string(),
+            ),
+            (None, Ok(p)) => zeroize::Zeroizing::new(p),
+            (None, Err(_)) => {
+                bail!("--hsm-module is set but no PIN: set LABVAULT_HSM_PIN or --hsm-pin-file")
+            }
+        };
+        Ok(KekChoice::Hsm(labvault_server::keys::HsmConfig {
+            module: module.clone(),
+            token: self.hsm_token.clone(),
+            pin,
+        }))
+    }
 }
 
 #[derive(clap::Args)]
@@ -151,6 +216,10 @@ struct NetArgs {
     /// Requests a caller may make at once above that rate.
     #[arg(long, default_value_t = Config::default().request_burst_per_caller)]
     request_burst_per_caller: u32,
+    /// Rotate the key-encryption key when its keys were wrapped this many days ago
+    /// (checked at start and every 6 hours; 0 = only on demand with `rotate-kek`).
+    #[arg(long, default_value_t = 90)]
+    kek_rotation_days: u32,
 }
 
 fn tls(dir: &DataDir, net: &NetArgs) -> Result<TlsMaterial> {
@@ -176,13 +245,21 @@ fn read_password() -> Result<Secret> {
     Ok(Secret::new(p))
 }
 
-async fn serve(dir: DataDir, net: NetArgs, quickstart: bool) -> Result<()> {
+async fn serve(dir: DataDir, kek: KekChoice, net: NetArgs, quickstart: bool) -> Result<()> {
     let cfg = Config {
         requests_per_caller_second: net.requests_per_caller_second,
         request_burst_per_caller: net.request_burst_per_caller,
         ..Config::default()
     };
-    let state = open_state(&dir, cfg, Arc::new(SystemClock))?;
+    let state = open_state_with(&dir, cfg, Arc::new(SystemClock), &kek)?;
+    if net.kek_rotation_days > 0 {
+        tokio::spawn(scheduled_rotation(
+            state.clone(),
+            dir.clone(),
+            kek,
+            net.kek_rotation_days,
+        ));
+    }
     if quickstart && state.store.list_tenants().await?.is_empty() {
         let password = format!("{}-Lv9", &labvault_server::secrets::random_token()[..20]);
         let email = "owner@lab.local".to_string();
@@ -208,6 +285,23 @@ async fn serve(dir: DataDir, net: NetArgs, quickstart: bool) -> Result<()> {
     tokio::signal::ctrl_c().await?;
     running.stop().await;
     Ok(())
+}
+
+/// Rotates the KEK when due (see [`labvault_server::server::rotate_kek_if_due`]): checked
+/// now and every 6 hours. A failed rotation is logged and retried at the next check; the
+/// keys in use stay valid.
+async fn scheduled_rotation(
+    state: labvault_server::AppState,
+    dir: DataDir,
+    kek: KekChoice,
+    days: u32,
+) {
+    loop {
+        if let Err(e) = labvault_server::server::rotate_kek_if_due(&state, &dir, &kek, days).await {
+            tracing::error!(error = %e, "scheduled KEK rotation failed (retried in 6 hours)");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(6 * 3600)).await;
+    }
 }
 
 #[tokio::main]
@@ -241,6 +335,7 @@ async fn main() -> Result<()> {
         return Ok(());
     }
     let dir = DataDir::create(&cli.data_dir)?;
+    let kek = cli.kek.choice(&dir)?;
     match cli.cmd {
         Cmd::Init {
             slug,
@@ -252,7 +347,7 @@ async fn main() -> Result<()> {
                 format!("unknown plan '{plan}' (trial, starter, professional, enterprise)")
             })?;
             let password = read_password()?;
-            let state = open_state(&dir, Config::default(), Arc::new(SystemClock))?;
+            let state = open_state_with(&dir, Config::default(), Arc::new(SystemClock), &kek)?;
             let t = create_tenant(
                 &state,
                 NewTenant {
@@ -274,8 +369,8 @@ async fn main() -> Result<()> {
                 println!("trial expires at {}", labvault_server::clock::rfc3339(exp));
             }
         }
-        Cmd::Serve { net } => serve(dir, net, false).await?,
-        Cmd::Quickstart { net } => serve(dir, net, true).await?,
+        Cmd::Serve { net } => serve(dir, kek, net, false).await?,
+        Cmd::Quickstart { net } => serve(dir, kek, net, true).await?,
         Cmd::Pin { cert } => {
             let m = match cert {
                 Some(c) => {
@@ -290,12 +385,12 @@ async fn main() -> Result<()> {
             println!("{}", spki_pin(&m.certs[0])?);
         }
         Cmd::Sweep => {
-            let state = open_state(&dir, Config::default(), Arc::new(SystemClock))?;
+            let state = open_state_with(&dir, Config::default(), Arc::new(SystemClock), &kek)?;
             let gone = sweep_trials(&state).await?;
             println!("deleted {} expired trial tenant(s)", gone.len());
         }
         Cmd::DbUsage => {
-            let c = labvault_server::server::open_db_raw(&dir)?;
+            let c = labvault_server::server::open_db_raw_with(&dir, &kek)?;
             c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
             let mut s = c.prepare(
                 "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY sum(pgsize) DESC",
@@ -309,14 +404,14 @@ async fn main() -> Result<()> {
             println!("{events}\taudit events");
         }
         Cmd::DeletedTenants => {
-            let state = open_state(&dir, Config::default(), Arc::new(SystemClock))?;
+            let state = open_state_with(&dir, Config::default(), Arc::new(SystemClock), &kek)?;
             for (id, at) in state.store.deleted_tenants().await? {
                 println!("{id}\t{}", labvault_server::clock::rfc3339(at));
             }
         }
         Cmd::AuditExport { tenant } => {
             use labvault_governance::export::{ExportFormat, ExportWriter};
-            let state = open_state(&dir, Config::default(), Arc::new(SystemClock))?;
+            let state = open_state_with(&dir, Config::default(), Arc::new(SystemClock), &kek)?;
             let chain = state.store.audit_chain(&tenant).await?;
             if chain.is_empty() {
                 bail!("no audit chain for tenant '{tenant}'");
@@ -335,6 +430,25 @@ async fn main() -> Result<()> {
             let mut out = w.finish()?;
             std::io::Write::flush(&mut out)?;
             eprintln!("{} events, chain verified", chain.len());
+        }
+        Cmd::RotateKek { from_kek_file } => {
+            let from = from_kek_file.map(KekChoice::File);
+            if from.is_some() && !matches!(kek, KekChoice::Hsm(_)) {
+                bail!(
+                    "--from-kek-file moves the keys into an HSM: give --hsm-module (and the PIN)"
+                );
+            }
+            let state = match &from {
+                Some(f) => open_state_with(&dir, Config::default(), Arc::new(SystemClock), f)?,
+                None => open_state_with(&dir, Config::default(), Arc::new(SystemClock), &kek)?,
+            };
+            let r =
+                labvault_server::server::rotate_kek(&state, &dir, &kek, from.as_ref(), "operator")
+                    .await?;
+            println!(
+                "key-encryption key rotated: {} version {} -> {} version {} ({} keys re-wrapped)",
+                r.from.0, r.from.1, r.to.0, r.to.1, r.keys
+            );
         }
         Cmd::Openapi => unreachable!(),
     }

@@ -24,6 +24,7 @@ use crate::app::{AppState, Config, StateParts};
 use crate::clock::Clock;
 use crate::conn_guard::{Activity, PerAddress, Watched};
 use crate::jwt::JwtKey;
+use crate::keys::{KekChoice, KeyError, KeyPaths, ServerKeys};
 use crate::secrets;
 use crate::store::blobs::FsBlobStore;
 use crate::store::sqlite::{SqliteStore, SYSTEM_TENANT};
@@ -41,6 +42,9 @@ pub enum ServerError {
     /// Storage failure.
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    /// The server's keys (custodian, wrapped keys).
+    #[error("server keys: {0}")]
+    Keys(#[from] KeyError),
     /// Bad bootstrap input (weak password, invalid email...).
     #[error("{0}")]
     Invalid(String),
@@ -60,18 +64,6 @@ impl DataDir {
     /// The SQLite database.
     pub fn db(&self) -> PathBuf {
         self.0.join("labvault-server.db")
-    }
-    fn jwt_key(&self) -> PathBuf {
-        self.0.join("jwt.key")
-    }
-    fn seal_key(&self) -> PathBuf {
-        self.0.join("secrets.key")
-    }
-    fn anchor_key(&self) -> PathBuf {
-        self.0.join("anchor.key")
-    }
-    fn db_key(&self) -> PathBuf {
-        self.0.join("db.key")
     }
     /// Encrypted blob bytes (the file blob store).
     pub fn blobs(&self) -> PathBuf {
@@ -104,68 +96,129 @@ fn write_secret_file(p: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::rename(tmp, p)
 }
 
-/// Loads (or creates) the JWT signing key of this data directory.
-pub fn load_jwt_key(dir: &DataDir) -> Result<JwtKey, ServerError> {
-    Ok(JwtKey::new(load_key(&dir.jwt_key())?.to_vec()))
-}
-
-/// Loads (or creates) a 256-bit hex key file (mode 0600).
-fn load_key(p: &Path) -> Result<zeroize::Zeroizing<[u8; 32]>, ServerError> {
-    if !p.exists() {
-        let key = zeroize::Zeroizing::new(secrets::random_bytes::<32>());
-        write_secret_file(p, hex::encode(&key[..]).as_bytes())?;
-    }
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(p)?);
-    let bytes = zeroize::Zeroizing::new(
-        hex::decode(text.trim())
-            .map_err(|_| ServerError::Invalid(format!("{} is not a hex key", p.display())))?,
-    );
-    let key: [u8; 32] = bytes[..]
-        .try_into()
-        .map_err(|_| ServerError::Invalid(format!("{} must hold exactly 256 bits", p.display())))?;
-    Ok(zeroize::Zeroizing::new(key))
-}
-
-/// The key of the data directory's database (`db.key`, made with the database; mode 0600).
-/// A database that exists without it is not reopened under a new key: that would only say
-/// "wrong key" later; say what is missing now.
-fn db_key(dir: &DataDir) -> Result<crate::store::sqlite::DbKey, ServerError> {
-    let plain = crate::store::sqlite::is_plain(&dir.db())?;
-    if !dir.db_key().exists() && dir.db().exists() && !plain {
-        return Err(ServerError::Invalid(format!(
-            "{} is encrypted but its key file {} is missing: restore db.key from the backup kept with it",
-            dir.db().display(),
-            dir.db_key().display()
-        )));
-    }
-    Ok(crate::store::sqlite::DbKey::new(load_key(&dir.db_key())?))
+/// The server's keys of this data directory, unwrapped by `kek` (made at the first start).
+pub fn load_keys(dir: &DataDir, kek: &KekChoice) -> Result<ServerKeys, ServerError> {
+    let db = dir.db();
+    let plain = crate::store::sqlite::is_plain(&db)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    Ok(KeyPaths::new(&dir.0).load(kek, db.exists(), plain, now)?)
 }
 
 /// A raw connection to the data directory's (encrypted) database, for tools and tests that
-/// reach below the store.
+/// reach below the store; the keys are those of the default key file.
 pub fn open_db_raw(dir: &DataDir) -> Result<rusqlite::Connection, ServerError> {
-    Ok(SqliteStore::connect_raw(&dir.db(), db_key(dir)?)?)
+    open_db_raw_with(dir, &KekChoice::default_for(&dir.0))
 }
 
-/// Opens the store and builds the application state.
+/// [`open_db_raw`] with the keys unwrapped by `kek`.
+pub fn open_db_raw_with(
+    dir: &DataDir,
+    kek: &KekChoice,
+) -> Result<rusqlite::Connection, ServerError> {
+    let keys = load_keys(dir, kek)?;
+    Ok(SqliteStore::connect_raw(
+        &dir.db(),
+        crate::store::sqlite::DbKey::new(keys.db.clone()),
+    )?)
+}
+
+/// Opens the store and builds the application state, the keys unwrapped from the default
+/// key file (`kek.key` in the data directory).
 pub fn open_state(
     dir: &DataDir,
     cfg: Config,
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, ServerError> {
-    let sqlite = Arc::new(SqliteStore::open_encrypted(&dir.db(), db_key(dir)?)?);
-    let sealer = crate::secrets::SecretBox::new(*load_key(&dir.seal_key())?);
-    let anchor_key = ed25519_dalek::SigningKey::from_bytes(&*load_key(&dir.anchor_key())?);
+    open_state_with(dir, cfg, clock, &KekChoice::default_for(&dir.0))
+}
+
+/// [`open_state`] with the keys unwrapped by `kek` (an HSM, or another key file).
+pub fn open_state_with(
+    dir: &DataDir,
+    cfg: Config,
+    clock: Arc<dyn Clock>,
+    kek: &KekChoice,
+) -> Result<AppState, ServerError> {
+    let keys = load_keys(dir, kek)?;
+    let sqlite = Arc::new(SqliteStore::open_encrypted(
+        &dir.db(),
+        crate::store::sqlite::DbKey::new(keys.db.clone()),
+    )?);
     let parts = StateParts {
         store: sqlite.clone(),
         sync: sqlite,
         blobs: Arc::new(FsBlobStore::open(&dir.blobs())?),
         clock,
-        jwt: load_jwt_key(dir)?,
-        sealer,
-        anchor_key,
+        jwt: JwtKey::new(keys.jwt.to_vec()),
+        sealer: crate::secrets::SecretBox::new(*keys.secrets),
+        anchor_key: ed25519_dalek::SigningKey::from_bytes(&keys.anchor),
     };
     Ok(AppState::new(parts, cfg))
+}
+
+/// Rotates the key-encryption key of this data directory (see [`KeyPaths::rotate`]) and
+/// records it in the server's audit chain.
+pub async fn rotate_kek(
+    state: &AppState,
+    dir: &DataDir,
+    to: &KekChoice,
+    from: Option<&KekChoice>,
+    actor: &str,
+) -> Result<crate::keys::Rotation, ServerError> {
+    let now = state.now();
+    let r = KeyPaths::new(&dir.0).rotate(to, from, now)?;
+    state
+        .store
+        .append_audit(
+            SYSTEM_TENANT,
+            AuditDraft {
+                timestamp: state.clock.now(),
+                user: actor.to_string(),
+                action: actions::SERVER_KEK_ROTATE.into(),
+                resource: "/server/keys".into(),
+                ip_address: String::new(),
+                user_agent: "labvault-server".into(),
+                result: AuditResult::Success,
+                detail: format!(
+                    "from={} v{} to={} v{} keys={}",
+                    custodian_tag(&r.from.0),
+                    r.from.1,
+                    custodian_tag(&r.to.0),
+                    r.to.1,
+                    r.keys
+                ),
+            },
+        )
+        .await?;
+    tracing::info!(from = r.from.1, to = r.to.1, "key-encryption key rotated");
+    Ok(r)
+}
+
+/// Rotates the key-encryption key if the keys were last wrapped `days` or more ago (by the
+/// server's clock); what the running server does on its schedule.
+pub async fn rotate_kek_if_due(
+    state: &AppState,
+    dir: &DataDir,
+    kek: &KekChoice,
+    days: u32,
+) -> Result<Option<crate::keys::Rotation>, ServerError> {
+    let due = match KeyPaths::new(&dir.0).wrapped_at()? {
+        Some((at, _)) => days > 0 && state.now() - at >= i64::from(days) * 86_400,
+        None => false,
+    };
+    if !due {
+        return Ok(None);
+    }
+    rotate_kek(state, dir, kek, None, "scheduled")
+        .await
+        .map(Some)
+}
+
+fn custodian_tag(c: &crate::keys::kek::Custodian) -> String {
+    match c {
+        crate::keys::kek::Custodian::File => "file".into(),
+        crate::keys::kek::Custodian::Pkcs11 { token } => format!("pkcs11:{token}"),
+    }
 }
 
 // ------------------------------------------------------------------ TLS

@@ -515,10 +515,10 @@ async fn stalled_and_oversized_bodies_get_the_error_contract_on_both_protocols()
     server.stop().await;
 }
 
-/// The embedded database is encrypted at rest (SQLCipher, `db.key`): a database written before
-/// encryption is converted at the next start with everything in it (members, the audit chain),
-/// and afterwards no member's address is in the file; a wrong key file is refused, and a
-/// missing one is named, before anything is written.
+/// The embedded database is encrypted at rest (SQLCipher, its key wrapped in `keys.json`): a
+/// database written before encryption is converted at the next start with everything in it
+/// (members, the audit chain), and afterwards no member's address is in the file; a wrong
+/// key is refused, and missing keys are named, before anything is written.
 #[tokio::test]
 async fn the_database_is_encrypted_at_rest_and_an_older_plain_one_is_converted() {
     use labvault_server::clock::SystemClock;
@@ -595,22 +595,26 @@ async fn the_database_is_encrypted_at_rest_and_an_older_plain_one_is_converted()
         let st = open_state(&data, cfg.clone(), Arc::new(SystemClock)).unwrap();
         assert_eq!(st.store.tenant_by_slug("lab").await.unwrap().id, tenant);
     }
-    // Another key: refused by name, the database unchanged.
-    let key = dir.path().join("db.key");
+    // Another key: refused by name, the database unchanged. (The keys are wrapped in
+    // keys.json; the database key swapped with the token-signing key does not unwrap.)
+    let key = dir.path().join("keys.json");
     let good = std::fs::read(&key).unwrap();
     let before = std::fs::read(data.db()).unwrap();
-    std::fs::write(&key, "ab".repeat(32)).unwrap();
+    let mut swapped: serde_json::Value = serde_json::from_slice(&good).unwrap();
+    let jwt = swapped["keys"]["jwt"].clone();
+    swapped["keys"]["db"] = jwt;
+    std::fs::write(&key, serde_json::to_vec(&swapped).unwrap()).unwrap();
     let e = open_state(&data, cfg.clone(), Arc::new(SystemClock))
         .err()
         .expect("a wrong key is refused")
         .to_string();
-    assert!(e.contains("db.key"), "{e}");
+    assert!(e.contains("the db key does not unwrap"), "{e}");
     std::fs::remove_file(&key).unwrap();
     let e = open_state(&data, cfg.clone(), Arc::new(SystemClock))
         .err()
-        .expect("a missing key is refused")
+        .expect("missing keys are refused")
         .to_string();
-    assert!(e.contains("missing") && e.contains("db.key"), "{e}");
+    assert!(e.contains("missing") && e.contains("keys.json"), "{e}");
     assert!(
         !key.exists(),
         "no new key was made for an encrypted database"
@@ -618,4 +622,371 @@ async fn the_database_is_encrypted_at_rest_and_an_older_plain_one_is_converted()
     assert_eq!(std::fs::read(data.db()).unwrap(), before);
     std::fs::write(&key, &good).unwrap();
     assert!(open_state(&data, cfg, Arc::new(SystemClock)).is_ok());
+}
+
+/// A SoftHSM2 token of its own (configuration, token directory), initialised with
+/// `softhsm2-util` like an operator would: the real PKCS#11 module, not a mock.
+struct SoftHsm {
+    dir: tempfile::TempDir,
+    module: std::path::PathBuf,
+}
+
+const HSM_PIN: &str = "4321-lab";
+
+impl SoftHsm {
+    /// `None` when SoftHSM2 is not installed and the run is not strict (CI=true fails).
+    fn new() -> Option<SoftHsm> {
+        let module = [
+            "/usr/lib/softhsm/libsofthsm2.so",
+            "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+            "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+        ]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists());
+        let strict = ["CI", "LABVAULT_STRICT_TESTS"].iter().any(|v| {
+            std::env::var_os(v).is_some_and(|x| !x.is_empty() && x != "0" && x != "false")
+        });
+        let Some(module) = module else {
+            assert!(
+                !strict,
+                "SoftHSM2 (package softhsm2) is required: run scripts/setup.sh"
+            );
+            eprintln!("skipping: SoftHSM2 is not installed");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tokens")).unwrap();
+        std::fs::write(
+            dir.path().join("softhsm2.conf"),
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                dir.path().join("tokens").display()
+            ),
+        )
+        .unwrap();
+        let hsm = SoftHsm { dir, module };
+        let out = Command::new("softhsm2-util")
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                "labvault",
+                "--pin",
+                HSM_PIN,
+            ])
+            .args(["--so-pin", "87654321"])
+            .env("SOFTHSM2_CONF", hsm.conf())
+            .output()
+            .expect("softhsm2-util runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(hsm)
+    }
+
+    fn conf(&self) -> std::path::PathBuf {
+        self.dir.path().join("softhsm2.conf")
+    }
+
+    /// `labvault-server` with this token as its KEK custodian.
+    fn server(&self, data: &std::path::Path, pin: &str) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--data-dir")
+            .arg(data)
+            .env("LABVAULT_HSM_MODULE", &self.module)
+            .env("SOFTHSM2_CONF", self.conf())
+            .env("LABVAULT_HSM_PIN", pin)
+            .env("LABVAULT_OWNER_PASSWORD", "Correct-Horse-9");
+        c
+    }
+}
+
+fn run(mut c: Command) -> (bool, String) {
+    let o = c.stdin(Stdio::null()).output().unwrap();
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+/// Every file under `dir` with its bytes: what a thief of the data directory gets.
+fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The server's keys live wrapped under a KEK inside a real PKCS#11 token (SoftHSM2): the
+/// plain key files of an earlier version are taken over and destroyed, the data directory
+/// alone holds no key and no member's address, a wrong PIN, a missing token or the wrong
+/// custodian are refused by name before anything is written, rotation destroys the old KEK
+/// version and is audited, and keys in the embedded key file move into the HSM.
+#[test]
+fn server_keys_are_wrapped_by_a_kek_in_the_hsm_and_rotate() {
+    let Some(hsm) = SoftHsm::new() else { return };
+    const MARKER: &str = "hsm-owner-5e2a@secret-lab.test";
+    let data_dir = tempfile::tempdir().unwrap();
+    let data = data_dir.path();
+    // A data directory of an earlier version: one plain key file per key.
+    let legacy: Vec<(&str, [u8; 32])> = vec![
+        ("db.key", [0x11; 32]),
+        ("jwt.key", [0x22; 32]),
+        ("secrets.key", [0x33; 32]),
+        ("anchor.key", [0x44; 32]),
+    ];
+    for (f, k) in &legacy {
+        std::fs::write(data.join(f), hex::encode(k)).unwrap();
+    }
+    let mut init = hsm.server(data, HSM_PIN);
+    init.args([
+        "init",
+        "--slug",
+        "hsm-lab",
+        "--plan",
+        "professional",
+        "--owner-email",
+        MARKER,
+    ]);
+    let (ok, out) = run(init);
+    assert!(ok, "{out}");
+
+    // The plain key files are gone and no file holds a key or the owner's address.
+    let files = snapshot(data);
+    for (f, k) in &legacy {
+        assert!(!data.join(f).exists(), "{f} was left in plaintext");
+        for (p, bytes) in &files {
+            for needle in [k.to_vec(), hex::encode(k).into_bytes()] {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
+                    "{} holds the {f} key",
+                    p.display()
+                );
+            }
+        }
+    }
+    for (p, bytes) in &files {
+        assert!(
+            !bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()),
+            "{} holds the owner's address",
+            p.display()
+        );
+    }
+    assert!(
+        !data.join("kek.key").exists(),
+        "the KEK is in the HSM, not in a file"
+    );
+    // The database is keyed with the key taken over (an old database stays readable).
+    {
+        let c = rusqlite::Connection::open(data.join("labvault-server.db")).unwrap();
+        c.execute_batch(&format!(
+            "PRAGMA key = \"x'{}'\";",
+            hex::encode([0x11u8; 32])
+        ))
+        .unwrap();
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM tenants", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    // Refusals by name, nothing written.
+    let before = snapshot(data);
+    let (ok, out) = run(hsm.server(data, "0000-wrong"));
+    assert!(!ok);
+    let (ok, out2) = {
+        let mut c = hsm.server(data, "0000-wrong");
+        c.arg("deleted-tenants");
+        run(c)
+    };
+    assert!(!ok && out2.contains("refused the PIN"), "{out}\n{out2}");
+    let mut other_label = hsm.server(data, HSM_PIN);
+    other_label.args(["--hsm-token", "other-token", "deleted-tenants"]);
+    let (ok, out) = run(other_label);
+    assert!(!ok && out.contains("--hsm-token labvault"), "{out}");
+    // The token removed: the same configuration, its token directory empty.
+    let removed = tempfile::tempdir().unwrap();
+    let removed_conf = removed.path().join("softhsm2.conf");
+    std::fs::write(
+        &removed_conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\n",
+            removed.path().display()
+        ),
+    )
+    .unwrap();
+    let mut no_token = hsm.server(data, HSM_PIN);
+    no_token
+        .env("SOFTHSM2_CONF", &removed_conf)
+        .arg("deleted-tenants");
+    let (ok, out) = run(no_token);
+    assert!(
+        !ok && out.contains("no PKCS#11 token labelled 'labvault'"),
+        "{out}"
+    );
+    let mut no_module = hsm.server(data, HSM_PIN);
+    no_module
+        .env("LABVAULT_HSM_MODULE", "/nonexistent/libpkcs11.so")
+        .arg("deleted-tenants");
+    let (ok, out) = run(no_module);
+    assert!(
+        !ok && out.contains("cannot load the PKCS#11 module"),
+        "{out}"
+    );
+    let mut no_hsm = Command::new(BIN);
+    no_hsm.arg("--data-dir").arg(data).arg("deleted-tenants");
+    let (ok, out) = run(no_hsm);
+    assert!(
+        !ok && out.contains("wrapped by the PKCS#11 token 'labvault'"),
+        "{out}"
+    );
+    assert_eq!(snapshot(data), before, "a refused start wrote nothing");
+
+    // Rotation: a new KEK version, the old one destroyed, audited in the server chain.
+    let old_keys = std::fs::read(data.join("keys.json")).unwrap();
+    let mut rotate = hsm.server(data, HSM_PIN);
+    rotate.arg("rotate-kek");
+    let (ok, out) = run(rotate);
+    assert!(
+        ok && out.contains("version 1 -> the PKCS#11 token 'labvault' version 2"),
+        "{out}"
+    );
+    let mut list = hsm.server(data, HSM_PIN);
+    list.arg("deleted-tenants");
+    let (ok, out) = run(list);
+    assert!(ok, "the server opens after rotation: {out}");
+    let mut audit = hsm.server(data, HSM_PIN);
+    audit.args(["audit-export", "--tenant", "_system"]);
+    let (ok, out) = run(audit);
+    assert!(
+        ok && out.contains("server.kek_rotate")
+            && out.contains("from=pkcs11:labvault v1 to=pkcs11:labvault v2"),
+        "{out}"
+    );
+    std::fs::write(data.join("keys.json"), &old_keys).unwrap();
+    let mut stale = hsm.server(data, HSM_PIN);
+    stale.arg("deleted-tenants");
+    let (ok, out) = run(stale);
+    assert!(
+        !ok && out.contains("KEK version 1, which the PKCS#11 token 'labvault' does not hold"),
+        "the old KEK version was destroyed: {out}"
+    );
+
+    // Keys in the embedded key file move into the HSM.
+    let file_dir = tempfile::tempdir().unwrap();
+    let mut init = Command::new(BIN);
+    init.arg("--data-dir")
+        .arg(file_dir.path())
+        .args([
+            "init",
+            "--slug",
+            "file-lab",
+            "--owner-email",
+            "pi@file-lab.test",
+        ])
+        .env("LABVAULT_OWNER_PASSWORD", "Correct-Horse-9");
+    let (ok, out) = run(init);
+    assert!(ok, "{out}");
+    let kek_file = file_dir.path().join("kek.key");
+    assert!(kek_file.exists());
+    let mut plain_hsm = hsm.server(file_dir.path(), HSM_PIN);
+    plain_hsm.arg("deleted-tenants");
+    let (ok, out) = run(plain_hsm);
+    assert!(!ok && out.contains("rotate-kek --from-kek-file"), "{out}");
+    let mut mv = hsm.server(file_dir.path(), HSM_PIN);
+    mv.arg("rotate-kek").arg("--from-kek-file").arg(&kek_file);
+    let (ok, out) = run(mv);
+    assert!(
+        ok && out.contains("the key file version 1 -> the PKCS#11 token 'labvault'"),
+        "{out}"
+    );
+    assert!(!kek_file.exists(), "the plain KEK file was destroyed");
+    let mut after = hsm.server(file_dir.path(), HSM_PIN);
+    after.args(["audit-export", "--tenant", "_system"]);
+    let (ok, out) = run(after);
+    assert!(ok && out.contains("server.kek_rotate"), "{out}");
+}
+
+/// The running server rotates its key-encryption key on schedule: not before the keys are
+/// `days` old, then once (a new KEK version in the key file, the keys re-wrapped, audited in
+/// the server chain as "scheduled"), and the server opens with the rotated keys.
+#[tokio::test]
+async fn the_kek_rotates_on_its_schedule() {
+    use labvault_server::clock::ManualClock;
+    use labvault_server::server::rotate_kek_if_due;
+    use labvault_server::{open_state, Config, DataDir, KekChoice};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::create(dir.path()).unwrap();
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let st = open_state(&data, Config::default(), clock.clone()).unwrap();
+    let kek = KekChoice::default_for(dir.path());
+    let version = || {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("keys.json")).unwrap()).unwrap();
+        v["kek_version"].as_u64().unwrap()
+    };
+    assert_eq!(version(), 1);
+    clock.advance(time::Duration::days(89));
+    assert!(rotate_kek_if_due(&st, &data, &kek, 90)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        rotate_kek_if_due(&st, &data, &kek, 0)
+            .await
+            .unwrap()
+            .is_none(),
+        "0 = off"
+    );
+    clock.advance(time::Duration::days(2));
+    let r = rotate_kek_if_due(&st, &data, &kek, 90)
+        .await
+        .unwrap()
+        .expect("due");
+    assert_eq!((r.from.1, r.to.1, r.keys), (1, 2, 4));
+    assert_eq!(version(), 2);
+    assert!(
+        rotate_kek_if_due(&st, &data, &kek, 90)
+            .await
+            .unwrap()
+            .is_none(),
+        "not again until 90 days after this rotation"
+    );
+    let kek_file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("kek.key")).unwrap()).unwrap();
+    assert_eq!(
+        kek_file["versions"].as_array().unwrap().len(),
+        1,
+        "version 1 destroyed"
+    );
+    let chain = st.store.audit_chain("_system").await.unwrap();
+    let ev = chain
+        .iter()
+        .find(|e| e.action.as_str() == "server.kek_rotate")
+        .expect("audited");
+    assert_eq!(ev.user, "scheduled");
+    assert!(
+        ev.detail.contains("from=file v1 to=file v2"),
+        "{}",
+        ev.detail
+    );
+    drop(st);
+    assert!(open_state(&data, Config::default(), clock).is_ok());
 }

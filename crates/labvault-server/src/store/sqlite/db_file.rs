@@ -77,7 +77,7 @@ impl DbFile {
                 rusqlite::Error::SqliteFailure(
                     rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
                     Some(format!(
-                        "{} does not open with the database key (db.key): a wrong or replaced key file, or a damaged database",
+                        "{} does not open with the database key in keys.json: a replaced key file, or a damaged database",
                         self.path.display()
                     )),
                 )
