@@ -141,6 +141,11 @@ enum Cmd {
         /// The key file the keys are wrapped with now (moving them into an HSM).
         #[arg(long)]
         from_kek_file: Option<PathBuf>,
+        /// Destroy every earlier KEK version now (after a suspected compromise), instead of
+        /// keeping them 90 days for the backups wrapped under them; older backups then no
+        /// longer restore.
+        #[arg(long)]
+        destroy_retired: bool,
     },
     /// Print the OpenAPI document.
     Openapi,
@@ -431,7 +436,10 @@ async fn main() -> Result<()> {
             std::io::Write::flush(&mut out)?;
             eprintln!("{} events, chain verified", chain.len());
         }
-        Cmd::RotateKek { from_kek_file } => {
+        Cmd::RotateKek {
+            from_kek_file,
+            destroy_retired,
+        } => {
             let from = from_kek_file.map(KekChoice::File);
             if from.is_some() && !matches!(kek, KekChoice::Hsm(_)) {
                 bail!(
@@ -442,13 +450,35 @@ async fn main() -> Result<()> {
                 Some(f) => open_state_with(&dir, Config::default(), Arc::new(SystemClock), f)?,
                 None => open_state_with(&dir, Config::default(), Arc::new(SystemClock), &kek)?,
             };
-            let r =
-                labvault_server::server::rotate_kek(&state, &dir, &kek, from.as_ref(), "operator")
-                    .await?;
+            let now = state.now();
+            let destroy_before = if destroy_retired {
+                now
+            } else {
+                now - labvault_server::server::RETIRED_KEK_DAYS * 86_400
+            };
+            let r = labvault_server::server::rotate_kek(
+                &state,
+                &dir,
+                &kek,
+                from.as_ref(),
+                destroy_before,
+                "operator",
+            )
+            .await?;
             println!(
                 "key-encryption key rotated: {} version {} -> {} version {} ({} keys re-wrapped)",
                 r.from.0, r.from.1, r.to.0, r.to.1, r.keys
             );
+            if !r.destroyed.is_empty() {
+                println!("destroyed KEK versions {:?}", r.destroyed);
+            }
+            if !r.retained.is_empty() {
+                println!(
+                    "kept retired KEK versions {:?} for backups taken before (destroyed after {} days)",
+                    r.retained,
+                    labvault_server::server::RETIRED_KEK_DAYS
+                );
+            }
         }
         Cmd::Openapi => unreachable!(),
     }

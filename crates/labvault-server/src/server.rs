@@ -163,10 +163,11 @@ pub async fn rotate_kek(
     dir: &DataDir,
     to: &KekChoice,
     from: Option<&KekChoice>,
+    destroy_retired_before: i64,
     actor: &str,
 ) -> Result<crate::keys::Rotation, ServerError> {
     let now = state.now();
-    let r = KeyPaths::new(&dir.0).rotate(to, from, now)?;
+    let r = KeyPaths::new(&dir.0).rotate(to, from, now, destroy_retired_before)?;
     state
         .store
         .append_audit(
@@ -180,12 +181,14 @@ pub async fn rotate_kek(
                 user_agent: "labvault-server".into(),
                 result: AuditResult::Success,
                 detail: format!(
-                    "from={} v{} to={} v{} keys={}",
+                    "from={} v{} to={} v{} keys={} destroyed={:?} retained={:?}",
                     custodian_tag(&r.from.0),
                     r.from.1,
                     custodian_tag(&r.to.0),
                     r.to.1,
-                    r.keys
+                    r.keys,
+                    r.destroyed,
+                    r.retained
                 ),
             },
         )
@@ -194,8 +197,13 @@ pub async fn rotate_kek(
     Ok(r)
 }
 
+/// How long retired KEK versions are kept: the default retention of backups, which hold keys
+/// wrapped under them.
+pub const RETIRED_KEK_DAYS: i64 = 90;
+
 /// Rotates the key-encryption key if the keys were last wrapped `days` or more ago (by the
-/// server's clock); what the running server does on its schedule.
+/// server's clock); what the running server does on its schedule. Retired versions older
+/// than [`RETIRED_KEK_DAYS`] are destroyed.
 pub async fn rotate_kek_if_due(
     state: &AppState,
     dir: &DataDir,
@@ -209,7 +217,8 @@ pub async fn rotate_kek_if_due(
     if !due {
         return Ok(None);
     }
-    rotate_kek(state, dir, kek, None, "scheduled")
+    let destroy_before = state.now() - RETIRED_KEK_DAYS * 86_400;
+    rotate_kek(state, dir, kek, None, destroy_before, "scheduled")
         .await
         .map(Some)
 }

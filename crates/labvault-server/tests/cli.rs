@@ -858,7 +858,8 @@ fn server_keys_are_wrapped_by_a_kek_in_the_hsm_and_rotate() {
     );
     assert_eq!(snapshot(data), before, "a refused start wrote nothing");
 
-    // Rotation: a new KEK version, the old one destroyed, audited in the server chain.
+    // Rotation: a new KEK version, audited in the server chain; the old version is kept for
+    // the backups wrapped under it (keys.json of before still opens) until destroyed.
     let old_keys = std::fs::read(data.join("keys.json")).unwrap();
     let mut rotate = hsm.server(data, HSM_PIN);
     rotate.arg("rotate-kek");
@@ -867,10 +868,7 @@ fn server_keys_are_wrapped_by_a_kek_in_the_hsm_and_rotate() {
         ok && out.contains("version 1 -> the PKCS#11 token 'labvault' version 2"),
         "{out}"
     );
-    let mut list = hsm.server(data, HSM_PIN);
-    list.arg("deleted-tenants");
-    let (ok, out) = run(list);
-    assert!(ok, "the server opens after rotation: {out}");
+    assert!(out.contains("kept retired KEK versions [1]"), "{out}");
     let mut audit = hsm.server(data, HSM_PIN);
     audit.args(["audit-export", "--tenant", "_system"]);
     let (ok, out) = run(audit);
@@ -879,6 +877,25 @@ fn server_keys_are_wrapped_by_a_kek_in_the_hsm_and_rotate() {
             && out.contains("from=pkcs11:labvault v1 to=pkcs11:labvault v2"),
         "{out}"
     );
+    let new_keys = std::fs::read(data.join("keys.json")).unwrap();
+    std::fs::write(data.join("keys.json"), &old_keys).unwrap();
+    let mut older = hsm.server(data, HSM_PIN);
+    older.arg("deleted-tenants");
+    let (ok, out) = run(older);
+    assert!(
+        ok,
+        "keys wrapped under the retired version still open: {out}"
+    );
+    std::fs::write(data.join("keys.json"), &new_keys).unwrap();
+    // After a compromise: every earlier version destroyed at once.
+    let mut rotate = hsm.server(data, HSM_PIN);
+    rotate.args(["rotate-kek", "--destroy-retired"]);
+    let (ok, out) = run(rotate);
+    assert!(ok && out.contains("destroyed KEK versions [1, 2]"), "{out}");
+    let mut list = hsm.server(data, HSM_PIN);
+    list.arg("deleted-tenants");
+    let (ok, out) = run(list);
+    assert!(ok, "the server opens after rotation: {out}");
     std::fs::write(data.join("keys.json"), &old_keys).unwrap();
     let mut stale = hsm.server(data, HSM_PIN);
     stale.arg("deleted-tenants");
@@ -887,6 +904,7 @@ fn server_keys_are_wrapped_by_a_kek_in_the_hsm_and_rotate() {
         !ok && out.contains("KEK version 1, which the PKCS#11 token 'labvault' does not hold"),
         "the old KEK version was destroyed: {out}"
     );
+    std::fs::write(data.join("keys.json"), &new_keys).unwrap();
 
     // Keys in the embedded key file move into the HSM.
     let file_dir = tempfile::tempdir().unwrap();
@@ -969,12 +987,31 @@ async fn the_kek_rotates_on_its_schedule() {
             .is_none(),
         "not again until 90 days after this rotation"
     );
-    let kek_file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("kek.key")).unwrap()).unwrap();
+    let kek_versions = || {
+        let f: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("kek.key")).unwrap()).unwrap();
+        f["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
-        kek_file["versions"].as_array().unwrap().len(),
-        1,
-        "version 1 destroyed"
+        kek_versions(),
+        [1, 2],
+        "version 1 kept for the backups wrapped under it"
+    );
+    clock.advance(time::Duration::days(91));
+    let r = rotate_kek_if_due(&st, &data, &kek, 90)
+        .await
+        .unwrap()
+        .expect("due");
+    assert_eq!((r.destroyed, r.retained), (vec![1], vec![2]));
+    assert_eq!(
+        kek_versions(),
+        [2, 3],
+        "version 1 destroyed once its backups expired"
     );
     let chain = st.store.audit_chain("_system").await.unwrap();
     let ev = chain

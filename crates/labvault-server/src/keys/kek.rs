@@ -40,8 +40,8 @@ pub trait Kek: Send {
     fn versions(&self) -> Vec<u32>;
     /// Creates version `current + 1` and makes it current.
     fn add_version(&mut self) -> Result<u32, KeyError>;
-    /// Destroys every version below `keep_from`.
-    fn destroy_below(&mut self, keep_from: u32) -> Result<(), KeyError>;
+    /// Destroys one version (nothing if it is not held).
+    fn destroy(&mut self, version: u32) -> Result<(), KeyError>;
     /// Wraps `key` for `purpose` under the current version.
     fn wrap(&self, purpose: &str, key: &[u8]) -> Result<Vec<u8>, KeyError>;
     /// Unwraps a key wrapped under any version still held.

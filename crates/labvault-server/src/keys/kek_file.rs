@@ -122,9 +122,9 @@ impl Kek for FileKek {
         Ok(v)
     }
 
-    fn destroy_below(&mut self, keep_from: u32) -> Result<(), KeyError> {
+    fn destroy(&mut self, version: u32) -> Result<(), KeyError> {
         let before = self.versions.len();
-        self.versions.retain(|(v, _)| *v >= keep_from);
+        self.versions.retain(|(v, _)| *v != version);
         if self.versions.len() != before {
             self.save()?;
         }

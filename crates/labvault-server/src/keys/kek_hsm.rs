@@ -173,8 +173,8 @@ impl Kek for HsmKek {
         Ok(v)
     }
 
-    fn destroy_below(&mut self, keep_from: u32) -> Result<(), KeyError> {
-        let (old, keep): (Vec<_>, Vec<_>) = self.versions.iter().partition(|(v, _)| *v < keep_from);
+    fn destroy(&mut self, version: u32) -> Result<(), KeyError> {
+        let (old, keep): (Vec<_>, Vec<_>) = self.versions.iter().partition(|(v, _)| *v == version);
         for (_, h) in &old {
             self.session()
                 .destroy_object(*h)

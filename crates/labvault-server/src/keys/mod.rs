@@ -153,6 +153,11 @@ struct KeyFile {
     /// Unix seconds of the last wrap (creation or rotation): what scheduled rotation reads.
     wrapped_at: i64,
     keys: BTreeMap<String, String>,
+    /// Earlier KEK versions still held, with when they were retired: backups taken before a
+    /// rotation hold keys wrapped under them, so they are destroyed only once those backups
+    /// have expired (or at once on request, after a compromise).
+    #[serde(default)]
+    retired: BTreeMap<u32, i64>,
 }
 
 /// The files of a data directory's keys.
@@ -256,6 +261,7 @@ impl KeyPaths {
             kek_version: kek.current_version(),
             wrapped_at: now,
             keys: wrapped,
+            retired: BTreeMap::new(),
         })
     }
 
@@ -353,14 +359,18 @@ impl KeyPaths {
     }
 
     /// Rotates the KEK: a new version on `to`'s custodian, every key re-wrapped under it and
-    /// `keys.json` replaced, then the older versions destroyed. With `from`, the keys are
-    /// read with that (other) custodian: moving them from a key file into an HSM, after
-    /// which the old key file is overwritten and removed.
+    /// `keys.json` replaced. The version before is retired, not destroyed: backups taken
+    /// before hold keys wrapped under it. Retired versions retired at or before
+    /// `destroy_retired_before` (unix seconds: now minus the backup retention, or now after
+    /// a compromise) are destroyed. With `from`, the keys are read with that (other)
+    /// custodian: moving them from a key file into an HSM, after which the key file is
+    /// overwritten and removed.
     pub fn rotate(
         &self,
         to: &KekChoice,
         from: Option<&KekChoice>,
         now: i64,
+        destroy_retired_before: i64,
     ) -> Result<Rotation, KeyError> {
         let mut kek = to.open(true)?;
         let old = match from {
@@ -384,9 +394,25 @@ impl KeyPaths {
         }
         let keys = self.unwrap_all(&kf, reader)?;
         let new_version = kek.add_version()?;
-        let new = self.wrap_all(&keys, kek.as_ref(), now)?;
+        let mut new = self.wrap_all(&keys, kek.as_ref(), now)?;
+        if old.is_none() {
+            new.retired = kf.retired.clone();
+            new.retired.insert(kf.kek_version, now);
+        }
         self.write(&new)?;
-        kek.destroy_below(new_version)?;
+        let expired: Vec<u32> = new
+            .retired
+            .iter()
+            .filter(|(_, at)| **at <= destroy_retired_before)
+            .map(|(v, _)| *v)
+            .collect();
+        for v in &expired {
+            kek.destroy(*v)?;
+            new.retired.remove(v);
+        }
+        if !expired.is_empty() {
+            self.write(&new)?;
+        }
         if let Some(KekChoice::File(p)) = from {
             shred(p)?;
         }
@@ -394,6 +420,8 @@ impl KeyPaths {
             from: (kf.custodian, kf.kek_version),
             to: (new.custodian, new_version),
             keys: ROLES.len(),
+            destroyed: expired,
+            retained: new.retired.keys().copied().collect(),
         })
     }
 }
@@ -407,6 +435,10 @@ pub struct Rotation {
     pub to: (Custodian, u32),
     /// Keys re-wrapped.
     pub keys: usize,
+    /// KEK versions destroyed.
+    pub destroyed: Vec<u32>,
+    /// Retired KEK versions still held (for older backups).
+    pub retained: Vec<u32>,
 }
 
 /// Writes `data` to `path` through a synced temporary file and a rename, then syncs the
