@@ -346,6 +346,10 @@ pub mod actions {
     pub const MEMBERSHIP_CHANGE: &str = "membership.change";
     /// The server's key-encryption key rotated (its keys re-wrapped; server chain).
     pub const SERVER_KEK_ROTATE: &str = "server.kek_rotate";
+    /// A backup snapshot taken (or failed; server chain).
+    pub const SERVER_BACKUP: &str = "server.backup";
+    /// The server restored from a backup snapshot (server chain).
+    pub const SERVER_RESTORE: &str = "server.restore";
 
     /// Every action the tenant server records besides the shared ones (`project.create`,
     /// `audit.export`, `audit.verify`).
@@ -422,6 +426,8 @@ pub mod actions {
         MEMBERSHIP_CHANGE,
         DEVICE_WIPE,
         SERVER_KEK_ROTATE,
+        SERVER_BACKUP,
+        SERVER_RESTORE,
     ];
 }
 

@@ -6,12 +6,13 @@
 //! Layers: [`api`] (axum handlers, one route table that also feeds OpenAPI), [`app`]
 //! (state, authentication, audit helpers), [`store`] (storage traits + SQLite + files),
 //! [`server`] (TLS, accept loop, bootstrap, sweeper), [`conn_guard`] (connection limits and
-//! idle timeouts), [`gc`] (removal of erased blobs), [`keys`] (the server's keys, wrapped under a
+//! idle timeouts), [`gc`] (removal of erased blobs), [`backup`] (backups and restores), [`keys`] (the server's keys, wrapped under a
 //! key-encryption key in an HSM or a key file).
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod app;
+pub mod backup;
 pub mod chain;
 pub mod clock;
 pub mod conn_guard;

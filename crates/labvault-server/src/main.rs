@@ -147,8 +147,75 @@ enum Cmd {
         #[arg(long)]
         destroy_retired: bool,
     },
+    /// Back up the data directory (the server may be running): a consistent snapshot of the
+    /// database, the wrapped keys, and the blob objects the repository lacks; snapshots older
+    /// than --keep-days are removed. Audited in the server chain (failures too).
+    Backup {
+        /// Backup repository (a directory; created on first use).
+        #[arg(long)]
+        to: PathBuf,
+        /// Days a snapshot is kept.
+        #[arg(long, default_value_t = 90)]
+        keep_days: u32,
+    },
+    /// Check a snapshot without restoring it (keys, manifest MAC, every file's SHA-256).
+    VerifyBackup {
+        /// Backup repository.
+        #[arg(long)]
+        from: PathBuf,
+        /// Snapshot id (default: the newest).
+        #[arg(long)]
+        snapshot: Option<String>,
+        /// Check every snapshot.
+        #[arg(long, conflicts_with = "snapshot")]
+        all: bool,
+    },
+    /// List the snapshots of a backup repository.
+    Backups {
+        /// Backup repository.
+        #[arg(long)]
+        from: PathBuf,
+    },
+    /// Restore a snapshot into an empty data directory (--data-dir; the KEK file, if the keys
+    /// are wrapped by one, copied there first or given with --kek-file). Verified first.
+    Restore {
+        /// Backup repository.
+        #[arg(long)]
+        from: PathBuf,
+        /// Snapshot id (default: the newest).
+        #[arg(long)]
+        snapshot: Option<String>,
+    },
     /// Print the OpenAPI document.
     Openapi,
+}
+
+/// Progress of a backup, verification or restore on stderr, at most once a second.
+struct StderrProgress {
+    what: &'static str,
+    last: std::time::Instant,
+}
+
+impl StderrProgress {
+    fn new(what: &'static str) -> StderrProgress {
+        StderrProgress {
+            what,
+            last: std::time::Instant::now(),
+        }
+    }
+}
+
+impl labvault_server::backup::Progress for StderrProgress {
+    fn objects(&mut self, done: usize, total: usize, bytes: u64) {
+        if done == total || self.last.elapsed() >= std::time::Duration::from_secs(1) {
+            self.last = std::time::Instant::now();
+            eprintln!(
+                "{}: {done}/{total} objects, {:.1} MiB",
+                self.what,
+                bytes as f64 / (1 << 20) as f64
+            );
+        }
+    }
 }
 
 /// Where the key-encryption key (KEK) that wraps the server's keys is held.
@@ -479,6 +546,130 @@ async fn main() -> Result<()> {
                     labvault_server::server::RETIRED_KEK_DAYS
                 );
             }
+        }
+        Cmd::Backup { to, keep_days } => {
+            use labvault_server::backup;
+            let state = open_state_with(&dir, Config::default(), Arc::new(SystemClock), &kek)?;
+            let now = state.now();
+            let r = {
+                let (dir, to) = (dir.clone(), to.clone());
+                tokio::task::spawn_blocking(move || {
+                    backup::create(
+                        &dir,
+                        &kek,
+                        &to,
+                        now,
+                        keep_days,
+                        &mut StderrProgress::new("backup"),
+                    )
+                })
+                .await?
+            };
+            let resource = to.display().to_string();
+            match r {
+                Ok(r) => {
+                    labvault_server::server::audit_server_event(
+                        &state,
+                        labvault_governance::audit::actions::SERVER_BACKUP,
+                        &resource,
+                        labvault_wire::AuditResult::Success,
+                        format!(
+                            "snapshot={} objects={} copied={} bytes={} pruned={}",
+                            r.id,
+                            r.objects,
+                            r.copied,
+                            r.bytes_copied,
+                            r.pruned_snapshots.len()
+                        ),
+                    )
+                    .await?;
+                    println!(
+                        "snapshot {}: {} objects ({} copied now), {:.1} MiB written",
+                        r.id,
+                        r.objects,
+                        r.copied,
+                        r.bytes_copied as f64 / (1 << 20) as f64
+                    );
+                    if !r.pruned_snapshots.is_empty() {
+                        println!(
+                            "removed {} snapshot(s) older than {keep_days} days and {} object(s) only they held",
+                            r.pruned_snapshots.len(),
+                            r.pruned_objects
+                        );
+                    }
+                }
+                Err(e) => {
+                    let _ = labvault_server::server::audit_server_event(
+                        &state,
+                        labvault_governance::audit::actions::SERVER_BACKUP,
+                        &resource,
+                        labvault_wire::AuditResult::Failure,
+                        e.to_string(),
+                    )
+                    .await;
+                    bail!("backup failed: {e}");
+                }
+            }
+        }
+        Cmd::VerifyBackup {
+            from,
+            snapshot,
+            all,
+        } => {
+            let repo = labvault_server::backup::Repo::new(&from);
+            let ids = if all {
+                repo.snapshots()?
+            } else {
+                vec![snapshot.clone().unwrap_or_default()]
+            };
+            for id in ids {
+                let pick = (!id.is_empty()).then_some(id.as_str());
+                let m = repo
+                    .verify(pick, &kek, &mut StderrProgress::new("verify"))
+                    .with_context(|| format!("{} does not verify", from.display()))?;
+                println!(
+                    "snapshot {} verified: database, keys and {} objects intact",
+                    m.id,
+                    m.objects.len()
+                );
+            }
+        }
+        Cmd::Backups { from } => {
+            let repo = labvault_server::backup::Repo::new(&from);
+            for id in repo.snapshots()? {
+                let m = repo.manifest(&id)?;
+                let bytes: u64 = m.objects.iter().map(|o| o.size).sum::<u64>() + m.db.size;
+                println!(
+                    "{id}\t{}\t{} objects\t{:.1} MiB",
+                    labvault_server::clock::rfc3339(m.created_at),
+                    m.objects.len(),
+                    bytes as f64 / (1 << 20) as f64
+                );
+            }
+        }
+        Cmd::Restore { from, snapshot } => {
+            let m = labvault_server::backup::restore(
+                &from,
+                snapshot.as_deref(),
+                &dir,
+                &kek,
+                &mut StderrProgress::new("restore"),
+            )?;
+            let state = open_state_with(&dir, Config::default(), Arc::new(SystemClock), &kek)?;
+            labvault_server::server::audit_server_event(
+                &state,
+                labvault_governance::audit::actions::SERVER_RESTORE,
+                &from.display().to_string(),
+                labvault_wire::AuditResult::Success,
+                format!("snapshot={} objects={}", m.id, m.objects.len()),
+            )
+            .await?;
+            println!(
+                "restored snapshot {} ({} objects) into {}",
+                m.id,
+                m.objects.len(),
+                dir.0.display()
+            );
         }
         Cmd::Openapi => unreachable!(),
     }

@@ -89,7 +89,8 @@ fn restrict(_: &Path, _: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-fn write_secret_file(p: &Path, data: &[u8]) -> std::io::Result<()> {
+/// Writes a file only its owner can read (mode 0600), through a rename.
+pub(crate) fn write_secret_file(p: &Path, data: &[u8]) -> std::io::Result<()> {
     let tmp = p.with_extension("tmp");
     std::fs::write(&tmp, data)?;
     restrict(&tmp, 0o600)?;
@@ -177,7 +178,7 @@ pub async fn rotate_kek(
                 user: actor.to_string(),
                 action: actions::SERVER_KEK_ROTATE.into(),
                 resource: "/server/keys".into(),
-                ip_address: String::new(),
+                ip_address: "local".into(),
                 user_agent: "labvault-server".into(),
                 result: AuditResult::Success,
                 detail: format!(
@@ -221,6 +222,33 @@ pub async fn rotate_kek_if_due(
     rotate_kek(state, dir, kek, None, destroy_before, "scheduled")
         .await
         .map(Some)
+}
+
+/// Appends an event of the server itself (operations: backups, restores) to the server chain.
+pub async fn audit_server_event(
+    state: &AppState,
+    action: &str,
+    resource: &str,
+    result: AuditResult,
+    detail: String,
+) -> Result<(), ServerError> {
+    state
+        .store
+        .append_audit(
+            SYSTEM_TENANT,
+            AuditDraft {
+                timestamp: state.clock.now(),
+                user: "operator".into(),
+                action: action.into(),
+                resource: resource.into(),
+                ip_address: "local".into(),
+                user_agent: "labvault-server".into(),
+                result,
+                detail,
+            },
+        )
+        .await?;
+    Ok(())
 }
 
 fn custodian_tag(c: &crate::keys::kek::Custodian) -> String {

@@ -1027,3 +1027,114 @@ async fn the_kek_rotates_on_its_schedule() {
     drop(st);
     assert!(open_state(&data, Config::default(), clock).is_ok());
 }
+
+/// `backup`, `backups`, `verify-backup` and `restore` from the command line: a restore into
+/// an empty data directory (with the KEK file the operator kept apart) serves the same tenant,
+/// both operations are in the server's audit chain, and an altered snapshot is refused.
+#[test]
+fn backup_commands_round_trip_and_refuse_an_altered_snapshot() {
+    let data = tempfile::tempdir().unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    let server = |dir: &std::path::Path| {
+        let mut c = Command::new(BIN);
+        c.arg("--data-dir")
+            .arg(dir)
+            .env("LABVAULT_OWNER_PASSWORD", "Correct-Horse-9");
+        c
+    };
+    let mut init = server(data.path());
+    init.args([
+        "init",
+        "--slug",
+        "bk-lab",
+        "--owner-email",
+        "pi@bk-lab.test",
+    ]);
+    assert!(run(init).0);
+    let mut backup = server(data.path());
+    backup.arg("backup").arg("--to").arg(repo.path());
+    let (ok, out) = run(backup);
+    assert!(ok && out.contains("snapshot "), "{out}");
+    // A failed backup (the destination is not a repository) is refused and audited.
+    let not_repo = tempfile::tempdir().unwrap();
+    std::fs::write(not_repo.path().join("notes.txt"), "mine").unwrap();
+    let mut failed = server(data.path());
+    failed.arg("backup").arg("--to").arg(not_repo.path());
+    let (ok, out) = run(failed);
+    assert!(
+        !ok && out.contains("neither empty nor a LabVault backup repository"),
+        "{out}"
+    );
+    let mut audit = server(data.path());
+    audit.args(["audit-export", "--tenant", "_system"]);
+    let (_, out) = run(audit);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("server.backup") && l.contains("\"result\":\"failure\"")),
+        "{out}"
+    );
+    let mut list = server(data.path());
+    list.arg("backups").arg("--from").arg(repo.path());
+    let (ok, out) = run(list);
+    assert!(ok && out.lines().count() == 1, "{out}");
+    let mut verify = server(data.path());
+    verify
+        .args(["verify-backup", "--all", "--from"])
+        .arg(repo.path());
+    let (ok, out) = run(verify);
+    assert!(ok && out.contains("verified"), "{out}");
+
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::copy(data.path().join("kek.key"), restored.path().join("kek.key")).unwrap();
+    let mut restore = server(restored.path());
+    restore.arg("restore").arg("--from").arg(repo.path());
+    let (ok, out) = run(restore);
+    assert!(ok && out.contains("restored snapshot"), "{out}");
+    let mut audit = server(restored.path());
+    audit.args(["audit-export", "--tenant", "_system"]);
+    let (ok, out) = run(audit);
+    assert!(
+        ok && out.contains("tenant.create") && out.contains("server.restore"),
+        "{out}"
+    );
+    let mut audit = server(data.path());
+    audit.args(["audit-export", "--tenant", "_system"]);
+    let (ok, out) = run(audit);
+    assert!(
+        ok && out.contains("server.backup") && out.contains("\"result\":\"success\""),
+        "{out}"
+    );
+    let mut again = server(restored.path());
+    again.arg("restore").arg("--from").arg(repo.path());
+    let (ok, out) = run(again);
+    assert!(!ok && out.contains("not empty"), "{out}");
+
+    let manifest = walk_files(repo.path())
+        .into_iter()
+        .find(|p| p.ends_with("manifest.json"))
+        .unwrap();
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("\"created_at\": 1", "\"created_at\": 2"),
+    )
+    .unwrap();
+    let mut verify = server(data.path());
+    verify.args(["verify-backup", "--from"]).arg(repo.path());
+    let (ok, out) = run(verify);
+    assert!(!ok && out.contains("does not authenticate"), "{out}");
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::copy(data.path().join("kek.key"), empty.path().join("kek.key")).unwrap();
+    let mut restore = server(empty.path());
+    restore.arg("restore").arg("--from").arg(repo.path());
+    let (ok, out) = run(restore);
+    assert!(!ok && out.contains("does not authenticate"), "{out}");
+    assert!(
+        !empty.path().join("labvault-server.db").exists(),
+        "nothing restored"
+    );
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    snapshot(dir).into_keys().collect()
+}

@@ -353,6 +353,24 @@ impl KeyPaths {
         Ok(keys)
     }
 
+    /// The keys of an existing `keys.json`, unwrapped, writing nothing (no lock file, no
+    /// conversion): for a backup's copy of the keys.
+    pub fn read_only(&self, choice: &KekChoice) -> Result<ServerKeys, KeyError> {
+        let kf = self
+            .read()?
+            .ok_or_else(|| KeyError::Store(format!("{} is missing", self.keys_json().display())))?;
+        if kf.custodian != choice.custodian() {
+            return Err(KeyError::Custodian(format!(
+                "the keys in {} are wrapped by {}, not by {}",
+                self.keys_json().display(),
+                kf.custodian,
+                choice.custodian()
+            )));
+        }
+        let kek = choice.open(false)?;
+        self.unwrap_all(&kf, kek.as_ref())
+    }
+
     /// When the keys were last wrapped (unix seconds), and under which KEK version.
     pub fn wrapped_at(&self) -> Result<Option<(i64, u32)>, KeyError> {
         Ok(self.read()?.map(|kf| (kf.wrapped_at, kf.kek_version)))

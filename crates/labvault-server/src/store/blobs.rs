@@ -162,6 +162,18 @@ async fn sha256_of_file(p: &Path) -> std::io::Result<[u8; 32]> {
     Ok(h.finalize().into())
 }
 
+/// Where the object `key` (`tenant/project/id`) lives under a file store's root; `None` for
+/// a key that is not one (backups lay objects out the same way).
+pub fn object_relpath(key: &str) -> Option<PathBuf> {
+    let parts: Vec<&str> = key.split('/').collect();
+    match parts.as_slice() {
+        [t, p, id] if [t, p, id].iter().all(|s| safe_segment(s)) && id.len() >= 2 => {
+            Some(Path::new("objects").join(t).join(p).join(&id[..2]).join(id))
+        }
+        _ => None,
+    }
+}
+
 impl FsBlobStore {
     /// A store in `root` (created if missing); temp files of an earlier run are removed.
     pub fn open(root: &Path) -> std::io::Result<FsBlobStore> {
@@ -177,17 +189,9 @@ impl FsBlobStore {
     }
 
     fn object(&self, key: &str) -> Result<PathBuf, BlobError> {
-        let parts: Vec<&str> = key.split('/').collect();
-        match parts.as_slice() {
-            [t, p, id] if [t, p, id].iter().all(|s| safe_segment(s)) && id.len() >= 2 => Ok(self
-                .root
-                .join("objects")
-                .join(t)
-                .join(p)
-                .join(&id[..2])
-                .join(id)),
-            _ => Err(BlobError::NotFound),
-        }
+        object_relpath(key)
+            .map(|rel| self.root.join(rel))
+            .ok_or(BlobError::NotFound)
     }
 
     fn upload_file(&self, upload: &str) -> Result<PathBuf, BlobError> {

@@ -167,24 +167,40 @@ impl Tenant {
         (t, to)
     }
 
-    /// A consistent copy of the server's database now (what a nightly backup holds).
-    pub fn backup(&self) -> PathBuf {
-        let to = self
-            .dir
-            .path()
-            .join(format!("backup-{}.db", uuid::Uuid::new_v4().simple()));
-        let c = labvault_server::server::open_db_raw(&labvault_server::DataDir(
-            self.dir.path().to_path_buf(),
-        ))
-        .unwrap();
-        c.execute("VACUUM INTO ?1", [to.to_string_lossy().as_ref()])
-            .unwrap();
-        to
+    /// A backup now, with `labvault-server backup`'s code (a snapshot of the database, the
+    /// wrapped keys and the blob objects, in a repository of its own): what a nightly
+    /// backup holds.
+    pub fn backup(&self) -> Backup {
+        let repo = scratch();
+        let r = self.backup_to(
+            repo.path(),
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+        );
+        Backup { repo, id: r.id }
     }
 
-    /// Stops the server, puts `backup` in place of its database, and starts it again on the
-    /// same address (a restore from an older backup).
-    pub async fn restore(&mut self, backup: &Path) {
+    /// A backup into the repository `repo`, as if taken at `now` (unix seconds).
+    pub fn backup_to(&self, repo: &Path, now: i64) -> labvault_server::backup::BackupReport {
+        labvault_server::backup::create(
+            &DataDir(self.dir.path().to_path_buf()),
+            &labvault_server::KekChoice::default_for(self.dir.path()),
+            repo,
+            now,
+            90,
+            &mut (),
+        )
+        .unwrap()
+    }
+
+    /// Stops the server, wipes its data directory (all but the KEK file, which an operator
+    /// keeps apart from the backups), restores `backup` into it with `labvault-server
+    /// restore`'s code and starts it again on the same address.
+    pub async fn restore(&mut self, backup: &Backup) {
+        self.restore_from(backup.repo.path(), &backup.id).await
+    }
+
+    /// [`Tenant::restore`] of snapshot `id` of the repository `repo`.
+    pub async fn restore_from(&mut self, repo: &Path, id: &str) {
         let data = DataDir(self.dir.path().to_path_buf());
         let addr = self.server.addr;
         // A stand-in on its own data directory, so the real one is let go of entirely.
@@ -205,11 +221,25 @@ impl Tenant {
         .unwrap();
         let old = std::mem::replace(&mut self.server, tmp);
         old.stop().await;
-        let db = data.db();
-        for ext in ["-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+        for e in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name == "kek.key" {
+                continue;
+            }
+            if e.path().is_dir() {
+                std::fs::remove_dir_all(e.path()).unwrap();
+            } else {
+                std::fs::remove_file(e.path()).unwrap();
+            }
         }
-        std::fs::copy(backup, &db).unwrap();
+        labvault_server::backup::restore(
+            repo,
+            Some(id),
+            &data,
+            &labvault_server::KekChoice::default_for(self.dir.path()),
+            &mut (),
+        )
+        .unwrap();
         let state = open_state(
             &data,
             server_config(),
@@ -222,6 +252,12 @@ impl Tenant {
         let tmp = std::mem::replace(&mut self.server, new);
         tmp.stop().await;
     }
+}
+
+/// A backup snapshot and its repository.
+pub struct Backup {
+    pub repo: tempfile::TempDir,
+    pub id: String,
 }
 
 pub fn walk(dir: &Path) -> Vec<PathBuf> {
