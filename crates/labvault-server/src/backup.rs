@@ -30,8 +30,6 @@ use crate::store::blobs::object_relpath;
 
 const REPO_FORMAT: &str = "labvault-server-backup/1";
 const MARKER: &str = "labvault-backup.json";
-/// Associated data of the sealed TLS key.
-const TLS_KEY_AAD: &str = "labvault/server/backup/tls-key";
 
 /// What goes wrong with a backup.
 #[derive(Debug, thiserror::Error)]
@@ -109,8 +107,9 @@ pub struct Manifest {
     pub keys: FileEntry,
     /// Blob objects.
     pub objects: Vec<ObjectEntry>,
-    /// The generated TLS certificate (`tls-cert.pem`) and its key sealed under the server's
-    /// secrets key (`tls-key.sealed`), so a restored server keeps the pin its clients know.
+    /// The generated TLS certificate (`tls-cert.pem`) and its key as the data directory keeps
+    /// it, sealed under the server's secrets key (`tls-key.sealed`), so a restored server
+    /// keeps the pin its clients know.
     #[serde(default)]
     pub tls: Option<(FileEntry, FileEntry)>,
     /// HMAC-SHA256 (hex) of this manifest with `mac` empty, under a key derived from the
@@ -489,13 +488,10 @@ pub fn create(
         &partial.join("keys.json"),
     )?;
 
-    let tls = if dir.cert().exists() && dir.key().exists() {
+    let tls = if dir.cert().exists() && dir.sealed_key().exists() {
         let cert = copy_synced(&dir.cert(), &partial.join("tls-cert.pem"))?;
-        let key_pem = Zeroizing::new(std::fs::read(dir.key()).map_err(io(&dir.key()))?);
-        let sealed = crate::secrets::SecretBox::new(*keys.secrets).seal(TLS_KEY_AAD, &key_pem);
-        let kp = partial.join("tls-key.sealed");
-        std::fs::write(&kp, &sealed).map_err(io(&kp))?;
-        Some((cert, sha256_file(&kp)?))
+        let key = copy_synced(&dir.sealed_key(), &partial.join("tls-key.sealed"))?;
+        Some((cert, key))
     } else {
         None
     };
@@ -665,24 +661,16 @@ pub fn restore(
             });
         }
     }
-    if let Some((cert, _)) = &m.tls {
-        if !dir.key().exists() {
-            let keys = KeyPaths::new(&sdir).read_only(kek)?;
-            let sealed = std::fs::read(sdir.join("tls-key.sealed")).map_err(io(&sdir))?;
-            let pem = crate::secrets::SecretBox::new(*keys.secrets)
-                .open(TLS_KEY_AAD, &sealed)
-                .ok_or_else(|| BackupError::Invalid {
-                    snapshot: m.id.clone(),
-                    what: "tls-key.sealed does not open".into(),
-                })?;
-            let got = copy_synced(&sdir.join("tls-cert.pem"), &dir.cert())?;
-            if &got != cert {
+    if let Some((cert, key)) = &m.tls {
+        if !dir.sealed_key().exists() {
+            let got_cert = copy_synced(&sdir.join("tls-cert.pem"), &dir.cert())?;
+            let got_key = copy_synced(&sdir.join("tls-key.sealed"), &dir.sealed_key())?;
+            if &got_cert != cert || &got_key != key {
                 return Err(BackupError::Invalid {
                     snapshot: m.id.clone(),
-                    what: "tls-cert.pem changed while it was restored".into(),
+                    what: "the TLS certificate or key changed while they were restored".into(),
                 });
             }
-            crate::server::write_secret_file(&dir.key(), &pem).map_err(io(&dir.key()))?;
         }
     }
     // The database and the keys last: a restore cut short leaves no database to start on.

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use labvault_server::clock::SystemClock;
 use labvault_server::secrets::Secret;
-use labvault_server::server::{load_pem, self_signed, spki_pin, TlsMaterial};
+use labvault_server::server::{load_pem, self_signed_with, spki_pin, TlsMaterial};
 use labvault_server::{
     create_tenant, open_state_with, start, sweep_trials, Config, DataDir, KekChoice, NewTenant,
 };
@@ -294,10 +294,10 @@ struct NetArgs {
     kek_rotation_days: u32,
 }
 
-fn tls(dir: &DataDir, net: &NetArgs) -> Result<TlsMaterial> {
+fn tls(dir: &DataDir, kek: &KekChoice, net: &NetArgs) -> Result<TlsMaterial> {
     Ok(match (&net.cert, &net.key) {
         (Some(c), Some(k)) => load_pem(c, k)?,
-        _ => self_signed(dir)?,
+        _ => self_signed_with(dir, kek)?,
     })
 }
 
@@ -324,6 +324,7 @@ async fn serve(dir: DataDir, kek: KekChoice, net: NetArgs, quickstart: bool) -> 
         ..Config::default()
     };
     let state = open_state_with(&dir, cfg, Arc::new(SystemClock), &kek)?;
+    let tls_material = tls(&dir, &kek, &net)?;
     if net.kek_rotation_days > 0 {
         tokio::spawn(scheduled_rotation(
             state.clone(),
@@ -351,7 +352,7 @@ async fn serve(dir: DataDir, kek: KekChoice, net: NetArgs, quickstart: bool) -> 
         println!("  Owner password: {password}");
         println!("  (shown once; enrol MFA after the first login)");
     }
-    let running = start(net.bind, tls(&dir, &net)?, state).await?;
+    let running = start(net.bind, tls_material, state).await?;
     println!("labvault-server listening on https://{}", running.addr);
     println!("certificate pin: {}", running.pin);
     tokio::signal::ctrl_c().await?;
@@ -452,7 +453,7 @@ async fn main() -> Result<()> {
                     println!("{}", spki_pin(&der)?);
                     return Ok(());
                 }
-                None => self_signed(&dir)?,
+                None => self_signed_with(&dir, &kek)?,
             };
             println!("{}", spki_pin(&m.certs[0])?);
         }

@@ -73,11 +73,19 @@ impl DataDir {
     pub fn cert(&self) -> PathBuf {
         self.0.join("tls").join("cert.pem")
     }
-    /// Generated key.
+    /// The generated certificate's key as an earlier version kept it (plain PEM): sealed
+    /// into [`DataDir::sealed_key`] and removed at the next start.
     pub fn key(&self) -> PathBuf {
         self.0.join("tls").join("key.pem")
     }
+    /// The generated certificate's key, sealed under the server's secrets key.
+    pub fn sealed_key(&self) -> PathBuf {
+        self.0.join("tls").join("key.sealed")
+    }
 }
+
+/// Associated data of the sealed TLS key (`tls/key.sealed`, and in backups).
+pub const TLS_KEY_AAD: &str = "labvault/server/tls-key";
 
 #[cfg(unix)]
 fn restrict(p: &Path, mode: u32) -> std::io::Result<()> {
@@ -270,9 +278,28 @@ pub struct TlsMaterial {
     pub cert_pem: String,
 }
 
-/// Generates a self-signed certificate for localhost on first use, then reuses it.
+/// Generates a self-signed certificate for localhost on first use, then reuses it; its key is
+/// kept sealed under the server's secrets key (unwrapped from the default key file).
 pub fn self_signed(dir: &DataDir) -> Result<TlsMaterial, ServerError> {
-    if !dir.cert().exists() || !dir.key().exists() {
+    self_signed_with(dir, &KekChoice::default_for(&dir.0))
+}
+
+/// [`self_signed`] with the server keys unwrapped by `kek`. The key is never on disk in
+/// plaintext: `tls/key.sealed` (AES-256-GCM under the secrets key); a plain `tls/key.pem`
+/// of an earlier version is sealed, then overwritten and removed.
+pub fn self_signed_with(dir: &DataDir, kek: &KekChoice) -> Result<TlsMaterial, ServerError> {
+    let keys = load_keys(dir, kek)?;
+    let sealer = crate::secrets::SecretBox::new(*keys.secrets);
+    let seal = |pem: &[u8]| -> Result<(), ServerError> {
+        write_secret_file(&dir.sealed_key(), &sealer.seal(TLS_KEY_AAD, pem))?;
+        Ok(())
+    };
+    if dir.key().exists() && !dir.sealed_key().exists() {
+        let pem = zeroize::Zeroizing::new(std::fs::read(dir.key())?);
+        seal(&pem)?;
+    }
+    crate::keys::shred(&dir.key())?;
+    if !dir.cert().exists() || !dir.sealed_key().exists() {
         let names = vec![
             "localhost".to_string(),
             "127.0.0.1".to_string(),
@@ -280,10 +307,27 @@ pub fn self_signed(dir: &DataDir) -> Result<TlsMaterial, ServerError> {
         ];
         let ck = rcgen::generate_simple_self_signed(names)
             .map_err(|e| ServerError::Tls(e.to_string()))?;
-        write_secret_file(&dir.key(), ck.signing_key.serialize_pem().as_bytes())?;
+        seal(zeroize::Zeroizing::new(ck.signing_key.serialize_pem()).as_bytes())?;
         std::fs::write(dir.cert(), ck.cert.pem())?;
     }
-    load_pem(&dir.cert(), &dir.key())
+    let sealed = std::fs::read(dir.sealed_key())?;
+    let pem = sealer.open(TLS_KEY_AAD, &sealed).ok_or_else(|| {
+        ServerError::Tls(format!(
+            "{} does not open with this server's keys (altered, or from another data directory)",
+            dir.sealed_key().display()
+        ))
+    })?;
+    let key = PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|e| ServerError::Tls(format!("{}: {e}", dir.sealed_key().display())))?;
+    let cert_pem = std::fs::read_to_string(dir.cert())?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| ServerError::Tls(format!("{}: {e}", dir.cert().display())))?;
+    Ok(TlsMaterial {
+        certs,
+        key,
+        cert_pem,
+    })
 }
 
 /// Loads a PEM certificate chain and key.

@@ -754,6 +754,12 @@ fn server_keys_are_wrapped_by_a_kek_in_the_hsm_and_rotate() {
     for (f, k) in &legacy {
         std::fs::write(data.join(f), hex::encode(k)).unwrap();
     }
+    // ... and its generated certificate with the key in plain PEM.
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::create_dir_all(data.join("tls")).unwrap();
+    std::fs::write(data.join("tls/cert.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(data.join("tls/key.pem"), ck.signing_key.serialize_pem()).unwrap();
+    let legacy_pin = labvault_server::server::spki_pin(ck.cert.der()).unwrap();
     let mut init = hsm.server(data, HSM_PIN);
     init.args([
         "init",
@@ -767,8 +773,35 @@ fn server_keys_are_wrapped_by_a_kek_in_the_hsm_and_rotate() {
     let (ok, out) = run(init);
     assert!(ok, "{out}");
 
+    // The generated TLS certificate's key is kept sealed: the pin is stable across starts.
+    let pin = || {
+        let mut c = hsm.server(data, HSM_PIN);
+        c.arg("pin");
+        let (ok, out) = run(c);
+        assert!(ok, "{out}");
+        out
+    };
+    let first_pin = pin();
+    assert_eq!(
+        first_pin.trim(),
+        legacy_pin,
+        "the certificate of before is kept"
+    );
+    assert_eq!(pin(), first_pin);
+    assert!(
+        !data.join("tls/key.pem").exists(),
+        "the plain TLS key was removed"
+    );
+
     // The plain key files are gone and no file holds a key or the owner's address.
     let files = snapshot(data);
+    for (p, bytes) in &files {
+        assert!(
+            !bytes.windows(11).any(|w| w == b"PRIVATE KEY"),
+            "{} holds a private key in PEM",
+            p.display()
+        );
+    }
     for (f, k) in &legacy {
         assert!(!data.join(f).exists(), "{f} was left in plaintext");
         for (p, bytes) in &files {

@@ -486,7 +486,7 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), Ke
 }
 
 /// Overwrites a key file with zeros (synced) and removes it; nothing if it does not exist.
-fn shred(path: &Path) -> Result<(), KeyError> {
+pub(crate) fn shred(path: &Path) -> Result<(), KeyError> {
     use std::io::Write;
     let len = match std::fs::metadata(path) {
         Ok(m) => m.len(),
