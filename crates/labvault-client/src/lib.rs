@@ -701,6 +701,43 @@ impl TenantClient {
         self.get(&["audit", "verify"], Some(token)).await
     }
 
+    /// The tenant's security alerts (Admin).
+    pub async fn alerts(&self, token: &str, q: &AlertQuery) -> Result<AlertList, ClientError> {
+        self.get_query(&["alerts"], token, q, Body::Json).await
+    }
+
+    /// Acknowledges an alert (Admin).
+    pub async fn acknowledge_alert(&self, token: &str, id: &str) -> Result<Alert, ClientError> {
+        self.call::<(), _>(
+            Method::POST,
+            &["alerts", id, "acknowledge"],
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    /// Resolves an alert (Admin).
+    pub async fn resolve_alert(&self, token: &str, id: &str) -> Result<Alert, ClientError> {
+        self.call::<(), _>(Method::POST, &["alerts", id, "resolve"], Some(token), None)
+            .await
+    }
+
+    /// The tenant's alert settings (Admin).
+    pub async fn alert_settings(&self, token: &str) -> Result<AlertSettings, ClientError> {
+        self.get(&["tenant", "alerts"], Some(token)).await
+    }
+
+    /// Sets the webhook and thresholds (Admin, step-up); a new webhook's secret, once.
+    pub async fn set_alert_settings(
+        &self,
+        token: &str,
+        req: &AlertSettings,
+    ) -> Result<AlertSettingsSaved, ClientError> {
+        self.call(Method::PUT, &["tenant", "alerts"], Some(token), Some(req))
+            .await
+    }
+
     /// The access review (Admin).
     pub async fn access_review(
         &self,

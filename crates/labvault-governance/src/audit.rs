@@ -346,6 +346,16 @@ pub mod actions {
     pub const MEMBERSHIP_CHANGE: &str = "membership.change";
     /// The server's key-encryption key rotated (its keys re-wrapped; server chain).
     pub const SERVER_KEK_ROTATE: &str = "server.kek_rotate";
+    /// A security alert raised (the rule, subject and summary in the detail).
+    pub const SECURITY_ALERT: &str = "security.alert";
+    /// Alerts listed.
+    pub const ALERT_LIST: &str = "alert.list";
+    /// An alert acknowledged.
+    pub const ALERT_ACKNOWLEDGE: &str = "alert.acknowledge";
+    /// An alert resolved.
+    pub const ALERT_RESOLVE: &str = "alert.resolve";
+    /// An alert's webhook delivery given up after its retries (by the server).
+    pub const ALERT_DELIVERY: &str = "alert.delivery";
     /// A backup snapshot taken (or failed; server chain).
     pub const SERVER_BACKUP: &str = "server.backup";
     /// The server restored from a backup snapshot (server chain).
@@ -426,6 +436,11 @@ pub mod actions {
         MEMBERSHIP_CHANGE,
         DEVICE_WIPE,
         SERVER_KEK_ROTATE,
+        SECURITY_ALERT,
+        ALERT_LIST,
+        ALERT_ACKNOWLEDGE,
+        ALERT_RESOLVE,
+        ALERT_DELIVERY,
         SERVER_BACKUP,
         SERVER_RESTORE,
     ];

@@ -48,6 +48,8 @@ pub struct Config {
     pub stale_days: u32,
     /// How often the trial sweeper and the blob sweeper run (s).
     pub sweep_interval_secs: u64,
+    /// Seconds between webhook delivery rounds of security alerts.
+    pub alert_tick_secs: u64,
     /// Largest blob sent in one request, and largest pack of small blobs (bytes).
     pub max_blob_request: u64,
     /// Smallest and largest part size of a resumable upload (bytes).
@@ -92,6 +94,7 @@ impl Default for Config {
             trial_ttl: 86400,
             stale_days: 90,
             sweep_interval_secs: 60,
+            alert_tick_secs: 5,
             max_blob_request: 32 << 20,
             part_size_range: (5 << 20, 64 << 20),
             upload_ttl_secs: 7 * 86400,
@@ -113,6 +116,8 @@ pub struct StateParts {
     pub store: Arc<dyn Store>,
     /// Metadata of file sync (the same database by default).
     pub sync: Arc<dyn SyncStore>,
+    /// Security alerts (the same database by default).
+    pub alerts: Arc<dyn crate::store::alerts::AlertStore>,
     /// Blob bytes.
     pub blobs: Arc<dyn BlobStore>,
     /// Time source.
@@ -151,6 +156,8 @@ pub struct Inner {
     pub review_cache: Mutex<HashMap<String, ReviewBody>>,
     /// Metadata of file sync.
     pub sync: Arc<dyn SyncStore>,
+    /// Security alerts.
+    pub alerts: Arc<dyn crate::store::alerts::AlertStore>,
     /// Blob bytes.
     pub blobs: Arc<dyn BlobStore>,
     /// Signs audit anchors.
@@ -244,6 +251,7 @@ impl AppState {
             dummy_hash,
             review_cache: Mutex::new(HashMap::new()),
             sync: parts.sync,
+            alerts: parts.alerts,
             blobs: parts.blobs,
             anchor_key: parts.anchor_key,
             feeds: FeedWatch::default(),

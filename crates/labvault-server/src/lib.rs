@@ -3,13 +3,14 @@
 //! ciphertext only: file blobs and item states arrive sealed by the devices
 //! (`docs/sync-protocol.md`, "What the server sees").
 //!
-//! Layers: [`api`] (axum handlers, one route table that also feeds OpenAPI), [`app`]
+//! Layers: [`alerts`] (security alerts from the audit trail, webhooks), [`api`] (axum handlers, one route table that also feeds OpenAPI), [`app`]
 //! (state, authentication, audit helpers), [`store`] (storage traits + SQLite + files),
 //! [`server`] (TLS, accept loop, bootstrap, sweeper), [`conn_guard`] (connection limits and
 //! idle timeouts), [`gc`] (removal of erased blobs), [`backup`] (backups and restores), [`keys`] (the server's keys, wrapped under a
 //! key-encryption key in an HSM or a key file).
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod backup;

@@ -600,6 +600,11 @@ async fn main() -> Result<()> {
                     }
                 }
                 Err(e) => {
+                    if let Err(a) =
+                        labvault_server::alerts::backup_failed(&state, &e.to_string()).await
+                    {
+                        eprintln!("could not raise the backup alert: {}", a.message);
+                    }
                     let _ = labvault_server::server::audit_server_event(
                         &state,
                         labvault_governance::audit::actions::SERVER_BACKUP,

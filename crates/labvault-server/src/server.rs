@@ -155,7 +155,8 @@ pub fn open_state_with(
     )?);
     let parts = StateParts {
         store: sqlite.clone(),
-        sync: sqlite,
+        sync: sqlite.clone(),
+        alerts: sqlite,
         blobs: Arc::new(FsBlobStore::open(&dir.blobs())?),
         clock,
         jwt: JwtKey::new(keys.jwt.to_vec()),
@@ -460,6 +461,7 @@ pub async fn start(
     let sweeper_state = state.clone();
     let state_cfg = state.cfg.clone();
     let join = tokio::spawn(async move {
+        let alerter = tokio::spawn(crate::alerts::run(sweeper_state.clone()));
         let sweeper = tokio::spawn(sweeper_loop(sweeper_state));
         let limits = Limits {
             first: Duration::from_secs(state_cfg.first_request_timeout_secs),
@@ -469,6 +471,8 @@ pub async fn start(
         accept_loop(listener, TlsAcceptor::from(cfg), app, rx, limits).await;
         sweeper.abort();
         let _ = sweeper.await;
+        alerter.abort();
+        let _ = alerter.await;
     });
     Ok(RunningServer {
         addr,
@@ -701,6 +705,7 @@ pub async fn sweep_trials(st: &AppState) -> Result<Vec<String>, ServerError> {
 async fn sweeper_loop(st: AppState) {
     let every = Duration::from_secs(st.cfg.sweep_interval_secs.max(1));
     let mut orphans_due = 0i64;
+    let mut chains_due = st.now() + 3600;
     loop {
         if let Err(e) = sweep_trials(&st).await {
             tracing::error!(error = %e, "trial sweep failed");
@@ -713,6 +718,13 @@ async fn sweeper_loop(st: AppState) {
             orphans_due = st.now() + 6 * 3600;
             if let Err(e) = crate::gc::sweep_unrecorded_objects(&st).await {
                 tracing::error!(error = %e, "object sweep failed");
+            }
+        }
+        // Every audit chain re-verified once a day (an hour after start, then daily).
+        if st.now() >= chains_due {
+            chains_due = st.now() + 86_400;
+            if let Err(e) = crate::alerts::check_chains(&st).await {
+                tracing::error!(error = %e.message, "audit chain check failed");
             }
         }
         tokio::time::sleep(every).await;

@@ -308,6 +308,16 @@ const MATRIX: &[(&str, &str, Rule, &str)] = &[
         Min(Admin),
         r#"{"offline_lease_days":14,"key_rotation_days":90}"#,
     ),
+    ("GET", "/v1/alerts", Min(Admin), ""),
+    ("POST", "/v1/alerts/{missing}/acknowledge", Min(Admin), ""),
+    ("POST", "/v1/alerts/{missing}/resolve", Min(Admin), ""),
+    ("GET", "/v1/tenant/alerts", Min(Admin), ""),
+    (
+        "PUT",
+        "/v1/tenant/alerts",
+        Min(Admin),
+        r#"{"webhook_url":null,"downloads_per_hour":2000,"deletions_per_hour":100}"#,
+    ),
 ];
 
 /// Codes that mean "authorization refused"; anything else means the request got past
@@ -349,6 +359,7 @@ fn template(path: &str) -> String {
             "/v1/uploads/{upload_id}/parts/{n}",
         )
         .replace("/v1/uploads/{missing}", "/v1/uploads/{upload_id}")
+        .replace("/v1/alerts/{missing}", "/v1/alerts/{alert_id}")
         .split('?')
         .next()
         .unwrap()

@@ -540,7 +540,8 @@ async fn the_database_is_encrypted_at_rest_and_an_older_plain_one_is_converted()
         let st = AppState::new(
             labvault_server::app::StateParts {
                 store: plain.clone(),
-                sync: plain,
+                sync: plain.clone(),
+                alerts: plain,
                 blobs: Arc::new(FsBlobStore::open(&data.blobs()).unwrap()),
                 clock: Arc::new(SystemClock),
                 jwt: labvault_server::jwt::JwtKey::new(vec![7; 32]),
@@ -1083,7 +1084,16 @@ fn backup_commands_round_trip_and_refuse_an_altered_snapshot() {
         "--owner-email",
         "pi@bk-lab.test",
     ]);
-    assert!(run(init).0);
+    let (ok, out) = run(init);
+    assert!(ok, "{out}");
+    let tenant_id = out
+        .split(", id ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
     let mut backup = server(data.path());
     backup.arg("backup").arg("--to").arg(repo.path());
     let (ok, out) = run(backup);
@@ -1104,6 +1114,16 @@ fn backup_commands_round_trip_and_refuse_an_altered_snapshot() {
     assert!(
         out.lines()
             .any(|l| l.contains("server.backup") && l.contains("\"result\":\"failure\"")),
+        "{out}"
+    );
+    // ... and raised as an alert to the lab's admins (a security event in its trail).
+    let mut trail = server(data.path());
+    trail.args(["audit-export", "--tenant", &tenant_id]);
+    let (ok, out) = run(trail);
+    assert!(
+        ok && out
+            .lines()
+            .any(|l| l.contains("security.alert") && l.contains("rule=backup_failed")),
         "{out}"
     );
     let mut list = server(data.path());

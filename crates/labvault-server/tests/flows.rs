@@ -1476,3 +1476,384 @@ async fn cached_reads_see_every_change_at_once() {
     h.api.logout(&owner.refresh).await.unwrap();
     assert_eq!(code(review().await), ErrorCode::Unauthorized);
 }
+
+/// A webhook receiver on 127.0.0.1 (plain HTTP, as a relay on the server would be): it keeps
+/// what it receives and answers 500 until told to accept.
+struct Receiver {
+    url: String,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    accept: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn webhook_receiver() -> Receiver {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let got: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let accept = Arc::new(AtomicBool::new(false));
+    let (g, a) = (got.clone(), accept.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let (g, a) = (g.clone(), a.clone());
+            async move {
+                let sig = headers
+                    .get("x-labvault-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                if a.load(Ordering::SeqCst) {
+                    g.lock().unwrap().push((sig, body));
+                    axum::http::StatusCode::NO_CONTENT
+                } else {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                }
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}/hook", l.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    Receiver { url, got, accept }
+}
+
+/// Every alert rule fires on its scenario (and a normal day of traffic raises none): the
+/// Owner sees each in `GET /v1/alerts`, each is a `security.alert` event in the tenant's audit
+/// trail, and each reaches the tenant's webhook signed with its secret, retried until the
+/// receiver accepts; acknowledging and resolving are audited.
+#[tokio::test]
+async fn security_alerts_fire_on_their_scenarios_and_reach_the_webhook() {
+    use labvault_server::alerts;
+    let h = harness().await;
+    let email = h.tenant("alab").await;
+    let owner = h.login("alab", &email).await;
+    let owner = h.enroll_and_relogin("alab", &owner).await;
+    let tenant = h
+        .server
+        .state
+        .store
+        .tenant_by_slug("alab")
+        .await
+        .unwrap()
+        .id;
+    let list = |state: Option<&str>| {
+        let q = AlertQuery {
+            state: state.map(String::from),
+            hours: None,
+        };
+        let api = &h.api;
+        let token = owner.access.clone();
+        async move { api.alerts(&token, &q).await.unwrap().alerts }
+    };
+    // Detection runs behind the requests: wait (bounded) for what must appear.
+    let wait_for = |rules: Vec<AlertRule>| {
+        let list = &list;
+        async move {
+            for _ in 0..100 {
+                let got: Vec<AlertRule> = list(None).await.iter().map(|a| a.rule).collect();
+                if rules.iter().all(|r| got.contains(r)) {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("alerts {rules:?} not raised; have {:?}", list(None).await);
+        }
+    };
+
+    // A normal day: sign-ins, reads, projects, reviews, a member added, a few deletions.
+    let editor = h
+        .add_member("alab", &owner, "ed@alab.test", Role::Editor)
+        .await;
+    for _ in 0..3 {
+        h.login("alab", "ed@alab.test").await;
+    }
+    let mut projects = Vec::new();
+    for i in 0..5 {
+        projects.push(
+            h.api
+                .create_project(&owner.access, &format!("P{i}"))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    for _ in 0..20 {
+        h.api.me(&editor.access).await.unwrap();
+        h.api
+            .audit(&owner.access, &AuditQuery::default())
+            .await
+            .unwrap();
+    }
+    h.api
+        .access_review(&owner.access, &ReviewQuery::default())
+        .await
+        .unwrap();
+    h.api
+        .delete_project(&owner.access, &projects[0])
+        .await
+        .unwrap();
+    let bad = h
+        .api
+        .login(&login_req("alab", "ed@alab.test", "Wrong-pass-1"))
+        .await;
+    assert!(bad.is_err());
+    // Let the detector see all of it.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(list(None).await, [], "a normal day raises no alert");
+
+    // The webhook, and thresholds low enough to reach here.
+    let hook = webhook_receiver().await;
+    let saved = h
+        .api
+        .set_alert_settings(
+            &owner.access,
+            &AlertSettings {
+                webhook_url: Some(hook.url.clone()),
+                downloads_per_hour: 5,
+                deletions_per_hour: 3,
+            },
+        )
+        .await
+        .unwrap();
+    let secret = saved.webhook_secret.expect("a new webhook's secret, once");
+    let refused = h
+        .api
+        .set_alert_settings(
+            &owner.access,
+            &AlertSettings {
+                webhook_url: Some("http://hooks.example.org/x".into()),
+                ..saved.settings.clone()
+            },
+        )
+        .await;
+    assert_eq!(
+        code(refused),
+        ErrorCode::InvalidInput,
+        "plain HTTP off the host"
+    );
+
+    // Scenarios.
+    // A sign-in from another program: a device this account never used.
+    let other = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(h.server.cert_pem.as_bytes()).unwrap())
+        .resolve("localhost", h.server.addr)
+        .user_agent("curl/8.5")
+        .build()
+        .unwrap();
+    let r = other
+        .post(format!("{}/v1/auth/login", h.base))
+        .json(&login_req("alab", "ed@alab.test", PW))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    // Guessing: the editor's account locks, and the tenant sees a burst of failures.
+    for _ in 0..5 {
+        let _ = h
+            .api
+            .login(&login_req("alab", "ed@alab.test", "Wrong-pass-1"))
+            .await;
+    }
+    for i in 0..5 {
+        let _ = h
+            .api
+            .login(&login_req(
+                "alab",
+                &format!("nobody{i}@alab.test"),
+                "Wrong-pass-1",
+            ))
+            .await;
+    }
+    h.api
+        .set_member_role(&owner.access, &editor.id, Role::Admin)
+        .await
+        .unwrap();
+    h.api
+        .create_api_key(
+            &owner.access,
+            &ApiKeyRequest {
+                name: "ci".into(),
+                role: Role::Viewer,
+                project_id: None,
+                expires_in_days: 30,
+            },
+        )
+        .await
+        .unwrap();
+    for p in &projects[1..4] {
+        h.api.delete_project(&owner.access, p).await.unwrap();
+    }
+    wait_for(vec![
+        AlertRule::NewLoginLocation,
+        AlertRule::AccountLocked,
+        AlertRule::FailedLogins,
+        AlertRule::AdminGranted,
+        AlertRule::ApiKeyCreated,
+        AlertRule::MassDeletion,
+    ])
+    .await;
+    // Two-factor authentication turned off.
+    let secret_totp = owner.totp.clone().unwrap();
+    h.clock.advance(Duration::seconds(31));
+    h.api
+        .mfa_disable(
+            &owner.access,
+            &DisableMfaRequest {
+                password: PW.into(),
+                code: h.code(&secret_totp),
+            },
+        )
+        .await
+        .unwrap();
+    h.clock.advance(Duration::seconds(1));
+    let owner = h.login("alab", &email).await;
+    let list = |state: Option<&str>| {
+        let q = AlertQuery {
+            state: state.map(String::from),
+            hours: None,
+        };
+        let api = &h.api;
+        let token = owner.access.clone();
+        async move { api.alerts(&token, &q).await.unwrap().alerts }
+    };
+    for _ in 0..100 {
+        if list(None)
+            .await
+            .iter()
+            .any(|a| a.rule == AlertRule::MfaDisabled)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // A failed backup, and an audit chain altered behind the server's back.
+    alerts::backup_failed(&h.server.state, "the backup disk is full")
+        .await
+        .unwrap();
+    {
+        let db = labvault_server::server::open_db_raw(&labvault_server::DataDir(
+            h.dir.path().to_path_buf(),
+        ))
+        .unwrap();
+        db.execute(
+            "UPDATE audit_log SET result = 1 \
+             WHERE tenant = (SELECT id FROM audit_strings WHERE s = ?1) AND seq = 2",
+            [&tenant],
+        )
+        .unwrap();
+    }
+    assert_eq!(alerts::check_chains(&h.server.state).await.unwrap(), 1);
+
+    let all = list(None).await;
+    let mut rules: Vec<AlertRule> = all.iter().map(|a| a.rule).collect();
+    rules.sort_by_key(|r| r.as_str());
+    rules.dedup();
+    let mut expected: Vec<AlertRule> = AlertRule::ALL
+        .into_iter()
+        .filter(|r| *r != AlertRule::MassDownload)
+        .collect();
+    expected.sort_by_key(|r| r.as_str());
+    assert_eq!(rules, expected, "{all:#?}");
+    let locked = all
+        .iter()
+        .find(|a| a.rule == AlertRule::AccountLocked)
+        .unwrap();
+    assert_eq!(locked.subject, "ed@alab.test");
+    assert_eq!(locked.severity, "high");
+
+    // Each is a security event in the tenant's audit trail.
+    let trail = h.audit("alab").await;
+    for a in &all {
+        assert!(
+            trail.iter().any(|e| e.action.as_str() == "security.alert"
+                && e.resource == format!("alert/{}", a.id)),
+            "no security event for {:?}",
+            a.rule
+        );
+    }
+
+    // Webhooks: refused at first (nothing lost), retried after a minute, then accepted.
+    let http = alerts::webhook_client();
+    assert_eq!(
+        alerts::deliver_due(&h.server.state, &http).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        alerts::deliver_due(&h.server.state, &http).await.unwrap(),
+        0,
+        "not due again yet"
+    );
+    hook.accept.store(true, std::sync::atomic::Ordering::SeqCst);
+    h.clock.advance(Duration::seconds(61));
+    let n = alerts::deliver_due(&h.server.state, &http).await.unwrap();
+    assert_eq!(n, all.len());
+    let got = hook.got.lock().unwrap().clone();
+    assert_eq!(got.len(), all.len());
+    for (sig, body) in &got {
+        let t: i64 = sig
+            .strip_prefix("t=")
+            .and_then(|s| s.split(',').next())
+            .and_then(|t| t.parse().ok())
+            .unwrap();
+        // What a receiver computes: HMAC-SHA256(secret, "<t>.<body>").
+        use hmac::Mac;
+        let mut m = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+        m.update(format!("{t}.{body}").as_bytes());
+        assert_eq!(
+            sig,
+            &format!("t={t},v1={}", hex::encode(m.finalize().into_bytes())),
+            "signed with the secret"
+        );
+        let notice: AlertNotice = serde_json::from_str(body).unwrap();
+        assert_eq!(notice.tenant, "alab");
+    }
+    assert_eq!(
+        alerts::deliver_due(&h.server.state, &http).await.unwrap(),
+        0,
+        "each once"
+    );
+
+    // Acknowledge, then resolve: audited, and visible in the list.
+    let id = &locked.id;
+    let a = h.api.acknowledge_alert(&owner.access, id).await.unwrap();
+    assert_eq!(
+        (a.state, a.state_by.as_deref()),
+        (AlertState::Acknowledged, Some(email.as_str()))
+    );
+    let a = h.api.resolve_alert(&owner.access, id).await.unwrap();
+    assert_eq!(a.state, AlertState::Resolved);
+    assert!(list(Some("open")).await.iter().all(|x| &x.id != id));
+    assert_eq!(list(Some("resolved")).await.len(), 1);
+    let trail = h.audit("alab").await;
+    for action in ["alert.acknowledge", "alert.resolve"] {
+        assert!(trail
+            .iter()
+            .any(|e| e.action.as_str() == action && e.resource == format!("alert/{id}")));
+    }
+    assert_eq!(
+        code(
+            h.api
+                .acknowledge_alert(&owner.access, &uuid::Uuid::new_v4().to_string())
+                .await
+        ),
+        ErrorCode::NotFound
+    );
+    // The 24-hour view: two days later the list is empty unless asked for more.
+    h.clock.advance(Duration::days(2));
+    let owner = h.login("alab", &email).await;
+    let q = |hours| AlertQuery { state: None, hours };
+    assert_eq!(
+        h.api.alerts(&owner.access, &q(None)).await.unwrap().alerts,
+        []
+    );
+    assert_eq!(
+        h.api
+            .alerts(&owner.access, &q(Some(72)))
+            .await
+            .unwrap()
+            .alerts
+            .len(),
+        all.len()
+    );
+}

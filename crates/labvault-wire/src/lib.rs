@@ -20,8 +20,10 @@ pub use labvault_governance::retention::{DataType, PlanTier};
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
+mod alerts;
 mod sharing;
 mod sync;
+pub use alerts::*;
 pub use sharing::*;
 pub use sync::*;
 

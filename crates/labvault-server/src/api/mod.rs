@@ -5,6 +5,7 @@
 //! bounded by their own checks) a long timeout.
 
 pub mod admin;
+pub mod alerts;
 pub mod auth;
 pub mod data;
 pub mod governance;
@@ -162,6 +163,11 @@ route_table! {
     get "/v1/tenant/sharing" => sharing::get_policy,
     put "/v1/tenant/sharing" => sharing::set_policy,
     post "/v1/me/wipes" => sharing::report_wipe,
+    get "/v1/alerts" => alerts::list_alerts,
+    post "/v1/alerts/{alert_id}/acknowledge" => alerts::acknowledge_alert,
+    post "/v1/alerts/{alert_id}/resolve" => alerts::resolve_alert,
+    get "/v1/tenant/alerts" => alerts::get_alert_settings,
+    put "/v1/tenant/alerts" => alerts::set_alert_settings,
 }
 
 /// The OpenAPI document, generated from the handlers' annotations and the wire types.
@@ -191,6 +197,8 @@ route_table! {
         sharing::register_identity, sharing::my_identity, sharing::put_identity_boxes,
         sharing::find_identity, sharing::membership, sharing::append_membership,
         sharing::get_policy, sharing::set_policy, sharing::report_wipe,
+        alerts::list_alerts, alerts::acknowledge_alert, alerts::resolve_alert,
+        alerts::get_alert_settings, alerts::set_alert_settings,
     ),
     modifiers(&BearerAuth)
 )]

@@ -10,6 +10,7 @@
 //! records, uploads, devices, key boxes, anchors; implemented by the same SQLite store) and
 //! [`blobs::BlobStore`] (the ciphertext bytes; files by default).
 
+pub mod alerts;
 pub mod blobs;
 pub mod sqlite;
 pub mod sync;

@@ -35,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+mod alerts;
 mod db_file;
 mod sharing;
 mod sync;
@@ -118,6 +119,48 @@ thread_local! {
     /// Events appended by the current batch of the writer thread, not yet committed:
     /// (tenant, seq, wire JSON).
     static PENDING: std::cell::RefCell<Vec<(String, u64, Arc<str>)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Hands the audit events this process commits to the alert detector, batch by batch. The
+/// channel is bounded: when the detector falls that far behind, batches are dropped and
+/// counted in an ERROR log line rather than holding up the writer.
+#[derive(Default)]
+struct AuditObserver {
+    tx: Mutex<Option<tokio::sync::mpsc::Sender<crate::store::alerts::AuditBatch>>>,
+    dropped: AtomicU64,
+}
+
+impl AuditObserver {
+    fn subscribe(&self) -> Option<tokio::sync::mpsc::Receiver<crate::store::alerts::AuditBatch>> {
+        let mut g = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        if g.as_ref().is_some_and(|t| !t.is_closed()) {
+            return None;
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(4096);
+        *g = Some(tx);
+        Some(rx)
+    }
+
+    fn wants(&self) -> bool {
+        self.tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|t| !t.is_closed())
+    }
+
+    fn publish(&self, events: crate::store::alerts::AuditBatch) {
+        let g = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = g.as_ref() {
+            if tx.try_send(events).is_err() && !tx.is_closed() {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::error!(
+                    batches = n,
+                    "alert detection fell behind: audit events were not examined"
+                );
+            }
+        }
+    }
 }
 
 /// The newest committed events of each tenant's chain as wire JSON, published by the writer
@@ -322,6 +365,8 @@ const MIGRATIONS: &[&str] = &[
     sharing::MIGRATION,
     // 5: audit events stored compactly (the view `audit_events` reads as before).
     include_str!("sqlite/compact_audit.sql"),
+    // 6: security alerts, their settings, webhook deliveries and sign-in fingerprints.
+    alerts::MIGRATION,
 ];
 
 /// SQLite-backed store.
@@ -340,6 +385,7 @@ pub struct SqliteStore {
     auth_cache: EpochCache<(String, String, String), AuthRow>,
     snap_cache: EpochCache<String, SnapEntry>,
     tail: Arc<AuditTail>,
+    observer: Arc<AuditObserver>,
 }
 
 /// Concurrent read connections.
@@ -423,10 +469,16 @@ impl SqliteStore {
         let epoch = Arc::new(AtomicU64::new(0));
         let commits = Arc::new(AtomicU64::new(0));
         let tail = Arc::new(AuditTail::default());
-        let (e, n, t) = (epoch.clone(), commits.clone(), tail.clone());
+        let observer = Arc::new(AuditObserver::default());
+        let (e, n, t, o) = (
+            epoch.clone(),
+            commits.clone(),
+            tail.clone(),
+            observer.clone(),
+        );
         let handle = std::thread::Builder::new()
             .name("labvault-db-writer".into())
-            .spawn(move || writer_loop(writer, rx, e, n, t))
+            .spawn(move || writer_loop(writer, rx, e, n, t, o))
             .map_err(backend)?;
         Ok(SqliteStore {
             db,
@@ -439,6 +491,7 @@ impl SqliteStore {
             auth_cache: EpochCache::new(),
             snap_cache: EpochCache::new(),
             tail,
+            observer,
         })
     }
 
@@ -632,6 +685,7 @@ fn writer_loop(
     epoch: Arc<AtomicU64>,
     commits: Arc<AtomicU64>,
     tail: Arc<AuditTail>,
+    observer: Arc<AuditObserver>,
 ) {
     let mut last_version: Option<i64> = None;
     while let Ok(first) = rx.recv() {
@@ -665,6 +719,14 @@ fn writer_loop(
         match &commit {
             Ok(()) => {
                 commits.fetch_add(1, Ordering::SeqCst);
+                if observer.wants() && !events.is_empty() {
+                    observer.publish(
+                        events
+                            .iter()
+                            .map(|(t, _, json)| (t.clone(), json.clone()))
+                            .collect(),
+                    );
+                }
                 tail.publish(events);
             }
             Err(e) => {

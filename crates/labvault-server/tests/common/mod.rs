@@ -45,6 +45,8 @@ pub fn test_config() -> Config {
         kdf: KdfParams::TEST,
         login_attempts_per_ip_minute: 10_000,
         sweep_interval_secs: 3600,
+        // Webhook deliveries only when a test asks (`alerts::deliver_due`).
+        alert_tick_secs: 3600,
         // Small parts, so resumable uploads are tested with kilobytes.
         part_size_range: (1024, 64 << 20),
         ..Config::default()
