@@ -120,3 +120,9 @@ for path in $PATHS; do
   fi
 done
 echo "after: $(uptime)"
+# A normal day raises no security alert (docs/alerts.md): the run's traffic is checked by the
+# server's detector like any other.
+ALERTS=$("${CURL[@]}" -H "authorization: Bearer $TOKEN" "$BASE/v1/alerts?hours=24" |
+  python3 -c 'import json,sys; print(len(json.load(sys.stdin)["alerts"]))')
+echo "security alerts raised by the run: $ALERTS"
+[ "$ALERTS" = 0 ] || { echo "the load raised alerts: see GET /v1/alerts" >&2; exit 1; }
