@@ -571,6 +571,7 @@ async fn main() -> Result<()> {
                 Ok(r) => {
                     labvault_server::server::audit_server_event(
                         &state,
+                        "operator",
                         labvault_governance::audit::actions::SERVER_BACKUP,
                         &resource,
                         labvault_wire::AuditResult::Success,
@@ -607,6 +608,7 @@ async fn main() -> Result<()> {
                     }
                     let _ = labvault_server::server::audit_server_event(
                         &state,
+                        "operator",
                         labvault_governance::audit::actions::SERVER_BACKUP,
                         &resource,
                         labvault_wire::AuditResult::Failure,
@@ -664,6 +666,7 @@ async fn main() -> Result<()> {
             let state = open_state_with(&dir, Config::default(), Arc::new(SystemClock), &kek)?;
             labvault_server::server::audit_server_event(
                 &state,
+                "operator",
                 labvault_governance::audit::actions::SERVER_RESTORE,
                 &from.display().to_string(),
                 labvault_wire::AuditResult::Success,

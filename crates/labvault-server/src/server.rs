@@ -178,31 +178,24 @@ pub async fn rotate_kek(
 ) -> Result<crate::keys::Rotation, ServerError> {
     let now = state.now();
     let r = KeyPaths::new(&dir.0).rotate(to, from, now, destroy_retired_before)?;
-    state
-        .store
-        .append_audit(
-            SYSTEM_TENANT,
-            AuditDraft {
-                timestamp: state.clock.now(),
-                user: actor.to_string(),
-                action: actions::SERVER_KEK_ROTATE.into(),
-                resource: "/server/keys".into(),
-                ip_address: "local".into(),
-                user_agent: "labvault-server".into(),
-                result: AuditResult::Success,
-                detail: format!(
-                    "from={} v{} to={} v{} keys={} destroyed={:?} retained={:?}",
-                    custodian_tag(&r.from.0),
-                    r.from.1,
-                    custodian_tag(&r.to.0),
-                    r.to.1,
-                    r.keys,
-                    r.destroyed,
-                    r.retained
-                ),
-            },
-        )
-        .await?;
+    audit_server_event(
+        state,
+        actor,
+        actions::SERVER_KEK_ROTATE,
+        "/server/keys",
+        AuditResult::Success,
+        format!(
+            "from={} v{} to={} v{} keys={} destroyed={:?} retained={:?}",
+            custodian_tag(&r.from.0),
+            r.from.1,
+            custodian_tag(&r.to.0),
+            r.to.1,
+            r.keys,
+            r.destroyed,
+            r.retained
+        ),
+    )
+    .await?;
     tracing::info!(from = r.from.1, to = r.to.1, "key-encryption key rotated");
     Ok(r)
 }
@@ -233,9 +226,11 @@ pub async fn rotate_kek_if_due(
         .map(Some)
 }
 
-/// Appends an event of the server itself (operations: backups, restores) to the server chain.
+/// Appends an event of the server itself (operations: key rotations, backups, restores) to
+/// the server chain, by `actor` (`operator` for the command line, `scheduled` for the server).
 pub async fn audit_server_event(
     state: &AppState,
+    actor: &str,
     action: &str,
     resource: &str,
     result: AuditResult,
@@ -247,7 +242,7 @@ pub async fn audit_server_event(
             SYSTEM_TENANT,
             AuditDraft {
                 timestamp: state.clock.now(),
-                user: "operator".into(),
+                user: actor.into(),
                 action: action.into(),
                 resource: resource.into(),
                 ip_address: "local".into(),

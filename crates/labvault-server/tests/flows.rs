@@ -1477,6 +1477,15 @@ async fn cached_reads_see_every_change_at_once() {
     assert_eq!(code(review().await), ErrorCode::Unauthorized);
 }
 
+/// The tenant's alerts of the last 24 hours, in one state or all.
+async fn alert_list(h: &Harness, token: String, state: Option<&str>) -> Vec<Alert> {
+    let q = AlertQuery {
+        state: state.map(String::from),
+        hours: None,
+    };
+    h.api.alerts(&token, &q).await.unwrap().alerts
+}
+
 /// A webhook receiver on 127.0.0.1 (plain HTTP, as a relay on the server would be): it keeps
 /// what it receives and answers 500 until told to accept.
 struct Receiver {
@@ -1535,15 +1544,7 @@ async fn security_alerts_fire_on_their_scenarios_and_reach_the_webhook() {
         .await
         .unwrap()
         .id;
-    let list = |state: Option<&str>| {
-        let q = AlertQuery {
-            state: state.map(String::from),
-            hours: None,
-        };
-        let api = &h.api;
-        let token = owner.access.clone();
-        async move { api.alerts(&token, &q).await.unwrap().alerts }
-    };
+    let list = |state: Option<&'static str>| alert_list(&h, owner.access.clone(), state);
     // Detection runs behind the requests: wait (bounded) for what must appear.
     let wait_for = |rules: Vec<AlertRule>| {
         let list = &list;
@@ -1708,15 +1709,7 @@ async fn security_alerts_fire_on_their_scenarios_and_reach_the_webhook() {
         .unwrap();
     h.clock.advance(Duration::seconds(1));
     let owner = h.login("alab", &email).await;
-    let list = |state: Option<&str>| {
-        let q = AlertQuery {
-            state: state.map(String::from),
-            hours: None,
-        };
-        let api = &h.api;
-        let token = owner.access.clone();
-        async move { api.alerts(&token, &q).await.unwrap().alerts }
-    };
+    let list = |state: Option<&'static str>| alert_list(&h, owner.access.clone(), state);
     for _ in 0..100 {
         if list(None)
             .await
