@@ -956,3 +956,53 @@ async fn devices_register_approve_and_revoke_anchors_verify() {
 }
 
 mod sharing;
+
+/// Downloads by one caller past the tenant's hourly threshold raise `mass_download` once,
+/// naming the caller; below it nothing is raised.
+#[tokio::test]
+async fn a_mass_download_raises_an_alert_at_the_tenants_threshold() {
+    let h = harness().await;
+    let d = device_and_project(&h, "dl-lab").await;
+    let owner = h.enroll_and_relogin("dl-lab", &d.user).await;
+    let (t, p) = (owner.access.clone(), d.project.clone());
+    h.api
+        .set_alert_settings(
+            &t,
+            &AlertSettings {
+                webhook_url: None,
+                downloads_per_hour: 20,
+                deletions_per_hour: 100,
+            },
+        )
+        .await
+        .unwrap();
+    let b = blob_id();
+    d.api
+        .put_blob(&t, &p, &b, Bytes::from_static(b"sealed bytes"))
+        .await
+        .unwrap();
+    let alerts = || async {
+        h.api
+            .alerts(&t, &AlertQuery::default())
+            .await
+            .unwrap()
+            .alerts
+    };
+    for _ in 0..19 {
+        d.api.get_blob(&t, &p, &b, None).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(alerts().await, [], "19 downloads, threshold 20");
+    d.api.get_blob(&t, &p, &b, None).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got = alerts().await;
+        if !got.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].rule, AlertRule::MassDownload);
+    assert_eq!(got[0].subject, "owner@dl-lab.test");
+}
