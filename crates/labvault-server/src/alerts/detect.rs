@@ -56,6 +56,12 @@ pub fn interesting(action: &str) -> bool {
     ) || is_deletion(action)
 }
 
+/// Whether the rules for `action` compare against the tenant's thresholds (downloads,
+/// deletions).
+pub fn uses_thresholds(action: &str) -> bool {
+    matches!(action, actions::BLOB_GET | actions::BLOB_BATCH) || is_deletion(action)
+}
+
 /// Actions that delete something (members, projects, accounts, keys, devices, access).
 fn is_deletion(action: &str) -> bool {
     matches!(

@@ -134,7 +134,15 @@ async fn examine(
     let Ok(e) = serde_json::from_str::<Event>(json) else {
         return Ok(());
     };
-    let th = thresholds(st, tenant).await;
+    // Only the volume rules read the tenant's thresholds: no read for the other events.
+    let th = if detect::uses_thresholds(action) {
+        thresholds(st, tenant).await
+    } else {
+        Thresholds {
+            downloads_per_hour: u32::MAX,
+            deletions_per_hour: u32::MAX,
+        }
+    };
     for o in d.observe(&e, st.now(), th) {
         match o {
             Observation::Fire {

@@ -141,18 +141,11 @@ impl AuditObserver {
         Some(rx)
     }
 
-    fn wants(&self) -> bool {
-        self.tx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .is_some_and(|t| !t.is_closed())
-    }
-
-    fn publish(&self, events: crate::store::alerts::AuditBatch) {
+    /// Sends the batch `events()` builds, built only when a detector listens.
+    fn publish(&self, events: impl FnOnce() -> crate::store::alerts::AuditBatch) {
         let g = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = g.as_ref() {
-            if tx.try_send(events).is_err() && !tx.is_closed() {
+        if let Some(tx) = g.as_ref().filter(|t| !t.is_closed()) {
+            if tx.try_send(events()).is_err() && !tx.is_closed() {
                 let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::error!(
                     batches = n,
@@ -719,13 +712,13 @@ fn writer_loop(
         match &commit {
             Ok(()) => {
                 commits.fetch_add(1, Ordering::SeqCst);
-                if observer.wants() && !events.is_empty() {
-                    observer.publish(
+                if !events.is_empty() {
+                    observer.publish(|| {
                         events
                             .iter()
                             .map(|(t, _, json)| (t.clone(), json.clone()))
-                            .collect(),
-                    );
+                            .collect()
+                    });
                 }
                 tail.publish(events);
             }
